@@ -1,0 +1,331 @@
+"""Health reports: what a session's state means to the person using it, and how to recover.
+
+The friendly texts live in :data:`MESSAGES`, one entry per situation, so an app can read them,
+and a UI can show icon, title, message and numbered recovery steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from sessionmw.session import Policy, SessionRecord
+from sessionmw.states import HealthStatus, SessionState
+
+__all__ = [
+    "MESSAGES",
+    "CheckResult",
+    "HealthCheck",
+    "HealthReport",
+    "Message",
+    "recovery_text",
+    "run_check",
+]
+
+_log = logging.getLogger("sessionmw.health")
+
+
+class Message(NamedTuple):
+    """The user-facing text of one situation. ``{placeholders}`` are filled from the report."""
+
+    icon: str
+    title: str
+    message: str
+    recovery: tuple[str, ...]
+    context: str = ""
+
+
+#: Situation -> text. Keys are health status values, plus ``expired:<reason>`` variants and
+#: ``check_failed``.
+MESSAGES: dict[str, Message] = {
+    "healthy": Message("✅", "Session active", "✅ Your session is active", ()),
+    "idle": Message(
+        "💤",
+        "Session idle",
+        "💤 Your session is idle: no activity for {minutes_idle} minutes",
+        (
+            "Continue working to keep your session active.",
+            "Without activity it expires in {minutes_left} minutes.",
+        ),
+        "Nothing is lost while your session is idle.",
+    ),
+    "error": Message(
+        "⚠️",
+        "Something went wrong",
+        "⚠️ An error occurred while processing your request",
+        (
+            "Try the action again: most errors are temporary.",
+            "If it fails again, refresh the page.",
+            "If the problem continues, contact support.",
+        ),
+        "Your session reconnects after {errors_left} more errors in a row.",
+    ),
+    "disconnected": Message(
+        "🔌",
+        "Session disconnected",
+        "🔌 Your session was disconnected after repeated errors",
+        (
+            "Click Reconnect, or refresh the page, to reconnect your session.",
+            "Check your network connection.",
+            "If it keeps disconnecting, contact support.",
+        ),
+        "The errors may come from a backend service that is down for a moment.",
+    ),
+    "expired": Message(
+        "⏱️",
+        "Session expired",
+        "⏱️ Your session has expired due to inactivity",
+        (
+            "Refresh the page to start a new session.",
+            "Your inputs are kept in your browser and come back after the refresh.",
+        ),
+        "Sessions expire after {timeout_minutes} minutes without activity.",
+    ),
+    "expired:lifetime_exceeded": Message(
+        "⏱️",
+        "Session expired",
+        "⏱️ Your session has reached its maximum length",
+        (
+            "Refresh the page to start a new session.",
+            "Your inputs are kept in your browser and come back after the refresh.",
+        ),
+        "For your security, sessions end after {lifetime_hours} hours.",
+    ),
+    "expired:end": Message(
+        "🚪",
+        "Session ended",
+        "🚪 This session has ended",
+        ("Refresh the page to start a new session.",),
+    ),
+    "not_found": Message(
+        "❓",
+        "Session not found",
+        "❓ We could not find your session",
+        (
+            "Refresh the page to start a new session.",
+            "If you were in the middle of something, your inputs are kept in your browser.",
+        ),
+        "Sessions can disappear after a server restart or a long time away.",
+    ),
+    "check_failed": Message(
+        "⚠️",
+        "Service unavailable",
+        "⚠️ {check} is not available right now",
+        (
+            "Wait a moment and try again.",
+            "If the problem continues, contact support.",
+        ),
+    ),
+}
+
+_STATUS_OF_STATE: dict[SessionState, HealthStatus] = {
+    SessionState.ACTIVE: HealthStatus.HEALTHY,
+    SessionState.IDLE: HealthStatus.IDLE,
+    SessionState.ERROR: HealthStatus.ERROR,
+    SessionState.DISCONNECTED: HealthStatus.DISCONNECTED,
+    SessionState.EXPIRED: HealthStatus.EXPIRED,
+    SessionState.ENDED: HealthStatus.EXPIRED,
+}
+
+
+class CheckResult(NamedTuple):
+    """The outcome of one custom health check."""
+
+    name: str
+    healthy: bool
+    message: str = ""
+
+
+#: A custom health check: called with the session id, returns True/False, ``(ok, message)``
+#: or a :class:`CheckResult`. Raising counts as failing.
+HealthCheck = Callable[[str], "bool | tuple[bool, str] | CheckResult"]
+
+
+class HealthReport(dict[str, Any]):
+    """The health of one session: a JSON-ready dict whose keys are also attributes.
+
+    ``health["healthy"]`` and ``health.healthy`` are the same; ``json.dumps(health)`` works.
+    """
+
+    __slots__ = ()
+
+    @property
+    def healthy(self) -> bool:
+        """True when the session can be used normally."""
+        return bool(self["healthy"])
+
+    @property
+    def status(self) -> str:
+        """One of ``healthy idle error disconnected expired not_found``."""
+        return str(self["status"])
+
+    @property
+    def state(self) -> str | None:
+        """The session's state, or None when it was not found."""
+        state = self["state"]
+        return None if state is None else str(state)
+
+    @property
+    def session_id(self) -> str | None:
+        """The session the report is about."""
+        session_id = self["session_id"]
+        return None if session_id is None else str(session_id)
+
+    @property
+    def title(self) -> str:
+        """A short heading for the situation."""
+        return str(self["title"])
+
+    @property
+    def icon(self) -> str:
+        """An emoji for the situation."""
+        return str(self["icon"])
+
+    @property
+    def message(self) -> str:
+        """What happened, in one friendly sentence."""
+        return str(self["message"])
+
+    @property
+    def recovery(self) -> list[str]:
+        """What the user can do, as ordered steps."""
+        return list(self["recovery"])
+
+    @property
+    def context(self) -> str:
+        """Extra context for the user (may be empty)."""
+        return str(self["context"])
+
+    @property
+    def error_count(self) -> int:
+        """Errors recorded since the last success or reconnect."""
+        return int(self["error_count"])
+
+    @property
+    def seconds_idle(self) -> float | None:
+        """Seconds since the last activity."""
+        value = self["seconds_idle"]
+        return None if value is None else float(value)
+
+    @property
+    def seconds_until_expiry(self) -> float | None:
+        """Seconds left before the session expires without activity (0 once expired)."""
+        value = self["seconds_until_expiry"]
+        return None if value is None else float(value)
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        """The custom health checks' results: ``{"name", "healthy", "message"}`` each."""
+        return list(self["checks"])
+
+    @classmethod
+    def build(
+        cls,
+        session_id: str | None,
+        record: SessionRecord | None,
+        now: float,
+        policy: Policy,
+        checks: list[CheckResult] | None = None,
+        *,
+        debug: bool = False,
+    ) -> HealthReport:
+        """The report for ``record`` (None: not found) at ``now``."""
+        if record is None:
+            return cls._from_message(
+                session_id, HealthStatus.NOT_FOUND, MESSAGES["not_found"], {}, None, None, 0
+            )
+        status = _STATUS_OF_STATE[record.state]
+        key = status.value
+        if status is HealthStatus.EXPIRED and f"expired:{record.reason}" in MESSAGES:
+            key = f"expired:{record.reason}"
+        seconds_idle = max(0.0, now - record.last_activity)
+        until_expiry = max(0.0, record.expires_at(policy) - now)
+        if record.state.is_terminal:
+            until_expiry = 0.0
+        values = {
+            "minutes_idle": int(seconds_idle // 60),
+            "minutes_left": max(1, int(until_expiry // 60 + 0.999)),
+            "errors_left": max(1, policy.error_threshold - record.error_count),
+            "timeout_minutes": _g(policy.timeout / 60),
+            "lifetime_hours": _g(policy.absolute_timeout / 3600),
+        }
+        message = MESSAGES[key]
+        failed = [check for check in checks or () if not check.healthy]
+        check_failed = status is HealthStatus.HEALTHY and bool(failed)
+        if check_failed:
+            status = HealthStatus.ERROR
+            message = MESSAGES["check_failed"]
+            values["check"] = failed[0].name
+        report = cls._from_message(
+            session_id, status, message, values, seconds_idle, until_expiry, record.error_count
+        )
+        if check_failed and failed[0].message:
+            report["message"] = failed[0].message  # the check's own words, used verbatim
+        report["healthy"] = status is HealthStatus.HEALTHY and not failed
+        report["state"] = record.state.value
+        report["reason"] = record.reason
+        report["checks"] = [check._asdict() for check in checks or ()]
+        if debug:
+            report["last_error"] = record.last_error
+        return report
+
+    @classmethod
+    def _from_message(
+        cls,
+        session_id: str | None,
+        status: HealthStatus,
+        message: Message,
+        values: dict[str, Any],
+        seconds_idle: float | None,
+        until_expiry: float | None,
+        error_count: int,
+    ) -> HealthReport:
+        return cls(
+            session_id=session_id,
+            healthy=False,
+            status=status.value,
+            state=None,
+            reason=None,
+            icon=message.icon,
+            title=message.title,
+            message=message.message.format(**values) if values else message.message,
+            recovery=[step.format(**values) if values else step for step in message.recovery],
+            context=message.context.format(**values) if values else message.context,
+            error_count=error_count,
+            seconds_idle=seconds_idle,
+            seconds_until_expiry=until_expiry,
+            checks=[],
+        )
+
+
+def _g(number: float) -> str:
+    return f"{number:g}"
+
+
+def run_check(name: str, check: HealthCheck, session_id: str, *, debug: bool) -> CheckResult:
+    """Run one custom check; a check that raises fails with a message that leaks nothing."""
+    try:
+        result = check(session_id)
+    except Exception as exc:
+        _log.warning("health check %r raised", name, exc_info=True)
+        detail = f" ({type(exc).__name__}: {exc})" if debug else ""
+        return CheckResult(name, False, f"⚠️ The {name} check could not run{detail}")
+    if isinstance(result, CheckResult):
+        return result._replace(name=name)
+    if isinstance(result, tuple):
+        ok, text = result
+        return CheckResult(name, bool(ok), str(text))
+    return CheckResult(name, bool(result), "")
+
+
+def recovery_text(health: HealthReport) -> str:
+    """The report as the seed's three-part guidance: what happened, how to fix it, context."""
+    lines = [f"🎯 What happened: {health.message}"]
+    steps = health.recovery
+    if steps:
+        lines.append("🔧 How to fix it:")
+        lines += [f"  {number}. {step}" for number, step in enumerate(steps, 1)]
+    if health.context:
+        lines.append(f"📝 {health.context}")
+    return "\n".join(lines)

@@ -1,0 +1,345 @@
+"""The session manager: the seed's API over a store, the transition table and the signals.
+
+The manager never decides a transition itself: it asks the store to apply an event atomically
+(:meth:`SessionStore.update`) and then sends the signals for the changes the store reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from sessionmw import signals
+from sessionmw.errors import StoreUnavailableError
+from sessionmw.health import CheckResult, HealthCheck, HealthReport, recovery_text, run_check
+from sessionmw.session import SessionRecord
+from sessionmw.settings import Settings
+from sessionmw.states import Event, SessionState
+from sessionmw.stores import SessionStore, store_from_url
+from sessionmw.stores.base import Outcome
+from sessionmw.transitions import Change
+
+__all__ = [
+    "SESSION_ID_BYTES",
+    "SessionManager",
+    "get_session_manager",
+    "new_session_id",
+    "set_session_manager",
+]
+
+_log = logging.getLogger("sessionmw")
+
+#: Random bytes in a generated session id (160 bits, from :mod:`secrets`).
+SESSION_ID_BYTES = 20
+_VALID_ID = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
+
+_SIGNAL_OF_STATE = {
+    SessionState.EXPIRED: signals.session_expired,
+    SessionState.DISCONNECTED: signals.session_disconnected,
+    SessionState.ENDED: signals.session_ended,
+}
+_RECOVERING_FROM = frozenset({SessionState.ERROR, SessionState.DISCONNECTED})
+
+
+def new_session_id() -> str:
+    """A fresh, unguessable session id: 160 random bits from :mod:`secrets`, URL-safe."""
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def describe_error(error: BaseException | str) -> str:
+    """A short technical description of an error for the store (never shown outside debug)."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return text[:500]
+
+
+class SessionManager:
+    """Creates sessions, records what happens to them, and reports their health.
+
+    :param settings: validated settings; by default read from the environment.
+    :param store: a :class:`~sessionmw.stores.SessionStore` or a store URL; by default the
+        settings' ``store_url`` (``memory://`` unless configured).
+    :param clock: returns the current time in seconds (injectable, e.g.
+        :class:`sessionmw.testing.FakeClock`, so tests never sleep).
+    :param overrides: setting values that win over ``settings`` and the environment.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: SessionStore | str | None = None,
+        clock: Callable[[], float] = time.time,
+        **overrides: object,
+    ) -> None:
+        if settings is None:
+            settings = Settings.from_env(**overrides)
+        elif overrides:
+            settings = settings.replace(**overrides)
+        #: The settings in force (read once, at construction).
+        self.settings = settings
+        #: The limits sessions are judged by.
+        self.policy = settings.policy
+        if store is None:
+            store = settings.store_url
+        if isinstance(store, str):
+            store = store_from_url(store, max_sessions=settings.max_sessions)
+        #: Where sessions are kept.
+        self.store: SessionStore = store
+        #: The clock (seconds).
+        self.clock = clock
+        self._checks: dict[str, HealthCheck] = {}
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def create_session(self, session_id: str | None = None) -> SessionRecord:
+        """Start a new active session and return it.
+
+        :param session_id: an id chosen by the application (letters, digits and ``._:~-``, at most
+            128 characters); by default a fresh random one. A terminal session with the same id is
+            replaced; a live one raises :class:`~sessionmw.SessionExistsError`.
+        :raises SessionLimitError: when the store is at ``max_sessions``.
+        """
+        if session_id is None:
+            session_id = new_session_id()
+        else:
+            check_session_id(session_id)
+        now = self.clock()
+        record = SessionRecord.new(session_id, now)
+        self._guard("create_session", _RAISE, self.store.create, record, now, self.policy)
+        _log.info("session created", extra={"session": short_id(session_id)})
+        signals.send(signals.session_created, self, session_id=session_id, session=record.copy())
+        return record
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session as it is now (time-derived states applied), or None if unknown."""
+        outcome = self._update(session_id, None, None, "get_session")
+        return None if outcome is None else outcome.record
+
+    def update_session_activity(self, session_id: str) -> bool:
+        """Record activity: resets the inactivity clock, wakes an idle session.
+
+        Returns False if the session does not exist.
+
+        :raises IllegalTransitionError: if the session is expired or ended.
+        """
+        if self._update(session_id, Event.ACTIVITY, None, "update_session_activity") is None:
+            return False
+        signals.send(signals.activity, self, session_id=session_id)
+        return True
+
+    def record_error(self, session_id: str, error: BaseException | str) -> bool:
+        """Record an error (an exception or a message); at the threshold the session disconnects.
+
+        Returns False if the session does not exist.
+        """
+        outcome = self._update(session_id, Event.ERROR, describe_error(error), "record_error")
+        if outcome is None:
+            return False
+        signals.send(
+            signals.error_recorded, self, session_id=session_id, session=outcome.record, error=error
+        )
+        return True
+
+    def record_success(self, session_id: str) -> bool:
+        """Record a successful operation: clears the error count, an error session is active again."""
+        return self._update(session_id, Event.SUCCESS, None, "record_success") is not None
+
+    def reconnect(self, session_id: str) -> bool:
+        """Take a disconnected (or erroring) session back to active with a clean error count."""
+        return self._update(session_id, Event.RECONNECT, None, "reconnect") is not None
+
+    def end_session(self, session_id: str) -> bool:
+        """End a session on purpose (logout). Returns False if it does not exist."""
+        return self._update(session_id, Event.END, None, "end_session") is not None
+
+    def delete_session(self, session_id: str) -> bool:
+        """Remove a session's record entirely (no signal). Returns False if it did not exist."""
+        return bool(self._guard("delete_session", False, self.store.delete, session_id))
+
+    def sweep(self, limit: int = 1000) -> list[Change]:
+        """Expire up to ``limit`` due sessions (sending their signals) and drop old records."""
+        changes: list[Change] = self._guard(
+            "sweep", [], self.store.sweep, self.clock(), self.policy, limit
+        )
+        for change in changes:
+            self._announce(change, None)
+        return changes
+
+    def session_count(self, state: SessionState | None = None) -> int:
+        """How many sessions are live (or, given ``state``, are in that state)."""
+        return int(self._guard("session_count", 0, self.store.count, state))
+
+    def close(self) -> None:
+        """Release the store's connections and files."""
+        self.store.close()
+
+    # -- health -------------------------------------------------------------------------------
+
+    def check_health(self, session_id: str) -> HealthReport:
+        """The health of a session, with a friendly message and recovery steps.
+
+        Never raises for an unknown id: the report's status is then ``not_found``. Checking health
+        does not count as activity.
+        """
+        outcome = self._update(session_id, None, None, "check_health", raise_refused=False)
+        now = self.clock()
+        record = None if outcome is None else outcome.record
+        checks: list[CheckResult] | None = None
+        if record is not None and self._checks:
+            checks = [
+                run_check(name, check, session_id, debug=self.settings.debug)
+                for name, check in list(self._checks.items())
+            ]
+        return HealthReport.build(
+            session_id, record, now, self.policy, checks, debug=self.settings.debug
+        )
+
+    def get_recovery_instructions(self, health: HealthReport) -> str:
+        """The report's guidance as text: what happened, numbered steps, context."""
+        return recovery_text(health)
+
+    def add_health_check(self, name: str, check: HealthCheck) -> None:
+        """Run ``check(session_id)`` in every :meth:`check_health`; a failing one makes it unhealthy."""
+        if not name:
+            raise ValueError("a health check needs a name")
+        self._checks[name] = check
+
+    def remove_health_check(self, name: str) -> None:
+        """Stop running the health check ``name``; unknown names are ignored."""
+        self._checks.pop(name, None)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _update(
+        self,
+        session_id: str,
+        event: Event | None,
+        error: str | None,
+        operation: str,
+        *,
+        raise_refused: bool = True,
+    ) -> Outcome | None:
+        outcome: Outcome | None = self._guard(
+            operation,
+            _UNAVAILABLE,
+            self.store.update,
+            session_id,
+            event,
+            self.clock(),
+            self.policy,
+            error,
+        )
+        if outcome is None:
+            return None
+        if outcome is _UNAVAILABLE:
+            return _fail_open_outcome(session_id, self.clock())
+        for change in outcome.changes:
+            self._announce(change, outcome.record)
+        if outcome.refused is not None and raise_refused:
+            raise outcome.refused
+        return outcome
+
+    def _guard(self, operation: str, fallback: Any, call: Callable[..., Any], *args: Any) -> Any:
+        """Call the store; on :class:`StoreUnavailableError` report it and fail open or closed."""
+        try:
+            return call(*args)
+        except StoreUnavailableError as exc:
+            _log.warning(
+                "session store unavailable during %s (%s)",
+                operation,
+                self.settings.on_store_error,
+                extra={"operation": operation},
+            )
+            signals.send(signals.store_error, self, error=exc, operation=operation)
+            if self.settings.on_store_error == "fail_closed" or fallback is _RAISE:
+                raise
+            return fallback
+
+    def _announce(self, change: Change, record: SessionRecord | None) -> None:
+        session = record
+        _log.info(
+            "session %s: %s -> %s (%s)",
+            short_id(change.session_id),
+            change.old.value,
+            change.new.value,
+            change.event.value,
+            extra={
+                "session": short_id(change.session_id),
+                "old_state": change.old.value,
+                "new_state": change.new.value,
+                "reason": change.event.value,
+            },
+        )
+        if session is None and (signals.state_changed.receivers or _has_state_receivers()):
+            session = self.store.get(change.session_id)
+        kwargs = {"session_id": change.session_id, "session": session, "reason": change.event.value}
+        signals.send(signals.state_changed, self, old=change.old, new=change.new, **kwargs)
+        state_signal = _SIGNAL_OF_STATE.get(change.new)
+        if state_signal is not None:
+            signals.send(state_signal, self, **kwargs)
+        elif change.new is SessionState.ACTIVE and change.old in _RECOVERING_FROM:
+            signals.send(signals.session_recovered, self, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"SessionManager(store={self.store!r})"
+
+
+_UNAVAILABLE: Literal["unavailable"] = "unavailable"
+_RAISE: Literal["raise"] = "raise"
+
+
+def _fail_open_outcome(session_id: str, now: float) -> Outcome:
+    """Fail-open: with the store down, the session is treated as a healthy, active one."""
+    return Outcome(SessionRecord.new(session_id, now), ())
+
+
+def _has_state_receivers() -> bool:
+    return any(
+        signal.receivers
+        for signal in (*_SIGNAL_OF_STATE.values(), signals.session_recovered)
+    )
+
+
+def check_session_id(session_id: object) -> str:
+    """Return ``session_id`` if it is a well-formed id, else raise :class:`ValueError` naming it."""
+    if not isinstance(session_id, str) or not _VALID_ID.fullmatch(session_id):
+        shown = repr(session_id)
+        if len(shown) > 40:
+            shown = shown[:37] + "..."
+        raise ValueError(
+            f"invalid session id {shown}: use 1 to 128 letters, digits or '._:~-'"
+        )
+    return session_id
+
+
+def short_id(session_id: str) -> str:
+    """A shortened id for logs (a full session id is a credential)."""
+    return session_id[:6] + "…" if len(session_id) > 8 else "…"
+
+
+_default: SessionManager | None = None
+_default_lock = threading.Lock()
+
+
+def get_session_manager() -> SessionManager:
+    """The process-wide default manager, configured from the environment on first use."""
+    global _default
+    manager = _default
+    if manager is None:
+        with _default_lock:
+            if _default is None:
+                _default = SessionManager()
+            manager = _default
+    return manager
+
+
+def set_session_manager(manager: SessionManager | None) -> None:
+    """Make ``manager`` the process default (None: build a new one from the environment next time)."""
+    global _default
+    with _default_lock:
+        _default = manager

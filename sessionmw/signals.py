@@ -1,0 +1,79 @@
+"""The blinker signals sessionmw sends. They are its only observer API.
+
+Every signal is sent by the :class:`~sessionmw.SessionManager` (the sender) with keyword arguments
+listed in its comment. Connect with ``signal.connect(receiver)`` or, in tests,
+``signal.connected_to(receiver)`` / :func:`sessionmw.testing.capture_signals`.
+
+A receiver that raises never breaks the code that caused the signal: the exception is logged
+under the ``sessionmw.signals`` logger and the remaining receivers still run. (blinker's own
+``send()`` lets the exception propagate, so sessionmw dispatches with :func:`send`.)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from blinker import NamedSignal, Namespace
+
+__all__ = [
+    "activity",
+    "error_recorded",
+    "retry_attempt",
+    "retry_exhausted",
+    "retry_succeeded",
+    "send",
+    "session_created",
+    "session_disconnected",
+    "session_ended",
+    "session_expired",
+    "session_recovered",
+    "state_changed",
+    "store_error",
+]
+
+_log = logging.getLogger("sessionmw.signals")
+_signals = Namespace()
+
+#: Every state change. Kwargs: ``session_id``, ``session`` (a :class:`~sessionmw.SessionRecord`
+#: copy), ``old`` and ``new`` (:class:`~sessionmw.SessionState`), ``reason`` (the event's value).
+state_changed: NamedSignal = _signals.signal("state-changed")
+#: A session was created. Kwargs: ``session_id``, ``session``.
+session_created: NamedSignal = _signals.signal("session-created")
+#: A session saw activity (sent on every touch). Kwargs: ``session_id``.
+activity: NamedSignal = _signals.signal("activity")
+#: An error was recorded on a session. Kwargs: ``session_id``, ``session``, ``error`` (the
+#: exception or message given to ``record_error``).
+error_recorded: NamedSignal = _signals.signal("error-recorded")
+#: A session expired (inactivity or lifetime). Kwargs: ``session_id``, ``session``, ``reason``.
+session_expired: NamedSignal = _signals.signal("session-expired")
+#: A session was disconnected after too many errors. Kwargs: ``session_id``, ``session``, ``reason``.
+session_disconnected: NamedSignal = _signals.signal("session-disconnected")
+#: A session in error or disconnected became active again. Kwargs: ``session_id``, ``session``,
+#: ``reason``.
+session_recovered: NamedSignal = _signals.signal("session-recovered")
+#: A session was ended on purpose. Kwargs: ``session_id``, ``session``, ``reason``.
+session_ended: NamedSignal = _signals.signal("session-ended")
+#: A retry strategy is about to wait and try again. Kwargs: ``details`` (a frozen record).
+retry_attempt: NamedSignal = _signals.signal("retry-attempt")
+#: A call succeeded after at least one failed attempt. Kwargs: ``details``.
+retry_succeeded: NamedSignal = _signals.signal("retry-succeeded")
+#: A call failed on its last attempt. Kwargs: ``details``.
+retry_exhausted: NamedSignal = _signals.signal("retry-exhausted")
+#: The session store failed and the manager carried on (fail-open) or refused (fail-closed).
+#: Kwargs: ``error`` (the :class:`~sessionmw.StoreUnavailableError`), ``operation``.
+store_error: NamedSignal = _signals.signal("store-error")
+
+
+def send(signal: NamedSignal, sender: Any, /, **kwargs: Any) -> None:
+    """Send ``signal`` to every receiver; a receiver that raises is logged and skipped.
+
+    Costs one attribute check when nobody is connected.
+    """
+    if not signal.receivers or signal.is_muted:
+        return
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            _log.exception("receiver %r of signal %r raised", receiver, signal.name)

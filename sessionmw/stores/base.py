@@ -1,0 +1,116 @@
+"""The store protocol: what the manager needs from a place that keeps sessions.
+
+Every operation that changes a session is **one atomic store operation**: the store applies the
+passage of time and the event with :mod:`sessionmw.transitions` while it holds the session (a lock,
+a ``BEGIN IMMEDIATE`` transaction, a Lua script), so the manager never reads, modifies and writes
+back. That is what makes a transition happen exactly once when several processes share a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from sessionmw.errors import IllegalTransitionError
+from sessionmw.session import Policy, SessionRecord
+from sessionmw.states import Event, SessionState
+from sessionmw.transitions import Change, apply, elapse
+
+__all__ = ["Outcome", "SessionStore", "step"]
+
+
+class Outcome(NamedTuple):
+    """What one atomic update did."""
+
+    #: A copy of the session after the update.
+    record: SessionRecord
+    #: The state changes the update made, in order (time first, then the event).
+    changes: tuple[Change, ...]
+    #: Set when the event was not allowed in the (time-updated) state; the time changes still hold.
+    refused: IllegalTransitionError | None = None
+
+
+def step(
+    record: SessionRecord,
+    event: Event | None,
+    now: float,
+    policy: Policy,
+    error: str | None = None,
+) -> tuple[tuple[Change, ...], IllegalTransitionError | None]:
+    """Apply time, then ``event`` (None: time only), to ``record`` in place.
+
+    The building block of every store's update: returns the changes and, if the event was
+    refused, the refusal (the record then keeps its time changes only).
+    """
+    changes: tuple[Change, ...] = ()
+    timed = elapse(record, now, policy)
+    if timed is not None:
+        changes = (timed,)
+    if event is None:
+        return changes, None
+    try:
+        change = apply(record, event, now, policy, error)
+    except IllegalTransitionError as refused:
+        return changes, refused
+    if change is not None:
+        changes += (change,)
+    return changes, None
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """A place that keeps session records. Implementations must be safe to share between threads."""
+
+    #: The most live (non-terminal) sessions the store accepts; None for no limit.
+    max_sessions: int | None
+
+    def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
+        """Store a new session atomically.
+
+        A terminal (expired or ended) record with the same id is replaced.
+
+        :raises SessionExistsError: if a live session with that id exists.
+        :raises SessionLimitError: if :attr:`max_sessions` live sessions exist already.
+        """
+        ...
+
+    def update(
+        self,
+        session_id: str,
+        event: Event | None,
+        now: float,
+        policy: Policy,
+        error: str | None = None,
+    ) -> Outcome | None:
+        """Atomically apply the passage of time and then ``event`` (None: time only).
+
+        Returns None if there is no such session.
+        """
+        ...
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        """A copy of the stored record as it is (time not applied), or None."""
+        ...
+
+    def delete(self, session_id: str) -> bool:
+        """Remove a session; True if it existed."""
+        ...
+
+    def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
+        """Expire up to ``limit`` sessions that are due and drop terminal records past retention.
+
+        Returns the expiries. Cost grows with the number of due sessions, not with all sessions.
+        """
+        ...
+
+    def count(self, state: SessionState | None = None) -> int:
+        """How many records the store holds in ``state`` (None: live sessions, i.e. not terminal)."""
+        ...
+
+    def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
+        """Copies of the stored records (for admin tools; never used on a request path)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...

@@ -1,0 +1,127 @@
+"""The in-process store: a dict behind a lock. The default; sessions die with the process."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Iterator
+
+from sessionmw.errors import SessionExistsError, SessionLimitError
+from sessionmw.session import Policy, SessionRecord
+from sessionmw.states import Event, SessionState
+from sessionmw.stores.base import Outcome, step
+from sessionmw.transitions import Change
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Keeps sessions in a dict in this process; thread-safe.
+
+    Sweeping uses a heap of deadlines: a session's entry is checked when its deadline passes and
+    pushed back if it saw activity since, so :meth:`sweep` costs about the number of due sessions.
+    """
+
+    def __init__(self, *, max_sessions: int | None = None) -> None:
+        self.max_sessions = max_sessions
+        self._records: dict[str, SessionRecord] = {}
+        self._lock = threading.Lock()
+        self._live = 0
+        # (deadline, session_id): at or after deadline the session may be due for expiry or purge.
+        self._deadlines: list[tuple[float, str]] = []
+
+    def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
+        record = record.copy()
+        with self._lock:
+            old = self._records.get(record.session_id)
+            if old is not None:
+                step(old, None, now, policy)  # an old session may have expired by now
+                if not old.state.is_terminal:
+                    raise SessionExistsError(
+                        "a live session with this id exists", session_id=record.session_id
+                    )
+            if self.max_sessions is not None and self._live >= self.max_sessions:
+                raise SessionLimitError(
+                    "the session store is full", session_id=record.session_id
+                )
+            self._records[record.session_id] = record
+            self._live += 1
+            heapq.heappush(self._deadlines, (record.expires_at(policy), record.session_id))
+
+    def update(
+        self,
+        session_id: str,
+        event: Event | None,
+        now: float,
+        policy: Policy,
+        error: str | None = None,
+    ) -> Outcome | None:
+        with self._lock:
+            record = self._records.get(session_id)
+            if record is None:
+                return None
+            was_terminal = record.state.is_terminal
+            changes, refused = step(record, event, now, policy, error)
+            if changes and not was_terminal and record.state.is_terminal:
+                self._live -= 1
+            return Outcome(record.copy(), changes, refused)
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        with self._lock:
+            record = self._records.get(session_id)
+            return None if record is None else record.copy()
+
+    def delete(self, session_id: str) -> bool:
+        with self._lock:
+            record = self._records.pop(session_id, None)
+            if record is None:
+                return False
+            if not record.state.is_terminal:
+                self._live -= 1
+            return True
+
+    def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
+        expired: list[Change] = []
+        with self._lock:
+            heap = self._deadlines
+            while heap and heap[0][0] <= now and len(expired) < limit:
+                _, session_id = heapq.heappop(heap)
+                record = self._records.get(session_id)
+                if record is None:
+                    continue  # deleted since
+                if record.state.is_terminal:
+                    purge_at = record.state_changed_at + policy.retention
+                    if purge_at <= now:
+                        del self._records[session_id]
+                    else:
+                        heapq.heappush(heap, (purge_at, session_id))
+                    continue
+                changes, _ = step(record, None, now, policy)
+                if record.state.is_terminal:
+                    self._live -= 1
+                    expired.extend(changes)
+                    heapq.heappush(heap, (now + policy.retention, session_id))
+                else:  # saw activity since the entry was pushed
+                    heapq.heappush(heap, (record.expires_at(policy), session_id))
+        return expired
+
+    def count(self, state: SessionState | None = None) -> int:
+        with self._lock:
+            if state is None:
+                return self._live
+            return sum(1 for record in self._records.values() if record.state is state)
+
+    def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
+        with self._lock:
+            snapshot = [
+                record.copy()
+                for record in self._records.values()
+                if state is None or record.state is state
+            ]
+        return iter(snapshot)
+
+    def close(self) -> None:
+        """Nothing to release; the sessions stay until the store is garbage-collected."""
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(max_sessions={self.max_sessions!r})"

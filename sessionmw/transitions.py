@@ -1,0 +1,161 @@
+"""The transition table: the one place where a session's next state is decided.
+
+:data:`TRANSITIONS` maps ``(state, event)`` to the next state. A pair that is not in the table is
+an illegal event for that state. :func:`elapse` applies the passage of time, :func:`apply` applies
+one event; both change the record in place and are called by the stores inside one atomic
+operation, so that a transition is decided exactly once even across processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from sessionmw.errors import IllegalTransitionError
+from sessionmw.session import Policy, SessionRecord
+from sessionmw.states import Event, SessionState
+
+__all__ = ["TRANSITIONS", "Change", "apply", "elapse", "mermaid", "next_state"]
+
+_A, _I, _E = SessionState.ACTIVE, SessionState.IDLE, SessionState.ERROR
+_D, _X, _N = SessionState.DISCONNECTED, SessionState.EXPIRED, SessionState.ENDED
+
+#: ``(state, event) -> next state``. EXPIRED and ENDED have no outgoing transitions.
+TRANSITIONS: Final[Mapping[tuple[SessionState, Event], SessionState]] = MappingProxyType(
+    {
+        (_A, Event.ACTIVITY): _A,
+        (_A, Event.SUCCESS): _A,
+        (_A, Event.ERROR): _E,
+        (_A, Event.ERROR_THRESHOLD): _D,
+        (_A, Event.RECONNECT): _A,
+        (_A, Event.END): _N,
+        (_A, Event.IDLE_TIMEOUT): _I,
+        (_A, Event.TIMEOUT): _X,
+        (_A, Event.LIFETIME_EXCEEDED): _X,
+        (_I, Event.ACTIVITY): _A,
+        (_I, Event.SUCCESS): _A,
+        (_I, Event.ERROR): _E,
+        (_I, Event.ERROR_THRESHOLD): _D,
+        (_I, Event.RECONNECT): _A,
+        (_I, Event.END): _N,
+        (_I, Event.TIMEOUT): _X,
+        (_I, Event.LIFETIME_EXCEEDED): _X,
+        (_E, Event.ACTIVITY): _E,
+        (_E, Event.SUCCESS): _A,
+        (_E, Event.ERROR): _E,
+        (_E, Event.ERROR_THRESHOLD): _D,
+        (_E, Event.RECONNECT): _A,
+        (_E, Event.END): _N,
+        (_E, Event.TIMEOUT): _X,
+        (_E, Event.LIFETIME_EXCEEDED): _X,
+        (_D, Event.ACTIVITY): _D,
+        (_D, Event.ERROR): _D,
+        (_D, Event.ERROR_THRESHOLD): _D,
+        (_D, Event.RECONNECT): _A,
+        (_D, Event.END): _N,
+        (_D, Event.TIMEOUT): _X,
+        (_D, Event.LIFETIME_EXCEEDED): _X,
+    }
+)
+
+#: Events that count as the user doing something: they reset the inactivity clock.
+_USER_EVENTS: Final = frozenset(
+    {Event.ACTIVITY, Event.SUCCESS, Event.ERROR, Event.ERROR_THRESHOLD, Event.RECONNECT}
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Change:
+    """One state change of one session."""
+
+    session_id: str
+    old: SessionState
+    new: SessionState
+    event: Event
+    at: float
+
+
+def next_state(state: SessionState, event: Event) -> SessionState:
+    """The state that ``event`` leads to from ``state``.
+
+    :raises IllegalTransitionError: if the table has no such transition.
+    """
+    try:
+        return TRANSITIONS[state, event]
+    except KeyError:
+        raise IllegalTransitionError(state.value, event.value) from None
+
+
+def elapse(record: SessionRecord, now: float, policy: Policy) -> Change | None:
+    """Apply the passage of time up to ``now``; return the change it caused, if any."""
+    state = record.state
+    if state is _X or state is _N:
+        return None
+    if now - record.created_at >= policy.absolute_timeout:
+        event = Event.LIFETIME_EXCEEDED
+    elif now - record.last_activity >= policy.timeout:
+        event = Event.TIMEOUT
+    elif now - record.last_activity >= policy.idle_after and (state, Event.IDLE_TIMEOUT) in TRANSITIONS:
+        event = Event.IDLE_TIMEOUT
+    else:
+        return None
+    return _enter(record, TRANSITIONS[state, event], event, now)
+
+
+def apply(
+    record: SessionRecord,
+    event: Event,
+    now: float,
+    policy: Policy,
+    error: str | None = None,
+) -> Change | None:
+    """Apply ``event`` at ``now``; return the state change, or None if the state stayed the same.
+
+    ``Event.ERROR`` becomes ``Event.ERROR_THRESHOLD`` when this error reaches the policy's
+    threshold. Call :func:`elapse` first so that time-derived states are current.
+
+    :raises IllegalTransitionError: if the current state does not allow the event; the record is
+        then left unchanged.
+    """
+    if event is Event.ERROR and record.error_count + 1 >= policy.error_threshold:
+        event = Event.ERROR_THRESHOLD
+    try:
+        new = TRANSITIONS[record.state, event]
+    except KeyError:
+        raise IllegalTransitionError(
+            record.state.value, event.value, session_id=record.session_id
+        ) from None
+    if event in _USER_EVENTS:
+        record.last_activity = now
+    if event is Event.ERROR or event is Event.ERROR_THRESHOLD:
+        record.error_count += 1
+        record.last_error = error
+    elif event is Event.SUCCESS or event is Event.RECONNECT:
+        record.error_count = 0
+        record.last_error = None
+    if new is record.state:
+        return None
+    return _enter(record, new, event, now)
+
+
+def _enter(record: SessionRecord, new: SessionState, event: Event, now: float) -> Change:
+    change = Change(record.session_id, record.state, new, event, now)
+    record.state = new
+    record.state_changed_at = now
+    record.reason = event.value
+    return change
+
+
+def mermaid() -> str:
+    """The state diagram as Mermaid source, generated from :data:`TRANSITIONS`."""
+    edges: dict[tuple[SessionState, SessionState], list[str]] = {}
+    for (old, event), new in TRANSITIONS.items():
+        if old is not new:
+            edges.setdefault((old, new), []).append(event.value)
+    lines = ["stateDiagram-v2", "    [*] --> active: created"]
+    for (old, new), events in edges.items():
+        lines.append(f"    {old.value} --> {new.value}: {', '.join(events)}")
+    lines += ["    expired --> [*]", "    ended --> [*]"]
+    return "\n".join(lines) + "\n"
