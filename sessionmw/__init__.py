@@ -7,42 +7,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessionmw.context import current_manager
-from sessionmw.context import current_session_id
-from sessionmw.context import session_scope
-from sessionmw.errors import BackendProcessError
-from sessionmw.errors import ConfigurationError
-from sessionmw.errors import CorruptRecordError
-from sessionmw.errors import DataLoadError
-from sessionmw.errors import IllegalTransitionError
-from sessionmw.errors import SessionDisconnectedError
-from sessionmw.errors import SessionError
-from sessionmw.errors import SessionExistsError
-from sessionmw.errors import SessionExpiredError
-from sessionmw.errors import SessionLimitError
-from sessionmw.errors import SessionMWError
-from sessionmw.errors import SessionNotFoundError
-from sessionmw.errors import StoreError
-from sessionmw.errors import StoreUnavailableError
-from sessionmw.errors import TransientError
-from sessionmw.health import MESSAGES
-from sessionmw.health import CheckResult
-from sessionmw.health import HealthCheck
-from sessionmw.health import HealthReport
-from sessionmw.manager import SessionManager
-from sessionmw.manager import get_session_manager
-from sessionmw.manager import new_session_id
-from sessionmw.manager import set_session_manager
-from sessionmw.session import Policy
-from sessionmw.session import SessionRecord
+from sessionmw.context import current_manager, current_session_id, session_scope
+from sessionmw.errors import (
+    BackendProcessError,
+    ConfigurationError,
+    CorruptRecordError,
+    DataLoadError,
+    IllegalTransitionError,
+    SessionDisconnectedError,
+    SessionError,
+    SessionExistsError,
+    SessionExpiredError,
+    SessionLimitError,
+    SessionMWError,
+    SessionNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    TransientError,
+)
+from sessionmw.health import MESSAGES, CheckResult, HealthCheck, HealthReport
+from sessionmw.manager import (
+    SessionManager,
+    get_session_manager,
+    new_session_id,
+    set_session_manager,
+)
+from sessionmw.session import Policy, SessionRecord
 from sessionmw.settings import Settings
-from sessionmw.states import Event
-from sessionmw.states import HealthStatus
-from sessionmw.states import SessionState
-from sessionmw.stores import SessionStore
-from sessionmw.stores import store_from_url
-from sessionmw.transitions import TRANSITIONS
-from sessionmw.transitions import Change
+from sessionmw.states import Event, HealthStatus, SessionState
+from sessionmw.stores import SessionStore, store_from_url
+from sessionmw.transitions import TRANSITIONS, Change
 
 __all__ = [
     "MESSAGES",

@@ -24,9 +24,7 @@ class _Scope(NamedTuple):
     session_id: str
 
 
-_current: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
-    "sessionmw_scope", default=None
-)
+_current: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("sessionmw_scope", default=None)
 
 
 def current_session_id() -> str | None:

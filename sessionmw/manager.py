@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from sessionmw import signals
-from sessionmw.errors import StoreUnavailableError
+from sessionmw.errors import CorruptRecordError, StoreUnavailableError
 from sessionmw.health import CheckResult, HealthCheck, HealthReport, recovery_text, run_check
 from sessionmw.session import SessionRecord
 from sessionmw.settings import Settings
@@ -74,7 +74,7 @@ class SessionManager:
         *,
         store: SessionStore | str | None = None,
         clock: Callable[[], float] = time.time,
-        **overrides: object,
+        **overrides: Any,
     ) -> None:
         if settings is None:
             settings = Settings.from_env(**overrides)
@@ -127,10 +127,22 @@ class SessionManager:
 
         :raises IllegalTransitionError: if the session is expired or ended.
         """
-        if self._update(session_id, Event.ACTIVITY, None, "update_session_activity") is None:
-            return False
+        return self.touch(session_id) is not None
+
+    def touch(self, session_id: str) -> SessionRecord | None:
+        """Record activity and return the session as it is now, or None if it does not exist.
+
+        The same as :meth:`update_session_activity`, for callers (adapters, ``@guarded``) that
+        need the state too: one store operation instead of two.
+
+        :raises IllegalTransitionError: if the session is expired or ended (time changes that
+            the call observed are kept and signalled first).
+        """
+        outcome = self._update(session_id, Event.ACTIVITY, None, "update_session_activity")
+        if outcome is None:
+            return None
         signals.send(signals.activity, self, session_id=session_id)
-        return True
+        return outcome.record
 
     def record_error(self, session_id: str, error: BaseException | str) -> bool:
         """Record an error (an exception or a message); at the threshold the session disconnects.
@@ -140,9 +152,7 @@ class SessionManager:
         outcome = self._update(session_id, Event.ERROR, describe_error(error), "record_error")
         if outcome is None:
             return False
-        signals.send(
-            signals.error_recorded, self, session_id=session_id, session=outcome.record, error=error
-        )
+        signals.send(signals.error_recorded, self, session_id=session_id, session=outcome.record, error=error)
         return True
 
     def record_success(self, session_id: str) -> bool:
@@ -163,9 +173,7 @@ class SessionManager:
 
     def sweep(self, limit: int = 1000) -> list[Change]:
         """Expire up to ``limit`` due sessions (sending their signals) and drop old records."""
-        changes: list[Change] = self._guard(
-            "sweep", [], self.store.sweep, self.clock(), self.policy, limit
-        )
+        changes: list[Change] = self._guard("sweep", [], self.store.sweep, self.clock(), self.policy, limit)
         for change in changes:
             self._announce(change, None)
         return changes
@@ -195,9 +203,7 @@ class SessionManager:
                 run_check(name, check, session_id, debug=self.settings.debug)
                 for name, check in list(self._checks.items())
             ]
-        return HealthReport.build(
-            session_id, record, now, self.policy, checks, debug=self.settings.debug
-        )
+        return HealthReport.build(session_id, record, now, self.policy, checks, debug=self.settings.debug)
 
     def get_recovery_instructions(self, health: HealthReport) -> str:
         """The report's guidance as text: what happened, numbered steps, context."""
@@ -224,7 +230,7 @@ class SessionManager:
         *,
         raise_refused: bool = True,
     ) -> Outcome | None:
-        outcome: Outcome | None = self._guard(
+        outcome: Outcome | str | None = self._guard(
             operation,
             _UNAVAILABLE,
             self.store.update,
@@ -236,7 +242,7 @@ class SessionManager:
         )
         if outcome is None:
             return None
-        if outcome is _UNAVAILABLE:
+        if isinstance(outcome, str):  # the store is down and we fail open
             return _fail_open_outcome(session_id, self.clock())
         for change in outcome.changes:
             self._announce(change, outcome.record)
@@ -248,6 +254,13 @@ class SessionManager:
         """Call the store; on :class:`StoreUnavailableError` report it and fail open or closed."""
         try:
             return call(*args)
+        except CorruptRecordError as exc:
+            # A record this version cannot read: report it, treat the session as unknown.
+            _log.warning("unreadable session record during %s: %s", operation, exc)
+            signals.send(signals.store_error, self, error=exc, operation=operation)
+            if fallback is _RAISE:
+                raise
+            return None
         except StoreUnavailableError as exc:
             _log.warning(
                 "session store unavailable during %s (%s)",
@@ -299,10 +312,7 @@ def _fail_open_outcome(session_id: str, now: float) -> Outcome:
 
 
 def _has_state_receivers() -> bool:
-    return any(
-        signal.receivers
-        for signal in (*_SIGNAL_OF_STATE.values(), signals.session_recovered)
-    )
+    return any(signal.receivers for signal in (*_SIGNAL_OF_STATE.values(), signals.session_recovered))
 
 
 def check_session_id(session_id: object) -> str:
@@ -311,9 +321,7 @@ def check_session_id(session_id: object) -> str:
         shown = repr(session_id)
         if len(shown) > 40:
             shown = shown[:37] + "..."
-        raise ValueError(
-            f"invalid session id {shown}: use 1 to 128 letters, digits or '._:~-'"
-        )
+        raise ValueError(f"invalid session id {shown}: use 1 to 128 letters, digits or '._:~-'")
     return session_id
 
 

@@ -97,9 +97,7 @@ _FIELDS: dict[str, _Field] = {
         _parse_number,
         _positive_number,
     ),
-    "idle_after_seconds": _Field(
-        ("SESSIONMW_IDLE_AFTER_SECONDS",), _parse_number, _positive_number
-    ),
+    "idle_after_seconds": _Field(("SESSIONMW_IDLE_AFTER_SECONDS",), _parse_number, _positive_number),
     "absolute_timeout_hours": _Field(
         ("SESSIONMW_SESSION_ABSOLUTE_TIMEOUT_HOURS", "SESSION_ABSOLUTE_TIMEOUT_HOURS"),
         _parse_number,
@@ -114,17 +112,13 @@ _FIELDS: dict[str, _Field] = {
         _positive_number,
     ),
     "store_url": _Field(("SESSIONMW_STORE_URL",), _parse_text, _text),
-    "max_sessions": _Field(
-        ("SESSIONMW_MAX_SESSIONS",), _parse_optional_int, _optional_positive_int
-    ),
+    "max_sessions": _Field(("SESSIONMW_MAX_SESSIONS",), _parse_optional_int, _optional_positive_int),
     "on_store_error": _Field(("SESSIONMW_ON_STORE_ERROR",), _parse_text, _store_error_mode),
     "debug": _Field(("SESSIONMW_DEBUG",), _parse_bool, _bool),
 }
 
 #: Every environment variable sessionmw reads, in the order it looks at them.
-ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(
-    name for field in _FIELDS.values() for name in field.env_names
-)
+ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(name for field in _FIELDS.values() for name in field.env_names)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -166,15 +160,12 @@ class Settings:
         if not self.sources:
             defaults = {f.name: f.default for f in dataclasses.fields(self)}
             sources = {
-                name: "default" if getattr(self, name) == defaults[name] else "argument"
-                for name in _FIELDS
+                name: "default" if getattr(self, name) == defaults[name] else "argument" for name in _FIELDS
             }
             object.__setattr__(self, "sources", sources)
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings read from ``environ`` (default :data:`os.environ`), then ``overrides``.
 
         :raises ConfigurationError: naming the variable and its value, if a value is unusable.
@@ -197,9 +188,7 @@ class Settings:
                 break
         for name, value in overrides.items():
             if name not in _FIELDS:
-                raise ConfigurationError(
-                    f"unknown setting {name!r}; known settings: {', '.join(_FIELDS)}"
-                )
+                raise ConfigurationError(f"unknown setting {name!r}; known settings: {', '.join(_FIELDS)}")
             values[name] = value
             sources[name] = "argument"
         return cls(**values, sources=sources)

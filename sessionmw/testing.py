@@ -56,11 +56,7 @@ class SentSignal:
 
 
 def _all_signals() -> list[NamedSignal]:
-    return [
-        value
-        for name in _signals.__all__
-        if isinstance(value := getattr(_signals, name), NamedSignal)
-    ]
+    return [value for name in _signals.__all__ if isinstance(value := getattr(_signals, name), NamedSignal)]
 
 
 @contextlib.contextmanager

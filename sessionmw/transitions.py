@@ -124,9 +124,7 @@ def apply(
     try:
         new = TRANSITIONS[record.state, event]
     except KeyError:
-        raise IllegalTransitionError(
-            record.state.value, event.value, session_id=record.session_id
-        ) from None
+        raise IllegalTransitionError(record.state.value, event.value, session_id=record.session_id) from None
     if event in _USER_EVENTS:
         record.last_activity = now
     if event is Event.ERROR or event is Event.ERROR_THRESHOLD:

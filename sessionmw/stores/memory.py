@@ -41,9 +41,7 @@ class MemoryStore:
                         "a live session with this id exists", session_id=record.session_id
                     )
             if self.max_sessions is not None and self._live >= self.max_sessions:
-                raise SessionLimitError(
-                    "the session store is full", session_id=record.session_id
-                )
+                raise SessionLimitError("the session store is full", session_id=record.session_id)
             self._records[record.session_id] = record
             self._live += 1
             heapq.heappush(self._deadlines, (record.expires_at(policy), record.session_id))
@@ -114,9 +112,7 @@ class MemoryStore:
     def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
         with self._lock:
             snapshot = [
-                record.copy()
-                for record in self._records.values()
-                if state is None or record.state is state
+                record.copy() for record in self._records.values() if state is None or record.state is state
             ]
         return iter(snapshot)
 
