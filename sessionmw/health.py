@@ -59,7 +59,7 @@ MESSAGES: dict[str, Message] = {
             "If it fails again, refresh the page.",
             "If the problem continues, contact support.",
         ),
-        "Your session reconnects after {errors_left} more errors in a row.",
+        "After {errors_left} more errors in a row your session is disconnected to protect your work.",
     ),
     "disconnected": Message(
         "🔌",

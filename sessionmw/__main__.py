@@ -1,0 +1,48 @@
+"""The ``sessionmw`` command (also ``python -m sessionmw``).
+
+Subcommands are registered in :data:`COMMANDS`; with no subcommand it runs the tour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["COMMANDS", "main"]
+
+
+def _tour(args: argparse.Namespace) -> int:
+    from sessionmw.tour import run_tour
+
+    run_tour(as_json=args.json)
+    return 0
+
+
+def _add_tour(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("tour", help="show the life of one session, step by step (default)")
+    parser.add_argument("--json", action="store_true", help="one JSON health report per step")
+    parser.set_defaults(run=_tour)
+
+
+#: Functions that add one subcommand each to the parser.
+COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_tour]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 fine, 1 unhealthy or not found, 2 usage)."""
+    parser = argparse.ArgumentParser(
+        prog="sessionmw", description="Session tracking and friendly errors for Python web apps."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["tour", *(argv or [])])
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The wheel installs `sessionmw` and nothing else; adapters import as sessionmw.integrations.*."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import sessionmw
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", name="wheel")
+def _wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel built from this checkout (no network: the build runs in this environment)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("sessionmw-*.whl")
+    return wheel
+
+
+def test_wheel_has_only_sessionmw_at_top_level(wheel: Path) -> None:
+    """Only sessionmw/ and its dist-info are in the wheel; the adapters live under sessionmw/."""
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/", 1)[0] for name in names}
+    assert {t for t in top if not t.endswith(".dist-info")} == {"sessionmw"}
+    assert "sessionmw/integrations/__init__.py" in names
+    assert "sessionmw/py.typed" in names
+    assert not any(name.startswith(("integrations/", "tests/")) for name in names)
+
+
+def test_adapters_import_from_outside_the_checkout(tmp_path: Path) -> None:
+    """Started outside the repo, every sessionmw.integrations module imports; `integrations` does not."""
+    integrations = ROOT / "integrations"
+    modules = sorted(
+        f"sessionmw.integrations.{path.stem}" for path in integrations.glob("*.py") if path.stem != "__init__"
+    )
+    script = (
+        "import importlib, importlib.util, json, sys\n"
+        f"mods = {modules!r}\n"
+        "for m in ['sessionmw.integrations', *mods]: importlib.import_module(m)\n"
+        "print(json.dumps({'top': importlib.util.find_spec('integrations') is not None}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == {"top": False}
+
+
+def test_version_matches_metadata() -> None:
+    """sessionmw.__version__ is the installed distribution's version."""
+    from importlib.metadata import version
+
+    assert sessionmw.__version__ == version("sessionmw")
+
+
+def test_public_names_are_exported_and_documented() -> None:
+    """Every name in sessionmw.__all__ exists and is mentioned in docs/."""
+    docs = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
+    missing = [name for name in sessionmw.__all__ if f"`{name}" not in docs and f"{name}(" not in docs]
+    for name in sessionmw.__all__:
+        assert hasattr(sessionmw, name), name
+    assert missing == [], f"not documented in docs/: {missing}"
