@@ -232,71 +232,103 @@ class HealthReport(dict[str, Any]):
     ) -> HealthReport:
         """The report for ``record`` (None: not found) at ``now``."""
         if record is None:
-            return cls._from_message(
-                session_id, HealthStatus.NOT_FOUND, MESSAGES["not_found"], {}, None, None, 0
-            )
-        status = _STATUS_OF_STATE[record.state]
-        key = status.value
-        if status is HealthStatus.EXPIRED and f"expired:{record.reason}" in MESSAGES:
+            message = MESSAGES["not_found"]
+            return cls._assemble(session_id, "not_found", None, None, message, None, None, 0, {})
+        status, state, terminal = _STATE_INFO[record.state]
+        key = status
+        if status == "expired":
             key = f"expired:{record.reason}"
-        seconds_idle = max(0.0, now - record.last_activity)
-        until_expiry = max(0.0, record.expires_at(policy) - now)
-        if record.state.is_terminal:
-            until_expiry = 0.0
-        values = {
-            "minutes_idle": int(seconds_idle // 60),
-            "minutes_left": max(1, int(until_expiry // 60 + 0.999)),
-            "errors_left": max(1, policy.error_threshold - record.error_count),
-            "timeout_minutes": _g(policy.timeout / 60),
-            "lifetime_hours": _g(policy.absolute_timeout / 3600),
-        }
+            if key not in MESSAGES:
+                key = "expired"
         message = MESSAGES[key]
-        failed = [check for check in checks or () if not check.healthy]
-        check_failed = status is HealthStatus.HEALTHY and bool(failed)
-        if check_failed:
-            status = HealthStatus.ERROR
-            message = MESSAGES["check_failed"]
-            values["check"] = failed[0].name
-        report = cls._from_message(
-            session_id, status, message, values, seconds_idle, until_expiry, record.error_count
+        seconds_idle = max(0.0, now - record.last_activity)
+        until_expiry = 0.0 if terminal else max(0.0, record.expires_at(policy) - now)
+        failed = None
+        if checks:
+            failed = next((check for check in checks if not check.healthy), None)
+            if failed is not None and status == "healthy":
+                status, message = "error", MESSAGES["check_failed"]
+        values: dict[str, Any] = {}
+        if _needs_format(message):
+            values = {
+                "minutes_idle": int(seconds_idle // 60),
+                "minutes_left": max(1, int(until_expiry // 60 + 0.999)),
+                "errors_left": max(1, policy.error_threshold - record.error_count),
+                "timeout_minutes": _g(policy.timeout / 60),
+                "lifetime_hours": _g(policy.absolute_timeout / 3600),
+                "check": failed.name if failed is not None else "",
+            }
+        report = cls._assemble(
+            session_id,
+            status,
+            state,
+            record.reason,
+            message,
+            seconds_idle,
+            until_expiry,
+            record.error_count,
+            values,
         )
-        if check_failed and failed[0].message:
-            report["message"] = failed[0].message  # the check's own words, used verbatim
-        report["healthy"] = status is HealthStatus.HEALTHY and not failed
-        report["state"] = record.state.value
-        report["reason"] = record.reason
-        report["checks"] = [check._asdict() for check in checks or ()]
+        if failed is not None:
+            report["healthy"] = False
+            if message is MESSAGES["check_failed"] and failed.message:
+                report["message"] = failed.message  # the check's own words, used verbatim
+        if checks:
+            report["checks"] = [check._asdict() for check in checks]
         if debug:
             report["last_error"] = record.last_error
         return report
 
     @classmethod
-    def _from_message(
+    def _assemble(
         cls,
         session_id: str | None,
-        status: HealthStatus,
+        status: str,
+        state: str | None,
+        reason: str | None,
         message: Message,
-        values: dict[str, Any],
         seconds_idle: float | None,
         until_expiry: float | None,
         error_count: int,
+        values: dict[str, Any],
     ) -> HealthReport:
+        if values:
+            text = message.message.format(**values)
+            recovery = [step.format(**values) for step in message.recovery]
+            context = message.context.format(**values)
+        else:
+            text, recovery, context = message.message, list(message.recovery), message.context
         return cls(
             session_id=session_id,
-            healthy=False,
-            status=status.value,
-            state=None,
-            reason=None,
+            healthy=status == "healthy",
+            status=status,
+            state=state,
+            reason=reason,
             icon=message.icon,
             title=message.title,
-            message=message.message.format(**values) if values else message.message,
-            recovery=[step.format(**values) if values else step for step in message.recovery],
-            context=message.context.format(**values) if values else message.context,
+            message=text,
+            recovery=recovery,
+            context=context,
             error_count=error_count,
             seconds_idle=seconds_idle,
             seconds_until_expiry=until_expiry,
             checks=[],
         )
+
+
+# state -> (health status value, state value, terminal?)
+_STATE_INFO: dict[SessionState, tuple[str, str, bool]] = {
+    state: (status.value, state.value, state.is_terminal) for state, status in _STATUS_OF_STATE.items()
+}
+_FORMAT_CACHE: dict[Message, bool] = {}
+
+
+def _needs_format(message: Message) -> bool:
+    needed = _FORMAT_CACHE.get(message)
+    if needed is None:
+        text = "".join((message.message, message.context, *message.recovery))
+        needed = _FORMAT_CACHE[message] = "{" in text
+    return needed
 
 
 def _g(number: float) -> str:

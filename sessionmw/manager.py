@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from sessionmw import signals
-from sessionmw.errors import CorruptRecordError, StoreUnavailableError
+from sessionmw.errors import CorruptRecordError, StoreError, StoreUnavailableError
 from sessionmw.health import CheckResult, HealthCheck, HealthReport, recovery_text, run_check
 from sessionmw.session import SessionRecord
 from sessionmw.settings import Settings
@@ -194,8 +194,8 @@ class SessionManager:
         Never raises for an unknown id: the report's status is then ``not_found``. Checking health
         does not count as activity.
         """
-        outcome = self._update(session_id, None, None, "check_health", raise_refused=False)
         now = self.clock()
+        outcome = self._update(session_id, None, None, "check_health", raise_refused=False, now=now)
         record = None if outcome is None else outcome.record
         checks: list[CheckResult] | None = None
         if record is not None and self._checks:
@@ -229,21 +229,20 @@ class SessionManager:
         operation: str,
         *,
         raise_refused: bool = True,
+        now: float | None = None,
     ) -> Outcome | None:
-        outcome: Outcome | str | None = self._guard(
-            operation,
-            _UNAVAILABLE,
-            self.store.update,
-            session_id,
-            event,
-            self.clock(),
-            self.policy,
-            error,
-        )
+        if now is None:
+            now = self.clock()
+        try:  # the hot path: no extra call layer
+            outcome = self.store.update(session_id, event, now, self.policy, error)
+        except CorruptRecordError as exc:
+            self._store_failed(operation, exc, can_fail_open=True)
+            return None  # an unreadable record counts as an unknown session
+        except StoreUnavailableError as exc:
+            self._store_failed(operation, exc, can_fail_open=True)
+            return _fail_open_outcome(session_id, now)
         if outcome is None:
             return None
-        if isinstance(outcome, str):  # the store is down and we fail open
-            return _fail_open_outcome(session_id, self.clock())
         for change in outcome.changes:
             self._announce(change, outcome.record)
         if outcome.refused is not None and raise_refused:
@@ -251,27 +250,30 @@ class SessionManager:
         return outcome
 
     def _guard(self, operation: str, fallback: Any, call: Callable[..., Any], *args: Any) -> Any:
-        """Call the store; on :class:`StoreUnavailableError` report it and fail open or closed."""
+        """Call the store; on failure report it, then return ``fallback`` or raise."""
         try:
             return call(*args)
         except CorruptRecordError as exc:
-            # A record this version cannot read: report it, treat the session as unknown.
-            _log.warning("unreadable session record during %s: %s", operation, exc)
-            signals.send(signals.store_error, self, error=exc, operation=operation)
-            if fallback is _RAISE:
-                raise
+            self._store_failed(operation, exc, can_fail_open=fallback is not _RAISE)
             return None
         except StoreUnavailableError as exc:
-            _log.warning(
-                "session store unavailable during %s (%s)",
-                operation,
-                self.settings.on_store_error,
-                extra={"operation": operation},
-            )
-            signals.send(signals.store_error, self, error=exc, operation=operation)
-            if self.settings.on_store_error == "fail_closed" or fallback is _RAISE:
-                raise
+            self._store_failed(operation, exc, can_fail_open=fallback is not _RAISE)
             return fallback
+
+    def _store_failed(self, operation: str, exc: StoreError, *, can_fail_open: bool) -> None:
+        """Log and signal a store failure; re-raise it unless the manager fails open."""
+        _log.warning(
+            "session store failed during %s (%s): %s",
+            operation,
+            self.settings.on_store_error,
+            exc,
+            extra={"operation": operation},
+        )
+        signals.send(signals.store_error, self, error=exc, operation=operation)
+        if not can_fail_open or (
+            isinstance(exc, StoreUnavailableError) and self.settings.on_store_error == "fail_closed"
+        ):
+            raise exc
 
     def _announce(self, change: Change, record: SessionRecord | None) -> None:
         session = record

@@ -22,48 +22,50 @@ __all__ = ["TRANSITIONS", "Change", "apply", "elapse", "mermaid", "next_state"]
 _A, _I, _E = SessionState.ACTIVE, SessionState.IDLE, SessionState.ERROR
 _D, _X, _N = SessionState.DISCONNECTED, SessionState.EXPIRED, SessionState.ENDED
 
-#: ``(state, event) -> next state``. EXPIRED and ENDED have no outgoing transitions.
-TRANSITIONS: Final[Mapping[tuple[SessionState, Event], SessionState]] = MappingProxyType(
-    {
-        (_A, Event.ACTIVITY): _A,
-        (_A, Event.SUCCESS): _A,
-        (_A, Event.ERROR): _E,
-        (_A, Event.ERROR_THRESHOLD): _D,
-        (_A, Event.RECONNECT): _A,
-        (_A, Event.END): _N,
-        (_A, Event.IDLE_TIMEOUT): _I,
-        (_A, Event.TIMEOUT): _X,
-        (_A, Event.LIFETIME_EXCEEDED): _X,
-        (_I, Event.ACTIVITY): _A,
-        (_I, Event.SUCCESS): _A,
-        (_I, Event.ERROR): _E,
-        (_I, Event.ERROR_THRESHOLD): _D,
-        (_I, Event.RECONNECT): _A,
-        (_I, Event.END): _N,
-        (_I, Event.TIMEOUT): _X,
-        (_I, Event.LIFETIME_EXCEEDED): _X,
-        (_E, Event.ACTIVITY): _E,
-        (_E, Event.SUCCESS): _A,
-        (_E, Event.ERROR): _E,
-        (_E, Event.ERROR_THRESHOLD): _D,
-        (_E, Event.RECONNECT): _A,
-        (_E, Event.END): _N,
-        (_E, Event.TIMEOUT): _X,
-        (_E, Event.LIFETIME_EXCEEDED): _X,
-        (_D, Event.ACTIVITY): _D,
-        (_D, Event.ERROR): _D,
-        (_D, Event.ERROR_THRESHOLD): _D,
-        (_D, Event.RECONNECT): _A,
-        (_D, Event.END): _N,
-        (_D, Event.TIMEOUT): _X,
-        (_D, Event.LIFETIME_EXCEEDED): _X,
-    }
-)
+_TABLE: Final[dict[tuple[SessionState, Event], SessionState]] = {
+    (_A, Event.ACTIVITY): _A,
+    (_A, Event.SUCCESS): _A,
+    (_A, Event.ERROR): _E,
+    (_A, Event.ERROR_THRESHOLD): _D,
+    (_A, Event.RECONNECT): _A,
+    (_A, Event.END): _N,
+    (_A, Event.IDLE_TIMEOUT): _I,
+    (_A, Event.TIMEOUT): _X,
+    (_A, Event.LIFETIME_EXCEEDED): _X,
+    (_I, Event.ACTIVITY): _A,
+    (_I, Event.SUCCESS): _A,
+    (_I, Event.ERROR): _E,
+    (_I, Event.ERROR_THRESHOLD): _D,
+    (_I, Event.RECONNECT): _A,
+    (_I, Event.END): _N,
+    (_I, Event.TIMEOUT): _X,
+    (_I, Event.LIFETIME_EXCEEDED): _X,
+    (_E, Event.ACTIVITY): _E,
+    (_E, Event.SUCCESS): _A,
+    (_E, Event.ERROR): _E,
+    (_E, Event.ERROR_THRESHOLD): _D,
+    (_E, Event.RECONNECT): _A,
+    (_E, Event.END): _N,
+    (_E, Event.TIMEOUT): _X,
+    (_E, Event.LIFETIME_EXCEEDED): _X,
+    (_D, Event.ACTIVITY): _D,
+    (_D, Event.ERROR): _D,
+    (_D, Event.ERROR_THRESHOLD): _D,
+    (_D, Event.RECONNECT): _A,
+    (_D, Event.END): _N,
+    (_D, Event.TIMEOUT): _X,
+    (_D, Event.LIFETIME_EXCEEDED): _X,
+}
 
-#: Events that count as the user doing something: they reset the inactivity clock.
-_USER_EVENTS: Final = frozenset(
-    {Event.ACTIVITY, Event.SUCCESS, Event.ERROR, Event.ERROR_THRESHOLD, Event.RECONNECT}
-)
+#: ``(state, event) -> next state``. EXPIRED and ENDED have no outgoing transitions.
+TRANSITIONS: Final[Mapping[tuple[SessionState, Event], SessionState]] = MappingProxyType(_TABLE)
+
+# Enum members as module constants: a local lookup is cheaper on the hot path.
+_ACTIVITY, _ERROR, _ERROR_THRESHOLD = Event.ACTIVITY, Event.ERROR, Event.ERROR_THRESHOLD
+_SUCCESS, _RECONNECT = Event.SUCCESS, Event.RECONNECT
+_IDLE_TIMEOUT, _TIMEOUT, _LIFETIME = Event.IDLE_TIMEOUT, Event.TIMEOUT, Event.LIFETIME_EXCEEDED
+
+#: The user events (activity, error, success, reconnect) reset the inactivity clock; see apply().
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,15 +95,16 @@ def elapse(record: SessionRecord, now: float, policy: Policy) -> Change | None:
     state = record.state
     if state is _X or state is _N:
         return None
+    idle = now - record.last_activity
     if now - record.created_at >= policy.absolute_timeout:
-        event = Event.LIFETIME_EXCEEDED
-    elif now - record.last_activity >= policy.timeout:
-        event = Event.TIMEOUT
-    elif now - record.last_activity >= policy.idle_after and (state, Event.IDLE_TIMEOUT) in TRANSITIONS:
-        event = Event.IDLE_TIMEOUT
+        event = _LIFETIME
+    elif idle >= policy.timeout:
+        event = _TIMEOUT
+    elif idle >= policy.idle_after and (state, _IDLE_TIMEOUT) in _TABLE:
+        event = _IDLE_TIMEOUT
     else:
         return None
-    return _enter(record, TRANSITIONS[state, event], event, now)
+    return _enter(record, _TABLE[state, event], event, now)
 
 
 def apply(
@@ -119,21 +122,23 @@ def apply(
     :raises IllegalTransitionError: if the current state does not allow the event; the record is
         then left unchanged.
     """
-    if event is Event.ERROR and record.error_count + 1 >= policy.error_threshold:
-        event = Event.ERROR_THRESHOLD
-    try:
-        new = TRANSITIONS[record.state, event]
-    except KeyError:
-        raise IllegalTransitionError(record.state.value, event.value, session_id=record.session_id) from None
-    if event in _USER_EVENTS:
+    if event is _ERROR and record.error_count + 1 >= policy.error_threshold:
+        event = _ERROR_THRESHOLD
+    state = record.state
+    new = _TABLE.get((state, event))
+    if new is None:
+        raise IllegalTransitionError(state.value, event.value, session_id=record.session_id)
+    if event is _ACTIVITY:
         record.last_activity = now
-    if event is Event.ERROR or event is Event.ERROR_THRESHOLD:
+    elif event is _ERROR or event is _ERROR_THRESHOLD:
+        record.last_activity = now
         record.error_count += 1
         record.last_error = error
-    elif event is Event.SUCCESS or event is Event.RECONNECT:
+    elif event is _SUCCESS or event is _RECONNECT:
+        record.last_activity = now
         record.error_count = 0
         record.last_error = None
-    if new is record.state:
+    if new is state:
         return None
     return _enter(record, new, event, now)
 

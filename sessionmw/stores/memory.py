@@ -14,6 +14,8 @@ from sessionmw.transitions import Change
 
 __all__ = ["MemoryStore"]
 
+_TERMINAL = frozenset({SessionState.EXPIRED, SessionState.ENDED})
+
 
 class MemoryStore:
     """Keeps sessions in a dict in this process; thread-safe.
@@ -58,9 +60,9 @@ class MemoryStore:
             record = self._records.get(session_id)
             if record is None:
                 return None
-            was_terminal = record.state.is_terminal
+            was_live = record.state not in _TERMINAL
             changes, refused = step(record, event, now, policy, error)
-            if changes and not was_terminal and record.state.is_terminal:
+            if changes and was_live and record.state in _TERMINAL:
                 self._live -= 1
             return Outcome(record.copy(), changes, refused)
 
