@@ -276,29 +276,29 @@ class SessionManager:
             raise exc
 
     def _announce(self, change: Change, record: SessionRecord | None) -> None:
-        session = record
-        _log.info(
-            "session %s: %s -> %s (%s)",
-            short_id(change.session_id),
-            change.old.value,
-            change.new.value,
-            change.event.value,
-            extra={
-                "session": short_id(change.session_id),
-                "old_state": change.old.value,
-                "new_state": change.new.value,
-                "reason": change.event.value,
-            },
-        )
-        if session is None and (signals.state_changed.receivers or _has_state_receivers()):
-            session = self.store.get(change.session_id)
-        kwargs = {"session_id": change.session_id, "session": session, "reason": change.event.value}
-        signals.send(signals.state_changed, self, old=change.old, new=change.new, **kwargs)
-        state_signal = _SIGNAL_OF_STATE.get(change.new)
+        """Log a state change and send its signals (cheap when nobody listens)."""
+        old, new, reason = change.old, change.new, change.event.value
+        if _log.isEnabledFor(logging.INFO):
+            sid = short_id(change.session_id)
+            _log.info(
+                "session %s: %s -> %s (%s)",
+                sid,
+                old.value,
+                new.value,
+                reason,
+                extra={"session": sid, "old_state": old.value, "new_state": new.value, "reason": reason},
+            )
+        state_signal = _SIGNAL_OF_STATE.get(new)
+        if state_signal is None and new is SessionState.ACTIVE and old in _RECOVERING_FROM:
+            state_signal = signals.session_recovered
+        if not signals.state_changed.receivers and (state_signal is None or not state_signal.receivers):
+            return
+        if record is None:  # sweep reports changes without records
+            record = self.store.get(change.session_id)
+        kwargs = {"session_id": change.session_id, "session": record, "reason": reason}
+        signals.send(signals.state_changed, self, old=old, new=new, **kwargs)
         if state_signal is not None:
             signals.send(state_signal, self, **kwargs)
-        elif change.new is SessionState.ACTIVE and change.old in _RECOVERING_FROM:
-            signals.send(signals.session_recovered, self, **kwargs)
 
     def __repr__(self) -> str:
         return f"SessionManager(store={self.store!r})"
@@ -311,10 +311,6 @@ _RAISE: Literal["raise"] = "raise"
 def _fail_open_outcome(session_id: str, now: float) -> Outcome:
     """Fail-open: with the store down, the session is treated as a healthy, active one."""
     return Outcome(SessionRecord.new(session_id, now), ())
-
-
-def _has_state_receivers() -> bool:
-    return any(signal.receivers for signal in (*_SIGNAL_OF_STATE.values(), signals.session_recovered))
 
 
 def check_session_id(session_id: object) -> str:

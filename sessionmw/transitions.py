@@ -8,10 +8,9 @@ operation, so that a transition is decided exactly once even across processes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 
 from sessionmw.errors import IllegalTransitionError
 from sessionmw.session import Policy, SessionRecord
@@ -68,8 +67,7 @@ _IDLE_TIMEOUT, _TIMEOUT, _LIFETIME = Event.IDLE_TIMEOUT, Event.TIMEOUT, Event.LI
 #: The user events (activity, error, success, reconnect) reset the inactivity clock; see apply().
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One state change of one session."""
 
     session_id: str
