@@ -25,8 +25,17 @@ def _add_tour(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=_tour)
 
 
-#: Functions that add one subcommand each to the parser.
-COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_tour]
+def _add_operations(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from sessionmw.cli import add_commands
+
+    add_commands(sub)
+
+
+#: Functions that add subcommands to the parser.
+COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_tour,
+    _add_operations,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,8 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["tour", *(argv or [])])
-    run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
+    from sessionmw.cli import run
+
+    command: Callable[[argparse.Namespace], int] = args.run
+    return run(command, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,222 @@
+"""Operator subcommands of the ``sessionmw`` command: sessions, sweep, health, config.
+
+Exit codes scripts can trust: 0 fine, 1 unhealthy / not found / store unavailable, 2 usage or
+configuration error. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionMWError, StoreError
+from sessionmw.health import recovery_text
+from sessionmw.manager import SessionManager
+from sessionmw.settings import Settings
+from sessionmw.states import SessionState
+
+__all__ = ["add_commands"]
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A failure to report in one line with an exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@contextmanager
+def _manager(args: argparse.Namespace) -> Iterator[SessionManager]:
+    """A fail-closed manager on ``--store`` (default: the environment's store)."""
+    try:
+        settings = Settings.from_env(on_store_error="fail_closed")
+        if args.store:
+            settings = settings.replace(store_url=args.store)
+        manager = SessionManager(settings)
+    except ConfigurationError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    try:
+        yield manager
+    except StoreError as exc:
+        raise CommandError(f"session store failed: {exc}", EXIT_UNHEALTHY) from None
+    finally:
+        manager.close()
+
+
+def _out(args: argparse.Namespace) -> TextIO:
+    stream: TextIO = getattr(args, "stdout", None) or sys.stdout
+    return stream
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _sessions_list(args: argparse.Namespace) -> int:
+    out = _out(args)
+    with _manager(args) as manager:
+        state = SessionState(args.state) if args.state else None
+        now = manager.clock()
+        rows: list[dict[str, Any]] = []
+        for record in manager.store.records(state):
+            rows.append(
+                {
+                    "id": record.session_id,
+                    "state": record.state.value,
+                    "errors": record.error_count,
+                    "idle_seconds": round(max(0.0, now - record.last_activity), 1),
+                    "expires_in_seconds": round(max(0.0, record.expires_at(manager.policy) - now), 1),
+                }
+            )
+            if len(rows) >= args.limit:
+                break
+    if args.json:
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    width = max([len("ID"), *(len(row["id"]) for row in rows)])
+    out.write(f"{'ID':{width}}  {'STATE':12}  {'ERRORS':>6}  {'IDLE':>8}  {'EXPIRES IN':>10}\n")
+    for row in rows:
+        out.write(
+            f"{row['id']:{width}}  {row['state']:12}  {row['errors']:>6}  "
+            f"{_age(row['idle_seconds']):>8}  {_age(row['expires_in_seconds']):>10}\n"
+        )
+    out.write(f"{len(rows)} session(s)\n")
+    return EXIT_OK
+
+
+def _health(args: argparse.Namespace) -> int:
+    out = _out(args)
+    with _manager(args) as manager:
+        health = manager.check_health(args.id)
+    if args.json:
+        out.write(json.dumps(health, ensure_ascii=False, indent=2) + "\n")
+    else:
+        out.write(f"{health.session_id}: {health.status}\n{recovery_text(health)}\n")
+    return EXIT_OK if health.healthy else EXIT_UNHEALTHY
+
+
+def _sessions_show(args: argparse.Namespace) -> int:
+    out = _out(args)
+    with _manager(args) as manager:
+        record = manager.get_session(args.id)
+        health = manager.check_health(args.id)
+    if record is None:
+        raise CommandError(f"no session {args.id!r}", EXIT_UNHEALTHY)
+    data: dict[str, Any] = {"session": record.to_dict(), "health": dict(health)}
+    data["session"].pop("v", None)
+    if args.json:
+        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    else:
+        for key, value in data["session"].items():
+            if key in ("created_at", "last_activity", "state_changed_at"):
+                value = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+            out.write(f"{key:18} {value}\n")
+        out.write(f"{'health':18} {health.status}: {health.message}\n")
+    return EXIT_OK
+
+
+def _sessions_end(args: argparse.Namespace) -> int:
+    out = _out(args)
+    with _manager(args) as manager:
+        try:
+            ended = manager.end_session(args.id)
+        except IllegalTransitionError as exc:
+            raise CommandError(f"session {args.id!r} is already {exc.state}", EXIT_UNHEALTHY) from None
+    if not ended:
+        raise CommandError(f"no session {args.id!r}", EXIT_UNHEALTHY)
+    out.write(f"ended {args.id}\n")
+    return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    out = _out(args)
+    with _manager(args) as manager:
+        total = 0
+        while True:
+            changes = manager.sweep(limit=args.batch)
+            total += len(changes)
+            if len(changes) < args.batch:
+                break
+    out.write(f"expired {total} session(s)\n")
+    return EXIT_OK
+
+
+def _config(args: argparse.Namespace) -> int:
+    out = _out(args)
+    try:
+        settings = Settings.from_env()
+        if args.store:
+            settings = settings.replace(store_url=args.store)
+    except ConfigurationError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    rows = {name: (getattr(settings, name), source) for name, source in settings.sources.items()}
+    if args.json:
+        payload = {name: {"value": value, "source": source} for name, (value, source) in rows.items()}
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return EXIT_OK
+    for name, (value, source) in rows.items():
+        out.write(f"{name:32} {value!s:24} ({source})\n")
+    return EXIT_OK
+
+
+def _with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--store", metavar="URL", help="store URL (default: SESSIONMW_STORE_URL or memory://)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def add_commands(sub: Subparsers) -> None:
+    """Add ``sessions``, ``health``, ``sweep`` and ``config`` to the command line."""
+    sessions = sub.add_parser("sessions", help="list, show or end sessions")
+    actions = sessions.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = _with_store(actions.add_parser("list", help="list sessions"))
+    listing.add_argument("--state", choices=[state.value for state in SessionState], help="only this state")
+    listing.add_argument("--limit", type=int, default=1000, help="at most this many rows (default 1000)")
+    listing.set_defaults(run=_sessions_list)
+    show = _with_store(actions.add_parser("show", help="one session's record and health"))
+    show.add_argument("id")
+    show.set_defaults(run=_sessions_show)
+    end = _with_store(actions.add_parser("end", help="end a session"))
+    end.add_argument("id")
+    end.set_defaults(run=_sessions_end)
+    health = _with_store(sub.add_parser("health", help="a session's health; exit 1 unless healthy"))
+    health.add_argument("id")
+    health.set_defaults(run=_health)
+    sweep = _with_store(sub.add_parser("sweep", help="expire due sessions now"))
+    sweep.add_argument("--batch", type=int, default=1000, help="sessions per store call (default 1000)")
+    sweep.set_defaults(run=_sweep)
+    config = _with_store(sub.add_parser("config", help="effective settings and where each came from"))
+    config.set_defaults(run=_config)
+
+
+def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run one subcommand; turn known failures into one line on stderr and an exit code."""
+    try:
+        return command(args)
+    except CommandError as exc:
+        print(f"sessionmw: {exc}", file=sys.stderr)
+        return exc.code
+    except SessionMWError as exc:
+        print(f"sessionmw: {exc}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    except ValueError as exc:  # e.g. a malformed session id
+        print(f"sessionmw: {exc}", file=sys.stderr)
+        return EXIT_USAGE

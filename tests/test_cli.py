@@ -1,0 +1,83 @@
+"""The sessionmw command: real processes, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sessionmw.__main__ import main
+
+
+def sessionmw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m sessionmw ARGS`` in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "sessionmw", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_tour_walks_through_every_state() -> None:
+    """With no subcommand the tour shows each status in order and exits 0."""
+    result = sessionmw()
+    assert result.returncode == 0, result.stderr
+    statuses = [
+        line.split("[")[-1].rstrip("]") for line in result.stdout.splitlines() if line.startswith("== ")
+    ]
+    assert statuses == ["healthy", "healthy", "idle", "error", "disconnected", "healthy", "expired"]
+    assert "⏱️ Your session has expired due to inactivity" in result.stdout
+
+
+def test_tour_json_is_one_report_per_step() -> None:
+    """`tour --json` prints one parseable health report per step."""
+    result = sessionmw("tour", "--json")
+    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [step["health"]["status"] for step in steps][-2:] == ["healthy", "expired"]
+
+
+def test_config_shows_values_and_sources() -> None:
+    """`config` names where each value came from."""
+    result = sessionmw("config", "--json", env={"SESSION_TIMEOUT_MINUTES": "45"})
+    config = json.loads(result.stdout)
+    assert config["session_timeout_minutes"] == {"value": 45.0, "source": "SESSION_TIMEOUT_MINUTES"}
+    assert config["max_error_threshold"]["source"] == "default"
+
+
+def test_bad_configuration_is_one_line_exit_2() -> None:
+    """A bad environment value or store URL: one line on stderr, exit 2, no traceback."""
+    bad_env = sessionmw("config", env={"MAX_ERROR_THRESHOLD": "abc"})
+    bad_url = sessionmw("sessions", "list", "--store", "nosuch://x")
+    for result in (bad_env, bad_url):
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "MAX_ERROR_THRESHOLD='abc'" in bad_env.stderr
+    assert "nosuch" in bad_url.stderr
+
+
+def test_unknown_session_exit_1() -> None:
+    """health, show and end of an unknown id exit 1 with a one-line message (health prints the report)."""
+    assert sessionmw("health", "ghost").returncode == 1
+    for action in ("show", "end"):
+        result = sessionmw("sessions", action, "ghost")
+        assert result.returncode == 1 and result.stderr.strip() == "sessionmw: no session 'ghost'"
+
+
+def test_usage_error_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown subcommand is a usage error (argparse's exit 2)."""
+    with pytest.raises(SystemExit) as info:
+        main(["bogus"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_sessions_list_on_memory_store_is_empty(tmp_path: Path) -> None:
+    """A fresh process's memory store holds no sessions: the table says so."""
+    result = sessionmw("sessions", "list")
+    assert result.returncode == 0 and result.stdout.strip().endswith("0 session(s)")
