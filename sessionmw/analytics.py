@@ -1,0 +1,252 @@
+"""Analytics: counters kept in the store, fed by the signals, so totals cover every process.
+
+:class:`Analytics` subscribes to a manager's signals and adds each event to a per-minute bucket
+and to an all-time total in a :class:`CounterBackend` that lives beside the sessions (memory,
+SQLite or Redis). :func:`stats` reads a window of buckets back and derives the seed's figures:
+expiration rate, error frequency per session-hour and recovery rates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sessionmw import signals
+from sessionmw.states import SessionState
+
+if TYPE_CHECKING:
+    from sessionmw.manager import SessionManager
+    from sessionmw.stores.base import SessionStore
+
+__all__ = ["TOTAL", "Analytics", "CounterBackend", "MemoryCounters", "Stats", "counters_for", "stats"]
+
+#: The bucket number that holds all-time totals (never expires).
+TOTAL = 0
+#: Seconds per bucket.
+BUCKET_SECONDS = 60
+#: Upper bounds (seconds) of the latency histogram's buckets.
+LATENCY_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class CounterBackend(Protocol):
+    """Where counters live. Adding is atomic per name; buckets other than TOTAL may expire."""
+
+    def add(self, buckets: Iterable[int], counts: Mapping[str, float]) -> None:
+        """Add ``counts`` to each of ``buckets``."""
+        ...
+
+    def read(self, buckets: Iterable[int]) -> dict[int, dict[str, float]]:
+        """The counters of each of ``buckets`` that has any."""
+        ...
+
+
+class MemoryCounters:
+    """Counters in a dict (the memory store's companion); thread-safe."""
+
+    def __init__(self) -> None:
+        self._values: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._lock = threading.Lock()
+
+    def add(self, buckets: Iterable[int], counts: Mapping[str, float]) -> None:
+        with self._lock:
+            for bucket in buckets:
+                values = self._values[bucket]
+                for name, value in counts.items():
+                    values[name] += value
+
+    def read(self, buckets: Iterable[int]) -> dict[int, dict[str, float]]:
+        with self._lock:
+            return {bucket: dict(self._values[bucket]) for bucket in buckets if bucket in self._values}
+
+
+_BACKENDS: dict[int, CounterBackend] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def counters_for(store: SessionStore) -> CounterBackend:
+    """The counter backend that lives beside ``store`` (one per store object)."""
+    with _BACKENDS_LOCK:
+        backend = _BACKENDS.get(id(store))
+        if backend is None:
+            factory = getattr(store, "counters", None)
+            backend = factory() if callable(factory) else MemoryCounters()
+            _BACKENDS[id(store)] = backend
+        return backend
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """Counters over a window, with the derived rates (None where there is nothing to divide by)."""
+
+    window_seconds: float
+    counts: dict[str, float]
+    #: Expired sessions / created sessions in the window.
+    expiration_rate: float | None
+    #: Errors per session-hour (session-hours sampled once a minute per process).
+    error_frequency_per_session_hour: float | None
+    #: Retried calls that ended in success / retried calls that ended at all.
+    retry_recovery_rate: float | None
+    #: Reconnects / disconnections in the window.
+    reconnect_rate: float | None
+    #: Mean latency of measured calls, in seconds.
+    mean_latency_seconds: float | None
+    session_hours: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return dataclasses.asdict(self)
+
+
+def _ratio(top: float, bottom: float) -> float | None:
+    return None if bottom <= 0 else top / bottom
+
+
+def stats(backend: CounterBackend, now: float, window: float = 3600.0) -> Stats:
+    """The counters of the last ``window`` seconds up to ``now`` and their rates."""
+    if window <= 0:
+        raise ValueError(f"window must be positive, not {window!r}")
+    last = int(now // BUCKET_SECONDS)
+    first = last - max(1, round(window / BUCKET_SECONDS)) + 1
+    counts: dict[str, float] = defaultdict(float)
+    session_hours = 0.0
+    for values in backend.read(range(max(first, 1), last + 1)).values():
+        for name, value in values.items():
+            counts[name] += value
+        if values.get("live.samples"):  # that minute's mean live sessions, for one minute
+            session_hours += values.get("live.sum", 0.0) / values["live.samples"] / 60.0
+    c = counts.get
+    retried_done = c("retries.recovered", 0.0) + c("retries.exhausted", 0.0)
+    return Stats(
+        window_seconds=window,
+        counts=dict(sorted(counts.items())),
+        expiration_rate=_ratio(c("sessions.expired", 0.0), c("sessions.created", 0.0)),
+        error_frequency_per_session_hour=_ratio(c("errors.total", 0.0), session_hours),
+        retry_recovery_rate=_ratio(c("retries.recovered", 0.0), retried_done),
+        reconnect_rate=_ratio(c("sessions.reconnected", 0.0), c("sessions.disconnected", 0.0)),
+        mean_latency_seconds=_ratio(c("latency.sum", 0.0), c("latency.count", 0.0)),
+        session_hours=session_hours,
+    )
+
+
+_STATE_COUNTER = {
+    SessionState.EXPIRED: "sessions.expired",
+    SessionState.ENDED: "sessions.ended",
+    SessionState.DISCONNECTED: "sessions.disconnected",
+}
+
+
+class Analytics:
+    """Counts a manager's events into the counter backend beside its store.
+
+    Call :meth:`connect` to start counting (and :meth:`disconnect` to stop). Activity is not
+    counted (it is far too frequent to be worth a write).
+    """
+
+    def __init__(self, manager: SessionManager, backend: CounterBackend | None = None) -> None:
+        self.manager = manager
+        #: Where the counts go.
+        self.backend = backend if backend is not None else counters_for(manager.store)
+        self._sampled_bucket = -1
+        self._connected: list[tuple[Any, Any, Any]] = []
+
+    def connect(self) -> Analytics:
+        """Start counting; returns self."""
+        pairs: list[tuple[Any, Any, Any]] = [
+            (signals.session_created, self._on_created, self.manager),
+            (signals.state_changed, self._on_state_changed, self.manager),
+            (signals.error_recorded, self._on_error, self.manager),
+            (signals.retry_attempt, self._on_retry_attempt, None),
+            (signals.retry_succeeded, self._on_retry_succeeded, None),
+            (signals.retry_exhausted, self._on_retry_exhausted, None),
+        ]
+        for signal, receiver, sender in pairs:
+            if sender is None:
+                signal.connect(receiver, weak=False)
+            else:
+                signal.connect(receiver, sender=sender, weak=False)
+            self._connected.append((signal, receiver, sender))
+        return self
+
+    def disconnect(self) -> None:
+        """Stop counting."""
+        for signal, receiver, sender in self._connected:
+            if sender is None:
+                signal.disconnect(receiver)
+            else:
+                signal.disconnect(receiver, sender=sender)
+        self._connected.clear()
+
+    def count(self, **counts: float) -> None:
+        """Add ``counts`` (dots may be written as ``__``) to this minute and the total."""
+        self.add({name.replace("__", "."): value for name, value in counts.items()})
+
+    def add(self, counts: Mapping[str, float]) -> None:
+        """Add ``counts`` to this minute's bucket and to the total."""
+        bucket = int(self.manager.clock() // BUCKET_SECONDS)
+        counts = dict(counts)
+        if bucket != self._sampled_bucket:  # once a minute per process: how many sessions live
+            self._sampled_bucket = bucket
+            counts["live.sum"] = counts.get("live.sum", 0.0) + self.manager.session_count()
+            counts["live.samples"] = counts.get("live.samples", 0.0) + 1
+        self.backend.add((bucket, TOTAL), counts)
+
+    def observe_latency(self, seconds: float) -> None:
+        """Add one measured call of ``seconds`` to the latency histogram."""
+        counts = {"latency.count": 1.0, "latency.sum": seconds}
+        for bound in LATENCY_BOUNDS:
+            if seconds <= bound:
+                counts[f"latency.le.{bound:g}"] = 1.0
+        self.add(counts)
+
+    def stats(self, window: float = 3600.0) -> Stats:
+        """The figures of the last ``window`` seconds."""
+        return stats(self.backend, self.manager.clock(), window)
+
+    # -- receivers -------------------------------------------------------------------------------
+
+    def _on_created(self, sender: Any, **_: Any) -> None:
+        self.add({"sessions.created": 1.0})
+
+    def _on_state_changed(
+        self, sender: Any, *, old: SessionState, new: SessionState, reason: str, **_: Any
+    ) -> None:
+        counts = {f"transitions.{old.value}.{new.value}": 1.0}
+        name = _STATE_COUNTER.get(new)
+        if name is None and new is SessionState.ACTIVE:
+            if reason == "reconnect" and old is SessionState.DISCONNECTED:
+                name = "sessions.reconnected"
+            elif old is SessionState.ERROR:
+                name = "sessions.recovered"
+        if name is not None:
+            counts[name] = 1.0
+        self.add(counts)
+
+    def _on_error(self, sender: Any, *, error: BaseException | str, **_: Any) -> None:
+        counts = {"errors.total": 1.0, f"errors.kind.{_kind_of(error)}": 1.0}
+        if isinstance(error, BaseException):
+            counts[f"errors.type.{type(error).__name__}"] = 1.0
+        self.add(counts)
+
+    def _on_retry_attempt(self, sender: Any, **_: Any) -> None:
+        self.add({"retries.attempts": 1.0})
+
+    def _on_retry_succeeded(self, sender: Any, **_: Any) -> None:
+        self.add({"retries.recovered": 1.0})
+
+    def _on_retry_exhausted(self, sender: Any, **_: Any) -> None:
+        self.add({"retries.exhausted": 1.0})
+
+
+def _kind_of(error: BaseException | str) -> str:
+    """The translated kind of an error: its user-facing title, as a counter-name-safe slug."""
+    if isinstance(error, str):
+        return "message"
+    try:
+        from sessionmw.translate import translate
+    except ImportError:  # pragma: no cover - translate ships with the package
+        return "error"
+    title = translate(error).title
+    return "".join(ch if ch.isalnum() else "_" for ch in title.lower()).strip("_") or "error"

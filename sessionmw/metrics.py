@@ -1,0 +1,105 @@
+"""Prometheus metrics for sessionmw (extra ``[prometheus]``).
+
+Every worker process serves the same figures: the collector reads the all-time counters that
+:class:`sessionmw.analytics.Analytics` keeps **in the session store**, and the session gauges from
+the store itself. So a multi-process gunicorn app needs no ``prometheus_client`` multiprocess mode:
+scrape any worker and you get the totals of all of them.
+
+.. code-block:: python
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    registry = CollectorRegistry()
+    instrument(manager, registry)
+    print(generate_latest(registry).decode())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+try:
+    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+    from prometheus_client.registry import Collector
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "sessionmw.metrics needs prometheus_client: pip install 'sessionmw[prometheus]'"
+    ) from exc
+
+from sessionmw.analytics import LATENCY_BOUNDS, TOTAL, Analytics, counters_for
+from sessionmw.states import SessionState
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from sessionmw.manager import SessionManager
+
+__all__ = ["SessionCollector", "instrument"]
+
+_SESSION_EVENTS = ("created", "expired", "ended", "disconnected", "reconnected", "recovered")
+
+
+class SessionCollector(Collector):
+    """Collects sessionmw's figures from the store at scrape time."""
+
+    def __init__(self, manager: SessionManager, namespace: str = "sessionmw") -> None:
+        self.manager = manager
+        self.namespace = namespace
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the metric families (one store read for the counters, one count per state)."""
+        ns = self.namespace
+        totals = counters_for(self.manager.store).read([TOTAL]).get(TOTAL, {})
+        events = CounterMetricFamily(f"{ns}_session_events", "Session life-cycle events.", labels=["event"])
+        for event in _SESSION_EVENTS:
+            events.add_metric([event], totals.get(f"sessions.{event}", 0.0))
+        yield events
+        transitions = CounterMetricFamily(
+            f"{ns}_state_transitions", "State changes by old and new state.", labels=["from", "to"]
+        )
+        for name, value in sorted(totals.items()):
+            if name.startswith("transitions."):
+                _, old, new = name.split(".", 2)
+                transitions.add_metric([old, new], value)
+        yield transitions
+        states = GaugeMetricFamily(f"{ns}_sessions", "Sessions in the store by state.", labels=["state"])
+        for state in SessionState:
+            states.add_metric([state.value], float(self.manager.store.count(state)))
+        yield states
+        errors = CounterMetricFamily(f"{ns}_errors", "Recorded errors by translated kind.", labels=["kind"])
+        for name, value in sorted(totals.items()):
+            if name.startswith("errors.kind."):
+                errors.add_metric([name.removeprefix("errors.kind.")], value)
+        yield errors
+        yield CounterMetricFamily(
+            f"{ns}_retry_attempts",
+            "Retries made (attempts after the first).",
+            value=totals.get("retries.attempts", 0.0),
+        )
+        outcomes = CounterMetricFamily(
+            f"{ns}_retry_outcomes", "Retried calls by outcome.", labels=["outcome"]
+        )
+        for outcome in ("recovered", "exhausted"):
+            outcomes.add_metric([outcome], totals.get(f"retries.{outcome}", 0.0))
+        yield outcomes
+        cumulative = [(f"{bound:g}", totals.get(f"latency.le.{bound:g}", 0.0)) for bound in LATENCY_BOUNDS]
+        count = totals.get("latency.count", 0.0)
+        yield HistogramMetricFamily(
+            f"{ns}_call_latency_seconds",
+            "Latency of calls measured by adapters.",
+            buckets=[*cumulative, ("+Inf", count)],
+            sum_value=totals.get("latency.sum", 0.0),
+        )
+
+
+def instrument(
+    manager: SessionManager, registry: CollectorRegistry | None = None, *, namespace: str = "sessionmw"
+) -> Analytics:
+    """Count ``manager``'s events and expose them to Prometheus through ``registry``.
+
+    Returns the connected :class:`~sessionmw.analytics.Analytics` (disconnect it to stop counting).
+    """
+    analytics = Analytics(manager).connect()
+    (REGISTRY if registry is None else registry).register(SessionCollector(manager, namespace))
+    return analytics
