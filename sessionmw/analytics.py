@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from sessionmw import signals
 from sessionmw.states import SessionState
+from sessionmw.stores.counters import CounterBackend, MemoryCounters
 
 if TYPE_CHECKING:
     from sessionmw.manager import SessionManager
@@ -29,37 +30,6 @@ TOTAL = 0
 BUCKET_SECONDS = 60
 #: Upper bounds (seconds) of the latency histogram's buckets.
 LATENCY_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class CounterBackend(Protocol):
-    """Where counters live. Adding is atomic per name; buckets other than TOTAL may expire."""
-
-    def add(self, buckets: Iterable[int], counts: Mapping[str, float]) -> None:
-        """Add ``counts`` to each of ``buckets``."""
-        ...
-
-    def read(self, buckets: Iterable[int]) -> dict[int, dict[str, float]]:
-        """The counters of each of ``buckets`` that has any."""
-        ...
-
-
-class MemoryCounters:
-    """Counters in a dict (the memory store's companion); thread-safe."""
-
-    def __init__(self) -> None:
-        self._values: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self._lock = threading.Lock()
-
-    def add(self, buckets: Iterable[int], counts: Mapping[str, float]) -> None:
-        with self._lock:
-            for bucket in buckets:
-                values = self._values[bucket]
-                for name, value in counts.items():
-                    values[name] += value
-
-    def read(self, buckets: Iterable[int]) -> dict[int, dict[str, float]]:
-        with self._lock:
-            return {bucket: dict(self._values[bucket]) for bucket in buckets if bucket in self._values}
 
 
 _BACKENDS: dict[int, CounterBackend] = {}
