@@ -157,6 +157,59 @@ def _sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_window(text: str) -> float:
+    """``90s``, ``30m``, ``1h``, ``2d`` or plain seconds, as seconds."""
+    value, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
+    try:
+        seconds = float(value) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"window {text!r} is not like 90s, 30m, 1h or 2d") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"window {text!r} must be positive")
+    return seconds
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _stats(args: argparse.Namespace) -> int:
+    out = _out(args)
+    with _manager(args) as manager:
+        result = manager.stats(window=args.window)
+    if args.json:
+        out.write(json.dumps(result.as_dict(), indent=2) + "\n")
+        return EXIT_OK
+    c = result.counts
+    frequency = result.error_frequency_per_session_hour
+    latency = result.mean_latency_seconds
+    out.write(f"window: {_age(result.window_seconds)}\n")
+    for name in ("created", "expired", "ended", "disconnected", "reconnected", "recovered"):
+        out.write(f"  sessions {name:14} {c.get('sessions.' + name, 0):>8g}\n")
+    out.write(f"  errors                  {c.get('errors.total', 0):>8g}\n")
+    out.write(f"  retries                 {c.get('retries.attempts', 0):>8g}\n")
+    out.write(f"expiration rate           {_percent(result.expiration_rate)}\n")
+    out.write(
+        "errors per session-hour   "
+        + ("n/a" if frequency is None else f"{frequency:.2f}")
+        + f"  ({result.session_hours:.2f} session-hours)\n"
+    )
+    out.write(f"retry recovery rate       {_percent(result.retry_recovery_rate)}\n")
+    out.write(f"reconnect rate            {_percent(result.reconnect_rate)}\n")
+    out.write(
+        "mean latency              " + ("n/a" if latency is None else f"{latency * 1000:.1f} ms") + "\n"
+    )
+    kinds = sorted((k.removeprefix("errors.kind."), v) for k, v in c.items() if k.startswith("errors.kind."))
+    if kinds:
+        out.write("errors by kind:\n")
+        for kind, value in kinds:
+            out.write(f"  {kind:30} {value:>8g}\n")
+    return EXIT_OK
+
+
 def _config(args: argparse.Namespace) -> int:
     out = _out(args)
     try:
@@ -203,6 +256,9 @@ def add_commands(sub: Subparsers) -> None:
     sweep = _with_store(sub.add_parser("sweep", help="expire due sessions now"))
     sweep.add_argument("--batch", type=int, default=1000, help="sessions per store call (default 1000)")
     sweep.set_defaults(run=_sweep)
+    stats = _with_store(sub.add_parser("stats", help="counters and rates over a window, from every process"))
+    stats.add_argument("--window", type=parse_window, default=3600.0, help="e.g. 15m, 1h, 2d (default 1h)")
+    stats.set_defaults(run=_stats)
     config = _with_store(sub.add_parser("config", help="effective settings and where each came from"))
     config.set_defaults(run=_config)
 

@@ -81,3 +81,19 @@ def test_sessions_list_on_memory_store_is_empty(tmp_path: Path) -> None:
     """A fresh process's memory store holds no sessions: the table says so."""
     result = sessionmw("sessions", "list")
     assert result.returncode == 0 and result.stdout.strip().endswith("0 session(s)")
+
+
+def test_stats_window_parsing() -> None:
+    """Windows read as 90s, 30m, 1h, 2d; a bad or zero window is a usage error."""
+    from sessionmw.cli import parse_window
+
+    assert [parse_window(t) for t in ("90s", "30m", "1h", "2d", "45")] == [90, 1800, 3600, 172800, 45]
+    assert sessionmw("stats", "--window", "0h").returncode == 2
+    assert sessionmw("stats", "--window", "soon").returncode == 2
+
+
+def test_stats_on_an_empty_store_prints_no_rates() -> None:
+    """With nothing counted, rates are n/a rather than a division error."""
+    result = sessionmw("stats", "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["expiration_rate"] is None
