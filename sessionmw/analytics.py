@@ -142,11 +142,9 @@ class Analytics:
 
     def disconnect(self) -> None:
         """Stop counting."""
-        for signal, receiver, sender in self._connected:
-            if sender is None:
-                signal.disconnect(receiver)
-            else:
-                signal.disconnect(receiver, sender=sender)
+        for signal, receiver, _sender in self._connected:
+            # From every sender: blinker keeps a receiver disconnected from one sender listed.
+            signal.disconnect(receiver)
         self._connected.clear()
 
     def count(self, **counts: float) -> None:

@@ -123,7 +123,7 @@ def test_prometheus_exposition_parses_and_matches_counters(manager: SessionManag
     }
     assert samples["sessionmw_session_events_total", (("event", "created"),)] == 4
     assert samples["sessionmw_state_transitions_total", (("from", "error"), ("to", "disconnected"))] == 1
-    assert samples["sessionmw_sessions", (("state", "idle"),)] == 2  # c and d, idle since minute 10
+    assert samples["sessionmw_sessions", (("state", "active"),)] == 2  # c and d: idle, but not yet observed
     assert samples["sessionmw_sessions", (("state", "expired"),)] == 1
     assert samples["sessionmw_call_latency_seconds_count", ()] == 2
     assert samples["sessionmw_call_latency_seconds_bucket", (("le", "0.025"),)] == 1
