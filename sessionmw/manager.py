@@ -26,6 +26,7 @@ from sessionmw.transitions import Change
 
 __all__ = [
     "SESSION_ID_BYTES",
+    "STORE_UNAVAILABLE",
     "SessionManager",
     "get_session_manager",
     "new_session_id",
@@ -320,9 +321,19 @@ _UNAVAILABLE: Literal["unavailable"] = "unavailable"
 _RAISE: Literal["raise"] = "raise"
 
 
+#: The ``reason`` of the stand-in record a fail-open manager returns while the store is down.
+STORE_UNAVAILABLE = "store_unavailable"
+
+
 def _fail_open_outcome(session_id: str, now: float) -> Outcome:
-    """Fail-open: with the store down, the session is treated as a healthy, active one."""
-    return Outcome(SessionRecord.new(session_id, now), ())
+    """Fail-open: with the store down, the session is treated as a healthy, active one.
+
+    The stand-in record's ``reason`` is :data:`STORE_UNAVAILABLE`, so adapters can tell that the
+    id was not verified and must not adopt it.
+    """
+    record = SessionRecord.new(session_id, now)
+    record.reason = STORE_UNAVAILABLE
+    return Outcome(record, ())
 
 
 def check_session_id(session_id: object) -> str:

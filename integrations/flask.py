@@ -1,0 +1,235 @@
+"""The Flask extension: ``SessionMW(app)`` gives every request a session.
+
+.. code-block:: python
+
+    app = Flask(__name__)
+    SessionMW(app)  # or: ext = SessionMW(); ext.init_app(app)
+
+It uses Flask's own hooks (``before_request``, ``after_request``, ``teardown_request``, an error
+handler) and the request logic of :mod:`sessionmw.integrations.wsgi`. ``current_session`` is the
+request's :class:`~sessionmw.integrations.wsgi.RequestSession`; the Jinja global
+``sessionmw_banner()`` renders the status banner; a blueprint serves the ``health`` and
+``reconnect`` endpoints. See ``docs/flask.md`` for every configuration key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any
+
+try:
+    from flask import Blueprint, Flask, Response, request
+    from markupsafe import Markup
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.local import LocalProxy
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("sessionmw.integrations.flask needs Flask: pip install 'sessionmw[flask]'") from exc
+
+from sessionmw.integrations.wsgi import (
+    ENVIRON_HEALTH,
+    ENVIRON_NOTICE,
+    ENVIRON_SESSION,
+    Options,
+    RequestSession,
+    SessionGate,
+    banner_html,
+    private_cache_control,
+)
+
+from sessionmw.context import _current as _scope_var  # session_scope's variable
+from sessionmw.context import _Scope
+from sessionmw.manager import SessionManager
+from sessionmw.settings import Settings
+
+__all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session"]
+
+#: The key of the extension's state in ``app.extensions``.
+EXTENSION_KEY = "sessionmw"
+
+#: ``app.config`` key -> :class:`~sessionmw.integrations.wsgi.Options` field.
+_OPTION_KEYS = {
+    "SESSIONMW_COOKIE_NAME": "cookie_name",
+    "SESSIONMW_HEADER_NAME": "header_name",
+    "SESSIONMW_PREFIX": "prefix",
+    "SESSIONMW_EXCLUDE": "exclude",
+    "SESSIONMW_COOKIE_SECURE": "secure",
+    "SESSIONMW_COOKIE_DOMAIN": "cookie_domain",
+    "SESSIONMW_COOKIE_MAX_AGE": "cookie_max_age",
+}
+#: ``app.config`` key -> :class:`~sessionmw.Settings` field (used when the extension builds the manager).
+_SETTING_KEYS = {
+    "SESSIONMW_STORE_URL": "store_url",
+    "SESSIONMW_SESSION_TIMEOUT_MINUTES": "session_timeout_minutes",
+    "SESSIONMW_IDLE_AFTER_SECONDS": "idle_after_seconds",
+    "SESSIONMW_ABSOLUTE_TIMEOUT_HOURS": "absolute_timeout_hours",
+    "SESSIONMW_MAX_ERROR_THRESHOLD": "max_error_threshold",
+    "SESSIONMW_HEALTH_CHECK_INTERVAL_SECONDS": "health_check_interval_seconds",
+    "SESSIONMW_MAX_SESSIONS": "max_sessions",
+    "SESSIONMW_ON_STORE_ERROR": "on_store_error",
+    "SESSIONMW_DEBUG": "debug",
+}
+_SESSION = "sessionmw.flask.session"  # the RequestSession this extension opened
+_SCOPE = "sessionmw.flask.scope"
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionMWState:
+    """What ``app.extensions["sessionmw"]`` holds for one app."""
+
+    #: The extension object that was initialised on the app.
+    extension: SessionMW
+    #: The manager that keeps this app's sessions.
+    manager: SessionManager
+    #: The shared request logic (options included).
+    gate: SessionGate
+    #: The name of the blueprint serving the endpoints.
+    blueprint: str
+
+
+class SessionMW:
+    """Session tracking, friendly errors and the session endpoints for a Flask app.
+
+    :param app: the app to set up now; or call :meth:`init_app` later (factory pattern).
+    :param manager: the manager for every app set up by this object; by default each app gets its
+        own, built from its ``SESSIONMW_*`` settings keys and the environment.
+    :param options: defaults for the options keys (``cookie_name``, ``header_name``, ``prefix``,
+        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``secret_key``); the
+        app's ``SESSIONMW_*`` config keys win.
+    """
+
+    def __init__(
+        self, app: Flask | None = None, *, manager: SessionManager | None = None, **options: Any
+    ) -> None:
+        self._manager = manager
+        self._options = options
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Set up ``app``: read its ``SESSIONMW_*`` config once, register the hooks and the blueprint.
+
+        :raises RuntimeError: if sessionmw is already set up on ``app``.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "sessionmw is already set up on this Flask app (SessionMW or init_app ran twice)"
+            )
+        config = app.config
+        options = dict(self._options)
+        for key, field in _OPTION_KEYS.items():
+            if key in config:
+                options[field] = config[key]
+        secret = config.get("SESSIONMW_SECRET_KEY") or options.pop("secret_key", None) or app.secret_key
+        options.pop("secret_key", None)
+        manager = self._manager
+        if manager is None:
+            overrides = {field: config[key] for key, field in _SETTING_KEYS.items() if key in config}
+            manager = SessionManager(Settings.from_env(**overrides))
+        debug = config.get("SESSIONMW_DEBUG")
+        gate = SessionGate(
+            manager, Options.build(secret_key=secret, **options), debug=None if debug is None else bool(debug)
+        )
+        hooks = _Hooks(gate)
+        blueprint = Blueprint("sessionmw", __name__, url_prefix=gate.options.prefix.rstrip("/"))
+        blueprint.add_url_rule("/health", "health", hooks.health, methods=["GET"])
+        blueprint.add_url_rule("/reconnect", "reconnect", hooks.reconnect, methods=["POST"])
+        app.register_blueprint(blueprint)
+        app.extensions[EXTENSION_KEY] = SessionMWState(self, manager, gate, blueprint.name)
+        app.before_request(hooks.before_request)
+        app.after_request(hooks.after_request)
+        app.teardown_request(hooks.teardown_request)
+        app.register_error_handler(Exception, hooks.handle_exception)
+        app.add_template_global(hooks.banner, "sessionmw_banner")
+
+
+def _to_flask(response: Any) -> Response:
+    return Response(response.body, status=response.status, headers=response.headers)
+
+
+class _Hooks:
+    """The request hooks, views and Jinja global of one app, bound to its gate."""
+
+    def __init__(self, gate: SessionGate) -> None:
+        self.gate = gate
+        self.prefix = gate.options.prefix
+
+    def before_request(self) -> Response | None:
+        """Find the request's session, count the request as activity and open its scope."""
+        environ = request.environ
+        if ENVIRON_SESSION in environ:
+            return None  # a SessionMiddleware in front of the app did it already
+        gate = self.gate
+        path: str = environ.get("PATH_INFO", "")
+        if path.startswith(self.prefix) or (gate.options.exclude and gate.excluded(path)):
+            return None
+        session = gate.begin(environ)
+        environ[_SESSION] = session
+        environ[_SCOPE] = _scope_var.set(_Scope(gate.manager, session.id))  # as session_scope() does
+        refusal = gate.state_response(session, environ)
+        return None if refusal is None else _to_flask(refusal)
+
+    def after_request(self, response: Response) -> Response:
+        """Add the cookie and ``Vary: Cookie``; a success clears an error session's count."""
+        environ = request.environ
+        session: RequestSession | None = environ.get(_SESSION)
+        if session is None:
+            return response
+        gate = self.gate
+        headers = response.headers
+        vary = headers.get("Vary")
+        if not vary:
+            headers["Vary"] = "Cookie"
+        elif vary.strip() != "*" and "cookie" not in vary.lower():
+            headers["Vary"] = f"{vary}, Cookie"
+        if session.issue_cookie or session.via_header:
+            for name, value in gate.session_headers(session, environ):
+                headers.add(name, value)
+            if session.issue_cookie:
+                existing = headers.get("Cache-Control")
+                headers["Cache-Control"] = "private" if not existing else private_cache_control(existing)
+        gate.finish(session, response.status_code)
+        return response
+
+    def teardown_request(self, exc: BaseException | None) -> None:
+        """Close the request's session scope."""
+        token = request.environ.pop(_SCOPE, None)
+        if token is not None:
+            with contextlib.suppress(ValueError):  # a token made in another context (e.g. copied)
+                _scope_var.reset(token)
+
+    def handle_exception(self, exc: Exception) -> Any:
+        """Flask's HTTP errors pass through; anything else is recorded and shown translated."""
+        if isinstance(exc, HTTPException):
+            return exc
+        environ = request.environ
+        session: RequestSession | None = environ.get(_SESSION) or environ.get(ENVIRON_SESSION)
+        err = self.gate.fail(session, exc)
+        via_header = session.via_header if session is not None else False
+        return _to_flask(self.gate.error_response(err, environ, via_header))
+
+    def health(self) -> Response:
+        """``GET <prefix>health``."""
+        return _to_flask(self.gate.health_response(request.environ))
+
+    def reconnect(self) -> Response:
+        """``POST <prefix>reconnect``."""
+        return _to_flask(self.gate.reconnect_response(request.environ))
+
+    def banner(self) -> Markup:
+        """The status banner of the current request's session (empty when all is well)."""
+        environ = request.environ
+        report = environ.get(ENVIRON_NOTICE) or environ.get(ENVIRON_HEALTH)
+        return Markup(banner_html(report, prefix=self.prefix, next_path=request.path))
+
+
+def _current() -> RequestSession:
+    session = request.environ.get(ENVIRON_SESSION)
+    if not isinstance(session, RequestSession):
+        raise RuntimeError("no sessionmw session for this request (excluded path, or SessionMW not set up)")
+    return session
+
+
+#: The current request's :class:`~sessionmw.integrations.wsgi.RequestSession` (``.id``,
+#: ``.health``, ``.state``, ``.notice``).
+current_session: RequestSession = LocalProxy(_current)

@@ -1,0 +1,878 @@
+"""Session tracking for any WSGI application, in one line.
+
+.. code-block:: python
+
+    app.wsgi_app = SessionMiddleware(app.wsgi_app)
+
+Each request is matched to a session (a cookie, or the ``X-Session-ID`` header for API clients),
+counts as activity, and runs inside :func:`sessionmw.session_scope`. An exception from the app
+becomes a friendly HTML or JSON error page and is recorded on the session. Two endpoints serve
+the session's health and reconnect it. See ``docs/wsgi.md`` for every option.
+
+:class:`SessionGate` holds the request logic both adapters share (this middleware and the Flask
+extension); it turns requests into core calls and core results into responses.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import html
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import sys
+from collections.abc import Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from sessionmw.context import _current as _scope_var  # session_scope's variable: the fast path
+from sessionmw.context import _Scope
+from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionExistsError
+from sessionmw.health import HealthReport
+from sessionmw.manager import STORE_UNAVAILABLE, SessionManager, get_session_manager, new_session_id
+from sessionmw.session import SessionRecord
+from sessionmw.states import SessionState
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from sessionmw.translate import UserFacingError
+
+__all__ = [
+    "ENVIRON_HEALTH",
+    "ENVIRON_MANAGER",
+    "ENVIRON_NOTICE",
+    "ENVIRON_SESSION",
+    "ENVIRON_SESSION_ID",
+    "Options",
+    "RequestSession",
+    "SessionGate",
+    "SessionMiddleware",
+    "banner_for",
+    "banner_html",
+    "health_json",
+    "install",
+    "private_cache_control",
+    "uninstall",
+    "wants_json",
+]
+
+_log = logging.getLogger("sessionmw.wsgi")
+
+#: environ key: the :class:`~sessionmw.SessionManager` serving the request.
+ENVIRON_MANAGER = "sessionmw.manager"
+#: environ key: the session id of the request (a string).
+ENVIRON_SESSION_ID = "sessionmw.session_id"
+#: environ key: the :class:`RequestSession` of the request.
+ENVIRON_SESSION = "sessionmw.session"
+#: environ key: the session's :class:`~sessionmw.HealthReport` at the start of the request.
+ENVIRON_HEALTH = "sessionmw.health"
+#: environ key: a report to show the user once (the expired session a fresh one replaced), or None.
+ENVIRON_NOTICE = "sessionmw.notice"
+_APPLIED = "sessionmw.applied"
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_ID_SHAPE = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
+_MAC_LENGTH = 22  # base64 characters of the pending id's MAC (132 bits)
+_SECRET_ENV = "SESSIONMW_SECRET_KEY"
+_JSON_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+_HEALTH_HEADERS = [("Content-Type", "application/health+json"), ("Cache-Control", "no-store")]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Options:
+    """How the adapters find, issue and expose sessions (validated on construction).
+
+    :param cookie_name: the session cookie's name.
+    :param header_name: the request header API clients send the session id in.
+    :param prefix: the path under which the ``health`` and ``reconnect`` endpoints live.
+    :param exclude: path prefixes that neither create nor touch sessions (static files, metrics).
+    :param secure: add ``Secure`` to the cookie: None (default) when the request is HTTPS.
+    :param cookie_domain: the cookie's ``Domain``; None (default) sends none (host-only cookie).
+    :param cookie_max_age: the cookie's ``Max-Age`` in seconds; None (default): a browser-session cookie.
+    :param secret_key: signs the ids of sessions not stored yet; share it between processes.
+    """
+
+    cookie_name: str = "sessionmw"
+    header_name: str = "X-Session-ID"
+    prefix: str = "/_sessionmw/"
+    exclude: tuple[str, ...] = ()
+    secure: bool | None = None
+    cookie_domain: str | None = None
+    cookie_max_age: int | None = None
+    secret_key: bytes = dataclasses.field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.fullmatch(self.cookie_name):
+            raise ConfigurationError(f"cookie_name={self.cookie_name!r} is not a valid cookie name")
+        if not _TOKEN.fullmatch(self.header_name):
+            raise ConfigurationError(f"header_name={self.header_name!r} is not a valid header name")
+        if not (self.prefix.startswith("/") and self.prefix.endswith("/") and len(self.prefix) > 1):
+            raise ConfigurationError(
+                f"prefix={self.prefix!r} must start and end with '/', e.g. '/_sessionmw/'"
+            )
+        for path in self.exclude:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigurationError(f"exclude entry {path!r} must be a path starting with '/'")
+        if self.cookie_domain is not None and not re.fullmatch(r"[A-Za-z0-9.-]+", self.cookie_domain):
+            raise ConfigurationError(f"cookie_domain={self.cookie_domain!r} is not a valid domain")
+        if self.cookie_max_age is not None and (
+            isinstance(self.cookie_max_age, bool)
+            or not isinstance(self.cookie_max_age, int)
+            or self.cookie_max_age <= 0
+        ):
+            raise ConfigurationError(
+                f"cookie_max_age={self.cookie_max_age!r} must be a positive whole number"
+            )
+
+    @classmethod
+    def build(
+        cls, *, secret_key: str | bytes | None = None, exclude: Iterable[str] = (), **options: Any
+    ) -> Options:
+        """Options with the secret taken from ``secret_key``, else ``SESSIONMW_SECRET_KEY``, else random.
+
+        A random secret works for one process only: with several worker processes, configure one.
+        """
+        if secret_key is None:
+            secret_key = os.environ.get(_SECRET_ENV) or None
+        if secret_key is None:
+            _log.warning(
+                "no secret key configured (%s): pending session ids are only valid in this process",
+                _SECRET_ENV,
+            )
+            secret_key = secrets.token_bytes(32)
+        unknown = sorted(set(options) - _OPTION_NAMES)
+        if unknown:
+            known = ", ".join(sorted(_OPTION_NAMES | {"secret_key", "exclude"}))
+            raise ConfigurationError(f"unknown option {unknown[0]!r}; known options: {known}")
+        if isinstance(exclude, str):
+            exclude = (exclude,)
+        key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
+        if not key:
+            raise ConfigurationError("secret_key must not be empty")
+        return cls(secret_key=key, exclude=tuple(exclude), **options)
+
+    @property
+    def header_key(self) -> str:
+        """The WSGI environ key of :attr:`header_name`."""
+        return "HTTP_" + self.header_name.upper().replace("-", "_")
+
+
+_OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(Options)) - {"secret_key", "exclude"}
+
+
+@dataclasses.dataclass(slots=True)
+class RequestSession:
+    """The session serving one request."""
+
+    #: The session id.
+    id: str
+    #: The manager that keeps the session.
+    manager: SessionManager
+    #: The session as of the start of the request (for a pending session, an unsaved fresh record).
+    record: SessionRecord
+    #: False while the session is pending: issued to the client but not stored until it returns.
+    stored: bool
+    #: True when the response must (re)set the cookie.
+    issue_cookie: bool
+    #: True when the client sent its id in the header (an API client).
+    via_header: bool
+    #: The report of an expired session this one replaced (shown to the user once), or None.
+    notice: HealthReport | None = None
+    _health: HealthReport | None = None
+    #: True once an error was recorded on the session during this request (no success then).
+    failed: bool = False
+
+    @property
+    def health(self) -> HealthReport:
+        """The session's health at the start of the request (no store operation)."""
+        if self._health is None:
+            manager = self.manager
+            self._health = HealthReport.build(self.id, self.record, manager.clock(), manager.policy)
+        return self._health
+
+    @property
+    def state(self) -> SessionState:
+        """The session's state at the start of the request."""
+        return self.record.state
+
+    def ensure_stored(self) -> None:
+        """Store a pending session now (e.g. before recording an error on it)."""
+        if self.stored:
+            return
+        with contextlib.suppress(SessionExistsError):
+            self.manager.create_session(self.id)
+        self.stored = True
+
+
+class SessionGate:
+    """The request logic the WSGI middleware and the Flask extension share.
+
+    :param manager: the manager that keeps the sessions.
+    :param options: cookie, header, endpoint and exclusion settings.
+    :param debug: show exception details in error responses; None: the manager's ``debug`` setting.
+    """
+
+    def __init__(self, manager: SessionManager, options: Options, *, debug: bool | None = None) -> None:
+        self.manager = manager
+        self.options = options
+        self.debug = manager.settings.debug if debug is None else debug
+        self._cookie_prefix = options.cookie_name + "="
+        self._header_key = options.header_key
+
+    # -- finding the session ------------------------------------------------------------------
+
+    def excluded(self, path: str) -> bool:
+        """True for a path that must neither create nor touch a session."""
+        return any(path.startswith(prefix) for prefix in self.options.exclude)
+
+    def client_id(self, environ: WSGIEnvironment) -> tuple[str | None, bool]:
+        """The well-formed id the client sent (header first, then cookie), and whether it was the header."""
+        header = environ.get(self._header_key)
+        if header is not None:
+            header = header.strip()
+            return (header if _ID_SHAPE.fullmatch(header) else None), True
+        cookie = self._cookie(environ.get("HTTP_COOKIE", ""))
+        return (cookie if cookie is not None and _ID_SHAPE.fullmatch(cookie) else None), False
+
+    def _cookie(self, header: str) -> str | None:
+        if self._cookie_prefix not in header:
+            return None
+        for part in header.split(";"):
+            name, sep, value = part.strip().partition("=")
+            if sep and name == self.options.cookie_name:
+                return value.strip().strip('"')
+        return None
+
+    def begin(self, environ: WSGIEnvironment) -> RequestSession:
+        """Find the request's session and record the request as activity; fill the environ.
+
+        An unknown, malformed or forged id is never adopted: a new pending id is issued, stored
+        only when the client sends it back (so clients that drop cookies store nothing).
+        """
+        manager = self.manager
+        sid, via_header = self.client_id(environ)
+        session: RequestSession | None = None
+        notice: HealthReport | None = None
+        if sid is not None:
+            try:
+                record = manager.touch(sid)
+            except IllegalTransitionError:
+                record = None
+                notice = manager.check_health(sid)
+            if record is not None and record.reason == STORE_UNAVAILABLE:
+                # Fail-open with the store down: the id cannot be verified, so it is not adopted.
+                # The request runs under a throwaway id; the client's cookie is left alone.
+                fresh = self._pending_id()
+                unverified = SessionRecord.new(fresh, manager.clock())
+                unverified.reason = STORE_UNAVAILABLE
+                session = RequestSession(fresh, manager, unverified, True, False, via_header)
+            elif record is not None:
+                session = RequestSession(sid, manager, record, True, False, via_header)
+            elif notice is None and self._pending_is_valid(sid):
+                pending = RequestSession(
+                    sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
+                )
+                pending.ensure_stored()
+                session = pending
+        if session is None:
+            fresh = self._pending_id()
+            session = RequestSession(
+                fresh, manager, SessionRecord.new(fresh, manager.clock()), False, True, via_header, notice
+            )
+        environ[ENVIRON_MANAGER] = manager
+        environ[ENVIRON_SESSION] = session
+        environ[ENVIRON_SESSION_ID] = session.id
+        environ[ENVIRON_HEALTH] = session.health
+        environ[ENVIRON_NOTICE] = notice
+        return session
+
+    def _pending_id(self) -> str:
+        """A fresh id (random bits from :mod:`secrets`) signed with the issue time."""
+        body = f"{new_session_id()}.{int(self.manager.clock()):x}"
+        return f"{body}.{self._mac(body)}"
+
+    def _mac(self, body: str) -> str:
+        digest = hmac.new(self.options.secret_key, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode()[:_MAC_LENGTH]
+
+    def _pending_is_valid(self, sid: str) -> bool:
+        """True for an id this server issued (valid signature) within the session timeout."""
+        body, _, mac = sid.rpartition(".")
+        stamp = body.rpartition(".")[2]
+        if len(mac) != _MAC_LENGTH or not hmac.compare_digest(mac, self._mac(body)):
+            return False
+        try:
+            issued = int(stamp, 16)
+        except ValueError:
+            return False
+        age = self.manager.clock() - issued
+        return -60.0 <= age <= self.manager.policy.timeout
+
+    def pending_health(self, sid: str) -> HealthReport | None:
+        """The report of an issued, not yet stored id (healthy); None if ``sid`` is not one."""
+        if not self._pending_is_valid(sid):
+            return None
+        now = self.manager.clock()
+        return HealthReport.build(sid, SessionRecord.new(sid, now), now, self.manager.policy)
+
+    # -- responses ----------------------------------------------------------------------------
+
+    def session_headers(self, session: RequestSession, environ: WSGIEnvironment) -> list[tuple[str, str]]:
+        """The headers the response must carry for ``session`` (cookie, id echo)."""
+        headers: list[tuple[str, str]] = []
+        if session.issue_cookie:
+            headers.append(("Set-Cookie", self.cookie_header(session.id, environ)))
+        if session.via_header:
+            headers.append((self.options.header_name, session.id))
+        return headers
+
+    def cookie_header(self, sid: str, environ: WSGIEnvironment) -> str:
+        """The ``Set-Cookie`` value for ``sid``: HttpOnly, SameSite=Lax, Path=/, Secure on HTTPS."""
+        options = self.options
+        parts = [f"{options.cookie_name}={sid}", "Path=/", "HttpOnly", "SameSite=Lax"]
+        secure = options.secure
+        if secure is None:
+            secure = environ.get("wsgi.url_scheme") == "https"
+        if secure:
+            parts.append("Secure")
+        if options.cookie_domain:
+            parts.append(f"Domain={options.cookie_domain}")
+        if options.cookie_max_age is not None:
+            parts.append(f"Max-Age={options.cookie_max_age}")
+        return "; ".join(parts)
+
+    def state_response(self, session: RequestSession, environ: WSGIEnvironment) -> _Response | None:
+        """For a JSON client whose session expired or is disconnected: the response that says so.
+
+        Expired: 401; disconnected: 503 with the ``reconnect`` URL. HTML pages get None: they are
+        served and can show the banner.
+        """
+        if session.notice is None and session.record.state is not SessionState.DISCONNECTED:
+            return None
+        if not wants_json(environ, session.via_header):
+            return None
+        from sessionmw.translate import UserFacingError
+
+        if session.notice is not None:
+            err = UserFacingError.from_health(session.notice)
+            return self.error_response(err, environ, True)
+        err = UserFacingError.from_health(session.health)
+        return self.error_response(err, environ, True, reconnect=self.options.prefix + "reconnect")
+
+    def finish(self, session: RequestSession, status: int) -> None:
+        """After a response: a success (below 400) clears the error count of a session in the error state."""
+        if session.failed or not session.stored:
+            return
+        if status < 400 and session.record.state is SessionState.ERROR:
+            self.manager.record_success(session.id)
+
+    def fail(self, session: RequestSession | None, exc: BaseException) -> UserFacingError:
+        """Log and record ``exc`` on the session, and translate it for the user."""
+        from sessionmw.translate import translate
+
+        _log.error("request failed", exc_info=exc)
+        if session is not None:
+            try:
+                session.ensure_stored()
+                self.manager.record_error(session.id, exc)
+                session.failed = True
+            except Exception:
+                _log.exception("could not record the error on the session")
+        return translate(exc, debug=self.debug)
+
+    def error_response(
+        self,
+        err: UserFacingError,
+        environ: WSGIEnvironment,
+        via_header: bool,
+        *,
+        reconnect: str | None = None,
+    ) -> _Response:
+        """``err`` as JSON or HTML (by ``Accept``).
+
+        The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
+        disconnected session or a transient error, else 500.
+        """
+        from sessionmw.translate import DEFAULT_RETRY_AFTER, format_error
+
+        status = _HTTP_STATUS.get(err.status or "", 503 if err.transient else 500)
+        headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
+        if err.transient:
+            retry_after = err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER
+            headers.append(("Retry-After", str(max(1, math.ceil(retry_after)))))
+        if wants_json(environ, via_header):
+            data = format_error(err, "dict")
+            if reconnect is not None:
+                data["reconnect"] = reconnect
+            headers.append(("Content-Type", "application/json"))
+            body = json.dumps(data).encode()
+        else:
+            headers.append(("Content-Type", "text/html; charset=utf-8"))
+            body = _page(html.escape(err.title), format_error(err, "html"))
+        return _Response(_status_line(status), headers, body)
+
+    def health_response(self, environ: WSGIEnvironment) -> _Response:
+        """``GET health``: the caller's session health, never creating or touching a session."""
+        sid, _ = self.client_id(environ)
+        report: HealthReport | None = None
+        if sid is not None:
+            report = self.manager.check_health(sid)
+            if report.status == "not_found":
+                report = self.pending_health(sid) or report
+        if report is None:
+            report = HealthReport.build(None, None, self.manager.clock(), self.manager.policy)
+        return _health_response(report, 200 if _health_status(report) != "fail" else 503)
+
+    def reconnect_response(self, environ: WSGIEnvironment) -> _Response:
+        """``POST reconnect``: a disconnected (or erroring) session back to active."""
+        sid, via_header = self.client_id(environ)
+        reconnected = False
+        if sid is not None:
+            try:
+                reconnected = self.manager.reconnect(sid)
+            except IllegalTransitionError:
+                reconnected = False
+        if not wants_json(environ, via_header) and environ.get("CONTENT_TYPE", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            return _Response(
+                "303 See Other",
+                [
+                    ("Location", _next_path(environ)),
+                    ("Content-Type", "text/plain"),
+                    ("Cache-Control", "no-store"),
+                ],
+                b"",
+            )
+        response = self.health_response(environ)
+        if not reconnected and (sid is None or self.pending_health(sid) is None):
+            response.status = "409 Conflict"
+        return response
+
+    def endpoint(self, environ: WSGIEnvironment, name: str) -> _Response:
+        """Serve the endpoint ``name`` (the path after the prefix)."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        if name == "health":
+            if method not in ("GET", "HEAD"):
+                return _method_not_allowed("GET, HEAD")
+            return self.health_response(environ)
+        if name == "reconnect":
+            if method != "POST":
+                return _method_not_allowed("POST")
+            return self.reconnect_response(environ)
+        body = json.dumps({"status": "not_found", "message": "No such sessionmw endpoint."}).encode()
+        return _Response("404 Not Found", list(_JSON_HEADERS), body)
+
+
+class _Response:
+    """A status line, headers and a body, before they become a framework response."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def status_code(self) -> int:
+        """The numeric status."""
+        return int(self.status[:3])
+
+    def send(
+        self, start_response: StartResponse, extra: list[tuple[str, str]] | None = None, exc_info: Any = None
+    ) -> list[bytes]:
+        """Start the WSGI response and return its body."""
+        headers = [*self.headers, *(extra or ()), ("Content-Length", str(len(self.body)))]
+        if exc_info is None:
+            start_response(self.status, headers)
+        else:
+            start_response(self.status, headers, exc_info)
+        return [self.body]
+
+
+class SessionMiddleware:
+    """WSGI middleware that gives every request a session (PEP 3333).
+
+    :param app: the WSGI application to wrap.
+    :param manager: the session manager; by default the process default
+        (:func:`sessionmw.get_session_manager`).
+    :param debug: show exception details in error pages; None: the manager's ``debug`` setting.
+    :param secret_key: signs pending session ids; default ``SESSIONMW_SECRET_KEY`` or a random key.
+    :param options: the :class:`Options` fields (``cookie_name``, ``header_name``, ``prefix``,
+        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``).
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        manager: SessionManager | None = None,
+        debug: bool | None = None,
+        secret_key: str | bytes | None = None,
+        **options: Any,
+    ) -> None:
+        #: The wrapped application.
+        self.app = app
+        #: The shared request logic (manager and options).
+        self.gate = SessionGate(
+            manager if manager is not None else get_session_manager(),
+            Options.build(secret_key=secret_key, **options),
+            debug=debug,
+        )
+        self._prefix = self.gate.options.prefix
+
+    @property
+    def manager(self) -> SessionManager:
+        """The manager that keeps the sessions."""
+        return self.gate.manager
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if _APPLIED in environ:  # applied twice: the outer one did the work
+            return self.app(environ, start_response)
+        environ[_APPLIED] = self
+        gate = self.gate
+        path: str = environ.get("PATH_INFO", "")
+        if path.startswith(self._prefix):
+            try:
+                response = gate.endpoint(environ, path[len(self._prefix) :])
+            except Exception as exc:  # e.g. the store is down with fail_closed
+                response = gate.error_response(gate.fail(None, exc), environ, True)
+            return response.send(start_response)
+        if gate.options.exclude and gate.excluded(path):
+            return self.app(environ, start_response)
+        try:
+            session = gate.begin(environ)
+        except Exception as exc:  # e.g. the store is full, or down with fail_closed
+            err = gate.fail(None, exc)
+            return gate.error_response(err, environ, False).send(start_response)
+        extra = gate.session_headers(session, environ)
+        refusal = gate.state_response(session, environ)
+        if refusal is not None:
+            return refusal.send(start_response, _with_vary(extra))
+        started: list[str] = []
+
+        def session_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started.append(status)
+            headers = _add_session_headers(headers, extra)
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        token = _scope_var.set(_Scope(gate.manager, session.id))  # as session_scope() does
+        try:
+            result = self.app(environ, session_start_response)
+        except Exception as exc:
+            err = gate.fail(session, exc)
+            response = gate.error_response(err, environ, session.via_header)
+            return response.send(start_response, _with_vary(extra), sys.exc_info() if started else None)
+        finally:
+            _scope_var.reset(token)
+        if isinstance(result, list | tuple):
+            if started:
+                gate.finish(session, int(started[-1][:3]))
+            return result
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
+            return result  # let the server send the file its own way
+        return _Body(result, gate, session, started)
+
+
+class _Body:
+    """The app's response body, passed through chunk by chunk.
+
+    The chunks are produced inside the session's scope; an exception while producing them is
+    recorded on the session and logged, then propagates (the status line has already gone).
+    """
+
+    __slots__ = ("_gate", "_iterator", "_result", "_session", "_started")
+
+    def __init__(
+        self, result: Iterable[bytes], gate: SessionGate, session: RequestSession, started: list[str]
+    ) -> None:
+        self._result = result
+        self._iterator: Generator[bytes, None, None] | None = None
+        self._gate = gate
+        self._session = session
+        self._started = started
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._iterator is None:
+            self._iterator = self._stream()
+        return self._iterator
+
+    def _stream(self) -> Generator[bytes, None, None]:
+        scope = _Scope(self._gate.manager, self._session.id)
+        iterator = iter(self._result)
+        while True:
+            token = _scope_var.set(scope)  # the session's scope, only while the app makes a chunk
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:
+                self._gate.fail(self._session, exc)
+                raise
+            finally:
+                _scope_var.reset(token)
+            yield chunk
+
+    def close(self) -> None:
+        """Close the app's body (PEP 3333), then count a successful response as a success."""
+        try:
+            if self._iterator is not None:
+                self._iterator.close()
+        finally:
+            try:
+                close = getattr(self._result, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                if self._started:
+                    self._gate.finish(self._session, int(self._started[-1][:3]))
+
+
+def _add_session_headers(
+    headers: list[tuple[str, str]], extra: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``headers`` plus the session headers, ``Vary: Cookie``, and no shared caching of a new cookie."""
+    headers = list(headers)
+    vary_at = -1
+    cache_at = -1
+    for index, (name, _) in enumerate(headers):
+        lowered = name.lower()
+        if lowered == "vary":
+            vary_at = index
+        elif lowered == "cache-control":
+            cache_at = index
+    if vary_at < 0:
+        headers.append(("Vary", "Cookie"))
+    else:
+        value = headers[vary_at][1]
+        if value.strip() != "*" and "cookie" not in value.lower():
+            headers[vary_at] = (headers[vary_at][0], f"{value}, Cookie")
+    if extra:
+        headers.extend(extra)
+        if any(name == "Set-Cookie" for name, _ in extra):
+            if cache_at < 0:
+                headers.append(("Cache-Control", "private"))
+            else:
+                headers[cache_at] = (headers[cache_at][0], private_cache_control(headers[cache_at][1]))
+    return headers
+
+
+def _with_vary(extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [*extra, ("Vary", "Cookie")]
+
+
+def private_cache_control(value: str) -> str:
+    """``value`` made safe for a response that sets a cookie: never stored by shared caches."""
+    directives = [part.strip() for part in value.split(",") if part.strip()]
+    lowered = [part.lower() for part in directives]
+    if "no-store" in lowered or "private" in lowered:
+        return value
+    kept = [
+        part for part in directives if part.lower() != "public" and not part.lower().startswith("s-maxage")
+    ]
+    return ", ".join([*kept, "private"])
+
+
+def wants_json(environ: WSGIEnvironment, via_header: bool = False) -> bool:
+    """True when the client prefers JSON to HTML (``Accept``); on a tie, API clients get JSON."""
+    accept = environ.get("HTTP_ACCEPT", "")
+    if not accept:
+        return via_header
+    json_q = html_q = app_any = text_any = star = -1.0
+    for item in accept.split(","):
+        media, _, params = item.partition(";")
+        media = media.strip().lower()
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+                if not 0.0 <= quality <= 1.0 or math.isnan(quality):
+                    quality = 0.0
+        if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+            json_q = max(json_q, quality)
+        elif media in ("text/html", "application/xhtml+xml"):
+            html_q = max(html_q, quality)
+        elif media == "application/*":
+            app_any = max(app_any, quality)
+        elif media == "text/*":
+            text_any = max(text_any, quality)
+        elif media == "*/*":
+            star = max(star, quality)
+    for_json = json_q if json_q >= 0 else app_any if app_any >= 0 else star
+    for_html = html_q if html_q >= 0 else text_any if text_any >= 0 else star
+    if for_json == for_html:
+        return via_header
+    return for_json > for_html
+
+
+#: HTTP status of an error about the session itself, by its health code.
+_HTTP_STATUS = {"expired": 401, "not_found": 401, "disconnected": 503}
+
+_HEALTH_STATUS = {"healthy": "pass", "idle": "pass", "error": "warn"}
+
+
+def _health_status(report: HealthReport) -> str:
+    status = _HEALTH_STATUS.get(report.status, "fail")
+    if status == "pass" and not report.healthy:
+        status = "warn"
+    return status
+
+
+def health_json(report: HealthReport) -> dict[str, Any]:
+    """``report`` in the ``application/health+json`` shape; the full report is under ``session``.
+
+    ``status`` is ``pass`` (healthy, idle), ``warn`` (errors, a failing custom check) or ``fail``
+    (disconnected, expired, not found); each custom check is listed under ``checks``.
+    """
+    session = {key: value for key, value in report.items() if key != "session_id"}
+    checks = {
+        check["name"]: [{"status": "pass" if check["healthy"] else "fail", "output": check["message"]}]
+        for check in report.checks
+    }
+    return {
+        "status": _health_status(report),
+        "description": report.message,
+        "notes": report.recovery,
+        "output": report.context,
+        "checks": checks,
+        "session": session,
+    }
+
+
+def _health_response(report: HealthReport, status: int) -> _Response:
+    return _Response(_status_line(status), list(_HEALTH_HEADERS), json.dumps(health_json(report)).encode())
+
+
+def _method_not_allowed(allow: str) -> _Response:
+    body = json.dumps({"status": "method_not_allowed", "message": f"Use {allow}."}).encode()
+    return _Response("405 Method Not Allowed", [*_JSON_HEADERS, ("Allow", allow)], body)
+
+
+def _next_path(environ: WSGIEnvironment) -> str:
+    """Where a form POST to ``reconnect`` goes back to: its ``next`` field if a local path, else ``/``."""
+    try:
+        length = min(int(environ.get("CONTENT_LENGTH") or 0), 4096)
+    except ValueError:
+        length = 0
+    data = environ["wsgi.input"].read(length) if length > 0 else b""
+    target = parse_qs(data.decode("latin-1")).get("next", ["/"])[0]
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(c in target for c in "\r\n")
+    ):
+        return "/"
+    return str(target)
+
+
+_REASONS = {
+    200: "OK",
+    303: "See Other",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {_REASONS.get(status, 'Error')}"
+
+
+def _page(title: str, content: str) -> bytes:
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title></head>\n<body>\n{content}\n</body></html>\n"
+    ).encode()
+
+
+def banner_html(report: HealthReport | None, *, prefix: str = "/_sessionmw/", next_path: str = "/") -> str:
+    """The status banner for ``report`` as escaped HTML; empty for a healthy session or None.
+
+    A disconnected session's banner has a Reconnect button (a form POST to ``<prefix>reconnect``).
+    """
+    if report is None or report.healthy:
+        return ""
+    steps = "".join(f"<li>{html.escape(step)}</li>" for step in report.recovery)
+    parts = [
+        f'<div class="sessionmw-banner sessionmw-{html.escape(report.status)}" role="status">',
+        f"<strong>{html.escape(report.title)}</strong> <span>{html.escape(report.message)}</span>",
+        f"<ol>{steps}</ol>" if steps else "",
+    ]
+    if report.context:
+        parts.append(f"<p>{html.escape(report.context)}</p>")
+    if report.status == "disconnected":
+        parts.append(
+            f'<form method="post" action="{html.escape(prefix)}reconnect">'
+            f'<input type="hidden" name="next" value="{html.escape(next_path)}">'
+            '<button type="submit">Reconnect</button></form>'
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def banner_for(environ: WSGIEnvironment) -> str:
+    """The banner the current page should show (see :func:`banner_html`): a notice, else the health."""
+    report = environ.get(ENVIRON_NOTICE) or environ.get(ENVIRON_HEALTH)
+    middleware = environ.get(_APPLIED)
+    prefix = middleware.gate.options.prefix if isinstance(middleware, SessionMiddleware) else "/_sessionmw/"
+    return banner_html(report, prefix=prefix, next_path=environ.get("PATH_INFO", "/") or "/")
+
+
+def _chain(start: Any) -> Iterator[Any]:
+    """``start`` and the apps it wraps through ``.app`` attributes (werkzeug's convention)."""
+    seen: set[int] = set()
+    current = start
+    while current is not None and callable(current) and id(current) not in seen and len(seen) < 100:
+        seen.add(id(current))
+        yield current
+        current = getattr(current, "app", None)
+
+
+def install(app: Any, **options: Any) -> SessionMiddleware:
+    """Wrap ``app.wsgi_app`` (e.g. a Flask app) in a :class:`SessionMiddleware`, once.
+
+    Installing again returns the middleware already there (found through ``.app`` attributes).
+    """
+    for layer in _chain(app.wsgi_app):
+        if isinstance(layer, SessionMiddleware):
+            return layer
+    middleware = SessionMiddleware(app.wsgi_app, **options)
+    app.wsgi_app = middleware
+    return middleware
+
+
+def uninstall(app: Any) -> bool:
+    """Remove every :class:`SessionMiddleware` from ``app.wsgi_app``'s chain; True if one was there."""
+    removed = False
+    while isinstance(app.wsgi_app, SessionMiddleware):
+        app.wsgi_app = app.wsgi_app.app
+        removed = True
+    for layer in list(_chain(app.wsgi_app)):
+        inner = getattr(layer, "app", None)
+        while isinstance(inner, SessionMiddleware):
+            layer.app = inner = inner.app
+            removed = True
+    return removed

@@ -1,0 +1,328 @@
+"""SessionMW: the Flask extension's hooks, config, proxy, blueprint, banner and error handling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, abort, jsonify, render_template_string, session
+from flask.testing import FlaskClient
+from sessionmw.integrations.flask import SessionMW, SessionMWState, current_session
+from sessionmw.integrations.wsgi import SessionMiddleware
+from werkzeug.test import TestResponse
+
+from sessionmw import SessionManager, SessionState, TransientError, current_session_id
+from sessionmw.testing import FakeClock
+from sessionmw.translate import UserFacingError
+
+PAGE = "<html><body>{{ sessionmw_banner() }}<p>page</p></body></html>"
+
+
+def make_app(manager: SessionManager | None = None, **config: Any) -> Flask:
+    """A small app: a page with the banner, an API view, failing views and Flask's own session."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="flask-secret", **config)
+    app.extensions["test-calls"] = calls = []
+
+    @app.get("/")
+    def page() -> str:
+        calls.append(current_session_id())
+        return render_template_string(PAGE)
+
+    @app.get("/api")
+    def api() -> Any:
+        calls.append(current_session_id())
+        return jsonify(id=current_session.id, state=current_session.state.value)
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("database password is hunter2")
+
+    @app.get("/busy")
+    def busy() -> str:
+        raise TransientError("backend busy")
+
+    @app.get("/friendly")
+    def friendly() -> str:
+        raise UserFacingError(
+            "📦 That order is already shipped", title="Cannot cancel", recovery=["Contact us."]
+        )
+
+    @app.get("/missing")
+    def missing() -> str:
+        abort(404)
+
+    @app.get("/flask-session")
+    def flask_session() -> str:
+        session["visits"] = session.get("visits", 0) + 1
+        return str(session["visits"])
+
+    @app.get("/static-ish/file.css")
+    def static_file() -> str:
+        return "body{}"
+
+    SessionMW(app, manager=manager)
+    return app
+
+
+@pytest.fixture(name="app")
+def _app(manager: SessionManager) -> Flask:
+    """The test app on the fake-clock manager."""
+    return make_app(manager)
+
+
+@pytest.fixture(name="client")
+def _client(app: Flask) -> Iterator[FlaskClient]:
+    """A test client that keeps cookies."""
+    with app.test_client() as client:
+        yield client
+
+
+def session_cookie(response: TestResponse, name: str = "sessionmw") -> str | None:
+    """The value the response sets for cookie ``name``."""
+    for value in response.headers.getlist("Set-Cookie"):
+        key, _, rest = value.partition("=")
+        if key == name:
+            return rest.split(";")[0]
+    return None
+
+
+def established(client: FlaskClient) -> str:
+    """Visit twice so the session is stored; return its id."""
+    sid = session_cookie(client.get("/"))
+    assert sid is not None
+    client.get("/")
+    return sid
+
+
+def test_extension_state_is_registered(app: Flask, manager: SessionManager) -> None:
+    """app.extensions['sessionmw'] holds the state with the manager."""
+    state = app.extensions["sessionmw"]
+    assert isinstance(state, SessionMWState)
+    assert state.manager is manager
+
+
+def test_init_app_twice_raises(app: Flask) -> None:
+    """Setting the extension up twice on one app raises a clear error."""
+    with pytest.raises(RuntimeError, match="already set up"):
+        SessionMW().init_app(app)
+
+
+def test_factory_pattern_and_separate_managers() -> None:
+    """One extension object set up on two apps gives each app its own manager."""
+    ext = SessionMW()
+    one, two = Flask("one"), Flask("two")
+    ext.init_app(one)
+    ext.init_app(two)
+    first, second = one.extensions["sessionmw"].manager, two.extensions["sessionmw"].manager
+    assert first is not second
+    with one.test_client() as client:
+        sid = session_cookie(client.get("/_sessionmw/health")) or session_cookie(client.get("/"))
+        assert sid is not None
+        client.get("/")
+    assert first.session_count() == 1
+    assert second.session_count() == 0
+
+
+def test_config_keys_are_read(manager: SessionManager) -> None:
+    """SESSIONMW_* keys set the cookie name, endpoint prefix, exclusions and manager settings."""
+    app = make_app(
+        None,
+        SESSIONMW_COOKIE_NAME="sid",
+        SESSIONMW_PREFIX="/session/",
+        SESSIONMW_EXCLUDE=["/static-ish/"],
+        SESSIONMW_SESSION_TIMEOUT_MINUTES=5,
+        SESSIONMW_MAX_ERROR_THRESHOLD=2,
+    )
+    state = app.extensions["sessionmw"]
+    assert state.manager.policy.timeout == 300
+    assert state.manager.policy.error_threshold == 2
+    with app.test_client() as client:
+        assert session_cookie(client.get("/"), "sid") is not None
+        assert client.get("/session/health").content_type == "application/health+json"
+        assert session_cookie(client.get("/static-ish/file.css"), "sid") is None
+
+
+def test_view_sees_the_session(client: FlaskClient, app: Flask) -> None:
+    """current_session and current_session_id() give the request's session in a view."""
+    sid = established(client)
+    body = client.get("/api").get_json()
+    assert body == {"id": sid, "state": "active"}
+    assert app.extensions["test-calls"][-1] == sid
+    assert current_session_id() is None
+
+
+def test_current_session_outside_a_tracked_request_raises(app: Flask) -> None:
+    """Using current_session where no session exists raises a clear RuntimeError."""
+    with app.test_request_context("/"), pytest.raises(RuntimeError, match="no sessionmw session"):
+        _ = current_session.id
+
+
+def test_cookie_flags_and_vary(client: FlaskClient) -> None:
+    """The cookie is HttpOnly, SameSite=Lax, Path=/; the response varies on Cookie and is private."""
+    response = client.get("/")
+    cookie = next(v for v in response.headers.getlist("Set-Cookie") if v.startswith("sessionmw="))
+    assert sorted(p.strip() for p in cookie.split(";")[1:]) == ["HttpOnly", "Path=/", "SameSite=Lax"]
+    assert "Cookie" in response.vary
+    assert response.headers["Cache-Control"] == "private"
+
+
+def test_no_store_flooding(app: Flask, manager: SessionManager) -> None:
+    """Clients that never send the cookie back store no session."""
+    for _ in range(20):
+        with app.test_client(use_cookies=False) as client:
+            client.get("/")
+    assert manager.session_count() == 0
+
+
+def test_unknown_cookie_is_replaced(client: FlaskClient, manager: SessionManager) -> None:
+    """A client-chosen id is never adopted: a fresh one is issued."""
+    client.set_cookie("sessionmw", "attacker-chosen")
+    sid = session_cookie(client.get("/"))
+    assert sid not in (None, "attacker-chosen")
+    assert manager.get_session("attacker-chosen") is None
+
+
+def test_view_error_is_translated_and_recorded(client: FlaskClient, manager: SessionManager) -> None:
+    """An exception in a view is a friendly 500 page without its text, recorded on the session."""
+    sid = established(client)
+    response = client.get("/boom", headers={"Accept": "text/html"})
+    assert response.status_code == 500
+    assert "hunter2" not in response.get_data(as_text=True)
+    assert response.content_type.startswith("text/html")
+    record = manager.get_session(sid)
+    assert record is not None and record.error_count == 1
+
+
+def test_view_error_is_json_for_api_clients(client: FlaskClient) -> None:
+    """A JSON client gets the error as JSON; a transient one is 503 with Retry-After."""
+    established(client)
+    response = client.get("/busy", headers={"Accept": "application/json"})
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    body = response.get_json()
+    assert body["transient"] is True
+    assert "backend busy" not in response.get_data(as_text=True)
+
+
+def test_http_exceptions_pass_through_uncounted(client: FlaskClient, manager: SessionManager) -> None:
+    """Flask's own 404 is unchanged and is not a session error."""
+    sid = established(client)
+    response = client.get("/missing")
+    assert response.status_code == 404
+    assert "Not Found" in response.get_data(as_text=True)
+    record = manager.get_session(sid)
+    assert record is not None and record.error_count == 0
+    assert client.post("/").status_code == 405
+
+
+def test_banner_is_empty_when_healthy(client: FlaskClient) -> None:
+    """A healthy session's page has no banner."""
+    established(client)
+    assert "sessionmw-banner" not in client.get("/").get_data(as_text=True)
+
+
+def test_expired_page_shows_the_banner_and_json_gets_401(client: FlaskClient, clock: FakeClock) -> None:
+    """After expiry, a page shows the expired banner with a new session; a JSON call gets 401."""
+    sid = established(client)
+    clock.advance(31 * 60)
+    response = client.get("/", headers={"Accept": "text/html"})
+    text = response.get_data(as_text=True)
+    assert "sessionmw-expired" in text and "expired" in text
+    assert session_cookie(response) not in (None, sid)
+    established_again = session_cookie(response)
+    client.get("/")
+    clock.advance(31 * 60)
+    api = client.get("/api", headers={"Accept": "application/json"})
+    assert api.status_code == 401
+    body = api.get_json()
+    assert body["status"] == "expired" and body["recovery"]
+    assert session_cookie(api) not in (None, established_again)
+
+
+def test_disconnected_flow_and_reconnect_endpoint(client: FlaskClient, manager: SessionManager) -> None:
+    """Errors up to the threshold disconnect; the page offers Reconnect; POST reconnect restores it."""
+    sid = established(client)
+    for _ in range(manager.policy.error_threshold):
+        client.get("/boom")
+    record = manager.get_session(sid)
+    assert record is not None and record.state is SessionState.DISCONNECTED
+    page = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert 'action="/_sessionmw/reconnect"' in page
+    api = client.get("/api", headers={"Accept": "application/json"})
+    assert (api.status_code, api.get_json()["status"]) == (503, "disconnected")
+    reconnect = client.post("/_sessionmw/reconnect")
+    assert reconnect.status_code == 200
+    assert reconnect.get_json()["status"] == "pass"
+    assert client.get("/api").get_json()["state"] == "active"
+
+
+def test_health_endpoint_is_not_activity(
+    client: FlaskClient, manager: SessionManager, clock: FakeClock
+) -> None:
+    """GET health reports the session without counting as activity or setting a cookie."""
+    sid = established(client)
+    before = manager.get_session(sid)
+    clock.advance(90)
+    response = client.get("/_sessionmw/health")
+    assert response.content_type == "application/health+json"
+    assert response.get_json()["session"]["state"] == "active"
+    assert session_cookie(response) is None
+    after = manager.get_session(sid)
+    assert before is not None and after is not None and after.last_activity == before.last_activity
+
+
+def test_works_beside_flask_session(client: FlaskClient) -> None:
+    """Flask's own session cookie keeps working next to the sessionmw cookie."""
+    sid = established(client)
+    assert client.get("/flask-session").get_data(as_text=True) == "1"
+    response = client.get("/flask-session")
+    assert response.get_data(as_text=True) == "2"
+    assert client.get_cookie("session") is not None
+    cookie = client.get_cookie("sessionmw")
+    assert cookie is not None and cookie.value == sid
+
+
+def test_middleware_in_front_makes_the_extension_step_aside(manager: SessionManager) -> None:
+    """With a SessionMiddleware also wrapping the app, each request is tracked once."""
+    app = make_app(manager)
+    app.wsgi_app = SessionMiddleware(app.wsgi_app, manager=manager, secret_key="k")  # type: ignore[method-assign]
+    with app.test_client() as client:
+        response = client.get("/")
+        assert len([v for v in response.headers.getlist("Set-Cookie") if v.startswith("sessionmw=")]) == 1
+        client.get("/")
+        assert client.get("/api").get_json()["state"] == "active"
+    assert manager.session_count() == 1
+
+
+def test_flask_secret_key_signs_pending_ids(manager: SessionManager) -> None:
+    """Two apps with the same SECRET_KEY accept each other's issued ids (as two workers do)."""
+    one, two = make_app(manager), make_app(manager)
+    with one.test_client() as first:
+        sid = session_cookie(first.get("/"))
+    with two.test_client() as second:
+        second.set_cookie("sessionmw", sid or "")
+        assert session_cookie(second.get("/")) is None
+    assert manager.session_count() == 1
+
+
+def test_user_facing_error_is_rendered_as_raised(client: FlaskClient) -> None:
+    """A UserFacingError from a view is shown with its own title, message and steps."""
+    established(client)
+    body = client.get("/friendly", headers={"Accept": "application/json"}).get_json()
+    assert (body["title"], body["message"], body["recovery"]) == (
+        "Cannot cancel",
+        "📦 That order is already shipped",
+        ["Contact us."],
+    )
+    page = client.get("/friendly", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "Cannot cancel" in page and "Contact us." in page
+
+
+def test_debug_config_shows_details_even_with_a_given_manager(manager: SessionManager) -> None:
+    """SESSIONMW_DEBUG=True puts the exception text in error responses, for developers."""
+    app = make_app(manager, SESSIONMW_DEBUG=True)
+    with app.test_client() as client:
+        body = client.get("/boom", headers={"Accept": "application/json"}).get_json()
+    assert "hunter2" in body["detail"]

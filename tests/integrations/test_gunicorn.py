@@ -1,0 +1,201 @@
+"""A real server: gunicorn with 2 worker processes on 127.0.0.1, sessions in the Redis store.
+
+One client's session is the same whichever worker answers, and its error count is exact after
+concurrent failing requests. The app holds one worker on a Redis list (BLPOP) so that the other
+worker must answer: no timing assumptions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionmw import SessionManager
+
+redis = pytest.importorskip("redis")
+
+REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+APP = textwrap.dedent(
+    """
+    import os
+
+    import redis
+    from flask import Flask, jsonify
+
+    from sessionmw.integrations.flask import SessionMW, current_session
+
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = os.environ["GTEST_SECRET"]
+    app.config["SESSIONMW_STORE_URL"] = os.environ["GTEST_STORE_URL"]
+    app.config["SESSIONMW_MAX_ERROR_THRESHOLD"] = 1000
+    control = redis.Redis.from_url(os.environ["GTEST_REDIS_URL"])
+    prefix = os.environ["GTEST_PREFIX"]
+
+
+    @app.get("/whoami")
+    def whoami():
+        return jsonify(pid=os.getpid(), session=current_session.id)
+
+
+    @app.get("/hold")
+    def hold():
+        control.rpush(prefix + "held", os.getpid())
+        control.blpop([prefix + "release"], timeout=30)
+        return jsonify(pid=os.getpid(), session=current_session.id)
+
+
+    @app.get("/fail")
+    def fail():
+        raise RuntimeError("backend failed")
+
+
+    SessionMW(app)
+    """
+)
+
+
+@pytest.fixture(name="redis_client")
+def _redis_client() -> Iterator[Any]:
+    """A client of the test Redis (database 15); missing Redis fails under CI=true."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is required under CI=true but {REDIS_URL} does not answer: {exc}")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(name="prefix")
+def _prefix(redis_client: Any) -> Iterator[str]:
+    """A unique key prefix; its keys are deleted afterwards."""
+    prefix = f"gtest-{secrets.token_hex(6)}"
+    yield prefix
+    for key in redis_client.scan_iter(match=f"*{prefix}*"):
+        redis_client.delete(key)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def gunicorn(tmp_path: Path, prefix: str, store_url: str) -> Iterator[str]:
+    """Run gunicorn (2 sync workers) on a free loopback port; yield its base URL; kill it by pid."""
+    (tmp_path / "gapp.py").write_text(APP, encoding="utf-8")
+    port = free_port()
+    env = {
+        **os.environ,
+        "GTEST_SECRET": secrets.token_hex(16),
+        "GTEST_STORE_URL": store_url,
+        "GTEST_REDIS_URL": REDIS_URL,
+        "GTEST_PREFIX": prefix,
+    }
+    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+    command += ["--chdir", str(tmp_path), "--timeout", "60", "gapp:app"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                pass
+            with contextlib.suppress(subprocess.TimeoutExpired):  # the pause between polls
+                proc.wait(timeout=0.05)
+            if proc.returncode is not None:
+                err = proc.stderr.read().decode() if proc.stderr is not None else ""
+                raise AssertionError(f"gunicorn exited with {proc.returncode}: {err}")
+            if time.monotonic() > end:
+                raise AssertionError("gunicorn did not listen within 30 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def get(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], Any]:
+    """GET ``url`` (JSON wanted) with the session cookie; return status, headers, decoded body."""
+    headers = {"Accept": "application/json"}
+    if cookie is not None:
+        headers["Cookie"] = f"sessionmw={cookie}"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=40) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), json.loads(error.read())
+
+
+def issued_cookie(headers: dict[str, str]) -> str:
+    value = headers["Set-Cookie"]
+    assert value.startswith("sessionmw=")
+    return value.partition("=")[2].split(";")[0]
+
+
+def test_two_workers_share_sessions_and_count_errors_exactly(
+    tmp_path: Path, prefix: str, redis_client: Any
+) -> None:
+    """Whichever of 2 workers answers, the session is the same; 40 concurrent errors count 40."""
+    store_url = f"{REDIS_URL}?prefix={prefix}"
+    with gunicorn(tmp_path, prefix, store_url) as base:
+        _, headers, _ = get(base + "/whoami")
+        sid = issued_cookie(headers)
+        status, _, body = get(base + "/whoami", sid)
+        assert (status, body["session"]) == (200, sid)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            held = pool.submit(get, base + "/hold", sid)
+            popped = redis_client.blpop([prefix + "held"], timeout=30)
+            assert popped is not None, "no worker picked up /hold"
+            held_pid = int(popped[1])
+            status, _, other = get(base + "/whoami", sid)  # the held worker is busy
+            redis_client.rpush(prefix + "release", 1)
+            _, _, held_body = held.result(timeout=40)
+        assert status == 200
+        assert other["pid"] != held_pid
+        assert held_body["pid"] == held_pid
+        assert other["session"] == held_body["session"] == sid
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda _: get(base + "/fail", sid)[0], range(40)))
+        assert results == [500] * 40
+
+        _, _, health = get(base + "/_sessionmw/health", sid)
+    assert health["session"]["error_count"] == 40
+    manager = SessionManager(store=store_url)
+    try:
+        record = manager.get_session(sid)
+    finally:
+        manager.close()
+    assert record is not None and record.error_count == 40

@@ -1,0 +1,157 @@
+"""The WSGI and Flask examples: their behaviour in-process, and each one served by its own command."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.cookiejar import CookieJar
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from sessionmw import SessionManager, SessionState
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def load(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serving(script: str, port: int, deadline: float = 20.0) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python examples/<script> --port PORT``; yield once the port accepts connections."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / script), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        wait_for_port(proc, port, deadline)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline: float) -> None:
+    """Poll until ``port`` accepts a connection; fail if the process exits or time runs out."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        with contextlib.suppress(subprocess.TimeoutExpired):  # the pause between polls
+            proc.wait(timeout=0.05)
+        if proc.returncode is not None:
+            err = proc.stderr.read().decode() if proc.stderr is not None else ""
+            raise AssertionError(f"server exited with {proc.returncode}: {err}")
+    raise AssertionError(f"server did not listen on port {port} within {deadline} s")
+
+
+class Browser:
+    """A tiny HTTP client with a cookie jar, for loopback servers only."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+    def get(
+        self, path: str, accept: str = "text/html", method: str = "GET"
+    ) -> tuple[int, dict[str, str], str]:
+        request = urllib.request.Request(self.base + path, headers={"Accept": accept}, method=method)
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, dict(error.headers), error.read().decode()
+
+
+# -- in process ----------------------------------------------------------------------------------
+
+
+def test_wsgi_example_tracks_errors_and_disconnects(manager: SessionManager) -> None:
+    """The WSGI example records each /fail on the session; at the threshold the page offers Reconnect."""
+    from werkzeug.test import Client
+
+    client = Client(load("wsgi_app").create_app(manager, secret_key="k"))
+    assert client.get("/").status_code == 200
+    client.get("/")
+    sid = client.get_cookie("sessionmw")
+    assert sid is not None
+    for _ in range(manager.policy.error_threshold):
+        failed = client.get("/fail", headers={"Accept": "application/json"})
+        assert failed.status_code == 503
+        assert "10.0.0.7" not in failed.get_data(as_text=True)
+    record = manager.get_session(sid.value)
+    assert record is not None and record.state is SessionState.DISCONNECTED
+    assert "Reconnect" in client.get("/").get_data(as_text=True)
+
+
+def test_flask_example_flaky_backend_gives_friendly_json(manager: SessionManager) -> None:
+    """Every third quote fails as a friendly 503 JSON error recorded on the session; the next succeeds."""
+    module = load("flask_app")
+    app = module.create_app(manager, module.FlakyBackend(fail_every=3))
+    with app.test_client() as client:
+        responses = [client.get("/api/quote", headers={"Accept": "application/json"}) for _ in range(6)]
+        cookie = client.get_cookie("sessionmw")
+    assert [r.status_code for r in responses] == [200, 200, 503, 200, 200, 503]
+    body: Any = responses[2].get_json()
+    assert body["transient"] is True and body["recovery"]
+    assert "10.0.0.9" not in json.dumps(body)
+    assert cookie is not None
+    record = manager.get_session(cookie.value)
+    assert record is not None and (record.state, record.error_count) == (SessionState.ERROR, 1)
+
+
+# -- served by their own command -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", ["wsgi_app.py", "flask_app.py"])
+def test_example_serves_with_one_command(script: str) -> None:
+    """``python examples/<script> --port N`` serves the page, the health endpoint and a friendly error."""
+    port = free_port()
+    with serving(script, port):
+        browser = Browser(port)
+        status, headers, page = browser.get("/")
+        assert status == 200 and "<h1>" in page
+        status, headers, _ = browser.get("/_sessionmw/health", accept="application/json")
+        assert status == 200 and headers["Content-Type"] == "application/health+json"
+        failing = "/fail" if script == "wsgi_app.py" else "/api/quote"
+        results = [browser.get(failing, accept="application/json") for _ in range(3)]
+        errors = [body for code, _, body in results if code == 503]
+        assert errors, results
+        assert "Traceback" not in errors[0] and json.loads(errors[0])["recovery"]
