@@ -56,6 +56,7 @@ _OPTION_KEYS = {
     "SESSIONMW_COOKIE_SECURE": "secure",
     "SESSIONMW_COOKIE_DOMAIN": "cookie_domain",
     "SESSIONMW_COOKIE_MAX_AGE": "cookie_max_age",
+    "SESSIONMW_METRICS_PATH": "metrics_path",
 }
 #: ``app.config`` key -> :class:`~sessionmw.Settings` field (used when the extension builds the manager).
 _SETTING_KEYS = {
@@ -135,6 +136,8 @@ class SessionMW:
         blueprint.add_url_rule("/health", "health", hooks.health, methods=["GET"])
         blueprint.add_url_rule("/reconnect", "reconnect", hooks.reconnect, methods=["POST"])
         app.register_blueprint(blueprint)
+        if gate.options.metrics_path is not None:
+            app.add_url_rule(gate.options.metrics_path, "sessionmw_metrics", hooks.metrics, methods=["GET"])
         app.extensions[EXTENSION_KEY] = SessionMWState(self, manager, gate, blueprint.name)
         app.before_request(hooks.before_request)
         app.after_request(hooks.after_request)
@@ -161,7 +164,11 @@ class _Hooks:
             return None  # a SessionMiddleware in front of the app did it already
         gate = self.gate
         path: str = environ.get("PATH_INFO", "")
-        if path.startswith(self.prefix) or (gate.options.exclude and gate.excluded(path)):
+        if (
+            path.startswith(self.prefix)
+            or path == gate.options.metrics_path
+            or (gate.options.exclude and gate.excluded(path))
+        ):
             return None
         session = gate.begin(environ)
         environ[_SESSION] = session
@@ -215,6 +222,10 @@ class _Hooks:
     def reconnect(self) -> Response:
         """``POST <prefix>reconnect``."""
         return _to_flask(self.gate.reconnect_response(request.environ))
+
+    def metrics(self) -> Response:
+        """``GET <metrics_path>``: the Prometheus exposition."""
+        return _to_flask(self.gate.metrics_response())
 
     def banner(self) -> Markup:
         """The status banner of the current request's session (empty when all is well)."""

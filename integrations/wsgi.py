@@ -98,6 +98,9 @@ class Options:
     :param cookie_domain: the cookie's ``Domain``; None (default) sends none (host-only cookie).
     :param cookie_max_age: the cookie's ``Max-Age`` in seconds; None (default): a browser-session cookie.
     :param secret_key: signs the ids of sessions not stored yet; share it between processes.
+    :param metrics_path: serve Prometheus metrics (``prometheus_client``'s default registry, where
+        :func:`sessionmw.metrics.instrument` registers) at this path; None (default) serves none.
+        The path neither creates nor touches sessions.
     """
 
     cookie_name: str = "sessionmw"
@@ -108,8 +111,13 @@ class Options:
     cookie_domain: str | None = None
     cookie_max_age: int | None = None
     secret_key: bytes = dataclasses.field(default=b"", repr=False)
+    metrics_path: str | None = None
 
     def __post_init__(self) -> None:
+        if self.metrics_path is not None and not (
+            isinstance(self.metrics_path, str) and self.metrics_path.startswith("/")
+        ):
+            raise ConfigurationError(f"metrics_path={self.metrics_path!r} must be a path starting with '/'")
         if not _TOKEN.fullmatch(self.cookie_name):
             raise ConfigurationError(f"cookie_name={self.cookie_name!r} is not a valid cookie name")
         if not _TOKEN.fullmatch(self.header_name):
@@ -457,6 +465,16 @@ class SessionGate:
             response.status = "409 Conflict"
         return response
 
+    def metrics_response(self) -> _Response:
+        """The Prometheus exposition of ``prometheus_client``'s default registry."""
+        try:
+            from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+        except ImportError:  # pragma: no cover - exercised only without the extra
+            body = b"metrics need prometheus_client: pip install 'sessionmw[prometheus]'\n"
+            return _Response("501 Not Implemented", [("Content-Type", "text/plain")], body)
+        headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Cache-Control", "no-store")]
+        return _Response("200 OK", headers, generate_latest(REGISTRY))
+
     def endpoint(self, environ: WSGIEnvironment, name: str) -> _Response:
         """Serve the endpoint ``name`` (the path after the prefix)."""
         method = environ.get("REQUEST_METHOD", "GET")
@@ -508,7 +526,7 @@ class SessionMiddleware:
     :param debug: show exception details in error pages; None: the manager's ``debug`` setting.
     :param secret_key: signs pending session ids; default ``SESSIONMW_SECRET_KEY`` or a random key.
     :param options: the :class:`Options` fields (``cookie_name``, ``header_name``, ``prefix``,
-        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``).
+        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``metrics_path``).
     """
 
     def __init__(
@@ -541,6 +559,8 @@ class SessionMiddleware:
         environ[_APPLIED] = self
         gate = self.gate
         path: str = environ.get("PATH_INFO", "")
+        if path == gate.options.metrics_path:
+            return gate.metrics_response().send(start_response)
         if path.startswith(self._prefix):
             try:
                 response = gate.endpoint(environ, path[len(self._prefix) :])
