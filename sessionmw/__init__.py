@@ -25,6 +25,7 @@ from sessionmw.errors import (
     StoreUnavailableError,
     TransientError,
 )
+from sessionmw.guard import guarded
 from sessionmw.health import MESSAGES, CheckResult, HealthCheck, HealthReport
 from sessionmw.manager import (
     SessionManager,
@@ -32,11 +33,21 @@ from sessionmw.manager import (
     new_session_id,
     set_session_manager,
 )
+from sessionmw.retry import RetryDetails, RetryStrategy, safe_execute
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.settings import Settings
 from sessionmw.states import Event, HealthStatus, SessionState
 from sessionmw.stores import SessionStore, store_from_url
 from sessionmw.transitions import TRANSITIONS, Change
+from sessionmw.translate import (
+    Translation,
+    UserFacingError,
+    format_error,
+    is_transient,
+    register_translation,
+    translate,
+    unregister_translation,
+)
 
 __all__ = [
     "MESSAGES",
@@ -53,6 +64,8 @@ __all__ = [
     "HealthStatus",
     "IllegalTransitionError",
     "Policy",
+    "RetryDetails",
+    "RetryStrategy",
     "SessionDisconnectedError",
     "SessionError",
     "SessionExistsError",
@@ -68,13 +81,22 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "TransientError",
+    "Translation",
+    "UserFacingError",
     "current_manager",
     "current_session_id",
+    "format_error",
     "get_session_manager",
+    "guarded",
+    "is_transient",
     "new_session_id",
+    "register_translation",
+    "safe_execute",
     "session_scope",
     "set_session_manager",
     "store_from_url",
+    "translate",
+    "unregister_translation",
 ]
 
 

@@ -1,4 +1,5 @@
-"""Helpers for tests, ours and our users': a clock you move by hand and a signal recorder.
+"""Helpers for tests, ours and our users': a clock you move by hand, a signal recorder, and
+:func:`set_testing`, which takes every real wait out of retries.
 
 .. code-block:: python
 
@@ -21,8 +22,9 @@ from typing import Any
 from blinker import NamedSignal
 
 from sessionmw import signals as _signals
+from sessionmw.retry import is_testing, set_testing
 
-__all__ = ["FakeClock", "SentSignal", "capture_signals"]
+__all__ = ["FakeClock", "SentSignal", "capture_signals", "is_testing", "set_testing"]
 
 
 class FakeClock:

@@ -1,0 +1,294 @@
+"""``@guarded``: attach session tracking, retries and friendly errors to any existing function.
+
+.. code-block:: python
+
+    @guarded
+    def load_prices(symbol): ...
+
+    @guarded(retry=RetryStrategy(max_attempts=5), default=None)
+    async def run_backtest(params): ...
+
+Inside a :func:`~sessionmw.session_scope` (or an adapter that opens one), each call records
+activity; an expired, ended, disconnected or unknown session fails fast, before the function runs,
+with its :class:`~sessionmw.UserFacingError`; a final failure is recorded on the session. Outside
+any session the function still retries and translates. Built on wrapt, so the signature, name,
+docstring and ``inspect.iscoroutinefunction`` are kept, for functions, methods, classmethods,
+staticmethods and ``async def`` functions alike. The wrapper is chosen once, at decoration time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Final, TypeVar, cast, overload
+
+import wrapt
+
+from sessionmw.context import _current
+from sessionmw.errors import IllegalTransitionError, StoreError
+from sessionmw.retry import RetryStrategy, _debug_default
+from sessionmw.states import SessionState
+from sessionmw.translate import UserFacingError
+from sessionmw.translate import translate as _translate
+
+__all__ = ["DEFAULT_RETRY", "guarded"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<no default>"
+
+
+_MISSING: Final = _Missing()
+#: The strategy a bare ``@guarded`` uses: 3 attempts, waits of 1 and 2 seconds, transient errors.
+DEFAULT_RETRY: Final = RetryStrategy()
+
+_ERROR, _DISCONNECTED = SessionState.ERROR, SessionState.DISCONNECTED
+_QUIET: Final = (IllegalTransitionError, StoreError)  # session bookkeeping never breaks a call
+
+
+@overload
+def guarded(func: F, /) -> F: ...
+@overload
+def guarded(
+    *,
+    retry: RetryStrategy | None = ...,
+    default: Any = ...,
+    on_error: Callable[[UserFacingError], Any] | None = ...,
+    translate: bool = ...,
+    debug: bool | None = ...,
+) -> Callable[[F], F]: ...
+def guarded(
+    func: F | None = None,
+    /,
+    *,
+    retry: RetryStrategy | None = DEFAULT_RETRY,
+    default: Any = _MISSING,
+    on_error: Callable[[UserFacingError], Any] | None = None,
+    translate: bool = True,
+    debug: bool | None = None,
+) -> F | Callable[[F], F]:
+    """Wrap ``func`` so that it tracks the current session, retries and fails with a friendly error.
+
+    :param retry: the :class:`~sessionmw.RetryStrategy` (default :data:`DEFAULT_RETRY`; None: call
+        once).
+    :param default: on final failure, return this instead of raising.
+    :param on_error: on final failure, return ``on_error(error)`` (wins over ``default``): render
+        the :class:`~sessionmw.UserFacingError` yourself.
+    :param translate: False re-raises the original exception instead of the UserFacingError.
+    :param debug: put exception details in the error (default: the session manager's ``debug``
+        setting, else False).
+
+    On final failure the UserFacingError is raised (``__cause__`` is the original exception).
+    """
+    if retry is not None and not isinstance(retry, RetryStrategy):
+        raise TypeError(f"retry must be a RetryStrategy or None, not {type(retry).__name__}")
+    if on_error is not None and not callable(on_error):
+        raise TypeError(f"on_error must be callable, not {type(on_error).__name__}")
+    if func is None:
+        return functools.partial(
+            _decorate, retry=retry, default=default, on_error=on_error, translate=translate, debug=debug
+        )
+    return _decorate(func, retry=retry, default=default, on_error=on_error, translate=translate, debug=debug)
+
+
+def _decorate(
+    func: F,
+    *,
+    retry: RetryStrategy | None,
+    default: Any,
+    on_error: Callable[[UserFacingError], Any] | None,
+    translate: bool,
+    debug: bool | None,
+) -> F:
+    if not callable(func) and not isinstance(func, classmethod | staticmethod):
+        raise TypeError(f"@guarded needs a function, not {type(func).__name__}")
+    target = getattr(func, "__func__", func)
+    wrapper: Wrapper
+    if inspect.iscoroutinefunction(target):
+        wrapper = _async_wrapper(retry, default, on_error, translate, debug)
+    else:
+        wrapper = _sync_wrapper(retry, default, on_error, translate, debug)
+    return cast(F, wrapt.FunctionWrapper(func, wrapper))
+
+
+def _failure_handler(
+    default: Any,
+    on_error: Callable[[UserFacingError], Any] | None,
+    translate: bool,
+) -> Callable[[UserFacingError], Any]:
+    """What a final failure turns into: on_error's value, the default, or a raise."""
+
+    def fail(error: UserFacingError) -> Any:
+        if on_error is not None:
+            return on_error(error)
+        if default is not _MISSING:
+            return default
+        if not translate and error.original is not None:
+            raise error.original
+        raise error
+
+    return fail
+
+
+def _session_error(manager: Any, session_id: str) -> UserFacingError | None:
+    """The fail-fast error for a session that cannot be used, or None if it can after all."""
+    try:
+        report = manager.check_health(session_id)
+    except StoreError as exc:
+        return _translate(exc)
+    if report.status in ("expired", "disconnected", "not_found"):
+        return UserFacingError.from_health(report)
+    return None
+
+
+def _record_error(manager: Any, session_id: str, error: UserFacingError) -> None:
+    # The session may have ended or disconnected meanwhile, or the store failed closed.
+    with contextlib.suppress(*_QUIET):
+        manager.record_error(session_id, error.original if error.original is not None else error)
+
+
+def _record_success(manager: Any, session_id: str) -> None:
+    # E.g. disconnected by someone else meanwhile: a success is not allowed there.
+    with contextlib.suppress(*_QUIET):
+        manager.record_success(session_id)
+
+
+def _sync_wrapper(
+    retry: RetryStrategy | None,
+    default: Any,
+    on_error: Callable[[UserFacingError], Any] | None,
+    translate: bool,
+    debug: bool | None,
+) -> Wrapper:
+    fail = _failure_handler(default, on_error, translate)
+    current = _current
+    clock = retry.clock if retry is not None and retry.max_elapsed is not None else None
+
+    def recover(
+        wrapped: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        exc: Exception,
+        start: float,
+    ) -> Any:
+        """Retry after a first failure; returns ``(True, result)`` or ``(False, error)``."""
+        if retry is not None:
+            success, result, error = retry._retry(wrapped, args, kwargs, exc, debug, start)
+            if success:
+                return True, result
+            return False, error
+        return False, _translate(exc, debug=_debug_default() if debug is None else debug)
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        start = clock() if clock is not None else 0.0
+        scope = current.get()
+        if scope is None:
+            try:
+                return wrapped(*args, **kwargs)
+            except Exception as exc:
+                first = exc
+            ok, outcome = recover(wrapped, args, kwargs, first, start)
+            return outcome if ok else fail(outcome)
+        manager, session_id = scope
+        try:
+            record = manager.touch(session_id)
+        except IllegalTransitionError:
+            record = None
+        except StoreError as exc:
+            return fail(_translate(exc))
+        if record is None or record.state is _DISCONNECTED:
+            error = _session_error(manager, session_id)
+            if error is not None:
+                return fail(error)
+        try:
+            result = wrapped(*args, **kwargs)
+        except Exception as exc:
+            first = exc
+        else:
+            if record is not None and (record.error_count or record.state is _ERROR):
+                _record_success(manager, session_id)
+            return result
+        ok, outcome = recover(wrapped, args, kwargs, first, start)
+        if ok:
+            if record is not None and (record.error_count or record.state is _ERROR):
+                _record_success(manager, session_id)
+            return outcome
+        _record_error(manager, session_id, outcome)
+        return fail(outcome)
+
+    return wrapper
+
+
+def _async_wrapper(
+    retry: RetryStrategy | None,
+    default: Any,
+    on_error: Callable[[UserFacingError], Any] | None,
+    translate: bool,
+    debug: bool | None,
+) -> Wrapper:
+    fail = _failure_handler(default, on_error, translate)
+    current = _current
+    clock = retry.clock if retry is not None and retry.max_elapsed is not None else None
+
+    async def recover(
+        wrapped: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        exc: Exception,
+        start: float,
+    ) -> Any:
+        if retry is not None:
+            success, result, error = await retry._retry_async(wrapped, args, kwargs, exc, debug, start)
+            if success:
+                return True, result
+            return False, error
+        return False, _translate(exc, debug=_debug_default() if debug is None else debug)
+
+    async def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        start = clock() if clock is not None else 0.0
+        scope = current.get()
+        if scope is None:
+            try:
+                return await wrapped(*args, **kwargs)
+            except Exception as exc:
+                first = exc
+            ok, outcome = await recover(wrapped, args, kwargs, first, start)
+            return outcome if ok else fail(outcome)
+        manager, session_id = scope
+        try:
+            record = manager.touch(session_id)
+        except IllegalTransitionError:
+            record = None
+        except StoreError as exc:
+            return fail(_translate(exc))
+        if record is None or record.state is _DISCONNECTED:
+            error = _session_error(manager, session_id)
+            if error is not None:
+                return fail(error)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except Exception as exc:
+            first = exc
+        else:
+            if record is not None and (record.error_count or record.state is _ERROR):
+                _record_success(manager, session_id)
+            return result
+        ok, outcome = await recover(wrapped, args, kwargs, first, start)
+        if ok:
+            if record is not None and (record.error_count or record.state is _ERROR):
+                _record_success(manager, session_id)
+            return outcome
+        _record_error(manager, session_id, outcome)
+        return fail(outcome)
+
+    return wrapper
