@@ -31,10 +31,17 @@ def _add_operations(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_commands(sub)
 
 
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from sessionmw.demo import add_command
+
+    add_command(sub)
+
+
 #: Functions that add subcommands to the parser.
 COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_tour,
     _add_operations,
+    _add_demo,
 ]
 
 

@@ -1,8 +1,11 @@
-"""Shared fixtures: a fake clock, a manager on the memory store, and global state reset."""
+"""Shared fixtures: a fake clock, a manager on the memory store, global state reset, Redis access."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -30,3 +33,71 @@ def _reset_default_manager() -> Iterator[None]:
     set_session_manager(None)
     yield
     set_session_manager(None)
+
+
+#: The Redis the tests use (a database or key prefix of its own; never flushed).
+REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(name="redis_url", scope="session")
+def _redis_url() -> str:
+    """The test Redis's URL; without a server the test fails in CI (CI=true) and is skipped elsewhere."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"no Redis at {REDIS_URL} ({exc}); set SESSIONMW_TEST_REDIS_URL or start redis-server"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(name="redis_prefix")
+def _redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"sessionmw-test-{secrets.token_hex(6)}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{{{prefix}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    finally:
+        client.close()
+
+
+#: Chrome flags for dash.testing's browser tests: headless Debian chromium, as root in CI.
+CHROME_ARGUMENTS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1100,900",
+)
+
+
+def pytest_setup_options() -> object:
+    """dash.testing's hook: Chrome options for a headless chromium (``DASH_TEST_CHROMEPATH`` wins)."""
+    import shutil
+
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    add_argument: Any = options.add_argument  # untyped in selenium
+    for argument in CHROME_ARGUMENTS:
+        add_argument(argument)
+    binary = os.environ.get("DASH_TEST_CHROMEPATH") or shutil.which("chromium")
+    if binary:
+        options.binary_location = binary
+    return options  # pluggy collects it into the list dash.testing reads

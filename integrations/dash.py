@@ -1,0 +1,639 @@
+"""Dash integration: guarded callbacks, a session status banner, and work that survives a refresh.
+
+.. code-block:: python
+
+    app = Dash(__name__)
+    app.layout = html.Div([status_banner(), my_page])
+    SessionMWDash(app)  # installs the Flask extension on app.server
+
+:class:`SessionMWDash` installs :class:`sessionmw.integrations.flask.SessionMW` on ``app.server``
+(so each callback runs inside the request's session scope), registers the banner's callbacks
+and, with ``guard_all=True``, guards every callback through Dash's own ``on_error`` handler.
+:func:`guarded_callback` guards one callback: an exception becomes a friendly alert (title,
+message, numbered recovery steps) instead of Dash's error, and is recorded on the session.
+
+The banner polls ``GET /_sessionmw/health`` from the browser (a clientside callback): every
+Dash callback is a POST that counts as activity, so a server-side poll would keep sessions alive
+forever. Its Reconnect button posts to ``/_sessionmw/reconnect`` the same way, without a reload.
+A Dash request refused because the session expired or disconnected updates the banner at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+try:
+    import dash
+    from dash import dcc, html
+    from flask import current_app, has_request_context, request
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
+
+from sessionmw.integrations.flask import EXTENSION_KEY, SessionMW, SessionMWState
+from sessionmw.integrations.wsgi import ENVIRON_NOTICE, ENVIRON_SESSION, RequestSession
+
+from sessionmw.context import current_manager, current_session_id
+from sessionmw.health import HealthReport
+from sessionmw.manager import SessionManager
+from sessionmw.states import SessionState
+from sessionmw.translate import UserFacingError, translate
+
+__all__ = [
+    "ALERT_ID",
+    "BANNER_ID",
+    "DASH_EXTENSION_KEY",
+    "HEALTH_STORE_ID",
+    "POLL_ID",
+    "RECONNECT_ID",
+    "STYLES",
+    "DashState",
+    "SessionMWDash",
+    "dash_static_paths",
+    "error_alert",
+    "guarded_callback",
+    "handle_callback_error",
+    "preserve",
+    "status_banner",
+]
+
+_log = logging.getLogger("sessionmw.dash")
+
+#: The id of the status banner (the visible box).
+BANNER_ID = "sessionmw-banner"
+#: The ``dcc.Store`` holding the latest health report the browser received.
+HEALTH_STORE_ID = "sessionmw-health"
+#: The ``dcc.Interval`` that paces the health polls.
+POLL_ID = "sessionmw-poll"
+#: The banner's Reconnect button.
+RECONNECT_ID = "sessionmw-reconnect"
+#: The friendly alert guarded callbacks fill when they fail.
+ALERT_ID = "sessionmw-alert"
+#: ``app.server.extensions`` key of the Dash integration's :class:`DashState`.
+DASH_EXTENSION_KEY = "sessionmw.dash"
+
+_ROOT_ID = "sessionmw-status"
+_CONFIG_ID = "sessionmw-config"
+_ALERT_BODY_ID = "sessionmw-alert-body"
+_ALERT_CLOSE_ID = "sessionmw-alert-close"
+_PARTS = ("icon", "title", "message", "steps", "context")
+_REFUSED = frozenset({SessionState.DISCONNECTED, SessionState.EXPIRED, SessionState.ENDED})
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# -- look -------------------------------------------------------------------------------------
+
+_FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+#: Inline styles (plain CSS, no framework needed); override with the ``sessionmw-*`` classes.
+STYLES: dict[str, dict[str, str]] = {
+    "banner": {
+        "fontFamily": _FONT,
+        "border": "1px solid",
+        "borderLeftWidth": "6px",
+        "borderRadius": "6px",
+        "padding": "12px 16px",
+        "margin": "0 0 16px 0",
+        "lineHeight": "1.4",
+    },
+    "idle": {"background": "#eef5ff", "borderColor": "#3b82f6", "color": "#1e3a8a"},
+    "error": {"background": "#fff7e6", "borderColor": "#f59e0b", "color": "#78350f"},
+    "disconnected": {"background": "#fdecec", "borderColor": "#dc2626", "color": "#7f1d1d"},
+    "expired": {"background": "#f3f4f6", "borderColor": "#6b7280", "color": "#111827"},
+    "not_found": {"background": "#f3f4f6", "borderColor": "#6b7280", "color": "#111827"},
+    "alert": {
+        "fontFamily": _FONT,
+        "background": "#fdecec",
+        "border": "1px solid #dc2626",
+        "borderLeftWidth": "6px",
+        "borderRadius": "6px",
+        "color": "#7f1d1d",
+        "padding": "12px 16px",
+        "margin": "0 0 16px 0",
+        "position": "relative",
+    },
+    "button": {
+        "fontFamily": _FONT,
+        "background": "#dc2626",
+        "color": "white",
+        "border": "none",
+        "borderRadius": "4px",
+        "padding": "6px 14px",
+        "cursor": "pointer",
+        "fontWeight": "600",
+    },
+    "close": {
+        "position": "absolute",
+        "top": "6px",
+        "right": "10px",
+        "background": "transparent",
+        "border": "none",
+        "fontSize": "18px",
+        "cursor": "pointer",
+        "color": "inherit",
+    },
+}
+_HIDDEN = {"display": "none"}
+
+
+# -- layout -----------------------------------------------------------------------------------
+
+
+def status_banner(*, interval_seconds: float | None = None, prefix: str | None = None) -> html.Div:
+    """The session status banner and the guarded-callback alert, as one layout component.
+
+    Hidden while the session is healthy; for idle, error, disconnected, expired and not_found it
+    shows the health report's icon, message and recovery steps (and Reconnect when disconnected).
+    Left at None, ``interval_seconds`` (``HEALTH_CHECK_INTERVAL_SECONDS``) and ``prefix`` (the
+    endpoints' path) are filled in by :class:`SessionMWDash` from the app's settings.
+
+    :raises ValueError: if ``interval_seconds`` is not positive.
+    """
+    if interval_seconds is not None and not interval_seconds > 0:
+        raise ValueError(f"interval_seconds must be a positive number of seconds, not {interval_seconds!r}")
+    seconds = 30.0 if interval_seconds is None else float(interval_seconds)
+    config = {"prefix": prefix or "/_sessionmw/", "styles": STYLES, "fixed": interval_seconds is not None}
+    banner = html.Div(
+        id=BANNER_ID,
+        className="sessionmw-banner",
+        role="status",
+        style=_HIDDEN,
+        children=[
+            html.Span(id=f"{BANNER_ID}-icon", className="sessionmw-icon", style={"marginRight": "8px"}),
+            html.Strong(id=f"{BANNER_ID}-title", className="sessionmw-title"),
+            html.Span(" — "),
+            html.Span(id=f"{BANNER_ID}-message", className="sessionmw-message"),
+            html.Ol(id=f"{BANNER_ID}-steps", className="sessionmw-steps", style={"margin": "8px 0"}),
+            html.P(id=f"{BANNER_ID}-context", className="sessionmw-context", style={"margin": "4px 0"}),
+            html.Button("Reconnect", id=RECONNECT_ID, className="sessionmw-reconnect", style=_HIDDEN),
+        ],
+    )
+    alert = html.Div(
+        id=ALERT_ID,
+        className="sessionmw-alert",
+        role="alert",
+        style=_HIDDEN,
+        children=[
+            html.Button("×", id=_ALERT_CLOSE_ID, title="Dismiss", style=STYLES["close"]),
+            html.Div(id=_ALERT_BODY_ID),
+        ],
+    )
+    return html.Div(
+        id=_ROOT_ID,
+        children=[
+            dcc.Interval(id=POLL_ID, interval=int(seconds * 1000)),
+            dcc.Store(id=HEALTH_STORE_ID),
+            dcc.Store(id=_CONFIG_ID, data=config),
+            banner,
+            alert,
+        ],
+    )
+
+
+def error_alert(err: UserFacingError) -> list[Any]:
+    """The children of the friendly alert for ``err``: title, message, numbered steps, context.
+
+    The exception's own text appears only when ``err`` was built in debug mode.
+    """
+    children: list[Any] = [
+        html.Strong(err.title, className="sessionmw-alert-title"),
+        html.P(err.message, className="sessionmw-alert-message", style={"margin": "4px 0"}),
+    ]
+    if err.recovery:
+        children.append(html.Ol([html.Li(step) for step in err.recovery], className="sessionmw-alert-steps"))
+    if err.context:
+        children.append(html.P(err.context, className="sessionmw-alert-context", style={"margin": "4px 0"}))
+    if err.detail:
+        children.append(
+            html.Pre(err.detail, className="sessionmw-alert-detail", style={"whiteSpace": "pre-wrap"})
+        )
+    return children
+
+
+def preserve(component: Any, storage: str = "local") -> Any:
+    """Keep ``component``'s value in the browser (Dash persistence) so a refresh loses nothing.
+
+    Returns the component. ``storage`` is ``"local"`` (survives closing the tab), ``"session"``
+    or ``"memory"``.
+
+    :raises ValueError: for another storage, or a component without an ``id``.
+    """
+    if storage not in ("local", "session", "memory"):
+        raise ValueError(f"storage must be 'local', 'session' or 'memory', not {storage!r}")
+    if getattr(component, "id", None) is None:
+        raise ValueError(f"{type(component).__name__} needs an id to be preserved across refreshes")
+    component.persistence = True
+    component.persistence_type = storage
+    return component
+
+
+# -- guarding ---------------------------------------------------------------------------------
+
+
+def _gate_session() -> tuple[SessionMWState | None, RequestSession | None]:
+    """The Flask extension's state and the request's session, when inside a request."""
+    if not has_request_context():
+        return None, None
+    state = current_app.extensions.get(EXTENSION_KEY)
+    session = request.environ.get(ENVIRON_SESSION)
+    return (
+        state if isinstance(state, SessionMWState) else None,
+        session if isinstance(session, RequestSession) else None,
+    )
+
+
+def _show(err: UserFacingError, report: HealthReport | None) -> None:
+    """Fill the alert (and the banner's report) of the page that made the request."""
+    dash.set_props(_ALERT_BODY_ID, {"children": error_alert(err)})
+    dash.set_props(ALERT_ID, {"style": STYLES["alert"]})
+    if report is not None:
+        data = dict(report)
+        if report.status == "expired":
+            data["sticky"] = True  # stays on screen until the page is refreshed
+        dash.set_props(HEALTH_STORE_ID, {"data": data})
+
+
+def _health_now(manager: SessionManager | None, session_id: str | None) -> HealthReport | None:
+    if manager is None or session_id is None:
+        return None
+    try:
+        return manager.check_health(session_id)
+    except Exception:
+        _log.exception("could not check the session's health")
+        return None
+
+
+def _refusal() -> UserFacingError | None:
+    """Why the current request's session may not run a callback now (expired, disconnected), or None."""
+    _, session = _gate_session()
+    if session is not None:
+        notice = request.environ.get(ENVIRON_NOTICE)
+        if isinstance(notice, HealthReport):
+            return UserFacingError.from_health(notice)
+        if session.record.state in _REFUSED:
+            return UserFacingError.from_health(session.health)
+        return None
+    manager, session_id = current_manager(), current_session_id()
+    report = _health_now(manager, session_id)
+    if report is not None and report.status in ("disconnected", "expired"):
+        return UserFacingError.from_health(report)
+    return None
+
+
+def handle_callback_error(exc: Exception) -> None:
+    """Record ``exc`` on the current session and show the user a friendly alert instead of it.
+
+    Usable as Dash's ``on_error`` handler (the callback's outputs are then left unchanged). An
+    error that ``@guarded`` code inside the callback already recorded is not recorded twice.
+    """
+    state, session = _gate_session()
+    manager = state.manager if state is not None else current_manager()
+    session_id = session.id if session is not None else current_session_id()
+    recorded = _recorded_during_request(manager, session)
+    if state is not None and not recorded:
+        err = state.gate.fail(session, exc)  # logs, records on the session, translates
+    else:
+        _log.error("callback failed", exc_info=exc)
+        if not recorded and manager is not None and session_id is not None:
+            try:
+                manager.record_error(session_id, exc)
+            except Exception:
+                _log.exception("could not record the error on the session")
+        if session is not None:
+            session.failed = True  # the response must not count as a success
+        debug = manager.settings.debug if manager is not None else False
+        err = translate(exc, debug=debug)
+    _show(err, _health_now(manager, session_id))
+
+
+def _recorded_during_request(manager: SessionManager | None, session: RequestSession | None) -> bool:
+    """True when an error was recorded on ``session`` since its request began (e.g. by ``@guarded``)."""
+    if manager is None or session is None or not session.stored:
+        return False
+    before = session.record
+    try:
+        now = manager.get_session(session.id)
+    except Exception:
+        return False
+    if now is None:
+        return False
+    return now.error_count > before.error_count or (
+        now.state is SessionState.DISCONNECTED and before.state is not SessionState.DISCONNECTED
+    )
+
+
+def guarded_callback(
+    *args: Any,
+    app: dash.Dash | None = None,
+    retry: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+    clears_alert: bool = True,
+    **kwargs: Any,
+) -> Callable[[F], F]:
+    """Register a Dash callback (same arguments as ``dash.callback``) that fails gracefully.
+
+    Registered on ``app`` when given, else with ``dash.callback`` (every app picks it up).
+
+    - It does not run when the session is expired or disconnected: the alert says why.
+    - An exception is recorded on the session and shown as a friendly alert; outputs keep
+      their values. ``PreventUpdate`` passes through.
+    - ``retry``: opt-in, a :class:`~sessionmw.retry.RetryStrategy` (or any decorator) applied to
+      the whole callback. A callback is a POST and may have side effects, so none by default;
+      prefer ``@guarded(retry=...)`` on the backend calls that only read.
+    - ``clears_alert``: hide a previous alert when this callback succeeds.
+    """
+
+    def decorate(func: F) -> F:
+        target: Callable[..., Any] = retry(func) if retry is not None else func
+
+        @functools.wraps(func)
+        def wrapper(*call_args: Any, **call_kwargs: Any) -> Any:
+            refused = _refusal()
+            if refused is not None:
+                _state, session = _gate_session()
+                notice = request.environ.get(ENVIRON_NOTICE) if session is not None else None
+                report = notice or (session.health if session is not None else None)
+                _show(refused, report)
+                return dash.no_update
+            try:
+                result = target(*call_args, **call_kwargs)
+            except dash.exceptions.PreventUpdate:
+                raise
+            except Exception as exc:
+                handle_callback_error(exc)
+                return dash.no_update
+            if clears_alert:
+                dash.set_props(ALERT_ID, {"style": _HIDDEN})
+            return result
+
+        register = app.callback if app is not None else dash.callback
+        register(*args, **kwargs)(wrapper)
+        return cast(F, wrapper)
+
+    return decorate
+
+
+# -- clientside -------------------------------------------------------------------------------
+
+# Installed once per page: Dash requests refused because the session expired (401) or
+# disconnected (503) put the server's report into the banner at once.
+_FETCH_HOOK = """
+if (!window.__sessionmwFetch) {
+    window.__sessionmwFetch = true;
+    const original = window.fetch.bind(window);
+    window.fetch = async function (input, init) {
+        const response = await original(input, init);
+        const url = typeof input === "string" ? input : (input && input.url) || "";
+        const refused = response.status === 401 || response.status === 503;
+        if (refused && url.indexOf("_dash-update-component") >= 0) {
+            try {
+                const body = await response.clone().json();
+                if (body && body.status && body.message) {
+                    // an expired session stays on screen until the page is refreshed
+                    const report = Object.assign({sticky: response.status === 401}, body);
+                    window.dash_clientside.set_props("__STORE__", {data: report});
+                }
+            } catch (e) { /* not a sessionmw refusal */ }
+        }
+        return response;
+    };
+}
+"""
+
+_POLL = """
+async function (n, current, config) {
+    const prefix = (config && config.prefix) || "/_sessionmw/";
+    __HOOK__
+    if (current && current.sticky) { return window.dash_clientside.no_update; }
+    try {
+        const response = await fetch(prefix + "health", {
+            credentials: "same-origin", cache: "no-store", headers: {Accept: "application/health+json"}
+        });
+        const body = await response.json();
+        return body.session || window.dash_clientside.no_update;
+    } catch (e) {
+        return {status: "error", healthy: false, icon: "🔌", title: "Connection problem",
+                message: "🔌 The server cannot be reached right now",
+                recovery: ["Check your network connection.",
+                           "Wait a moment: this page checks again by itself."],
+                context: ""};
+    }
+}
+""".replace("__HOOK__", _FETCH_HOOK.replace("__STORE__", HEALTH_STORE_ID))
+
+_RECONNECT = """
+async function (clicks, config) {
+    const prefix = (config && config.prefix) || "/_sessionmw/";
+    try {
+        const response = await fetch(prefix + "reconnect", {
+            method: "POST", credentials: "same-origin", cache: "no-store",
+            headers: {Accept: "application/json"}
+        });
+        const body = await response.json();
+        return body.session || window.dash_clientside.no_update;
+    } catch (e) {
+        return window.dash_clientside.no_update;
+    }
+}
+"""
+
+_RENDER = """
+function (report, config) {
+    const styles = (config && config.styles) || {};
+    const hidden = {display: "none"};
+    if (!report || report.healthy || report.status === "healthy") {
+        return [hidden, "sessionmw-banner", "", "", "", [], "", hidden];
+    }
+    const status = report.status || "error";
+    const style = Object.assign({}, styles.banner || {}, styles[status] || {});
+    const steps = (report.recovery || []).map(function (step) {
+        return {namespace: "dash_html_components", type: "Li", props: {children: step}};
+    });
+    const reconnect = status === "disconnected" ? Object.assign({}, styles.button || {}) : hidden;
+    const icon = report.icon || "";
+    let message = report.message || "";
+    if (icon && message.indexOf(icon) === 0) {
+        message = message.slice(icon.length).trim();  // the icon is shown once, in front
+    }
+    return [style, "sessionmw-banner sessionmw-" + status, icon, report.title || "",
+            message, steps, report.context || "", reconnect];
+}
+"""
+
+_DISMISS = """
+function (clicks) { return {display: "none"}; }
+"""
+
+
+# -- the extension ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DashState:
+    """What ``app.server.extensions["sessionmw.dash"]`` holds for one Dash app."""
+
+    #: The manager that keeps the app's sessions.
+    manager: SessionManager
+    #: The endpoints' path prefix.
+    prefix: str
+    #: Seconds between two health polls.
+    interval_seconds: float
+
+
+class SessionMWDash:
+    """Sessions, the status banner and guarded callbacks for a Dash app.
+
+    :param app: the Dash app to set up now; or call :meth:`init_app` later.
+    :param manager: the session manager; by default the Flask extension builds one from
+        ``app.server.config``'s ``SESSIONMW_*`` keys and the environment.
+    :param guard_all: guard every callback of the app at once (Dash's ``on_error``): an
+        exception is recorded on the session and shown as the friendly alert.
+    :param options: passed to :class:`~sessionmw.integrations.flask.SessionMW` (``cookie_name``,
+        ``prefix``, ``secret_key``, ...).
+    """
+
+    def __init__(
+        self,
+        app: dash.Dash | None = None,
+        *,
+        manager: SessionManager | None = None,
+        guard_all: bool = False,
+        **options: Any,
+    ) -> None:
+        self._manager = manager
+        self._guard_all = guard_all
+        self._options = options
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: dash.Dash) -> DashState:
+        """Install the Flask extension on ``app.server`` (unless there already) and the banner's callbacks.
+
+        :raises RuntimeError: if sessionmw's Dash integration is already set up on ``app``.
+        """
+        server = app.server
+        if DASH_EXTENSION_KEY in server.extensions:
+            raise RuntimeError("SessionMWDash is already set up on this Dash app")
+        if EXTENSION_KEY not in server.extensions:
+            options = dict(self._options)
+            exclude = options.pop("exclude", ())
+            exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+            SessionMW(server, manager=self._manager, exclude=(*exclude, *dash_static_paths(app)), **options)
+        flask_state = server.extensions[EXTENSION_KEY]
+        manager = flask_state.manager
+        state = DashState(
+            manager=manager,
+            prefix=flask_state.gate.options.prefix,
+            interval_seconds=manager.settings.health_check_interval_seconds,
+        )
+        server.extensions[DASH_EXTENSION_KEY] = state
+        _register_clientside(app)
+        if self._guard_all:
+            app._on_error = _chain_on_error(app._on_error)
+        _install_layout_hook()
+        return state
+
+
+def dash_static_paths(app: dash.Dash) -> tuple[str, ...]:
+    """The paths Dash loads a page with (layout, dependencies, scripts, assets, favicon).
+
+    :class:`SessionMWDash` excludes them from session tracking: they are not user activity, and a
+    disconnected session must still be able to load the page that shows its banner. Pass them as
+    ``exclude=`` if you install :class:`~sessionmw.integrations.flask.SessionMW` yourself.
+    """
+    prefix = app.config.routes_pathname_prefix or "/"
+    assets = str(app.config.assets_url_path or "assets").strip("/")
+    names = ("_dash-layout", "_dash-dependencies", "_dash-component-suites/", "_reload-hash", "_favicon.ico")
+    return (*(prefix + name for name in names), f"{prefix}{assets}/")
+
+
+def _register_clientside(app: dash.Dash) -> None:
+    from dash import Input, Output, State
+
+    part_outputs = [Output(f"{BANNER_ID}-{part}", "children") for part in _PARTS]
+    register: Any = app.clientside_callback  # untyped in Dash
+    register(
+        _POLL,
+        Output(HEALTH_STORE_ID, "data"),
+        Input(POLL_ID, "n_intervals"),
+        State(HEALTH_STORE_ID, "data"),
+        State(_CONFIG_ID, "data"),
+    )
+    register(
+        _RECONNECT,
+        Output(HEALTH_STORE_ID, "data", allow_duplicate=True),
+        Input(RECONNECT_ID, "n_clicks"),
+        State(_CONFIG_ID, "data"),
+        prevent_initial_call=True,
+    )
+    register(
+        _RENDER,
+        Output(BANNER_ID, "style"),
+        Output(BANNER_ID, "className"),
+        *part_outputs,
+        Output(RECONNECT_ID, "style"),
+        Input(HEALTH_STORE_ID, "data"),
+        State(_CONFIG_ID, "data"),
+    )
+    register(
+        _DISMISS,
+        Output(ALERT_ID, "style", allow_duplicate=True),
+        Input(_ALERT_CLOSE_ID, "n_clicks"),
+        prevent_initial_call=True,
+    )
+
+
+def _chain_on_error(previous: Callable[[Exception], Any] | None) -> Callable[[Exception], Any]:
+    """Dash's app-wide ``on_error``: our alert first, then the app's own handler, if any."""
+
+    def on_error(exc: Exception) -> Any:
+        handle_callback_error(exc)
+        return previous(exc) if previous is not None else None
+
+    return on_error
+
+
+_hook_installed = False
+
+
+def _install_layout_hook() -> None:
+    """Register (once per process) the Dash layout hook that configures or adds the banner."""
+    global _hook_installed
+    if not _hook_installed:
+        dash.hooks.layout()(_layout_hook)
+        _hook_installed = True
+
+
+def _layout_hook(layout: Any) -> Any:
+    """Fill the banner's interval and prefix from the app's settings; add the banner if missing.
+
+    Apps without :class:`SessionMWDash` are returned unchanged.
+    """
+    state = current_app.extensions.get(DASH_EXTENSION_KEY) if has_request_context() else None
+    if not isinstance(state, DashState):
+        return layout
+    root = _find(layout, _ROOT_ID)
+    if root is None:
+        root = status_banner()
+        layout = html.Div([root, *(layout if isinstance(layout, list) else [layout])])
+    interval, _store, config = root.children[:3]
+    if not config.data.get("fixed"):
+        interval.interval = int(state.interval_seconds * 1000)
+    config.data = {**config.data, "prefix": state.prefix}
+    return layout
+
+
+def _find(component: Any, component_id: str) -> Any:
+    """The component with ``component_id`` in a layout tree, or None."""
+    stack: list[Any] = list(component) if isinstance(component, Sequence) else [component]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "id", None) == component_id:
+            return node
+        children = getattr(node, "children", None)
+        if isinstance(children, list | tuple):
+            stack.extend(children)
+        elif children is not None and hasattr(children, "to_plotly_json"):
+            stack.append(children)
+    return None

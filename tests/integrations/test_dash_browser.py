@@ -1,0 +1,280 @@
+"""The demo app in a real (headless chromium) browser: alerts, the banner's states, reconnect, refresh.
+
+Screenshots of each banner state are saved in the test's tmp dir, and also in
+``$SESSIONMW_SCREENSHOT_DIR`` when set (that is how ``docs/img/`` is refreshed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dash.testing import wait
+from selenium.webdriver.common.keys import Keys
+
+from sessionmw import SessionManager, SessionState
+from sessionmw.demo import load_demo
+from sessionmw.testing import FakeClock
+
+if shutil.which("chromedriver") is None and os.environ.get("CI") != "true":
+    pytest.skip("needs chromedriver: apt-get install chromium chromium-driver", allow_module_level=True)
+
+#: dash.testing's bounded wait (untyped there): ``until(condition, timeout, msg=...)``.
+until: Callable[..., object] = wait.until
+
+# selenium 4.2 (pinned by dash[testing]) calls an API urllib3 2 deprecates.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:HTTPResponse.getheader\\(\\) is deprecated:DeprecationWarning"
+)
+
+THRESHOLD = 3
+#: Seconds a bounded wait for the browser gives up after (generous: CI machines can be busy).
+WAIT = 30
+BANNER = "#sessionmw-banner"
+ALERT = "#sessionmw-alert"
+
+
+@dataclasses.dataclass
+class Demo:
+    """The demo app under test, with the objects a test steers it by."""
+
+    duo: Any
+    manager: SessionManager
+    clock: FakeClock
+    backend: Any
+    shots: Path
+
+    def session_id(self) -> str:
+        """The browser's session id (from its HttpOnly cookie)."""
+        cookie = self.duo.driver.get_cookie("sessionmw")
+        assert cookie is not None, "the browser has no session cookie"
+        return str(cookie["value"])
+
+    def banner_text(self) -> str:
+        """What the banner shows ('' while hidden)."""
+        element = self.duo.find_element(BANNER)
+        return str(element.text) if element.is_displayed() else ""
+
+    def wait_banner(self, text: str) -> None:
+        """Wait (bounded) until the banner shows ``text``."""
+        until(lambda: text in self.banner_text(), timeout=WAIT, msg=f"banner never showed {text!r}")
+
+    def shoot(self, name: str, selector: str = BANNER) -> None:
+        """Save a screenshot of ``selector`` as ``<name>.png``."""
+        element = self.duo.find_element(selector)
+        path = self.shots / f"{name}.png"
+        element.screenshot(str(path))
+        target = os.environ.get("SESSIONMW_SCREENSHOT_DIR")
+        if target:
+            Path(target).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, Path(target) / path.name)
+
+
+@pytest.fixture(name="demo")
+def _demo(dash_duo: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Demo]:
+    """The demo app on a fake clock, served to a fresh browser.
+
+    The banner polls twice a second, or every ``request.param`` seconds (indirect parametrisation).
+    """
+    module = load_demo()
+    clock = FakeClock()
+    manager = SessionManager(
+        store="memory://",
+        clock=clock,
+        health_check_interval_seconds=getattr(request, "param", 0.5),
+        max_error_threshold=THRESHOLD,
+    )
+    backend = module.MarketBackend(sleep=lambda seconds: None)
+    no_wait: Callable[[float], None] = lambda seconds: None  # noqa: E731
+    app = module.create_app(manager=manager, backend=backend, retry_sleep=no_wait)
+    dash_duo.start_server(app)
+    dash_duo.wait_for_element("#scan-run", timeout=WAIT)
+    demo = Demo(dash_duo, manager, clock, backend, tmp_path)
+    until(lambda: manager.get_session(demo.session_id()) is not None, timeout=WAIT)
+    yield demo
+    manager.close()
+
+
+def test_failing_callback_shows_friendly_alert(demo: Demo) -> None:
+    """A callback whose backend dies shows the friendly alert, records the error, and leaks nothing."""
+    demo.backend.faults.backend_down = True
+    demo.duo.find_element("#scan-run").click()
+    demo.duo.wait_for_contains_text(
+        ALERT, "The background process serving your session is not running", timeout=WAIT
+    )
+    alert = demo.duo.find_element(ALERT).text
+    assert "Try the action again" in alert
+    page = demo.duo.driver.page_source
+    assert "RuntimeError" not in page and "Traceback" not in page
+    record = demo.manager.get_session(demo.session_id())
+    assert record is not None and record.error_count == 1
+    demo.shoot("alert-backend-down", ALERT)
+
+
+def test_scan_succeeds_through_transient_failures(demo: Demo) -> None:
+    """Two transient backend failures are retried away: the table appears, no alert."""
+    demo.backend.faults.transient_failures = 2
+    demo.duo.find_element("#scan-run").click()
+    demo.duo.wait_for_element("#scan-results", timeout=WAIT)
+    assert not demo.duo.find_element(ALERT).is_displayed()
+    assert "ACME" in demo.duo.find_element("#scan-results").text
+    demo.shoot("demo-scanner", "#react-entry-point")
+
+
+def test_banner_idle_and_error_states(demo: Demo) -> None:
+    """The banner is hidden while healthy, then shows the idle and the error states."""
+    assert demo.banner_text() == ""
+    demo.clock.advance(301)
+    demo.wait_banner("Session idle")
+    demo.shoot("banner-idle")
+    sid = demo.session_id()
+    demo.manager.update_session_activity(sid)
+    demo.manager.record_error(sid, "backend failed")
+    demo.wait_banner("Something went wrong")
+    assert "Try the action again" in demo.banner_text()
+    demo.shoot("banner-error")
+
+
+def test_banner_appears_when_session_expires(demo: Demo) -> None:
+    """Past the inactivity timeout the banner says the session expired and how to recover."""
+    demo.clock.advance(31 * 60)
+    demo.wait_banner("Session expired")
+    assert "Refresh the page" in demo.banner_text()
+    demo.shoot("banner-expired")
+
+
+def test_banner_not_found(demo: Demo) -> None:
+    """A session the server lost (e.g. restarted, long ago) shows the not-found banner."""
+    demo.manager.delete_session(demo.session_id())
+    demo.clock.advance(31 * 60)  # too old to be re-adopted as a freshly issued id
+    demo.wait_banner("Session not found")
+    demo.shoot("banner-not-found")
+
+
+def test_repeated_errors_disconnect_and_reconnect_clears_banner(demo: Demo) -> None:
+    """Repeated failures disconnect the session; Reconnect clears the banner without a reload."""
+    demo.backend.faults.backend_down = True
+    for clicks in range(1, THRESHOLD + 1):
+        demo.duo.find_element("#scan-run").click()
+        until(lambda n=clicks: _errors(demo) >= n, timeout=WAIT, msg="the error was not recorded")
+    demo.wait_banner("Session disconnected")
+    demo.shoot("banner-disconnected", "#sessionmw-status")
+    sid = demo.session_id()
+    record = demo.manager.get_session(sid)
+    assert record is not None and record.state is SessionState.DISCONNECTED
+    demo.duo.driver.execute_script("window.__notReloaded = true;")
+    demo.backend.faults.backend_down = False
+    demo.duo.find_element("#sessionmw-reconnect").click()
+    until(lambda: demo.banner_text() == "", timeout=WAIT, msg="the banner stayed after Reconnect")
+    assert demo.duo.driver.execute_script("return window.__notReloaded === true;")
+    record = demo.manager.get_session(sid)
+    assert record is not None and record.state is SessionState.ACTIVE
+    demo.duo.find_element("#scan-run").click()
+    demo.duo.wait_for_element("#scan-results", timeout=WAIT)
+
+
+@pytest.mark.parametrize("demo", [3600], indirect=True)  # no poll after the first: the click must tell
+def test_callback_refused_while_disconnected_updates_banner(demo: Demo) -> None:
+    """A click on a disconnected session does not run the callback; the banner says why at once."""
+    sid = demo.session_id()
+    for _ in range(THRESHOLD):
+        demo.manager.record_error(sid, "backend failed")
+    calls_before = demo.backend.calls
+    demo.duo.find_element("#scan-run").click()
+    demo.wait_banner("Session disconnected")
+    assert demo.backend.calls == calls_before
+
+
+@pytest.mark.parametrize("demo", [3600], indirect=True)
+def test_callback_on_an_expired_session_shows_expired_banner(demo: Demo) -> None:
+    """A click after the session expired does not run; the banner says so and stays until a refresh."""
+    demo.clock.advance(31 * 60)
+    calls_before = demo.backend.calls
+    demo.duo.find_element("#scan-run").click()
+    demo.wait_banner("Session expired")
+    assert demo.backend.calls == calls_before
+    demo.duo.driver.refresh()
+    demo.duo.wait_for_element("#scan-run", timeout=WAIT)
+    until(lambda: demo.banner_text() == "", timeout=WAIT, msg="the banner survived the refresh")
+    demo.duo.find_element("#scan-run").click()
+    demo.duo.wait_for_element("#scan-results", timeout=WAIT)
+
+
+def test_disconnected_session_can_refresh_and_reconnect(demo: Demo) -> None:
+    """Refreshing a disconnected session's page loads the app and its banner; Reconnect recovers."""
+    sid = demo.session_id()
+    for _ in range(THRESHOLD):
+        demo.manager.record_error(sid, "backend failed")
+    demo.duo.driver.refresh()
+    demo.duo.wait_for_element("#scan-run", timeout=WAIT)
+    demo.wait_banner("Session disconnected")
+    demo.duo.find_element("#sessionmw-reconnect").click()
+    until(lambda: demo.banner_text() == "", timeout=WAIT, msg="the banner stayed after Reconnect")
+    record = demo.manager.get_session(sid)
+    assert record is not None and record.state is SessionState.ACTIVE
+
+
+def test_backtests_show_progress_and_results(demo: Demo) -> None:
+    """The Backtest Manager runs a batch, with progress, until every symbol has a result."""
+    demo.duo.find_element("#tab-backtests").click()
+    demo.duo.wait_for_element("#bt-run", timeout=WAIT).click()
+    demo.duo.wait_for_text_to_equal("#bt-progress-label", "5 of 5 done", timeout=WAIT)
+    rows = demo.duo.find_elements("#bt-results-table tbody tr")
+    assert len(rows) == 5
+    demo.shoot("demo-backtests", "#react-entry-point")
+
+
+def test_fault_knob_breaks_the_backend(demo: Demo) -> None:
+    """Ticking "Backend down" on the Fault knobs page makes the next scan show the alert."""
+    demo.duo.find_element("#tab-faults").click()
+    demo.duo.wait_for_element("#fault-flags input[value='down']", timeout=WAIT).click()
+    demo.duo.wait_for_contains_text("#fault-summary", "backend down", timeout=WAIT)
+    assert demo.backend.faults.backend_down
+    demo.duo.find_element("#tab-scanner").click()
+    demo.duo.wait_for_element("#scan-run", timeout=WAIT).click()
+    demo.duo.wait_for_contains_text(ALERT, "Session not running", timeout=WAIT)
+
+
+def test_marked_input_survives_refresh(demo: Demo) -> None:
+    """A preserved input keeps what the user typed across a page refresh."""
+    field = demo.duo.find_element("#scan-symbols")
+    field.send_keys(Keys.CONTROL, "a")  # clear() bypasses React's change events
+    field.send_keys("WAYNE, UMBRL")
+    demo.duo.wait_for_element("#scan-symbols", timeout=WAIT)
+    demo.duo.driver.refresh()
+    demo.duo.wait_for_element("#scan-run", timeout=WAIT)
+    until(
+        lambda: demo.duo.find_element("#scan-symbols").get_attribute("value") == "WAYNE, UMBRL",
+        timeout=WAIT,
+        msg="the typed symbols were lost on refresh",
+    )
+
+
+def test_health_polls_do_not_extend_the_session(demo: Demo) -> None:
+    """The banner's polls reach the server but never count as activity."""
+    sid = demo.session_id()
+    before = demo.manager.get_session(sid)
+    assert before is not None
+    polls: list[str] = []
+    check_health = demo.manager.check_health
+
+    def counting(session_id: str) -> Any:
+        polls.append(session_id)
+        return check_health(session_id)
+
+    demo.manager.check_health = counting  # type: ignore[method-assign]
+    demo.clock.advance(120)
+    until(lambda: len(polls) >= 3, timeout=WAIT, msg="the banner did not poll")
+    after = demo.manager.get_session(sid)
+    assert after is not None and after.last_activity == before.last_activity
+    assert set(polls) == {sid}
+
+
+def _errors(demo: Demo) -> int:
+    record = demo.manager.get_session(demo.session_id())
+    return 0 if record is None else record.error_count
