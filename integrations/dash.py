@@ -40,7 +40,7 @@ from sessionmw.context import current_manager, current_session_id
 from sessionmw.health import HealthReport
 from sessionmw.manager import SessionManager
 from sessionmw.states import SessionState
-from sessionmw.translate import UserFacingError, translate
+from sessionmw.translation import UserFacingError, translate
 
 __all__ = [
     "ALERT_ID",

@@ -43,7 +43,7 @@ from sessionmw.states import SessionState
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from sessionmw.translate import UserFacingError
+    from sessionmw.translation import UserFacingError
 
 __all__ = [
     "ENVIRON_HEALTH",
@@ -367,7 +367,7 @@ class SessionGate:
             return None
         if not wants_json(environ, session.via_header):
             return None
-        from sessionmw.translate import UserFacingError
+        from sessionmw.translation import UserFacingError
 
         if session.notice is not None:
             err = UserFacingError.from_health(session.notice)
@@ -384,7 +384,7 @@ class SessionGate:
 
     def fail(self, session: RequestSession | None, exc: BaseException) -> UserFacingError:
         """Log and record ``exc`` on the session, and translate it for the user."""
-        from sessionmw.translate import translate
+        from sessionmw.translation import translate
 
         _log.error("request failed", exc_info=exc)
         if session is not None:
@@ -409,7 +409,7 @@ class SessionGate:
         The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
         disconnected session or a transient error, else 500.
         """
-        from sessionmw.translate import DEFAULT_RETRY_AFTER, format_error
+        from sessionmw.translation import DEFAULT_RETRY_AFTER, format_error
 
         status = _HTTP_STATUS.get(err.status or "", 503 if err.transient else 500)
         headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]

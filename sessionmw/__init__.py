@@ -39,7 +39,7 @@ from sessionmw.settings import Settings
 from sessionmw.states import Event, HealthStatus, SessionState
 from sessionmw.stores import SessionStore, store_from_url
 from sessionmw.transitions import TRANSITIONS, Change
-from sessionmw.translate import (
+from sessionmw.translation import (
     Translation,
     UserFacingError,
     format_error,

@@ -213,7 +213,7 @@ def _kind_of(error: BaseException | str) -> str:
     if isinstance(error, str):
         return "message"
     try:
-        from sessionmw.translate import translate
+        from sessionmw.translation import translate
     except ImportError:  # pragma: no cover - translate ships with the package
         return "error"
     title = translate(error).title

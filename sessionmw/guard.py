@@ -30,8 +30,8 @@ from sessionmw.context import _current
 from sessionmw.errors import IllegalTransitionError, StoreError
 from sessionmw.retry import RetryStrategy, _debug_default
 from sessionmw.states import SessionState
-from sessionmw.translate import UserFacingError
-from sessionmw.translate import translate as _translate
+from sessionmw.translation import UserFacingError
+from sessionmw.translation import translate as _translate
 
 __all__ = ["DEFAULT_RETRY", "guarded"]
 

@@ -31,7 +31,7 @@ from sessionmw import signals
 from sessionmw.context import _current
 from sessionmw.errors import SessionMWError
 from sessionmw.states import SessionState
-from sessionmw.translate import UserFacingError, is_transient, retry_after_of, translate
+from sessionmw.translation import UserFacingError, is_transient, retry_after_of, translate
 
 __all__ = [
     "RetryDetails",

@@ -36,7 +36,7 @@ from sessionmw.__main__ import main
 from sessionmw.demo import DemoUnavailableError, load_demo
 from sessionmw.guard import guarded
 from sessionmw.testing import FakeClock
-from sessionmw.translate import translate
+from sessionmw.translation import translate
 
 THRESHOLD = 3
 #: The Dash app behind each Flask server a test client talks to.

@@ -14,7 +14,7 @@ from werkzeug.test import TestResponse
 
 from sessionmw import SessionManager, SessionState, TransientError, current_session_id
 from sessionmw.testing import FakeClock
-from sessionmw.translate import UserFacingError
+from sessionmw.translation import UserFacingError
 
 PAGE = "<html><body>{{ sessionmw_banner() }}<p>page</p></body></html>"
 

@@ -35,7 +35,7 @@ from sessionmw import (
     unregister_translation,
 )
 from sessionmw.testing import FakeClock
-from sessionmw.translate import DEFAULT_RETRY_AFTER, parse_retry_after, retry_after_of, translations
+from sessionmw.translation import DEFAULT_RETRY_AFTER, parse_retry_after, retry_after_of, translations
 
 SECRET = "password=hunter2 at db.internal:5432"
 
