@@ -38,6 +38,8 @@ from sessionmw.session import Policy, SessionRecord
 from sessionmw.settings import Settings
 from sessionmw.states import Event, HealthStatus, SessionState
 from sessionmw.stores import SessionStore, store_from_url
+from sessionmw.stores.redis import RedisStore
+from sessionmw.stores.sqlite import SQLiteStore
 from sessionmw.transitions import TRANSITIONS, Change
 from sessionmw.translation import (
     Translation,
@@ -64,8 +66,10 @@ __all__ = [
     "HealthStatus",
     "IllegalTransitionError",
     "Policy",
+    "RedisStore",
     "RetryDetails",
     "RetryStrategy",
+    "SQLiteStore",
     "SessionDisconnectedError",
     "SessionError",
     "SessionExistsError",

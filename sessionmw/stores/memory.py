@@ -36,16 +36,20 @@ class MemoryStore:
         record = record.copy()
         with self._lock:
             old = self._records.get(record.session_id)
+            replaced_live = 0  # 1 if the old record still counts as live (it expired just now)
             if old is not None:
-                step(old, None, now, policy)  # an old session may have expired by now
-                if not old.state.is_terminal:
+                probe = old.copy()  # a refused create changes nothing
+                step(probe, None, now, policy)  # an old session may have expired by now
+                if not probe.state.is_terminal:
                     raise SessionExistsError(
                         "a live session with this id exists", session_id=record.session_id
                     )
-            if self.max_sessions is not None and self._live >= self.max_sessions:
+                replaced_live = 0 if old.state.is_terminal else 1
+            live = self._live - replaced_live
+            if self.max_sessions is not None and live >= self.max_sessions:
                 raise SessionLimitError("the session store is full", session_id=record.session_id)
             self._records[record.session_id] = record
-            self._live += 1
+            self._live = live + 1
             heapq.heappush(self._deadlines, (record.expires_at(policy), record.session_id))
 
     def update(
@@ -95,6 +99,10 @@ class MemoryStore:
                         del self._records[session_id]
                     else:
                         heapq.heappush(heap, (purge_at, session_id))
+                    continue
+                deadline = record.expires_at(policy)
+                if deadline > now:  # saw activity (or was replaced) since the entry was pushed
+                    heapq.heappush(heap, (deadline, session_id))
                     continue
                 changes, _ = step(record, None, now, policy)
                 if record.state.is_terminal:

@@ -1,0 +1,539 @@
+"""The distributed store: sessions in Redis, shared by every process on every host.
+
+Each operation is **one round trip**: a Lua script that reads the record, applies the passage of
+time and the event, writes the record back with a TTL and updates the expiry index, atomically.
+The script's transition table is generated from :data:`sessionmw.transitions.TRANSITIONS` (and its
+names from the enums) when this module builds it, so the table still lives in one place.
+
+Keys (``p`` is the key prefix, ``k`` the session's bucket, derived from its id)::
+
+    {p:b<k>}:s:<id>      the record, JSON (SessionRecord.to_dict), with a TTL
+    {p:b<k>}:expiry      sorted set: live session ids scored by their expiry time
+    {p:b<k>}:purge       sorted set: ended and expired ids scored by the end of their retention
+
+The part in braces is a Redis Cluster hash tag: a session's keys and its bucket's index share one
+hash slot, so every script touches one slot. Sweeping visits the buckets one by one and costs
+about the number of due sessions. Every record has a TTL, so Redis drops dead sessions by itself
+even if nobody sweeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from sessionmw.errors import (
+    ConfigurationError,
+    CorruptRecordError,
+    SessionExistsError,
+    SessionLimitError,
+    StoreUnavailableError,
+)
+from sessionmw.errors import IllegalTransitionError as _Refused
+from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
+from sessionmw.states import Event, SessionState
+from sessionmw.stores import mask_url
+from sessionmw.stores.base import Outcome
+from sessionmw.transitions import TRANSITIONS, Change
+
+if TYPE_CHECKING:
+    import redis
+
+    from sessionmw.stores.counters import RedisCounters
+
+__all__ = ["RedisStore", "lua_source"]
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _lua_string(text: str) -> str:
+    if not re.fullmatch(r"[a-z_]+", text):
+        raise ValueError(f"unexpected name {text!r} in the transition table")
+    return f'"{text}"'
+
+
+def _lua_table() -> str:
+    """The transition table as Lua source: ``T[state][event] = next state``."""
+    rows: dict[str, list[str]] = {}
+    for (state, event), new in TRANSITIONS.items():
+        rows.setdefault(state.value, []).append(f"[{_lua_string(event.value)}]={_lua_string(new.value)}")
+    body = ",\n  ".join(f"[{_lua_string(state)}]={{{', '.join(cells)}}}" for state, cells in rows.items())
+    return "local T = {\n  " + body + "\n}"
+
+
+def _lua_names() -> str:
+    events = ", ".join(f"{event.name}={_lua_string(event.value)}" for event in Event)
+    states = ", ".join(f"[{_lua_string(state.value)}]=true" for state in SessionState)
+    terminal = ", ".join(f"[{_lua_string(state.value)}]=true" for state in SessionState if state.is_terminal)
+    return f"local EV = {{{events}}}\nlocal STATES = {{{states}}}\nlocal TERMINAL = {{{terminal}}}"
+
+
+# The rules of sessionmw.transitions.elapse/apply, over the generated table. Numbers go in as
+# Python's round-trip repr and come back formatted with %.17g, so Lua's doubles and Python's
+# floats agree bit for bit (the differential test in tests/test_stores.py checks it).
+_LUA_RULES = r"""
+-- ARGV[1]: JSON [op, version, idle_after, timeout, absolute, threshold, retention, now, extra]
+-- (extra: the event of an update, the limit of a sweep); ARGV[2]: the error, the new record, or
+-- nothing. KEYS: the record ('{tag}:s:<id>'; the sweep's: '{tag}:s:'), the expiry and purge sets.
+local P = cjson.decode(ARGV[1])
+local VERSION = P[2]
+local function num(x) return string.format('%.17g', x) end
+local function enc(r)
+  local function s(x) if x == nil then return 'null' end return cjson.encode(x) end
+  return '{"v":' .. VERSION .. ',"id":' .. s(r.id) .. ',"state":' .. s(r.state)
+    .. ',"created_at":' .. num(r.created_at) .. ',"last_activity":' .. num(r.last_activity)
+    .. ',"error_count":' .. string.format('%d', r.error_count) .. ',"last_error":' .. s(r.last_error)
+    .. ',"state_changed_at":' .. num(r.state_changed_at) .. ',"reason":' .. s(r.reason) .. '}'
+end
+local function opt_string(x)
+  if x == nil or x == cjson.null then return true, nil end
+  if type(x) == 'string' then return true, x end
+  return false, nil
+end
+local function dec(raw, id)
+  local ok, r = pcall(cjson.decode, raw)
+  if not ok or type(r) ~= 'table' or r.v ~= VERSION or r.id ~= id or not STATES[r.state] then return nil end
+  if type(r.created_at) ~= 'number' or type(r.last_activity) ~= 'number' then return nil end
+  if type(r.error_count) ~= 'number' or r.error_count < 0 or r.error_count % 1 ~= 0 then return nil end
+  if r.state_changed_at == nil then r.state_changed_at = r.created_at end
+  if type(r.state_changed_at) ~= 'number' then return nil end
+  local ok1, last_error = opt_string(r.last_error)
+  local ok2, reason = opt_string(r.reason)
+  if not (ok1 and ok2) then return nil end
+  r.last_error, r.reason = last_error, reason
+  return r
+end
+local function enter(r, new, ev, now, changes)
+  changes[#changes + 1] = r.state
+  changes[#changes + 1] = new
+  changes[#changes + 1] = ev
+  r.state, r.state_changed_at, r.reason = new, now, ev
+end
+-- sessionmw.transitions.elapse
+local function elapse(r, now, p, changes)
+  local s = r.state
+  if TERMINAL[s] then return end
+  local idle = now - r.last_activity
+  local ev
+  if now - r.created_at >= p.absolute then ev = EV.LIFETIME_EXCEEDED
+  elseif idle >= p.timeout then ev = EV.TIMEOUT
+  elseif idle >= p.idle_after and T[s][EV.IDLE_TIMEOUT] then ev = EV.IDLE_TIMEOUT
+  else return end
+  enter(r, T[s][ev], ev, now, changes)
+end
+-- sessionmw.transitions.apply; returns the refused event, if any
+local function apply(r, ev, now, p, err, changes)
+  if ev == EV.ERROR and r.error_count + 1 >= p.threshold then ev = EV.ERROR_THRESHOLD end
+  local s = r.state
+  local new = T[s] and T[s][ev]
+  if not new then return ev end
+  if ev == EV.ACTIVITY then r.last_activity = now
+  elseif ev == EV.ERROR or ev == EV.ERROR_THRESHOLD then
+    r.last_activity = now
+    r.error_count = r.error_count + 1
+    r.last_error = err
+  elseif ev == EV.SUCCESS or ev == EV.RECONNECT then
+    r.last_activity = now
+    r.error_count = 0
+    r.last_error = nil
+  end
+  if new ~= s then enter(r, new, ev, now, changes) end
+  return nil
+end
+local function expires_at(r, p)
+  return math.min(r.last_activity + p.timeout, r.created_at + p.absolute)
+end
+-- write the record with its TTL and keep the bucket's indexes in step
+local function store(key, index, purge, r, now, p)
+  local ttl
+  if TERMINAL[r.state] then
+    local gone = r.state_changed_at + p.retention
+    redis.call('ZREM', index, r.id)
+    redis.call('ZADD', purge, num(gone), r.id)
+    ttl = gone - now
+  else
+    local due = expires_at(r, p)
+    redis.call('ZADD', index, num(due), r.id)
+    ttl = due + p.retention - now
+  end
+  local json = enc(r)
+  redis.call('SET', key, json, 'PX', math.max(1, math.ceil(ttl * 1000)))
+  return json
+end
+local op, now = P[1], P[8]
+local p = {idle_after=P[3], timeout=P[4], absolute=P[5], threshold=P[6], retention=P[7]}
+local key, index, purge = KEYS[1], KEYS[2], KEYS[3]
+local ID = string.sub(key, string.find(key, '}', 1, true) + 4)  -- the id after '{tag}:s:'
+local function read(k, id)
+  local got = redis.pcall('GET', k)
+  if got == false then return false end
+  if type(got) ~= 'string' then return nil end
+  return dec(got, id)
+end
+if op == 'update' then
+  local id, ev = ID, P[9]
+  local r = read(key, id)
+  if r == false then return {'missing'} end
+  if r == nil then return {'corrupt'} end
+  local changes = {}
+  elapse(r, now, p, changes)
+  local refused = nil
+  if ev then
+    local before = r.state
+    refused = apply(r, ev, now, p, ARGV[2], changes)
+    if refused then refused = {before, refused} end
+  end
+  local json = store(key, index, purge, r, now, p)
+  if #changes == 0 and not refused then return json end  -- the common case: just the record
+  local out = {'ok', json, changes}
+  if refused then out[4] = refused end
+  return out
+elseif op == 'create' then
+  local id = ID
+  local old = read(key, id)
+  if old then
+    elapse(old, now, p, {})
+    if not TERMINAL[old.state] then return {'exists'} end
+  end
+  local r = dec(ARGV[2], id)
+  if r == nil then return {'corrupt'} end
+  redis.call('ZREM', purge, id)
+  store(key, index, purge, r, now, p)
+  return {'ok'}
+elseif op == 'delete' then
+  redis.call('ZREM', index, ID)
+  redis.call('ZREM', purge, ID)
+  return {'ok', redis.call('DEL', key)}
+elseif op == 'sweep' then
+  local prefix, limit, upto = key, P[9], num(now)
+  -- terminal records past their retention go (their TTL would drop them too, in server time)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', purge, '-inf', upto, 'LIMIT', 0, limit)) do
+    redis.call('DEL', prefix .. id)
+    redis.call('ZREM', purge, id)
+  end
+  local ids = redis.call('ZRANGEBYSCORE', index, '-inf', upto, 'LIMIT', 0, limit)
+  local changes = {}
+  for _, id in ipairs(ids) do
+    local k = prefix .. id
+    local r = read(k, id)
+    if not r then
+      redis.call('ZREM', index, id)  -- gone (TTL) or unreadable: nothing left to expire
+    else
+      local mine = {}
+      elapse(r, now, p, mine)
+      store(k, index, purge, r, now, p)
+      if TERMINAL[r.state] then
+        changes[#changes + 1] = id
+        for _, field in ipairs(mine) do changes[#changes + 1] = field end
+      end
+    end
+  end
+  return {'ok', changes}
+end
+return redis.error_reply('unknown operation ' .. tostring(op))
+"""
+
+
+def lua_source() -> str:
+    """The store's Lua script: the generated table and names, then the rules."""
+    return "\n".join([_lua_table(), _lua_names(), _LUA_RULES])
+
+
+_STATE = {state.value: state for state in SessionState}
+_EVENT = {event.value: event for event in Event}
+_EXTRA = {event: f',"{event.value}"' for event in Event}
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStore:
+    """Keeps sessions in Redis; safe for many threads, processes and hosts.
+
+    :param client: a :class:`redis.Redis` (its connection pool and timeouts are used as they are);
+        usually built by :meth:`from_url`.
+    :param prefix: the start of every key, so several apps can share one Redis (letters, digits
+        and ``_.:-``).
+    :param buckets: how many expiry-index buckets the sessions are spread over (the unit a
+        Redis Cluster can place on different nodes). Every process on a store must agree.
+    :param max_sessions: the most live sessions the store accepts; None for no limit.
+    :param url: the URL the client came from, for error messages (a password is masked).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "sessionmw",
+        buckets: int = 16,
+        max_sessions: int | None = None,
+        url: str | None = None,
+    ) -> None:
+        if not _PREFIX.fullmatch(prefix):
+            raise ConfigurationError(f"prefix={prefix!r} is not valid: use 1 to 64 letters, digits or '_.:-'")
+        if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= 16384:
+            raise ConfigurationError(f"buckets={buckets!r} is not valid: must be a whole number 1..16384")
+        import redis as redis_module
+
+        self._errors: tuple[type[BaseException], ...] = (
+            redis_module.ConnectionError,
+            redis_module.TimeoutError,
+        )
+        self._response_error = redis_module.ResponseError
+        self.max_sessions = max_sessions
+        #: The key prefix.
+        self.prefix = prefix
+        #: The number of expiry-index buckets.
+        self.buckets = buckets
+        self._client = client
+        self._name = f"Redis store {mask_url(url)!r}" if url else f"Redis store (prefix {prefix!r})"
+        source = lua_source()
+        self._script = client.register_script(source)
+        self._sha = hashlib.sha1(source.encode()).hexdigest()
+        self._no_script = redis_module.exceptions.NoScriptError
+        self._packed: dict[Policy, str] = {}
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "sessionmw",
+        buckets: int = 16,
+        max_sessions: int | None = None,
+        timeout: float = 1.0,
+        connect_timeout: float = 1.0,
+        max_connections: int = 50,
+    ) -> RedisStore:
+        """A store on the Redis that ``url`` names (``redis://``, ``rediss://`` for TLS, ``unix://``).
+
+        :param timeout: seconds every command may take before the store reports itself unavailable.
+        :param connect_timeout: seconds to wait for a connection.
+        :param max_connections: the size of the connection pool.
+        """
+        import redis as redis_module
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if not value > 0:
+                raise ConfigurationError(
+                    f"{name}={value!r} is not valid: must be a positive number of seconds"
+                )
+        pool = redis_module.ConnectionPool.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=connect_timeout,
+            max_connections=max_connections,
+            # A script is not retried: it may have run before the connection broke.
+            retry=Retry(NoBackoff(), 0),
+        )
+        client = redis_module.Redis(connection_pool=pool)
+        return cls(client, prefix=prefix, buckets=buckets, max_sessions=max_sessions, url=url)
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def bucket_of(self, session_id: str) -> int:
+        """The bucket a session belongs to (the same in every process: CRC-32 of its id)."""
+        return zlib.crc32(session_id.encode()) % self.buckets
+
+    def _tag(self, bucket: int) -> str:
+        return f"{{{self.prefix}:b{bucket}}}"
+
+    def _keys(self, session_id: str) -> list[str]:
+        tag = self._tag(self.bucket_of(session_id))
+        return [f"{tag}:s:{session_id}", f"{tag}:expiry", f"{tag}:purge"]
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def _call(self, keys: list[str], args: list[Any]) -> Any:
+        try:
+            try:  # EVALSHA straight away: one round trip
+                result = self._client.execute_command(  # type: ignore[no-untyped-call]
+                    "EVALSHA", self._sha, len(keys), *keys, *args
+                )
+            except self._no_script:  # the server forgot the script (restart, SCRIPT FLUSH)
+                result = self._script(keys=keys, args=args)
+        except self._errors as exc:
+            raise StoreUnavailableError(f"{self._name} is unavailable: {type(exc).__name__}: {exc}") from exc
+        except self._response_error as exc:
+            raise StoreUnavailableError(f"{self._name} refused the operation: {exc}") from exc
+        if not (isinstance(result, bytes) or (isinstance(result, list) and result)):
+            raise StoreUnavailableError(f"{self._name} gave an unexpected answer")
+        return result
+
+    def _command(self, name: str, *args: Any) -> Any:
+        try:
+            return self._client.execute_command(name, *args)  # type: ignore[no-untyped-call]
+        except self._errors as exc:
+            raise StoreUnavailableError(f"{self._name} is unavailable: {type(exc).__name__}: {exc}") from exc
+
+    def _header(self, op: str, now: float, policy: Policy, extra: str = "") -> str:
+        """The script's first argument: JSON ``[op, version, policy..., now, extra]``."""
+        packed = self._packed.get(policy)
+        if packed is None:
+            fields = [
+                str(RECORD_VERSION),
+                repr(float(policy.idle_after)),
+                repr(float(policy.timeout)),
+                repr(float(policy.absolute_timeout)),
+                str(policy.error_threshold),
+                repr(float(policy.retention)),
+            ]
+            packed = ",".join(fields)
+            self._packed = {**self._packed, policy: packed}
+        return f'["{op}",{packed},{float(now)!r}{extra}]'
+
+    # -- the protocol ----------------------------------------------------------------------------
+
+    def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
+        if self.max_sessions is not None and self._live_at(now) >= self.max_sessions:
+            raise SessionLimitError("the session store is full", session_id=record.session_id)
+        data = json.dumps(record.to_dict(), separators=(",", ":"))
+        args = [self._header("create", now, policy), data]
+        status = _text(self._call(self._keys(record.session_id), args)[0])
+        if status == "exists":
+            raise SessionExistsError("a live session with this id exists", session_id=record.session_id)
+        if status == "corrupt":
+            raise CorruptRecordError("the new session record could not be written")
+
+    def update(
+        self,
+        session_id: str,
+        event: Event | None,
+        now: float,
+        policy: Policy,
+        error: str | None = None,
+    ) -> Outcome | None:
+        header = self._header("update", now, policy, "" if event is None else _EXTRA[event])
+        args = [header] if error is None else [header, error]
+        result = self._call(self._keys(session_id), args)
+        if isinstance(result, bytes):  # no change, nothing refused: the record as the script wrote it
+            return Outcome(_written(result, self._name), ())
+        status = _text(result[0])
+        if status == "missing":
+            return None
+        if status != "ok":
+            raise CorruptRecordError(f"session record in {self._name} is unreadable")
+        record = _written(result[1], self._name)
+        fields = [_text(field) for field in result[2]]
+        changes = tuple(
+            Change(session_id, _STATE[fields[i]], _STATE[fields[i + 1]], _EVENT[fields[i + 2]], now)
+            for i in range(0, len(fields), 3)
+        )
+        refused = None
+        if len(result) > 3:
+            state, refused_event = (_text(field) for field in result[3])
+            refused = _Refused(state, refused_event, session_id=session_id)
+        return Outcome(record, changes, refused)
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        raw = self._command("GET", self._keys(session_id)[0])
+        return None if raw is None else _decode(raw, session_id, self._name)
+
+    def delete(self, session_id: str) -> bool:
+        args = [self._header("delete", 0.0, Policy())]
+        return bool(self._call(self._keys(session_id), args)[1])
+
+    def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
+        """Expire due sessions bucket by bucket (one script per bucket; cost ~ due sessions)."""
+        expired: list[Change] = []
+        for bucket in range(self.buckets):
+            if len(expired) >= limit:
+                break
+            tag = self._tag(bucket)
+            args = [self._header("sweep", now, policy, f",{limit - len(expired)}")]
+            result = self._call([f"{tag}:s:", f"{tag}:expiry", f"{tag}:purge"], args)
+            fields = [_text(field) for field in result[1]]
+            for i in range(0, len(fields), 4):
+                session_id, old, new, event = fields[i : i + 4]
+                expired.append(Change(session_id, _STATE[old], _STATE[new], _EVENT[event], now))
+        return expired
+
+    def count(self, state: SessionState | None = None) -> int:
+        """Live sessions from the buckets' indexes; a given state by scanning (admin use only)."""
+        if state is None:
+            return sum(self._pipeline([("ZCARD", f"{self._tag(b)}:expiry") for b in range(self.buckets)]))
+        return sum(1 for record in self.records(state) if record.state is state)
+
+    def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
+        """Copies of the readable records, found with SCAN (admin use only, never on a request)."""
+        found: list[SessionRecord] = []
+        try:
+            for bucket in range(self.buckets):
+                prefix = f"{self._tag(bucket)}:s:"
+                keys = [_text(key) for key in self._client.scan_iter(match=prefix + "*", count=1000)]
+                for key, raw in zip(keys, self._pipeline([("GET", key) for key in keys]), strict=True):
+                    if raw is None:
+                        continue
+                    try:
+                        record = _decode(raw, key[len(prefix) :], self._name)
+                    except CorruptRecordError:
+                        continue
+                    if state is None or record.state is state:
+                        found.append(record)
+        except self._errors as exc:
+            raise StoreUnavailableError(f"{self._name} is unavailable: {type(exc).__name__}: {exc}") from exc
+        return iter(found)
+
+    def close(self) -> None:
+        """Close the connection pool's connections (they reopen if the store is used again)."""
+        self._client.close()
+        self._client.connection_pool.disconnect()
+
+    def counters(self) -> RedisCounters:
+        """The analytics counter backend in the same Redis (see :mod:`sessionmw.analytics`)."""
+        from sessionmw.stores.counters import RedisCounters
+
+        return RedisCounters(self._client, self.prefix)
+
+    def _live_at(self, now: float) -> int:
+        """Live sessions not yet past their expiry time, over all buckets (one round trip)."""
+        commands = [("ZCOUNT", f"{self._tag(b)}:expiry", f"({now!r}", "+inf") for b in range(self.buckets)]
+        return sum(self._pipeline(commands))
+
+    def _pipeline(self, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            return list(pipe.execute())
+        except self._errors as exc:
+            raise StoreUnavailableError(f"{self._name} is unavailable: {type(exc).__name__}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._name!r}, prefix={self.prefix!r}, max_sessions={self.max_sessions!r})"
+
+
+def _decode(raw: object, session_id: str, name: str) -> SessionRecord:
+    try:
+        data = json.loads(raw if isinstance(raw, str | bytes) else b"")
+    except ValueError:
+        raise CorruptRecordError(f"session record in {name} is not valid JSON") from None
+    record = SessionRecord.from_dict(data)
+    if record.session_id != session_id:
+        raise CorruptRecordError(f"session record in {name} belongs to another id")
+    return record
+
+
+def _written(raw: object, name: str) -> SessionRecord:
+    """The record the script just wrote (its fields were checked by the script)."""
+    try:
+        data = json.loads(raw)  # type: ignore[arg-type]
+        return SessionRecord(
+            data["id"],
+            _STATE[data["state"]],
+            float(data["created_at"]),
+            float(data["last_activity"]),
+            int(data["error_count"]),
+            data["last_error"],
+            float(data["state_changed_at"]),
+            data["reason"],
+        )
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CorruptRecordError(f"session record from {name} is unreadable: {exc!r}") from None

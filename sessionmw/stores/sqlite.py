@@ -1,0 +1,385 @@
+"""The embedded store: one SQLite file, shared safely by every process on one host.
+
+Each operation is one ``BEGIN IMMEDIATE`` transaction: read the row, apply
+:func:`sessionmw.stores.base.step` (the transition table) in Python, write the row. SQLite runs
+in WAL mode with a busy timeout, so concurrent writers wait for each other instead of failing;
+``database is locked`` beyond the timeout becomes :class:`~sessionmw.StoreUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from sessionmw.errors import (
+    ConfigurationError,
+    CorruptRecordError,
+    SessionExistsError,
+    SessionLimitError,
+    StoreUnavailableError,
+)
+from sessionmw.session import Policy, SessionRecord
+from sessionmw.states import Event, SessionState
+from sessionmw.stores.base import Outcome, step
+from sessionmw.transitions import Change
+
+if TYPE_CHECKING:
+    from sessionmw.stores.counters import SQLiteCounters
+
+__all__ = ["DUE_QUERY", "SCHEMA_VERSION", "SQLiteStore"]
+
+#: The version of the tables this module creates (kept in ``sessionmw_meta``).
+SCHEMA_VERSION = 1
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessionmw_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sessionmw_sessions (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    due REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessionmw_sessions_due ON sessionmw_sessions (due);
+"""
+#: Bumped in a forked child, so a store opens its own connection instead of the inherited one.
+_FORKS = [0]
+
+
+def _forked() -> None:
+    _FORKS[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+_SELECT = "SELECT data FROM sessionmw_sessions WHERE id = ?"
+#: The sweep's query: answered by the index on ``due``, so it reads only the due rows.
+DUE_QUERY = "SELECT id, state, data FROM sessionmw_sessions WHERE due <= ? ORDER BY due LIMIT ?"
+_DUE = DUE_QUERY
+_UPDATE = "UPDATE sessionmw_sessions SET state = ?, due = ?, data = ? WHERE id = ?"
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_TERMINAL = frozenset(state.value for state in SessionState if state.is_terminal)
+_LIVE_DELTA = "UPDATE sessionmw_meta SET value = value + ? WHERE key = 'live'"
+
+
+def _due(record: SessionRecord, policy: Policy) -> float:
+    """When the sweep should next look at the record: its expiry, or the end of its retention."""
+    if record.state.is_terminal:
+        return record.state_changed_at + policy.retention
+    return record.expires_at(policy)
+
+
+def _encode(record: SessionRecord) -> str:
+    return _ENCODER.encode(record.to_dict())
+
+
+def _decode(data: object, session_id: str) -> SessionRecord:
+    """The record in a row; a row that is not a record of ``session_id`` is corrupt."""
+    if not isinstance(data, str):
+        raise CorruptRecordError(f"session record in SQLite is a {type(data).__name__}, not JSON text")
+    try:
+        loaded = json.loads(data)
+    except ValueError:
+        raise CorruptRecordError("session record in SQLite is not valid JSON") from None
+    record = SessionRecord.from_dict(loaded)
+    if record.session_id != session_id:
+        raise CorruptRecordError("session record in SQLite belongs to another id")
+    return record
+
+
+class SQLiteStore:
+    """Keeps sessions in a SQLite file; safe for several threads and processes on one host.
+
+    :param path: the database file (created, with its tables, on first use).
+    :param max_sessions: the most live sessions the store accepts; None for no limit.
+    :param busy_timeout: seconds a write waits for another process's transaction before the
+        store reports itself unavailable.
+    :param synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` (default; in WAL mode a
+        crash of the process loses nothing, a power cut may lose the last transactions) or
+        ``FULL``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_sessions: int | None = None,
+        busy_timeout: float = 5.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if busy_timeout <= 0:
+            raise ConfigurationError(f"busy_timeout={busy_timeout!r} is not valid: must be positive")
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ConfigurationError(f"synchronous={synchronous!r} is not valid: use NORMAL or FULL")
+        self.max_sessions = max_sessions
+        #: The database file.
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._synchronous = synchronous.upper()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._forks = _FORKS[0]
+
+    # -- connection --------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection, (re)opened after a fork or a failure; caller holds the lock."""
+        conn = self._conn
+        if conn is not None and self._forks == _FORKS[0]:
+            return conn
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                row = conn.execute("SELECT value FROM sessionmw_meta WHERE key = 'schema_version'").fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO sessionmw_meta (key, value) VALUES ('schema_version', ?), ('live', 0)",
+                        (SCHEMA_VERSION,),
+                    )
+                elif row[0] != SCHEMA_VERSION:
+                    raise StoreUnavailableError(
+                        f"SQLite store {str(self.path)!r} has schema version {row[0]}; "
+                        f"this sessionmw reads version {SCHEMA_VERSION}"
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self._forks = conn, _FORKS[0]
+        return conn
+
+    def _run(self, work: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
+        """Run ``work`` in one transaction (``BEGIN IMMEDIATE`` for writes) under the lock."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                if not write:
+                    return work(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return result
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailableError:
+        """Drop the connection (the next call opens a new one) and describe the failure."""
+        self._drop_connection()
+        return StoreUnavailableError(
+            f"SQLite store {str(self.path)!r} is unavailable: {type(exc).__name__}: {exc}"
+        )
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    # -- the protocol --------------------------------------------------------------------------
+
+    def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
+        record = record.copy()
+
+        def work(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT state, data FROM sessionmw_sessions WHERE id = ?", (record.session_id,)
+            ).fetchone()
+            if row is not None:
+                try:
+                    old: SessionRecord | None = _decode(row[1], record.session_id)
+                except CorruptRecordError:
+                    old = None  # an unreadable record is replaced
+                    if row[0] not in _TERMINAL:
+                        conn.execute(_LIVE_DELTA, (-1,))
+                if old is not None:
+                    was_live = not old.state.is_terminal
+                    step(old, None, now, policy)  # an old session may have expired by now
+                    if not old.state.is_terminal:
+                        raise SessionExistsError(
+                            "a live session with this id exists", session_id=record.session_id
+                        )
+                    if was_live:
+                        conn.execute(_LIVE_DELTA, (-1,))
+            if self.max_sessions is not None and self._live(conn) >= self.max_sessions:
+                raise SessionLimitError("the session store is full", session_id=record.session_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO sessionmw_sessions (id, state, due, data) VALUES (?, ?, ?, ?)",
+                (record.session_id, record.state.value, _due(record, policy), _encode(record)),
+            )
+            conn.execute(_LIVE_DELTA, (1,))
+
+        self._run(work)
+
+    def update(
+        self,
+        session_id: str,
+        event: Event | None,
+        now: float,
+        policy: Policy,
+        error: str | None = None,
+    ) -> Outcome | None:
+        # The hot path, written out: one BEGIN IMMEDIATE transaction, read, step, write.
+        with self._lock:
+            try:
+                conn = self._conn
+                if conn is None or self._forks != _FORKS[0]:
+                    conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    row = conn.execute(_SELECT, (session_id,)).fetchone()
+                    if row is None:
+                        outcome = None
+                    else:
+                        record = _decode(row[0], session_id)
+                        was_live = record.state not in _TERMINAL
+                        changes, refused = step(record, event, now, policy, error)
+                        conn.execute(
+                            _UPDATE, (record.state.value, _due(record, policy), _encode(record), session_id)
+                        )
+                        if was_live and record.state in _TERMINAL:
+                            conn.execute(_LIVE_DELTA, (-1,))
+                        outcome = Outcome(record, changes, refused)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return outcome
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from exc
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        def work(conn: sqlite3.Connection) -> SessionRecord | None:
+            row = conn.execute("SELECT data FROM sessionmw_sessions WHERE id = ?", (session_id,)).fetchone()
+            return None if row is None else _decode(row[0], session_id)
+
+        return self._run(work, write=False)
+
+    def delete(self, session_id: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "DELETE FROM sessionmw_sessions WHERE id = ? RETURNING state", (session_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] not in _TERMINAL:
+                conn.execute(_LIVE_DELTA, (-1,))
+            return True
+
+        return self._run(work)
+
+    def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
+        def work(conn: sqlite3.Connection) -> list[Change]:
+            expired: list[Change] = []
+            while len(expired) < limit:
+                rows = conn.execute(
+                    _DUE,
+                    (now, limit),
+                ).fetchall()
+                for session_id, state, data in rows:
+                    if len(expired) >= limit:
+                        break
+                    try:
+                        record = _decode(data, session_id)
+                    except CorruptRecordError:
+                        # An unreadable row: it can never become readable, so it goes.
+                        conn.execute("DELETE FROM sessionmw_sessions WHERE id = ?", (session_id,))
+                        if state not in _TERMINAL:
+                            conn.execute(_LIVE_DELTA, (-1,))
+                        continue
+                    if record.state.is_terminal:
+                        if record.state_changed_at + policy.retention <= now:
+                            conn.execute("DELETE FROM sessionmw_sessions WHERE id = ?", (session_id,))
+                        else:
+                            conn.execute(
+                                "UPDATE sessionmw_sessions SET due = ? WHERE id = ?",
+                                (_due(record, policy), session_id),
+                            )
+                        continue
+                    changes, _ = step(record, None, now, policy)
+                    if record.state.is_terminal:
+                        conn.execute(_LIVE_DELTA, (-1,))
+                        expired.extend(changes)
+                        due = now + policy.retention
+                    else:  # saw activity since its due time was written
+                        due = _due(record, policy)
+                    conn.execute(
+                        "UPDATE sessionmw_sessions SET state = ?, due = ?, data = ? WHERE id = ?",
+                        (record.state.value, due, _encode(record), session_id),
+                    )
+                if len(rows) < limit:
+                    break
+            return expired
+
+        return self._run(work)
+
+    def count(self, state: SessionState | None = None) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            if state is None:
+                return self._live(conn)
+            row = conn.execute("SELECT COUNT(*) FROM sessionmw_sessions WHERE state = ?", (state.value,))
+            return int(row.fetchone()[0])
+
+        return self._run(work, write=False)
+
+    def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
+        """Copies of the readable records (unreadable ones are skipped)."""
+
+        def work(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            if state is None:
+                return conn.execute("SELECT id, data FROM sessionmw_sessions").fetchall()
+            return conn.execute(
+                "SELECT id, data FROM sessionmw_sessions WHERE state = ?", (state.value,)
+            ).fetchall()
+
+        snapshot: list[SessionRecord] = []
+        for session_id, data in self._run(work, write=False):
+            try:
+                snapshot.append(_decode(data, session_id))
+            except CorruptRecordError:
+                continue
+        return iter(snapshot)
+
+    def close(self) -> None:
+        """Close this process's connection (it is reopened if the store is used again)."""
+        with self._lock:
+            if self._forks == _FORKS[0]:
+                self._drop_connection()
+            self._conn = None
+
+    def counters(self) -> SQLiteCounters:
+        """The analytics counter backend in the same file (see :mod:`sessionmw.analytics`)."""
+        from sessionmw.stores.counters import SQLiteCounters
+
+        return SQLiteCounters(str(self.path), timeout=self.busy_timeout)
+
+    @staticmethod
+    def _live(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT value FROM sessionmw_meta WHERE key = 'live'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r}, max_sessions={self.max_sessions!r})"
