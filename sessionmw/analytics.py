@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,18 +33,19 @@ BUCKET_SECONDS = 60
 LATENCY_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-_BACKENDS: dict[int, CounterBackend] = {}
+# One backend per live store object (weakly held: a new store never inherits a dead one's counts).
+_BACKENDS: weakref.WeakKeyDictionary[SessionStore, CounterBackend] = weakref.WeakKeyDictionary()
 _BACKENDS_LOCK = threading.Lock()
 
 
 def counters_for(store: SessionStore) -> CounterBackend:
     """The counter backend that lives beside ``store`` (one per store object)."""
     with _BACKENDS_LOCK:
-        backend = _BACKENDS.get(id(store))
+        backend = _BACKENDS.get(store)
         if backend is None:
             factory = getattr(store, "counters", None)
             backend = factory() if callable(factory) else MemoryCounters()
-            _BACKENDS[id(store)] = backend
+            _BACKENDS[store] = backend
         return backend
 
 
