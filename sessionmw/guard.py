@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any, Final, TypeVar, cast, overload
 
@@ -28,6 +29,7 @@ import wrapt
 
 from sessionmw.context import _current
 from sessionmw.errors import IllegalTransitionError, StoreError
+from sessionmw.manager import short_id
 from sessionmw.retry import RetryStrategy, _debug_default
 from sessionmw.states import SessionState
 from sessionmw.translation import UserFacingError
@@ -49,6 +51,7 @@ _MISSING: Final = _Missing()
 DEFAULT_RETRY: Final = RetryStrategy()
 
 _ERROR, _DISCONNECTED = SessionState.ERROR, SessionState.DISCONNECTED
+_log = logging.getLogger("sessionmw")
 _QUIET: Final = (IllegalTransitionError, StoreError)  # session bookkeeping never breaks a call
 
 
@@ -111,20 +114,26 @@ def _decorate(
     target = getattr(func, "__func__", func)
     wrapper: Wrapper
     if inspect.iscoroutinefunction(target):
-        wrapper = _async_wrapper(retry, default, on_error, translate, debug)
+        wrapper = _async_wrapper(retry, default, on_error, translate, debug, _name_of(target))
     else:
-        wrapper = _sync_wrapper(retry, default, on_error, translate, debug)
+        wrapper = _sync_wrapper(retry, default, on_error, translate, debug, _name_of(target))
     return cast(F, wrapt.FunctionWrapper(func, wrapper))
+
+
+def _name_of(func: Any) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
 
 
 def _failure_handler(
     default: Any,
     on_error: Callable[[UserFacingError], Any] | None,
     translate: bool,
+    name: str,
 ) -> Callable[[UserFacingError], Any]:
-    """What a final failure turns into: on_error's value, the default, or a raise."""
+    """What a final failure turns into: on_error's value, the default, or a raise (logged once)."""
 
     def fail(error: UserFacingError) -> Any:
+        _log_failure(name, error)
         if on_error is not None:
             return on_error(error)
         if default is not _MISSING:
@@ -134,6 +143,27 @@ def _failure_handler(
         raise error
 
     return fail
+
+
+def _log_failure(name: str, error: UserFacingError) -> None:
+    """One WARNING per final failure, with structured fields and no full session id."""
+    if not _log.isEnabledFor(logging.WARNING):
+        return
+    scope = _current.get()
+    original = error.original
+    _log.warning(
+        "%s failed: %s",
+        name,
+        error.title,
+        extra={
+            "function": name,
+            "kind": error.title,
+            "error_type": type(original).__name__ if original is not None else type(error).__name__,
+            "transient": error.transient,
+            "attempts": max(1, len(error.attempts)),
+            "session": short_id(scope.session_id) if scope is not None else None,
+        },
+    )
 
 
 def _session_error(manager: Any, session_id: str) -> UserFacingError | None:
@@ -165,8 +195,9 @@ def _sync_wrapper(
     on_error: Callable[[UserFacingError], Any] | None,
     translate: bool,
     debug: bool | None,
+    name: str,
 ) -> Wrapper:
-    fail = _failure_handler(default, on_error, translate)
+    fail = _failure_handler(default, on_error, translate, name)
     current = _current
     clock = retry.clock if retry is not None and retry.max_elapsed is not None else None
 
@@ -233,8 +264,9 @@ def _async_wrapper(
     on_error: Callable[[UserFacingError], Any] | None,
     translate: bool,
     debug: bool | None,
+    name: str,
 ) -> Wrapper:
-    fail = _failure_handler(default, on_error, translate)
+    fail = _failure_handler(default, on_error, translate, name)
     current = _current
     clock = retry.clock if retry is not None and retry.max_elapsed is not None else None
 
