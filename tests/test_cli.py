@@ -97,3 +97,64 @@ def test_stats_on_an_empty_store_prints_no_rates() -> None:
     result = sessionmw("stats", "--json")
     assert result.returncode == 0
     assert json.loads(result.stdout)["expiration_rate"] is None
+
+
+@pytest.fixture(name="store_url", params=["sqlite", "redis"])
+def _store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A shared store the CLI process and the test both open: a SQLite file or a Redis prefix."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessions.db'}"
+    redis_url: str = request.getfixturevalue("redis_url")
+    prefix: str = request.getfixturevalue("redis_prefix")
+    return f"{redis_url}?prefix={prefix}"
+
+
+def test_commands_against_a_shared_store(store_url: str) -> None:
+    """list, show, health, end, sweep and stats see what another process did to the store."""
+    from sessionmw import SessionManager
+    from sessionmw.analytics import Analytics
+
+    manager = SessionManager(store=store_url)
+    analytics = Analytics(manager).connect()
+    try:
+        manager.create_session("alice")
+        manager.create_session("bob")
+        for _ in range(5):
+            manager.record_error("bob", TimeoutError("slow"))
+    finally:
+        analytics.disconnect()
+        manager.close()
+
+    listing = sessionmw("sessions", "list", "--json", "--store", store_url)
+    assert listing.returncode == 0, listing.stderr
+    assert {(row["id"], row["state"]) for row in json.loads(listing.stdout)} == {
+        ("alice", "active"),
+        ("bob", "disconnected"),
+    }
+    only = sessionmw("sessions", "list", "--state", "disconnected", "--store", store_url)
+    assert "bob" in only.stdout and "alice" not in only.stdout and "1 session(s)" in only.stdout
+
+    show = sessionmw("sessions", "show", "bob", "--json", "--store", store_url)
+    assert json.loads(show.stdout)["session"]["error_count"] == 5
+
+    assert sessionmw("health", "alice", "--store", store_url).returncode == 0
+    unhealthy = sessionmw("health", "bob", "--store", store_url)
+    assert unhealthy.returncode == 1 and "disconnected" in unhealthy.stdout
+
+    assert sessionmw("sessions", "end", "alice", "--store", store_url).returncode == 0
+    again = sessionmw("sessions", "end", "alice", "--store", store_url)
+    assert again.returncode == 1 and "already ended" in again.stderr
+    assert sessionmw("sweep", "--store", store_url).stdout.startswith("expired 0 session(s)")
+
+    stats = json.loads(sessionmw("stats", "--json", "--store", store_url).stdout)
+    assert stats["counts"]["sessions.created"] == 2
+    assert stats["counts"]["sessions.disconnected"] == 1
+    assert stats["counts"]["errors.type.TimeoutError"] == 5
+
+
+def test_unreachable_store_is_one_line_exit_1() -> None:
+    """A Redis that does not answer: one line naming the store (no password), exit 1."""
+    result = sessionmw("sessions", "list", "--store", "redis://:hunter2@127.0.0.1:1/0?socket_timeout=1")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "hunter2" not in result.stderr
