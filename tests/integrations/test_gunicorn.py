@@ -65,7 +65,14 @@ APP = textwrap.dedent(
         raise RuntimeError("backend failed")
 
 
-    SessionMW(app)
+    if os.environ.get("GTEST_METRICS"):
+        from sessionmw.metrics import instrument
+
+        app.config["SESSIONMW_METRICS_PATH"] = "/metrics"
+        SessionMW(app)
+        instrument(app.extensions["sessionmw"].manager)  # counts into the store, serves its totals
+    else:
+        SessionMW(app)
     """
 )
 
@@ -102,7 +109,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(tmp_path: Path, prefix: str, store_url: str) -> Iterator[str]:
+def gunicorn(tmp_path: Path, prefix: str, store_url: str, *, metrics: bool = False) -> Iterator[str]:
     """Run gunicorn (2 sync workers) on a free loopback port; yield its base URL; kill it by pid."""
     (tmp_path / "gapp.py").write_text(APP, encoding="utf-8")
     port = free_port()
@@ -112,6 +119,7 @@ def gunicorn(tmp_path: Path, prefix: str, store_url: str) -> Iterator[str]:
         "GTEST_STORE_URL": store_url,
         "GTEST_REDIS_URL": REDIS_URL,
         "GTEST_PREFIX": prefix,
+        **({"GTEST_METRICS": "1"} if metrics else {}),
     }
     command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
     command += ["--chdir", str(tmp_path), "--timeout", "60", "gapp:app"]
@@ -199,3 +207,49 @@ def test_two_workers_share_sessions_and_count_errors_exactly(
     finally:
         manager.close()
     assert record is not None and record.error_count == 40
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The Prometheus samples at ``url``, keyed by name and sorted labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=40) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("sessionmw_")
+    }
+
+
+def test_two_workers_serve_the_same_metrics_totals(tmp_path: Path, prefix: str, redis_client: Any) -> None:
+    """Events counted by either of 2 workers appear, summed, in the /metrics of each worker."""
+    store_url = f"{REDIS_URL}?prefix={prefix}"
+    with gunicorn(tmp_path, prefix, store_url, metrics=True) as base:
+        _, headers, _ = get(base + "/whoami")
+        sid = issued_cookie(headers)
+        get(base + "/whoami", sid)  # the session is stored when the cookie comes back
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert list(pool.map(lambda _: get(base + "/fail", sid)[0], range(20))) == [500] * 20
+        scrapes: dict[int, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+        for _ in range(20):  # hold one worker, scrape the other; until each has answered once
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                held = pool.submit(get, base + "/hold", sid)
+                popped = redis_client.blpop([prefix + "held"], timeout=30)
+                assert popped is not None, "no worker picked up /hold"
+                held_pid = int(popped[1])
+                other = get(base + "/whoami", sid)[2]["pid"]
+                scrapes.setdefault(other, scrape(base + "/metrics"))
+                redis_client.rpush(prefix + "release", 1)
+                held.result(timeout=40)
+            assert other != held_pid
+            if len(scrapes) == 2:
+                break
+    assert len(scrapes) == 2, "the same worker answered every time"
+    first, second = scrapes.values()
+    created = ("sessionmw_session_events_total", (("event", "created"),))
+    assert first[created] == second[created] == 1
+    errors = sum(v for (name, _), v in first.items() if name == "sessionmw_errors_total")
+    assert errors == 20
+    assert first == second
