@@ -39,7 +39,11 @@ T0 = 1_700_000_000.0
 StoreFactory = Callable[..., SessionStore]
 
 
-@pytest.fixture(name="kind", params=["memory", "sqlite", "redis"])
+#: The stores that keep serialised records.
+PERSISTENT = ["sqlite", "redis"]
+
+
+@pytest.fixture(name="kind", params=["memory", *PERSISTENT])
 def _kind(request: pytest.FixtureRequest) -> str:
     """Which store the conformance test runs against."""
     return str(request.param)
@@ -298,11 +302,11 @@ def test_manager_on_the_store_signals_each_transition(make_store: StoreFactory, 
     assert manager.check_health("never-created").status == HealthStatus.NOT_FOUND
 
 
+@pytest.mark.parametrize("kind", PERSISTENT)  # the memory store's counters are analytics' own
 def test_counters_live_beside_the_store(make_store: StoreFactory) -> None:
     """Analytics counters added through one store object are read through another."""
     first, second = make_store(), make_store()
-    if not isinstance(first, SQLiteStore | RedisStore) or not isinstance(second, SQLiteStore | RedisStore):
-        pytest.skip("the memory store's counters are the analytics module's own")
+    assert isinstance(first, SQLiteStore | RedisStore) and isinstance(second, SQLiteStore | RedisStore)
     first.counters().add([TOTAL, 7], {"errors.total": 2.0})
     first.counters().add([TOTAL], {"errors.total": 1.5})
     assert second.counters().read([TOTAL, 7, 8]) == {
@@ -320,10 +324,9 @@ def _corrupt(store: SessionStore, session_id: str, raw: str) -> None:
         with sqlite3.connect(store.path) as conn:
             conn.execute("UPDATE sessionmw_sessions SET data = ? WHERE id = ?", (raw, session_id))
         conn.close()
-    elif isinstance(store, RedisStore):
-        store._client.set(store._keys(session_id)[0], raw)
     else:
-        pytest.skip("the memory store keeps objects, not serialised records")
+        assert isinstance(store, RedisStore)
+        store._client.set(store._keys(session_id)[0], raw)
 
 
 @pytest.mark.parametrize(
@@ -337,6 +340,7 @@ def _corrupt(store: SessionStore, session_id: str, raw: str) -> None:
     ],
     ids=["text", "fields-missing", "other-id", "bad-state", "list"],
 )
+@pytest.mark.parametrize("kind", PERSISTENT)  # the memory store keeps objects, not serialised records
 def test_corrupt_record_is_reported_and_treated_as_unknown(
     store: SessionStore, raw: str, clock: FakeClock
 ) -> None:
