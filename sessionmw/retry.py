@@ -329,6 +329,24 @@ class RetryStrategy:
             return self.max_attempts
         return min(mode.attempts, self.max_attempts) if mode.cap else mode.attempts
 
+    def _next_step(
+        self,
+        attempt: int,
+        limit: int,
+        error: BaseException,
+        start: float,
+        testing: bool,
+        max_elapsed: float | None,
+    ) -> tuple[str | None, float]:
+        """After failed attempt ``attempt``: why to stop (or None) and how long to wait first."""
+        reason = self._stop_reason(attempt, limit, error)
+        if reason is not None:
+            return reason, 0.0
+        delay = 0.0 if testing else self.delay_for(attempt, error)
+        if max_elapsed is not None and self.clock() - start + delay > max_elapsed:
+            return "deadline", delay
+        return None, delay
+
     def _stop_reason(self, attempt: int, limit: int, error: BaseException) -> str | None:
         """Why no further attempt is made after failed attempt ``attempt``, or None to go on."""
         if not self._should_retry(error):
@@ -357,11 +375,7 @@ class RetryStrategy:
         waited = 0.0
         attempt = 1
         while True:
-            reason = self._stop_reason(attempt, limit, error)
-            if reason is None:
-                delay = 0.0 if testing else self.delay_for(attempt, error)
-                if max_elapsed is not None and self.clock() - start + delay > max_elapsed:
-                    reason = "deadline"
+            reason, delay = self._next_step(attempt, limit, error, start, testing, max_elapsed)
             if reason is not None:
                 return False, None, self._give_up(func, attempt, limit, waited, errors, reason, debug)
             if signals.retry_attempt.receivers:
@@ -397,11 +411,7 @@ class RetryStrategy:
         waited = 0.0
         attempt = 1
         while True:
-            reason = self._stop_reason(attempt, limit, error)
-            if reason is None:
-                delay = 0.0 if testing else self.delay_for(attempt, error)
-                if max_elapsed is not None and self.clock() - start + delay > max_elapsed:
-                    reason = "deadline"
+            reason, delay = self._next_step(attempt, limit, error, start, testing, max_elapsed)
             if reason is not None:
                 return False, None, self._give_up(func, attempt, limit, waited, errors, reason, debug)
             if signals.retry_attempt.receivers:
