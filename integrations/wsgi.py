@@ -28,10 +28,12 @@ import os
 import re
 import secrets
 import sys
+import time
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from sessionmw import signals
 from sessionmw.context import _current as _scope_var  # session_scope's variable: the fast path
 from sessionmw.context import _Scope
 from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionExistsError
@@ -197,6 +199,8 @@ class RequestSession:
     _health: HealthReport | None = None
     #: True once an error was recorded on the session during this request (no success then).
     failed: bool = False
+    #: When the request began (:func:`time.perf_counter`), for the ``request_finished`` signal.
+    started: float = dataclasses.field(default_factory=time.perf_counter)
 
     @property
     def health(self) -> HealthReport:
@@ -377,6 +381,11 @@ class SessionGate:
 
     def finish(self, session: RequestSession, status: int) -> None:
         """After a response: a success (below 400) clears the error count of a session in the error state."""
+        if signals.request_finished.receivers:
+            seconds = time.perf_counter() - session.started
+            signals.send(
+                signals.request_finished, self.manager, session_id=session.id, status=status, seconds=seconds
+            )
         if session.failed or not session.stored:
             return
         if status < 400 and session.record.state is SessionState.ERROR:

@@ -114,7 +114,8 @@ class Analytics:
     """Counts a manager's events into the counter backend beside its store.
 
     Call :meth:`connect` to start counting (and :meth:`disconnect` to stop). Activity is not
-    counted (it is far too frequent to be worth a write).
+    counted (it is far too frequent to be worth a write); requests the adapters time
+    (``request_finished``) feed the latency histogram.
     """
 
     def __init__(self, manager: SessionManager, backend: CounterBackend | None = None) -> None:
@@ -130,6 +131,7 @@ class Analytics:
             (signals.session_created, self._on_created, self.manager),
             (signals.state_changed, self._on_state_changed, self.manager),
             (signals.error_recorded, self._on_error, self.manager),
+            (signals.request_finished, self._on_request_finished, self.manager),
             (signals.retry_attempt, self._on_retry_attempt, None),
             (signals.retry_succeeded, self._on_retry_succeeded, None),
             (signals.retry_exhausted, self._on_retry_exhausted, None),
@@ -199,6 +201,9 @@ class Analytics:
         if isinstance(error, BaseException):
             counts[f"errors.type.{type(error).__name__}"] = 1.0
         self.add(counts)
+
+    def _on_request_finished(self, sender: Any, *, seconds: float, **_: Any) -> None:
+        self.observe_latency(seconds)
 
     def _on_retry_attempt(self, sender: Any, **_: Any) -> None:
         self.add({"retries.attempts": 1.0})

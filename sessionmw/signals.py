@@ -19,6 +19,7 @@ from blinker import NamedSignal, Namespace
 __all__ = [
     "activity",
     "error_recorded",
+    "request_finished",
     "retry_attempt",
     "retry_exhausted",
     "retry_succeeded",
@@ -60,6 +61,9 @@ retry_attempt: NamedSignal = _signals.signal("retry-attempt")
 retry_succeeded: NamedSignal = _signals.signal("retry-succeeded")
 #: A call failed on its last attempt. Kwargs: ``details``.
 retry_exhausted: NamedSignal = _signals.signal("retry-exhausted")
+#: An adapter finished a request. Kwargs: ``session_id``, ``status`` (the HTTP status code),
+#: ``seconds`` (from the session lookup to the end of the response).
+request_finished: NamedSignal = _signals.signal("request-finished")
 #: The session store failed and the manager carried on (fail-open) or refused (fail-closed).
 #: Kwargs: ``error`` (the :class:`~sessionmw.StoreUnavailableError`), ``operation``.
 store_error: NamedSignal = _signals.signal("store-error")

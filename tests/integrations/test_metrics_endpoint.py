@@ -75,3 +75,19 @@ def test_metrics_path_must_be_a_path(instrumented: SessionManager) -> None:
     """A metrics path that does not start with '/' is a configuration error naming it."""
     with pytest.raises(ConfigurationError, match="metrics_path"):
         SessionMiddleware(hello, manager=instrumented, secret_key="k", metrics_path="metrics")
+
+
+def test_request_latency_reaches_the_histogram(instrumented: SessionManager) -> None:
+    """Each request the middleware finishes is timed into the latency histogram."""
+    client = Client(SessionMiddleware(hello, manager=instrumented, secret_key="k", metrics_path="/metrics"))
+    for _ in range(3):
+        client.get("/")
+    text = client.get("/metrics").get_data(as_text=True)
+    counts = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "sessionmw_call_latency_seconds_count"
+    ]
+    assert counts == [3]
+    assert instrumented.stats().mean_latency_seconds is not None
