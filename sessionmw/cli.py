@@ -80,7 +80,9 @@ def _sessions_list(args: argparse.Namespace) -> int:
                     "state": record.state.value,
                     "errors": record.error_count,
                     "idle_seconds": round(max(0.0, now - record.last_activity), 1),
-                    "expires_in_seconds": round(max(0.0, record.expires_at(manager.policy) - now), 1),
+                    "expires_in_seconds": 0.0
+                    if record.state.is_terminal
+                    else round(max(0.0, record.expires_at(manager.policy) - now), 1),
                 }
             )
             if len(rows) >= args.limit:
@@ -224,7 +226,7 @@ def _config(args: argparse.Namespace) -> int:
         out.write(json.dumps(payload, indent=2) + "\n")
         return EXIT_OK
     for name, (value, source) in rows.items():
-        out.write(f"{name:32} {value!s:24} ({source})\n")
+        out.write(f"{name:32} {value!s:30} ({source})\n")
     return EXIT_OK
 
 
