@@ -21,6 +21,7 @@ from sessionmw.stores.counters import CounterBackend, MemoryCounters
 
 if TYPE_CHECKING:
     from sessionmw.manager import SessionManager
+    from sessionmw.session import SessionRecord
     from sessionmw.stores.base import SessionStore
 
 __all__ = ["TOTAL", "Analytics", "CounterBackend", "MemoryCounters", "Stats", "counters_for", "stats"]
@@ -63,6 +64,8 @@ class Stats:
     retry_recovery_rate: float | None
     #: Reconnects / disconnections in the window.
     reconnect_rate: float | None
+    #: Reconnects that held (no new disconnection before a success) / reconnects.
+    reconnect_held_rate: float | None
     #: Mean latency of measured calls, in seconds.
     mean_latency_seconds: float | None
     session_hours: float
@@ -98,6 +101,10 @@ def stats(backend: CounterBackend, now: float, window: float = 3600.0) -> Stats:
         error_frequency_per_session_hour=_ratio(c("errors.total", 0.0), session_hours),
         retry_recovery_rate=_ratio(c("retries.recovered", 0.0), retried_done),
         reconnect_rate=_ratio(c("sessions.reconnected", 0.0), c("sessions.disconnected", 0.0)),
+        reconnect_held_rate=_ratio(
+            max(0.0, c("sessions.reconnected", 0.0) - c("sessions.reconnect_failed", 0.0)),
+            c("sessions.reconnected", 0.0),
+        ),
         mean_latency_seconds=_ratio(c("latency.sum", 0.0), c("latency.count", 0.0)),
         session_hours=session_hours,
     )
@@ -183,10 +190,19 @@ class Analytics:
         self.add({"sessions.created": 1.0})
 
     def _on_state_changed(
-        self, sender: Any, *, old: SessionState, new: SessionState, reason: str, **_: Any
+        self,
+        sender: Any,
+        *,
+        old: SessionState,
+        new: SessionState,
+        reason: str,
+        session: SessionRecord | None = None,
+        **_: Any,
     ) -> None:
         counts = {f"transitions.{old.value}.{new.value}": 1.0}
         name = _STATE_COUNTER.get(new)
+        if new is SessionState.DISCONNECTED and session is not None and session.reconnected_at is not None:
+            counts["sessions.reconnect_failed"] = 1.0  # disconnected again before any success
         if name is None and new is SessionState.ACTIVE:
             if reason == "reconnect" and old is SessionState.DISCONNECTED:
                 name = "sessions.reconnected"

@@ -201,6 +201,7 @@ def _stats(args: argparse.Namespace) -> int:
     )
     out.write(f"retry recovery rate       {_percent(result.retry_recovery_rate)}\n")
     out.write(f"reconnect rate            {_percent(result.reconnect_rate)}\n")
+    out.write(f"reconnects that held      {_percent(result.reconnect_held_rate)}\n")
     out.write(
         "mean latency              " + ("n/a" if latency is None else f"{latency * 1000:.1f} ms") + "\n"
     )

@@ -37,7 +37,15 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionCollector", "instrument"]
 
-_SESSION_EVENTS = ("created", "expired", "ended", "disconnected", "reconnected", "recovered")
+_SESSION_EVENTS = (
+    "created",
+    "expired",
+    "ended",
+    "disconnected",
+    "reconnected",
+    "reconnect_failed",
+    "recovered",
+)
 
 
 class SessionCollector(Collector):

@@ -50,6 +50,8 @@ class SessionRecord:
     state_changed_at: float = 0.0
     #: The event that put the session in its current state (e.g. ``"timeout"``).
     reason: str | None = None
+    #: When the session was last reconnected, until a success shows the reconnect held.
+    reconnected_at: float | None = None
 
     @classmethod
     def new(cls, session_id: str, now: float) -> SessionRecord:
@@ -71,6 +73,7 @@ class SessionRecord:
             self.last_error,
             self.state_changed_at,
             self.reason,
+            self.reconnected_at,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +88,7 @@ class SessionRecord:
             "last_error": self.last_error,
             "state_changed_at": self.state_changed_at,
             "reason": self.reason,
+            "reconnected_at": self.reconnected_at,
         }
 
     @classmethod
@@ -104,6 +108,9 @@ class SessionRecord:
             last_error = data.get("last_error")
             state_changed_at = _number(data.get("state_changed_at", created_at))
             reason = data.get("reason")
+            reconnected_at = data.get("reconnected_at")
+            if reconnected_at is not None:
+                reconnected_at = _number(reconnected_at)
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptRecordError(f"session record is malformed: {exc!r}") from None
         if not isinstance(session_id, str) or not session_id:
@@ -123,6 +130,7 @@ class SessionRecord:
             last_error,
             state_changed_at,
             reason,
+            reconnected_at,
         )
 
 

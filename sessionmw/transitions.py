@@ -136,6 +136,7 @@ def apply(
         record.last_activity = now
         record.error_count = 0
         record.last_error = None
+        record.reconnected_at = now if event is _RECONNECT else None  # a success: the reconnect held
     if new is state:
         return None
     return _enter(record, new, event, now)

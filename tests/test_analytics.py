@@ -64,6 +64,23 @@ def test_counts_and_rates_from_a_scripted_life(
     assert result.error_frequency_per_session_hour == pytest.approx(6 / result.session_hours)
 
 
+def test_reconnects_that_held(manager: SessionManager, analytics: Analytics) -> None:
+    """A reconnect followed by a success held; one followed by a new disconnection did not."""
+    for name in ("held", "failed"):
+        manager.create_session(name)
+        for _ in range(5):
+            manager.record_error(name, "backend down")
+        manager.reconnect(name)
+    manager.record_success("held")
+    for _ in range(5):
+        manager.record_error("held", "a new outage, after the success")  # the reconnect still held
+        manager.record_error("failed", "still down")
+    result = manager.stats()
+    assert result.counts["sessions.reconnected"] == 2
+    assert result.counts["sessions.reconnect_failed"] == 1
+    assert result.reconnect_held_rate == 0.5
+
+
 def test_window_excludes_older_buckets(
     manager: SessionManager, clock: FakeClock, analytics: Analytics
 ) -> None:

@@ -87,7 +87,8 @@ local function enc(r)
   return '{"v":' .. VERSION .. ',"id":' .. s(r.id) .. ',"state":' .. s(r.state)
     .. ',"created_at":' .. num(r.created_at) .. ',"last_activity":' .. num(r.last_activity)
     .. ',"error_count":' .. string.format('%d', r.error_count) .. ',"last_error":' .. s(r.last_error)
-    .. ',"state_changed_at":' .. num(r.state_changed_at) .. ',"reason":' .. s(r.reason) .. '}'
+    .. ',"state_changed_at":' .. num(r.state_changed_at) .. ',"reason":' .. s(r.reason)
+    .. ',"reconnected_at":' .. (r.reconnected_at == nil and 'null' or num(r.reconnected_at)) .. '}'
 end
 local function opt_string(x)
   if x == nil or x == cjson.null then return true, nil end
@@ -105,6 +106,8 @@ local function dec(raw, id)
   local ok2, reason = opt_string(r.reason)
   if not (ok1 and ok2) then return nil end
   r.last_error, r.reason = last_error, reason
+  if r.reconnected_at == cjson.null then r.reconnected_at = nil end
+  if r.reconnected_at ~= nil and type(r.reconnected_at) ~= 'number' then return nil end
   return r
 end
 local function enter(r, new, ev, now, changes)
@@ -140,6 +143,7 @@ local function apply(r, ev, now, p, err, changes)
     r.last_activity = now
     r.error_count = 0
     r.last_error = nil
+    if ev == EV.RECONNECT then r.reconnected_at = now else r.reconnected_at = nil end
   end
   if new ~= s then enter(r, new, ev, now, changes) end
   return nil
@@ -534,6 +538,7 @@ def _written(raw: object, name: str) -> SessionRecord:
             data["last_error"],
             float(data["state_changed_at"]),
             data["reason"],
+            None if data.get("reconnected_at") is None else float(data["reconnected_at"]),
         )
     except (TypeError, ValueError, KeyError) as exc:
         raise CorruptRecordError(f"session record from {name} is unreadable: {exc!r}") from None
