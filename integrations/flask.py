@@ -63,7 +63,7 @@ _SETTING_KEYS = {
     "SESSIONMW_STORE_URL": "store_url",
     "SESSIONMW_SESSION_TIMEOUT_MINUTES": "session_timeout_minutes",
     "SESSIONMW_IDLE_AFTER_SECONDS": "idle_after_seconds",
-    "SESSIONMW_ABSOLUTE_TIMEOUT_HOURS": "absolute_timeout_hours",
+    "SESSIONMW_SESSION_ABSOLUTE_TIMEOUT_HOURS": "absolute_timeout_hours",  # the environment name
     "SESSIONMW_MAX_ERROR_THRESHOLD": "max_error_threshold",
     "SESSIONMW_HEALTH_CHECK_INTERVAL_SECONDS": "health_check_interval_seconds",
     "SESSIONMW_MAX_SESSIONS": "max_sessions",
