@@ -14,8 +14,8 @@ request's :class:`~sessionmw.integrations.wsgi.RequestSession`; the Jinja global
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -41,6 +41,7 @@ from sessionmw.context import _current as _scope_var  # session_scope's variable
 from sessionmw.context import _Scope
 from sessionmw.manager import SessionManager
 from sessionmw.settings import Settings
+from sessionmw.states import SessionState
 
 __all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session"]
 
@@ -156,54 +157,9 @@ class _Hooks:
     def __init__(self, gate: SessionGate) -> None:
         self.gate = gate
         self.prefix = gate.options.prefix
-
-    def before_request(self) -> Response | None:
-        """Find the request's session, count the request as activity and open its scope."""
-        environ = request.environ
-        if ENVIRON_SESSION in environ:
-            return None  # a SessionMiddleware in front of the app did it already
-        gate = self.gate
-        path: str = environ.get("PATH_INFO", "")
-        if (
-            path.startswith(self.prefix)
-            or path == gate.options.metrics_path
-            or (gate.options.exclude and gate.excluded(path))
-        ):
-            return None
-        session = gate.begin(environ)
-        environ[_SESSION] = session
-        environ[_SCOPE] = _scope_var.set(_Scope(gate.manager, session.id))  # as session_scope() does
-        refusal = gate.state_response(session, environ)
-        return None if refusal is None else _to_flask(refusal)
-
-    def after_request(self, response: Response) -> Response:
-        """Add the cookie and ``Vary: Cookie``; a success clears an error session's count."""
-        environ = request.environ
-        session: RequestSession | None = environ.get(_SESSION)
-        if session is None:
-            return response
-        gate = self.gate
-        headers = response.headers
-        vary = headers.get("Vary")
-        if not vary:
-            headers["Vary"] = "Cookie"
-        elif vary.strip() != "*" and "cookie" not in vary.lower():
-            headers["Vary"] = f"{vary}, Cookie"
-        if session.issue_cookie or session.via_header:
-            for name, value in gate.session_headers(session, environ):
-                headers.add(name, value)
-            if session.issue_cookie:
-                existing = headers.get("Cache-Control")
-                headers["Cache-Control"] = "private" if not existing else private_cache_control(existing)
-        gate.finish(session, response.status_code)
-        return response
-
-    def teardown_request(self, exc: BaseException | None) -> None:
-        """Close the request's session scope."""
-        token = request.environ.pop(_SCOPE, None)
-        if token is not None:
-            with contextlib.suppress(ValueError):  # a token made in another context (e.g. copied)
-                _scope_var.reset(token)
+        # Flask calls these on every request: plain functions (cheaper for Flask to call than
+        # bound methods), with the options they need read once.
+        self.before_request, self.after_request, self.teardown_request = _request_hooks(gate)
 
     def handle_exception(self, exc: Exception) -> Any:
         """Flask's HTTP errors pass through; anything else is recorded and shown translated."""
@@ -232,6 +188,71 @@ class _Hooks:
         environ = request.environ
         report = environ.get(ENVIRON_NOTICE) or environ.get(ENVIRON_HEALTH)
         return Markup(banner_html(report, prefix=self.prefix, next_path=request.path))
+
+
+def _request_hooks(
+    gate: SessionGate,
+) -> tuple[
+    Callable[[], Response | None], Callable[[Response], Response], Callable[[BaseException | None], None]
+]:
+    """The ``before_request``, ``after_request`` and ``teardown_request`` functions for ``gate``."""
+    prefix = gate.options.prefix
+    metrics_path = gate.options.metrics_path
+    exclude = bool(gate.options.exclude)
+    manager = gate.manager
+    disconnected = SessionState.DISCONNECTED
+
+    def before_request() -> Response | None:
+        """Find the request's session, count the request as activity and open its scope."""
+        environ = request.environ
+        if ENVIRON_SESSION in environ:
+            return None  # a SessionMiddleware in front of the app did it already
+        path: str = environ.get("PATH_INFO", "")
+        if path.startswith(prefix) or path == metrics_path or (exclude and gate.excluded(path)):
+            return None
+        session = gate.begin(environ)
+        environ[_SESSION] = session
+        environ[_SCOPE] = _scope_var.set(_Scope(manager, session.id))  # as session_scope() does
+        if session.notice is None and session.record.state is not disconnected:
+            return None  # nothing to refuse (the common case)
+        refusal = gate.state_response(session, environ)
+        return None if refusal is None else _to_flask(refusal)
+
+    def after_request(response: Response) -> Response:
+        """Add the cookie and ``Vary: Cookie``; a success clears an error session's count."""
+        environ = request.environ
+        session: RequestSession | None = environ.get(_SESSION)
+        if session is None:
+            return response
+        headers = response.headers
+        varies = headers.getlist("Vary")  # never raises (a missing key makes ``get`` raise inside)
+        if not varies:
+            headers.add("Vary", "Cookie")
+        else:
+            vary = varies[0]
+            if not vary:
+                headers["Vary"] = "Cookie"
+            elif vary.strip() != "*" and "cookie" not in vary.lower():
+                headers["Vary"] = f"{vary}, Cookie"
+        if session.issue_cookie or session.via_header:
+            for name, value in gate.session_headers(session, environ):
+                headers.add(name, value)
+            if session.issue_cookie:
+                existing = headers.get("Cache-Control")
+                headers["Cache-Control"] = "private" if not existing else private_cache_control(existing)
+        gate.finish(session, response.status_code)
+        return response
+
+    def teardown_request(exc: BaseException | None) -> None:
+        """Close the request's session scope."""
+        token = request.environ.pop(_SCOPE, None)
+        if token is not None:
+            try:  # noqa: SIM105 - on every request: cheaper than contextlib.suppress
+                _scope_var.reset(token)
+            except ValueError:  # a token made in another context (e.g. copied)
+                pass
+
+    return before_request, after_request, teardown_request
 
 
 def _current() -> RequestSession:

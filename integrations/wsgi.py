@@ -29,7 +29,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -255,8 +255,11 @@ class SessionGate:
         return (cookie if cookie is not None and _ID_SHAPE.fullmatch(cookie) else None), False
 
     def _cookie(self, header: str) -> str | None:
-        if self._cookie_prefix not in header:
+        prefix = self._cookie_prefix
+        if prefix not in header:
             return None
+        if ";" not in header and header.startswith(prefix):  # the only cookie: no split needed
+            return header[len(prefix) :].strip().strip('"')
         for part in header.split(";"):
             name, sep, value = part.strip().partition("=")
             if sep and name == self.options.cookie_name:
@@ -299,10 +302,14 @@ class SessionGate:
             session = RequestSession(
                 fresh, manager, SessionRecord.new(fresh, manager.clock()), False, True, via_header, notice
             )
+        # The report is built now (about 1.5 µs): the environ holds a plain, JSON-ready report.
+        health = session._health = HealthReport.build(
+            session.id, session.record, manager.clock(), manager.policy
+        )
         environ[ENVIRON_MANAGER] = manager
         environ[ENVIRON_SESSION] = session
         environ[ENVIRON_SESSION_ID] = session.id
-        environ[ENVIRON_HEALTH] = session.health
+        environ[ENVIRON_HEALTH] = health
         environ[ENVIRON_NOTICE] = notice
         return session
 
@@ -556,6 +563,8 @@ class SessionMiddleware:
             debug=debug,
         )
         self._prefix = self.gate.options.prefix
+        self._metrics_path = self.gate.options.metrics_path
+        self._exclude = bool(self.gate.options.exclude)
 
     @property
     def manager(self) -> SessionManager:
@@ -568,25 +577,22 @@ class SessionMiddleware:
         environ[_APPLIED] = self
         gate = self.gate
         path: str = environ.get("PATH_INFO", "")
-        if path == gate.options.metrics_path:
-            return gate.metrics_response().send(start_response)
-        if path.startswith(self._prefix):
-            try:
-                response = gate.endpoint(environ, path[len(self._prefix) :])
-            except Exception as exc:  # e.g. the store is down with fail_closed
-                response = gate.error_response(gate.fail(None, exc), environ, True)
-            return response.send(start_response)
-        if gate.options.exclude and gate.excluded(path):
-            return self.app(environ, start_response)
+        if (
+            path.startswith(self._prefix)
+            or path == self._metrics_path
+            or (self._exclude and gate.excluded(path))
+        ):
+            return self._not_tracked(environ, start_response, path)
         try:
             session = gate.begin(environ)
         except Exception as exc:  # e.g. the store is full, or down with fail_closed
             err = gate.fail(None, exc)
             return gate.error_response(err, environ, False).send(start_response)
-        extra = gate.session_headers(session, environ)
-        refusal = gate.state_response(session, environ)
-        if refusal is not None:
-            return refusal.send(start_response, _with_vary(extra))
+        extra = gate.session_headers(session, environ) if session.issue_cookie or session.via_header else []
+        if session.notice is not None or session.record.state is SessionState.DISCONNECTED:
+            refusal = gate.state_response(session, environ)
+            if refusal is not None:
+                return refusal.send(start_response, _with_vary(extra))
         started: list[str] = []
 
         def session_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -596,7 +602,8 @@ class SessionMiddleware:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
-        token = _scope_var.set(_Scope(gate.manager, session.id))  # as session_scope() does
+        scope = _Scope(gate.manager, session.id)
+        token = _scope_var.set(scope)  # as session_scope() does
         try:
             result = self.app(environ, session_start_response)
         except Exception as exc:
@@ -605,14 +612,32 @@ class SessionMiddleware:
             return response.send(start_response, _with_vary(extra), sys.exc_info() if started else None)
         finally:
             _scope_var.reset(token)
-        if isinstance(result, list | tuple):
+        if isinstance(result, (list, tuple)):  # a tuple of types: no union built per request
             if started:
                 gate.finish(session, int(started[-1][:3]))
             return result
         file_wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
             return result  # let the server send the file its own way
-        return _Body(result, gate, session, started)
+        return _Body(result, gate, session, started, scope)
+
+    def _not_tracked(
+        self, environ: WSGIEnvironment, start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
+        """Serve the metrics path, an endpoint under the prefix, or an excluded path (no session)."""
+        gate = self.gate
+        if path == self._metrics_path:
+            return gate.metrics_response().send(start_response)
+        if path.startswith(self._prefix):
+            try:
+                response = gate.endpoint(environ, path[len(self._prefix) :])
+            except Exception as exc:  # e.g. the store is down with fail_closed
+                response = gate.error_response(gate.fail(None, exc), environ, True)
+            return response.send(start_response)
+        return self.app(environ, start_response)
+
+
+_END: Any = object()  # what next() returns at the end of the app's body
 
 
 class _Body:
@@ -622,51 +647,47 @@ class _Body:
     recorded on the session and logged, then propagates (the status line has already gone).
     """
 
-    __slots__ = ("_gate", "_iterator", "_result", "_session", "_started")
+    __slots__ = ("_gate", "_result", "_scope", "_session", "_started")
 
     def __init__(
-        self, result: Iterable[bytes], gate: SessionGate, session: RequestSession, started: list[str]
+        self,
+        result: Iterable[bytes],
+        gate: SessionGate,
+        session: RequestSession,
+        started: list[str],
+        scope: _Scope,
     ) -> None:
         self._result = result
-        self._iterator: Generator[bytes, None, None] | None = None
         self._gate = gate
         self._session = session
         self._started = started
+        self._scope = scope
 
     def __iter__(self) -> Iterator[bytes]:
-        if self._iterator is None:
-            self._iterator = self._stream()
-        return self._iterator
-
-    def _stream(self) -> Generator[bytes, None, None]:
-        scope = _Scope(self._gate.manager, self._session.id)
+        scope = self._scope
         iterator = iter(self._result)
         while True:
             token = _scope_var.set(scope)  # the session's scope, only while the app makes a chunk
             try:
-                chunk = next(iterator)
-            except StopIteration:
-                return
+                chunk = next(iterator, _END)
             except Exception as exc:
                 self._gate.fail(self._session, exc)
                 raise
             finally:
                 _scope_var.reset(token)
+            if chunk is _END:
+                return
             yield chunk
 
     def close(self) -> None:
         """Close the app's body (PEP 3333), then count a successful response as a success."""
         try:
-            if self._iterator is not None:
-                self._iterator.close()
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
         finally:
-            try:
-                close = getattr(self._result, "close", None)
-                if close is not None:
-                    close()
-            finally:
-                if self._started:
-                    self._gate.finish(self._session, int(self._started[-1][:3]))
+            if self._started:
+                self._gate.finish(self._session, int(self._started[-1][:3]))
 
 
 def _add_session_headers(
