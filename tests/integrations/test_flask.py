@@ -326,3 +326,30 @@ def test_debug_config_shows_details_even_with_a_given_manager(manager: SessionMa
     with app.test_client() as client:
         body = client.get("/boom", headers={"Accept": "application/json"}).get_json()
     assert "hunter2" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        pytest.param(None, ["Cookie"], id="none"),
+        pytest.param("Accept-Encoding", ["Accept-Encoding, Cookie"], id="another"),
+        pytest.param("cookie", ["cookie"], id="already"),
+        pytest.param("*", ["*"], id="star"),
+    ],
+)
+def test_vary_is_merged_with_the_apps(
+    manager: SessionManager, existing: str | None, expected: list[str]
+) -> None:
+    """The app's own Vary header is kept and gains Cookie once; Vary: * stays as it is."""
+    app = Flask(__name__)
+
+    @app.get("/")
+    def index() -> Any:
+        response = jsonify(ok=True)
+        if existing is not None:
+            response.headers["Vary"] = existing
+        return response
+
+    SessionMW(app, manager=manager, secret_key="k")
+    with app.test_client() as client:
+        assert client.get("/").headers.getlist("Vary") == expected
