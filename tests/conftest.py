@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+# Tests import their shared helpers as ``support`` (tests/support.py).
+sys.path.insert(0, os.path.dirname(__file__))
 
 from sessionmw import SessionManager, set_session_manager
 from sessionmw.testing import FakeClock

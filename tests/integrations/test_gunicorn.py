@@ -11,11 +11,9 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port, wait_for_port
 
 from sessionmw import SessionManager
 
@@ -100,14 +99,6 @@ def _prefix(redis_client: Any) -> Iterator[str]:
         redis_client.delete(key)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def gunicorn(tmp_path: Path, prefix: str, store_url: str, *, metrics: bool = False) -> Iterator[str]:
     """Run gunicorn (2 sync workers) on a free loopback port; yield its base URL; kill it by pid."""
@@ -125,20 +116,7 @@ def gunicorn(tmp_path: Path, prefix: str, store_url: str, *, metrics: bool = Fal
     command += ["--chdir", str(tmp_path), "--timeout", "60", "gapp:app"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        end = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                pass
-            with contextlib.suppress(subprocess.TimeoutExpired):  # the pause between polls
-                proc.wait(timeout=0.05)
-            if proc.returncode is not None:
-                err = proc.stderr.read().decode() if proc.stderr is not None else ""
-                raise AssertionError(f"gunicorn exited with {proc.returncode}: {err}")
-            if time.monotonic() > end:
-                raise AssertionError("gunicorn did not listen within 30 s")
+        wait_for_port(proc, port, 30)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -6,10 +6,8 @@ import contextlib
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from support import free_port, wait_for_port
 
 from sessionmw import SessionManager, SessionState
 
@@ -33,14 +32,6 @@ def load(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -62,23 +53,6 @@ def serving(script: str, port: int, deadline: float = 20.0) -> Iterator[subproce
         proc.wait(timeout=10)
         if proc.stderr is not None:
             proc.stderr.close()
-
-
-def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline: float) -> None:
-    """Poll until ``port`` accepts a connection; fail if the process exits or time runs out."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            pass
-        with contextlib.suppress(subprocess.TimeoutExpired):  # the pause between polls
-            proc.wait(timeout=0.05)
-        if proc.returncode is not None:
-            err = proc.stderr.read().decode() if proc.stderr is not None else ""
-            raise AssertionError(f"server exited with {proc.returncode}: {err}")
-    raise AssertionError(f"server did not listen on port {port} within {deadline} s")
 
 
 class Browser:
