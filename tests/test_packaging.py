@@ -70,3 +70,44 @@ def test_public_names_are_exported_and_documented() -> None:
     for name in sessionmw.__all__:
         assert hasattr(sessionmw, name), name
     assert missing == [], f"not documented in docs/: {missing}"
+
+
+MODULES = [
+    "sessionmw",
+    "sessionmw.analytics",
+    "sessionmw.cli",
+    "sessionmw.context",
+    "sessionmw.demo",
+    "sessionmw.errors",
+    "sessionmw.guard",
+    "sessionmw.health",
+    "sessionmw.integrations.dash",
+    "sessionmw.integrations.flask",
+    "sessionmw.integrations.wsgi",
+    "sessionmw.manager",
+    "sessionmw.metrics",
+    "sessionmw.retry",
+    "sessionmw.session",
+    "sessionmw.settings",
+    "sessionmw.signals",
+    "sessionmw.states",
+    "sessionmw.stores",
+    "sessionmw.stores.counters",
+    "sessionmw.testing",
+    "sessionmw.tour",
+    "sessionmw.transitions",
+    "sessionmw.translation",
+]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_modules_public_names_are_documented(module: str) -> None:
+    """Every name in a module's __all__ exists and appears in docs/."""
+    import importlib
+
+    docs = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
+    imported = importlib.import_module(module)
+    names: list[str] = list(getattr(imported, "__all__", []))
+    assert names, f"{module} has no __all__"
+    assert [name for name in names if not hasattr(imported, name)] == []
+    assert [name for name in names if f"`{name}" not in docs] == []
