@@ -11,7 +11,10 @@ SESSIONMW_TEST_REDIS_URL), under a unique key prefix that is deleted afterwards.
 
 With ``--gunicorn SECONDS`` it then serves each variant with gunicorn (2 sync workers) on a
 free 127.0.0.1 port and loads it with ``wrk -t2 -c8 -d SECONDS`` sending the session cookie,
-printing requests per second and the ratio to bare.
+``--gunicorn-rounds`` times in turn, printing the median requests per second and the ratio to bare.
+
+The row "floor: bare Flask + 1 Redis PING" is the bare app doing one redis-py PING per request:
+the least that any store with one round trip per request can add.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw import SessionManager
 
 REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: The least any store can add with one round trip per request: a redis-py PING from the view.
+FLOOR = "floor: bare Flask + 1 Redis PING"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def hello_app(write_flask_session: bool = False) -> Flask:
-    """The hello-world app; optionally writing Flask's session on every request."""
+def hello_app(write_flask_session: bool = False, ping: Any = None) -> Flask:
+    """The hello-world app; optionally writing Flask's session, or pinging Redis, on every request."""
     app = Flask("bench")
     app.config["SECRET_KEY"] = "bench-secret"
 
@@ -45,6 +50,8 @@ def hello_app(write_flask_session: bool = False) -> Flask:
     def hello() -> str:
         if write_flask_session:
             session["n"] = session.get("n", 0) + 1
+        if ping is not None:
+            ping.ping()
         return "Hello, World!"
 
     return app
@@ -139,10 +146,16 @@ app.config["SECRET_KEY"] = "bench-secret"
 def hello():
     if variant == "flask-session":
         session["n"] = session.get("n", 0) + 1
+    elif variant == "ping":
+        PING_CLIENT.ping()
     return "Hello, World!"
 
 
-if variant == "memory":
+if variant == "ping":
+    import redis
+
+    PING_CLIENT = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+elif variant == "memory":
     SessionMW(app, manager=SessionManager(store="memory://"))
 elif variant == "redis":
     SessionMW(app, manager=SessionManager(store=os.environ["BENCH_STORE_URL"]))
@@ -202,8 +215,12 @@ def _cookie_header(base: str, names: tuple[str, ...]) -> str:
     return "; ".join(f"{k}={v}" for k, v in cookies.items())
 
 
-def gunicorn_wrk(seconds: int, prefix: str, store_url: str | None) -> None:
-    """Requests/s of each variant under gunicorn (2 sync workers) and wrk on loopback."""
+def gunicorn_wrk(seconds: int, rounds: int, prefix: str, store_url: str | None) -> None:
+    """Requests/s of each variant under gunicorn (2 sync workers) and wrk on loopback.
+
+    Every variant's server is started first; then each round loads them one after the other, so
+    that drifts in machine speed hit all of them alike. The median of the rounds is printed.
+    """
     import re
     import shutil
     import subprocess
@@ -215,43 +232,56 @@ def gunicorn_wrk(seconds: int, prefix: str, store_url: str | None) -> None:
     if store_url is not None:
         variants["SessionMW, Redis store"] = "redis"
     variants["Flask-Session, Redis (1 write/request)"] = "flask-session"
-    rates: dict[str, float] = {}
+    variants[FLOOR] = "ping"
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    servers: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "benchapp.py"), "w", encoding="utf-8") as handle:
             handle.write(GUNICORN_APP)
-        for name, variant in variants.items():
-            port = _free_port()
-            env = {
-                **os.environ,
-                "BENCH_VARIANT": variant,
-                "BENCH_STORE_URL": store_url or "",
-                "BENCH_REDIS_URL": REDIS_URL,
-                "BENCH_PREFIX": prefix,
-                "SESSIONMW_SECRET_KEY": "bench-secret",
-            }
-            command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
-            command += ["--chdir", folder, "--log-level", "warning", "benchapp:app"]
-            proc = subprocess.Popen(command, env=env)
-            try:
+        try:
+            targets: dict[str, list[str]] = {}
+            for name, variant in variants.items():
+                port = _free_port()
+                env = {
+                    **os.environ,
+                    "BENCH_VARIANT": variant,
+                    "BENCH_STORE_URL": store_url or "",
+                    "BENCH_REDIS_URL": REDIS_URL,
+                    "BENCH_PREFIX": prefix,
+                    "SESSIONMW_SECRET_KEY": "bench-secret",
+                }
+                command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
+                command += ["--chdir", folder, "--log-level", "warning", "benchapp:app"]
+                proc = subprocess.Popen(command, env=env)
+                servers.append(proc)
                 _wait_for(port, proc)
                 base = f"http://127.0.0.1:{port}"
                 cookie = _cookie_header(base, ("sessionmw", "session"))
                 wrk = ["wrk", "-t2", "-c8", f"-d{seconds}s", base + "/"]
                 if cookie:
                     wrk[1:1] = ["-H", f"Cookie: {cookie}"]
-                output = subprocess.run(wrk, capture_output=True, text=True, check=True).stdout
-                match = re.search(r"Requests/sec:\s+([0-9.]+)", output)
-                rates[name] = float(match.group(1)) if match else float("nan")
-                if re.search(r"Non-2xx", output):
-                    print(f"warning: {name} had non-2xx responses:\n{output}")
-            finally:
+                targets[name] = wrk
+            for _ in range(rounds):
+                for name, wrk in targets.items():
+                    output = subprocess.run(wrk, capture_output=True, text=True, check=True).stdout
+                    match = re.search(r"Requests/sec:\s+([0-9.]+)", output)
+                    rates[name].append(float(match.group(1)) if match else float("nan"))
+                    if re.search(r"Non-2xx", output):
+                        print(f"warning: {name} had non-2xx responses:\n{output}")
+        finally:
+            for proc in servers:
                 proc.terminate()
+            for proc in servers:
                 proc.wait(timeout=30)
-    bare = rates["bare Flask"]
-    print(f"gunicorn -w 2 (sync) + wrk -t2 -c8 -d{seconds}s on 127.0.0.1, cookie sent back")
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    bare = medians["bare Flask"]
+    print(
+        f"gunicorn -w 2 (sync) + wrk -t2 -c8, {rounds} rounds of {seconds} s on 127.0.0.1,"
+        " cookie sent back; median of the rounds"
+    )
     print(f"| {'variant':<40} | {'requests/s':>10} | {'vs bare':>8} |")
     print(f"|{'-' * 42}|{'-' * 11}:|{'-' * 9}:|")
-    for name, rate in rates.items():
+    for name, rate in medians.items():
         print(f"| {name:<40} | {rate:>10.0f} | {rate / bare:>7.2f}x |")
 
 
@@ -260,6 +290,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--gunicorn", type=int, default=0, metavar="SECONDS", help="also run gunicorn + wrk")
+    parser.add_argument("--gunicorn-rounds", type=int, default=3, metavar="N", help="wrk rounds per variant")
     args = parser.parse_args()
     prefix = f"bench-wsgi-{secrets.token_hex(4)}:"
     variants: dict[str, WSGIApp] = {"bare Flask": hello_app().wsgi_app}
@@ -288,6 +319,7 @@ def main() -> None:
     app.config.update(SESSION_TYPE="redis", SESSION_REDIS=redis_client, SESSION_KEY_PREFIX=prefix + "fs:")
     Session(app)
     variants["Flask-Session, Redis (1 write/request)"] = app.wsgi_app
+    variants[FLOOR] = hello_app(ping=redis_client).wsgi_app
 
     clients = {name: Client(wsgi) for name, wsgi in variants.items()}
     for client in clients.values():  # warm up: sessions issued, returned and stored
@@ -321,8 +353,10 @@ def main() -> None:
         extra_ours = medians["SessionMW, Redis store"] - bare
         extra_theirs = fs - bare
         print(f"SessionMW Redis added cost / Flask-Session added cost: {extra_ours / extra_theirs:.2f}")
+    floor = (medians[FLOOR] - bare) / (fs - bare)
+    print(f"floor (one PING) added cost / Flask-Session added cost: {floor:.2f}")
     if args.gunicorn:
-        gunicorn_wrk(args.gunicorn, prefix, url)
+        gunicorn_wrk(args.gunicorn, args.gunicorn_rounds, prefix, url)
         cleanup = redis.Redis.from_url(REDIS_URL)
         for key in cleanup.scan_iter(match=f"*{prefix}*"):
             cleanup.delete(key)

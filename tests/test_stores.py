@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -473,6 +474,81 @@ def test_redis_record_is_json_with_exact_numbers(redis_url: str, redis_prefix: s
     assert data["last_activity"] == now + 1 / 3
     assert data["last_error"] == 'quote " and \u00e9'
     assert SessionRecord.from_dict(data) == store.get("s1")
+    store.close()
+
+
+def _redis_state(store: RedisStore, session_id: str) -> tuple[dict[str, object], float | None, int]:
+    """The stored record (parsed), its expiry-index score and its TTL in milliseconds."""
+    key, index, _ = store._keys(session_id)
+    raw = store._client.get(key)
+    assert raw is not None
+    return json.loads(raw), store._client.zscore(index, session_id), int(store._client.pttl(key))
+
+
+@pytest.mark.parametrize(
+    ("event", "advance", "age"),
+    [
+        (Event.ACTIVITY, 1.5, 0),  # the fast path: only last_activity changes
+        (Event.ACTIVITY, 1.5, 80),  # the fast path near the lifetime's end: expiry by lifetime
+        (None, 1.5, 0),  # a look: nothing to write
+        (Event.ACTIVITY, 12.0, 0),  # idle first, then active again: the full path
+        (Event.ACTIVITY, 45.0, 0),  # expired: refused, by the full path
+        (Event.ACTIVITY, 6.0, 95),  # past the lifetime, not idle: expired by the full path
+        (Event.ERROR, 1.5, 0),  # any other event: the full path
+    ],
+    ids=["activity", "activity-near-lifetime", "look", "idle-then-activity", "expired", "lifetime", "error"],
+)
+def test_redis_fast_path_agrees_with_the_full_path(
+    redis_url: str, redis_prefix: str, event: Event | None, advance: float, age: int
+) -> None:
+    """A record in the store's own JSON layout and the same record laid out otherwise (which only
+    the full, validating path reads) give the same outcome, record, index score and TTL."""
+    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+    now = T0 + 1 / 3
+    for session_id in ("fast", "full"):
+        _new(store, session_id, now)
+    for second in range(5, age + 1, 5):  # regular activity: the session lives to ``age``
+        for session_id in ("fast", "full"):
+            store.update(session_id, Event.ACTIVITY, now + second, POLICY)
+    record = store.get("full")
+    assert record is not None
+    reordered = dict(reversed(list(record.to_dict().items())))  # valid, but not the store's layout
+    store._client.set(store._keys("full")[0], json.dumps(reordered, indent=1), px=60_000)
+    later = now + age + advance
+    outcomes = {sid: store.update(sid, event, later, POLICY, "boom") for sid in ("fast", "full")}
+    fast, full = outcomes["fast"], outcomes["full"]
+    assert fast is not None and full is not None
+    assert dataclasses.replace(fast.record, session_id="full") == full.record
+    assert [c._replace(session_id="full") for c in fast.changes] == list(full.changes)
+    assert repr(fast.refused) == repr(full.refused).replace("'full'", "'fast'")
+    fast_data, fast_score, fast_ttl = _redis_state(store, "fast")
+    full_data, full_score, full_ttl = _redis_state(store, "full")
+    assert {**fast_data, "id": "full"} == full_data
+    assert fast_score == full_score
+    if event is not None:  # both rewrote the record: the same TTL, give or take the test's run time
+        assert abs(fast_ttl - full_ttl) < 1_000
+    if event is Event.ACTIVITY and fast.refused is None:
+        assert fast.record.last_activity == later
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("find", "put"),
+    [(b'{"v":1,', b'{"v":99,'), (b',"created_at":', b',"created_at":"soon","was":')],
+    ids=["other-version", "created-at-not-a-number"],
+)
+def test_redis_fast_path_leaves_odd_records_to_the_full_path(
+    redis_url: str, redis_prefix: str, find: bytes, put: bytes
+) -> None:
+    """A record that looks like the store's layout but is not a valid record is reported as corrupt."""
+    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+    _new(store, "s1")
+    key = store._keys("s1")[0]
+    raw = store._client.get(key)
+    assert isinstance(raw, bytes) and find in raw
+    store._client.set(key, raw.replace(find, put, 1))
+    with pytest.raises(CorruptRecordError):
+        store.update("s1", Event.ACTIVITY, T0 + 1, POLICY)
     store.close()
 
 

@@ -5,6 +5,11 @@ time and the event, writes the record back with a TTL and updates the expiry ind
 The script's transition table is generated from :data:`sessionmw.transitions.TRANSITIONS` (and its
 names from the enums) when this module builds it, so the table still lives in one place.
 
+The common request, an activity that changes no state, takes the script's fast path: it reads
+the fields it needs from the record's JSON and rewrites only ``last_activity`` (about 16 µs of
+server time instead of 25 on the benchmark machine). Any other record or event takes the full
+path, which decodes and validates the record.
+
 Keys (``p`` is the key prefix, ``k`` the session's bucket, derived from its id)::
 
     {p:b<k>}:s:<id>      the record, JSON (SessionRecord.to_dict), with a TTL
@@ -72,16 +77,78 @@ def _lua_names() -> str:
     return f"local EV = {{{events}}}\nlocal STATES = {{{states}}}\nlocal TERMINAL = {{{terminal}}}"
 
 
+def _lua_fast_sets() -> str:
+    """The sets the fast path needs, from the table and the enums: the states where activity changes
+    nothing but the clock, those where idleness is a transition, the live and the terminal ones."""
+    same = [s for s in SessionState if TRANSITIONS.get((s, Event.ACTIVITY)) is s]
+    idles = [s for s in SessionState if (s, Event.IDLE_TIMEOUT) in TRANSITIONS]
+    live = [s for s in SessionState if not s.is_terminal]
+    terminal = [s for s in SessionState if s.is_terminal]
+
+    def lua_set(states: list[SessionState]) -> str:
+        return "{" + ", ".join(f"[{_lua_string(s.value)}]=true" for s in states) + "}"
+
+    return (
+        f"local ACTIVITY_KEEPS = {lua_set(same)}\nlocal IDLES = {lua_set(idles)}\n"
+        f"local LIVE = {lua_set(live)}\nlocal ENDED = {lua_set(terminal)}\n"
+        f"local ACTIVITY = {_lua_string(Event.ACTIVITY.value)}"
+    )
+
+
+# Every call starts here. ARGV[1]: the operation; ARGV[2]: now (Python's repr of the float);
+# ARGV[3]: the event of an update ('' for none), the limit of a sweep; ARGV[4]: the record
+# version and the policy, 'version,idle_after,timeout,absolute,threshold,retention'; ARGV[5]:
+# the error, or the new record. KEYS: the record ('{tag}:s:<id>'; the sweep's: '{tag}:s:'),
+# the bucket's expiry and purge sets.
+_LUA_PROLOGUE = r"""
+local op, now_text, extra = ARGV[1], ARGV[2], ARGV[3]
+local now = tonumber(now_text)
+local VERSION, idle_after, timeout, absolute, threshold, retention =
+  string.match(ARGV[4], '^(%d+),([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
+idle_after, timeout, absolute = tonumber(idle_after), tonumber(timeout), tonumber(absolute)
+threshold, retention = tonumber(threshold), tonumber(retention)
+local key, index, purge = KEYS[1], KEYS[2], KEYS[3]
+local ID = string.sub(key, string.find(key, '}', 1, true) + 4)  -- the id after '{tag}:s:'
+local function num(x) return string.format('%.17g', x) end
+"""
+
+# The fast path: a look, or an activity, that decides no transition (no time-derived change is
+# due, and activity keeps the state). It reads the few fields it needs straight from the JSON the
+# store wrote and only rewrites last_activity, instead of decoding and re-encoding the record.
+# A record in any other shape takes the full path below, which validates it.
+_LUA_FAST_PATH = r"""
+if op == 'update' and (extra == '' or extra == ACTIVITY) then
+  local raw = redis.pcall('GET', key)
+  if type(raw) == 'string' then
+    local head = '{"v":' .. VERSION .. ',"id":"' .. ID .. '","state":"'
+    local at = #head + 1
+    if string.sub(raw, 1, at - 1) == head then
+      local state, created, from, last, upto = string.match(raw,
+        '^(%l+)","created_at":([%d.eE+-]+),"last_activity":()([%d.eE+-]+)(),"error_count":', at)
+      created, last = tonumber(created), tonumber(last)
+      if created and last then
+        local idle = now - last
+        local due = now - created >= absolute or idle >= timeout or (idle >= idle_after and IDLES[state])
+        if extra == '' and (ENDED[state] or (LIVE[state] and not due)) then
+          return raw  -- a look that changes nothing: no write
+        end
+        if extra == ACTIVITY and ACTIVITY_KEEPS[state] and not due then
+          local record = string.sub(raw, 1, from - 1) .. now_text .. string.sub(raw, upto)
+          local expiry = math.min(now + timeout, created + absolute)
+          redis.call('ZADD', index, num(expiry), ID)
+          redis.call('SET', key, record, 'PX', math.max(1, math.ceil((expiry + retention - now) * 1000)))
+          return record
+        end
+      end
+    end
+  end
+end
+"""
+
 # The rules of sessionmw.transitions.elapse/apply, over the generated table. Numbers go in as
 # Python's round-trip repr and come back formatted with %.17g, so Lua's doubles and Python's
 # floats agree bit for bit (the differential test in tests/test_stores.py checks it).
 _LUA_RULES = r"""
--- ARGV[1]: JSON [op, version, idle_after, timeout, absolute, threshold, retention, now, extra]
--- (extra: the event of an update, the limit of a sweep); ARGV[2]: the error, the new record, or
--- nothing. KEYS: the record ('{tag}:s:<id>'; the sweep's: '{tag}:s:'), the expiry and purge sets.
-local P = cjson.decode(ARGV[1])
-local VERSION = P[2]
-local function num(x) return string.format('%.17g', x) end
 local function enc(r)
   local function s(x) if x == nil then return 'null' end return cjson.encode(x) end
   return '{"v":' .. VERSION .. ',"id":' .. s(r.id) .. ',"state":' .. s(r.state)
@@ -97,7 +164,8 @@ local function opt_string(x)
 end
 local function dec(raw, id)
   local ok, r = pcall(cjson.decode, raw)
-  if not ok or type(r) ~= 'table' or r.v ~= VERSION or r.id ~= id or not STATES[r.state] then return nil end
+  if not ok or type(r) ~= 'table' or r.v ~= tonumber(VERSION) then return nil end
+  if r.id ~= id or not STATES[r.state] then return nil end
   if type(r.created_at) ~= 'number' or type(r.last_activity) ~= 'number' then return nil end
   if type(r.error_count) ~= 'number' or r.error_count < 0 or r.error_count % 1 ~= 0 then return nil end
   if r.state_changed_at == nil then r.state_changed_at = r.created_at end
@@ -168,10 +236,8 @@ local function store(key, index, purge, r, now, p)
   redis.call('SET', key, json, 'PX', math.max(1, math.ceil(ttl * 1000)))
   return json
 end
-local op, now = P[1], P[8]
-local p = {idle_after=P[3], timeout=P[4], absolute=P[5], threshold=P[6], retention=P[7]}
-local key, index, purge = KEYS[1], KEYS[2], KEYS[3]
-local ID = string.sub(key, string.find(key, '}', 1, true) + 4)  -- the id after '{tag}:s:'
+local p = {idle_after=idle_after, timeout=timeout, absolute=absolute, threshold=threshold,
+  retention=retention}
 local function read(k, id)
   local got = redis.pcall('GET', k)
   if got == false then return false end
@@ -179,7 +245,7 @@ local function read(k, id)
   return dec(got, id)
 end
 if op == 'update' then
-  local id, ev = ID, P[9]
+  local id, ev = ID, extra ~= '' and extra or nil
   local r = read(key, id)
   if r == false then return {'missing'} end
   if r == nil then return {'corrupt'} end
@@ -188,7 +254,7 @@ if op == 'update' then
   local refused = nil
   if ev then
     local before = r.state
-    refused = apply(r, ev, now, p, ARGV[2], changes)
+    refused = apply(r, ev, now, p, ARGV[5], changes)
     if refused then refused = {before, refused} end
   end
   local json = store(key, index, purge, r, now, p)
@@ -203,7 +269,7 @@ elseif op == 'create' then
     elapse(old, now, p, {})
     if not TERMINAL[old.state] then return {'exists'} end
   end
-  local r = dec(ARGV[2], id)
+  local r = dec(ARGV[5], id)
   if r == nil then return {'corrupt'} end
   redis.call('ZREM', purge, id)
   store(key, index, purge, r, now, p)
@@ -213,7 +279,7 @@ elseif op == 'delete' then
   redis.call('ZREM', purge, ID)
   return {'ok', redis.call('DEL', key)}
 elseif op == 'sweep' then
-  local prefix, limit, upto = key, P[9], num(now)
+  local prefix, limit, upto = key, tonumber(extra), num(now)
   -- terminal records past their retention go (their TTL would drop them too, in server time)
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', purge, '-inf', upto, 'LIMIT', 0, limit)) do
     redis.call('DEL', prefix .. id)
@@ -243,13 +309,18 @@ return redis.error_reply('unknown operation ' .. tostring(op))
 
 
 def lua_source() -> str:
-    """The store's Lua script: the generated table and names, then the rules."""
-    return "\n".join([_lua_table(), _lua_names(), _LUA_RULES])
+    """The store's Lua script: the arguments, the fast path, then the generated table and the rules.
+
+    The table is built only when a call gets past the fast path (Lua runs a script top to bottom).
+    """
+    return "\n".join(
+        [_LUA_PROLOGUE, _lua_fast_sets(), _LUA_FAST_PATH, _lua_table(), _lua_names(), _LUA_RULES]
+    )
 
 
 _STATE = {state.value: state for state in SessionState}
+_DECODER = json.JSONDecoder()
 _EVENT = {event.value: event for event in Event}
-_EXTRA = {event: f',"{event.value}"' for event in Event}
 
 
 def _text(value: object) -> str:
@@ -295,6 +366,7 @@ class RedisStore:
         #: The number of expiry-index buckets.
         self.buckets = buckets
         self._client = client
+        self._pool = client.connection_pool
         self._name = f"Redis store {mask_url(url)!r}" if url else f"Redis store (prefix {prefix!r})"
         source = lua_source()
         self._script = client.register_script(source)
@@ -358,9 +430,7 @@ class RedisStore:
     def _call(self, keys: list[str], args: list[Any]) -> Any:
         try:
             try:  # EVALSHA straight away: one round trip
-                result = self._client.execute_command(  # type: ignore[no-untyped-call]
-                    "EVALSHA", self._sha, len(keys), *keys, *args
-                )
+                result = self._evalsha(keys, args)
             except self._no_script:  # the server forgot the script (restart, SCRIPT FLUSH)
                 result = self._script(keys=keys, args=args)
         except self._errors as exc:
@@ -371,14 +441,32 @@ class RedisStore:
             raise StoreUnavailableError(f"{self._name} gave an unexpected answer")
         return result
 
+    def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA on a connection of the client's pool, without the client's per-command layers.
+
+        ``Redis.execute_command`` adds retries (the store allows none: a script may have run
+        before a connection broke), event hooks and response callbacks (EVALSHA has none): about
+        10 µs a call. A connection that fails mid-command disconnects itself (redis-py does that
+        in ``send_command`` and ``read_response``), so it is never reused half-read.
+        """
+        pool = self._pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self._sha, len(keys), *keys, *args
+            )
+            return connection.read_response()
+        finally:
+            pool.release(connection)
+
     def _command(self, name: str, *args: Any) -> Any:
         try:
             return self._client.execute_command(name, *args)  # type: ignore[no-untyped-call]
         except self._errors as exc:
             raise StoreUnavailableError(f"{self._name} is unavailable: {type(exc).__name__}: {exc}") from exc
 
-    def _header(self, op: str, now: float, policy: Policy, extra: str = "") -> str:
-        """The script's first argument: JSON ``[op, version, policy..., now, extra]``."""
+    def _args(self, op: str, now: float, policy: Policy, extra: str = "") -> list[str]:
+        """The script's arguments: operation, time, event or limit, version and policy."""
         packed = self._packed.get(policy)
         if packed is None:
             fields = [
@@ -391,7 +479,7 @@ class RedisStore:
             ]
             packed = ",".join(fields)
             self._packed = {**self._packed, policy: packed}
-        return f'["{op}",{packed},{float(now)!r}{extra}]'
+        return [op, repr(float(now)), extra, packed]
 
     # -- the protocol ----------------------------------------------------------------------------
 
@@ -399,7 +487,7 @@ class RedisStore:
         if self.max_sessions is not None and self._live_at(now) >= self.max_sessions:
             raise SessionLimitError("the session store is full", session_id=record.session_id)
         data = json.dumps(record.to_dict(), separators=(",", ":"))
-        args = [self._header("create", now, policy), data]
+        args = [*self._args("create", now, policy), data]
         status = _text(self._call(self._keys(record.session_id), args)[0])
         if status == "exists":
             raise SessionExistsError("a live session with this id exists", session_id=record.session_id)
@@ -414,8 +502,9 @@ class RedisStore:
         policy: Policy,
         error: str | None = None,
     ) -> Outcome | None:
-        header = self._header("update", now, policy, "" if event is None else _EXTRA[event])
-        args = [header] if error is None else [header, error]
+        args = self._args("update", now, policy, "" if event is None else event.value)
+        if error is not None:
+            args.append(error)
         result = self._call(self._keys(session_id), args)
         if isinstance(result, bytes):  # no change, nothing refused: the record as the script wrote it
             return Outcome(_written(result, self._name), ())
@@ -441,7 +530,7 @@ class RedisStore:
         return None if raw is None else _decode(raw, session_id, self._name)
 
     def delete(self, session_id: str) -> bool:
-        args = [self._header("delete", 0.0, Policy())]
+        args = self._args("delete", 0.0, Policy())
         return bool(self._call(self._keys(session_id), args)[1])
 
     def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
@@ -451,7 +540,7 @@ class RedisStore:
             if len(expired) >= limit:
                 break
             tag = self._tag(bucket)
-            args = [self._header("sweep", now, policy, f",{limit - len(expired)}")]
+            args = self._args("sweep", now, policy, str(limit - len(expired)))
             result = self._call([f"{tag}:s:", f"{tag}:expiry", f"{tag}:purge"], args)
             fields = [_text(field) for field in result[1]]
             for i in range(0, len(fields), 4):
@@ -528,7 +617,8 @@ def _decode(raw: object, session_id: str, name: str) -> SessionRecord:
 def _written(raw: object, name: str) -> SessionRecord:
     """The record the script just wrote (its fields were checked by the script)."""
     try:
-        data = json.loads(raw)  # type: ignore[arg-type]
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        data = _DECODER.raw_decode(text)[0]  # type: ignore[arg-type]
         return SessionRecord(
             data["id"],
             _STATE[data["state"]],
