@@ -203,10 +203,7 @@ def fill(store: SQLiteStore | RedisStore, ids: range, now: float, tag: str = "s"
         pipe = store._client.pipeline(transaction=False)
         for i in ids:
             record = SessionRecord.new(f"{tag}{i:07d}", now)
-            args = [
-                store._header("create", now, POLICY),
-                json.dumps(record.to_dict()),
-            ]
+            args = [*store._args("create", now, POLICY), json.dumps(record.to_dict())]
             store._script(keys=store._keys(record.session_id), args=args, client=pipe)
             if i % 5000 == 4999:
                 pipe.execute()

@@ -13,8 +13,11 @@ With ``--gunicorn SECONDS`` it then serves each variant with gunicorn (2 sync wo
 free 127.0.0.1 port and loads it with ``wrk -t2 -c8 -d SECONDS`` sending the session cookie,
 ``--gunicorn-rounds`` times in turn, printing the median requests per second and the ratio to bare.
 
-The row "floor: bare Flask + 1 Redis PING" is the bare app doing one redis-py PING per request:
-the least that any store with one round trip per request can add.
+Two rows are floors, not products. "floor: bare Flask + cookie + 3 empty hooks" is the bare app
+with three hooks that do nothing and a client sending a cookie shaped like a sessionmw id: what
+Flask charges before a session extension does any work. "floor: bare Flask + 1 Redis PING" is
+the bare app doing one redis-py PING per request: the least that any store with one round trip
+per request can add.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ from sessionmw import SessionManager
 REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: The least any store can add with one round trip per request: a redis-py PING from the view.
 FLOOR = "floor: bare Flask + 1 Redis PING"
+#: The least a cookie session through Flask's hooks can add: the cookie and three empty hooks.
+HOOKS_FLOOR = "floor: bare Flask + cookie + 3 empty hooks"
+#: A cookie value shaped like a sessionmw id (random part, issue time, signature).
+COOKIE_LIKE = "A" * 27 + ".6921ab07." + "B" * 22
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -55,6 +62,25 @@ def hello_app(write_flask_session: bool = False, ping: Any = None) -> Flask:
         return "Hello, World!"
 
     return app
+
+
+def hooks_floor_app() -> WSGIApp:
+    """The bare app with three hooks that do nothing: what Flask charges before any session work."""
+    app = hello_app()
+
+    def before() -> None:
+        return None
+
+    def after(response: Any) -> Any:
+        return response
+
+    def teardown(exc: BaseException | None) -> None:
+        return None
+
+    app.before_request(before)
+    app.after_request(after)
+    app.teardown_request(teardown)
+    return app.wsgi_app
 
 
 def _environ(cookie: str | None) -> dict[str, Any]:
@@ -320,8 +346,11 @@ def main() -> None:
     Session(app)
     variants["Flask-Session, Redis (1 write/request)"] = app.wsgi_app
     variants[FLOOR] = hello_app(ping=redis_client).wsgi_app
+    # (the hooks floor is added with its client below: its client sends a sessionmw-like cookie)
 
     clients = {name: Client(wsgi) for name, wsgi in variants.items()}
+    clients[HOOKS_FLOOR] = Client(hooks_floor_app())
+    clients[HOOKS_FLOOR].cookies["sessionmw"] = COOKIE_LIKE
     for client in clients.values():  # warm up: sessions issued, returned and stored
         for _ in range(200):
             client.request()
