@@ -16,7 +16,7 @@ from sessionmw.errors import IllegalTransitionError
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 
-__all__ = ["TRANSITIONS", "Change", "apply", "elapse", "mermaid", "next_state"]
+__all__ = ["TRANSITIONS", "Change", "apply", "elapse", "is_routine_activity", "mermaid", "next_state"]
 
 _A, _I, _E = SessionState.ACTIVE, SessionState.IDLE, SessionState.ERROR
 _D, _X, _N = SessionState.DISCONNECTED, SessionState.EXPIRED, SessionState.ENDED
@@ -66,6 +66,14 @@ _IDLE_TIMEOUT, _TIMEOUT, _LIFETIME = Event.IDLE_TIMEOUT, Event.TIMEOUT, Event.LI
 
 #: The user events (activity, error, success, reconnect) reset the inactivity clock; see apply().
 
+# Read off the table for is_routine_activity (and the Redis script's fast path, which mirrors it).
+# The states in which activity changes nothing but the clock (a self-loop in the table).
+_ACTIVITY_KEEPS: Final = frozenset(
+    state for (state, event), new in _TABLE.items() if event is _ACTIVITY and new is state
+)
+# The states that become idle after ``policy.idle_after`` seconds without activity.
+_IDLES: Final = frozenset(state for state, event in _TABLE if event is _IDLE_TIMEOUT)
+
 
 class Change(NamedTuple):
     """One state change of one session."""
@@ -103,6 +111,24 @@ def elapse(record: SessionRecord, now: float, policy: Policy) -> Change | None:
     else:
         return None
     return _enter(record, _TABLE[state, event], event, now)
+
+
+def is_routine_activity(record: SessionRecord, now: float, policy: Policy) -> bool:
+    """True when activity at ``now`` decides no transition: it only moves ``last_activity``.
+
+    That is: the state keeps itself on activity and no time-derived change (idle, timeout,
+    lifetime) is due. Stores use it to skip the general :func:`elapse` and :func:`apply` on the
+    most common update; the outcome is the same.
+    """
+    state = record.state
+    if state not in _ACTIVITY_KEEPS:
+        return False
+    idle = now - record.last_activity
+    return (
+        now - record.created_at < policy.absolute_timeout
+        and idle < policy.timeout
+        and (idle < policy.idle_after or state not in _IDLES)
+    )
 
 
 def apply(

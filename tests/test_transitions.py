@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sessionmw import IllegalTransitionError, Policy, SessionRecord, SessionState
 from sessionmw.states import Event
-from sessionmw.transitions import TRANSITIONS, apply, elapse, mermaid, next_state
+from sessionmw.stores.base import step
+from sessionmw.transitions import TRANSITIONS, apply, elapse, is_routine_activity, mermaid, next_state
 
 S, E = SessionState, Event
 POLICY = Policy(idle_after=300, timeout=1800, absolute_timeout=43200, error_threshold=5)
@@ -178,3 +181,27 @@ def test_mermaid_diagram_in_guide_is_generated_from_table() -> None:
         if old is not new:
             assert f"{old.value} --> {new.value}:" in mermaid()
             assert event.value in mermaid()
+
+
+@given(
+    state=st.sampled_from(list(SessionState)),
+    age=st.floats(0, 50_000, allow_nan=False),
+    idle=st.floats(0, 3_000, allow_nan=False),
+    errors=st.integers(0, 4),
+)
+def test_routine_activity_is_exactly_an_activity_that_changes_nothing_but_the_clock(
+    state: SessionState, age: float, idle: float, errors: int
+) -> None:
+    """is_routine_activity (the stores' fast path) says yes exactly when elapse and apply would
+    change no state and refuse nothing, and then they only move last_activity."""
+    now = T0 + age
+    record = SessionRecord(
+        "s", state, T0, max(T0, now - idle), errors, "boom" if errors else None, T0, "created", None
+    )
+    general = record.copy()
+    changes, refused = step(general, E.ACTIVITY, now, POLICY)
+    routine = is_routine_activity(record, now, POLICY)
+    assert routine == (not changes and refused is None)
+    if routine:
+        record.last_activity = now
+        assert record == general

@@ -10,11 +10,12 @@ from sessionmw.errors import SessionExistsError, SessionLimitError
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores.base import Outcome, step
-from sessionmw.transitions import Change
+from sessionmw.transitions import Change, is_routine_activity
 
 __all__ = ["MemoryStore"]
 
 _TERMINAL = frozenset({SessionState.EXPIRED, SessionState.ENDED})
+_ACTIVITY = Event.ACTIVITY
 
 
 class MemoryStore:
@@ -64,6 +65,9 @@ class MemoryStore:
             record = self._records.get(session_id)
             if record is None:
                 return None
+            if event is _ACTIVITY and is_routine_activity(record, now, policy):
+                record.last_activity = now  # what elapse() and apply() would do, without the detour
+                return Outcome(record.copy(), ())
             was_live = record.state not in _TERMINAL
             changes, refused = step(record, event, now, policy, error)
             if changes and was_live and record.state in _TERMINAL:

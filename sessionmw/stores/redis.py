@@ -43,7 +43,7 @@ from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores import mask_url
 from sessionmw.stores.base import Outcome
-from sessionmw.transitions import TRANSITIONS, Change
+from sessionmw.transitions import _ACTIVITY_KEEPS, _IDLES, TRANSITIONS, Change
 
 if TYPE_CHECKING:
     import redis
@@ -78,10 +78,11 @@ def _lua_names() -> str:
 
 
 def _lua_fast_sets() -> str:
-    """The sets the fast path needs, from the table and the enums: the states where activity changes
-    nothing but the clock, those where idleness is a transition, the live and the terminal ones."""
-    same = [s for s in SessionState if TRANSITIONS.get((s, Event.ACTIVITY)) is s]
-    idles = [s for s in SessionState if (s, Event.IDLE_TIMEOUT) in TRANSITIONS]
+    """The sets the fast path needs, as :func:`sessionmw.transitions.is_routine_activity` reads
+    them off the table (the states where activity changes nothing but the clock, those where
+    idleness is a transition), and the live and terminal states."""
+    same = [s for s in SessionState if s in _ACTIVITY_KEEPS]
+    idles = [s for s in SessionState if s in _IDLES]
     live = [s for s in SessionState if not s.is_terminal]
     terminal = [s for s in SessionState if s.is_terminal]
 
@@ -113,9 +114,10 @@ local function num(x) return string.format('%.17g', x) end
 """
 
 # The fast path: a look, or an activity, that decides no transition (no time-derived change is
-# due, and activity keeps the state). It reads the few fields it needs straight from the JSON the
-# store wrote and only rewrites last_activity, instead of decoding and re-encoding the record.
-# A record in any other shape takes the full path below, which validates it.
+# due, and activity keeps the state: sessionmw.transitions.is_routine_activity). It reads the few
+# fields it needs straight from the JSON the store wrote and only rewrites last_activity, instead
+# of decoding and re-encoding the record. A record in any other shape takes the full path below,
+# which validates it.
 _LUA_FAST_PATH = r"""
 if op == 'update' and (extra == '' or extra == ACTIVITY) then
   local raw = redis.pcall('GET', key)
