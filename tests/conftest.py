@@ -77,6 +77,29 @@ def _redis_prefix(redis_url: str) -> Iterator[str]:
         client.close()
 
 
+@pytest.fixture(name="redis_cluster_url", scope="session")
+def _redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private three-node Redis Cluster on free loopback ports, for this test session.
+
+    Without ``redis-server`` the test fails in CI (CI=true) and is skipped elsewhere.
+    """
+    import shutil
+
+    from support import LocalRedisCluster
+
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = LocalRedisCluster(str(tmp_path_factory.mktemp("redis-cluster")))
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
 #: Chrome flags for dash.testing's browser tests: headless Debian chromium, as root in CI.
 CHROME_ARGUMENTS = (
     "--headless",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -40,8 +41,8 @@ T0 = 1_700_000_000.0
 StoreFactory = Callable[..., SessionStore]
 
 
-#: The stores that keep serialised records.
-PERSISTENT = ["sqlite", "redis"]
+#: The stores that keep serialised records (the Redis store on one server and on a cluster).
+PERSISTENT = ["sqlite", "redis", "redis-cluster"]
 
 
 @pytest.fixture(name="kind", params=["memory", *PERSISTENT])
@@ -61,6 +62,9 @@ def _make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
         redis_url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
         url = f"{redis_url}?prefix={prefix}"
+    elif kind == "redis-cluster":  # a private cluster: a fresh prefix, nothing to clean up
+        cluster_url = request.getfixturevalue("redis_cluster_url")
+        url = f"{cluster_url}?prefix=t{secrets.token_hex(6)}&cluster=true"
     shared: SessionStore | None = None
 
     def make(max_sessions: int | None = None) -> SessionStore:
@@ -450,7 +454,7 @@ def test_redis_records_have_ttls(redis_url: str, redis_prefix: str) -> None:
     _new(store, "live")
     _new(store, "done")
     store.update("done", Event.END, T0, POLICY)
-    client: redis.Redis = store._client
+    client: Any = store._client
     live_ttl = client.pttl(store._keys("live")[0])
     done_ttl = client.pttl(store._keys("done")[0])
     assert (
@@ -575,7 +579,8 @@ def test_store_urls_build_the_named_stores(tmp_path: Path, redis_url: str, redis
     redis_store = store_from_url(f"{redis_url}?prefix={redis_prefix}&buckets=4&timeout=0.5")
     assert isinstance(redis_store, RedisStore)
     assert (redis_store.prefix, redis_store.buckets) == (redis_prefix, 4)
-    pool_kwargs = redis_store._client.connection_pool.connection_kwargs
+    assert redis_store._pool is not None
+    pool_kwargs = redis_store._pool.connection_kwargs
     assert pool_kwargs["socket_timeout"] == 0.5
     assert "redis" in SUPPORTED_SCHEMES and "sqlite" in SUPPORTED_SCHEMES
     sqlite_store.close()
@@ -594,6 +599,8 @@ def test_store_urls_build_the_named_stores(tmp_path: Path, redis_url: str, redis
         ("redis://:hunter2@127.0.0.1:6379/zero", "database 'zero'"),
         ("redis://127.0.0.1:6379/0?prefix=a{b}", "prefix='a{b}'"),
         ("redis://127.0.0.1:notaport/0", "port"),
+        ("redis://127.0.0.1:6379/3?cluster=true", "only database 0"),
+        ("redis://127.0.0.1:6379/0?cluster=maybe", "cluster='maybe' is not a valid yes/no value"),
     ],
 )
 def test_bad_store_url_is_named_with_the_schemes(url: str, named: str) -> None:
@@ -614,6 +621,52 @@ def test_store_errors_never_show_the_password() -> None:
     assert "user:***@127.0.0.1:1" in str(caught.value)
     assert "hunter2" not in str(caught.value)
     store.close()
+
+
+def test_redis_cluster_spreads_buckets_over_nodes_and_keeps_each_session_on_one(
+    redis_cluster_url: str,
+) -> None:
+    """On a three-node cluster the buckets land on every node, and each session's record and its
+    bucket's indexes live on one node, so its script runs there."""
+    from redis.cluster import RedisCluster
+
+    prefix = f"spread{secrets.token_hex(4)}"
+    store = store_from_url(f"{redis_cluster_url}?prefix={prefix}&cluster=true&buckets=16")
+    assert isinstance(store, RedisStore)
+    ids = [f"s{i}" for i in range(64)]
+    for session_id in ids:
+        _new(store, session_id)
+        store.update(session_id, Event.ACTIVITY, T0 + 1, POLICY)
+    cluster: Any = RedisCluster.from_url(redis_cluster_url)
+    try:
+        holders = {}
+        for node in cluster.get_primaries():
+            client = cluster.get_redis_connection(node)
+            for key in client.scan_iter(match=f"{{{prefix}:*", count=1000):
+                holders[key.decode()] = node.name
+        assert len(set(holders.values())) == 3  # every node holds some sessions
+        for session_id in ids:
+            record_key, index_key, _ = store._keys(session_id)
+            assert holders[record_key] == holders[index_key]
+        assert store.count() == len(ids)
+        assert sorted(r.session_id for r in store.records()) == sorted(ids)
+    finally:
+        cluster.close()
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [("plain", "Cluster mode is not enabled"), ("nobody", "Connection refused")],
+)
+def test_redis_cluster_url_that_reaches_no_cluster_says_why(redis_url: str, where: str, named: str) -> None:
+    """cluster=true on a plain Redis, or on a port where nothing listens, is a clear error at once."""
+    from support import free_port
+
+    url = redis_url.rsplit("/", 1)[0] + "/0" if where == "plain" else f"redis://127.0.0.1:{free_port()}/0"
+    with pytest.raises(StoreUnavailableError, match=named) as info:
+        store_from_url(f"{url}?cluster=true&connect_timeout=1")
+    assert "Redis Cluster 'redis://127.0.0.1:" in str(info.value)
 
 
 # -- Redis against the model (the memory store) ------------------------------------------------

@@ -32,14 +32,27 @@ SUPPORTED_SCHEMES: tuple[str, ...] = ("memory", "sqlite", "redis", "rediss")
 
 #: Query options of ``sqlite://`` URLs and how to read them.
 _SQLITE_OPTIONS = {"busy_timeout": float, "synchronous": str, "max_sessions": int}
+def _flag(text: str) -> bool:
+    """A yes/no URL option: 1, true, yes, on or 0, false, no, off."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+_flag.__name__ = "yes/no value (1, true, yes, on or 0, false, no, off)"
+
 #: Query options of ``redis://`` URLs that sessionmw reads (the rest go to redis-py).
-_REDIS_OPTIONS = {
+_REDIS_OPTIONS: dict[str, Any] = {
     "prefix": str,
     "buckets": int,
     "timeout": float,
     "connect_timeout": float,
     "max_connections": int,
     "max_sessions": int,
+    "cluster": _flag,
 }
 
 
@@ -61,7 +74,8 @@ def store_from_url(url: str, **options: Any) -> SessionStore:
     - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``, options
       ``?busy_timeout=5&synchronous=NORMAL``
     - ``redis://[:password@]host:port/db`` (``rediss://`` for TLS), options
-      ``?prefix=myapp&timeout=1&connect_timeout=1&buckets=16&max_connections=50``; other query
+      ``?prefix=myapp&timeout=1&connect_timeout=1&buckets=16&max_connections=50``, and
+      ``cluster=true`` for a Redis Cluster (the host is any node; database 0); other query
       options go to redis-py.
 
     Options in the URL win over ``options``.
@@ -85,7 +99,7 @@ def store_from_url(url: str, **options: Any) -> SessionStore:
 
 
 def _split_options(
-    url: str, query: str, known: dict[str, type], *, keep_unknown: bool
+    url: str, query: str, known: dict[str, Any], *, keep_unknown: bool
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     ours: dict[str, Any] = {}
     others: list[tuple[str, str]] = []
@@ -131,6 +145,8 @@ def _redis(url: str, options: dict[str, Any]) -> SessionStore:
     if db and not db.isdigit():
         raise _bad_url(url, f"the database {db!r} is not a number")
     ours, others = _split_options(url, parts.query, _REDIS_OPTIONS, keep_unknown=True)
+    if ours.get("cluster") and db not in ("", "0"):
+        raise _bad_url(url, f"a Redis Cluster has only database 0, not {db!r}")
     try:
         import redis  # noqa: F401 - checks the extra is installed
     except ImportError:

@@ -119,7 +119,9 @@ class RedisCounters:
     to one cluster slot. Reads gather every shard.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str = "sessionmw", *, shards: int = 8) -> None:
+    def __init__(
+        self, client: redis.Redis | redis.RedisCluster, prefix: str = "sessionmw", *, shards: int = 8
+    ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1, not {shards!r}")
         self.client = client

@@ -332,8 +332,9 @@ def _text(value: object) -> str:
 class RedisStore:
     """Keeps sessions in Redis; safe for many threads, processes and hosts.
 
-    :param client: a :class:`redis.Redis` (its connection pool and timeouts are used as they are);
-        usually built by :meth:`from_url`.
+    :param client: a :class:`redis.Redis` or :class:`redis.RedisCluster` (its connection pools and
+        timeouts are used as they are); usually built by :meth:`from_url`. Give it no retries:
+        a script may have run on the server before its connection broke.
     :param prefix: the start of every key, so several apps can share one Redis (letters, digits
         and ``_.:-``).
     :param buckets: how many expiry-index buckets the sessions are spread over (the unit a
@@ -344,7 +345,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | redis.RedisCluster,
         *,
         prefix: str = "sessionmw",
         buckets: int = 16,
@@ -368,7 +369,8 @@ class RedisStore:
         #: The number of expiry-index buckets.
         self.buckets = buckets
         self._client = client
-        self._pool = client.connection_pool
+        # A plain client's one pool; a cluster client routes each command to its slot's node.
+        self._pool: redis.ConnectionPool | None = getattr(client, "connection_pool", None)
         self._name = f"Redis store {mask_url(url)!r}" if url else f"Redis store (prefix {prefix!r})"
         source = lua_source()
         self._script = client.register_script(source)
@@ -387,12 +389,17 @@ class RedisStore:
         timeout: float = 1.0,
         connect_timeout: float = 1.0,
         max_connections: int = 50,
+        cluster: bool = False,
     ) -> RedisStore:
         """A store on the Redis that ``url`` names (``redis://``, ``rediss://`` for TLS, ``unix://``).
 
         :param timeout: seconds every command may take before the store reports itself unavailable.
         :param connect_timeout: seconds to wait for a connection.
-        :param max_connections: the size of the connection pool.
+        :param max_connections: the size of the connection pool (of each node's, on a cluster).
+        :param cluster: ``url`` names a node of a Redis Cluster: talk to the whole cluster
+            (:class:`redis.RedisCluster`), each session's script on the node of its slot.
+        :raises StoreUnavailableError: with ``cluster``, if no node answers or the server is not
+            a cluster (redis-py reads the slot map when the store is built).
         """
         import redis as redis_module
         from redis.backoff import NoBackoff
@@ -403,15 +410,29 @@ class RedisStore:
                 raise ConfigurationError(
                     f"{name}={value!r} is not valid: must be a positive number of seconds"
                 )
-        pool = redis_module.ConnectionPool.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=connect_timeout,
-            max_connections=max_connections,
-            # A script is not retried: it may have run before the connection broke.
-            retry=Retry(NoBackoff(), 0),
-        )
-        client = redis_module.Redis(connection_pool=pool)
+        # A script is not retried: it may have run before the connection broke.
+        no_retry = Retry(NoBackoff(), 0)
+        client: redis_module.Redis | redis_module.RedisCluster
+        if cluster:
+            try:  # redis-py reads the cluster's slot map now: this connects
+                client = redis_module.RedisCluster.from_url(
+                    url,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=connect_timeout,
+                    max_connections=max_connections,
+                    retry=no_retry,
+                )
+            except redis_module.exceptions.RedisClusterException as exc:
+                raise StoreUnavailableError(f"Redis Cluster {mask_url(url)!r} is unavailable: {exc}") from exc
+        else:
+            pool = redis_module.ConnectionPool.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=connect_timeout,
+                max_connections=max_connections,
+                retry=no_retry,
+            )
+            client = redis_module.Redis(connection_pool=pool)
         return cls(client, prefix=prefix, buckets=buckets, max_sessions=max_sessions, url=url)
 
     # -- keys ------------------------------------------------------------------------------------
@@ -452,6 +473,10 @@ class RedisStore:
         in ``send_command`` and ``read_response``), so it is never reused half-read.
         """
         pool = self._pool
+        if pool is None:  # a cluster client: it finds the node that holds the keys' slot
+            return self._client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self._sha, len(keys), *keys, *args
+            )
         connection = pool.get_connection()
         try:
             connection.send_command(  # type: ignore[no-untyped-call]
@@ -579,7 +604,8 @@ class RedisStore:
     def close(self) -> None:
         """Close the connection pool's connections (they reopen if the store is used again)."""
         self._client.close()
-        self._client.connection_pool.disconnect()
+        if self._pool is not None:
+            self._pool.disconnect()
 
     def counters(self) -> RedisCounters:
         """The analytics counter backend in the same Redis (see :mod:`sessionmw.analytics`)."""
@@ -596,7 +622,7 @@ class RedisStore:
         try:
             pipe = self._client.pipeline(transaction=False)
             for command in commands:
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                pipe.execute_command(*command)
             return list(pipe.execute())
         except self._errors as exc:
             raise StoreUnavailableError(f"{self._name} is unavailable: {type(exc).__name__}: {exc}") from exc
