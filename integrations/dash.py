@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
+import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
@@ -50,6 +52,7 @@ __all__ = [
     "POLL_ID",
     "RECONNECT_ID",
     "STYLES",
+    "THEMES",
     "DashState",
     "SessionMWDash",
     "dash_static_paths",
@@ -58,6 +61,7 @@ __all__ = [
     "handle_callback_error",
     "preserve",
     "status_banner",
+    "uses_bootstrap_css",
 ]
 
 _log = logging.getLogger("sessionmw.dash")
@@ -137,24 +141,84 @@ STYLES: dict[str, dict[str, str]] = {
 }
 _HIDDEN = {"display": "none"}
 
+#: The banner's looks: ``plain`` (the inline :data:`STYLES`), ``bootstrap`` (Bootstrap's
+#: ``alert`` and ``btn`` classes, with dash-bootstrap-components' button when it is installed),
+#: and ``auto``: ``bootstrap`` when dash-bootstrap-components is installed and the app loads a
+#: Bootstrap stylesheet, else ``plain``.
+THEMES = ("auto", "plain", "bootstrap")
+#: Bootstrap's alert colour for each health status the banner shows.
+_BOOTSTRAP_COLORS = {
+    "idle": "info",
+    "error": "warning",
+    "disconnected": "danger",
+    "expired": "secondary",
+    "not_found": "secondary",
+}
+
+
+def _check_theme(theme: str) -> str:
+    if theme not in THEMES:
+        raise ValueError(f"theme must be one of {', '.join(map(repr, THEMES))}, not {theme!r}")
+    return theme
+
+
+def _bootstrap_installed() -> bool:
+    return importlib.util.find_spec("dash_bootstrap_components") is not None
+
+
+def uses_bootstrap_css(app: dash.Dash) -> bool:
+    """True when one of ``app``'s external stylesheets is Bootstrap (or a Bootswatch theme).
+
+    ``dash_bootstrap_components.themes`` are such stylesheets; so is any URL naming bootstrap.
+    """
+    for sheet in app.config.external_stylesheets or ():
+        href = sheet.get("href", "") if isinstance(sheet, dict) else str(sheet)
+        if "bootstrap" in href.lower() or "bootswatch" in href.lower():
+            return True
+    return False
+
+
+def _resolve_theme(app: dash.Dash, theme: str) -> str:
+    """``plain`` or ``bootstrap`` for ``app`` (see :data:`THEMES`)."""
+    if theme == "auto":
+        theme = "bootstrap" if _bootstrap_installed() and uses_bootstrap_css(app) else "plain"
+    if theme == "bootstrap" and _bootstrap_installed():
+        # Imported now, so that Dash serves its scripts with the app's first page (the banner's
+        # dash-bootstrap-components button only appears when the layout is served).
+        import dash_bootstrap_components  # noqa: F401
+    return theme
+
 
 # -- layout -----------------------------------------------------------------------------------
 
 
-def status_banner(*, interval_seconds: float | None = None, prefix: str | None = None) -> html.Div:
+def status_banner(
+    *, interval_seconds: float | None = None, prefix: str | None = None, theme: str | None = None
+) -> html.Div:
     """The session status banner and the guarded-callback alert, as one layout component.
 
     Hidden while the session is healthy; for idle, error, disconnected, expired and not_found it
     shows the health report's icon, message and recovery steps (and Reconnect when disconnected).
-    Left at None, ``interval_seconds`` (``HEALTH_CHECK_INTERVAL_SECONDS``) and ``prefix`` (the
-    endpoints' path) are filled in by :class:`SessionMWDash` from the app's settings.
+    Left at None, ``interval_seconds`` (``HEALTH_CHECK_INTERVAL_SECONDS``), ``prefix`` (the
+    endpoints' path) and ``theme`` (see :data:`THEMES`; ``plain`` or ``bootstrap``) are filled in
+    by :class:`SessionMWDash` from the app's settings.
 
-    :raises ValueError: if ``interval_seconds`` is not positive.
+    :raises ValueError: if ``interval_seconds`` is not positive, or ``theme`` is unknown.
     """
     if interval_seconds is not None and not interval_seconds > 0:
         raise ValueError(f"interval_seconds must be a positive number of seconds, not {interval_seconds!r}")
+    if theme is not None and _check_theme(theme) == "auto":
+        theme = None
     seconds = 30.0 if interval_seconds is None else float(interval_seconds)
-    config = {"prefix": prefix or "/_sessionmw/", "styles": STYLES, "fixed": interval_seconds is not None}
+    look = theme or "plain"
+    config = {
+        "prefix": prefix or "/_sessionmw/",
+        "styles": STYLES,
+        "fixed": interval_seconds is not None,
+        "theme": look,
+        "theme_fixed": theme is not None,
+    }
+    bootstrap = look == "bootstrap"
     banner = html.Div(
         id=BANNER_ID,
         className="sessionmw-banner",
@@ -167,18 +231,24 @@ def status_banner(*, interval_seconds: float | None = None, prefix: str | None =
             html.Span(id=f"{BANNER_ID}-message", className="sessionmw-message"),
             html.Ol(id=f"{BANNER_ID}-steps", className="sessionmw-steps", style={"margin": "8px 0"}),
             html.P(id=f"{BANNER_ID}-context", className="sessionmw-context", style={"margin": "4px 0"}),
-            html.Button("Reconnect", id=RECONNECT_ID, className="sessionmw-reconnect", style=_HIDDEN),
+            _reconnect_button(bootstrap),
         ],
     )
+    if bootstrap:
+        close = html.Button(
+            id=_ALERT_CLOSE_ID,
+            title="Dismiss",
+            className="btn-close",
+            style={"position": "absolute", "top": "12px", "right": "12px"},
+        )
+    else:
+        close = html.Button("×", id=_ALERT_CLOSE_ID, title="Dismiss", style=STYLES["close"])
     alert = html.Div(
         id=ALERT_ID,
-        className="sessionmw-alert",
+        className="sessionmw-alert alert alert-danger" if bootstrap else "sessionmw-alert",
         role="alert",
         style=_HIDDEN,
-        children=[
-            html.Button("×", id=_ALERT_CLOSE_ID, title="Dismiss", style=STYLES["close"]),
-            html.Div(id=_ALERT_BODY_ID),
-        ],
+        children=[close, html.Div(id=_ALERT_BODY_ID)],
     )
     return html.Div(
         id=_ROOT_ID,
@@ -190,6 +260,26 @@ def status_banner(*, interval_seconds: float | None = None, prefix: str | None =
             alert,
         ],
     )
+
+
+def _reconnect_button(bootstrap: bool) -> Any:
+    """The banner's Reconnect button: dash-bootstrap-components' when themed and installed."""
+    if bootstrap and _bootstrap_installed():
+        import dash_bootstrap_components as dbc
+
+        return dbc.Button(
+            "Reconnect",
+            id=RECONNECT_ID,
+            color="danger",
+            size="sm",
+            className="sessionmw-reconnect",
+            style=_HIDDEN,
+        )
+    if bootstrap:
+        return html.Button(
+            "Reconnect", id=RECONNECT_ID, className="sessionmw-reconnect btn btn-danger btn-sm", style=_HIDDEN
+        )
+    return html.Button("Reconnect", id=RECONNECT_ID, className="sessionmw-reconnect", style=_HIDDEN)
 
 
 def error_alert(err: UserFacingError) -> list[Any]:
@@ -246,8 +336,10 @@ def _gate_session() -> tuple[SessionMWState | None, RequestSession | None]:
 
 def _show(err: UserFacingError, report: HealthReport | None) -> None:
     """Fill the alert (and the banner's report) of the page that made the request."""
+    state = current_app.extensions.get(DASH_EXTENSION_KEY) if has_request_context() else None
+    bootstrap = isinstance(state, DashState) and state.theme == "bootstrap"
     dash.set_props(_ALERT_BODY_ID, {"children": error_alert(err)})
-    dash.set_props(ALERT_ID, {"style": STYLES["alert"]})
+    dash.set_props(ALERT_ID, {"style": {"position": "relative"} if bootstrap else STYLES["alert"]})
     if report is not None:
         data = dict(report)
         if report.status == "expired":
@@ -441,11 +533,27 @@ async function (clicks, config) {
 _RENDER = """
 function (report, config) {
     const styles = (config && config.styles) || {};
+    const bootstrap = Boolean(config && config.theme === "bootstrap");
     const hidden = {display: "none"};
     if (!report || report.healthy || report.status === "healthy") {
         return [hidden, "sessionmw-banner", "", "", "", [], "", hidden];
     }
     const status = report.status || "error";
+    if (bootstrap) {
+        const colors = __COLORS__;
+        const steps = (report.recovery || []).map(function (step) {
+            return {namespace: "dash_html_components", type: "Li", props: {children: step}};
+        });
+        const icon = report.icon || "";
+        let message = report.message || "";
+        if (icon && message.indexOf(icon) === 0) {
+            message = message.slice(icon.length).trim();
+        }
+        const color = colors[status] || "secondary";
+        return [{}, "sessionmw-banner sessionmw-" + status + " alert alert-" + color,
+                icon, report.title || "", message, steps, report.context || "",
+                status === "disconnected" ? {} : hidden];
+    }
     const style = Object.assign({}, styles.banner || {}, styles[status] || {});
     const steps = (report.recovery || []).map(function (step) {
         return {namespace: "dash_html_components", type: "Li", props: {children: step}};
@@ -464,6 +572,7 @@ function (report, config) {
 _DISMISS = """
 function (clicks) { return {display: "none"}; }
 """
+_RENDER = _RENDER.replace("__COLORS__", json.dumps(_BOOTSTRAP_COLORS))
 
 
 # -- the extension ----------------------------------------------------------------------------
@@ -479,6 +588,8 @@ class DashState:
     prefix: str
     #: Seconds between two health polls.
     interval_seconds: float
+    #: The banner's look: ``plain`` or ``bootstrap`` (``auto`` resolved, see :data:`THEMES`).
+    theme: str = "plain"
 
 
 class SessionMWDash:
@@ -489,6 +600,9 @@ class SessionMWDash:
         ``app.server.config``'s ``SESSIONMW_*`` keys and the environment.
     :param guard_all: guard every callback of the app at once (Dash's ``on_error``): an
         exception is recorded on the session and shown as the friendly alert.
+    :param theme: the banner's look (:data:`THEMES`): ``auto`` (default) uses Bootstrap's
+        classes when dash-bootstrap-components is installed and the app loads a Bootstrap
+        stylesheet, plain CSS otherwise.
     :param options: passed to :class:`~sessionmw.integrations.flask.SessionMW` (``cookie_name``,
         ``prefix``, ``secret_key``, ...).
     """
@@ -499,10 +613,12 @@ class SessionMWDash:
         *,
         manager: SessionManager | None = None,
         guard_all: bool = False,
+        theme: str = "auto",
         **options: Any,
     ) -> None:
         self._manager = manager
         self._guard_all = guard_all
+        self._theme = _check_theme(theme)
         self._options = options
         if app is not None:
             self.init_app(app)
@@ -526,6 +642,7 @@ class SessionMWDash:
             manager=manager,
             prefix=flask_state.gate.options.prefix,
             interval_seconds=manager.settings.health_check_interval_seconds,
+            theme=_resolve_theme(app, self._theme),
         )
         server.extensions[DASH_EXTENSION_KEY] = state
         _register_clientside(app)
@@ -618,6 +735,12 @@ def _layout_hook(layout: Any) -> Any:
         root = status_banner()
         layout = html.Div([root, *(layout if isinstance(layout, list) else [layout])])
     interval, _store, config = root.children[:3]
+    if not config.data.get("theme_fixed") and config.data.get("theme") != state.theme:
+        fixed = config.data.get("fixed")
+        seconds = interval.interval / 1000 if fixed else None
+        root.children = status_banner(interval_seconds=seconds, theme=state.theme).children
+        interval, _store, config = root.children[:3]
+        config.data = {**config.data, "theme_fixed": False}
     if not config.data.get("fixed"):
         interval.interval = int(state.interval_seconds * 1000)
     config.data = {**config.data, "prefix": state.prefix}

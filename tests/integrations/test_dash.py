@@ -21,12 +21,14 @@ from sessionmw.integrations.dash import (
     DASH_EXTENSION_KEY,
     HEALTH_STORE_ID,
     POLL_ID,
+    RECONNECT_ID,
     SessionMWDash,
     dash_static_paths,
     error_alert,
     guarded_callback,
     preserve,
     status_banner,
+    uses_bootstrap_css,
 )
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.wsgi import SessionMiddleware
@@ -186,10 +188,17 @@ def test_preserve_refuses_bad_arguments() -> None:
 # -- the extension ------------------------------------------------------------------------------
 
 
-def _app(sessions: SessionManager, *, layout: Any = None, guard_all: bool = False) -> dash.Dash:
-    app = dash.Dash(__name__)
+def _app(
+    sessions: SessionManager,
+    *,
+    layout: Any = None,
+    guard_all: bool = False,
+    stylesheets: list[Any] | None = None,
+    theme: str = "auto",
+) -> dash.Dash:
+    app = dash.Dash(__name__, external_stylesheets=stylesheets)
     app.layout = layout if layout is not None else html.Div([status_banner(), html.Div(id="out")])
-    SessionMWDash(app, manager=sessions, guard_all=guard_all)
+    SessionMWDash(app, manager=sessions, guard_all=guard_all, theme=theme)
     return app
 
 
@@ -225,6 +234,115 @@ def test_layout_without_a_banner_gets_one(sessions: SessionManager) -> None:
     app = _app(sessions, layout=html.Div([html.Div(id="out")]))
     layout = app.server.test_client().get("/_dash-layout").get_json()
     assert BANNER_ID in json.dumps(layout)
+
+
+# -- the banner's theme -----------------------------------------------------------------------
+
+#: A Bootstrap stylesheet as apps name it (dash_bootstrap_components.themes.BOOTSTRAP's URL).
+BOOTSTRAP_CSS = "https://cdn.jsdelivr.net/npm/bootstrap@5.3.6/dist/css/bootstrap.min.css"
+
+
+def _component(layout: Any, component_id: str) -> dict[str, Any]:
+    """The served (JSON) component with ``component_id``."""
+    stack = [layout]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            props = node.get("props", {})
+            if props.get("id") == component_id:
+                return node
+            stack.append(props.get("children"))
+    raise AssertionError(f"no component {component_id!r} in the layout")
+
+
+def test_bootstrap_banner_uses_dash_bootstrap_components() -> None:
+    """theme="bootstrap": a dash-bootstrap-components Reconnect button and Bootstrap alert classes."""
+    import dash_bootstrap_components as dbc
+
+    root = _plain(status_banner(theme="bootstrap"))
+    assert _component(root, RECONNECT_ID)["namespace"] == "dash_bootstrap_components"
+    alert = _component(root, ALERT_ID)["props"]
+    assert alert["className"] == "sessionmw-alert alert alert-danger"
+    assert "btn-close" in json.dumps(alert["children"])
+    assert _component(root, "sessionmw-config")["props"]["data"]["theme"] == "bootstrap"
+    assert dbc.themes.BOOTSTRAP == BOOTSTRAP_CSS  # the URL the theme tests stand for
+
+
+def test_plain_banner_needs_no_framework() -> None:
+    """The default banner is plain Dash HTML with inline styles."""
+    root = _plain(status_banner())
+    assert _component(root, RECONNECT_ID)["namespace"] == "dash_html_components"
+    assert "alert" not in _component(root, ALERT_ID)["props"]["className"].split()
+
+
+def test_unknown_theme_is_refused() -> None:
+    """A theme that does not exist is named in the error."""
+    with pytest.raises(ValueError, match="'fancy'"):
+        status_banner(theme="fancy")
+    with pytest.raises(ValueError, match="'fancy'"):
+        SessionMWDash(theme="fancy")
+
+
+@pytest.mark.parametrize(
+    ("stylesheets", "expected"),
+    [
+        ([BOOTSTRAP_CSS], True),
+        ([{"href": "https://cdn.example/bootswatch/5/darkly/bootstrap.min.css", "rel": "stylesheet"}], True),
+        (["/assets/site.css"], False),
+        (None, False),
+    ],
+)
+def test_uses_bootstrap_css_reads_the_apps_stylesheets(stylesheets: list[Any] | None, expected: bool) -> None:
+    """A stylesheet URL naming bootstrap or bootswatch (string or dict) counts as Bootstrap."""
+    assert uses_bootstrap_css(dash.Dash(__name__, external_stylesheets=stylesheets)) is expected
+
+
+@pytest.mark.parametrize(
+    ("stylesheets", "theme", "installed", "expected"),
+    [
+        ([BOOTSTRAP_CSS], "auto", True, "bootstrap"),
+        ([BOOTSTRAP_CSS], "auto", False, "plain"),  # dash-bootstrap-components is never required
+        (None, "auto", True, "plain"),  # Bootstrap's classes without its stylesheet would be bare
+        (None, "bootstrap", True, "bootstrap"),
+        ([BOOTSTRAP_CSS], "plain", True, "plain"),
+    ],
+)
+def test_theme_follows_the_app(
+    sessions: SessionManager,
+    monkeypatch: pytest.MonkeyPatch,
+    stylesheets: list[Any] | None,
+    theme: str,
+    installed: bool,
+    expected: str,
+) -> None:
+    """auto: Bootstrap when dash-bootstrap-components is installed and the app loads Bootstrap;
+    the served layout's banner is rebuilt for the app's theme."""
+    import sessionmw.integrations.dash as dash_integration
+
+    monkeypatch.setattr(dash_integration, "_bootstrap_installed", lambda: installed)
+    app = _app(sessions, stylesheets=stylesheets, theme=theme)
+    assert app.server.extensions[DASH_EXTENSION_KEY].theme == expected
+    layout = app.server.test_client().get("/_dash-layout").get_json()
+    assert _component(layout, "sessionmw-config")["props"]["data"]["theme"] == expected
+    assert _component(layout, "sessionmw-config")["props"]["data"]["prefix"] == "/_sessionmw/"
+    assert _component(layout, POLL_ID)["props"]["interval"] == 5000
+    classes = _component(layout, ALERT_ID)["props"]["className"].split()
+    assert ("alert-danger" in classes) is (expected == "bootstrap")
+
+
+def test_failing_callback_on_a_bootstrap_app_shows_the_bootstrap_alert(sessions: SessionManager) -> None:
+    """On a Bootstrap-themed app the alert is shown without the plain inline colours."""
+    app = _app(sessions, stylesheets=[BOOTSTRAP_CSS])
+
+    def compute(clicks: int | None) -> str:
+        raise RuntimeError("This session is not running")
+
+    guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
+    status, body = _fire(_client(app), [("out", "children")], [("go", "n_clicks", 1)])
+    assert status == 200
+    assert _side(body)[ALERT_ID]["style"] == {"position": "relative"}
 
 
 def test_a_disconnected_session_can_still_load_the_page(sessions: SessionManager) -> None:

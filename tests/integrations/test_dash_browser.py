@@ -275,6 +275,40 @@ def test_health_polls_do_not_extend_the_session(demo: Demo) -> None:
     assert set(polls) == {sid}
 
 
+def test_bootstrap_themed_app_gets_bootstrap_banner_and_button(dash_duo: Any, tmp_path: Path) -> None:
+    """An app that loads a Bootstrap stylesheet, with dash-bootstrap-components installed, gets the
+    banner as a Bootstrap alert and dash-bootstrap-components' Reconnect button, which works."""
+    import dash
+    from dash import html
+    from sessionmw.integrations.dash import SessionMWDash, status_banner
+
+    clock = FakeClock()
+    manager = SessionManager(
+        store="memory://", clock=clock, health_check_interval_seconds=0.5, max_error_threshold=THRESHOLD
+    )
+    # A loopback URL that names Bootstrap (the stylesheet itself is not needed: classes are checked).
+    app = dash.Dash(__name__, external_stylesheets=["/static-test/bootstrap.min.css"])
+    app.layout = html.Div([status_banner(), html.P("page", id="page")])
+    SessionMWDash(app, manager=manager)
+    dash_duo.start_server(app)
+    dash_duo.wait_for_element("#page", timeout=WAIT)
+    demo = Demo(dash_duo, manager, clock, None, tmp_path)
+    until(lambda: manager.get_session(demo.session_id()) is not None, timeout=WAIT)
+    sid = demo.session_id()
+    for _ in range(THRESHOLD):
+        manager.record_error(sid, "backend down")
+    demo.wait_banner("Session disconnected")
+    banner_classes = str(dash_duo.find_element(BANNER).get_attribute("class")).split()
+    assert {"alert", "alert-danger", "sessionmw-disconnected"} <= set(banner_classes)
+    button = dash_duo.find_element("#sessionmw-reconnect")
+    assert {"btn", "btn-danger", "btn-sm"} <= set(str(button.get_attribute("class")).split())
+    button.click()
+    until(lambda: demo.banner_text() == "", timeout=WAIT, msg="the banner stayed after Reconnect")
+    record = manager.get_session(sid)
+    assert record is not None and record.state is SessionState.ACTIVE
+    manager.close()
+
+
 def _errors(demo: Demo) -> int:
     record = demo.manager.get_session(demo.session_id())
     return 0 if record is None else record.error_count
