@@ -410,28 +410,20 @@ class RedisStore:
                 raise ConfigurationError(
                     f"{name}={value!r} is not valid: must be a positive number of seconds"
                 )
-        # A script is not retried: it may have run before the connection broke.
-        no_retry = Retry(NoBackoff(), 0)
+        connection: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": connect_timeout,
+            "max_connections": max_connections,
+            "retry": Retry(NoBackoff(), 0),  # a script is not retried: it may have run already
+        }
         client: redis_module.Redis | redis_module.RedisCluster
         if cluster:
             try:  # redis-py reads the cluster's slot map now: this connects
-                client = redis_module.RedisCluster.from_url(
-                    url,
-                    socket_timeout=timeout,
-                    socket_connect_timeout=connect_timeout,
-                    max_connections=max_connections,
-                    retry=no_retry,
-                )
+                client = redis_module.RedisCluster.from_url(url, **connection)
             except redis_module.exceptions.RedisClusterException as exc:
                 raise StoreUnavailableError(f"Redis Cluster {mask_url(url)!r} is unavailable: {exc}") from exc
         else:
-            pool = redis_module.ConnectionPool.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=connect_timeout,
-                max_connections=max_connections,
-                retry=no_retry,
-            )
+            pool = redis_module.ConnectionPool.from_url(url, **connection)
             client = redis_module.Redis(connection_pool=pool)
         return cls(client, prefix=prefix, buckets=buckets, max_sessions=max_sessions, url=url)
 
