@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from sessionmw.health import recovery_text
 from sessionmw.manager import SessionManager
 from sessionmw.settings import Settings
 from sessionmw.states import SessionState
+from sessionmw.stores import mask_url
 
 __all__ = ["add_commands"]
 
@@ -222,6 +224,14 @@ def _config(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     rows = {name: (getattr(settings, name), source) for name, source in settings.sources.items()}
+    if "store_url" in rows:  # a password in the URL is not printed
+        url, source = rows["store_url"]
+        rows["store_url"] = (mask_url(str(url)), source)
+    # Read by the web adapters, not by Settings; every worker process must share one.
+    secret = os.environ.get("SESSIONMW_SECRET_KEY")
+    rows["secret_key"] = (
+        ("***", "SESSIONMW_SECRET_KEY") if secret else ("(not set: a random key per process)", "default")
+    )
     if args.json:
         payload = {name: {"value": value, "source": source} for name, (value, source) in rows.items()}
         out.write(json.dumps(payload, indent=2) + "\n")

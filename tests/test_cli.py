@@ -50,6 +50,21 @@ def test_config_shows_values_and_sources() -> None:
     assert config["max_error_threshold"]["source"] == "default"
 
 
+def test_config_hides_the_store_password_and_the_secret_key() -> None:
+    """`config` masks a password in the store URL and never prints the secret key, only whether
+    it is set."""
+    env = {"SESSIONMW_STORE_URL": "redis://:hunter2@127.0.0.1:6379/0", "SESSIONMW_SECRET_KEY": "s3cr3t-k3y"}
+    for args in (("config",), ("config", "--json")):
+        result = sessionmw(*args, env=env)
+        assert result.returncode == 0
+        assert "hunter2" not in result.stdout and "s3cr3t-k3y" not in result.stdout
+        assert "redis://:***@127.0.0.1:6379/0" in result.stdout
+    config = json.loads(sessionmw("config", "--json", env=env).stdout)
+    assert config["secret_key"] == {"value": "***", "source": "SESSIONMW_SECRET_KEY"}
+    unset = json.loads(sessionmw("config", "--json", env={"SESSIONMW_SECRET_KEY": ""}).stdout)
+    assert unset["secret_key"]["source"] == "default"
+
+
 def test_bad_configuration_is_one_line_exit_2() -> None:
     """A bad environment value or store URL: one line on stderr, exit 2, no traceback."""
     bad_env = sessionmw("config", env={"MAX_ERROR_THRESHOLD": "abc"})

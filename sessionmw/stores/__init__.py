@@ -32,6 +32,8 @@ SUPPORTED_SCHEMES: tuple[str, ...] = ("memory", "sqlite", "redis", "rediss")
 
 #: Query options of ``sqlite://`` URLs and how to read them.
 _SQLITE_OPTIONS = {"busy_timeout": float, "synchronous": str, "max_sessions": int}
+
+
 def _flag(text: str) -> bool:
     """A yes/no URL option: 1, true, yes, on or 0, false, no, off."""
     lowered = text.strip().lower()
