@@ -203,6 +203,14 @@ class Settings:
         sources = {**self.sources, **dict.fromkeys(changes, "argument")}
         return dataclasses.replace(self, **changes, sources=sources)
 
+    def __repr__(self) -> str:
+        """The settings, with a password in ``store_url`` shown as ``***``."""
+        from sessionmw.stores import mask_url  # the stores import this module
+
+        shown = {name: getattr(self, name) for name in _FIELDS}
+        shown["store_url"] = mask_url(self.store_url)
+        return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"
+
     @property
     def policy(self) -> Policy:
         """The timing limits the stores judge sessions by."""

@@ -103,3 +103,11 @@ def test_environment_variables_listed() -> None:
         "MAX_ERROR_THRESHOLD"
     )
     assert "SESSIONMW_STORE_URL" in ENVIRONMENT_VARIABLES
+
+
+def test_repr_hides_a_password_in_the_store_url() -> None:
+    """Settings can be logged: the store URL's password is shown as ***."""
+    settings = Settings(store_url="redis://user:hunter2@127.0.0.1:6379/0")
+    assert "hunter2" not in repr(settings)
+    assert "store_url='redis://user:***@127.0.0.1:6379/0'" in repr(settings)
+    assert "max_error_threshold=5" in repr(settings)
