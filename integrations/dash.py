@@ -339,7 +339,12 @@ def _show(err: UserFacingError, report: HealthReport | None) -> None:
     state = current_app.extensions.get(DASH_EXTENSION_KEY) if has_request_context() else None
     bootstrap = isinstance(state, DashState) and state.theme == "bootstrap"
     dash.set_props(_ALERT_BODY_ID, {"children": error_alert(err)})
-    dash.set_props(ALERT_ID, {"style": {"position": "relative"} if bootstrap else STYLES["alert"]})
+    if bootstrap:  # class and style together, so the alert never ends up with neither look
+        dash.set_props(
+            ALERT_ID, {"style": {"position": "relative"}, "className": "sessionmw-alert alert alert-danger"}
+        )
+    else:
+        dash.set_props(ALERT_ID, {"style": STYLES["alert"], "className": "sessionmw-alert"})
     if report is not None:
         data = dict(report)
         if report.status == "expired":

@@ -518,7 +518,10 @@ def test_redis_fast_path_agrees_with_the_full_path(
     assert record is not None
     reordered = dict(reversed(list(record.to_dict().items())))  # valid, but not the store's layout
     store._client.set(store._keys("full")[0], json.dumps(reordered, indent=1), px=60_000)
-    later = now + age + advance
+    # A time whose shortest repr (what the fast path splices in) and %.17g (what the full path
+    # writes) differ as text, so the stored bytes tell which path wrote them.
+    later = float(int(now + age + advance)) + 0.1
+    assert repr(later) != format(later, ".17g")
     outcomes = {sid: store.update(sid, event, later, POLICY, "boom") for sid in ("fast", "full")}
     fast, full = outcomes["fast"], outcomes["full"]
     assert fast is not None and full is not None
@@ -533,13 +536,27 @@ def test_redis_fast_path_agrees_with_the_full_path(
         assert abs(fast_ttl - full_ttl) < 1_000
     if event is Event.ACTIVITY and fast.refused is None:
         assert fast.record.last_activity == later
+    raw_fast, raw_full = (store._client.get(store._keys(sid)[0]) for sid in ("fast", "full"))
+    assert isinstance(raw_fast, bytes) and isinstance(raw_full, bytes)
+    took_fast_path = event is Event.ACTIVITY and not fast.changes and fast.refused is None
+    if took_fast_path:  # only last_activity was spliced in, as Python wrote it
+        assert f'"last_activity":{later!r},'.encode() in raw_fast
+    if event is not None:  # the full path re-encoded the reordered record with %.17g
+        assert f'"last_activity":{format(full.record.last_activity, ".17g")},'.encode() in raw_full
     store.close()
 
 
 @pytest.mark.parametrize(
     ("find", "put"),
-    [(b'{"v":1,', b'{"v":99,'), (b',"created_at":', b',"created_at":"soon","was":')],
-    ids=["other-version", "created-at-not-a-number"],
+    [
+        (b'{"v":1,', b'{"v":99,'),
+        (b',"created_at":', b',"created_at":"soon","was":'),
+        (b'"error_count":0,', b'"error_count":-3,'),
+        (b'"last_error":null,', b'"last_error":5,'),
+        (b'"state_changed_at":', b'"state_changed_at":"then","was":'),
+        (b'"reconnected_at":null}', b'"reconnected_at":null}garbage'),
+    ],
+    ids=["other-version", "created-at-text", "negative-errors", "error-not-text", "time-text", "trailing"],
 )
 def test_redis_fast_path_leaves_odd_records_to_the_full_path(
     redis_url: str, redis_prefix: str, find: bytes, put: bytes
@@ -600,6 +617,7 @@ def test_store_urls_build_the_named_stores(tmp_path: Path, redis_url: str, redis
         ("redis://127.0.0.1:6379/0?prefix=a{b}", "prefix='a{b}'"),
         ("redis://127.0.0.1:notaport/0", "port"),
         ("redis://127.0.0.1:6379/3?cluster=true", "only database 0"),
+        ("redis://127.0.0.1:6379?cluster=true&db=3", "only database 0"),
         ("redis://127.0.0.1:6379/0?cluster=maybe", "cluster='maybe' is not a valid yes/no value"),
     ],
 )
@@ -667,6 +685,40 @@ def test_redis_cluster_url_that_reaches_no_cluster_says_why(redis_url: str, wher
     with pytest.raises(StoreUnavailableError, match=named) as info:
         store_from_url(f"{url}?cluster=true&connect_timeout=1")
     assert "Redis Cluster 'redis://127.0.0.1:" in str(info.value)
+
+
+def test_a_cluster_whose_nodes_all_stopped_is_unavailable(tmp_path: Path) -> None:
+    """With every node of a cluster gone, each store call raises StoreUnavailableError (so the
+    manager fails open or closed as configured), and so do the counters."""
+    from support import LocalRedisCluster
+
+    cluster = LocalRedisCluster(str(tmp_path))
+    cluster.start()
+    try:
+        store = store_from_url(f"{cluster.url}?prefix=gone&cluster=true&timeout=0.5&connect_timeout=0.5")
+        _new(store, "s1")
+        counters = store.counters()  # type: ignore[attr-defined]
+        counters.add([1], {"requests": 1.0})
+    finally:
+        cluster.stop()
+    calls: dict[str, Callable[[], object]] = {
+        "update": lambda: store.update("s1", Event.ACTIVITY, T0 + 1, POLICY),
+        "get": lambda: store.get("s1"),
+        "count": lambda: store.count(),
+        "create": lambda: _new(store, "s2"),
+        "sweep": lambda: store.sweep(T0 + 1, POLICY),
+        "counters": lambda: counters.read([1]),
+    }
+    for name, call in calls.items():
+        with pytest.raises(StoreUnavailableError):
+            call()
+            pytest.fail(f"{name} did not raise")
+    manager = SessionManager(store=store, on_store_error="fail_open")
+    with capture_signals() as sent:
+        record = manager.touch("s1")
+    assert record is not None and record.reason == "store_unavailable"
+    assert sent and sent[0].name == "store-error"
+    store.close()
 
 
 # -- Redis against the model (the memory store) ------------------------------------------------

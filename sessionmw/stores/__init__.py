@@ -147,8 +147,8 @@ def _redis(url: str, options: dict[str, Any]) -> SessionStore:
     if db and not db.isdigit():
         raise _bad_url(url, f"the database {db!r} is not a number")
     ours, others = _split_options(url, parts.query, _REDIS_OPTIONS, keep_unknown=True)
-    if ours.get("cluster") and db not in ("", "0"):
-        raise _bad_url(url, f"a Redis Cluster has only database 0, not {db!r}")
+    if ours.get("cluster") and (db not in ("", "0") or any(name == "db" for name, _ in others)):
+        raise _bad_url(url, "a Redis Cluster has only database 0 (leave the path empty or /0, and no db=)")
     try:
         import redis  # noqa: F401 - checks the extra is installed
     except ImportError:

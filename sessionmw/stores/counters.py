@@ -133,7 +133,7 @@ class RedisCounters:
         return f"{{{self.prefix}:c{shard}}}:counts:{bucket}"
 
     def add(self, buckets: Iterable[int], counts: Mapping[str, float]) -> None:
-        import redis
+        from sessionmw.stores.redis import _unreachable
 
         try:
             with self.client.pipeline(transaction=True) as pipe:
@@ -144,11 +144,11 @@ class RedisCounters:
                     if bucket:
                         pipe.expire(key, RETENTION_SECONDS)
                 pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except _unreachable() as exc:
             raise StoreUnavailableError(f"Redis counters: {type(exc).__name__}") from exc
 
     def read(self, buckets: Iterable[int]) -> dict[int, dict[str, float]]:
-        import redis
+        from sessionmw.stores.redis import _unreachable
 
         wanted = list(buckets)
         try:
@@ -157,7 +157,7 @@ class RedisCounters:
                     for shard in range(self.shards):
                         pipe.hgetall(self._key(shard, bucket))
                 replies = pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except _unreachable() as exc:
             raise StoreUnavailableError(f"Redis counters: {type(exc).__name__}") from exc
         result: dict[int, dict[str, float]] = {}
         for index, reply in enumerate(replies):

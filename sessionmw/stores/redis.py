@@ -322,7 +322,22 @@ def lua_source() -> str:
 
 _STATE = {state.value: state for state in SessionState}
 _DECODER = json.JSONDecoder()
+_TIMES = ("created_at", "last_activity", "state_changed_at")
 _EVENT = {event.value: event for event in Event}
+
+
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """The redis-py errors that mean the store cannot be reached (on a cluster: also a slot map
+    that cannot be refreshed, every node being down, or redirections that never end)."""
+    import redis as redis_module
+
+    exceptions = redis_module.exceptions
+    return (
+        redis_module.ConnectionError,
+        redis_module.TimeoutError,
+        exceptions.RedisClusterException,
+        exceptions.ClusterError,
+    )
 
 
 def _text(value: object) -> str:
@@ -358,10 +373,7 @@ class RedisStore:
             raise ConfigurationError(f"buckets={buckets!r} is not valid: must be a whole number 1..16384")
         import redis as redis_module
 
-        self._errors: tuple[type[BaseException], ...] = (
-            redis_module.ConnectionError,
-            redis_module.TimeoutError,
-        )
+        self._errors: tuple[type[BaseException], ...] = _unreachable()
         self._response_error = redis_module.ResponseError
         self.max_sessions = max_sessions
         #: The key prefix.
@@ -635,20 +647,35 @@ def _decode(raw: object, session_id: str, name: str) -> SessionRecord:
 
 
 def _written(raw: object, name: str) -> SessionRecord:
-    """The record the script just wrote (its fields were checked by the script)."""
+    """The record the script just wrote or, on its fast path, passed on with a new last_activity.
+
+    The fast path reads only the fields it needs, so the others are checked here: a record that is
+    not exactly one JSON object of the right field types is corrupt.
+    """
     try:
         text = raw.decode() if isinstance(raw, bytes) else raw
-        data = _DECODER.raw_decode(text)[0]  # type: ignore[arg-type]
+        data = _DECODER.decode(text)  # type: ignore[arg-type]  # (decode refuses trailing data)
+        count, error, reason = data["error_count"], data["last_error"], data["reason"]
+        again = data.get("reconnected_at")  # absent from records written before it existed
+        if (
+            type(count) is not int
+            or count < 0
+            or not isinstance(error, str | None)
+            or not isinstance(reason, str | None)
+            or not all(type(data[k]) in (int, float) for k in _TIMES)
+            or (again is not None and type(again) not in (int, float))
+        ):
+            raise ValueError("a field has the wrong type")
         return SessionRecord(
             data["id"],
             _STATE[data["state"]],
             float(data["created_at"]),
             float(data["last_activity"]),
-            int(data["error_count"]),
-            data["last_error"],
+            count,
+            error,
             float(data["state_changed_at"]),
-            data["reason"],
-            None if data.get("reconnected_at") is None else float(data["reconnected_at"]),
+            reason,
+            None if again is None else float(again),
         )
     except (TypeError, ValueError, KeyError) as exc:
         raise CorruptRecordError(f"session record from {name} is unreadable: {exc!r}") from None

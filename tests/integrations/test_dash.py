@@ -342,7 +342,10 @@ def test_failing_callback_on_a_bootstrap_app_shows_the_bootstrap_alert(sessions:
     guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
     status, body = _fire(_client(app), [("out", "children")], [("go", "n_clicks", 1)])
     assert status == 200
-    assert _side(body)[ALERT_ID]["style"] == {"position": "relative"}
+    assert _side(body)[ALERT_ID] == {
+        "style": {"position": "relative"},
+        "className": "sessionmw-alert alert alert-danger",
+    }
 
 
 def test_a_disconnected_session_can_still_load_the_page(sessions: SessionManager) -> None:
