@@ -322,7 +322,7 @@ def lua_source() -> str:
 
 _STATE = {state.value: state for state in SessionState}
 _DECODER = json.JSONDecoder()
-_TIMES = ("created_at", "last_activity", "state_changed_at")
+_NUMBER = (int, float)
 _EVENT = {event.value: event for event in Event}
 
 
@@ -654,26 +654,30 @@ def _written(raw: object, name: str) -> SessionRecord:
     """
     try:
         text = raw.decode() if isinstance(raw, bytes) else raw
-        data = _DECODER.decode(text)  # type: ignore[arg-type]  # (decode refuses trailing data)
+        data, end = _DECODER.raw_decode(text)  # type: ignore[arg-type]
         count, error, reason = data["error_count"], data["last_error"], data["reason"]
         again = data.get("reconnected_at")  # absent from records written before it existed
+        created, last, changed = data["created_at"], data["last_activity"], data["state_changed_at"]
         if (
-            type(count) is not int
+            end != len(text)  # type: ignore[arg-type]
+            or type(count) is not int
             or count < 0
-            or not isinstance(error, str | None)
-            or not isinstance(reason, str | None)
-            or not all(type(data[k]) in (int, float) for k in _TIMES)
-            or (again is not None and type(again) not in (int, float))
+            or (error is not None and type(error) is not str)
+            or (reason is not None and type(reason) is not str)
+            or type(created) not in _NUMBER
+            or type(last) not in _NUMBER
+            or type(changed) not in _NUMBER
+            or (again is not None and type(again) not in _NUMBER)
         ):
-            raise ValueError("a field has the wrong type")
+            raise ValueError("not one record with the right field types")
         return SessionRecord(
             data["id"],
             _STATE[data["state"]],
-            float(data["created_at"]),
-            float(data["last_activity"]),
+            float(created),
+            float(last),
             count,
             error,
-            float(data["state_changed_at"]),
+            float(changed),
             reason,
             None if again is None else float(again),
         )
