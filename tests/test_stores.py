@@ -693,8 +693,8 @@ def test_a_cluster_whose_nodes_all_stopped_is_unavailable(tmp_path: Path) -> Non
     from support import LocalRedisCluster
 
     cluster = LocalRedisCluster(str(tmp_path))
-    cluster.start()
-    try:
+    try:  # stop() kills whatever start() got running, even if it failed half-way
+        cluster.start()
         store = store_from_url(f"{cluster.url}?prefix=gone&cluster=true&timeout=0.5&connect_timeout=0.5")
         _new(store, "s1")
         counters = store.counters()  # type: ignore[attr-defined]
