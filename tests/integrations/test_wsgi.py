@@ -844,7 +844,9 @@ def test_store_down_does_not_block_new_clients(inner: Recorder, clock: FakeClock
 def test_debug_mode_shows_the_exception(inner: Recorder, manager: SessionManager) -> None:
     """With debug on, the error response includes the exception type and text for developers."""
     inner.fail = RuntimeError("visible in debug")
-    app = SessionMiddleware(inner, manager=manager, secret_key=SECRET, debug=True)
+    app = SessionMiddleware(
+        inner, manager=manager, secret_key=SECRET, debug=True, propagate_exceptions=False
+    )
     result = call(app, headers={"Accept": "application/json"})
     assert result.code == 500
     assert "RuntimeError: visible in debug" in result.json()["detail"]
