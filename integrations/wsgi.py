@@ -687,9 +687,17 @@ def _answer(
 def _host_propagates(app: Any) -> bool:
     """True when the wrapped app re-raises its own exceptions (Flask's ``PROPAGATE_EXCEPTIONS`` rule).
 
-    Found through ``.app`` attributes and bound methods (``app.wsgi_app``); only on the error path.
+    The Flask app is found through the wrappers around it: ``.app`` attributes (werkzeug's
+    convention), bound methods (``app.wsgi_app``), ``__wrapped__`` and the callables a wrapper
+    function closes over (e.g. OpenTelemetry's). Only on the error path.
     """
-    for layer in _chain(app):
+    pending = [app]
+    seen: set[int] = set()
+    while pending and len(seen) < 100:
+        layer = pending.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
         host = getattr(layer, "__self__", layer)
         config = getattr(host, "config", None)
         if isinstance(config, dict) and "PROPAGATE_EXCEPTIONS" in config:
@@ -697,6 +705,16 @@ def _host_propagates(app: Any) -> bool:
             if propagate is None:
                 propagate = config.get("TESTING") or config.get("DEBUG")
             return bool(propagate)
+        for inner in (getattr(layer, "app", None), getattr(layer, "__wrapped__", None)):
+            if callable(inner):
+                pending.append(inner)
+        for cell in getattr(layer, "__closure__", None) or ():
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if callable(content):
+                pending.append(content)
     return False
 
 

@@ -1021,6 +1021,27 @@ def test_a_flask_app_that_propagates_keeps_propagating(
         app.test_client().get(path)
 
 
+def test_a_propagating_flask_app_is_found_behind_a_wrapper_function(manager: SessionManager) -> None:
+    """A Flask app behind a closure (as OpenTelemetry's instrument_app makes) still propagates."""
+    from flask import Flask
+
+    app = Flask("wrapped")
+    app.config["TESTING"] = True
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise ZeroDivisionError("view failed")
+
+    inner = app.wsgi_app
+
+    def instrumented(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return inner(environ, start_response)
+
+    app.wsgi_app = SessionMiddleware(instrumented, manager=manager, secret_key=SECRET)  # type: ignore[method-assign]
+    with pytest.raises(ZeroDivisionError):
+        app.test_client().get("/boom")
+
+
 def test_a_flask_app_in_production_keeps_its_own_500(manager: SessionManager) -> None:
     """In production Flask answers its own errors; the middleware leaves that response alone."""
     response = flask_app(manager).test_client().get("/boom")
