@@ -417,7 +417,7 @@ class SessionGate:
         if session is not None and not session.failed:
             try:
                 session.ensure_stored()
-                self.manager.record_error(session.id, exc)
+                session.manager.record_error(session.id, exc)
                 session.failed = True
             except Exception:
                 _log.exception("could not record the error on the session")

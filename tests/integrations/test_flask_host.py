@@ -289,3 +289,25 @@ def test_the_app_is_freed_without_the_cycle_collector(manager: SessionManager) -
     gc.collect()
     assert not alive
     assert ref() is None
+
+
+def test_head_on_the_health_endpoint_has_no_body(manager: SessionManager) -> None:
+    """HEAD /_sessionmw/health: the GET's status and headers, no body (Flask's own HEAD handling)."""
+    client = make_app(manager).test_client()
+    got, head = client.get("/_sessionmw/health"), client.head("/_sessionmw/health")
+    assert (head.status_code, head.data) == (got.status_code, b"")
+    assert head.headers["Content-Length"] == str(len(got.data))
+
+
+def test_extension_and_middleware_record_a_propagated_error_once(manager: SessionManager) -> None:
+    """Both attached under TESTING: the exception propagates and counts once on the session."""
+    from sessionmw.integrations.wsgi import SessionMiddleware
+
+    app = make_app(manager, TESTING=True)
+    app.wsgi_app = SessionMiddleware(app.wsgi_app, manager=manager, secret_key="k")  # type: ignore[method-assign]
+    with app.test_client() as client:
+        client.get("/ok")
+        client.get("/ok")
+        with pytest.raises(ZeroDivisionError):
+            client.get("/boom")
+        assert client.get("/_sessionmw/health").get_json()["session"]["error_count"] == 1
