@@ -203,14 +203,13 @@ def _host_handler(
 
 
 class _Hooks:
-    """The request hooks, views and Jinja global of one app, bound to its gate."""
+    """The request hooks, error handler, views and template context of one app, bound to its gate."""
 
     def __init__(self, gate: SessionGate, previous: Callable[..., Any] | None = None) -> None:
         self.gate = gate
         self.prefix = gate.options.prefix
         #: The app's own 500 handler that ours replaced in ``error_handler_spec``, if any.
         self.previous = previous
-        self._context = {"sessionmw_banner": self.banner}
         # Flask calls these on every request: plain functions (cheaper for Flask to call than
         # bound methods), with the options they need read once.
         self.before_request, self.after_request, self.teardown_request = _request_hooks(gate)
@@ -240,7 +239,7 @@ class _Hooks:
 
     def template_context(self) -> dict[str, Any]:
         """The context processor: ``sessionmw_banner`` in every template."""
-        return self._context
+        return {"sessionmw_banner": self.banner}
 
     def health(self) -> Response:
         """``GET <prefix>health``."""
