@@ -578,6 +578,10 @@ class SessionMiddleware:
             Options.build(secret_key=secret_key, **options),
             debug=debug,
         )
+        if propagate_exceptions is not None and not isinstance(propagate_exceptions, bool):
+            raise ConfigurationError(
+                f"propagate_exceptions={propagate_exceptions!r} must be True, False or None"
+            )
         #: Re-raise the app's exceptions after recording them (None: see the class's docstring).
         self.propagate_exceptions = propagate_exceptions
         self._prefix = self.gate.options.prefix

@@ -944,6 +944,12 @@ def test_propagate_exceptions_option(
     assert error_count(manager, sid) == 1
 
 
+def test_propagate_exceptions_must_be_a_bool(inner: Recorder, manager: SessionManager) -> None:
+    """A value that is not True, False or None is refused with a message naming the option."""
+    with pytest.raises(ConfigurationError, match="propagate_exceptions='yes'"):
+        SessionMiddleware(inner, manager=manager, secret_key=SECRET, propagate_exceptions="yes")
+
+
 def test_an_exception_that_is_a_wsgi_response_is_answered_as_itself(
     app: SessionMiddleware, inner: Recorder, manager: SessionManager
 ) -> None:
