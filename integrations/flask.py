@@ -5,11 +5,13 @@
     app = Flask(__name__)
     SessionMW(app)  # or: ext = SessionMW(); ext.init_app(app)
 
-It uses Flask's own hooks (``before_request``, ``after_request``, ``teardown_request``, an error
-handler) and the request logic of :mod:`sessionmw.integrations.wsgi`. ``current_session`` is the
-request's :class:`~sessionmw.integrations.wsgi.RequestSession`; the Jinja global
-``sessionmw_banner()`` renders the status banner; a blueprint serves the ``health`` and
-``reconnect`` endpoints. See ``docs/flask.md`` for every configuration key.
+It uses Flask's own hooks (``before_request``, ``after_request``, ``teardown_request``, the
+``got_request_exception`` signal, a last-resort handler for 500) and the request logic of
+:mod:`sessionmw.integrations.wsgi`; Flask's error pipeline (the app's handlers, ``TESTING``,
+``PROPAGATE_EXCEPTIONS``, ``DEBUG``, teardown, logging) is observed, never replaced.
+``current_session`` is the request's :class:`~sessionmw.integrations.wsgi.RequestSession`;
+``sessionmw_banner()`` in templates renders the status banner; a blueprint serves the ``health``
+and ``reconnect`` endpoints. See ``docs/flask.md`` for every configuration key.
 """
 
 from __future__ import annotations
@@ -19,9 +21,17 @@ from collections.abc import Callable
 from typing import Any
 
 try:
-    from flask import Blueprint, Flask, Response, request
+    from flask import (
+        Blueprint,
+        Flask,
+        Response,
+        current_app,
+        got_request_exception,
+        has_request_context,
+        request,
+    )
     from markupsafe import Markup
-    from werkzeug.exceptions import HTTPException
+    from werkzeug.exceptions import HTTPException, InternalServerError
     from werkzeug.local import LocalProxy
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.flask needs Flask: pip install 'sessionmw[flask]'") from exc
@@ -73,6 +83,7 @@ _SETTING_KEYS = {
 }
 _SESSION = "sessionmw.flask.session"  # the RequestSession this extension opened
 _SCOPE = "sessionmw.flask.scope"
+_ERROR = "sessionmw.flask.error"  # the UserFacingError of the request's recorded exception
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +143,9 @@ class SessionMW:
         gate = SessionGate(
             manager, Options.build(secret_key=secret, **options), debug=None if debug is None else bool(debug)
         )
-        hooks = _Hooks(gate)
+        # A 500 handler the app registered before us keeps its place (see _Hooks.last_resort).
+        previous = app.error_handler_spec.get(None, {}).get(500, {}).get(InternalServerError)
+        hooks = _Hooks(gate, previous)
         blueprint = Blueprint("sessionmw", __name__, url_prefix=gate.options.prefix.rstrip("/"))
         blueprint.add_url_rule("/health", "health", hooks.health, methods=["GET"])
         blueprint.add_url_rule("/reconnect", "reconnect", hooks.reconnect, methods=["POST"])
@@ -143,33 +156,90 @@ class SessionMW:
         app.before_request(hooks.before_request)
         app.after_request(hooks.after_request)
         app.teardown_request(hooks.teardown_request)
-        app.register_error_handler(Exception, hooks.handle_exception)
-        app.add_template_global(hooks.banner, "sessionmw_banner")
+        app.register_error_handler(500, hooks.last_resort)
+        app.context_processor(hooks.template_context)  # not add_template_global: no jinja_env yet
+        got_request_exception.connect(_record_exception)  # one receiver for every app
 
 
 def _to_flask(response: Any) -> Response:
     return Response(response.body, status=response.status, headers=response.headers)
 
 
-class _Hooks:
-    """The request hooks, views and Jinja global of one app, bound to its gate."""
+def _record_exception(sender: Any, exception: BaseException | None = None, **_: Any) -> None:
+    """``got_request_exception``: record the exception on the session of an app we are set up on.
 
-    def __init__(self, gate: SessionGate) -> None:
+    Flask sends it before it propagates, logs or handles the exception; HTTP errors are not
+    recorded (as when Flask handles them).
+    """
+    extensions = getattr(sender, "extensions", None)
+    state = extensions.get(EXTENSION_KEY) if isinstance(extensions, dict) else None
+    if not isinstance(state, SessionMWState) or exception is None or isinstance(exception, HTTPException):
+        return
+    if not has_request_context():  # Flask sends it inside the request; cheap to make sure
+        return
+    environ = request.environ
+    session: RequestSession | None = environ.get(_SESSION) or environ.get(ENVIRON_SESSION)
+    environ[_ERROR] = state.gate.fail(session, exception, log=False)
+
+
+def _host_handler(
+    spec: Any, error_class: type[Exception], blueprints: list[str], hooks: _Hooks
+) -> Callable[..., Any] | None:
+    """The handler Flask would pick for a 500 without us (its ``_find_error_handler``, by code then by
+    class, blueprints before the app), with the handler ours replaced in its place."""
+    names = (*blueprints, None)
+    for code in (500, None):
+        for name in names:
+            handler_map = spec.get(name, {}).get(code)
+            if not handler_map:
+                continue
+            for cls in error_class.__mro__:
+                handler = handler_map.get(cls)
+                if handler is not None and getattr(handler, "__self__", None) is hooks:
+                    handler = hooks.previous
+                if handler is not None:
+                    return handler  # type: ignore[no-any-return]
+    return None
+
+
+class _Hooks:
+    """The request hooks, error handler, views and template context of one app, bound to its gate."""
+
+    def __init__(self, gate: SessionGate, previous: Callable[..., Any] | None = None) -> None:
         self.gate = gate
         self.prefix = gate.options.prefix
+        #: The app's own 500 handler that ours replaced in ``error_handler_spec``, if any.
+        self.previous = previous
         # Flask calls these on every request: plain functions (cheaper for Flask to call than
         # bound methods), with the options they need read once.
         self.before_request, self.after_request, self.teardown_request = _request_hooks(gate)
 
-    def handle_exception(self, exc: Exception) -> Any:
-        """Flask's HTTP errors pass through; anything else is recorded and shown translated."""
-        if isinstance(exc, HTTPException):
-            return exc
+    def last_resort(self, error: InternalServerError) -> Any:
+        """The 500 handler: the app's own handler if it has one, else our page where Flask's would be.
+
+        Flask finds ours first (by code) when the app also handles ``HTTPException`` or
+        ``Exception``; those, and a 500 handler registered before ours, are called as Flask would.
+        """
+        app = current_app
+        handler = _host_handler(app.error_handler_spec, type(error), request.blueprints, self)
+        if handler is not None:
+            return app.ensure_sync(handler)(error)
+        original = error.original_exception
+        if original is None or isinstance(original, HTTPException):
+            return error  # abort(500), or a trapped HTTP error: Flask's own page
         environ = request.environ
+        err = environ.pop(_ERROR, None)
+        if err is None:  # not recorded (the signal muted): translate only
+            from sessionmw.translation import translate
+
+            err = translate(original, debug=self.gate.debug)
         session: RequestSession | None = environ.get(_SESSION) or environ.get(ENVIRON_SESSION)
-        err = self.gate.fail(session, exc)
         via_header = session.via_header if session is not None else False
         return _to_flask(self.gate.error_response(err, environ, via_header))
+
+    def template_context(self) -> dict[str, Any]:
+        """The context processor: ``sessionmw_banner`` in every template."""
+        return {"sessionmw_banner": self.banner}
 
     def health(self) -> Response:
         """``GET <prefix>health``."""

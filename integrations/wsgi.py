@@ -396,17 +396,28 @@ class SessionGate:
         if session.failed or not session.stored:
             return
         if status < 400 and session.record.state is SessionState.ERROR:
-            self.manager.record_success(session.id)
+            try:
+                self.manager.record_success(session.id)
+            except Exception:  # e.g. the store went down (fail_closed): the response stands
+                _log.warning("could not record the success on the session", exc_info=True)
 
-    def fail(self, session: RequestSession | None, exc: BaseException) -> UserFacingError:
-        """Log and record ``exc`` on the session, and translate it for the user."""
+    def fail(
+        self, session: RequestSession | None, exc: BaseException, *, log: bool = True
+    ) -> UserFacingError:
+        """Log and record ``exc`` on the session, and translate it for the user.
+
+        A request records one error at most (an adapter and a middleware may both see it).
+
+        :param log: log ``exc`` on the ``sessionmw.wsgi`` logger; False when the host logs it.
+        """
         from sessionmw.translation import translate
 
-        _log.error("request failed", exc_info=exc)
-        if session is not None:
+        if log:
+            _log.error("request failed", exc_info=exc)
+        if session is not None and not session.failed:
             try:
                 session.ensure_stored()
-                self.manager.record_error(session.id, exc)
+                session.manager.record_error(session.id, exc)
                 session.failed = True
             except Exception:
                 _log.exception("could not record the error on the session")
@@ -540,6 +551,10 @@ class SessionMiddleware:
     :param manager: the session manager; by default the process default
         (:func:`sessionmw.get_session_manager`).
     :param debug: show exception details in error pages; None: the manager's ``debug`` setting.
+    :param propagate_exceptions: re-raise the app's exceptions after recording them, for a
+        debugger or a test suite; None (default): when debug is on, or when the wrapped app
+        propagates its own (a Flask app under ``TESTING``, ``PROPAGATE_EXCEPTIONS`` or ``DEBUG``).
+        A request whose environ sets ``x-wsgiorg.throw_errors`` or ``paste.throw_errors`` re-raises too.
     :param secret_key: signs pending session ids; default ``SESSIONMW_SECRET_KEY`` or a random key.
     :param options: the :class:`Options` fields (``cookie_name``, ``header_name``, ``prefix``,
         ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``metrics_path``).
@@ -551,6 +566,7 @@ class SessionMiddleware:
         *,
         manager: SessionManager | None = None,
         debug: bool | None = None,
+        propagate_exceptions: bool | None = None,
         secret_key: str | bytes | None = None,
         **options: Any,
     ) -> None:
@@ -562,6 +578,12 @@ class SessionMiddleware:
             Options.build(secret_key=secret_key, **options),
             debug=debug,
         )
+        if propagate_exceptions is not None and not isinstance(propagate_exceptions, bool):
+            raise ConfigurationError(
+                f"propagate_exceptions={propagate_exceptions!r} must be True, False or None"
+            )
+        #: Re-raise the app's exceptions after recording them (None: see the class's docstring).
+        self.propagate_exceptions = propagate_exceptions
         self._prefix = self.gate.options.prefix
         self._metrics_path = self.gate.options.metrics_path
         self._exclude = bool(self.gate.options.exclude)
@@ -587,12 +609,12 @@ class SessionMiddleware:
             session = gate.begin(environ)
         except Exception as exc:  # e.g. the store is full, or down with fail_closed
             err = gate.fail(None, exc)
-            return gate.error_response(err, environ, False).send(start_response)
+            return _answer(gate.error_response(err, environ, False), environ, start_response)
         extra = gate.session_headers(session, environ) if session.issue_cookie or session.via_header else []
         if session.notice is not None or session.record.state is SessionState.DISCONNECTED:
             refusal = gate.state_response(session, environ)
             if refusal is not None:
-                return refusal.send(start_response, _with_vary(extra))
+                return _answer(refusal, environ, start_response, _with_vary(extra))
         started: list[str] = []
 
         def session_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -607,9 +629,18 @@ class SessionMiddleware:
         try:
             result = self.app(environ, session_start_response)
         except Exception as exc:
-            err = gate.fail(session, exc)
-            response = gate.error_response(err, environ, session.via_header)
-            return response.send(start_response, _with_vary(extra), sys.exc_info() if started else None)
+            is_response = callable(exc)  # a WSGI response, e.g. werkzeug's HTTPException: no error
+            if self._propagates(environ):
+                if not is_response:
+                    gate.fail(session, exc, log=False)
+                raise
+            if not is_response or started:
+                err = gate.fail(session, exc)
+                response = gate.error_response(err, environ, session.via_header)
+                exc_info = sys.exc_info() if started else None
+                return _answer(response, environ, start_response, _with_vary(extra), exc_info)
+            as_response: Any = exc
+            result = as_response(environ, session_start_response)
         finally:
             _scope_var.reset(token)
         if isinstance(result, (list, tuple)):  # a tuple of types: no union built per request
@@ -621,20 +652,74 @@ class SessionMiddleware:
             return result  # let the server send the file its own way
         return _Body(result, gate, session, started, scope)
 
+    def _propagates(self, environ: WSGIEnvironment) -> bool:
+        """True when the app's exception must be re-raised (after recording), not answered."""
+        if environ.get("x-wsgiorg.throw_errors") or environ.get("paste.throw_errors"):
+            return True
+        if self.propagate_exceptions is not None:
+            return self.propagate_exceptions
+        return self.gate.debug or _host_propagates(self.app)
+
     def _not_tracked(
         self, environ: WSGIEnvironment, start_response: StartResponse, path: str
     ) -> Iterable[bytes]:
         """Serve the metrics path, an endpoint under the prefix, or an excluded path (no session)."""
         gate = self.gate
         if path == self._metrics_path:
-            return gate.metrics_response().send(start_response)
+            return _answer(gate.metrics_response(), environ, start_response)
         if path.startswith(self._prefix):
             try:
                 response = gate.endpoint(environ, path[len(self._prefix) :])
             except Exception as exc:  # e.g. the store is down with fail_closed
                 response = gate.error_response(gate.fail(None, exc), environ, True)
-            return response.send(start_response)
+            return _answer(response, environ, start_response)
         return self.app(environ, start_response)
+
+
+def _answer(
+    response: _Response,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    extra: list[tuple[str, str]] | None = None,
+    exc_info: Any = None,
+) -> list[bytes]:
+    """Send a response of ours; a HEAD request gets its headers only."""
+    body = response.send(start_response, extra, exc_info)
+    return [] if environ.get("REQUEST_METHOD") == "HEAD" else body
+
+
+def _host_propagates(app: Any) -> bool:
+    """True when the wrapped app re-raises its own exceptions (Flask's ``PROPAGATE_EXCEPTIONS`` rule).
+
+    The Flask app is found through the wrappers around it: ``.app`` attributes (werkzeug's
+    convention), bound methods (``app.wsgi_app``), ``__wrapped__`` and the callables a wrapper
+    function closes over (e.g. OpenTelemetry's). Only on the error path.
+    """
+    pending = [app]
+    seen: set[int] = set()
+    while pending and len(seen) < 100:
+        layer = pending.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        host = getattr(layer, "__self__", layer)
+        config = getattr(host, "config", None)
+        if isinstance(config, dict) and "PROPAGATE_EXCEPTIONS" in config:
+            propagate = config["PROPAGATE_EXCEPTIONS"]
+            if propagate is None:
+                propagate = config.get("TESTING") or config.get("DEBUG")
+            return bool(propagate)
+        for inner in (getattr(layer, "app", None), getattr(layer, "__wrapped__", None)):
+            if callable(inner):
+                pending.append(inner)
+        for cell in getattr(layer, "__closure__", None) or ():
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if callable(content):
+                pending.append(content)
+    return False
 
 
 _END: Any = object()  # what next() returns at the end of the app's body

@@ -85,9 +85,10 @@ def call(
     headers: dict[str, str] | None = None,
     https: bool = False,
     body: bytes = b"",
+    extra_environ: dict[str, Any] | None = None,
 ) -> Result:
     """Run one request through ``validator(app)`` and collect the response."""
-    environ: dict[str, Any] = {}
+    environ: dict[str, Any] = dict(extra_environ or {})
     setup_testing_defaults(environ)
     environ.update(PATH_INFO=path, REQUEST_METHOD=method, QUERY_STRING="")
     environ["wsgi.input"] = io.BytesIO(body)
@@ -844,7 +845,9 @@ def test_store_down_does_not_block_new_clients(inner: Recorder, clock: FakeClock
 def test_debug_mode_shows_the_exception(inner: Recorder, manager: SessionManager) -> None:
     """With debug on, the error response includes the exception type and text for developers."""
     inner.fail = RuntimeError("visible in debug")
-    app = SessionMiddleware(inner, manager=manager, secret_key=SECRET, debug=True)
+    app = SessionMiddleware(
+        inner, manager=manager, secret_key=SECRET, debug=True, propagate_exceptions=False
+    )
     result = call(app, headers={"Accept": "application/json"})
     assert result.code == 500
     assert "RuntimeError: visible in debug" in result.json()["detail"]
@@ -892,3 +895,200 @@ def test_store_down_with_fail_open_serves_without_adopting_the_id(inner: Recorde
     assert result.code == 200
     assert result.cookie is None
     assert inner.session_ids[-1] not in (None, "chosen-by-the-client")
+
+
+# -- the host's error conventions (issue 13) ----------------------------------------------------
+
+
+def error_count(manager: SessionManager, sid: str) -> int:
+    """The stored session's error count."""
+    record = manager.get_session(sid)
+    assert record is not None
+    return record.error_count
+
+
+@pytest.mark.parametrize("key", ["x-wsgiorg.throw_errors", "paste.throw_errors"])
+def test_throw_errors_environ_keys_reraise_after_recording(
+    app: SessionMiddleware, inner: Recorder, manager: SessionManager, key: str
+) -> None:
+    """A test framework that sets a throw_errors key sees the app's exception; it is recorded."""
+    sid = established(app)
+    inner.fail = RuntimeError("for the test framework")
+    with pytest.raises(RuntimeError, match="for the test framework"):
+        call(app, cookie=f"sessionmw={sid}", extra_environ={key: True})
+    assert error_count(manager, sid) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "propagates"),
+    [
+        ({"propagate_exceptions": True}, True),
+        ({"debug": True}, True),
+        ({"debug": True, "propagate_exceptions": False}, False),
+        ({}, False),
+    ],
+    ids=["on", "debug-default", "debug-off", "default"],
+)
+def test_propagate_exceptions_option(
+    inner: Recorder, manager: SessionManager, options: dict[str, Any], propagates: bool
+) -> None:
+    """propagate_exceptions (on by default in debug mode) re-raises after recording."""
+    app = SessionMiddleware(inner, manager=manager, secret_key=SECRET, **options)
+    sid = established(app)
+    inner.fail = RuntimeError("boom")
+    if propagates:
+        with pytest.raises(RuntimeError, match="boom"):
+            call(app, cookie=f"sessionmw={sid}")
+    else:
+        assert call(app, cookie=f"sessionmw={sid}").code == 500
+    assert error_count(manager, sid) == 1
+
+
+def test_propagate_exceptions_must_be_a_bool(inner: Recorder, manager: SessionManager) -> None:
+    """A value that is not True, False or None is refused with a message naming the option."""
+    with pytest.raises(ConfigurationError, match="propagate_exceptions='yes'"):
+        SessionMiddleware(inner, manager=manager, secret_key=SECRET, propagate_exceptions="yes")
+
+
+def test_an_exception_that_is_a_wsgi_response_is_answered_as_itself(
+    app: SessionMiddleware, inner: Recorder, manager: SessionManager
+) -> None:
+    """werkzeug's NotFound raised by the app answers 404 (with the session's headers), no error."""
+    from werkzeug.exceptions import NotFound
+
+    sid = established(app)
+    inner.fail = NotFound()
+    result = call(app, cookie=f"sessionmw={sid}")
+    assert result.code == 404 and b"Not Found" in result.body
+    assert "Cookie" in (result.header("Vary") or "")
+    assert error_count(manager, sid) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/_sessionmw/health", 200), ("/_sessionmw/reconnect", 405), ("/_sessionmw/unknown", 404)],
+)
+def test_head_on_the_endpoints_has_headers_and_no_body(
+    app: SessionMiddleware, path: str, status: int
+) -> None:
+    """HEAD gets the status and headers (Content-Length included) of a GET, without a body."""
+    sid = established(app)
+    got = call(app, path, cookie=f"sessionmw={sid}")
+    head = call(app, path, method="HEAD", cookie=f"sessionmw={sid}")
+    assert (head.code, head.body) == (status, b"")
+    assert head.header("Content-Length") == str(len(got.body)) != "0"
+    assert head.header("Content-Type") == got.header("Content-Type")
+
+
+def test_head_on_an_error_page_has_no_body(app: SessionMiddleware, inner: Recorder) -> None:
+    """The friendly error page answers a HEAD request with headers only."""
+    inner.fail = RuntimeError("boom")
+    result = call(app, method="HEAD")
+    assert result.code == 500 and result.body == b""
+
+
+def flask_app(manager: SessionManager, **config: Any) -> Any:
+    """A Flask app wrapped by the middleware, whose view and after_request can fail."""
+    from flask import Flask, request
+
+    app = Flask("wrapped")
+    app.config.update(config)
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise ZeroDivisionError("view failed")
+
+    @app.get("/late")
+    def late() -> str:
+        return "served"
+
+    @app.after_request
+    def finalize(response: Any) -> Any:
+        if request.path == "/late":
+            raise LookupError("finalize_request failed")
+        return response
+
+    app.wsgi_app = SessionMiddleware(app.wsgi_app, manager=manager, secret_key=SECRET)  # type: ignore[method-assign]
+    return app
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"TESTING": True}, {"PROPAGATE_EXCEPTIONS": True}, {"DEBUG": True}],
+    ids=["TESTING", "PROPAGATE_EXCEPTIONS", "DEBUG"],
+)
+@pytest.mark.parametrize(("path", "raised"), [("/boom", ZeroDivisionError), ("/late", LookupError)])
+def test_a_flask_app_that_propagates_keeps_propagating(
+    manager: SessionManager, config: dict[str, Any], path: str, raised: type[Exception]
+) -> None:
+    """A Flask app's re-raised exception (from its view or its finalize_request) reaches the test."""
+    app = flask_app(manager, **config)
+    with pytest.raises(raised):
+        app.test_client().get(path)
+
+
+def test_a_propagating_flask_app_is_found_behind_a_wrapper_function(manager: SessionManager) -> None:
+    """A Flask app behind a closure (as OpenTelemetry's instrument_app makes) still propagates."""
+    from flask import Flask
+
+    app = Flask("wrapped")
+    app.config["TESTING"] = True
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise ZeroDivisionError("view failed")
+
+    inner = app.wsgi_app
+
+    def instrumented(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return inner(environ, start_response)
+
+    app.wsgi_app = SessionMiddleware(instrumented, manager=manager, secret_key=SECRET)  # type: ignore[method-assign]
+    with pytest.raises(ZeroDivisionError):
+        app.test_client().get("/boom")
+
+
+def test_a_flask_app_in_production_keeps_its_own_500(manager: SessionManager) -> None:
+    """In production Flask answers its own errors; the middleware leaves that response alone."""
+    response = flask_app(manager).test_client().get("/boom")
+    assert response.status_code == 500 and "Internal Server Error" in response.get_data(as_text=True)
+
+
+class SwitchableStore(MemoryStore):
+    """A memory store that can be made unreachable."""
+
+    down = False
+
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        if self.down:
+            raise StoreUnavailableError("connection refused")
+        return super().update(*args, **kwargs)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["list-body", "streamed-body"])
+def test_a_store_failure_after_a_good_page_never_reaches_the_server(
+    clock: FakeClock, streamed: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fail-closed, a session in the error state, a page that succeeds, then the store fails before
+    the closing record_success: the page is served, the failure is logged (issue 14, item 6)."""
+    store = SwitchableStore()
+    manager = SessionManager(store=store, clock=clock, on_store_error="fail_closed")
+    streamer = Streamer()
+
+    def page(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/fail":
+            raise RuntimeError("boom")
+        store.down = environ["PATH_INFO"] == "/last"  # the store goes down while the page renders
+        if streamed:
+            return streamer(environ, start_response)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"page"]
+
+    app = SessionMiddleware(page, manager=manager, secret_key=SECRET)
+    sid = established(app)
+    call(app, "/fail", cookie=f"sessionmw={sid}")
+    assert manager.check_health(sid).state == "error"
+    with caplog.at_level(logging.WARNING, logger="sessionmw.wsgi"):
+        result = call(app, "/last", cookie=f"sessionmw={sid}")
+    assert result.code == 200
+    assert any("could not record the success" in r.getMessage() for r in caplog.records)
