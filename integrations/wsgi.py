@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from sessionmw import signals
 from sessionmw.context import _current as _scope_var  # session_scope's variable: the fast path
@@ -821,15 +821,28 @@ def _next_path(environ: WSGIEnvironment) -> str:
     except ValueError:
         length = 0
     data = environ["wsgi.input"].read(length) if length > 0 else b""
-    target = parse_qs(data.decode("latin-1")).get("next", ["/"])[0]
+    return _local_path(parse_qs(data.decode("latin-1")).get("next", ["/"])[0])
+
+
+#: What a ``Location`` path may hold as it is: RFC 3986's unreserved and reserved characters, and ``%``.
+_LOCATION_SAFE = "/?#[]@!$&'()*+,;=:~%-._"
+
+
+def _local_path(target: str) -> str:
+    r"""``target`` if it is a path on this origin, percent-encoded to printable ASCII; else ``/``.
+
+    Refused: anything not starting with one ``/`` (scheme-relative ``//host`` and absolute URLs),
+    and any control character, whitespace or backslash, since browsers drop tabs and line breaks
+    and read ``\`` as ``/`` (WHATWG URL parsing), which can turn ``/\t/host`` into ``//host``.
+    """
     if (
         not target.startswith("/")
         or target.startswith("//")
         or "\\" in target
-        or any(c in target for c in "\r\n")
+        or any(not char.isprintable() or char.isspace() for char in target)
     ):
         return "/"
-    return str(target)
+    return quote(target, safe=_LOCATION_SAFE)
 
 
 _REASONS = {
@@ -861,7 +874,8 @@ def _page(title: str, content: str) -> bytes:
 def banner_html(report: HealthReport | None, *, prefix: str = "/_sessionmw/", next_path: str = "/") -> str:
     """The status banner for ``report`` as escaped HTML; empty for a healthy session or None.
 
-    A disconnected session's banner has a Reconnect button (a form POST to ``<prefix>reconnect``).
+    A disconnected session's banner has a Reconnect button (a form POST to ``<prefix>reconnect``)
+    that comes back to ``next_path`` (percent-encoded here; a path that is not local comes back to ``/``).
     """
     if report is None or report.healthy:
         return ""
@@ -876,7 +890,7 @@ def banner_html(report: HealthReport | None, *, prefix: str = "/_sessionmw/", ne
     if report.status == "disconnected":
         parts.append(
             f'<form method="post" action="{html.escape(prefix)}reconnect">'
-            f'<input type="hidden" name="next" value="{html.escape(next_path)}">'
+            f'<input type="hidden" name="next" value="{html.escape(quote(next_path, safe=_LOCATION_SAFE))}">'
             '<button type="submit">Reconnect</button></form>'
         )
     parts.append("</div>")
@@ -888,7 +902,16 @@ def banner_for(environ: WSGIEnvironment) -> str:
     report = environ.get(ENVIRON_NOTICE) or environ.get(ENVIRON_HEALTH)
     middleware = environ.get(_APPLIED)
     prefix = middleware.gate.options.prefix if isinstance(middleware, SessionMiddleware) else "/_sessionmw/"
-    return banner_html(report, prefix=prefix, next_path=environ.get("PATH_INFO", "/") or "/")
+    return banner_html(report, prefix=prefix, next_path=_page_path(environ))
+
+
+def _page_path(environ: WSGIEnvironment) -> str:
+    """The request's path percent-encoded from its bytes (PEP 3333 hands them over as latin-1)."""
+    path: str = environ.get("PATH_INFO", "") or "/"
+    try:
+        return quote(path.encode("latin-1"), safe="/")
+    except UnicodeEncodeError:  # a server that decoded the path itself
+        return quote(path, safe="/", errors="backslashreplace")
 
 
 def _chain(start: Any) -> Iterator[Any]:
