@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import hmac
 import html
@@ -39,8 +40,9 @@ from sessionmw.context import _Scope
 from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionExistsError
 from sessionmw.health import HealthReport
 from sessionmw.manager import STORE_UNAVAILABLE, SessionManager, get_session_manager, new_session_id
-from sessionmw.session import SessionRecord
+from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import SessionState
+from sessionmw.stores import MemoryStore, SessionStore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -176,6 +178,39 @@ class Options:
 
 
 _OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(Options)) - {"secret_key", "exclude"}
+
+
+#: Seconds a pending id's issue time may lie in the future (clocks of hosts that disagree a little).
+_CLOCK_SLACK = 60.0
+
+
+def _pending_window(policy: Policy) -> float:
+    """Seconds after its issue during which a pending id is stored when the client sends it back.
+
+    The session timeout, but never longer than the store keeps an ended or expired record (its
+    ``retention``, less a minute of clock slack): while a pending id is acceptable, a session stored
+    under it is still on record, so an id that was ever stored never becomes a session again.
+    """
+    return max(0.0, min(policy.timeout, policy.retention - _CLOCK_SLACK))
+
+
+def _store_namespace(store: SessionStore) -> str:
+    """What names ``store``'s sessions alike in every process that shares them.
+
+    An SQLite file's real path, a Redis key prefix; a memory store is its own (one process);
+    another store, its class.
+    Pending ids are signed with it, so they are valid only where they were issued.
+    """
+    if isinstance(store, MemoryStore):
+        return f"memory:{id(store):x}"
+    sqlite_module = sys.modules.get("sessionmw.stores.sqlite")
+    if sqlite_module is not None and isinstance(store, sqlite_module.SQLiteStore):
+        return f"sqlite:{os.path.realpath(store.path)}"
+    redis_module = sys.modules.get("sessionmw.stores.redis")
+    if redis_module is not None and isinstance(store, redis_module.RedisStore):
+        return f"redis:{store.prefix}"
+    kind = type(store)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 @dataclasses.dataclass(slots=True)
@@ -318,12 +353,24 @@ class SessionGate:
         body = f"{new_session_id()}.{int(self.manager.clock()):x}"
         return f"{body}.{self._mac(body)}"
 
+    @functools.cached_property
+    def _pending_key(self) -> bytes:
+        """The key pending ids are signed with: the secret bound to what issues them.
+
+        Bound to the cookie name and the store's namespace, so an app with the same secret but
+        its own sessions (another store, prefix or cookie) refuses the ids this one issues.
+        """
+        issuer = f"sessionmw pending id\0{self.options.cookie_name}\0{_store_namespace(self.manager.store)}"
+        return hmac.new(self.options.secret_key, issuer.encode(), hashlib.sha256).digest()
+
     def _mac(self, body: str) -> str:
-        digest = hmac.new(self.options.secret_key, body.encode(), hashlib.sha256).digest()
+        digest = hmac.new(self._pending_key, body.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode()[:_MAC_LENGTH]
 
     def _pending_is_valid(self, sid: str) -> bool:
-        """True for an id this server issued (valid signature) within the session timeout."""
+        """True for an id this server issued (valid signature) within the pending window."""
+        if not _ID_SHAPE.fullmatch(sid):
+            return False
         body, _, mac = sid.rpartition(".")
         stamp = body.rpartition(".")[2]
         if len(mac) != _MAC_LENGTH or not hmac.compare_digest(mac, self._mac(body)):
@@ -333,7 +380,7 @@ class SessionGate:
         except ValueError:
             return False
         age = self.manager.clock() - issued
-        return -60.0 <= age <= self.manager.policy.timeout
+        return -_CLOCK_SLACK <= age <= _pending_window(self.manager.policy)
 
     def pending_health(self, sid: str) -> HealthReport | None:
         """The report of an issued, not yet stored id (healthy); None if ``sid`` is not one."""
