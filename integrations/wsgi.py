@@ -198,8 +198,8 @@ def _store_namespace(store: SessionStore) -> str:
     """What names ``store``'s sessions alike in every process that shares them.
 
     An SQLite file's real path, a Redis key prefix; a memory store is its own (one process);
-    another store, its class.
-    Pending ids are signed with it, so they are valid only where they were issued.
+    another store, its class. Pending ids are signed with it, so they are valid only where they
+    were issued.
     """
     if isinstance(store, MemoryStore):
         return f"memory:{id(store):x}"
@@ -949,12 +949,14 @@ def banner_for(environ: WSGIEnvironment) -> str:
     report = environ.get(ENVIRON_NOTICE) or environ.get(ENVIRON_HEALTH)
     middleware = environ.get(_APPLIED)
     prefix = middleware.gate.options.prefix if isinstance(middleware, SessionMiddleware) else "/_sessionmw/"
-    return banner_html(report, prefix=prefix, next_path=_page_path(environ))
+    mount = quote(environ.get("SCRIPT_NAME", "").encode("latin-1", "replace"), safe="/")
+    return banner_html(report, prefix=mount + prefix, next_path=_page_path(environ))
 
 
 def _page_path(environ: WSGIEnvironment) -> str:
-    """The request's path percent-encoded from its bytes (PEP 3333 hands them over as latin-1)."""
-    path: str = environ.get("PATH_INFO", "") or "/"
+    """The request's path from the root (``SCRIPT_NAME`` and ``PATH_INFO``), percent-encoded from
+    its bytes (PEP 3333 hands them over as latin-1)."""
+    path: str = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "") or "/"
     try:
         return quote(path.encode("latin-1"), safe="/")
     except UnicodeEncodeError:  # a server that decoded the path itself

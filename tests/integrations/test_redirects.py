@@ -173,15 +173,16 @@ def test_flask_reconnect_form_is_not_an_open_redirect(manager: SessionManager) -
 
 
 @pytest.mark.parametrize(
-    ("path_bytes", "location"),
+    ("script_name", "path_bytes", "location"),
     [
-        (b"/caf\xc3\xa9 menu", "/caf%C3%A9%20menu"),
-        (b"/reports/2024", "/reports/2024"),
-        (b"/a%b", "/a%25b"),
+        ("", b"/caf\xc3\xa9 menu", "/caf%C3%A9%20menu"),
+        ("", b"/reports/2024", "/reports/2024"),
+        ("", b"/a%b", "/a%25b"),
+        ("/app", b"/page", "/app/page"),  # an app mounted under a prefix
     ],
 )
 def test_the_banner_brings_the_user_back_to_the_page(
-    manager: SessionManager, path_bytes: bytes, location: str
+    manager: SessionManager, script_name: str, path_bytes: bytes, location: str
 ) -> None:
     """The Reconnect form of a page (any path, e.g. with a space or non-ASCII) comes back to that page."""
     record = manager.create_session()
@@ -196,6 +197,7 @@ def test_the_banner_brings_the_user_back_to_the_page(
     environ: dict[str, Any] = {}
     setup_testing_defaults(environ)
     environ.update(
+        SCRIPT_NAME=script_name,
         PATH_INFO=path_bytes.decode("latin-1"),  # PEP 3333: the path's bytes as latin-1
         HTTP_COOKIE=f"sessionmw={record.session_id}",
         HTTP_ACCEPT="text/html",
@@ -203,5 +205,6 @@ def test_the_banner_brings_the_user_back_to_the_page(
     html_page = b"".join(app(environ, lambda status, headers, exc_info=None: None)).decode()
     value = re.search(r'name="next" value="([^"]*)"', html_page)
     assert value is not None
+    assert f'action="{script_name}/_sessionmw/reconnect"' in html_page  # the middleware's endpoint
     form = "next=" + quote(html.unescape(value.group(1)), safe="")  # what the browser posts
     assert reconnect_location(manager, form.encode()) == location
