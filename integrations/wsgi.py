@@ -197,7 +197,8 @@ def _pending_window(policy: Policy) -> float:
 def _store_namespace(store: SessionStore) -> str:
     """What names ``store``'s sessions alike in every process that shares them.
 
-    An SQLite file's real path, a Redis key prefix; a memory store is its own (one process);
+    An SQLite file's real path, a Redis database and key prefix (not the host, which workers may
+    name differently); a memory store is its own (one process);
     another store, its class. Pending ids are signed with it, so they are valid only where they
     were issued.
     """
@@ -208,7 +209,9 @@ def _store_namespace(store: SessionStore) -> str:
         return f"sqlite:{os.path.realpath(store.path)}"
     redis_module = sys.modules.get("sessionmw.stores.redis")
     if redis_module is not None and isinstance(store, redis_module.RedisStore):
-        return f"redis:{store.prefix}"
+        pool = getattr(store, "_pool", None)  # a cluster has none: database 0
+        database = int(getattr(pool, "connection_kwargs", {}).get("db") or 0)
+        return f"redis:{database}:{store.prefix}"
     kind = type(store)
     return f"{kind.__module__}.{kind.__qualname__}"
 

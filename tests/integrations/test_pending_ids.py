@@ -229,13 +229,16 @@ def test_ids_are_bound_to_the_store(kind: str, request: pytest.FixtureRequest, t
         prefix = request.getfixturevalue("redis_prefix")
         same, other = f"{redis_url}?prefix={prefix}", f"{redis_url}?prefix={prefix}-other"
     managers = [SessionManager(store=url) for url in (same, same, other)]
+    if kind == "redis":  # the same prefix in another database is another store too
+        database = int(managers[0].store._pool.connection_kwargs.get("db") or 0)  # type: ignore[attr-defined]
+        managers.append(SessionManager(store=f"{redis_url}?prefix={prefix}&db={(database + 1) % 16}"))
     try:
-        issuer, worker, elsewhere = (
+        issuer, worker, *elsewhere = (
             SessionMiddleware(Page(), manager=manager, secret_key=SECRET).gate for manager in managers
         )
         sid = issuer._pending_id()
         assert worker._pending_is_valid(sid)
-        assert not elsewhere._pending_is_valid(sid)
+        assert not any(gate._pending_is_valid(sid) for gate in elsewhere)
     finally:
         for manager in managers:
             manager.close()
