@@ -62,7 +62,7 @@ def test_mask_url_hides_every_password_form(url: str, shown: str) -> None:
     assert mask_url(url) == shown
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(form=st.sampled_from(FORMS), password=PASSWORDS)
 def test_no_encoded_password_survives_masking(form: str, password: str) -> None:
     """A password written as a URL should be (percent-encoded) never shows, in any form."""
@@ -71,7 +71,7 @@ def test_no_encoded_password_survives_masking(form: str, password: str) -> None:
     assert mask_url(url) == mask_url(form.format("x"))  # what is shown does not depend on it
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(form=st.sampled_from(FORMS), password=PASSWORDS)
 def test_no_raw_password_survives_masking(form: str, password: str) -> None:
     """Nor one pasted unencoded, even with ``@ / ? # :`` in it (``&`` would end a query option,

@@ -12,7 +12,7 @@ from wsgiref.validate import validator
 
 import pytest
 from flask import Flask
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.wsgi import SessionMiddleware, banner_for
@@ -125,6 +125,7 @@ def test_a_local_path_is_kept_and_percent_encoded(
     assert reconnect_location(manager, body) == location
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40))
 def test_any_next_stays_on_the_origin(next_value: str) -> None:
     """Whatever ``next`` holds, the browser stays on the same origin and the header is valid."""
@@ -133,6 +134,7 @@ def test_any_next_stays_on_the_origin(next_value: str) -> None:
     assert_same_origin_path(reconnect_location(manager, body))
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40).map(lambda text: "/" + text))
 def test_any_path_like_next_stays_on_the_origin(next_value: str) -> None:
     """The same for values that start with a slash (the ones that could pass as local)."""
@@ -148,6 +150,7 @@ SAFE_SEGMENT = st.text(
 )
 
 
+@settings(deadline=None)
 @given(st.lists(SAFE_SEGMENT, max_size=4), st.text(alphabet="abc=&", max_size=8))
 def test_a_plain_local_path_is_kept_as_it_is(segments: list[str], query: str) -> None:
     """A path a page really has comes back unchanged (no needless fallback to ``/``)."""
