@@ -308,7 +308,11 @@ class SessionGate:
         """Find the request's session and record the request as activity; fill the environ.
 
         An unknown, malformed or forged id is never adopted: a new pending id is issued, stored
-        only when the client sends it back (so clients that drop cookies store nothing).
+        only when the client sends it back (so clients that drop cookies store nothing). This is
+        also what a client whose session vanished gets (deleted, or lost by the store): an id the
+        store does not know is stored only as a pending id within its window (see
+        ``_pending_window``), and an ended or expired record outlives that window, so an id that
+        was ever stored never becomes a session again.
         """
         manager = self.manager
         sid, via_header = self.client_id(environ)
