@@ -875,7 +875,8 @@ def _next_path(environ: WSGIEnvironment) -> str:
     except ValueError:
         length = 0
     data = environ["wsgi.input"].read(length) if length > 0 else b""
-    return _local_path(parse_qs(data.decode("latin-1")).get("next", ["/"])[0])
+    form = parse_qs(data.decode("utf-8", "replace"))  # a browser posts it encoded; curl may not
+    return _local_path(form.get("next", ["/"])[0])
 
 
 #: What a ``Location`` path may hold as it is: RFC 3986's unreserved and reserved characters, and ``%``.

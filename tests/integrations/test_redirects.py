@@ -88,6 +88,7 @@ def assert_same_origin_path(location: str) -> None:
         b"next=/\\tevil",
         b"next=/\tevil",
         b"next=/%00",
+        b"next=/\x00",
         b"next=/a%00b",
         b"next=//evil.example",
         b"next=https://evil.example/",
@@ -112,6 +113,8 @@ def test_a_next_a_browser_could_read_as_another_origin_goes_home(
     [
         (b"next=/%2509/evil.example", "/%09/evil.example"),  # percent-decoded once: a path, kept as sent
         (b"next=/%E2%82%AC", "/%E2%82%AC"),  # /€, made latin-1 clean
+        ("next=/€".encode(), "/%E2%82%AC"),  # the same, posted without encoding it
+        (b"next=/\xff", "/%EF%BF%BD"),  # not UTF-8: a replacement character, still a local path
         (b"next=/caf%C3%A9?q=1%262#top", "/caf%C3%A9?q=1&2#top"),
         (b"next=/page", "/page"),
         (b"next=/a/b%3Fc", "/a/b?c"),
