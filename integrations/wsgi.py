@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import hmac
 import html
@@ -31,7 +32,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from sessionmw import signals
 from sessionmw.context import _current as _scope_var  # session_scope's variable: the fast path
@@ -39,8 +40,9 @@ from sessionmw.context import _Scope
 from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionExistsError
 from sessionmw.health import HealthReport
 from sessionmw.manager import STORE_UNAVAILABLE, SessionManager, get_session_manager, new_session_id
-from sessionmw.session import SessionRecord
+from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import SessionState
+from sessionmw.stores import MemoryStore, SessionStore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -178,6 +180,42 @@ class Options:
 _OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(Options)) - {"secret_key", "exclude"}
 
 
+#: Seconds a pending id's issue time may lie in the future (clocks of hosts that disagree a little).
+_CLOCK_SLACK = 60.0
+
+
+def _pending_window(policy: Policy) -> float:
+    """Seconds after its issue during which a pending id is stored when the client sends it back.
+
+    The session timeout, but never longer than the store keeps an ended or expired record (its
+    ``retention``, less a minute of clock slack): while a pending id is acceptable, a session stored
+    under it is still on record, so an id that was ever stored never becomes a session again.
+    """
+    return max(0.0, min(policy.timeout, policy.retention - _CLOCK_SLACK))
+
+
+def _store_namespace(store: SessionStore) -> str:
+    """What names ``store``'s sessions alike in every process that shares them.
+
+    An SQLite file's real path, a Redis database and key prefix (not the host, which workers may
+    name differently); a memory store is its own (one process);
+    another store, its class. Pending ids are signed with it, so they are valid only where they
+    were issued.
+    """
+    if isinstance(store, MemoryStore):
+        return f"memory:{id(store):x}"
+    sqlite_module = sys.modules.get("sessionmw.stores.sqlite")
+    if sqlite_module is not None and isinstance(store, sqlite_module.SQLiteStore):
+        return f"sqlite:{os.path.realpath(store.path)}"
+    redis_module = sys.modules.get("sessionmw.stores.redis")
+    if redis_module is not None and isinstance(store, redis_module.RedisStore):
+        pool = getattr(store, "_pool", None)  # a cluster has none: database 0
+        database = int(getattr(pool, "connection_kwargs", {}).get("db") or 0)
+        return f"redis:{database}:{store.prefix}"
+    kind = type(store)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 @dataclasses.dataclass(slots=True)
 class RequestSession:
     """The session serving one request."""
@@ -270,7 +308,11 @@ class SessionGate:
         """Find the request's session and record the request as activity; fill the environ.
 
         An unknown, malformed or forged id is never adopted: a new pending id is issued, stored
-        only when the client sends it back (so clients that drop cookies store nothing).
+        only when the client sends it back (so clients that drop cookies store nothing). This is
+        also what a client whose session vanished gets (deleted, or lost by the store): an id the
+        store does not know is stored only as a pending id within its window (see
+        ``_pending_window``), and an ended or expired record outlives that window, so an id that
+        was ever stored never becomes a session again.
         """
         manager = self.manager
         sid, via_header = self.client_id(environ)
@@ -318,12 +360,24 @@ class SessionGate:
         body = f"{new_session_id()}.{int(self.manager.clock()):x}"
         return f"{body}.{self._mac(body)}"
 
+    @functools.cached_property
+    def _pending_key(self) -> bytes:
+        """The key pending ids are signed with: the secret bound to what issues them.
+
+        Bound to the cookie name and the store's namespace, so an app with the same secret but
+        its own sessions (another store, prefix or cookie) refuses the ids this one issues.
+        """
+        issuer = f"sessionmw pending id\0{self.options.cookie_name}\0{_store_namespace(self.manager.store)}"
+        return hmac.new(self.options.secret_key, issuer.encode(), hashlib.sha256).digest()
+
     def _mac(self, body: str) -> str:
-        digest = hmac.new(self.options.secret_key, body.encode(), hashlib.sha256).digest()
+        digest = hmac.new(self._pending_key, body.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode()[:_MAC_LENGTH]
 
     def _pending_is_valid(self, sid: str) -> bool:
-        """True for an id this server issued (valid signature) within the session timeout."""
+        """True for an id this server issued (valid signature) within the pending window."""
+        if not _ID_SHAPE.fullmatch(sid):
+            return False
         body, _, mac = sid.rpartition(".")
         stamp = body.rpartition(".")[2]
         if len(mac) != _MAC_LENGTH or not hmac.compare_digest(mac, self._mac(body)):
@@ -333,7 +387,7 @@ class SessionGate:
         except ValueError:
             return False
         age = self.manager.clock() - issued
-        return -60.0 <= age <= self.manager.policy.timeout
+        return -_CLOCK_SLACK <= age <= _pending_window(self.manager.policy)
 
     def pending_health(self, sid: str) -> HealthReport | None:
         """The report of an issued, not yet stored id (healthy); None if ``sid`` is not one."""
@@ -906,15 +960,29 @@ def _next_path(environ: WSGIEnvironment) -> str:
     except ValueError:
         length = 0
     data = environ["wsgi.input"].read(length) if length > 0 else b""
-    target = parse_qs(data.decode("latin-1")).get("next", ["/"])[0]
+    form = parse_qs(data.decode("utf-8", "replace"))  # a browser posts it encoded; curl may not
+    return _local_path(form.get("next", ["/"])[0])
+
+
+#: What a ``Location`` path may hold as it is: RFC 3986's unreserved and reserved characters, and ``%``.
+_LOCATION_SAFE = "/?#[]@!$&'()*+,;=:~%-._"
+
+
+def _local_path(target: str) -> str:
+    r"""``target`` if it is a path on this origin, percent-encoded to printable ASCII; else ``/``.
+
+    Refused: anything not starting with one ``/`` (scheme-relative ``//host`` and absolute URLs),
+    and any control character, whitespace or backslash, since browsers drop tabs and line breaks
+    and read ``\`` as ``/`` (WHATWG URL parsing), which can turn ``/\t/host`` into ``//host``.
+    """
     if (
         not target.startswith("/")
         or target.startswith("//")
         or "\\" in target
-        or any(c in target for c in "\r\n")
+        or any(not char.isprintable() or char.isspace() for char in target)
     ):
         return "/"
-    return str(target)
+    return quote(target, safe=_LOCATION_SAFE)
 
 
 _REASONS = {
@@ -946,7 +1014,8 @@ def _page(title: str, content: str) -> bytes:
 def banner_html(report: HealthReport | None, *, prefix: str = "/_sessionmw/", next_path: str = "/") -> str:
     """The status banner for ``report`` as escaped HTML; empty for a healthy session or None.
 
-    A disconnected session's banner has a Reconnect button (a form POST to ``<prefix>reconnect``).
+    A disconnected session's banner has a Reconnect button (a form POST to ``<prefix>reconnect``)
+    that comes back to ``next_path`` (percent-encoded here; a path that is not local comes back to ``/``).
     """
     if report is None or report.healthy:
         return ""
@@ -961,7 +1030,7 @@ def banner_html(report: HealthReport | None, *, prefix: str = "/_sessionmw/", ne
     if report.status == "disconnected":
         parts.append(
             f'<form method="post" action="{html.escape(prefix)}reconnect">'
-            f'<input type="hidden" name="next" value="{html.escape(next_path)}">'
+            f'<input type="hidden" name="next" value="{html.escape(quote(next_path, safe=_LOCATION_SAFE))}">'
             '<button type="submit">Reconnect</button></form>'
         )
     parts.append("</div>")
@@ -973,7 +1042,18 @@ def banner_for(environ: WSGIEnvironment) -> str:
     report = environ.get(ENVIRON_NOTICE) or environ.get(ENVIRON_HEALTH)
     middleware = environ.get(_APPLIED)
     prefix = middleware.gate.options.prefix if isinstance(middleware, SessionMiddleware) else "/_sessionmw/"
-    return banner_html(report, prefix=prefix, next_path=environ.get("PATH_INFO", "/") or "/")
+    mount = quote(environ.get("SCRIPT_NAME", "").encode("latin-1", "replace"), safe="/")
+    return banner_html(report, prefix=mount + prefix, next_path=_page_path(environ))
+
+
+def _page_path(environ: WSGIEnvironment) -> str:
+    """The request's path from the root (``SCRIPT_NAME`` and ``PATH_INFO``), percent-encoded from
+    its bytes (PEP 3333 hands them over as latin-1)."""
+    path: str = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "") or "/"
+    try:
+        return quote(path.encode("latin-1"), safe="/")
+    except UnicodeEncodeError:  # a server that decoded the path itself
+        return quote(path, safe="/", errors="backslashreplace")
 
 
 def _chain(start: Any) -> Iterator[Any]:

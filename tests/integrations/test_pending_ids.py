@@ -1,0 +1,351 @@
+"""Issued ids: a dead id never comes back to life, ids stay with the app that issued them, and no
+text a client sends is adopted unless this app issued it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+from flask import Flask
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from sessionmw.integrations.flask import SessionMW
+from sessionmw.integrations.wsgi import ENVIRON_SESSION, RequestSession, SessionMiddleware
+
+from sessionmw import SessionManager
+from sessionmw.errors import IllegalTransitionError
+from sessionmw.testing import FakeClock
+
+SECRET = "test-secret"
+
+
+class Page:
+    """A WSGI app that records the session each request ran under."""
+
+    def __init__(self) -> None:
+        self.sessions: list[RequestSession] = []
+
+    def __call__(self, environ: Any, start_response: Any) -> list[bytes]:
+        self.sessions.append(environ[ENVIRON_SESSION])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"page"]
+
+
+def request(app: Any, cookie: str | None = None, header: str | None = None) -> tuple[str, str | None]:
+    """One GET; the status line and the session id the response's cookie sets (or None)."""
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ["HTTP_ACCEPT"] = "text/html"
+    if cookie is not None:
+        environ["HTTP_COOKIE"] = cookie
+    if header is not None:
+        environ["HTTP_X_SESSION_ID"] = header
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen["status"], seen["headers"] = status, headers
+        return lambda data: None
+
+    result = app(environ, start_response)
+    try:
+        b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    issued = None
+    for name, value in seen["headers"]:
+        if name == "Set-Cookie" and value.startswith("sessionmw="):
+            issued = value.split(";")[0].partition("=")[2]
+    return seen["status"], issued
+
+
+@pytest.fixture(name="store_url", params=["memory", "sqlite", "redis"])
+def _store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store kind: memory, an SQLite file of the test's own, Redis under a private prefix."""
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sessions.db'}"
+    else:
+        redis_url = request.getfixturevalue("redis_url")
+        prefix = request.getfixturevalue("redis_prefix")
+        yield f"{redis_url}?prefix={prefix}"
+
+
+def stored_live(manager: SessionManager, sid: str) -> bool:
+    record = manager.store.get(sid)
+    return record is not None and not record.state.is_terminal
+
+
+# -- dead ids ------------------------------------------------------------------------------------
+
+
+def test_an_ended_session_stays_dead_after_its_record_is_swept(store_url: str, clock: FakeClock) -> None:
+    """The issue's reproduction: 120-minute timeout, ended at +10 min, swept an hour later, replayed."""
+    manager = SessionManager(store=store_url, clock=clock, session_timeout_minutes=120)
+    page = Page()
+    app = SessionMiddleware(page, manager=manager, secret_key=SECRET)
+    try:
+        _, sid = request(app)
+        assert sid is not None
+        request(app, f"sessionmw={sid}")  # the browser sends it back: stored
+        assert stored_live(manager, sid)
+        clock.advance(10 * 60)
+        assert manager.end_session(sid)
+        clock.advance(3600)
+        manager.sweep()
+        status, issued = request(app, f"sessionmw={sid}")
+        assert status.startswith("200")
+        assert page.sessions[-1].id != sid and issued not in (None, sid)
+        assert not stored_live(manager, sid)
+    finally:
+        manager.close()
+
+
+def test_a_lifetime_expired_session_stays_dead_after_its_record_is_swept(
+    store_url: str, clock: FakeClock
+) -> None:
+    """The same for a session that reached its absolute lifetime (half an hour here)."""
+    manager = SessionManager(
+        store=store_url, clock=clock, session_timeout_minutes=120, absolute_timeout_hours=0.5
+    )
+    page = Page()
+    app = SessionMiddleware(page, manager=manager, secret_key=SECRET)
+    try:
+        _, sid = request(app)
+        assert sid is not None
+        request(app, header=sid)  # an API client: the header, the same rule
+        for _ in range(3):
+            clock.advance(10 * 60)
+            manager.sweep()
+        assert not stored_live(manager, sid)
+        clock.advance(3600)
+        manager.sweep()
+        request(app, header=sid)
+        assert page.sessions[-1].id != sid
+        assert not stored_live(manager, sid)
+    finally:
+        manager.close()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    timeout_minutes=st.floats(1, 24 * 60),
+    retention=st.floats(0, 48 * 3600),
+    ended_after=st.floats(0, 48 * 3600),
+    replays=st.lists(st.floats(0, 48 * 3600), min_size=1, max_size=6),
+)
+def test_an_id_once_stored_never_becomes_a_session_again(
+    timeout_minutes: float, retention: float, ended_after: float, replays: list[float]
+) -> None:
+    """Whatever the timeout, the retention and when the session ends or is swept: never again."""
+    clock = FakeClock()
+    manager = SessionManager(store="memory://", clock=clock, session_timeout_minutes=timeout_minutes)
+    manager.policy = dataclasses.replace(manager.policy, retention=retention)
+    page = Page()
+    app = SessionMiddleware(page, manager=manager, secret_key=SECRET)
+    _, sid = request(app)
+    assert sid is not None
+    request(app, f"sessionmw={sid}")
+    if not stored_live(manager, sid):
+        return  # a window too short to store anything (a retention under a minute)
+    clock.advance(ended_after)
+    with contextlib.suppress(IllegalTransitionError):  # it may have expired already
+        manager.end_session(sid)
+    for gap in replays:
+        clock.advance(gap)
+        manager.sweep()
+        request(app, f"sessionmw={sid}")
+        assert page.sessions[-1].id != sid
+        assert not stored_live(manager, sid)
+
+
+def test_a_pending_id_is_still_stored_within_the_session_timeout(clock: FakeClock) -> None:
+    """The window did not become needlessly short: sent back within the timeout, the id is stored."""
+    manager = SessionManager(store="memory://", clock=clock, session_timeout_minutes=30)
+    app = SessionMiddleware(Page(), manager=manager, secret_key=SECRET)
+    _, sid = request(app)
+    assert sid is not None
+    clock.advance(29 * 60)
+    assert request(app, f"sessionmw={sid}")[1] is None
+    assert stored_live(manager, sid)
+
+
+# -- ids stay with the app that issued them ----------------------------------------------------
+
+
+def flask_app(manager: SessionManager) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="shared-secret")
+
+    @app.get("/")
+    def page() -> str:
+        return "page"
+
+    SessionMW(app, manager=manager)
+    return app
+
+
+def test_two_flask_apps_with_one_secret_refuse_each_others_ids(clock: FakeClock) -> None:
+    """Same SECRET_KEY, separate managers: app 2 does not take app 1's id as one it issued."""
+    one = SessionManager(store="memory://", clock=clock)
+    two = SessionManager(store="memory://", clock=clock)
+    with flask_app(one).test_client() as first:
+        first.get("/")
+        cookie = first.get_cookie("sessionmw")
+        assert cookie is not None
+        sid = cookie.value
+    with flask_app(two).test_client() as second:
+        second.set_cookie("sessionmw", sid)
+        second.get("/")
+        again = second.get_cookie("sessionmw")
+        assert again is not None and again.value != sid
+    assert two.store.get(sid) is None and two.session_count() == 0
+
+
+def test_ids_are_bound_to_the_cookie_name(manager: SessionManager) -> None:
+    """Two middlewares on one store and secret but with their own cookies keep their ids apart."""
+    one = SessionMiddleware(Page(), manager=manager, secret_key=SECRET, cookie_name="one")
+    two = SessionMiddleware(Page(), manager=manager, secret_key=SECRET, cookie_name="two")
+    sid = one.gate._pending_id()
+    assert one.gate._pending_is_valid(sid)
+    assert not two.gate._pending_is_valid(sid)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_ids_are_bound_to_the_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Processes on one store accept each other's ids; an app on another file or prefix does not."""
+    if kind == "sqlite":
+        same = f"sqlite:///{tmp_path / 'a.db'}"
+        other = f"sqlite:///{tmp_path / 'b.db'}"
+    else:
+        redis_url = request.getfixturevalue("redis_url")
+        prefix = request.getfixturevalue("redis_prefix")
+        same, other = f"{redis_url}?prefix={prefix}", f"{redis_url}?prefix={prefix}-other"
+    managers = [SessionManager(store=url) for url in (same, same, other)]
+    if kind == "redis":  # the same prefix in another database is another store too
+        database = int(managers[0].store._pool.connection_kwargs.get("db") or 0)  # type: ignore[attr-defined]
+        managers.append(SessionManager(store=f"{redis_url}?prefix={prefix}&db={(database + 1) % 16}"))
+    try:
+        issuer, worker, *elsewhere = (
+            SessionMiddleware(Page(), manager=manager, secret_key=SECRET).gate for manager in managers
+        )
+        sid = issuer._pending_id()
+        assert worker._pending_is_valid(sid)
+        assert not any(gate._pending_is_valid(sid) for gate in elsewhere)
+    finally:
+        for manager in managers:
+            manager.close()
+
+
+# -- the id parser -------------------------------------------------------------------------------
+
+ID_LIKE = st.text(
+    alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:~-"),
+    max_size=140,
+)
+LATIN1 = st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=200)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cookie_value=LATIN1 | ID_LIKE, header=st.none() | LATIN1 | ID_LIKE, raw=st.booleans())
+def test_no_text_from_a_client_is_adopted(
+    manager: SessionManager, cookie_value: str, header: str | None, raw: bool
+) -> None:
+    """Arbitrary cookie and header text never raises and never becomes a session or the request's id."""
+    page = Page()
+    app = SessionMiddleware(page, manager=manager, secret_key=SECRET)
+    cookie = cookie_value if raw else f"other=1; sessionmw={cookie_value}"
+    status, _ = request(app, cookie, header)
+    assert status.startswith("200")
+    used = page.sessions[-1]
+    assert not used.stored and used.id not in (cookie_value, header)
+    assert manager.session_count() == 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(position=st.integers(min_value=0), replacement=st.sampled_from("aZ09._-~:"), data=st.data())
+def test_only_an_intact_signed_id_is_accepted(
+    manager: SessionManager, position: int, replacement: str, data: st.DataObject
+) -> None:
+    """A pending id this app issued is accepted; the same id with any one character changed is not."""
+    gate = SessionMiddleware(Page(), manager=manager, secret_key=SECRET).gate
+    sid = gate._pending_id()
+    assert gate._pending_is_valid(sid)
+    position %= len(sid)
+    tampered = sid[:position] + replacement + sid[position + 1 :]
+    if tampered != sid:
+        assert not gate._pending_is_valid(tampered)
+    cut = data.draw(st.integers(min_value=0, max_value=len(sid) - 1))
+    assert not gate._pending_is_valid(sid[:cut])
+    assert not gate._pending_is_valid(sid + data.draw(ID_LIKE.filter(bool)))
+
+
+@settings(deadline=None)
+@example(text="a.1." + "é" * 22)  # a MAC of the right length but not ASCII
+@given(text=st.text(max_size=200))
+def test_the_pending_check_never_raises(text: str) -> None:
+    """Any text at all (non-ASCII too) is simply not a pending id."""
+    manager = SessionManager(store="memory://")
+    gate = SessionMiddleware(Page(), manager=manager, secret_key=SECRET).gate
+    assert gate._pending_is_valid(text) is False
+    assert gate.pending_health(text) is None
+
+
+# -- a session that vanished -------------------------------------------------------------------
+
+
+def test_a_vanished_session_gets_a_fresh_id_after_its_pending_window(
+    store_url: str, clock: FakeClock
+) -> None:
+    """Deleted (or lost): its client is served under a fresh id, silently; health says not_found."""
+    manager = SessionManager(store=store_url, clock=clock)
+    page = Page()
+    app = SessionMiddleware(page, manager=manager, secret_key=SECRET)
+    try:
+        _, sid = request(app)
+        assert sid is not None
+        request(app, f"sessionmw={sid}")
+        clock.advance(manager.policy.timeout - 60)
+        request(app, f"sessionmw={sid}")  # still in use
+        assert manager.delete_session(sid)
+        clock.advance(120)  # past the pending window (the timeout after issue)
+        status, issued = request(app, f"sessionmw={sid}")
+        assert status.startswith("200") and issued not in (None, sid)
+        assert page.sessions[-1].id == issued and page.sessions[-1].notice is None
+        assert manager.store.get(sid) is None
+        assert manager.check_health(sid).status == "not_found"
+    finally:
+        manager.close()
+
+
+def test_a_vanished_session_within_its_pending_window_is_stored_afresh(manager: SessionManager) -> None:
+    """The documented exception: the old id is still a valid fresh id, so it is stored again, empty."""
+    page = Page()
+    app = SessionMiddleware(page, manager=manager, secret_key=SECRET)
+    _, sid = request(app)
+    assert sid is not None
+    request(app, f"sessionmw={sid}")
+    manager.record_error(sid, "boom")
+    assert manager.delete_session(sid)
+    request(app, f"sessionmw={sid}")
+    record = manager.store.get(sid)
+    assert record is not None and record.error_count == 0 and page.sessions[-1].id == sid
+
+
+def test_both_pages_say_the_same_about_a_vanished_session() -> None:
+    """docs/stores.md and docs/wsgi.md state the rule in the same words."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+
+    def paragraph(name: str) -> str:
+        text = (docs / name).read_text(encoding="utf-8")
+        start = text.index("**A session that vanished**")
+        return text[start : text.index("\n\n", start)]
+
+    assert paragraph("stores.md") == paragraph("wsgi.md")
