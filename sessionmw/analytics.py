@@ -8,6 +8,7 @@ expiration rate, error frequency per session-hour and recovery rates.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import weakref
@@ -149,7 +150,16 @@ class Analytics:
             else:
                 signal.connect(receiver, sender=sender, weak=False)
             self._connected.append((signal, receiver, sender))
+        self._mark_counting()
         return self
+
+    def _mark_counting(self) -> None:
+        """Add to the all-time bucket that a process counts (``sessionmw stats`` tells zeros from
+        nobody counting); a store failure here is not the app's problem."""
+        from sessionmw.errors import StoreError
+
+        with contextlib.suppress(StoreError):
+            self.backend.add((TOTAL,), {"analytics.connected": 1.0})
 
     def disconnect(self) -> None:
         """Stop counting."""
