@@ -320,9 +320,7 @@ def add_commands(sub: Subparsers) -> None:
     health.add_argument("id")
     health.set_defaults(run=_health)
     sweep = _with_store(sub.add_parser("sweep", help="expire due sessions now"))
-    sweep.add_argument(
-        "--batch", type=_positive, default=1000, help="sessions per store call (default 1000)"
-    )
+    sweep.add_argument("--batch", type=_positive, default=1000, help="sessions per store call (default 1000)")
     sweep.set_defaults(run=_sweep)
     stats = _with_store(sub.add_parser("stats", help="counters and rates over a window, from every process"))
     stats.add_argument("--window", type=parse_window, default=3600.0, help="e.g. 15m, 1h, 2d (default 1h)")

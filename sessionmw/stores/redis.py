@@ -43,6 +43,7 @@ from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores import mask_url
 from sessionmw.stores.base import Outcome
+from sessionmw.stores.records import MAX_RECORD_CHARS, decode_record
 from sessionmw.transitions import _ACTIVITY_KEEPS, _IDLES, TRANSITIONS, Change
 
 if TYPE_CHECKING:
@@ -636,14 +637,7 @@ class RedisStore:
 
 
 def _decode(raw: object, session_id: str, name: str) -> SessionRecord:
-    try:
-        data = json.loads(raw if isinstance(raw, str | bytes) else b"")
-    except ValueError:
-        raise CorruptRecordError(f"session record in {name} is not valid JSON") from None
-    record = SessionRecord.from_dict(data)
-    if record.session_id != session_id:
-        raise CorruptRecordError(f"session record in {name} belongs to another id")
-    return record
+    return decode_record(raw, session_id, name)
 
 
 def _written(raw: object, name: str) -> SessionRecord:
@@ -654,6 +648,8 @@ def _written(raw: object, name: str) -> SessionRecord:
     """
     try:
         text = raw.decode() if isinstance(raw, bytes) else raw
+        if len(text) > MAX_RECORD_CHARS:  # type: ignore[arg-type]
+            raise ValueError("too long")
         data, end = _DECODER.raw_decode(text)  # type: ignore[arg-type]
         count, error, reason = data["error_count"], data["last_error"], data["reason"]
         again = data.get("reconnected_at")  # absent from records written before it existed
@@ -681,5 +677,5 @@ def _written(raw: object, name: str) -> SessionRecord:
             reason,
             None if again is None else float(again),
         )
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, ArithmeticError, RecursionError) as exc:
         raise CorruptRecordError(f"session record from {name} is unreadable: {exc!r}") from None

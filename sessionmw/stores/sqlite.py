@@ -27,6 +27,7 @@ from sessionmw.errors import (
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores.base import Outcome, step
+from sessionmw.stores.records import decode_record
 from sessionmw.transitions import Change
 
 if TYPE_CHECKING:
@@ -83,16 +84,7 @@ def _encode(record: SessionRecord) -> str:
 
 def _decode(data: object, session_id: str) -> SessionRecord:
     """The record in a row; a row that is not a record of ``session_id`` is corrupt."""
-    if not isinstance(data, str):
-        raise CorruptRecordError(f"session record in SQLite is a {type(data).__name__}, not JSON text")
-    try:
-        loaded = json.loads(data)
-    except ValueError:
-        raise CorruptRecordError("session record in SQLite is not valid JSON") from None
-    record = SessionRecord.from_dict(loaded)
-    if record.session_id != session_id:
-        raise CorruptRecordError("session record in SQLite belongs to another id")
-    return record
+    return decode_record(data, session_id, "SQLite")
 
 
 class SQLiteStore:
