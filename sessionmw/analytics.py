@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 import weakref
 from collections import defaultdict
@@ -38,6 +39,16 @@ LATENCY_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 # One backend per live store object (weakly held: a new store never inherits a dead one's counts).
 _BACKENDS: weakref.WeakKeyDictionary[SessionStore, CounterBackend] = weakref.WeakKeyDictionary()
 _BACKENDS_LOCK = threading.Lock()
+
+
+def _renew_lock() -> None:
+    """In a forked child: a fresh lock (another thread may have held the parent's)."""
+    global _BACKENDS_LOCK
+    _BACKENDS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_lock)
 
 
 def counters_for(store: SessionStore) -> CounterBackend:

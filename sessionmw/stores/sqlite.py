@@ -26,6 +26,7 @@ from sessionmw.errors import (
 )
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
+from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, step
 from sessionmw.stores.records import decode_record
 from sessionmw.transitions import Change
@@ -119,6 +120,12 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._forks = _FORKS[0]
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held the parent's); the
+        inherited connection is left alone and a new one opened on next use."""
+        self._lock = threading.Lock()
 
     # -- connection --------------------------------------------------------------------------
 
