@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
+import random
+import secrets
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +24,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionmw import CorruptRecordError, HealthStatus, SessionManager
+from sessionmw import (
+    CorruptRecordError,
+    HealthStatus,
+    SessionExistsError,
+    SessionLimitError,
+    SessionManager,
+    SessionState,
+)
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event
 from sessionmw.stores import SessionStore, store_from_url
@@ -357,3 +369,227 @@ def test_redis_store_and_counters_work_on_both_sides_of_a_fork(redis_url: str, r
     assert outcome is not None and outcome.record.last_activity == T0 + 30
     assert counters.read([0]) == {0: {"hits": 21.0}}
     store.close()
+
+
+# -- item 5: max_sessions on Redis ---------------------------------------------------------------
+
+
+class _LookThenWait:
+    """A pipeline whose reply is held until every creator has looked (the worst interleaving of
+    a count made before the creating script)."""
+
+    def __init__(self, pipe: Any, barrier: threading.Barrier) -> None:
+        self._pipe = pipe
+        self._barrier = barrier
+
+    def execute_command(self, *args: Any) -> Any:
+        return self._pipe.execute_command(*args)
+
+    def execute(self) -> Any:
+        replies = self._pipe.execute()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self._barrier.wait(timeout=5)
+        return replies
+
+
+def test_redis_cap_holds_when_creators_look_at_the_same_moment(redis_url: str, redis_prefix: str) -> None:
+    """Eight threads create a session each into a store capped at 3 while every one of them has
+    looked at the count before any creates: exactly 3 sessions are created."""
+    import redis
+
+    creators = 8
+    barrier = threading.Barrier(creators)
+
+    class Gated(redis.Redis):
+        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+            return _LookThenWait(super().pipeline(transaction, shard_hint), barrier)
+
+    client = Gated(connection_pool=redis.ConnectionPool.from_url(redis_url, max_connections=creators * 2))
+    store = RedisStore(client, prefix=redis_prefix, max_sessions=3)
+    created: list[str] = []
+    refused: list[str] = []
+
+    def create(number: int) -> None:
+        try:
+            store.create(SessionRecord.new(f"s{number}", T0), T0, POLICY)
+            created.append(f"s{number}")
+        except SessionLimitError:
+            refused.append(f"s{number}")
+
+    threads = [threading.Thread(target=create, args=(number,)) for number in range(creators)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (len(created), len(refused)) == (3, creators - 3)
+    assert store.count() == 3
+    store.close()
+
+
+def test_redis_cap_is_exact_with_processes_racing(redis_url: str, redis_prefix: str) -> None:
+    """Four processes create 40 sessions each as fast as they can into a store capped at 50:
+    exactly 50 exist afterwards, and exactly 50 creates succeeded."""
+    url = f"{redis_url}?prefix={redis_prefix}&max_sessions=50"
+    readers: list[tuple[int, int]] = []
+    for worker in range(4):
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(reader)
+                store = store_from_url(url)
+                made = 0
+                for number in range(40):
+                    with contextlib.suppress(SessionLimitError):
+                        store.create(SessionRecord.new(f"w{worker}-{number}", T0), T0, POLICY)
+                        made += 1
+                os.write(writer, str(made).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(writer)
+        readers.append((pid, reader))
+    made = 0
+    for pid, reader in readers:
+        with os.fdopen(reader) as got:
+            text = got.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        made += int(text)
+    store = store_from_url(url)
+    assert made == 50 and store.count() == 50
+    store.close()
+
+
+# -- item 10: the cost of a metrics scrape -------------------------------------------------------
+
+
+def _counting_store(redis_url: str, prefix: str) -> tuple[RedisStore, dict[str, int]]:
+    """A Redis store whose connections count the commands and the round trips they send."""
+    import redis
+
+    sent = {"commands": 0, "round_trips": 0}
+
+    class Counting(redis.Connection):
+        def pack_command(self, *args: Any) -> Any:
+            sent["commands"] += 1
+            return super().pack_command(*args)  # type: ignore[no-untyped-call]
+
+        def pack_commands(self, commands: Any) -> Any:
+            sent["commands"] += len(commands)
+            return super().pack_commands(commands)  # type: ignore[no-untyped-call]
+
+        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            sent["round_trips"] += 1
+            super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=Counting)
+    return RedisStore(redis.Redis(connection_pool=pool), prefix=prefix), sent
+
+
+def test_a_redis_scrape_costs_the_same_whatever_the_number_of_sessions(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """The Prometheus collector's commands and round trips on Redis do not grow with the
+    sessions: the same for 10 sessions as for 400, and at most a few round trips."""
+    pytest.importorskip("prometheus_client")
+    from sessionmw.metrics import SessionCollector
+
+    store, sent = _counting_store(redis_url, redis_prefix)
+    manager = SessionManager(store=store, clock=FakeClock(T0))
+    collector = SessionCollector(manager)
+
+    def scrape() -> tuple[int, int, dict[str, float]]:
+        before = dict(sent)
+        families = list(collector.collect())
+        gauge = next(family for family in families if family.name == "sessionmw_sessions")
+        values = {sample.labels["state"]: sample.value for sample in gauge.samples}
+        return sent["commands"] - before["commands"], sent["round_trips"] - before["round_trips"], values
+
+    def add(count: int, start: int) -> None:
+        for number in range(start, start + count):
+            manager.create_session(f"s{number}")
+            if number % 3 == 0:
+                manager.end_session(f"s{number}")
+            elif number % 3 == 1:
+                for _ in range(manager.settings.max_error_threshold):
+                    manager.record_error(f"s{number}", "down")
+
+    add(10, 0)
+    scrape()  # connections open
+    small = scrape()
+    add(390, 10)
+    large = scrape()
+    assert large[:2] == small[:2]
+    assert large[1] <= 3
+    assert large[2]["active"] + large[2]["ended"] + large[2]["disconnected"] == 400
+    assert large[2]["ended"] == sum(1 for number in range(400) if number % 3 == 0)
+    manager.close()
+
+
+@pytest.fixture(name="census_url", params=["redis", "redis-cluster"])
+def _census_url(request: pytest.FixtureRequest) -> str:
+    """A Redis store URL of this test's own: one server, or a private cluster."""
+    if request.param == "redis":
+        return f"{request.getfixturevalue('redis_url')}?prefix={request.getfixturevalue('redis_prefix')}"
+    cluster_url = request.getfixturevalue("redis_cluster_url")
+    return f"{cluster_url}?prefix=t{secrets.token_hex(6)}&cluster=true"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_redis_census_equals_a_full_scan_after_random_operations(census_url: str, seed: int) -> None:
+    """After random creates, activity, errors, successes, reconnects, ends, deletes, clock jumps
+    and sweeps, every state's count (and the counts by state) equal a scan of the records."""
+    store = store_from_url(census_url)
+    assert isinstance(store, RedisStore)
+    chooser = random.Random(seed)
+    now = T0
+    ids = [f"r{number}" for number in range(25)]
+    events = [Event.ACTIVITY, Event.ERROR, Event.SUCCESS, Event.RECONNECT, Event.END, None]
+
+    def check() -> None:
+        store.sweep(now, POLICY, limit=10_000)  # drops what Redis's TTLs dropped from the census
+        scanned = Counter(record.state for record in store.records())
+        assert store.count_by_state() == {state: scanned[state] for state in SessionState}
+        assert [store.count(state) for state in SessionState] == [scanned[s] for s in SessionState]
+
+    for step in range(300):
+        session_id = chooser.choice(ids)
+        roll = chooser.random()
+        if roll < 0.25:
+            with contextlib.suppress(SessionExistsError):
+                store.create(SessionRecord.new(session_id, now), now, POLICY)
+        elif roll < 0.3:
+            store.delete(session_id)
+        elif roll < 0.4:
+            now += chooser.randint(1, 15)
+        elif roll < 0.45:
+            store.sweep(now, POLICY, limit=chooser.randint(1, 5))
+        else:
+            store.update(session_id, chooser.choice(events), now, POLICY, "boom")
+        if step % 60 == 59:
+            check()
+    check()
+    store.close()
+
+
+def test_sqlite_census_is_one_query_on_the_state_index(tmp_path: Path) -> None:
+    """On SQLite the counts by state are one query answered from the index on ``state``, and
+    they equal the records' states."""
+    from sessionmw.stores.sqlite import CENSUS_QUERY
+
+    store = SQLiteStore(tmp_path / "s.db")
+    for number in range(6):
+        store.create(SessionRecord.new(f"s{number}", T0), T0, POLICY)
+    store.update("s0", Event.END, T0, POLICY)
+    assert store.count_by_state() == {
+        **dict.fromkeys(SessionState, 0),
+        SessionState.ACTIVE: 5,
+        SessionState.ENDED: 1,
+    }
+    store.close()
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {CENSUS_QUERY}"))
+    conn.close()
+    assert "sessionmw_sessions_state" in plan

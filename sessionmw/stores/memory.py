@@ -152,6 +152,14 @@ class MemoryStore:
                 return self._live
             return sum(1 for record in self._records.values() if record.state is state)
 
+    def count_by_state(self) -> dict[SessionState, int]:
+        """How many records are in each state (one pass over the sessions)."""
+        totals = dict.fromkeys(SessionState, 0)
+        with self._lock:
+            for record in self._records.values():
+                totals[record.state] += 1
+        return totals
+
     def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
         with self._lock:
             snapshot = [

@@ -34,7 +34,7 @@ from sessionmw.transitions import Change
 if TYPE_CHECKING:
     from sessionmw.stores.counters import SQLiteCounters
 
-__all__ = ["DUE_QUERY", "SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["CENSUS_QUERY", "DUE_QUERY", "SCHEMA_VERSION", "SQLiteStore"]
 
 #: The version of the tables this module creates (kept in ``sessionmw_meta``).
 SCHEMA_VERSION = 1
@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS sessionmw_sessions (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessionmw_sessions_due ON sessionmw_sessions (due);
+CREATE INDEX IF NOT EXISTS sessionmw_sessions_state ON sessionmw_sessions (state);
 """
 #: Bumped in a forked child, so a store opens its own connection instead of the inherited one.
 _FORKS = [0]
@@ -66,9 +67,12 @@ _SELECT = "SELECT data FROM sessionmw_sessions WHERE id = ?"
 #: The sweep's query: answered by the index on ``due``, so it reads only the due rows.
 DUE_QUERY = "SELECT id, state, data FROM sessionmw_sessions WHERE due <= ? ORDER BY due LIMIT ?"
 _DUE = DUE_QUERY
+#: The count of every state in one query, read from the index on ``state`` (never the records).
+CENSUS_QUERY = "SELECT state, COUNT(*) FROM sessionmw_sessions GROUP BY state"
 _UPDATE = "UPDATE sessionmw_sessions SET state = ?, due = ?, data = ? WHERE id = ?"
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _TERMINAL = frozenset(state.value for state in SessionState if state.is_terminal)
+_STATES = {state.value: state for state in SessionState}
 _LIVE_DELTA = "UPDATE sessionmw_meta SET value = value + ? WHERE key = 'live'"
 
 
@@ -343,6 +347,18 @@ class SQLiteStore:
             return int(row.fetchone()[0])
 
         return self._run(work, write=False)
+
+    def count_by_state(self) -> dict[SessionState, int]:
+        """How many records are in each state: one query over the index on ``state``."""
+
+        def work(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            return conn.execute(CENSUS_QUERY).fetchall()
+
+        totals = dict.fromkeys(SessionState, 0)
+        for state, count in self._run(work, write=False):
+            if state in _STATES:
+                totals[_STATES[state]] += int(count)
+        return totals
 
     def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
         """Copies of the readable records (unreadable ones are skipped)."""
