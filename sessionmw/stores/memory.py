@@ -56,7 +56,7 @@ class MemoryStore:
 
     def _warn_forked(self) -> None:
         self._forked = False
-        _log.warning(FORKED_WARNING, extra={"operation": "memory_store_forked"})
+        _log.warning(FORKED_WARNING)
 
     def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
         if self._forked:
