@@ -593,3 +593,16 @@ def test_sqlite_census_is_one_query_on_the_state_index(tmp_path: Path) -> None:
         plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {CENSUS_QUERY}"))
     conn.close()
     assert "sessionmw_sessions_state" in plan
+
+
+def test_redis_census_keys_share_the_sessions_slot(redis_url: str, redis_prefix: str) -> None:
+    """Every key a session's script touches, the census included, hashes to one cluster slot,
+    and the census spreads over the buckets' slots like the indexes."""
+    from redis.crc import key_slot
+
+    store = RedisStore.from_url(redis_url, prefix=redis_prefix, buckets=16)
+    for session_id in ("a", "b", "some-longer-id"):
+        keys = store._script_keys(session_id)
+        assert len(keys) == 5 and len({key_slot(key.encode()) for key in keys}) == 1
+    assert len({key_slot(store._script_keys(f"s{i}")[4].encode()) for i in range(200)}) == 16
+    store.close()
