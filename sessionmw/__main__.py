@@ -6,6 +6,7 @@ Subcommands are registered in :data:`COMMANDS`; with no subcommand it runs the t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -59,7 +60,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sessionmw.cli import run
 
     command: Callable[[argparse.Namespace], int] = args.run
-    return run(command, args)
+    try:
+        code = run(command, args)
+        sys.stdout.flush()  # a closed pipe shows here rather than at interpreter exit
+    except BrokenPipeError:
+        return _reader_gone()
+    return code
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``sessionmw tour | head``): stop quietly with exit 1.
+
+    As the Python docs advise for SIGPIPE: point stdout at devnull so the flush at exit does not
+    raise again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ expiration rate, error frequency per session-hour and recovery rates.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import threading
 import weakref
 from collections import defaultdict
@@ -37,6 +39,16 @@ LATENCY_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 # One backend per live store object (weakly held: a new store never inherits a dead one's counts).
 _BACKENDS: weakref.WeakKeyDictionary[SessionStore, CounterBackend] = weakref.WeakKeyDictionary()
 _BACKENDS_LOCK = threading.Lock()
+
+
+def _renew_lock() -> None:
+    """In a forked child: a fresh lock (another thread may have held the parent's)."""
+    global _BACKENDS_LOCK
+    _BACKENDS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_lock)
 
 
 def counters_for(store: SessionStore) -> CounterBackend:
@@ -149,7 +161,16 @@ class Analytics:
             else:
                 signal.connect(receiver, sender=sender, weak=False)
             self._connected.append((signal, receiver, sender))
+        self._mark_counting()
         return self
+
+    def _mark_counting(self) -> None:
+        """Add to the all-time bucket that a process counts (``sessionmw stats`` tells zeros from
+        nobody counting); a store failure here is not the app's problem."""
+        from sessionmw.errors import StoreError
+
+        with contextlib.suppress(StoreError):
+            self.backend.add((TOTAL,), {"analytics.connected": 1.0})
 
     def disconnect(self) -> None:
         """Stop counting."""

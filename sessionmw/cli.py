@@ -19,14 +19,22 @@ from sessionmw.errors import ConfigurationError, IllegalTransitionError, Session
 from sessionmw.health import recovery_text
 from sessionmw.manager import SessionManager
 from sessionmw.settings import Settings
-from sessionmw.states import SessionState
-from sessionmw.stores import mask_url
+from sessionmw.states import HealthStatus, SessionState
+from sessionmw.stores import MemoryStore, mask_url
 
 __all__ = ["add_commands"]
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
+
+#: Said on stderr by every command that runs on ``memory://``: it can only see its own process.
+MEMORY_NOTE = (
+    "sessionmw: note: the store is memory://, which holds only the sessions of the process that "
+    "uses it: this command sees its own empty store, not your app's. Give the app and this "
+    "command a shared store with --store or SESSIONMW_STORE_URL (sqlite:///path/sessions.db on "
+    "one host, redis://host:6379/0 on several)."
+)
 
 
 class CommandError(Exception):
@@ -47,6 +55,8 @@ def _manager(args: argparse.Namespace) -> Iterator[SessionManager]:
         manager = SessionManager(settings)
     except ConfigurationError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
+    if isinstance(manager.store, MemoryStore):
+        print(MEMORY_NOTE, file=sys.stderr)
     try:
         yield manager
     except StoreError as exc:
@@ -76,6 +86,8 @@ def _sessions_list(args: argparse.Namespace) -> int:
         now = manager.clock()
         rows: list[dict[str, Any]] = []
         for record in manager.store.records(state):
+            if len(rows) >= args.limit:
+                break
             rows.append(
                 {
                     "id": record.session_id,
@@ -87,8 +99,6 @@ def _sessions_list(args: argparse.Namespace) -> int:
                     else round(max(0.0, record.expires_at(manager.policy) - now), 1),
                 }
             )
-            if len(rows) >= args.limit:
-                break
     if args.json:
         json.dump(rows, out, indent=2)
         out.write("\n")
@@ -110,6 +120,8 @@ def _health(args: argparse.Namespace) -> int:
         health = manager.check_health(args.id)
     if args.json:
         out.write(json.dumps(health, ensure_ascii=False, indent=2) + "\n")
+    elif health.status == HealthStatus.NOT_FOUND:  # for the operator, not the end-user guidance
+        raise CommandError(f"no session {args.id!r}", EXIT_UNHEALTHY)
     else:
         out.write(f"{health.session_id}: {health.status}\n{recovery_text(health)}\n")
     return EXIT_OK if health.healthy else EXIT_UNHEALTHY
@@ -184,9 +196,16 @@ def _stats(args: argparse.Namespace) -> int:
     out = _out(args)
     with _manager(args) as manager:
         result = manager.stats(window=args.window)
+        counting = _counting(manager)
     if args.json:
-        out.write(json.dumps(result.as_dict(), indent=2) + "\n")
+        out.write(json.dumps({**result.as_dict(), "counting": counting}, indent=2) + "\n")
         return EXIT_OK
+    if not counting:
+        out.write(
+            "no process has attached analytics counters to this store, so every figure is zero: "
+            "connect sessionmw.analytics.Analytics(manager) (or sessionmw.metrics.instrument) "
+            "in the app\n"
+        )
     c = result.counts
     frequency = result.error_frequency_per_session_hour
     latency = result.mean_latency_seconds
@@ -215,6 +234,36 @@ def _stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _counting(manager: SessionManager) -> bool:
+    """Whether any process ever attached analytics to the manager's store (the all-time bucket
+    has counts: :meth:`~sessionmw.analytics.Analytics.connect` adds one)."""
+    from sessionmw.analytics import TOTAL, counters_for
+
+    return bool(counters_for(manager.store).read([TOTAL]).get(TOTAL))
+
+
+def _positive(text: str) -> int:
+    """An argument that must be a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number (1 or more)")
+    return value
+
+
+def _not_negative(text: str) -> int:
+    """An argument that must be a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def _config(args: argparse.Namespace) -> int:
     out = _out(args)
     try:
@@ -223,6 +272,8 @@ def _config(args: argparse.Namespace) -> int:
             settings = settings.replace(store_url=args.store)
     except ConfigurationError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
+    if str(settings.store_url).partition("://")[0].lower() == "memory":
+        print(MEMORY_NOTE, file=sys.stderr)
     rows = {name: (getattr(settings, name), source) for name, source in settings.sources.items()}
     if "store_url" in rows:  # a password in the URL is not printed
         url, source = rows["store_url"]
@@ -255,7 +306,9 @@ def add_commands(sub: Subparsers) -> None:
     actions = sessions.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = _with_store(actions.add_parser("list", help="list sessions"))
     listing.add_argument("--state", choices=[state.value for state in SessionState], help="only this state")
-    listing.add_argument("--limit", type=int, default=1000, help="at most this many rows (default 1000)")
+    listing.add_argument(
+        "--limit", type=_not_negative, default=1000, help="at most this many rows (default 1000; 0: none)"
+    )
     listing.set_defaults(run=_sessions_list)
     show = _with_store(actions.add_parser("show", help="one session's record and health"))
     show.add_argument("id")
@@ -267,7 +320,7 @@ def add_commands(sub: Subparsers) -> None:
     health.add_argument("id")
     health.set_defaults(run=_health)
     sweep = _with_store(sub.add_parser("sweep", help="expire due sessions now"))
-    sweep.add_argument("--batch", type=int, default=1000, help="sessions per store call (default 1000)")
+    sweep.add_argument("--batch", type=_positive, default=1000, help="sessions per store call (default 1000)")
     sweep.set_defaults(run=_sweep)
     stats = _with_store(sub.add_parser("stats", help="counters and rates over a window, from every process"))
     stats.add_argument("--window", type=parse_window, default=3600.0, help="e.g. 15m, 1h, 2d (default 1h)")

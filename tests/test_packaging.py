@@ -93,6 +93,7 @@ MODULES = [
     "sessionmw.states",
     "sessionmw.stores",
     "sessionmw.stores.counters",
+    "sessionmw.stores.records",
     "sessionmw.testing",
     "sessionmw.tour",
     "sessionmw.transitions",

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from sessionmw.errors import StoreUnavailableError
+from sessionmw.stores._forks import reset_after_fork
 
 if TYPE_CHECKING:
     import redis
@@ -42,6 +43,11 @@ class MemoryCounters:
     def __init__(self) -> None:
         self._values: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held the parent's)."""
+        self._lock = threading.Lock()
 
     def add(self, buckets: Iterable[int], counts: Mapping[str, float]) -> None:
         with self._lock:
@@ -56,17 +62,25 @@ class MemoryCounters:
 
 
 class SQLiteCounters:
-    """Counters in a table of the store's SQLite file (WAL; one connection per thread)."""
+    """Counters in a table of the store's SQLite file (WAL; one connection per thread).
+
+    A forked child opens its own connections (a SQLite connection must not cross a fork).
+    """
 
     def __init__(self, path: str, *, timeout: float = 5.0) -> None:
         self.path = path
         self.timeout = timeout
         self._local = threading.local()
+        reset_after_fork(self)
         self._connect().execute(
             "CREATE TABLE IF NOT EXISTS sessionmw_counters ("
             " bucket INTEGER NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,"
             " PRIMARY KEY (bucket, name)) WITHOUT ROWID"
         )
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's connections (never used, never closed here)."""
+        self._local = threading.local()
 
     def _connect(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -128,6 +142,11 @@ class RedisCounters:
         self.prefix = prefix
         self.shards = shards
         self._shard = os.getpid() % shards
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: its own shard (redis-py's pools reconnect by themselves)."""
+        self._shard = os.getpid() % self.shards
 
     def _key(self, shard: int, bucket: int) -> str:
         return f"{{{self.prefix}:c{shard}}}:counts:{bucket}"

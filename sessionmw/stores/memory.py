@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 from collections.abc import Iterator
 
 from sessionmw.errors import SessionExistsError, SessionLimitError
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
+from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, step
 from sessionmw.transitions import Change, is_routine_activity
 
-__all__ = ["MemoryStore"]
+__all__ = ["FORKED_WARNING", "MemoryStore"]
 
 _TERMINAL = frozenset({SessionState.EXPIRED, SessionState.ENDED})
 _ACTIVITY = Event.ACTIVITY
+_log = logging.getLogger("sessionmw")
+
+#: Logged once by a memory store used in a process forked after the store was made.
+FORKED_WARNING = (
+    "the memory:// session store is used in a process forked after it was created (a worker of "
+    "a pre-forking server such as gunicorn): each process keeps its own sessions, so a client's "
+    "session is unknown to the next worker and sessions come and go. Use a store every worker "
+    "shares: sqlite:///path/sessions.db on one host, or redis://host:6379/0"
+)
 
 
 class MemoryStore:
@@ -23,6 +34,9 @@ class MemoryStore:
 
     Sweeping uses a heap of deadlines: a session's entry is checked when its deadline passes and
     pushed back if it saw activity since, so :meth:`sweep` costs about the number of due sessions.
+
+    Used in a process forked after it was made, it logs :data:`FORKED_WARNING` once: the
+    processes do not share its sessions.
     """
 
     def __init__(self, *, max_sessions: int | None = None) -> None:
@@ -32,8 +46,21 @@ class MemoryStore:
         self._live = 0
         # (deadline, session_id): at or after deadline the session may be due for expiry or purge.
         self._deadlines: list[tuple[float, str]] = []
+        self._forked = False  # set in a forked child until the warning is logged
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may have been held), and warn on use."""
+        self._lock = threading.Lock()
+        self._forked = True
+
+    def _warn_forked(self) -> None:
+        self._forked = False
+        _log.warning(FORKED_WARNING)
 
     def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
+        if self._forked:
+            self._warn_forked()
         record = record.copy()
         with self._lock:
             old = self._records.get(record.session_id)
@@ -61,6 +88,8 @@ class MemoryStore:
         policy: Policy,
         error: str | None = None,
     ) -> Outcome | None:
+        if self._forked:
+            self._warn_forked()
         with self._lock:
             record = self._records.get(session_id)
             if record is None:
@@ -122,6 +151,14 @@ class MemoryStore:
             if state is None:
                 return self._live
             return sum(1 for record in self._records.values() if record.state is state)
+
+    def count_by_state(self) -> dict[SessionState, int]:
+        """How many records are in each state (one pass over the sessions)."""
+        totals = dict.fromkeys(SessionState, 0)
+        with self._lock:
+            for record in self._records.values():
+                totals[record.state] += 1
+        return totals
 
     def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
         with self._lock:

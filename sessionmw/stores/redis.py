@@ -15,11 +15,15 @@ Keys (``p`` is the key prefix, ``k`` the session's bucket, derived from its id):
     {p:b<k>}:s:<id>      the record, JSON (SessionRecord.to_dict), with a TTL
     {p:b<k>}:expiry      sorted set: live session ids scored by their expiry time
     {p:b<k>}:purge       sorted set: ended and expired ids scored by the end of their retention
+    {p:b<k>}:states      hash: each session's state, as the census counted it
+    {p:b<k>}:census      hash: how many of the bucket's sessions are in each state
 
 The part in braces is a Redis Cluster hash tag: a session's keys and its bucket's index share one
 hash slot, so every script touches one slot. Sweeping visits the buckets one by one and costs
-about the number of due sessions. Every record has a TTL, so Redis drops dead sessions by itself
-even if nobody sweeps.
+about the number of due sessions. The scripts keep the census as they change states, so counting
+the sessions in a state reads one small hash per bucket (one round trip), whatever their number.
+Every record has a TTL, so Redis drops dead sessions by itself even if nobody sweeps (a record
+dropped so leaves the census when the sweep next visits its id).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores import mask_url
 from sessionmw.stores.base import Outcome
+from sessionmw.stores.records import MAX_RECORD_CHARS, decode_record
 from sessionmw.transitions import _ACTIVITY_KEEPS, _IDLES, TRANSITIONS, Change
 
 if TYPE_CHECKING:
@@ -99,8 +104,10 @@ def _lua_fast_sets() -> str:
 # Every call starts here. ARGV[1]: the operation; ARGV[2]: now (Python's repr of the float);
 # ARGV[3]: the event of an update ('' for none), the limit of a sweep; ARGV[4]: the record
 # version and the policy, 'version,idle_after,timeout,absolute,threshold,retention'; ARGV[5]:
-# the error, or the new record. KEYS: the record ('{tag}:s:<id>'; the sweep's: '{tag}:s:'),
-# the bucket's expiry and purge sets.
+# the error, or the new record; ARGV[6]: for a create, the most live sessions ('' for no limit).
+# KEYS: the record ('{tag}:s:<id>'; the sweep's: '{tag}:s:'), the bucket's expiry and purge
+# sets, its states and census hashes, then (a capped create on one server) every bucket's
+# expiry set.
 _LUA_PROLOGUE = r"""
 local op, now_text, extra = ARGV[1], ARGV[2], ARGV[3]
 local now = tonumber(now_text)
@@ -108,7 +115,7 @@ local VERSION, idle_after, timeout, absolute, threshold, retention =
   string.match(ARGV[4], '^(%d+),([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
 idle_after, timeout, absolute = tonumber(idle_after), tonumber(timeout), tonumber(absolute)
 threshold, retention = tonumber(threshold), tonumber(retention)
-local key, index, purge = KEYS[1], KEYS[2], KEYS[3]
+local key, index, purge, states, census = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ID = string.sub(key, string.find(key, '}', 1, true) + 4)  -- the id after '{tag}:s:'
 local function num(x) return string.format('%.17g', x) end
 """
@@ -218,6 +225,18 @@ local function apply(r, ev, now, p, err, changes)
   if new ~= s then enter(r, new, ev, now, changes) end
   return nil
 end
+-- the census: the bucket's count of sessions per state, kept by every write and removal
+local function tally(id, new)
+  local old = redis.call('HGET', states, id)
+  if old and old == new then return end
+  if old then redis.call('HINCRBY', census, old, -1) end
+  if new then
+    redis.call('HINCRBY', census, new, 1)
+    redis.call('HSET', states, id, new)
+  elseif old then
+    redis.call('HDEL', states, id)
+  end
+end
 local function expires_at(r, p)
   return math.min(r.last_activity + p.timeout, r.created_at + p.absolute)
 end
@@ -236,6 +255,7 @@ local function store(key, index, purge, r, now, p)
   end
   local json = enc(r)
   redis.call('SET', key, json, 'PX', math.max(1, math.ceil(ttl * 1000)))
+  tally(r.id, r.state)
   return json
 end
 local p = {idle_after=idle_after, timeout=timeout, absolute=absolute, threshold=threshold,
@@ -273,12 +293,18 @@ elseif op == 'create' then
   end
   local r = dec(ARGV[5], id)
   if r == nil then return {'corrupt'} end
+  if ARGV[6] ~= '' then  -- the cap, counted and enforced in the same atomic step as the create
+    local live, upto = 0, '(' .. now_text
+    for i = 6, #KEYS do live = live + redis.call('ZCOUNT', KEYS[i], upto, '+inf') end
+    if live >= tonumber(ARGV[6]) then return {'full'} end
+  end
   redis.call('ZREM', purge, id)
   store(key, index, purge, r, now, p)
   return {'ok'}
 elseif op == 'delete' then
   redis.call('ZREM', index, ID)
   redis.call('ZREM', purge, ID)
+  tally(ID, nil)
   return {'ok', redis.call('DEL', key)}
 elseif op == 'sweep' then
   local prefix, limit, upto = key, tonumber(extra), num(now)
@@ -286,6 +312,7 @@ elseif op == 'sweep' then
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', purge, '-inf', upto, 'LIMIT', 0, limit)) do
     redis.call('DEL', prefix .. id)
     redis.call('ZREM', purge, id)
+    tally(id, nil)
   end
   local ids = redis.call('ZRANGEBYSCORE', index, '-inf', upto, 'LIMIT', 0, limit)
   local changes = {}
@@ -294,6 +321,7 @@ elseif op == 'sweep' then
     local r = read(k, id)
     if not r then
       redis.call('ZREM', index, id)  -- gone (TTL) or unreadable: nothing left to expire
+      tally(id, nil)
     else
       local mine = {}
       elapse(r, now, p, mine)
@@ -452,6 +480,11 @@ class RedisStore:
         tag = self._tag(self.bucket_of(session_id))
         return [f"{tag}:s:{session_id}", f"{tag}:expiry", f"{tag}:purge"]
 
+    def _script_keys(self, session_id: str) -> list[str]:
+        """The keys a script on one session touches: its record, its bucket's indexes and census."""
+        tag = self._tag(self.bucket_of(session_id))
+        return [f"{tag}:s:{session_id}", f"{tag}:expiry", f"{tag}:purge", f"{tag}:states", f"{tag}:census"]
+
     # -- calls -----------------------------------------------------------------------------------
 
     def _call(self, keys: list[str], args: list[Any]) -> Any:
@@ -515,13 +548,24 @@ class RedisStore:
     # -- the protocol ----------------------------------------------------------------------------
 
     def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
-        if self.max_sessions is not None and self._live_at(now) >= self.max_sessions:
-            raise SessionLimitError("the session store is full", session_id=record.session_id)
+        """Store a new session; the cap is checked by the creating script itself on one server
+        (exact), and just before it on a cluster (whose buckets live on several nodes)."""
+        keys = self._script_keys(record.session_id)
+        cap = ""
+        if self.max_sessions is not None:
+            if self._pool is None:  # a cluster: one script cannot read every node's buckets
+                if self._live_at(now) >= self.max_sessions:
+                    raise SessionLimitError("the session store is full", session_id=record.session_id)
+            else:
+                cap = str(self.max_sessions)
+                keys += [f"{self._tag(bucket)}:expiry" for bucket in range(self.buckets)]
         data = json.dumps(record.to_dict(), separators=(",", ":"))
-        args = [*self._args("create", now, policy), data]
-        status = _text(self._call(self._keys(record.session_id), args)[0])
+        args = [*self._args("create", now, policy), data, cap]
+        status = _text(self._call(keys, args)[0])
         if status == "exists":
             raise SessionExistsError("a live session with this id exists", session_id=record.session_id)
+        if status == "full":
+            raise SessionLimitError("the session store is full", session_id=record.session_id)
         if status == "corrupt":
             raise CorruptRecordError("the new session record could not be written")
 
@@ -536,7 +580,7 @@ class RedisStore:
         args = self._args("update", now, policy, "" if event is None else event.value)
         if error is not None:
             args.append(error)
-        result = self._call(self._keys(session_id), args)
+        result = self._call(self._script_keys(session_id), args)
         if isinstance(result, bytes):  # no change, nothing refused: the record as the script wrote it
             return Outcome(_written(result, self._name), ())
         status = _text(result[0])
@@ -562,7 +606,7 @@ class RedisStore:
 
     def delete(self, session_id: str) -> bool:
         args = self._args("delete", 0.0, Policy())
-        return bool(self._call(self._keys(session_id), args)[1])
+        return bool(self._call(self._script_keys(session_id), args)[1])
 
     def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
         """Expire due sessions bucket by bucket (one script per bucket; cost ~ due sessions)."""
@@ -572,7 +616,8 @@ class RedisStore:
                 break
             tag = self._tag(bucket)
             args = self._args("sweep", now, policy, str(limit - len(expired)))
-            result = self._call([f"{tag}:s:", f"{tag}:expiry", f"{tag}:purge"], args)
+            keys = [f"{tag}:s:", f"{tag}:expiry", f"{tag}:purge", f"{tag}:states", f"{tag}:census"]
+            result = self._call(keys, args)
             fields = [_text(field) for field in result[1]]
             for i in range(0, len(fields), 4):
                 session_id, old, new, event = fields[i : i + 4]
@@ -580,10 +625,22 @@ class RedisStore:
         return expired
 
     def count(self, state: SessionState | None = None) -> int:
-        """Live sessions from the buckets' indexes; a given state by scanning (admin use only)."""
+        """Live sessions from the buckets' indexes; a given state from their census (one round
+        trip of one command per bucket, whatever the number of sessions)."""
         if state is None:
             return sum(self._pipeline([("ZCARD", f"{self._tag(b)}:expiry") for b in range(self.buckets)]))
-        return sum(1 for record in self.records(state) if record.state is state)
+        commands = [("HGET", f"{self._tag(b)}:census", state.value) for b in range(self.buckets)]
+        return sum(int(reply) for reply in self._pipeline(commands) if reply is not None)
+
+    def count_by_state(self) -> dict[SessionState, int]:
+        """How many records are in each state, from the buckets' census (one round trip)."""
+        totals = dict.fromkeys(SessionState, 0)
+        for reply in self._pipeline([("HGETALL", f"{self._tag(b)}:census") for b in range(self.buckets)]):
+            for name, value in reply.items():
+                state = _STATE.get(_text(name))
+                if state is not None:
+                    totals[state] += int(value)
+        return totals
 
     def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
         """Copies of the readable records, found with SCAN (admin use only, never on a request)."""
@@ -636,14 +693,7 @@ class RedisStore:
 
 
 def _decode(raw: object, session_id: str, name: str) -> SessionRecord:
-    try:
-        data = json.loads(raw if isinstance(raw, str | bytes) else b"")
-    except ValueError:
-        raise CorruptRecordError(f"session record in {name} is not valid JSON") from None
-    record = SessionRecord.from_dict(data)
-    if record.session_id != session_id:
-        raise CorruptRecordError(f"session record in {name} belongs to another id")
-    return record
+    return decode_record(raw, session_id, name)
 
 
 def _written(raw: object, name: str) -> SessionRecord:
@@ -654,6 +704,8 @@ def _written(raw: object, name: str) -> SessionRecord:
     """
     try:
         text = raw.decode() if isinstance(raw, bytes) else raw
+        if len(text) > MAX_RECORD_CHARS:  # type: ignore[arg-type]
+            raise ValueError("too long")
         data, end = _DECODER.raw_decode(text)  # type: ignore[arg-type]
         count, error, reason = data["error_count"], data["last_error"], data["reason"]
         again = data.get("reconnected_at")  # absent from records written before it existed
@@ -681,5 +733,5 @@ def _written(raw: object, name: str) -> SessionRecord:
             reason,
             None if again is None else float(again),
         )
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, ArithmeticError, RecursionError) as exc:
         raise CorruptRecordError(f"session record from {name} is unreadable: {exc!r}") from None

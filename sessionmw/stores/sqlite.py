@@ -26,13 +26,15 @@ from sessionmw.errors import (
 )
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
+from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, step
+from sessionmw.stores.records import decode_record
 from sessionmw.transitions import Change
 
 if TYPE_CHECKING:
     from sessionmw.stores.counters import SQLiteCounters
 
-__all__ = ["DUE_QUERY", "SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["CENSUS_QUERY", "DUE_QUERY", "SCHEMA_VERSION", "SQLiteStore"]
 
 #: The version of the tables this module creates (kept in ``sessionmw_meta``).
 SCHEMA_VERSION = 1
@@ -48,6 +50,7 @@ CREATE TABLE IF NOT EXISTS sessionmw_sessions (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessionmw_sessions_due ON sessionmw_sessions (due);
+CREATE INDEX IF NOT EXISTS sessionmw_sessions_state ON sessionmw_sessions (state);
 """
 #: Bumped in a forked child, so a store opens its own connection instead of the inherited one.
 _FORKS = [0]
@@ -64,9 +67,12 @@ _SELECT = "SELECT data FROM sessionmw_sessions WHERE id = ?"
 #: The sweep's query: answered by the index on ``due``, so it reads only the due rows.
 DUE_QUERY = "SELECT id, state, data FROM sessionmw_sessions WHERE due <= ? ORDER BY due LIMIT ?"
 _DUE = DUE_QUERY
+#: The count of every state in one query, read from the index on ``state`` (never the records).
+CENSUS_QUERY = "SELECT state, COUNT(*) FROM sessionmw_sessions GROUP BY state"
 _UPDATE = "UPDATE sessionmw_sessions SET state = ?, due = ?, data = ? WHERE id = ?"
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _TERMINAL = frozenset(state.value for state in SessionState if state.is_terminal)
+_STATES = {state.value: state for state in SessionState}
 _LIVE_DELTA = "UPDATE sessionmw_meta SET value = value + ? WHERE key = 'live'"
 
 
@@ -83,16 +89,7 @@ def _encode(record: SessionRecord) -> str:
 
 def _decode(data: object, session_id: str) -> SessionRecord:
     """The record in a row; a row that is not a record of ``session_id`` is corrupt."""
-    if not isinstance(data, str):
-        raise CorruptRecordError(f"session record in SQLite is a {type(data).__name__}, not JSON text")
-    try:
-        loaded = json.loads(data)
-    except ValueError:
-        raise CorruptRecordError("session record in SQLite is not valid JSON") from None
-    record = SessionRecord.from_dict(loaded)
-    if record.session_id != session_id:
-        raise CorruptRecordError("session record in SQLite belongs to another id")
-    return record
+    return decode_record(data, session_id, "SQLite")
 
 
 class SQLiteStore:
@@ -127,6 +124,12 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._forks = _FORKS[0]
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held the parent's); the
+        inherited connection is left alone and a new one opened on next use."""
+        self._lock = threading.Lock()
 
     # -- connection --------------------------------------------------------------------------
 
@@ -344,6 +347,18 @@ class SQLiteStore:
             return int(row.fetchone()[0])
 
         return self._run(work, write=False)
+
+    def count_by_state(self) -> dict[SessionState, int]:
+        """How many records are in each state: one query over the index on ``state``."""
+
+        def work(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            return conn.execute(CENSUS_QUERY).fetchall()
+
+        totals = dict.fromkeys(SessionState, 0)
+        for state, count in self._run(work, write=False):
+            if state in _STATES:
+                totals[_STATES[state]] += int(count)
+        return totals
 
     def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
         """Copies of the readable records (unreadable ones are skipped)."""

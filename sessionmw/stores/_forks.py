@@ -1,0 +1,46 @@
+"""Fork safety: after ``os.fork`` a child must not use the locks and connections its parent held.
+
+A lock another thread held at the fork stays locked for ever in the child, and a SQLite
+connection must never be used in two processes. Objects that hold either register here with
+:func:`reset_after_fork`; in a forked child their ``_after_fork()`` runs before any other code,
+so they start with fresh locks and open their own connections when next used. (Redis
+connection pools check the process id themselves.)
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Protocol
+
+__all__ = ["ForkAware", "fork_generation", "reset_after_fork"]
+
+
+class ForkAware(Protocol):
+    """An object that renews its locks and forgets its connections in a forked child."""
+
+    def _after_fork(self) -> None: ...
+
+
+_AWARE: weakref.WeakSet[ForkAware] = weakref.WeakSet()
+_GENERATION = [0]
+
+
+def fork_generation() -> int:
+    """How many forks lie between the first process and this one (0 in the first process)."""
+    return _GENERATION[0]
+
+
+def reset_after_fork(obj: ForkAware) -> None:
+    """Call ``obj._after_fork()`` in every child forked from now on (while ``obj`` lives)."""
+    _AWARE.add(obj)
+
+
+def _in_child() -> None:
+    _GENERATION[0] += 1
+    for obj in list(_AWARE):
+        obj._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_child)
