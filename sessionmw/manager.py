@@ -19,7 +19,7 @@ from sessionmw.errors import CorruptRecordError, StoreError, StoreUnavailableErr
 from sessionmw.health import CheckResult, HealthCheck, HealthReport, recovery_text, run_check
 from sessionmw.session import SessionRecord
 from sessionmw.settings import Settings
-from sessionmw.states import Event, SessionState
+from sessionmw.states import WORKING_STATES, Event, SessionState
 from sessionmw.stores import SessionStore, store_from_url
 from sessionmw.stores.base import Outcome
 from sessionmw.transitions import Change
@@ -148,6 +148,29 @@ class SessionManager:
         signals.send(signals.activity, self, session_id=session_id)
         return outcome.record
 
+    def touch_or_report(self, session_id: str) -> SessionRecord | HealthReport:
+        """Record activity if the session may work; else say why not. One store operation either way.
+
+        Returns the session as it is now when it may work (active, idle or error: see
+        :data:`~sessionmw.states.WORKING_STATES`), else the :class:`~sessionmw.HealthReport` that
+        explains the refusal (unknown, expired, ended or disconnected; turn it into an error with
+        :meth:`UserFacingError.from_health <sessionmw.UserFacingError.from_health>`). Unlike
+        :meth:`touch` it never raises for an expired or ended session; store failures are handled
+        as in :meth:`touch`.
+        """
+        now = self.clock()
+        outcome = self._update(
+            session_id, Event.ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
+        )
+        if outcome is None:
+            return self._report(session_id, None, now)
+        record = outcome.record
+        if outcome.refused is None:
+            signals.send(signals.activity, self, session_id=session_id)
+            if record.state in WORKING_STATES:
+                return record
+        return self._report(session_id, record, now)
+
     def record_error(self, session_id: str, error: BaseException | str) -> bool:
         """Record an error (an exception or a message); at the threshold the session disconnects.
 
@@ -209,7 +232,10 @@ class SessionManager:
         """
         now = self.clock()
         outcome = self._update(session_id, None, None, "check_health", raise_refused=False, now=now)
-        record = None if outcome is None else outcome.record
+        return self._report(session_id, None if outcome is None else outcome.record, now)
+
+    def _report(self, session_id: str, record: SessionRecord | None, now: float) -> HealthReport:
+        """The health report of ``record`` as read at ``now``, with the custom checks run."""
         checks: list[CheckResult] | None = None
         if record is not None and self._checks:
             checks = [
