@@ -12,9 +12,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from sessionmw import signals
+from sessionmw import figures, signals
 from sessionmw.errors import CorruptRecordError, StoreError, StoreUnavailableError
 from sessionmw.health import CheckResult, HealthCheck, HealthReport, recovery_text, run_check
 from sessionmw.session import SessionRecord
@@ -32,9 +32,6 @@ __all__ = [
     "new_session_id",
     "set_session_manager",
 ]
-
-if TYPE_CHECKING:
-    from sessionmw.analytics import Stats
 
 _log = logging.getLogger("sessionmw")
 
@@ -209,14 +206,12 @@ class SessionManager:
         """How many sessions are live (or, given ``state``, are in that state)."""
         return int(self._guard("session_count", 0, self.store.count, state))
 
-    def stats(self, window: float = 3600.0) -> Stats:
+    def stats(self, window: float = 3600.0) -> figures.Stats:
         """Counters and rates of the last ``window`` seconds, from every process on the store.
 
         Counting happens where :class:`sessionmw.analytics.Analytics` is connected.
         """
-        from sessionmw.analytics import counters_for, stats
-
-        return stats(counters_for(self.store), self.clock(), window)
+        return figures.stats(figures.counters_for(self.store), self.clock(), window)
 
     def close(self) -> None:
         """Release the store's connections and files."""

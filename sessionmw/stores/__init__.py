@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sessionmw.errors import ConfigurationError
 from sessionmw.stores.base import Outcome, SessionStore
 from sessionmw.stores.memory import MemoryStore
+from sessionmw.stores.urls import mask_url
 
 if TYPE_CHECKING:
     from sessionmw.stores.redis import RedisStore
@@ -56,17 +57,6 @@ _REDIS_OPTIONS: dict[str, Any] = {
     "max_sessions": int,
     "cluster": _flag,
 }
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages and logs)."""
-    parts = urlsplit(url) if "://" in url else None
-    if parts is None or "@" not in parts.netloc:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user, sep, _ = userinfo.partition(":")
-    shown = f"{user}:***" if sep else "***"
-    return urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
 
 
 def store_from_url(url: str, **options: Any) -> SessionStore:
