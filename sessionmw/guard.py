@@ -52,6 +52,9 @@ _MISSING: Final = _Missing()
 #: The strategy a bare ``@guarded`` uses: 3 attempts, waits of 1 and 2 seconds, transient errors.
 DEFAULT_RETRY: Final = RetryStrategy()
 
+# A module constant: read on every guarded call, 8 ns against 55 ns through the class (as measured
+# for the enum aliases in sessionmw.transitions).
+_ERROR: Final = SessionState.ERROR
 _log = logging.getLogger("sessionmw")
 _QUIET: Final = (IllegalTransitionError, StoreError)  # session bookkeeping never breaks a call
 
@@ -164,18 +167,6 @@ def _log_failure(name: str, error: UserFacingError) -> None:
     )
 
 
-def _admit(scope: Scope) -> SessionRecord | UserFacingError:
-    """Record activity on the scope's session: its record, or the error that refuses the call."""
-    manager, session_id = scope
-    try:
-        outcome = manager.touch_or_report(session_id)
-    except StoreError as exc:
-        return _translate(exc)
-    if isinstance(outcome, HealthReport):
-        return UserFacingError.from_health(outcome)
-    return outcome
-
-
 def _settle(scope: Scope, record: SessionRecord, error: UserFacingError | None) -> None:
     """Record the call's final outcome on the session (bookkeeping never breaks a call)."""
     manager, session_id = scope
@@ -183,7 +174,7 @@ def _settle(scope: Scope, record: SessionRecord, error: UserFacingError | None) 
     with contextlib.suppress(*_QUIET):
         if error is not None:
             manager.record_error(session_id, error.original if error.original is not None else error)
-        elif record.error_count or record.state is SessionState.ERROR:
+        elif record.error_count or record.state is _ERROR:
             manager.record_success(session_id)
 
 
@@ -214,7 +205,6 @@ def _wrapper(
     The sync and async wrappers are the same steps; the async one awaits the call and the retries.
     """
     fail = _failure_handler(default, on_error, translate, name)
-    scope_now = current_scope
     clock = retry.clock if retry is not None and retry.max_elapsed is not None else None
 
     def once(exc: Exception) -> UserFacingError:
@@ -224,7 +214,7 @@ def _wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         start = clock() if clock is not None else 0.0
-        scope = scope_now()
+        scope = current_scope()
         record: SessionRecord | None = None
         if scope is None:
             try:
@@ -232,16 +222,20 @@ def _wrapper(
             except Exception as exc:
                 first = exc
         else:
-            admitted = _admit(scope)
-            if isinstance(admitted, UserFacingError):
-                return fail(admitted)
+            try:  # admit the call: one store operation, whatever the session's state
+                admitted = scope.manager.touch_or_report(scope.session_id)
+            except StoreError as exc:
+                return fail(_translate(exc))
+            if isinstance(admitted, HealthReport):
+                return fail(UserFacingError.from_health(admitted))
             record = admitted
             try:
                 result = wrapped(*args, **kwargs)
             except Exception as exc:
                 first = exc
             else:
-                _settle(scope, record, None)
+                if record.error_count or record.state is _ERROR:  # the first success after errors
+                    _settle(scope, record, None)
                 return result
         if retry is None:
             return _finish(scope, record, None, once(first), fail)
@@ -252,7 +246,7 @@ def _wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         start = clock() if clock is not None else 0.0
-        scope = scope_now()
+        scope = current_scope()
         record: SessionRecord | None = None
         if scope is None:
             try:
@@ -260,16 +254,20 @@ def _wrapper(
             except Exception as exc:
                 first = exc
         else:
-            admitted = _admit(scope)
-            if isinstance(admitted, UserFacingError):
-                return fail(admitted)
+            try:  # admit the call: one store operation, whatever the session's state
+                admitted = scope.manager.touch_or_report(scope.session_id)
+            except StoreError as exc:
+                return fail(_translate(exc))
+            if isinstance(admitted, HealthReport):
+                return fail(UserFacingError.from_health(admitted))
             record = admitted
             try:
                 result = await wrapped(*args, **kwargs)
             except Exception as exc:
                 first = exc
             else:
-                _settle(scope, record, None)
+                if record.error_count or record.state is _ERROR:  # the first success after errors
+                    _settle(scope, record, None)
                 return result
         if retry is None:
             return _finish(scope, record, None, once(first), fail)

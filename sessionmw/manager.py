@@ -89,9 +89,7 @@ class SessionManager:
             store = settings.store_url
         if isinstance(store, str):
             store = store_from_url(store, max_sessions=settings.max_sessions)
-        #: Where sessions are kept.
         self.store: SessionStore = store
-        #: The clock (seconds).
         self.clock = clock
         self._checks: dict[str, HealthCheck] = {}
 
@@ -338,7 +336,6 @@ class SessionManager:
         return f"SessionManager(store={self.store!r})"
 
 
-_UNAVAILABLE: Literal["unavailable"] = "unavailable"
 _RAISE: Literal["raise"] = "raise"
 
 

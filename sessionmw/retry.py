@@ -335,10 +335,9 @@ class RetryStrategy:
         (None: now); ``debug`` overrides the strategy's.
         """
         attempts = _Attempts(self, func, error, debug, start)
-        sleep = self.sleep
         for delay in attempts:
             if delay > 0:
-                sleep(delay)
+                self.sleep(delay)
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
@@ -360,10 +359,9 @@ class RetryStrategy:
     ) -> tuple[bool, T | None, UserFacingError | None]:
         """:meth:`recover` for an ``async def`` function: awaits it and ``async_sleep``."""
         attempts = _Attempts(self, func, error, debug, start)
-        sleep = self.async_sleep
         for delay in attempts:
             if delay > 0:
-                await sleep(delay)
+                await self.async_sleep(delay)
             try:
                 result = await func(*args, **kwargs)
             except Exception as exc:
