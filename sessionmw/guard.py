@@ -29,7 +29,6 @@ import wrapt
 
 from sessionmw.context import Scope, current_debug, current_scope
 from sessionmw.errors import IllegalTransitionError, StoreError
-from sessionmw.health import HealthReport
 from sessionmw.manager import short_id
 from sessionmw.retry import RetryStrategy
 from sessionmw.session import SessionRecord
@@ -223,18 +222,17 @@ def _wrapper(
                 first = exc
         else:
             try:  # admit the call: one store operation, whatever the session's state
-                admitted = scope.manager.touch_or_report(scope.session_id)
+                record, refusal = scope.manager.touch_or_report(scope.session_id)
             except StoreError as exc:
                 return fail(_translate(exc))
-            if isinstance(admitted, HealthReport):
-                return fail(UserFacingError.from_health(admitted))
-            record = admitted
+            if refusal is not None:
+                return fail(UserFacingError.from_health(refusal))
             try:
                 result = wrapped(*args, **kwargs)
             except Exception as exc:
                 first = exc
             else:
-                if record.error_count or record.state is _ERROR:  # the first success after errors
+                if record is not None and (record.error_count or record.state is _ERROR):
                     _settle(scope, record, None)
                 return result
         if retry is None:
@@ -255,18 +253,17 @@ def _wrapper(
                 first = exc
         else:
             try:  # admit the call: one store operation, whatever the session's state
-                admitted = scope.manager.touch_or_report(scope.session_id)
+                record, refusal = scope.manager.touch_or_report(scope.session_id)
             except StoreError as exc:
                 return fail(_translate(exc))
-            if isinstance(admitted, HealthReport):
-                return fail(UserFacingError.from_health(admitted))
-            record = admitted
+            if refusal is not None:
+                return fail(UserFacingError.from_health(refusal))
             try:
                 result = await wrapped(*args, **kwargs)
             except Exception as exc:
                 first = exc
             else:
-                if record.error_count or record.state is _ERROR:  # the first success after errors
+                if record is not None and (record.error_count or record.state is _ERROR):
                     _settle(scope, record, None)
                 return result
         if retry is None:

@@ -143,28 +143,29 @@ class SessionManager:
         signals.send(signals.activity, self, session_id=session_id)
         return outcome.record
 
-    def touch_or_report(self, session_id: str) -> SessionRecord | HealthReport:
-        """Record activity if the session may work; else say why not. One store operation either way.
+    def touch_or_report(self, session_id: str) -> tuple[SessionRecord | None, HealthReport | None]:
+        """Record activity if the session may work, else say why not: one store operation either way.
 
-        Returns the session as it is now when it may work (active, idle or error: see
-        :data:`~sessionmw.states.WORKING_STATES`), else the :class:`~sessionmw.HealthReport` that
-        explains the refusal (unknown, expired, ended or disconnected; turn it into an error with
-        :meth:`UserFacingError.from_health <sessionmw.UserFacingError.from_health>`). Unlike
-        :meth:`touch` it never raises for an expired or ended session; store failures are handled
-        as in :meth:`touch`.
+        Returns ``(record, refusal)``: the session as it is now (None if unknown) and, when it may
+        not work (unknown, expired, ended or disconnected: see
+        :data:`~sessionmw.states.WORKING_STATES`), the :class:`~sessionmw.HealthReport` that
+        explains the refusal (:meth:`UserFacingError.from_health
+        <sessionmw.UserFacingError.from_health>` turns it into the error to show); else None.
+        Unlike :meth:`touch` it never raises for an expired or ended session; store failures are
+        handled as in :meth:`touch`.
         """
         now = self.clock()
         outcome = self._update(
             session_id, Event.ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
         )
         if outcome is None:
-            return self._report(session_id, None, now)
+            return None, self._report(session_id, None, now)
         record = outcome.record
         if outcome.refused is None:
             signals.send(signals.activity, self, session_id=session_id)
             if record.state in WORKING_STATES:
-                return record
-        return self._report(session_id, record, now)
+                return record, None
+        return record, self._report(session_id, record, now)
 
     def record_error(self, session_id: str, error: BaseException | str) -> bool:
         """Record an error (an exception or a message); at the threshold the session disconnects.

@@ -144,19 +144,20 @@ def test_a_guarded_call_makes_one_store_operation(case: str, kind: str, clock: F
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_touch_or_report_returns_the_record_or_the_refusal(case: str, clock: FakeClock) -> None:
-    """A session that may work comes back as its record; any other as the report that says why not."""
-    make, _expected, refusal = CASES[case]
+def test_touch_or_report_returns_the_record_and_the_refusal(case: str, clock: FakeClock) -> None:
+    """The session comes back as it is now (None if unknown), with the report that refuses it, if any."""
+    make, _operations, expected = CASES[case]
     manager = SessionManager(store="memory://", clock=clock)
     session_id = make(manager, clock)
-    outcome = manager.touch_or_report(session_id)
-    if refusal is None:
-        assert isinstance(outcome, SessionRecord)
-        assert (outcome.session_id, outcome.last_activity, outcome.state.may_work) == (
-            session_id,
-            clock(),
-            True,
-        )
+    record, refusal = manager.touch_or_report(session_id)
+    if case == "unknown":
+        assert record is None
     else:
-        assert isinstance(outcome, HealthReport)
-        assert (outcome.status, outcome.healthy) == (refusal, False)
+        assert record is not None
+        assert (record.session_id, record.state.may_work) == (session_id, expected is None)
+    if expected is None:
+        assert refusal is None
+        assert record is not None and record.last_activity == clock()
+    else:
+        assert isinstance(refusal, HealthReport)
+        assert (refusal.status, refusal.healthy) == (expected, False)
