@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from sessionmw import signals, testing
 from sessionmw.analytics import Analytics, Stats
-from sessionmw.context import current_manager, current_session_id, session_scope
+from sessionmw.context import (
+    Scope,
+    current_debug,
+    current_manager,
+    current_scope,
+    current_session_id,
+    enter_scope,
+    leave_scope,
+    session_scope,
+)
 from sessionmw.errors import (
     BackendProcessError,
     ConfigurationError,
@@ -39,7 +48,7 @@ from sessionmw.manager import (
 from sessionmw.retry import RetryDetails, RetryStrategy, safe_execute
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.settings import Settings
-from sessionmw.states import Event, HealthStatus, SessionState
+from sessionmw.states import WORKING_STATES, Event, HealthStatus, SessionState
 from sessionmw.stores import MemoryStore, SessionStore, store_from_url
 from sessionmw.transitions import TRANSITIONS, Change
 from sessionmw.translation import (
@@ -60,6 +69,7 @@ __all__ = [
     "DEFAULT_RETRY",
     "MESSAGES",
     "TRANSITIONS",
+    "WORKING_STATES",
     "Analytics",
     "BackendProcessError",
     "Change",
@@ -78,6 +88,7 @@ __all__ = [
     "RetryDetails",
     "RetryStrategy",
     "SQLiteStore",
+    "Scope",
     "SessionDisconnectedError",
     "SessionError",
     "SessionExistsError",
@@ -96,12 +107,16 @@ __all__ = [
     "TransientError",
     "Translation",
     "UserFacingError",
+    "current_debug",
     "current_manager",
+    "current_scope",
     "current_session_id",
+    "enter_scope",
     "format_error",
     "get_session_manager",
     "guarded",
     "is_transient",
+    "leave_scope",
     "new_session_id",
     "register_translation",
     "safe_execute",
