@@ -221,8 +221,9 @@ def _wrapper(
             except Exception as exc:
                 first = exc
         else:
+            manager, session_id = scope
             try:  # admit the call: one store operation, whatever the session's state
-                record, refusal = scope.manager.touch_or_report(scope.session_id)
+                record, refusal = manager.touch_or_report(session_id)
             except StoreError as exc:
                 return fail(_translate(exc))
             if refusal is not None:
@@ -252,8 +253,9 @@ def _wrapper(
             except Exception as exc:
                 first = exc
         else:
+            manager, session_id = scope
             try:  # admit the call: one store operation, whatever the session's state
-                record, refusal = scope.manager.touch_or_report(scope.session_id)
+                record, refusal = manager.touch_or_report(session_id)
             except StoreError as exc:
                 return fail(_translate(exc))
             if refusal is not None:
