@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, session
-from sessionmw.integrations.flask import SessionMW
-from sessionmw.integrations.wsgi import SessionMiddleware
 
 from sessionmw import SessionManager
+from sessionmw.integrations.flask import SessionMW
+from sessionmw.integrations.wsgi import SessionMiddleware
 
 REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: The least any store can add with one round trip per request: a redis-py PING from the view.

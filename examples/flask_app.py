@@ -14,9 +14,9 @@ import itertools
 
 from flask import Flask, jsonify, render_template_string
 from flask.typing import ResponseReturnValue
-from sessionmw.integrations.flask import SessionMW, current_session
 
 from sessionmw import SessionManager
+from sessionmw.integrations.flask import SessionMW, current_session
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sessionmw Flask example</title></head>

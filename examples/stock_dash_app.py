@@ -18,10 +18,10 @@ from typing import Any
 
 from dash import Dash, Input, Output, State, ctx, dcc, html
 from market_backend import DEFAULT_SYMBOLS, BacktestJob, Faults, MarketBackend, ScanRow, parse_symbols
-from sessionmw.integrations.dash import SessionMWDash, guarded_callback, preserve, status_banner
 
 from sessionmw import SessionManager, Settings
 from sessionmw.guard import guarded
+from sessionmw.integrations.dash import SessionMWDash, guarded_callback, preserve, status_banner
 from sessionmw.retry import RetryStrategy
 
 __all__ = ["FAULT_CHOICES", "apply_fault", "create_app", "main"]

@@ -15,9 +15,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import make_server
 
-from sessionmw.integrations.wsgi import ENVIRON_HEALTH, SessionMiddleware, banner_for
-
 from sessionmw import SessionManager, current_session_id
+from sessionmw.integrations.wsgi import ENVIRON_HEALTH, SessionMiddleware, banner_for
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

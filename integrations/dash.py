@@ -35,11 +35,10 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
-from sessionmw.integrations.flask import EXTENSION_KEY, SessionMW, SessionMWState
-from sessionmw.integrations.wsgi import ENVIRON_NOTICE, ENVIRON_SESSION, RequestSession
-
 from sessionmw.context import current_manager, current_session_id
 from sessionmw.health import HealthReport
+from sessionmw.integrations.flask import EXTENSION_KEY, SessionMW, SessionMWState
+from sessionmw.integrations.wsgi import ENVIRON_NOTICE, ENVIRON_SESSION, RequestSession
 from sessionmw.manager import SessionManager
 from sessionmw.states import SessionState
 from sessionmw.translation import UserFacingError, translate

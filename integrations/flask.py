@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 try:
     from flask import (
@@ -36,6 +36,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.flask needs Flask: pip install 'sessionmw[flask]'") from exc
 
+from sessionmw.context import _current as _scope_var  # session_scope's variable
+from sessionmw.context import _Scope
 from sessionmw.integrations.wsgi import (
     ENVIRON_HEALTH,
     ENVIRON_NOTICE,
@@ -46,9 +48,6 @@ from sessionmw.integrations.wsgi import (
     banner_html,
     private_cache_control,
 )
-
-from sessionmw.context import _current as _scope_var  # session_scope's variable
-from sessionmw.context import _Scope
 from sessionmw.manager import SessionManager
 from sessionmw.settings import Settings
 from sessionmw.states import SessionState
@@ -334,4 +333,4 @@ def _current() -> RequestSession:
 
 #: The current request's :class:`~sessionmw.integrations.wsgi.RequestSession` (``.id``,
 #: ``.health``, ``.state``, ``.notice``).
-current_session: RequestSession = LocalProxy(_current)
+current_session: RequestSession = cast(RequestSession, LocalProxy(_current))

@@ -1,13 +1,25 @@
 """sessionmw: session tracking, retries and friendly error messages for Python web apps.
 
-Everything public is importable from here.
+Everything the guide lists is importable from here, with the modules :mod:`sessionmw.signals` and
+:mod:`sessionmw.testing`. ``SQLiteStore`` and ``RedisStore`` are imported on first use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sessionmw.context import current_manager, current_session_id, session_scope
+from sessionmw import signals, testing
+from sessionmw.analytics import Analytics, Stats
+from sessionmw.context import (
+    Scope,
+    current_debug,
+    current_manager,
+    current_scope,
+    current_session_id,
+    enter_scope,
+    leave_scope,
+    session_scope,
+)
 from sessionmw.errors import (
     BackendProcessError,
     ConfigurationError,
@@ -25,7 +37,7 @@ from sessionmw.errors import (
     StoreUnavailableError,
     TransientError,
 )
-from sessionmw.guard import guarded
+from sessionmw.guard import DEFAULT_RETRY, guarded
 from sessionmw.health import MESSAGES, CheckResult, HealthCheck, HealthReport
 from sessionmw.manager import (
     SessionManager,
@@ -36,10 +48,8 @@ from sessionmw.manager import (
 from sessionmw.retry import RetryDetails, RetryStrategy, safe_execute
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.settings import Settings
-from sessionmw.states import Event, HealthStatus, SessionState
-from sessionmw.stores import SessionStore, store_from_url
-from sessionmw.stores.redis import RedisStore
-from sessionmw.stores.sqlite import SQLiteStore
+from sessionmw.states import WORKING_STATES, Event, HealthStatus, SessionState
+from sessionmw.stores import MemoryStore, SessionStore, store_from_url
 from sessionmw.transitions import TRANSITIONS, Change
 from sessionmw.translation import (
     Translation,
@@ -51,9 +61,16 @@ from sessionmw.translation import (
     unregister_translation,
 )
 
+if TYPE_CHECKING:
+    from sessionmw.stores.redis import RedisStore
+    from sessionmw.stores.sqlite import SQLiteStore
+
 __all__ = [
+    "DEFAULT_RETRY",
     "MESSAGES",
     "TRANSITIONS",
+    "WORKING_STATES",
+    "Analytics",
     "BackendProcessError",
     "Change",
     "CheckResult",
@@ -65,11 +82,13 @@ __all__ = [
     "HealthReport",
     "HealthStatus",
     "IllegalTransitionError",
+    "MemoryStore",
     "Policy",
     "RedisStore",
     "RetryDetails",
     "RetryStrategy",
     "SQLiteStore",
+    "Scope",
     "SessionDisconnectedError",
     "SessionError",
     "SessionExistsError",
@@ -82,29 +101,45 @@ __all__ = [
     "SessionState",
     "SessionStore",
     "Settings",
+    "Stats",
     "StoreError",
     "StoreUnavailableError",
     "TransientError",
     "Translation",
     "UserFacingError",
+    "current_debug",
     "current_manager",
+    "current_scope",
     "current_session_id",
+    "enter_scope",
     "format_error",
     "get_session_manager",
     "guarded",
     "is_transient",
+    "leave_scope",
     "new_session_id",
     "register_translation",
     "safe_execute",
     "session_scope",
     "set_session_manager",
+    "signals",
     "store_from_url",
+    "testing",
     "translate",
     "unregister_translation",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    """``__version__``, and the persistent stores, imported on first use."""
+    if name == "SQLiteStore":
+        from sessionmw.stores.sqlite import SQLiteStore
+
+        return SQLiteStore
+    if name == "RedisStore":
+        from sessionmw.stores.redis import RedisStore
+
+        return RedisStore
     if name == "__version__":
         from importlib.metadata import version
 

@@ -2,124 +2,30 @@
 
 :class:`Analytics` subscribes to a manager's signals and adds each event to a per-minute bucket
 and to an all-time total in a :class:`CounterBackend` that lives beside the sessions (memory,
-SQLite or Redis). :func:`stats` reads a window of buckets back and derives the seed's figures:
-expiration rate, error frequency per session-hour and recovery rates.
+SQLite or Redis). :func:`stats` (from :mod:`sessionmw.figures`) reads a window of buckets back
+and derives the seed's figures: expiration rate, error frequency per session-hour and recovery
+rates.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
-import threading
-import weakref
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sessionmw import signals
+from sessionmw.figures import BUCKET_SECONDS, TOTAL, Stats, counters_for, stats
 from sessionmw.states import SessionState
 from sessionmw.stores.counters import CounterBackend, MemoryCounters
 
 if TYPE_CHECKING:
     from sessionmw.manager import SessionManager
     from sessionmw.session import SessionRecord
-    from sessionmw.stores.base import SessionStore
 
 __all__ = ["TOTAL", "Analytics", "CounterBackend", "MemoryCounters", "Stats", "counters_for", "stats"]
 
-#: The bucket number that holds all-time totals (never expires).
-TOTAL = 0
-#: Seconds per bucket.
-BUCKET_SECONDS = 60
 #: Upper bounds (seconds) of the latency histogram's buckets.
 LATENCY_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-# One backend per live store object (weakly held: a new store never inherits a dead one's counts).
-_BACKENDS: weakref.WeakKeyDictionary[SessionStore, CounterBackend] = weakref.WeakKeyDictionary()
-_BACKENDS_LOCK = threading.Lock()
-
-
-def _renew_lock() -> None:
-    """In a forked child: a fresh lock (another thread may have held the parent's)."""
-    global _BACKENDS_LOCK
-    _BACKENDS_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_lock)
-
-
-def counters_for(store: SessionStore) -> CounterBackend:
-    """The counter backend that lives beside ``store`` (one per store object)."""
-    with _BACKENDS_LOCK:
-        backend = _BACKENDS.get(store)
-        if backend is None:
-            factory = getattr(store, "counters", None)
-            backend = factory() if callable(factory) else MemoryCounters()
-            _BACKENDS[store] = backend
-        return backend
-
-
-@dataclasses.dataclass(frozen=True)
-class Stats:
-    """Counters over a window, with the derived rates (None where there is nothing to divide by)."""
-
-    window_seconds: float
-    counts: dict[str, float]
-    #: Expired sessions / created sessions in the window.
-    expiration_rate: float | None
-    #: Errors per session-hour (session-hours sampled once a minute per process).
-    error_frequency_per_session_hour: float | None
-    #: Retried calls that ended in success / retried calls that ended at all.
-    retry_recovery_rate: float | None
-    #: Reconnects / disconnections in the window.
-    reconnect_rate: float | None
-    #: Reconnects that held (no new disconnection before a success) / reconnects.
-    reconnect_held_rate: float | None
-    #: Mean latency of measured calls, in seconds.
-    mean_latency_seconds: float | None
-    session_hours: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return dataclasses.asdict(self)
-
-
-def _ratio(top: float, bottom: float) -> float | None:
-    return None if bottom <= 0 else top / bottom
-
-
-def stats(backend: CounterBackend, now: float, window: float = 3600.0) -> Stats:
-    """The counters of the last ``window`` seconds up to ``now`` and their rates."""
-    if window <= 0:
-        raise ValueError(f"window must be positive, not {window!r}")
-    last = int(now // BUCKET_SECONDS)
-    first = last - max(1, round(window / BUCKET_SECONDS)) + 1
-    counts: dict[str, float] = defaultdict(float)
-    session_hours = 0.0
-    for values in backend.read(range(max(first, 1), last + 1)).values():
-        for name, value in values.items():
-            counts[name] += value
-        if values.get("live.samples"):  # that minute's mean live sessions, for one minute
-            session_hours += values.get("live.sum", 0.0) / values["live.samples"] / 60.0
-    c = counts.get
-    retried_done = c("retries.recovered", 0.0) + c("retries.exhausted", 0.0)
-    return Stats(
-        window_seconds=window,
-        counts=dict(sorted(counts.items())),
-        expiration_rate=_ratio(c("sessions.expired", 0.0), c("sessions.created", 0.0)),
-        error_frequency_per_session_hour=_ratio(c("errors.total", 0.0), session_hours),
-        retry_recovery_rate=_ratio(c("retries.recovered", 0.0), retried_done),
-        reconnect_rate=_ratio(c("sessions.reconnected", 0.0), c("sessions.disconnected", 0.0)),
-        reconnect_held_rate=_ratio(
-            max(0.0, c("sessions.reconnected", 0.0) - c("sessions.reconnect_failed", 0.0)),
-            c("sessions.reconnected", 0.0),
-        ),
-        mean_latency_seconds=_ratio(c("latency.sum", 0.0), c("latency.count", 0.0)),
-        session_hours=session_hours,
-    )
 
 
 _STATE_COUNTER = {

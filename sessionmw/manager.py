@@ -12,14 +12,14 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from sessionmw import signals
+from sessionmw import figures, signals
 from sessionmw.errors import CorruptRecordError, StoreError, StoreUnavailableError
 from sessionmw.health import CheckResult, HealthCheck, HealthReport, recovery_text, run_check
 from sessionmw.session import SessionRecord
 from sessionmw.settings import Settings
-from sessionmw.states import Event, SessionState
+from sessionmw.states import WORKING_STATES, Event, SessionState
 from sessionmw.stores import SessionStore, store_from_url
 from sessionmw.stores.base import Outcome
 from sessionmw.transitions import Change
@@ -32,9 +32,6 @@ __all__ = [
     "new_session_id",
     "set_session_manager",
 ]
-
-if TYPE_CHECKING:
-    from sessionmw.analytics import Stats
 
 _log = logging.getLogger("sessionmw")
 
@@ -92,9 +89,7 @@ class SessionManager:
             store = settings.store_url
         if isinstance(store, str):
             store = store_from_url(store, max_sessions=settings.max_sessions)
-        #: Where sessions are kept.
         self.store: SessionStore = store
-        #: The clock (seconds).
         self.clock = clock
         self._checks: dict[str, HealthCheck] = {}
 
@@ -148,6 +143,30 @@ class SessionManager:
         signals.send(signals.activity, self, session_id=session_id)
         return outcome.record
 
+    def touch_or_report(self, session_id: str) -> tuple[SessionRecord | None, HealthReport | None]:
+        """Record activity if the session may work, else say why not: one store operation either way.
+
+        Returns ``(record, refusal)``: the session as it is now (None if unknown) and, when it may
+        not work (unknown, expired, ended or disconnected: see
+        :data:`~sessionmw.states.WORKING_STATES`), the :class:`~sessionmw.HealthReport` that
+        explains the refusal (:meth:`UserFacingError.from_health
+        <sessionmw.UserFacingError.from_health>` turns it into the error to show); else None.
+        Unlike :meth:`touch` it never raises for an expired or ended session; store failures are
+        handled as in :meth:`touch`.
+        """
+        now = self.clock()
+        outcome = self._update(
+            session_id, Event.ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
+        )
+        if outcome is None:
+            return None, self._report(session_id, None, now)
+        record = outcome.record
+        if outcome.refused is None:
+            signals.send(signals.activity, self, session_id=session_id)
+            if record.state in WORKING_STATES:
+                return record, None
+        return record, self._report(session_id, record, now)
+
     def record_error(self, session_id: str, error: BaseException | str) -> bool:
         """Record an error (an exception or a message); at the threshold the session disconnects.
 
@@ -186,14 +205,12 @@ class SessionManager:
         """How many sessions are live (or, given ``state``, are in that state)."""
         return int(self._guard("session_count", 0, self.store.count, state))
 
-    def stats(self, window: float = 3600.0) -> Stats:
+    def stats(self, window: float = 3600.0) -> figures.Stats:
         """Counters and rates of the last ``window`` seconds, from every process on the store.
 
         Counting happens where :class:`sessionmw.analytics.Analytics` is connected.
         """
-        from sessionmw.analytics import counters_for, stats
-
-        return stats(counters_for(self.store), self.clock(), window)
+        return figures.stats(figures.counters_for(self.store), self.clock(), window)
 
     def close(self) -> None:
         """Release the store's connections and files."""
@@ -209,7 +226,10 @@ class SessionManager:
         """
         now = self.clock()
         outcome = self._update(session_id, None, None, "check_health", raise_refused=False, now=now)
-        record = None if outcome is None else outcome.record
+        return self._report(session_id, None if outcome is None else outcome.record, now)
+
+    def _report(self, session_id: str, record: SessionRecord | None, now: float) -> HealthReport:
+        """The health report of ``record`` as read at ``now``, with the custom checks run."""
         checks: list[CheckResult] | None = None
         if record is not None and self._checks:
             checks = [
@@ -317,7 +337,6 @@ class SessionManager:
         return f"SessionManager(store={self.store!r})"
 
 
-_UNAVAILABLE: Literal["unavailable"] = "unavailable"
 _RAISE: Literal["raise"] = "raise"
 
 

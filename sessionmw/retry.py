@@ -23,15 +23,17 @@ import random
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 
 import wrapt
 
 from sessionmw import signals
-from sessionmw.context import _current
+from sessionmw.context import current_debug, current_scope
 from sessionmw.errors import SessionMWError
-from sessionmw.states import SessionState
 from sessionmw.translation import UserFacingError, is_transient, retry_after_of, translate
+
+if TYPE_CHECKING:
+    from sessionmw.manager import SessionManager
 
 __all__ = [
     "RetryDetails",
@@ -47,8 +49,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: What ``retry_on`` accepts: exception classes, or a predicate ``(exc) -> bool``.
 RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
-
-_BROKEN: Final = frozenset({SessionState.EXPIRED, SessionState.ENDED, SessionState.DISCONNECTED})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,11 +136,6 @@ def _positive_number(name: str, value: object, *, minimum: float = 0.0) -> float
 
 def _name_of(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
-
-
-def _debug_default() -> bool:
-    scope = _current.get()
-    return scope is not None and scope.manager.settings.debug
 
 
 class RetryStrategy:
@@ -257,7 +252,7 @@ class RetryStrategy:
         try:
             result = func(*args, **kwargs)
         except Exception as exc:
-            return self._retry(func, args, kwargs, exc, None, start)
+            return self.recover(func, args, kwargs, exc, start=start)
         if type(result) is types.CoroutineType:
             cast(Coroutine[Any, Any, Any], result).close()
             raise TypeError(f"{_name_of(func)} is an async function: use `await strategy.execute_async(...)`")
@@ -278,7 +273,7 @@ class RetryStrategy:
         try:
             result = await func(*args, **kwargs)
         except Exception as exc:
-            return await self._retry_async(func, args, kwargs, exc, None, start)
+            return await self.recover_async(func, args, kwargs, exc, start=start)
         return True, result, None
 
     async def call_async(self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -303,7 +298,7 @@ class RetryStrategy:
             return wrapped(*args, **kwargs)
         except Exception as exc:
             first = exc
-        _success, result, error = self._retry(wrapped, args, kwargs, first, None, start)
+        _success, result, error = self.recover(wrapped, args, kwargs, first, start=start)
         if error is not None:
             raise error
         return result
@@ -316,12 +311,67 @@ class RetryStrategy:
             return await wrapped(*args, **kwargs)
         except Exception as exc:
             first = exc
-        _success, result, error = await self._retry_async(wrapped, args, kwargs, first, None, start)
+        _success, result, error = await self.recover_async(wrapped, args, kwargs, first, start=start)
         if error is not None:
             raise error
         return result
 
-    # -- the retry loops (only reached after a first failure) -------------------------------------
+    # -- after a first failure: one engine (_Attempts), driven by a sync and an async loop ----------
+
+    def recover(
+        self,
+        func: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        error: Exception,
+        *,
+        debug: bool | None = None,
+        start: float | None = None,
+    ) -> tuple[bool, T | None, UserFacingError | None]:
+        """Go on after the first call ``func(*args, **kwargs)`` raised ``error``, as :meth:`execute` would.
+
+        The seam for wrappers that make the first call themselves (``@guarded``): the success
+        path then costs nothing here. ``start`` is the :attr:`clock` time the first call began
+        (None: now); ``debug`` overrides the strategy's.
+        """
+        attempts = _Attempts(self, func, error, debug, start)
+        while (delay := attempts.next_wait()) is not None:
+            if delay > 0:
+                self.sleep(delay)
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                attempts.failed(exc)
+                continue
+            if signals.retry_succeeded.receivers:
+                attempts.succeeded()
+            return True, result, None
+        return False, None, attempts.error
+
+    async def recover_async(
+        self,
+        func: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        error: Exception,
+        *,
+        debug: bool | None = None,
+        start: float | None = None,
+    ) -> tuple[bool, T | None, UserFacingError | None]:
+        """:meth:`recover` for an ``async def`` function: awaits it and ``async_sleep``."""
+        attempts = _Attempts(self, func, error, debug, start)
+        while (delay := attempts.next_wait()) is not None:
+            if delay > 0:
+                await self.async_sleep(delay)
+            try:
+                result = await func(*args, **kwargs)
+            except Exception as exc:
+                attempts.failed(exc)
+                continue
+            if signals.retry_succeeded.receivers:
+                attempts.succeeded()
+            return True, result, None
+        return False, None, attempts.error
 
     def _limit(self) -> int:
         mode = _testing
@@ -329,106 +379,16 @@ class RetryStrategy:
             return self.max_attempts
         return min(mode.attempts, self.max_attempts) if mode.cap else mode.attempts
 
-    def _next_step(
-        self,
-        attempt: int,
-        limit: int,
-        error: BaseException,
-        start: float,
-        testing: bool,
-        max_elapsed: float | None,
-    ) -> tuple[str | None, float]:
-        """After failed attempt ``attempt``: why to stop (or None) and how long to wait first."""
-        reason = self._stop_reason(attempt, limit, error)
-        if reason is not None:
-            return reason, 0.0
-        delay = 0.0 if testing else self.delay_for(attempt, error)
-        if max_elapsed is not None and self.clock() - start + delay > max_elapsed:
-            return "deadline", delay
-        return None, delay
-
     def _stop_reason(self, attempt: int, limit: int, error: BaseException) -> str | None:
         """Why no further attempt is made after failed attempt ``attempt``, or None to go on."""
         if not self._should_retry(error):
             return "not_retryable"
         if attempt >= limit:
             return "attempts"
-        scope = _current.get()
-        if scope is not None and _session_broken(scope.manager, scope.session_id):
+        scope = current_scope()
+        if scope is not None and _session_refused(scope.manager, scope.session_id):
             return "session"
         return None
-
-    def _retry(
-        self,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        error: Exception,
-        debug: bool | None = None,
-        start: float = 0.0,
-    ) -> tuple[bool, Any, UserFacingError | None]:
-        """Go on after a first failure; ``start`` is the clock time the first attempt began."""
-        errors = [error]
-        limit = self._limit()
-        max_elapsed = self.max_elapsed
-        testing = _testing is not None
-        waited = 0.0
-        attempt = 1
-        while True:
-            reason, delay = self._next_step(attempt, limit, error, start, testing, max_elapsed)
-            if reason is not None:
-                return False, None, self._give_up(func, attempt, limit, waited, errors, reason, debug)
-            if signals.retry_attempt.receivers:
-                self._send(signals.retry_attempt, func, attempt, limit, delay, waited, error)
-            if delay > 0:
-                self.sleep(delay)
-                waited += delay
-            attempt += 1
-            try:
-                result = func(*args, **kwargs)
-            except Exception as exc:
-                error = exc
-                errors.append(exc)
-                continue
-            if signals.retry_succeeded.receivers:
-                self._send(signals.retry_succeeded, func, attempt, limit, 0.0, waited, error)
-            return True, result, None
-
-    async def _retry_async(
-        self,
-        func: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        error: Exception,
-        debug: bool | None = None,
-        start: float = 0.0,
-    ) -> tuple[bool, Any, UserFacingError | None]:
-        """Go on after a first failure; ``start`` is the clock time the first attempt began."""
-        errors = [error]
-        limit = self._limit()
-        max_elapsed = self.max_elapsed
-        testing = _testing is not None
-        waited = 0.0
-        attempt = 1
-        while True:
-            reason, delay = self._next_step(attempt, limit, error, start, testing, max_elapsed)
-            if reason is not None:
-                return False, None, self._give_up(func, attempt, limit, waited, errors, reason, debug)
-            if signals.retry_attempt.receivers:
-                self._send(signals.retry_attempt, func, attempt, limit, delay, waited, error)
-            if delay > 0:
-                await self.async_sleep(delay)
-                waited += delay
-            attempt += 1
-            try:
-                result = await func(*args, **kwargs)
-            except Exception as exc:
-                error = exc
-                errors.append(exc)
-                continue
-            if signals.retry_succeeded.receivers:
-                self._send(signals.retry_succeeded, func, attempt, limit, 0.0, waited, error)
-            return True, result, None
 
     def _give_up(
         self,
@@ -444,7 +404,7 @@ class RetryStrategy:
         if signals.retry_exhausted.receivers and (attempt > 1 or reason != "not_retryable"):
             self._send(signals.retry_exhausted, func, attempt, limit, 0.0, waited, last, reason)
         if debug is None:
-            debug = self.debug if self.debug is not None else _debug_default()
+            debug = self.debug if self.debug is not None else current_debug()
         return translate(last, debug=debug).with_attempts(errors)
 
     def _send(
@@ -458,7 +418,7 @@ class RetryStrategy:
         error: BaseException,
         reason: str | None = None,
     ) -> None:
-        scope = _current.get()
+        scope = current_scope()
         details = RetryDetails(
             _name_of(func),
             attempt,
@@ -470,6 +430,84 @@ class RetryStrategy:
             None if scope is None else scope.session_id,
         )
         signals.send(signal, self, details=details)
+
+
+class _Attempts:
+    """The attempts after a first failure: the one description of the retry loop.
+
+    :meth:`next_wait` gives the wait before each further attempt, or None once the strategy gives
+    up (then :attr:`error` is set); the caller sleeps (or awaits) and calls, then reports the
+    call with :meth:`failed` or :meth:`succeeded`. :meth:`RetryStrategy.recover` drives it with
+    a sync loop, :meth:`RetryStrategy.recover_async` with an async one: stamina's design, one
+    sequence of attempts for both kinds of caller. (Not the iterator protocol: ending a
+    Python-level ``__next__`` with StopIteration cost about 80 ns more per retried call.)
+    """
+
+    __slots__ = (
+        "attempt",
+        "debug",
+        "error",
+        "errors",
+        "func",
+        "limit",
+        "start",
+        "strategy",
+        "testing",
+        "waited",
+    )
+
+    def __init__(
+        self,
+        strategy: RetryStrategy,
+        func: Callable[..., Any],
+        first: Exception,
+        debug: bool | None,
+        start: float | None,
+    ) -> None:
+        self.strategy = strategy
+        self.func = func
+        self.errors: list[Exception] = [first]
+        self.debug = debug
+        self.limit = strategy._limit()
+        if start is None:
+            start = strategy.clock() if strategy.max_elapsed is not None else 0.0
+        self.start = start
+        self.testing = _testing is not None
+        self.attempt = 1
+        self.waited = 0.0
+        #: Set once the strategy gives up: the error of the last attempt, with all of them.
+        self.error: UserFacingError | None = None
+
+    def next_wait(self) -> float | None:
+        """The wait before the next attempt (counting it), or None when the strategy gives up."""
+        strategy, attempt, error = self.strategy, self.attempt, self.errors[-1]
+        reason = strategy._stop_reason(attempt, self.limit, error)
+        delay = 0.0
+        if reason is None:
+            delay = 0.0 if self.testing else strategy.delay_for(attempt, error)
+            max_elapsed = strategy.max_elapsed
+            if max_elapsed is not None and strategy.clock() - self.start + delay > max_elapsed:
+                reason = "deadline"
+        if reason is not None:
+            self.error = strategy._give_up(
+                self.func, attempt, self.limit, self.waited, self.errors, reason, self.debug
+            )
+            return None
+        if signals.retry_attempt.receivers:
+            strategy._send(signals.retry_attempt, self.func, attempt, self.limit, delay, self.waited, error)
+        self.waited += delay
+        self.attempt = attempt + 1
+        return delay
+
+    def failed(self, error: Exception) -> None:
+        """The attempt just made raised ``error``."""
+        self.errors.append(error)
+
+    def succeeded(self) -> None:
+        """The attempt just made succeeded: send ``retry_succeeded``."""
+        self.strategy._send(
+            signals.retry_succeeded, self.func, self.attempt, self.limit, 0.0, self.waited, self.errors[-1]
+        )
 
 
 _MAX_SCHEDULE: Final = 1000
@@ -510,13 +548,14 @@ def _isinstance_of(classes: tuple[type[BaseException], ...], error: BaseExceptio
     return isinstance(error, classes)
 
 
-def _session_broken(manager: Any, session_id: str) -> bool:
-    """True if the session is gone, expired, ended or disconnected (store trouble: False)."""
+def _session_refused(manager: SessionManager, session_id: str) -> bool:
+    """True if the session may no longer work: gone, expired, ended or disconnected (store trouble:
+    False, the call may go on)."""
     try:
         record = manager.get_session(session_id)
     except SessionMWError:
         return False
-    return record is None or record.state in _BROKEN
+    return record is None or not record.state.may_work
 
 
 # -- safe_execute ---------------------------------------------------------------------------------
@@ -539,7 +578,7 @@ def safe_execute(
     try:
         result = func(*args, **kwargs)
     except Exception as exc:
-        error = translate(exc, debug=_debug_default())
+        error = translate(exc, debug=current_debug())
         if error_message is not None:
             error = error.replace(message=error_message)
         return False, default_value, error

@@ -16,6 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from sessionmw.errors import ConfigurationError
 from sessionmw.session import Policy
+from sessionmw.stores.urls import mask_url
 
 __all__ = ["ENVIRONMENT_VARIABLES", "Settings"]
 
@@ -205,8 +206,6 @@ class Settings:
 
     def __repr__(self) -> str:
         """The settings, with a password in ``store_url`` shown as ``***``."""
-        from sessionmw.stores import mask_url  # the stores import this module
-
         shown = {name: getattr(self, name) for name in _FIELDS}
         shown["store_url"] = mask_url(self.store_url)
         return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"

@@ -6,8 +6,9 @@ The string values are public: they appear in health reports, JSON responses, log
 from __future__ import annotations
 
 import enum
+from typing import Final
 
-__all__ = ["Event", "HealthStatus", "SessionState"]
+__all__ = ["WORKING_STATES", "Event", "HealthStatus", "SessionState"]
 
 
 class SessionState(enum.StrEnum):
@@ -24,6 +25,17 @@ class SessionState(enum.StrEnum):
     def is_terminal(self) -> bool:
         """True for states the session never leaves: the user needs a new session."""
         return self is SessionState.EXPIRED or self is SessionState.ENDED
+
+    @property
+    def may_work(self) -> bool:
+        """True for the states in which a session may do work (see :data:`WORKING_STATES`)."""
+        return self in WORKING_STATES
+
+
+#: The one rule for "may this session work?" (serve a request, run a callback, retry a call): active,
+#: idle and error sessions may; disconnected, expired and ended ones are refused, and so is an
+#: unknown session.
+WORKING_STATES: Final = frozenset({SessionState.ACTIVE, SessionState.IDLE, SessionState.ERROR})
 
 
 class Event(enum.StrEnum):

@@ -279,7 +279,7 @@ def test_sqlite_store_lock_held_at_fork_does_not_hang_the_child(tmp_path: Path) 
 def test_locks_held_at_fork_do_not_hang_the_child(target: str) -> None:
     """A lock held by another thread at the fork (the memory store's, the memory counters', the
     analytics registry's) is fresh in the child: no operation there waits for ever."""
-    from sessionmw import analytics
+    from sessionmw import analytics, figures
     from sessionmw.stores import MemoryStore
     from sessionmw.stores.counters import MemoryCounters
 
@@ -288,7 +288,7 @@ def test_locks_held_at_fork_do_not_hang_the_child(target: str) -> None:
     counters = analytics.counters_for(store)
     assert isinstance(counters, MemoryCounters)
     lock = {"memory store": store._lock, "memory counters": counters._lock}.get(
-        target, analytics._BACKENDS_LOCK
+        target, figures._BACKENDS_LOCK
     )
 
     def child() -> object:

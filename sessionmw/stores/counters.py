@@ -11,15 +11,16 @@ import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sessionmw.errors import StoreUnavailableError
 from sessionmw.stores._forks import reset_after_fork
+from sessionmw.stores.redis_errors import unreachable_errors
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["CounterBackend", "MemoryCounters", "RedisCounters", "SQLiteCounters"]
+__all__ = ["CounterBackend", "CountingStore", "MemoryCounters", "RedisCounters", "SQLiteCounters"]
 
 #: Seconds a minute bucket is kept (the total, bucket 0, is kept for ever).
 RETENTION_SECONDS = 8 * 24 * 3600
@@ -34,6 +35,15 @@ class CounterBackend(Protocol):
 
     def read(self, buckets: Iterable[int]) -> dict[int, dict[str, float]]:
         """The counters of each of ``buckets`` that has any."""
+        ...
+
+
+@runtime_checkable
+class CountingStore(Protocol):
+    """A store that keeps analytics counters beside its sessions (the SQLite and Redis stores)."""
+
+    def counters(self) -> CounterBackend:
+        """The counter backend beside the store's sessions."""
         ...
 
 
@@ -152,8 +162,6 @@ class RedisCounters:
         return f"{{{self.prefix}:c{shard}}}:counts:{bucket}"
 
     def add(self, buckets: Iterable[int], counts: Mapping[str, float]) -> None:
-        from sessionmw.stores.redis import _unreachable
-
         try:
             with self.client.pipeline(transaction=True) as pipe:
                 for bucket in buckets:
@@ -163,12 +171,10 @@ class RedisCounters:
                     if bucket:
                         pipe.expire(key, RETENTION_SECONDS)
                 pipe.execute()
-        except _unreachable() as exc:
+        except unreachable_errors() as exc:
             raise StoreUnavailableError(f"Redis counters: {type(exc).__name__}") from exc
 
     def read(self, buckets: Iterable[int]) -> dict[int, dict[str, float]]:
-        from sessionmw.stores.redis import _unreachable
-
         wanted = list(buckets)
         try:
             with self.client.pipeline(transaction=False) as pipe:
@@ -176,7 +182,7 @@ class RedisCounters:
                     for shard in range(self.shards):
                         pipe.hgetall(self._key(shard, bucket))
                 replies = pipe.execute()
-        except _unreachable() as exc:
+        except unreachable_errors() as exc:
             raise StoreUnavailableError(f"Redis counters: {type(exc).__name__}") from exc
         result: dict[int, dict[str, float]] = {}
         for index, reply in enumerate(replies):

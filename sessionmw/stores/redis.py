@@ -45,10 +45,13 @@ from sessionmw.errors import (
 from sessionmw.errors import IllegalTransitionError as _Refused
 from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
 from sessionmw.states import Event, SessionState
-from sessionmw.stores import mask_url
 from sessionmw.stores.base import Outcome
 from sessionmw.stores.records import MAX_RECORD_CHARS, decode_record
-from sessionmw.transitions import _ACTIVITY_KEEPS, _IDLES, TRANSITIONS, Change
+from sessionmw.stores.redis_errors import unreachable_errors
+from sessionmw.stores.urls import mask_url
+from sessionmw.transitions import ACTIVITY_KEEPS as _ACTIVITY_KEEPS
+from sessionmw.transitions import IDLING as _IDLES
+from sessionmw.transitions import TRANSITIONS, Change
 
 if TYPE_CHECKING:
     import redis
@@ -354,20 +357,6 @@ _NUMBER = (int, float)
 _EVENT = {event.value: event for event in Event}
 
 
-def _unreachable() -> tuple[type[BaseException], ...]:
-    """The redis-py errors that mean the store cannot be reached (on a cluster: also a slot map
-    that cannot be refreshed, every node being down, or redirections that never end)."""
-    import redis as redis_module
-
-    exceptions = redis_module.exceptions
-    return (
-        redis_module.ConnectionError,
-        redis_module.TimeoutError,
-        exceptions.RedisClusterException,
-        exceptions.ClusterError,
-    )
-
-
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -401,7 +390,7 @@ class RedisStore:
             raise ConfigurationError(f"buckets={buckets!r} is not valid: must be a whole number 1..16384")
         import redis as redis_module
 
-        self._errors: tuple[type[BaseException], ...] = _unreachable()
+        self._errors: tuple[type[BaseException], ...] = unreachable_errors()
         self._response_error = redis_module.ResponseError
         self.max_sessions = max_sessions
         #: The key prefix.

@@ -15,6 +15,11 @@ import pytest
 from dash import Input, Output, html
 from flask import Flask
 from flask.testing import FlaskClient
+
+from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
+from sessionmw.__main__ import main
+from sessionmw.demo import DemoUnavailableError, load_demo
+from sessionmw.guard import guarded
 from sessionmw.integrations.dash import (
     ALERT_ID,
     BANNER_ID,
@@ -32,11 +37,6 @@ from sessionmw.integrations.dash import (
 )
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.wsgi import SessionMiddleware
-
-from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
-from sessionmw.__main__ import main
-from sessionmw.demo import DemoUnavailableError, load_demo
-from sessionmw.guard import guarded
 from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
 
@@ -137,11 +137,12 @@ def _texts(component: Any) -> str:
 def test_status_banner_is_hidden_and_complete() -> None:
     """The banner starts hidden and holds the poll, the report store, a Reconnect button and the alert."""
     banner = status_banner(interval_seconds=12)
-    ids = {getattr(node, "id", None) for node in banner._traverse()}
+    nodes: list[Any] = list(banner._traverse())  # type: ignore[no-untyped-call]  # untyped in dash
+    ids = {getattr(node, "id", None) for node in nodes}
     assert {POLL_ID, HEALTH_STORE_ID, BANNER_ID, ALERT_ID, "sessionmw-reconnect"} <= ids
-    poll = next(node for node in banner._traverse() if getattr(node, "id", None) == POLL_ID)
+    poll = next(node for node in nodes if getattr(node, "id", None) == POLL_ID)
     assert poll.interval == 12000
-    box = next(node for node in banner._traverse() if getattr(node, "id", None) == BANNER_ID)
+    box = next(node for node in nodes if getattr(node, "id", None) == BANNER_ID)
     assert box.style == {"display": "none"}
 
 

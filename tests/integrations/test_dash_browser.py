@@ -280,6 +280,7 @@ def test_bootstrap_themed_app_gets_bootstrap_banner_and_button(dash_duo: Any, tm
     banner as a Bootstrap alert and dash-bootstrap-components' Reconnect button, which works."""
     import dash
     from dash import html
+
     from sessionmw.integrations.dash import SessionMWDash, status_banner
 
     clock = FakeClock()

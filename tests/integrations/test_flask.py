@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from flask import Flask, abort, jsonify, render_template_string, session
 from flask.testing import FlaskClient
-from sessionmw.integrations.flask import SessionMW, SessionMWState, current_session
-from sessionmw.integrations.wsgi import SessionMiddleware
 from werkzeug.test import TestResponse
 
 from sessionmw import SessionManager, SessionState, TransientError, current_session_id
+from sessionmw.integrations.flask import SessionMW, SessionMWState, current_session
+from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw.testing import FakeClock
 from sessionmw.translation import UserFacingError
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from flask import Blueprint, Flask, abort, got_request_exception, render_template_string, request
-from sessionmw.integrations.flask import SessionMW
 from werkzeug.exceptions import BadRequestKeyError, HTTPException, InternalServerError, NotFound
 
 from sessionmw import SessionManager, TransientError
+from sessionmw.integrations.flask import SessionMW
 
 
 def make_app(manager: SessionManager | None, name: str = "host", **config: Any) -> Flask:

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
-from sessionmw.integrations.flask import SessionMW
-from sessionmw.integrations.wsgi import SessionMiddleware
 from werkzeug.test import Client
 
 from sessionmw import SessionManager
+from sessionmw.integrations.flask import SessionMW
+from sessionmw.integrations.wsgi import SessionMiddleware
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -9,12 +9,12 @@ import pytest
 from flask import Flask
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from sessionmw.integrations.flask import SessionMW
-from sessionmw.integrations.wsgi import SessionMiddleware
 from werkzeug.test import Client
 
 from sessionmw import ConfigurationError, SessionManager
 from sessionmw.analytics import Analytics
+from sessionmw.integrations.flask import SessionMW
+from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw.metrics import SessionCollector
 from sessionmw.testing import FakeClock
 

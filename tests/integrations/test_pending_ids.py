@@ -14,11 +14,11 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sessionmw.integrations.flask import SessionMW
-from sessionmw.integrations.wsgi import ENVIRON_SESSION, RequestSession, SessionMiddleware
 
 from sessionmw import SessionManager
 from sessionmw.errors import IllegalTransitionError
+from sessionmw.integrations.flask import SessionMW
+from sessionmw.integrations.wsgi import ENVIRON_SESSION, RequestSession, SessionMiddleware
 from sessionmw.testing import FakeClock
 
 SECRET = "test-secret"

@@ -14,10 +14,10 @@ import pytest
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sessionmw.integrations.flask import SessionMW
-from sessionmw.integrations.wsgi import SessionMiddleware, banner_for
 
 from sessionmw import SessionManager
+from sessionmw.integrations.flask import SessionMW
+from sessionmw.integrations.wsgi import SessionMiddleware, banner_for
 
 ORIGIN = "https://app.example/x/"
 
@@ -208,7 +208,10 @@ def test_the_banner_brings_the_user_back_to_the_page(
         HTTP_COOKIE=f"sessionmw={record.session_id}",
         HTTP_ACCEPT="text/html",
     )
-    html_page = b"".join(app(environ, lambda status, headers, exc_info=None: None)).decode()
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return None
+
+    html_page = b"".join(app(environ, start_response)).decode()
     value = re.search(r'name="next" value="([^"]*)"', html_page)
     assert value is not None
     assert f'action="{script_name}/_sessionmw/reconnect"' in html_page  # the middleware's endpoint
