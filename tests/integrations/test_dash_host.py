@@ -17,7 +17,14 @@ import pytest
 from dash import MATCH, Input, Output, dcc, html
 from flask import Flask
 from flask.testing import FlaskClient
-from sessionmw.integrations.dash import ALERT_ID, BANNER_ID, SessionMWDash, guarded_callback, status_banner
+from sessionmw.integrations.dash import (
+    ALERT_ID,
+    BANNER_ID,
+    SessionMWDash,
+    dash_state,
+    guarded_callback,
+    status_banner,
+)
 
 from sessionmw import DataLoadError, SessionManager
 from sessionmw.testing import FakeClock
@@ -660,3 +667,34 @@ def test_production_mode_keeps_the_friendly_alert(sessions: SessionManager) -> N
     status, body = _fire(_session_client(app.server), app, [("out", "children")], [("go", "n_clicks", 1)])
     assert status == 200 and _alert_shown(body)
     assert "prices.csv" not in json.dumps(body)
+
+
+def test_handle_callback_error_as_a_callbacks_own_on_error(sessions: SessionManager) -> None:
+    """handle_callback_error works as one callback's on_error: the alert, outputs unchanged."""
+    from sessionmw.integrations.dash import handle_callback_error
+
+    app = _app(sessions)
+
+    @app.callback(Output("out", "children"), Input("go", "n_clicks"), on_error=handle_callback_error)
+    def fail(n_clicks: int | None) -> str:
+        raise DataLoadError("prices.csv is corrupt")
+
+    client = _session_client(app.server)
+    status, body = _fire(client, app, [("out", "children")], [("go", "n_clicks", 1)])
+    assert status == 200 and _alert_shown(body) and "out" not in body.get("response", {})
+    assert _errors(sessions, client) == 1
+
+
+def test_apps_of_one_server_share_its_manager(sessions: SessionManager) -> None:
+    """A second app on the server with another manager is refused with a clear error."""
+    server: Any = Flask(__name__)
+    first = dash.Dash(__name__, server=server, url_base_pathname="/one/")
+    SessionMWDash(first, manager=sessions)
+    second = dash.Dash(__name__, server=server, url_base_pathname="/two/")
+    other = SessionManager(store="memory://")
+    with pytest.raises(ValueError, match="another manager"):
+        SessionMWDash(second, manager=other)
+    other.close()
+    SessionMWDash(second)  # the server's manager
+    state = dash_state(second)
+    assert state is not None and state.manager is sessions
