@@ -10,6 +10,7 @@ import html as html_module
 import json
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import dash
@@ -698,3 +699,54 @@ def test_apps_of_one_server_share_its_manager(sessions: SessionManager) -> None:
     SessionMWDash(second)  # the server's manager
     state = dash_state(second)
     assert state is not None and state.manager is sessions
+
+
+def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Path) -> None:
+    """A guarded background callback (DiskcacheManager, its own process) returns its result; its
+    failure leaves the outputs alone and tells the page, with no exception text."""
+    import diskcache  # type: ignore[import-untyped]
+    from dash.testing import wait
+
+    manager: Callable[..., Any] = dash.DiskcacheManager  # untyped in Dash
+    background = manager(diskcache.Cache(str(tmp_path / "cache")))
+    app = _app(sessions, dash={"background_callback_manager": background})
+
+    @app.callback(Output("out", "children"), Input("go", "n_clicks"), background=True)
+    @guarded_callback
+    def slow(n_clicks: int | None) -> str:
+        if n_clicks == 2:
+            raise DataLoadError("prices.csv is corrupt")
+        return f"background {n_clicks}"
+
+    client = _session_client(app.server)
+    page = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+    match = _CONFIG.search(page)
+    assert match is not None
+    end_id = json.loads(html_module.unescape(match.group(1)))["end_id"]
+    answers: dict[int, Any] = {}
+    for clicks in (1, 2):
+        payload = {
+            "output": "out.children",
+            "outputs": {"id": "out", "property": "children"},
+            "inputs": [{"id": "go", "property": "n_clicks", "value": clicks}],
+            "state": [],
+            "changedPropIds": ["go.n_clicks"],
+        }
+        job = client.post(f"/_dash-update-component?endId={end_id}", json=payload).get_json()
+        poll = f"/_dash-update-component?cacheKey={job['cacheKey']}&job={job['job']}&endId={end_id}"
+
+        def finished(clicks: int = clicks, poll: str = poll, payload: dict[str, Any] = payload) -> bool:
+            body = client.post(poll, json=payload).get_json(silent=True) or {}
+            if "response" in body or "sideUpdate" in body:
+                answers[clicks] = body
+            return clicks in answers
+
+        until: Callable[..., object] = wait.until  # untyped in Dash
+        until(finished, timeout=60)
+    assert answers[1]["response"]["out"]["children"] == "background 1"
+    failed = answers[2]
+    assert "out" not in failed.get("response", {})
+    # Dash's DiskcacheManager keeps only the last set_props of a job between two polls: here the
+    # banner's report (the alert's own updates are overwritten by it).
+    assert failed["sideUpdate"]["sessionmw-health"]["data"]["status"] == "error"
+    assert "prices.csv" not in json.dumps(failed)
