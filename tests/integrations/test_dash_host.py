@@ -723,7 +723,7 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
     match = _CONFIG.search(page)
     assert match is not None
     end_id = json.loads(html_module.unescape(match.group(1)))["end_id"]
-    answers: dict[int, Any] = {}
+    answers: dict[int, dict[str, Any]] = {}
     for clicks in (1, 2):
         payload = {
             "output": "out.children",
@@ -734,18 +734,23 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
         }
         job = client.post(f"/_dash-update-component?endId={end_id}", json=payload).get_json()
         poll = f"/_dash-update-component?cacheKey={job['cacheKey']}&job={job['job']}&endId={end_id}"
+        answer: dict[str, Any] = answers.setdefault(clicks, {"sideUpdate": {}})
 
-        def finished(clicks: int = clicks, poll: str = poll, payload: dict[str, Any] = payload) -> bool:
+        def finished(
+            poll: str = poll, payload: dict[str, Any] = payload, answer: dict[str, Any] = answer
+        ) -> bool:
+            """One poll, as the renderer does; set_props may come before the result."""
             body = client.post(poll, json=payload).get_json(silent=True) or {}
-            if "response" in body or "sideUpdate" in body:
-                answers[clicks] = body
-            return clicks in answers
+            answer["sideUpdate"].update(body.get("sideUpdate", {}))
+            if "response" in body:
+                answer["response"] = body["response"]
+            return "response" in answer
 
         until: Callable[..., object] = wait.until  # untyped in Dash
         until(finished, timeout=60)
     assert answers[1]["response"]["out"]["children"] == "background 1"
     failed = answers[2]
-    assert "out" not in failed.get("response", {})
+    assert "out" not in failed["response"]
     # Dash's DiskcacheManager keeps only the last set_props of a job between two polls: here the
     # banner's report (the alert's own updates are overwritten by it).
     assert failed["sideUpdate"]["sessionmw-health"]["data"]["status"] == "error"
