@@ -284,6 +284,30 @@ def test_an_earlier_layout_hook_is_respected(sessions: SessionManager, layout_ho
     assert {"footer", "go", BANNER_ID} <= _ids(served)
 
 
+def test_a_component_layout_is_wrapped_as_dash_wraps_its_own_extras(sessions: SessionManager) -> None:
+    """A component layout is served inside a Div, the banner first, as Dash serves its own extra
+    components; the app's layout object itself is left unchanged."""
+    page = html.Div([html.Button("Go", id="go")], id="layout")
+    app = dash.Dash(__name__)
+    app.layout = page
+    SessionMWDash(app, manager=sessions)
+    served = app.server.test_client().get("/_dash-layout").get_json()
+    assert served["type"] == "Div" and "id" not in served["props"]
+    first, second = served["props"]["children"]
+    assert (first["props"]["id"], second["props"]["id"]) == ("sessionmw-status", "layout")
+    assert [child.id for child in page.children] == ["go"]
+
+
+def test_a_root_without_children_is_wrapped(sessions: SessionManager) -> None:
+    """A root that cannot hold the banner (a graph) is wrapped in a Div, as Dash does for its extras."""
+    app = dash.Dash(__name__)
+    app.layout = dcc.Graph(id="chart")
+    SessionMWDash(app, manager=sessions)
+    served = app.server.test_client().get("/_dash-layout").get_json()
+    assert served["type"] == "Div"
+    assert {"chart", BANNER_ID} <= _ids(served)
+
+
 def test_the_banner_survives_a_reset_of_dash_hooks(sessions: SessionManager, layout_hooks: list[Any]) -> None:
     """dash.hooks reset (as Dash's own tests do) after set-up, or between two apps: every app
     set up still gets its banner in the served layout."""
