@@ -325,8 +325,11 @@ def _host_app(manager: SessionManager, **options: Any) -> Any:
     from sessionmw.integrations.dash import SessionMWDash
 
     app = dash.Dash(__name__, **options.pop("dash", {}))
-    app.layout = options.pop("layout", None) or (
-        lambda: html.Div([html.Button("Go", id="go"), html.Div(id="out"), html.P("page", id="page")])
+    layout = options.pop("layout", None)
+    app.layout = (
+        layout
+        if layout is not None
+        else lambda: html.Div([html.Button("Go", id="go"), html.Div(id="out"), html.P("page", id="page")])
     )
 
     def echo(clicks: int | None) -> str:
