@@ -18,9 +18,9 @@ ATTACHED = [0]
 
 if os.environ.get("SESSIONMW_DASH_ATTACH") == "1":
     from flask import Flask
-    from sessionmw.integrations.dash import SessionMWDash, dash_state
 
     from sessionmw import SessionManager
+    from sessionmw.integrations.dash import SessionMWDash, dash_state
 
     _init_app = dash.Dash.init_app
 

@@ -323,6 +323,7 @@ def _host_app(manager: SessionManager, **options: Any) -> Any:
     """A page with a button whose callback echoes the clicks, or fails on the third."""
     import dash
     from dash import Input, Output, html
+
     from sessionmw.integrations.dash import SessionMWDash
 
     app = dash.Dash(__name__, **options.pop("dash", {}))
@@ -408,6 +409,7 @@ def test_two_apps_on_one_server_each_poll_their_banner(dash_duo: Any) -> None:
     import dash
     from dash import html
     from flask import Flask
+
     from sessionmw.integrations.dash import SessionMWDash
 
     clock = FakeClock()

@@ -1,6 +1,6 @@
-# Dash's decorators are untyped, and so, for mypy, is sessionmw.integrations (see pyproject.toml):
-# the callbacks below are written the way users write them.
 # mypy: disable-error-code="untyped-decorator"
+# Dash's decorators (dash.hooks.layout, app.callback) are untyped: the callbacks below are written
+# the way users write them.
 """The Dash integration inside a host app: every kind of layout, other layout hooks, several apps on
 one server, the app's own ``on_error``, Dash's own callback behaviours and debug mode."""
 
@@ -18,6 +18,8 @@ import pytest
 from dash import MATCH, Input, Output, dcc, html
 from flask import Flask
 from flask.testing import FlaskClient
+
+from sessionmw import DataLoadError, SessionManager
 from sessionmw.integrations.dash import (
     ALERT_ID,
     BANNER_ID,
@@ -26,8 +28,6 @@ from sessionmw.integrations.dash import (
     guarded_callback,
     status_banner,
 )
-
-from sessionmw import DataLoadError, SessionManager
 from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
 
