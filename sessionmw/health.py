@@ -20,6 +20,7 @@ __all__ = [
     "HealthReport",
     "Message",
     "recovery_text",
+    "register_dependency_source",
     "run_check",
 ]
 
@@ -107,6 +108,16 @@ MESSAGES: dict[str, Message] = {
             "If you were in the middle of something, your inputs are kept in your browser.",
         ),
         "Sessions can disappear after a server restart or a long time away.",
+    ),
+    "degraded": Message(
+        "⏸️",
+        "Service paused",
+        "⏸️ {paused_message}",
+        (
+            "Your session is fine: there is nothing to reconnect.",
+            "Wait a moment: the service is tried again by itself.",
+        ),
+        "A service this page depends on failed repeatedly, so calls to it are paused for everyone.",
     ),
     "check_failed": Message(
         "⚠️",
@@ -275,6 +286,8 @@ class HealthReport(dict[str, Any]):
                 report["message"] = failed.message  # the check's own words, used verbatim
         if checks:
             report["checks"] = [check._asdict() for check in checks]
+        if _DEPENDENCY_SOURCES:
+            _add_dependencies(report)
         if debug:
             report["last_error"] = record.last_error
         return report
@@ -333,6 +346,60 @@ def _needs_format(message: Message) -> bool:
 
 def _g(number: float) -> str:
     return f"{number:g}"
+
+
+#: Functions that list the paused dependencies (see :func:`register_dependency_source`).
+_DEPENDENCY_SOURCES: list[Callable[[], list[dict[str, Any]]]] = []
+
+
+def register_dependency_source(source: Callable[[], list[dict[str, Any]]]) -> None:
+    """Have every report of a live session list what ``source()`` returns as paused dependencies.
+
+    :mod:`sessionmw.breaker` registers its breakers here: each paused one is a dict with ``name``,
+    ``service``, ``state``, ``retry_in`` (whole seconds, None while forced open) and ``message``.
+    """
+    if source not in _DEPENDENCY_SOURCES:
+        _DEPENDENCY_SOURCES.append(source)
+
+
+def _add_dependencies(report: HealthReport) -> None:
+    """A healthy or idle session whose dependencies are paused is ``degraded``; every breaker is
+    also a check (``status`` ``fail`` while open, ``warn`` while half-open)."""
+    if report["state"] is None or report["state"] in ("expired", "ended"):
+        return
+    paused: list[dict[str, Any]] = []
+    for source in _DEPENDENCY_SOURCES:
+        try:
+            paused += source()
+        except Exception:
+            _log.warning("dependency source %r raised", source, exc_info=True)
+    report["dependencies"] = paused
+    if not paused:
+        return
+    report["checks"] = [
+        *report["checks"],
+        *(
+            {
+                "name": f"breaker:{item['name']}",
+                "healthy": False,
+                "message": item["message"],
+                "status": "warn" if item["state"] == "half_open" else "fail",
+            }
+            for item in paused
+        ),
+    ]
+    if report["status"] in ("healthy", "idle"):
+        message = MESSAGES["degraded"]
+        first = paused[0]
+        report.update(
+            healthy=False,
+            status="degraded",
+            icon=message.icon,
+            title=message.title,
+            message=message.message.format(paused_message=first["message"]),
+            recovery=list(message.recovery),
+            context=message.context,
+        )
 
 
 def run_check(name: str, check: HealthCheck, session_id: str, *, debug: bool) -> CheckResult:
