@@ -124,7 +124,8 @@ class BreakerOpenError(UserFacingError):
 
 _BACKENDS: weakref.WeakKeyDictionary[Any, BreakerBackend] = weakref.WeakKeyDictionary()
 _BACKENDS_LOCK = threading.Lock()
-_REGISTRY: dict[str, Breaker] = {}
+# The process's breakers, by name (weakly held: a breaker nobody uses any more is not reported).
+_REGISTRY: weakref.WeakValueDictionary[str, Breaker] = weakref.WeakValueDictionary()
 
 
 def breakers_for(store: SessionStore) -> BreakerBackend:
@@ -138,8 +139,9 @@ def breakers_for(store: SessionStore) -> BreakerBackend:
 
 
 def all_breakers() -> list[Breaker]:
-    """The breakers made in this process (the newest one of each name), by name."""
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+    """The breakers made in this process and still in use (the newest one of each name), by name."""
+    found = dict(_REGISTRY.items())
+    return [found[name] for name in sorted(found)]
 
 
 def get_breaker(name: str) -> Breaker | None:
