@@ -1,0 +1,82 @@
+"""Operating breakers: the ``sessionmw breakers`` command and the Prometheus families."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sessionmw import Breaker, BreakerOpenError, BreakerState, SessionManager
+from sessionmw.testing import FakeClock
+
+
+def sessionmw(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m sessionmw ARGS`` in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "sessionmw", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+    )
+
+
+def test_an_operator_opens_and_closes_a_breaker_the_app_uses(tmp_path: Path) -> None:
+    """`breakers open NAME` pauses the app's calls (another process), `breakers close NAME` resumes
+    them; `breakers` lists the state and counts."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    clock = FakeClock()
+    manager = SessionManager(store=url, clock=clock)
+    market = Breaker("market-data", manager=manager, clock=clock)
+    assert market.call(lambda: 1) == 1
+    opened = sessionmw("breakers", "open", "market-data", "--store", url)
+    assert opened.returncode == 0, opened.stderr
+    clock.advance(1)  # past this process's state_ttl
+    with pytest.raises(BreakerOpenError, match="maintenance"):
+        market.call(lambda: 1)
+    listed = sessionmw("breakers", "--store", url, "--json")
+    (row,) = json.loads(listed.stdout)
+    assert (row["name"], row["state"], row["opens"], row["rejected"]) == ("market-data", "forced_open", 1, 0)
+    assert sessionmw("breakers", "close", "market-data", "--store", url).returncode == 0
+    clock.advance(1)
+    assert market.call(lambda: 2) == 2
+    assert market.state is BreakerState.CLOSED
+    assert "market-data" in sessionmw("breakers", "--store", url).stdout
+    manager.close()
+
+
+def test_a_command_without_a_name_is_a_usage_error() -> None:
+    result = sessionmw("breakers", "disable")
+    assert result.returncode == 2 and "needs a breaker NAME" in result.stderr
+
+
+def test_prometheus_state_gauge_and_calls_by_outcome(manager: SessionManager, clock: FakeClock) -> None:
+    pytest.importorskip("prometheus_client")
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from sessionmw.metrics import SessionCollector
+
+    breaker = Breaker("scanner", failure_threshold=2, manager=manager, clock=clock, state_ttl=0)
+    breaker.call(lambda: None)
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            breaker.call(_fail)
+    with pytest.raises(BreakerOpenError):
+        breaker.call(lambda: None)
+    breaker.snapshot()  # the refusal's count rides along with the next round trip
+    registry = CollectorRegistry()
+    registry.register(SessionCollector(manager))
+    text = generate_latest(registry).decode()
+    assert 'sessionmw_breaker_state{breaker="scanner",state="open"} 1.0' in text
+    assert 'sessionmw_breaker_state{breaker="scanner",state="closed"} 0.0' in text
+    assert 'sessionmw_breaker_calls_total{breaker="scanner",outcome="successful"} 1.0' in text
+    assert 'sessionmw_breaker_calls_total{breaker="scanner",outcome="failed"} 2.0' in text
+    assert 'sessionmw_breaker_calls_total{breaker="scanner",outcome="rejected"} 1.0' in text
+
+
+def _fail() -> None:
+    raise ConnectionError("down")
