@@ -80,3 +80,21 @@ def test_prometheus_state_gauge_and_calls_by_outcome(manager: SessionManager, cl
 
 def _fail() -> None:
     raise ConnectionError("down")
+
+
+def test_health_json_warns_for_a_paused_dependency(manager: SessionManager, clock: FakeClock) -> None:
+    """application/health+json: a degraded session is `warn`; an open breaker's check `fail`, a
+    half-open one's `warn`."""
+    from sessionmw.integrations.wsgi import health_json
+    from sessionmw.testing import force_breaker
+
+    breaker = Breaker("scanner", manager=manager, clock=clock, state_ttl=0)
+    sid = manager.create_session().session_id
+    force_breaker(breaker, "open")
+    report = health_json(manager.check_health(sid))
+    assert report["status"] == "warn"
+    assert report["checks"]["breaker:scanner"][0]["status"] == "fail"
+    force_breaker(breaker, "half_open")
+    assert health_json(manager.check_health(sid))["checks"]["breaker:scanner"][0]["status"] == "warn"
+    force_breaker(breaker, "closed")
+    assert health_json(manager.check_health(sid))["status"] == "pass"
