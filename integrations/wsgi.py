@@ -932,7 +932,10 @@ def health_json(report: HealthReport) -> dict[str, Any]:
     session = {key: value for key, value in report.items() if key != "session_id"}
     checks = {
         check["name"]: [
-            {"status": check.get("status") or ("pass" if check["healthy"] else "fail"), "output": check["message"]}
+            {
+                "status": check.get("status") or ("pass" if check["healthy"] else "fail"),
+                "output": check["message"],
+            }
         ]
         for check in report.checks
     }
