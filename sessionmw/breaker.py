@@ -375,12 +375,17 @@ class Breaker:
     def _open_error(self, view: BreakerRecord, now: float) -> BreakerOpenError:
         if signals.breaker_rejected.receivers:
             signals.send(signals.breaker_rejected, self, name=self.name, state=view.state)
-        seconds: float | None = None
-        if view.state is _OPEN:
-            seconds = view.seconds_left(now)
-        elif view.state is _HALF_OPEN:
-            seconds = max(0.0, view.probe_at + self.config.open_for - now)
-        return BreakerOpenError(self.name, self.service, seconds, original=self._last_failure)
+        return BreakerOpenError(
+            self.name, self.service, self._seconds_left(view, now), original=self._last_failure
+        )
+
+    def _seconds_left(self, view: BreakerRecord, now: float) -> float | None:
+        """Until a probe may be admitted: None while forced open."""
+        if view.state is _FORCED_OPEN:
+            return None
+        if view.state is _HALF_OPEN:
+            return max(0.0, view.probe_at + self.config.open_for - now)
+        return view.seconds_left(now)
 
     def _succeeded(self, ticket: int) -> None:
         if ticket == _PROBE:
@@ -390,13 +395,48 @@ class Breaker:
         else:
             self._apply(BreakerOp.SUCCESS, self.clock())
 
-    def _failed(self, ticket: int, error: BaseException) -> None:
+    def _failed(self, ticket: int, error: BaseException) -> BreakerOpenError | None:
+        """Record a failed call; if the breaker is open afterwards, the error a further attempt
+        would meet (so a retry stops now instead of waiting first)."""
         if not self._counts(error) or isinstance(error, BreakerOpenError):
             if ticket == _PROBE:  # the service answered: the probe succeeded
                 self._apply(BreakerOp.PROBE_SUCCESS, self.clock())
-            return
+            return None
         self._last_failure = error
-        self._apply(BreakerOp.PROBE_FAILURE if ticket == _PROBE else BreakerOp.FAILURE, self.clock())
+        now = self.clock()
+        view = self._apply(BreakerOp.PROBE_FAILURE if ticket == _PROBE else BreakerOp.FAILURE, now)[0]
+        if view.state is _OPEN or view.state is _FORCED_OPEN:
+            return BreakerOpenError(self.name, self.service, self._seconds_left(view, now), original=error)
+        return None
+
+    def _attempt(self, func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """:meth:`call` for ``@guarded``'s retries: a failure that leaves the breaker open raises
+        :class:`BreakerOpenError` (``__cause__``: the failure), so the retry stops at once."""
+        ticket = self._admit()
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            opened = self._failed(ticket, exc)
+            if opened is not None:
+                raise opened from exc
+            raise
+        self._succeeded(ticket)
+        return result
+
+    async def _attempt_async(
+        self, func: Callable[..., Awaitable[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T:
+        """:meth:`_attempt` for an ``async def`` function."""
+        ticket = self._admit()
+        try:
+            result = await func(*args, **kwargs)
+        except Exception as exc:
+            opened = self._failed(ticket, exc)
+            if opened is not None:
+                raise opened from exc
+            raise
+        self._succeeded(ticket)
+        return result
 
     def _backend(self) -> tuple[BreakerBackend, str]:
         if self._store is not None:

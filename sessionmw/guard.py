@@ -373,8 +373,8 @@ def _breaker_wrapper(
         try:
             result = wrapped(*args, **kwargs)
         except Exception as exc:
-            breaker._failed(ticket, exc)
-            first = exc
+            opened = breaker._failed(ticket, exc)
+            first = exc if opened is None else opened  # just opened: no retry
         else:
             breaker._succeeded(ticket)
             _settle_breaker(scope, record, breaker, None)
@@ -384,7 +384,7 @@ def _breaker_wrapper(
         else:
 
             def attempt(*call_args: Any, **call_kwargs: Any) -> Any:
-                return breaker.call(wrapped, *call_args, **call_kwargs)
+                return breaker._attempt(wrapped, call_args, call_kwargs)
 
             functools.update_wrapper(attempt, wrapped)
             _ok, result, error = retry.recover(attempt, args, kwargs, first, debug=debug, start=start)
@@ -407,8 +407,8 @@ def _breaker_wrapper(
         try:
             result = await wrapped(*args, **kwargs)
         except Exception as exc:
-            breaker._failed(ticket, exc)
-            first = exc
+            opened = breaker._failed(ticket, exc)
+            first = exc if opened is None else opened  # just opened: no retry
         else:
             breaker._succeeded(ticket)
             _settle_breaker(scope, record, breaker, None)
@@ -418,7 +418,7 @@ def _breaker_wrapper(
         else:
 
             async def attempt(*call_args: Any, **call_kwargs: Any) -> Any:
-                return await breaker.call_async(wrapped, *call_args, **call_kwargs)
+                return await breaker._attempt_async(wrapped, call_args, call_kwargs)
 
             functools.update_wrapper(attempt, wrapped)
             _ok, result, error = await retry.recover_async(

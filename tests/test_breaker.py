@@ -314,6 +314,21 @@ def test_an_open_breaker_refuses_at_once_with_the_service_and_the_countdown(
     assert isinstance(first.value, UserFacingError) and first.value.status is None
 
 
+def test_no_wait_is_spent_once_a_failure_opened_the_breaker(market: Breaker) -> None:
+    """The failure that opens the breaker ends the retries at once: no sleep before an attempt that
+    would be refused, and the error says the service is paused (its cause: that failure)."""
+    waits: list[float] = []
+
+    @guarded(breaker=market, retry=RetryStrategy(max_attempts=5, sleep=waits.append))
+    def fetch() -> None:
+        raise ConnectionError("down")
+
+    with capture_signals(signals.retry_attempt) as sent, pytest.raises(BreakerOpenError) as refused:
+        fetch()
+    assert waits == [1.0, 2.0] and len(sent) == 2  # after failures 1 and 2; the 3rd opened it
+    assert isinstance(refused.value.__cause__, ConnectionError)
+
+
 def test_retry_strategy_stops_on_an_open_breaker(market: Breaker) -> None:
     """RetryStrategy makes no further attempt once a breaker refuses (reason "breaker")."""
     force_breaker(market, "open")
