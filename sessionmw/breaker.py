@@ -240,6 +240,7 @@ class Breaker:
         self._rejections = 0
         self._last_failure: BaseException | None = None
         self._local: MemoryBreakers | None = None  # this process's breaker while the store is down
+        self._last_store: weakref.ref[Any] | None = None  # the default manager's, when last used
         self._tickets: _Ticket = contextvars.ContextVar(f"sessionmw_breaker_{name}", default=())
         _REGISTRY[name] = self
 
@@ -446,14 +447,25 @@ class Breaker:
             from sessionmw.manager import get_session_manager
 
             manager = get_session_manager()
+            self._last_store = weakref.ref(manager.store)
         return breakers_for(manager.store), manager.settings.on_store_error
+
+    def _kept_in(self, store: object) -> bool:
+        """True if the breaker lives in ``store`` (a breaker on the default manager: in the store it
+        last used)."""
+        if self._store is not None:
+            return self._store is store
+        if self._manager is not None:
+            return self._manager.store is store
+        return self._last_store is not None and self._last_store() is store
 
     def _apply(self, op: BreakerOp, now: float) -> tuple[BreakerRecord, StepResult]:
         """One atomic operation at the store (pending counts ride along); signals its change."""
-        backend, mode = self._backend()
+        mode = "fail_open"
         successes, rejections = self._successes, self._rejections
         self._successes = self._rejections = 0
         try:
+            backend, mode = self._backend()
             record, result = backend.apply(self.name, op, now, self.config, successes, rejections)
             self._local = None
         except StoreUnavailableError as exc:
@@ -480,32 +492,39 @@ class Breaker:
 
     # -- health ----------------------------------------------------------------------------------
 
-    def paused(self, now: float | None = None) -> dict[str, Any] | None:
-        """What a health report says about this breaker while it pauses calls (None when closed or
-        disabled): ``name``, ``service``, ``state``, ``retry_in`` (seconds, None while forced open),
-        ``message``. Reads the store at most once per ``state_ttl``."""
+    def dependency(self, now: float | None = None) -> dict[str, Any]:
+        """The breaker as a session's health report shows it: ``name``, ``service``, ``state``,
+        ``status`` (``pass`` closed or disabled, ``warn`` half-open, ``fail`` open or forced open),
+        ``retry_in`` (whole seconds until a probe; None while forced open) and ``message``. Reads the
+        store at most once per ``state_ttl``; while the store is down, this process's last view."""
         if now is None:
             now = self.clock()
         try:
             view = self.snapshot(max_age=self.state_ttl)
         except StoreUnavailableError:
             view = self._view
-        if view.state is _CLOSED or view.state is _DISABLED:
-            return None
-        if view.state is _HALF_OPEN:
-            message = f"We are checking whether the {self.service} service is back"
-            retry_in: float | None = 0.0
+        state = view.state
+        retry_in: float | None = 0.0
+        if state is _CLOSED or state is _DISABLED:
+            status, message = "pass", f"The {self.service} service is available"
+        elif state is _HALF_OPEN:
+            status, message = "warn", f"We are checking whether the {self.service} service is back"
         else:
-            left = None if view.state is _FORCED_OPEN else view.seconds_left(now)
-            error = BreakerOpenError(self.name, self.service, left)
-            message, retry_in = error.message, error.seconds_left
+            error = BreakerOpenError(self.name, self.service, self._seconds_left(view, now))
+            status, message, retry_in = "fail", error.message, error.seconds_left
         return {
             "name": self.name,
             "service": self.service,
-            "state": view.state.value,
+            "state": state.value,
+            "status": status,
             "retry_in": None if retry_in is None else math.ceil(retry_in),
             "message": message,
         }
+
+    def paused(self, now: float | None = None) -> dict[str, Any] | None:
+        """:meth:`dependency` while the breaker pauses calls (open, forced open, half-open), else None."""
+        found = self.dependency(now)
+        return None if found["status"] == "pass" else found
 
 
 _SIGNAL_OF_STATE = {
@@ -516,13 +535,9 @@ _SIGNAL_OF_STATE = {
 }
 
 
-def _paused_dependencies() -> list[dict[str, Any]]:
-    found = []
-    for breaker in all_breakers():
-        paused = breaker.paused()
-        if paused is not None:
-            found.append(paused)
-    return found
+def _dependencies(store: object) -> list[dict[str, Any]]:
+    """The breakers kept in ``store``, for its sessions' health reports."""
+    return [breaker.dependency() for breaker in all_breakers() if breaker._kept_in(store)]
 
 
-register_dependency_source(_paused_dependencies)
+register_dependency_source(_dependencies)

@@ -240,8 +240,10 @@ class HealthReport(dict[str, Any]):
         checks: list[CheckResult] | None = None,
         *,
         debug: bool = False,
+        store: object = None,
     ) -> HealthReport:
-        """The report for ``record`` (None: not found) at ``now``."""
+        """The report for ``record`` (None: not found) at ``now``; with ``store``, the dependencies
+        kept there are shown too (see :func:`register_dependency_source`)."""
         if record is None:
             message = MESSAGES["not_found"]
             return cls._assemble(session_id, "not_found", None, None, message, None, None, 0, {})
@@ -286,8 +288,8 @@ class HealthReport(dict[str, Any]):
                 report["message"] = failed.message  # the check's own words, used verbatim
         if checks:
             report["checks"] = [check._asdict() for check in checks]
-        if _DEPENDENCY_SOURCES:
-            _add_dependencies(report)
+        if store is not None and _DEPENDENCY_SOURCES:
+            _add_dependencies(report, store)
         if debug:
             report["last_error"] = record.last_error
         return report
@@ -349,54 +351,56 @@ def _g(number: float) -> str:
 
 
 #: Functions that list the paused dependencies (see :func:`register_dependency_source`).
-_DEPENDENCY_SOURCES: list[Callable[[], list[dict[str, Any]]]] = []
+_DEPENDENCY_SOURCES: list[Callable[[object], list[dict[str, Any]]]] = []
 
 
-def register_dependency_source(source: Callable[[], list[dict[str, Any]]]) -> None:
-    """Have every report of a live session list what ``source()`` returns as paused dependencies.
+def register_dependency_source(source: Callable[[object], list[dict[str, Any]]]) -> None:
+    """Have every report of a live session show the dependencies ``source(store)`` returns (the
+    session manager's store: the breakers kept there).
 
-    :mod:`sessionmw.breaker` registers its breakers here: each paused one is a dict with ``name``,
-    ``service``, ``state``, ``retry_in`` (whole seconds, None while forced open) and ``message``.
+    :mod:`sessionmw.breaker` registers its breakers here. Each item is a dict with ``name``,
+    ``status`` (``pass``, ``warn`` or ``fail``) and ``message`` (a breaker adds ``service``,
+    ``state`` and ``retry_in``). Each becomes a check ``breaker:<name>``; those not passing are
+    listed under ``dependencies`` and make a healthy or idle session ``degraded``.
     """
     if source not in _DEPENDENCY_SOURCES:
         _DEPENDENCY_SOURCES.append(source)
 
 
-def _add_dependencies(report: HealthReport) -> None:
-    """A healthy or idle session whose dependencies are paused is ``degraded``; every breaker is
-    also a check (``status`` ``fail`` while open, ``warn`` while half-open)."""
+def _add_dependencies(report: HealthReport, store: object) -> None:
+    """Every dependency is a check; a healthy or idle session with a paused one is ``degraded``."""
     if report["state"] is None or report["state"] in ("expired", "ended"):
         return
-    paused: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
     for source in _DEPENDENCY_SOURCES:
         try:
-            paused += source()
+            items += source(store)
         except Exception:
             _log.warning("dependency source %r raised", source, exc_info=True)
+    paused = [item for item in items if item["status"] != "pass"]
     report["dependencies"] = paused
-    if not paused:
+    if not items:
         return
     report["checks"] = [
         *report["checks"],
         *(
             {
                 "name": f"breaker:{item['name']}",
-                "healthy": False,
+                "healthy": item["status"] == "pass",
                 "message": item["message"],
-                "status": "warn" if item["state"] == "half_open" else "fail",
+                "status": item["status"],
             }
-            for item in paused
+            for item in items
         ),
     ]
-    if report["status"] in ("healthy", "idle"):
+    if paused and report["status"] in ("healthy", "idle"):
         message = MESSAGES["degraded"]
-        first = paused[0]
         report.update(
             healthy=False,
             status="degraded",
             icon=message.icon,
             title=message.title,
-            message=message.message.format(paused_message=first["message"]),
+            message=message.message.format(paused_message=paused[0]["message"]),
             recovery=list(message.recovery),
             context=message.context,
         )

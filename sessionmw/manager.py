@@ -236,7 +236,9 @@ class SessionManager:
                 run_check(name, check, session_id, debug=self.settings.debug)
                 for name, check in list(self._checks.items())
             ]
-        return HealthReport.build(session_id, record, now, self.policy, checks, debug=self.settings.debug)
+        return HealthReport.build(
+            session_id, record, now, self.policy, checks, debug=self.settings.debug, store=self.store
+        )
 
     def get_recovery_instructions(self, health: HealthReport) -> str:
         """The report's guidance as text: what happened, numbered steps, context."""

@@ -374,6 +374,7 @@ def test_sessions_are_not_blamed_and_recover_by_themselves(
                 "name": "market-data",
                 "service": "market data",
                 "state": "open",
+                "status": "fail",
                 "retry_in": 30,
                 "message": "The market data service is paused; we will try again in 30 seconds",
             }

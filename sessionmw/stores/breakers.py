@@ -123,6 +123,13 @@ _COLUMNS = (
     "rejected",
     "changed_at",
 )
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS sessionmw_breakers ("
+    " name TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL,"
+    " window TEXT NOT NULL, open_until REAL NOT NULL, probes INTEGER NOT NULL,"
+    " probe_at REAL NOT NULL, opens INTEGER NOT NULL, successful INTEGER NOT NULL,"
+    " failed INTEGER NOT NULL, rejected INTEGER NOT NULL, changed_at REAL NOT NULL)"
+)
 _SELECT = f"SELECT name, {', '.join(_COLUMNS)} FROM sessionmw_breakers"
 _UPSERT = (
     f"INSERT INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 12)})"
@@ -164,26 +171,26 @@ class SQLiteBreakers:
         self.timeout = timeout
         self._local = threading.local()
         reset_after_fork(self)
-        try:
-            self._connect().execute(
-                "CREATE TABLE IF NOT EXISTS sessionmw_breakers ("
-                " name TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL,"
-                " window TEXT NOT NULL, open_until REAL NOT NULL, probes INTEGER NOT NULL,"
-                " probe_at REAL NOT NULL, opens INTEGER NOT NULL, successful INTEGER NOT NULL,"
-                " failed INTEGER NOT NULL, rejected INTEGER NOT NULL, changed_at REAL NOT NULL)"
-            )
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"SQLite breakers at {self.path}: {exc}") from exc
 
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's connections (never used, never closed here)."""
         self._local = threading.local()
 
     def _connect(self) -> sqlite3.Connection:
+        """This thread's connection; its first use creates the table (as the store does, in a
+        ``BEGIN IMMEDIATE`` that waits ``timeout`` for other processes)."""
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
+            try:
+                connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("BEGIN IMMEDIATE")
+                connection.execute(_SCHEMA)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.close()
+                raise
             self._local.connection = connection
         return connection
 
