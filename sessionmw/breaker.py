@@ -16,6 +16,7 @@ rejecting a call while OPEN costs none either.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 from sessionmw import signals
 from sessionmw.breaker_table import (
     BREAKER_TRANSITIONS,
+    DEPENDENCY_MARK,
     BreakerConfig,
     BreakerOp,
     BreakerRecord,
@@ -114,6 +116,7 @@ class BreakerOpenError(UserFacingError):
         )
         #: The breaker's name.
         self.breaker = breaker
+        setattr(self, DEPENDENCY_MARK, breaker)
         #: The service's name as users see it.
         self.service = service
         #: Seconds until the breaker admits a probe (None while forced open).
@@ -404,6 +407,8 @@ class Breaker:
                 self._apply(BreakerOp.PROBE_SUCCESS, self.clock())
             return None
         self._last_failure = error
+        with contextlib.suppress(AttributeError, TypeError):  # an exception class with __slots__
+            setattr(error, DEPENDENCY_MARK, self.name)
         now = self.clock()
         view = self._apply(BreakerOp.PROBE_FAILURE if ticket == _PROBE else BreakerOp.FAILURE, now)[0]
         if view.state is _OPEN or view.state is _FORCED_OPEN:

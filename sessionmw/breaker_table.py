@@ -24,6 +24,7 @@ __all__ = [
     "BreakerRecord",
     "BreakerState",
     "StepResult",
+    "is_dependency_failure",
     "lua_table",
     "mermaid",
     "step",
@@ -254,6 +255,21 @@ def _enter(record: BreakerRecord, new: BreakerState, now: float, config: Breaker
         record.open_until = now + config.open_for
     if new is not _H:
         record.probes = 0
+
+
+#: The attribute a breaker sets on the exceptions it counted, and on its refusals: the breaker's name.
+DEPENDENCY_MARK: Final = "_sessionmw_dependency"
+
+
+def is_dependency_failure(error: object) -> bool:
+    """True for an exception a breaker counted as its dependency's failure (or the error translated
+    from one: its ``__cause__``), or a breaker's refusal:
+    :meth:`SessionManager.record_error <sessionmw.SessionManager.record_error>` never counts those
+    against a session, whichever adapter reports them."""
+    if getattr(error, DEPENDENCY_MARK, None) is not None:
+        return True
+    cause = getattr(error, "__cause__", None)  # a UserFacingError translated from it
+    return cause is not None and getattr(cause, DEPENDENCY_MARK, None) is not None
 
 
 def mermaid() -> str:

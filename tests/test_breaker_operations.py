@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import pytest
 
@@ -98,3 +100,57 @@ def test_health_json_warns_for_a_paused_dependency(manager: SessionManager, cloc
     assert health_json(manager.check_health(sid))["checks"]["breaker:scanner"][0]["status"] == "warn"
     force_breaker(breaker, "closed")
     assert health_json(manager.check_health(sid))["status"] == "pass"
+
+
+def _wsgi_get(app: Any, cookie: str | None = None) -> tuple[str, dict[str, str], bytes]:
+    """One GET through ``app``: status, headers (last of each name) and body."""
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    if cookie is not None:
+        environ["HTTP_COOKIE"] = cookie
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen["status"], seen["headers"] = status, dict(headers)
+        return lambda data: None
+
+    body = b"".join(app(environ, start_response))
+    return seen["status"], seen["headers"], body
+
+
+def test_through_the_wsgi_middleware_503_with_the_countdown_and_no_session_blamed(
+    manager: SessionManager, clock: FakeClock
+) -> None:
+    """An app whose backend is down: the user gets 503 + Retry-After = the seconds left, and the
+    session, which every adapter reports errors to, never counts the backend's failures."""
+    from sessionmw import guarded
+    from sessionmw.integrations.wsgi import SessionMiddleware
+
+    market = Breaker("market-data", failure_threshold=3, open_for=30.0, manager=manager, clock=clock)
+
+    up = [True]
+
+    @guarded(breaker=market, retry=None)
+    def fetch_prices() -> bytes:
+        if not up[0]:
+            raise ConnectionError("scanner down")
+        return b"prices"
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        body = fetch_prices()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+    wrapped = SessionMiddleware(app, manager=manager, secret_key="k")
+    status, headers, _ = _wsgi_get(wrapped)
+    cookie = "sessionmw=" + headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    assert _wsgi_get(wrapped, cookie)[0].startswith("200")  # the session is stored
+    up[0] = False
+    for _ in range(6):
+        status, headers, body = _wsgi_get(wrapped, cookie)
+    clock.advance(10)
+    status, headers, body = _wsgi_get(wrapped, cookie)
+    assert status.startswith("503") and headers["Retry-After"] == "20"
+    assert b"The market data service is paused; we will try again in 20 seconds" in body
+    (record,) = manager.store.records()
+    assert (record.error_count, record.state.value) == (0, "active")
