@@ -543,3 +543,59 @@ def test_unused_helpers_stay_typed(market: Breaker) -> None:
     wrapped: Callable[[], int] = market.decorate(fetch)
     assert wrapped() == 1 and wrapped.__name__ == "fetch"
     assert market.counts(ConnectionError()) and not market.counts(ValueError())
+
+
+# -- the three backends decide alike ---------------------------------------------------------------
+
+_OPS = st.lists(
+    st.tuples(st.sampled_from(list(BreakerOp)), st.sampled_from([0.0, 0.5, 4.0, 10.0, 30.0])),
+    min_size=1,
+    max_size=40,
+)
+_CONFIGS = st.builds(
+    BreakerConfig,
+    failure_threshold=st.integers(1, 4),
+    failure_rate=st.sampled_from([None, 0.5, 1.0]),
+    window=st.just(4),
+    min_calls=st.integers(1, 4),
+    open_for=st.sampled_from([5.0, 30.0]),
+    half_open_calls=st.integers(1, 2),
+)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_the_shared_backends_decide_as_the_memory_one(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Random operations, counts riding along and clock jumps: SQLite's transactions and Redis's
+    Lua script leave the same records as :func:`step` under a lock, and report the same changes."""
+    from hypothesis import given
+
+    from sessionmw.stores.breakers import MemoryBreakers
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'b.db'}"
+    else:
+        url = f"{request.getfixturevalue('redis_url')}?prefix={request.getfixturevalue('redis_prefix')}"
+    manager = SessionManager(store=url)
+    shared = breaker_module.breakers_for(manager.store)
+    runs = [0]
+
+    @settings(max_examples=40, deadline=None)
+    @given(config=_CONFIGS, ops=_OPS, pending=st.integers(0, 2))
+    def check(config: BreakerConfig, ops: list[tuple[BreakerOp, float]], pending: int) -> None:
+        runs[0] += 1
+        name = f"b{runs[0]}"
+        memory = MemoryBreakers()
+        now = T0
+        for op, jump in ops:
+            now += jump
+            expected = memory.apply(name, op, now, config, pending, pending)
+            got = shared.apply(name, op, now, config, pending, pending)
+            assert got[1] == expected[1]
+            if op is not BreakerOp.READ or pending:
+                assert got[0] == expected[0]
+
+    check()
+    assert runs[0] >= 20
+    manager.close()

@@ -99,6 +99,8 @@ class MemoryBreakers:
         with self._lock:
             record = self._records.get(name)
             if record is None:
+                if op is BreakerOp.READ and not successes and not rejections:
+                    return BreakerRecord(name, changed_at=now), StepResult(None, False)
                 record = self._records[name] = BreakerRecord(name, changed_at=now)
             record.successful += successes
             record.rejected += rejections
