@@ -356,8 +356,8 @@ class Breaker:
                 or (state is _HALF_OPEN and now < self._refused_until)
             ):
                 return self._reject(view, now)
-        else:
-            view = self._apply(BreakerOp.READ, now)[0]
+        elif not (view.state is _HALF_OPEN or (view.state is _OPEN and now >= view.open_until)):
+            view = self._apply(BreakerOp.READ, now)[0]  # (a probe due: the admit reads it anyway)
             state = view.state
             if state is _CLOSED:
                 return _CALL

@@ -522,6 +522,10 @@ def test_one_round_trip_per_recorded_outcome_and_none_to_reject(
             breaker.call(lambda: None)
     assert counting.ops.count(BreakerOp.ADMIT) == 0
     assert all(op is BreakerOp.READ for op in counting.ops)  # one read per state_ttl at most
+    counting.ops.clear()
+    clock.advance(30)  # open_for is over: the probe is admitted in one round trip, recorded in one
+    breaker.call(lambda: None)
+    assert counting.ops == [BreakerOp.ADMIT, BreakerOp.PROBE_SUCCESS]
 
 
 def test_fake_clock_drives_open_for(market: Breaker, clock: FakeClock) -> None:
