@@ -468,7 +468,8 @@ class Breaker:
         """One atomic operation at the store (pending counts ride along); signals its change."""
         mode = "fail_open"
         successes, rejections = self._successes, self._rejections
-        self._successes = self._rejections = 0
+        self._successes -= successes  # (not = 0: another thread may have counted one meanwhile)
+        self._rejections -= rejections
         try:
             backend, mode = self._backend()
             record, result = backend.apply(self.name, op, now, self.config, successes, rejections)
