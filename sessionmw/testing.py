@@ -80,8 +80,9 @@ def capture_signals(*which: NamedSignal) -> Iterator[list[SentSignal]]:
 def force_breaker(breaker: Breaker, state: BreakerState | str) -> BreakerRecord:
     """Put ``breaker`` in ``state`` in its store, as if its calls had got it there, and return its
     record. OPEN opens it for its ``open_for`` from the breaker's clock (move a
-    :class:`FakeClock` past it to reach HALF_OPEN); HALF_OPEN opens it with its time already up,
-    so the next call is the probe."""
+    :class:`FakeClock` past it and the next call is the probe); HALF_OPEN is the moment after: a
+    probe is out (as if another worker were making it), so calls are refused until it reports or
+    ``open_for`` passes again."""
     wanted = BreakerState(state)
     now = breaker.clock()
     if wanted is BreakerState.FORCED_OPEN:

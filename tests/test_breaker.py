@@ -603,3 +603,13 @@ def test_the_shared_backends_decide_as_the_memory_one(
     check()
     assert runs[0] >= 20
     manager.close()
+
+
+def test_force_breaker_puts_each_state_in_the_store(market: Breaker, clock: FakeClock) -> None:
+    """Every state; HALF_OPEN means a probe is out, so other calls are refused."""
+    for state in BreakerState:
+        assert force_breaker(market, state).state is state
+        assert market.snapshot().state is state
+    force_breaker(market, "half_open")
+    with pytest.raises(BreakerOpenError):
+        market.call(lambda: None)
