@@ -599,6 +599,7 @@ def test_the_shared_backends_decide_as_the_memory_one(
             assert got[1] == expected[1]
             if op is not BreakerOp.READ or pending:
                 assert got[0] == expected[0]
+        assert [record for record in shared.records() if record.name == name] == memory.records()
 
     check()
     assert runs[0] >= 20

@@ -384,11 +384,40 @@ class RedisBreakers:
         return record, StepResult(change, values[13] == "1")
 
     def records(self) -> list[BreakerRecord]:
+        """Every breaker in the store: two round trips (the names, then their hashes in a pipeline)."""
         try:
             names = sorted(
                 item.decode() if isinstance(item, bytes) else str(item)
                 for item in self.client.smembers(self._index)
             )
+            with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(self._key(name))
+                replies = pipe.execute()
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis breakers: {type(exc).__name__}") from exc
-        return [self.apply(name, BreakerOp.READ, 0.0, BreakerConfig())[0] for name in names]
+        return [_hash_record(name, reply) for name, reply in zip(names, replies, strict=True) if reply]
+
+
+def _hash_record(name: str, reply: dict[Any, Any]) -> BreakerRecord:
+    """A breaker's hash as the script wrote it."""
+    values = {
+        (key.decode() if isinstance(key, bytes) else str(key)): (
+            value.decode() if isinstance(value, bytes) else str(value)
+        )
+        for key, value in reply.items()
+    }
+    return BreakerRecord(
+        name,
+        BreakerState(values["state"]),
+        int(values["failures"]),
+        values["window"],
+        float(values["open_until"]),
+        int(values["probes"]),
+        float(values["probe_at"]),
+        int(values["opens"]),
+        int(values["successful"]),
+        int(values["failed"]),
+        int(values["rejected"]),
+        float(values["changed_at"]),
+    )
