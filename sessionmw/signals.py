@@ -69,7 +69,8 @@ retry_exhausted: NamedSignal = _signals.signal("retry-exhausted")
 #: ``seconds`` (from the session lookup to the end of the response).
 request_finished: NamedSignal = _signals.signal("request-finished")
 #: The session store failed and the manager carried on (fail-open) or refused (fail-closed).
-#: Kwargs: ``error`` (the :class:`~sessionmw.StoreUnavailableError`), ``operation``.
+#: Kwargs: ``error`` (the :class:`~sessionmw.StoreUnavailableError`), ``operation``. A
+#: :class:`~sessionmw.Breaker` whose store fails sends it too (``operation`` ``"breaker <op>"``).
 store_error: NamedSignal = _signals.signal("store-error")
 
 #: A circuit breaker entered OPEN or FORCED_OPEN (sent once, by the process whose store operation
