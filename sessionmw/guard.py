@@ -307,8 +307,11 @@ def _decorate_breaker(
     target = getattr(func, "__func__", func)
     is_async = inspect.iscoroutinefunction(target)
     default, on_error, translate = fail
-    handler = _failure_handler(default, on_error, translate, _name_of(target))
-    wrapper = _breaker_wrapper(retry, breaker, handler, debug, is_async)
+    name = _name_of(target)
+    handler = _failure_handler(default, on_error, translate, name)
+    # A refusal has no exception of its own to re-raise: translate=False raises the refusal itself.
+    refuse = handler if translate else _failure_handler(default, on_error, True, name)
+    wrapper = _breaker_wrapper(retry, breaker, handler, refuse, debug, is_async)
     return cast(F, wrapt.FunctionWrapper(func, wrapper))
 
 
@@ -332,6 +335,7 @@ def _breaker_wrapper(
     retry: RetryStrategy | None,
     breaker: Breaker,
     fail: Callable[[UserFacingError], Any],
+    refuse: Callable[[UserFacingError], Any],
     debug: bool | None,
     is_async: bool,
 ) -> Wrapper:
@@ -367,7 +371,7 @@ def _breaker_wrapper(
         try:
             ticket = breaker._admit()
         except BreakerOpenError as exc:
-            return fail(exc)
+            return refuse(exc)
         except StoreError as exc:  # the breaker's store failed closed
             return fail(_translate(exc))
         try:
@@ -389,7 +393,9 @@ def _breaker_wrapper(
             functools.update_wrapper(attempt, wrapped)
             _ok, result, error = retry.recover(attempt, args, kwargs, first, debug=debug, start=start)
         _settle_breaker(scope, record, breaker, error)
-        return result if error is None else fail(error)
+        if error is None:
+            return result
+        return refuse(error) if isinstance(error, BreakerOpenError) else fail(error)
 
     async def async_wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -401,7 +407,7 @@ def _breaker_wrapper(
         try:
             ticket = breaker._admit()
         except BreakerOpenError as exc:
-            return fail(exc)
+            return refuse(exc)
         except StoreError as exc:
             return fail(_translate(exc))
         try:
@@ -425,6 +431,8 @@ def _breaker_wrapper(
                 attempt, args, kwargs, first, debug=debug, start=start
             )
         _settle_breaker(scope, record, breaker, error)
-        return result if error is None else fail(error)
+        if error is None:
+            return result
+        return refuse(error) if isinstance(error, BreakerOpenError) else fail(error)
 
     return async_wrapper if is_async else sync_wrapper

@@ -614,3 +614,20 @@ def test_force_breaker_puts_each_state_in_the_store(market: Breaker, clock: Fake
     force_breaker(market, "half_open")
     with pytest.raises(BreakerOpenError):
         market.call(lambda: None)
+
+
+def test_translate_false_raises_the_refusal_itself(market: Breaker) -> None:
+    """translate=False re-raises a call's own exception; a refused call has none, so the
+    BreakerOpenError itself is raised (not the earlier failure that is its cause)."""
+
+    @guarded(breaker=market, retry=None, translate=False)
+    def fetch() -> None:
+        raise ConnectionError("down")
+
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            fetch()
+    with pytest.raises(BreakerOpenError):
+        fetch()  # the third failure opens it: the refusal of further attempts
+    with pytest.raises(BreakerOpenError):
+        fetch()
