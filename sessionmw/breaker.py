@@ -231,6 +231,7 @@ class Breaker:
         self.service = service or name.replace("-", " ").replace("_", " ")
         #: Seconds a process trusts its view of the state.
         self.state_ttl = float(state_ttl)
+        #: The wall clock the breaker's times are read from (shared by the store's processes).
         self.clock = clock
         self._counts = _counts_predicate(counts)
         self._manager = manager
