@@ -631,3 +631,25 @@ def test_translate_false_raises_the_refusal_itself(market: Breaker) -> None:
         fetch()  # the third failure opens it: the refusal of further attempts
     with pytest.raises(BreakerOpenError):
         fetch()
+
+
+def test_another_process_sees_an_opening_within_state_ttl(tmp_path: Path, clock: FakeClock) -> None:
+    """Two breakers of one name on one SQLite file (two processes): the one whose closed view is
+    fresh lets calls through for at most state_ttl after the other opened it, then refuses."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first, second = SessionManager(store=url, clock=clock), SessionManager(store=url, clock=clock)
+    here = Breaker("shared", failure_threshold=2, manager=first, clock=clock, state_ttl=0.25)
+    there = Breaker("shared", failure_threshold=2, manager=second, clock=clock, state_ttl=0.25)
+    assert here.call(lambda: "ok") == "ok"  # here's view: closed, fresh for 0.25 s
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            there.call(_fail)
+    assert there.state is S.OPEN
+    clock.advance(0.2)
+    assert here.call(lambda: "stale") == "stale"  # within state_ttl: the documented staleness
+    clock.advance(0.05)
+    with pytest.raises(BreakerOpenError):
+        here.call(lambda: "fresh")
+    assert here.snapshot().opens == 1
+    first.close()
+    second.close()
