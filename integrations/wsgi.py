@@ -913,7 +913,7 @@ def wants_json(environ: WSGIEnvironment, via_header: bool = False) -> bool:
 #: HTTP status of an error about the session itself, by its health code.
 _HTTP_STATUS = {"expired": 401, "not_found": 401, "disconnected": 503}
 
-_HEALTH_STATUS = {"healthy": "pass", "idle": "pass", "error": "warn"}
+_HEALTH_STATUS = {"healthy": "pass", "idle": "pass", "error": "warn", "degraded": "warn"}
 
 
 def _health_status(report: HealthReport) -> str:
@@ -931,7 +931,12 @@ def health_json(report: HealthReport) -> dict[str, Any]:
     """
     session = {key: value for key, value in report.items() if key != "session_id"}
     checks = {
-        check["name"]: [{"status": "pass" if check["healthy"] else "fail", "output": check["message"]}]
+        check["name"]: [
+            {
+                "status": check.get("status") or ("pass" if check["healthy"] else "fail"),
+                "output": check["message"],
+            }
+        ]
         for check in report.checks
     }
     return {

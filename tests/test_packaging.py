@@ -75,6 +75,8 @@ def test_public_names_are_exported_and_documented() -> None:
 MODULES = [
     "sessionmw",
     "sessionmw.analytics",
+    "sessionmw.breaker",
+    "sessionmw.breaker_table",
     "sessionmw.cli",
     "sessionmw.context",
     "sessionmw.demo",
@@ -93,6 +95,7 @@ MODULES = [
     "sessionmw.signals",
     "sessionmw.states",
     "sessionmw.stores",
+    "sessionmw.stores.breakers",
     "sessionmw.stores.counters",
     "sessionmw.stores.records",
     "sessionmw.stores.redis_errors",

@@ -6,6 +6,7 @@ import heapq
 import logging
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sessionmw.errors import SessionExistsError, SessionLimitError
 from sessionmw.session import Policy, SessionRecord
@@ -13,6 +14,9 @@ from sessionmw.states import Event, SessionState
 from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, step
 from sessionmw.transitions import Change, is_routine_activity
+
+if TYPE_CHECKING:
+    from sessionmw.stores.breakers import MemoryBreakers
 
 __all__ = ["FORKED_WARNING", "MemoryStore"]
 
@@ -172,3 +176,9 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore(max_sessions={self.max_sessions!r})"
+
+    def breakers(self) -> MemoryBreakers:
+        """The circuit breaker backend of this store (see :class:`sessionmw.Breaker`)."""
+        from sessionmw.stores.breakers import MemoryBreakers
+
+        return MemoryBreakers()

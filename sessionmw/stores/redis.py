@@ -56,6 +56,7 @@ from sessionmw.transitions import TRANSITIONS, Change
 if TYPE_CHECKING:
     import redis
 
+    from sessionmw.stores.breakers import RedisBreakers
     from sessionmw.stores.counters import RedisCounters
 
 __all__ = ["RedisStore", "lua_source"]
@@ -679,6 +680,12 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"RedisStore({self._name!r}, prefix={self.prefix!r}, max_sessions={self.max_sessions!r})"
+
+    def breakers(self) -> RedisBreakers:
+        """The circuit breaker backend in the same Redis (see :class:`sessionmw.Breaker`)."""
+        from sessionmw.stores.breakers import RedisBreakers
+
+        return RedisBreakers(self._client, self.prefix)
 
 
 def _decode(raw: object, session_id: str, name: str) -> SessionRecord:

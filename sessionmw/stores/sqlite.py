@@ -32,6 +32,7 @@ from sessionmw.stores.records import decode_record
 from sessionmw.transitions import Change
 
 if TYPE_CHECKING:
+    from sessionmw.stores.breakers import SQLiteBreakers
     from sessionmw.stores.counters import SQLiteCounters
 
 __all__ = ["CENSUS_QUERY", "DUE_QUERY", "SCHEMA_VERSION", "SQLiteStore"]
@@ -398,3 +399,9 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, max_sessions={self.max_sessions!r})"
+
+    def breakers(self) -> SQLiteBreakers:
+        """The circuit breaker backend in the same file (see :class:`sessionmw.Breaker`)."""
+        from sessionmw.stores.breakers import SQLiteBreakers
+
+        return SQLiteBreakers(str(self.path), timeout=self.busy_timeout)
