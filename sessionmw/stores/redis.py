@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import json
 import re
+import select
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
@@ -446,6 +447,7 @@ class RedisStore:
             self._cache = RecordCache()
             self._channel = f"{prefix}:changes:{db}"
         self._listener: redis.connection.AbstractConnection | None = None
+        self._poll: Any = None  # select.poll() on the listener's socket: one syscall a request
         self._invalidations = 0
         self._listen_after = float("-inf")  # after a failed subscription, when to try again
         self._cache_lock = threading.Lock()
@@ -455,7 +457,7 @@ class RedisStore:
         """In a forked child: a fresh lock, no subscription (the parent's socket stays the
         parent's), an empty cache."""
         self._cache_lock = threading.Lock()
-        self._listener = None
+        self._listener = self._poll = None
         self._listen_after = float("-inf")
         if self._cache is not None:
             self._cache.clear()
@@ -672,7 +674,17 @@ class RedisStore:
         the cache is empty). Caller holds the cache lock."""
         listener = self._listener
         if listener is None:
-            return self._listen(now)
+            return self._listen(now) and self._drain()
+        poll = self._poll
+        if poll is not None and not poll.poll(0):  # nothing arrived (a drain empties the buffer)
+            return True
+        return self._drain()
+
+    def _drain(self) -> bool:
+        """Apply every invalidation received, from redis-py's buffer and the socket; False if the
+        subscription is lost (then the cache is empty)."""
+        listener = self._listener
+        assert listener is not None
         try:
             while listener.can_read(timeout=0):
                 message = listener.read_response()
@@ -704,13 +716,17 @@ class RedisStore:
                 listener.disconnect()
             self._listen_after = now + 1.0
             return False
-        self._listener = listener
+        poll = None
+        if hasattr(select, "poll"):  # not on Windows: there every check asks redis-py
+            poll = select.poll()
+            poll.register(listener._sock.fileno(), select.POLLIN)
+        self._listener, self._poll = listener, poll
         self._invalidations += 1
         return True
 
     def _lose(self) -> None:
         """The subscription is gone: changes may have been missed, so the cache empties."""
-        listener, self._listener = self._listener, None
+        listener, self._listener, self._poll = self._listener, None, None
         self._invalidations += 1
         if self._cache is not None:
             self._cache.clear()
