@@ -34,6 +34,7 @@ import json
 import re
 import select
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -629,7 +630,7 @@ class RedisStore:
         seen = -1
         if self._cache is not None:
             with self._cache_lock:
-                if self._current(now):
+                if self._current():
                     if event is None or event is _ACTIVITY:
                         answer = self._cache.answer(session_id, event, now, policy)
                         if answer is not None:
@@ -669,12 +670,12 @@ class RedisStore:
 
     # -- the read cache --------------------------------------------------------------------------
 
-    def _current(self, now: float) -> bool:
+    def _current(self) -> bool:
         """Read the invalidations that have arrived; False while there is no subscription (then
         the cache is empty). Caller holds the cache lock."""
         listener = self._listener
         if listener is None:
-            return self._listen(now) and self._drain()
+            return self._listen() and self._drain()
         poll = self._poll
         if poll is not None and not poll.poll(0):  # nothing arrived (a drain empties the buffer)
             return True
@@ -698,8 +699,9 @@ class RedisStore:
             return False
         return True
 
-    def _listen(self, now: float) -> bool:
+    def _listen(self) -> bool:
         """Subscribe to the invalidation channel (at most once a second after a failure)."""
+        now = time.monotonic()  # not the sessions' clock: this only paces reconnection attempts
         if now < self._listen_after or self._pool is None:
             return False
         pool = self._pool
@@ -739,7 +741,7 @@ class RedisStore:
         cache = self._cache
         assert cache is not None
         with self._cache_lock:
-            fresh = seen >= 0 and self._listener is not None and self._current(0.0)
+            fresh = seen >= 0 and self._listener is not None and self._current()
             if record is not None and fresh and seen == self._invalidations:
                 cache.put(record)
             else:
