@@ -27,7 +27,9 @@ from sessionmw.testing import FakeClock, capture_signals
 
 T0 = 1_700_000_000.0
 WINDOW = 20.0
-POLICY = Policy(idle_after=60.0, timeout=600.0, absolute_timeout=3600.0, error_threshold=3, activity_resolution=WINDOW)
+POLICY = Policy(
+    idle_after=60.0, timeout=600.0, absolute_timeout=3600.0, error_threshold=3, activity_resolution=WINDOW
+)
 SETTINGS: dict[str, Any] = {
     "idle_after_seconds": 60.0,
     "session_timeout_minutes": 10.0,
@@ -224,9 +226,10 @@ def _kill_client(store: RedisStore, redis_url: str) -> None:
 
     listener = store._listener
     assert listener is not None
-    sock: socket.socket = listener._sock  # type: ignore[attr-defined]
+    sock: socket.socket | None = listener._sock
+    assert sock is not None
     host, port = sock.getsockname()[:2]
-    admin = redis.Redis.from_url(redis_url)
+    admin: Any = redis.Redis.from_url(redis_url)
     try:
         assert admin.execute_command("CLIENT KILL", f"{host}:{port}")
     finally:
@@ -332,7 +335,12 @@ _operation = st.one_of(
     st.tuples(st.just("sweep"), st.just(0)),
 )
 _MODEL_POLICY = Policy(
-    idle_after=10.0, timeout=30.0, absolute_timeout=100.0, error_threshold=3, retention=1e6, activity_resolution=4.0
+    idle_after=10.0,
+    timeout=30.0,
+    absolute_timeout=100.0,
+    error_threshold=3,
+    retention=1e6,
+    activity_resolution=4.0,
 )
 
 

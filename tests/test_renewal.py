@@ -165,12 +165,13 @@ def test_the_window_is_read_from_the_environment() -> None:
     settings = Settings.from_env({"SESSIONMW_ACTIVITY_RESOLUTION_SECONDS": "7.5"})
     assert settings.policy.activity_resolution == 7.5
     assert settings.sources["activity_resolution_seconds"] == "SESSIONMW_ACTIVITY_RESOLUTION_SECONDS"
-    assert Settings.from_env({"SESSIONMW_ACTIVITY_RESOLUTION_SECONDS": "auto"}).activity_resolution_seconds is None
+    derived = Settings.from_env({"SESSIONMW_ACTIVITY_RESOLUTION_SECONDS": "auto"})
+    assert derived.activity_resolution_seconds is None
 
 
 @pytest.mark.parametrize("raw", ["-1", "soon", "nan", "151"])
 def test_a_bad_window_is_named(raw: str) -> None:
-    with pytest.raises(ConfigurationError, match="SESSIONMW_ACTIVITY_RESOLUTION_SECONDS=.* is not valid"):
+    with pytest.raises(ConfigurationError, match=r"SESSIONMW_ACTIVITY_RESOLUTION_SECONDS=.* is not valid"):
         Settings.from_env({"SESSIONMW_ACTIVITY_RESOLUTION_SECONDS": raw})
 
 
