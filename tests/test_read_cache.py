@@ -403,3 +403,21 @@ def _create(store: SessionStore, session_id: str, now: float) -> str:
     except SessionExistsError:
         return "exists"
     return "created"
+
+
+def test_redis_copy_of_an_ended_session_is_not_trusted_past_its_retention(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis drops a record at the end of its retention (a TTL) without telling anyone."""
+    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+    store.create(SessionRecord.new("s1", T0), T0, POLICY)
+    store.update("s1", Event.END, T0 + 1, POLICY)
+    ended = store.update("s1", None, T0 + 2, POLICY)  # cached now
+    assert ended is not None and ended.record.state is SessionState.ENDED
+    store._client.delete(store._keys("s1")[0])  # what the TTL does, silently
+    trips = _RoundTrips(store, monkeypatch)
+    assert store.update("s1", None, T0 + 1 + POLICY.retention - 0.001, POLICY) is not None
+    assert trips.count == 0
+    assert store.update("s1", None, T0 + 1 + POLICY.retention, POLICY) is None
+    assert trips.count == 1
+    store.close()

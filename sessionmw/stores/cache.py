@@ -37,6 +37,8 @@ class RecordCache:
         record = self._records.get(session_id)
         if record is None or not writes_nothing(record, event, now, policy):
             return None
+        if record.state.is_terminal and now - record.state_changed_at >= policy.retention:
+            return None  # the store may have dropped it by now (a Redis TTL tells nobody)
         return Outcome(record.copy(), ())
 
     def put(self, record: SessionRecord) -> None:
