@@ -1,13 +1,20 @@
 """The shared stores' local read caches: no round trip for a cached session, and never a stale answer.
 
-Two store objects with their own connections stand for two processes (a worker each).
+Two store objects with their own connections stand for two processes (a worker each). On Redis a
+change reaches the other store object as a pub/sub message, which Redis may write to its socket
+a few microseconds after the reply to the change: where one test thread plays both workers, it
+waits for that message (the event, not a time) before the other worker's next request.
+(``bench/bench_staleness.py`` measures the delay; in ``tests/integrations/test_gunicorn_cache.py``
+two real workers need no wait.)
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import sqlite3
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,50 @@ SETTINGS: dict[str, Any] = {
     "max_error_threshold": 3,
     "activity_resolution_seconds": WINDOW,
 }
+
+
+def _mark(manager_or_store: SessionManager | SessionStore) -> int:
+    """Read what has arrived on a Redis store's invalidation channel; the count so far."""
+    store = getattr(manager_or_store, "store", manager_or_store)
+    if not isinstance(store, RedisStore) or store._cache is None:
+        return 0
+    with store._cache_lock:
+        store._current()
+        return store._invalidations
+
+
+def _delivered(manager_or_store: SessionManager | SessionStore, mark: int, count: int = 1) -> None:
+    """Wait until ``count`` invalidations after ``mark`` reached a Redis store (at most 5 s)."""
+    store = getattr(manager_or_store, "store", manager_or_store)
+    if not isinstance(store, RedisStore) or store._cache is None:
+        return
+    deadline = time.monotonic() + 5.0
+    while _mark(store) < mark + count:
+        listener = store._listener
+        remaining = deadline - time.monotonic()
+        assert listener is not None and listener._sock is not None, "the subscription is gone"
+        assert remaining > 0, "no invalidation arrived"
+        select.select([listener._sock], [], [], remaining)  # the message, not a pause
+
+
+def _made_elsewhere(store: RedisStore, url: str, changes: Callable[[RedisStore], None], count: int) -> None:
+    """Make ``count`` changes through another store object on ``url`` and wait for their
+    invalidations, so that none is still on its way when ``store`` fills its cache."""
+    maker = RedisStore.from_url(url, prefix=store.prefix)
+    try:
+        mark = _mark(store)
+        changes(maker)
+        _delivered(store, mark, count)
+    finally:
+        maker.close()
+
+
+def _creating(*sids: str) -> Callable[[RedisStore], None]:
+    def create(maker: RedisStore) -> None:
+        for sid in sids:
+            maker.create(SessionRecord.new(sid, T0), T0, POLICY)
+
+    return create
 
 
 @pytest.fixture(name="kind", params=["sqlite", "redis"])
@@ -68,12 +119,16 @@ def test_a_disconnect_in_one_worker_is_refused_by_the_other_on_its_next_request(
     sid = here.create_session().session_id
     assert here.touch_or_report(sid)[1] is None  # cached by "here" now
     assert here.touch_or_report(sid)[1] is None  # and answered from the copy
+    mark = _mark(here)
     for _ in range(3):
         there.record_error(sid, "backend down")
+    _delivered(here, mark)
     record, refusal = here.touch_or_report(sid)
     assert refusal is not None and refusal.state == SessionState.DISCONNECTED.value
     assert record is not None and record.state is SessionState.DISCONNECTED
+    mark = _mark(here)
     there.reconnect(sid)
+    _delivered(here, mark)
     assert here.touch_or_report(sid)[1] is None
 
 
@@ -81,7 +136,9 @@ def test_an_end_elsewhere_is_seen_at_once(pair: tuple[SessionManager, SessionMan
     here, there = pair
     sid = here.create_session().session_id
     here.check_health(sid)
+    mark = _mark(here)
     there.end_session(sid)
+    _delivered(here, mark)
     assert here.check_health(sid).state == SessionState.ENDED.value
 
 
@@ -96,9 +153,13 @@ def test_a_time_derived_transition_is_decided_once_by_the_store(
     there.touch(sid)  # both hold a copy of the active session
     clock.advance(POLICY.idle_after)
     with capture_signals() as sent:
+        mark = _mark(there)
         assert here.check_health(sid).state == SessionState.IDLE.value
+        _delivered(there, mark)
         assert there.check_health(sid).state == SessionState.IDLE.value
+        mark = _mark(here)
         assert there.touch_or_report(sid)[0].state is SessionState.ACTIVE  # type: ignore[union-attr]
+        _delivered(here, mark)
         assert here.check_health(sid).state == SessionState.ACTIVE.value
     changes = [(s.kwargs["old"], s.kwargs["new"]) for s in sent if s.name == "state-changed"]
     assert changes == [
@@ -115,7 +176,9 @@ def test_sweep_elsewhere_expires_once_and_is_seen(pair: tuple[SessionManager, Se
     here.touch(sid)
     clock.advance(600)
     with capture_signals() as sent:
+        mark = _mark(here)
         assert [c.session_id for c in there.sweep()] == [sid]
+        _delivered(here, mark)
         assert here.check_health(sid).state == SessionState.EXPIRED.value
     assert [s.name for s in sent].count("session-expired") == 1
 
@@ -198,7 +261,8 @@ def test_redis_requests_on_a_cached_session_make_no_round_trip(
 ) -> None:
     store = RedisStore.from_url(redis_url, prefix=redis_prefix)
     manager = SessionManager(store=store, clock=FakeClock(T0), **SETTINGS)
-    sid = manager.create_session().session_id
+    sid = "s1"
+    _made_elsewhere(store, redis_url, _creating(sid), 1)
     trips = _RoundTrips(store, monkeypatch)
     manager.touch_or_report(sid)  # the first read fills the cache
     assert trips.count == 1
@@ -239,8 +303,9 @@ def _kill_client(store: RedisStore, redis_url: str) -> None:
 def test_redis_dropped_invalidation_channel_empties_the_cache(redis_url: str, redis_prefix: str) -> None:
     here = RedisStore.from_url(redis_url, prefix=redis_prefix)
     there = RedisStore.from_url(redis_url, prefix=redis_prefix)
-    for sid in ("s1", "s2"):
-        here.create(SessionRecord.new(sid, T0), T0, POLICY)
+    sids = ("s1", "s2")
+    _made_elsewhere(here, redis_url, _creating(*sids), 2)
+    for sid in sids:
         here.update(sid, Event.ACTIVITY, T0 + 1, POLICY)
     assert here._cache is not None and "s1" in here._cache and "s2" in here._cache
     _kill_client(here, redis_url)
@@ -296,8 +361,8 @@ def _private_redis(tmp_path: Path) -> Iterator[_PrivateRedis]:
 def test_redis_restart_empties_the_cache(private_redis: _PrivateRedis) -> None:
     store = RedisStore.from_url(private_redis.url)
     sids = [f"s{n}" for n in range(3)]
+    _made_elsewhere(store, private_redis.url, _creating(*sids), 3)
     for sid in sids:
-        store.create(SessionRecord.new(sid, T0), T0, POLICY)
         assert store.update(sid, Event.ACTIVITY, T0 + 1, POLICY) is not None
     assert store._cache is not None and len(store._cache) == len(sids)
     private_redis.stop()
@@ -376,7 +441,10 @@ def test_cached_stores_match_the_memory_store(
                 which = 1 if kind == "other" else 0
                 expected = model.update(session_id, event, now, _MODEL_POLICY, "boom")
                 for pair in pairs:
+                    mark = _mark(pair[0])
                     got = pair[which].update(session_id, event, now, _MODEL_POLICY, "boom")
+                    if which == 1 and got is not None:  # the script rewrote the record: published
+                        _delivered(pair[0], mark)
                     if expected is None or got is None:
                         assert expected is got
                     else:
@@ -386,7 +454,10 @@ def test_cached_stores_match_the_memory_store(
             else:
                 expected_changes = sorted(model.sweep(now, _MODEL_POLICY))
                 for pair in pairs:
+                    mark = _mark(pair[0])
                     assert sorted(pair[1].sweep(now, _MODEL_POLICY)) == expected_changes
+                    if expected_changes:
+                        _delivered(pair[0], mark)
     finally:
         for pair in pairs:
             for name in ("a", "b"):
@@ -410,8 +481,12 @@ def test_redis_copy_of_an_ended_session_is_not_trusted_past_its_retention(
 ) -> None:
     """Redis drops a record at the end of its retention (a TTL) without telling anyone."""
     store = RedisStore.from_url(redis_url, prefix=redis_prefix)
-    store.create(SessionRecord.new("s1", T0), T0, POLICY)
-    store.update("s1", Event.END, T0 + 1, POLICY)
+
+    def create_and_end(maker: RedisStore) -> None:
+        maker.create(SessionRecord.new("s1", T0), T0, POLICY)
+        maker.update("s1", Event.END, T0 + 1, POLICY)
+
+    _made_elsewhere(store, redis_url, create_and_end, 2)
     ended = store.update("s1", None, T0 + 2, POLICY)  # cached now
     assert ended is not None and ended.record.state is SessionState.ENDED
     store._client.delete(store._keys("s1")[0])  # what the TTL does, silently
