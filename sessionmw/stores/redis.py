@@ -719,9 +719,12 @@ class RedisStore:
             self._listen_after = now + 1.0
             return False
         poll = None
-        if hasattr(select, "poll"):  # not on Windows: there every check asks redis-py
+        sock = listener._sock
+        # Not on Windows (no poll), nor over TLS (decrypted bytes may wait inside the SSL object,
+        # where poll cannot see them): there every check asks redis-py.
+        if hasattr(select, "poll") and sock is not None and not hasattr(sock, "pending"):
             poll = select.poll()
-            poll.register(listener._sock.fileno(), select.POLLIN)
+            poll.register(sock.fileno(), select.POLLIN)
         self._listener, self._poll = listener, poll
         self._invalidations += 1
         return True
