@@ -496,3 +496,19 @@ def test_redis_copy_of_an_ended_session_is_not_trusted_past_its_retention(
     assert store.update("s1", None, T0 + 1 + POLICY.retention, POLICY) is None
     assert trips.count == 1
     store.close()
+
+
+def test_redis_user_without_channels_works_without_a_cache(private_redis: _PrivateRedis) -> None:
+    """Redis 7's ACL gives new users no pub/sub channels: the scripts still work, with no cache."""
+    import redis
+
+    admin: Any = redis.Redis.from_url(private_redis.url)
+    admin.execute_command("ACL", "SETUSER", "worker", "on", ">secret", "~*", "+@all", "resetchannels")
+    admin.close()
+    store = RedisStore.from_url(f"redis://worker:secret@127.0.0.1:{private_redis.port}/0")
+    store.create(SessionRecord.new("s1", T0), T0, POLICY)
+    outcome = store.update("s1", Event.ERROR, T0 + 1, POLICY, "boom")  # a change: its PUBLISH is refused
+    assert outcome is not None and outcome.record.error_count == 1
+    assert store.update("s1", None, T0 + 2, POLICY) is not None
+    assert store._listener is None and store._cache is not None and len(store._cache) == 0
+    store.close()

@@ -239,9 +239,10 @@ local function apply(r, ev, now, p, err, changes)
   if new ~= s then enter(r, new, ev, now, changes) end
   return nil
 end
--- every change but a renewal of last_activity is announced to the stores' read caches
+-- every change but a renewal of last_activity is announced to the stores' read caches (pcall:
+-- a user the ACL forbids the channel keeps working, and cannot subscribe to a cache either)
 local function changed(id)
-  if CHANNEL ~= '' then redis.call('PUBLISH', CHANNEL, id) end
+  if CHANNEL ~= '' then redis.pcall('PUBLISH', CHANNEL, id) end
 end
 -- the census: the bucket's count of sessions per state, kept by every write and removal
 local function tally(id, new)
