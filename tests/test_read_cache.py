@@ -62,11 +62,12 @@ def _delivered(manager_or_store: SessionManager | SessionStore, mark: int, count
         return
     deadline = time.monotonic() + 5.0
     while _mark(store) < mark + count:
-        listener = store._listener
+        listeners = store._listeners
         remaining = deadline - time.monotonic()
-        assert listener is not None and listener._sock is not None, "the subscription is gone"
+        assert listeners is not None, "the subscription is gone"
         assert remaining > 0, "no invalidation arrived"
-        select.select([listener._sock], [], [], remaining)  # the message, not a pause
+        socks: list[Any] = [listener._sock for listener in listeners if listener._sock is not None]
+        select.select(socks, [], [], remaining)  # the message, not a pause
 
 
 def _made_elsewhere(store: RedisStore, url: str, changes: Callable[[RedisStore], None], count: int) -> None:
@@ -275,22 +276,45 @@ def test_redis_requests_on_a_cached_session_make_no_round_trip(
     manager.close()
 
 
-def test_redis_cluster_store_has_no_cache_and_still_coalesces(redis_cluster_url: str) -> None:
-    store = store_from_url(f"{redis_cluster_url}?prefix=c{free_port()}&cluster=true")
-    assert isinstance(store, RedisStore) and store._cache is None
-    store.create(SessionRecord.new("s1", T0), T0, POLICY)
-    outcome = store.update("s1", Event.ACTIVITY, T0 + 1, POLICY)
-    assert outcome is not None and outcome.record.last_activity == T0
-    store.close()
+def test_redis_cluster_stores_cache_and_see_each_others_changes(
+    redis_cluster_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster: shard channels per bucket (SPUBLISH), one subscription per node."""
+    url = f"{redis_cluster_url}?prefix=c{free_port()}&cluster=true"
+    here, there = store_from_url(url), store_from_url(url)
+    assert isinstance(here, RedisStore) and isinstance(there, RedisStore)
+    sids = [f"s{n}" for n in range(8)]  # spread over buckets on every node
+    mark = _mark(here)
+    for sid in sids:
+        there.create(SessionRecord.new(sid, T0), T0, POLICY)
+    _delivered(here, mark, len(sids))
+    assert here._listeners is not None and len(here._listeners) == 3  # a node each
+    for sid in sids:
+        outcome = here.update(sid, Event.ACTIVITY, T0 + 1, POLICY)
+        assert outcome is not None and outcome.record.last_activity == T0  # within the window
+    trips = _RoundTrips(here, monkeypatch)
+    for sid in sids:
+        assert here.update(sid, Event.ACTIVITY, T0 + 2, POLICY) is not None
+    assert trips.count == 0
+    mark = _mark(here)
+    for sid in sids:
+        for step in range(3):
+            there.update(sid, Event.ERROR, T0 + 3 + step * 0.01, POLICY, "boom")
+    _delivered(here, mark, 3 * len(sids))
+    for sid in sids:
+        outcome = here.update(sid, Event.ACTIVITY, T0 + 4, POLICY)
+        assert outcome is not None and outcome.record.state is SessionState.DISCONNECTED
+    here.close()
+    there.close()
 
 
 def _kill_client(store: RedisStore, redis_url: str) -> None:
     """Close the store's subscription from the server's side (CLIENT KILL by its address)."""
     import redis
 
-    listener = store._listener
-    assert listener is not None
-    sock: socket.socket | None = listener._sock
+    listeners = store._listeners
+    assert listeners is not None and len(listeners) == 1
+    sock: socket.socket | None = listeners[0]._sock
     assert sock is not None
     host, port = sock.getsockname()[:2]
     admin: Any = redis.Redis.from_url(redis_url)
@@ -510,5 +534,5 @@ def test_redis_user_without_channels_works_without_a_cache(private_redis: _Priva
     outcome = store.update("s1", Event.ERROR, T0 + 1, POLICY, "boom")  # a change: its PUBLISH is refused
     assert outcome is not None and outcome.record.error_count == 1
     assert store.update("s1", None, T0 + 2, POLICY) is not None
-    assert store._listener is None and store._cache is not None and len(store._cache) == 0
+    assert store._listeners is None and store._cache is not None and len(store._cache) == 0
     store.close()

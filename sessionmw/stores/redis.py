@@ -240,9 +240,14 @@ local function apply(r, ev, now, p, err, changes)
   return nil
 end
 -- every change but a renewal of last_activity is announced to the stores' read caches (pcall:
--- a user the ACL forbids the channel keeps working, and cannot subscribe to a cache either)
+-- a user the ACL forbids the channel keeps working, and cannot subscribe to a cache either). On
+-- a cluster ('{}') each bucket has a shard channel, '{tag}:changes', in the slot of its keys.
 local function changed(id)
-  if CHANNEL ~= '' then redis.pcall('PUBLISH', CHANNEL, id) end
+  if CHANNEL == '{}' then
+    redis.pcall('SPUBLISH', string.sub(key, 1, string.find(key, '}', 1, true)) .. ':changes', id)
+  elseif CHANNEL ~= '' then
+    redis.pcall('PUBLISH', CHANNEL, id)
+  end
 end
 -- the census: the bucket's count of sessions per state, kept by every write and removal
 local function tally(id, new)
@@ -381,6 +386,8 @@ _DECODER = json.JSONDecoder()
 _NUMBER = (int, float)
 _EVENT = {event.value: event for event in Event}
 _ACTIVITY = Event.ACTIVITY
+#: The kinds of pub/sub message that carry an invalidation (RESP2).
+_MESSAGES = (b"message", b"smessage")
 
 
 def _text(value: object) -> str:
@@ -399,12 +406,13 @@ class RedisStore:
         Redis Cluster can place on different nodes). Every process on a store must agree.
     :param max_sessions: the most live sessions the store accepts; None for no limit.
     :param url: the URL the client came from, for error messages (a password is masked).
-    :param cache: keep a local read cache of records (on one server; a cluster client has none):
-        a look, or activity within the renewal window, on a cached copy makes no round trip.
-        The scripts publish every change but a renewal of ``last_activity`` on an invalidation
-        channel, which one connection of this store subscribes to; the messages that have
-        arrived are read before each answer from the cache, and a lost subscription (dropped
-        connection, Redis restart) empties the cache until it is subscribed again.
+    :param cache: keep a local read cache of records: a look, or activity within the renewal
+        window, on a cached copy makes no round trip. The scripts publish every change but a
+        renewal of ``last_activity`` on an invalidation channel (on a cluster, a shard channel
+        per bucket, ``SPUBLISH``), which this store subscribes to with one connection (on a
+        cluster, one per node); the messages that have arrived are read before each answer from
+        the cache, and a lost subscription (dropped connection, Redis restart, a slot moved)
+        empties the cache until it is subscribed again.
     """
 
     def __init__(
@@ -444,12 +452,15 @@ class RedisStore:
         # old already, so it is not kept.
         self._cache: RecordCache | None = None
         self._channel = ""
-        if cache and self._pool is not None:
-            db = self._pool.connection_kwargs.get("db", 0)
+        if cache:
             self._cache = RecordCache()
-            self._channel = f"{prefix}:changes:{db}"
-        self._listener: redis.connection.AbstractConnection | None = None
-        self._poll: Any = None  # select.poll() on the listener's socket: one syscall a request
+            if self._pool is not None:
+                self._channel = f"{prefix}:changes:{self._pool.connection_kwargs.get('db', 0)}"
+            else:  # a cluster: a shard channel per bucket (SPUBLISH), in its slot
+                self._channel = "{}"
+        # The subscribed connections (one; on a cluster, one per node holding buckets), or None.
+        self._listeners: list[redis.connection.AbstractConnection] | None = None
+        self._poll: Any = None  # select.poll() on the listeners' sockets: one syscall a request
         self._invalidations = 0
         self._listen_after = float("-inf")  # after a failed subscription, when to try again
         self._cache_lock = threading.Lock()
@@ -459,7 +470,7 @@ class RedisStore:
         """In a forked child: a fresh lock, no subscription (the parent's socket stays the
         parent's), an empty cache."""
         self._cache_lock = threading.Lock()
-        self._listener = self._poll = None
+        self._listeners = self._poll = None
         self._listen_after = float("-inf")
         if self._cache is not None:
             self._cache.clear()
@@ -485,7 +496,7 @@ class RedisStore:
         :param max_connections: the size of the connection pool (of each node's, on a cluster).
         :param cluster: ``url`` names a node of a Redis Cluster: talk to the whole cluster
             (:class:`redis.RedisCluster`), each session's script on the node of its slot.
-        :param cache: keep a local read cache (see the class; not on a cluster).
+        :param cache: keep a local read cache (see the class).
         :raises StoreUnavailableError: with ``cluster``, if no node answers or the server is not
             a cluster (redis-py reads the slot map when the store is built).
         """
@@ -674,8 +685,7 @@ class RedisStore:
     def _current(self) -> bool:
         """Read the invalidations that have arrived; False while there is no subscription (then
         the cache is empty). Caller holds the cache lock."""
-        listener = self._listener
-        if listener is None:
+        if self._listeners is None:
             return self._listen() and self._drain()
         poll = self._poll
         if poll is not None and not poll.poll(0):  # nothing arrived (a drain empties the buffer)
@@ -683,60 +693,83 @@ class RedisStore:
         return self._drain()
 
     def _drain(self) -> bool:
-        """Apply every invalidation received, from redis-py's buffer and the socket; False if the
-        subscription is lost (then the cache is empty)."""
-        listener = self._listener
-        assert listener is not None
+        """Apply every invalidation received, from redis-py's buffers and the sockets; False if
+        a subscription is lost (then the cache is empty)."""
+        assert self._listeners is not None and self._cache is not None
+        cache = self._cache
         try:
-            while listener.can_read(timeout=0):
-                message = listener.read_response()
-                self._invalidations += 1
-                if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
-                    self._cache.drop(_text(message[2]))  # type: ignore[union-attr]
-                else:  # not an invalidation we understand: trust nothing
-                    self._cache.clear()  # type: ignore[union-attr]
+            for listener in self._listeners:
+                while listener.can_read(timeout=0):
+                    message = listener.read_response()
+                    self._invalidations += 1
+                    if isinstance(message, list) and len(message) == 3 and message[0] in _MESSAGES:
+                        cache.drop(_text(message[2]))
+                    else:  # not an invalidation (e.g. a slot moved away: sunsubscribe)
+                        raise ValueError(f"unexpected message on the invalidation channel: {message!r}")
         except Exception:  # a subscription lost, whatever broke it, may have lost changes
             self._lose()
             return False
         return True
 
     def _listen(self) -> bool:
-        """Subscribe to the invalidation channel (at most once a second after a failure)."""
+        """Subscribe to the invalidation channels (at most once a second after a failure)."""
         now = time.monotonic()  # not the sessions' clock: this only paces reconnection attempts
-        if now < self._listen_after or self._pool is None:
+        if now < self._listen_after:
             return False
-        pool = self._pool
-        # RESP2: a message is a plain three-element reply (RESP3 pushes go to redis-py's handlers)
-        listener = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+        listeners: list[redis.connection.AbstractConnection] = []
         try:
-            listener.connect()
-            listener.send_command("SUBSCRIBE", self._channel)
-            reply = listener.read_response()
-            if not (isinstance(reply, list) and reply and reply[0] == b"subscribe"):
-                raise ValueError(f"unexpected answer to SUBSCRIBE: {reply!r}")
+            for pool, command, channels in self._subscriptions():
+                # RESP2: a message is a plain three-element reply (RESP3 pushes go to redis-py)
+                listener = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+                listeners.append(listener)
+                listener.connect()
+                for channel in channels:  # one at a time: a cluster refuses channels of two slots
+                    listener.send_command(command, channel)
+                    reply = listener.read_response()
+                    if not (isinstance(reply, list) and reply and reply[0] == command.lower().encode()):
+                        raise ValueError(f"unexpected answer to {command}: {reply!r}")
         except Exception:  # no subscription: no cache, the store answers every call
-            with contextlib.suppress(Exception):
-                listener.disconnect()
+            for listener in listeners:
+                with contextlib.suppress(Exception):
+                    listener.disconnect()  # type: ignore[no-untyped-call]
             self._listen_after = now + 1.0
             return False
-        poll = None
-        sock = listener._sock
+        poll: Any = None
+        socks: list[Any] = [listener._sock for listener in listeners if listener._sock is not None]
         # Not on Windows (no poll), nor over TLS (decrypted bytes may wait inside the SSL object,
         # where poll cannot see them): there every check asks redis-py.
-        if hasattr(select, "poll") and sock is not None and not hasattr(sock, "pending"):
+        if hasattr(select, "poll") and not any(hasattr(sock, "pending") for sock in socks):
             poll = select.poll()
-            poll.register(sock.fileno(), select.POLLIN)
-        self._listener, self._poll = listener, poll
+            for sock in socks:
+                poll.register(sock.fileno(), select.POLLIN)
+        self._listeners, self._poll = listeners, poll
         self._invalidations += 1
         return True
 
+    def _subscriptions(self) -> list[tuple[Any, str, list[str]]]:
+        """What to subscribe to: (a connection pool of the node, the command, the channels)."""
+        if self._pool is not None:
+            return [(self._pool, "SUBSCRIBE", [self._channel])]
+        from redis.crc import key_slot
+
+        by_node: dict[str, tuple[Any, list[str]]] = {}
+        client: Any = self._client
+        for bucket in range(self.buckets):
+            channel = f"{self._tag(bucket)}:changes"
+            node = client.nodes_manager.get_node_from_slot(key_slot(channel.encode()))
+            if node.redis_connection is None:
+                raise ValueError(f"no connection to the node of {channel}")
+            entry = by_node.setdefault(node.name, (node.redis_connection.connection_pool, []))
+            entry[1].append(channel)
+        return [(pool, "SSUBSCRIBE", channels) for pool, channels in by_node.values()]
+
     def _lose(self) -> None:
-        """The subscription is gone: changes may have been missed, so the cache empties."""
-        listener, self._listener, self._poll = self._listener, None, None
+        """A subscription is gone: changes may have been missed, so the cache empties."""
+        listeners, self._listeners, self._poll = self._listeners or [], None, None
         self._invalidations += 1
         if self._cache is not None:
             self._cache.clear()
-        if listener is not None:
+        for listener in listeners:
             with contextlib.suppress(Exception):
                 listener.disconnect()  # type: ignore[no-untyped-call]
 
@@ -745,7 +778,7 @@ class RedisStore:
         cache = self._cache
         assert cache is not None
         with self._cache_lock:
-            fresh = seen >= 0 and self._listener is not None and self._current()
+            fresh = seen >= 0 and self._listeners is not None and self._current()
             if record is not None and fresh and seen == self._invalidations:
                 cache.put(record)
             else:
