@@ -288,7 +288,7 @@ def test_redis_cluster_stores_cache_and_see_each_others_changes(
     for sid in sids:
         there.create(SessionRecord.new(sid, T0), T0, POLICY)
     _delivered(here, mark, len(sids))
-    assert here._listeners is not None and len(here._listeners) == 3  # a node each
+    assert here._listeners is not None and len(here._listeners) > 1  # one per node holding buckets
     for sid in sids:
         outcome = here.update(sid, Event.ACTIVITY, T0 + 1, POLICY)
         assert outcome is not None and outcome.record.last_activity == T0  # within the window
