@@ -99,7 +99,11 @@ class MemoryStore:
             if record is None:
                 return None
             if event is _ACTIVITY and is_routine_activity(record, now, policy):
-                record.last_activity = now  # what elapse() and apply() would do, without the detour
+                # what elapse() and apply() would do, without the detour; within the renewal
+                # window (sessionmw.transitions.writes_nothing) not even that
+                resolution = policy.activity_resolution
+                if not (resolution > 0 and now - record.last_activity < resolution):
+                    record.last_activity = now
                 return Outcome(record.copy(), ())
             was_live = record.state not in _TERMINAL
             changes, refused = step(record, event, now, policy, error)
