@@ -1,4 +1,4 @@
-"""Helpers the tests share for servers they start on loopback (imported as ``support``)."""
+"""Helpers the tests share (imported as ``support``): fake sleeps, servers on loopback."""
 
 from __future__ import annotations
 
@@ -7,6 +7,24 @@ import socket
 import subprocess
 import time
 from typing import Any
+
+from sessionmw.testing import FakeClock
+
+
+class Sleeps:
+    """A fake sleep that records each wait and moves a FakeClock forward by it (if given one)."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.waits: list[float] = []
+        self.clock = clock
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if self.clock is not None:
+            self.clock.advance(seconds)
+
+    async def async_sleep(self, seconds: float) -> None:
+        self(seconds)
 
 
 def free_port() -> int:
