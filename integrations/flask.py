@@ -36,8 +36,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.flask needs Flask: pip install 'sessionmw[flask]'") from exc
 
-from sessionmw.context import _current as _scope_var  # session_scope's variable
-from sessionmw.context import _Scope
+from sessionmw.context import enter_scope, leave_scope
 from sessionmw.integrations.wsgi import (
     ENVIRON_HEALTH,
     ENVIRON_NOTICE,
@@ -50,7 +49,6 @@ from sessionmw.integrations.wsgi import (
 )
 from sessionmw.manager import SessionManager
 from sessionmw.settings import Settings
-from sessionmw.states import SessionState
 
 __all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session"]
 
@@ -269,7 +267,6 @@ def _request_hooks(
     metrics_path = gate.options.metrics_path
     exclude = bool(gate.options.exclude)
     manager = gate.manager
-    disconnected = SessionState.DISCONNECTED
 
     def before_request() -> Response | None:
         """Find the request's session, count the request as activity and open its scope."""
@@ -281,8 +278,8 @@ def _request_hooks(
             return None
         session = gate.begin(environ)
         environ[_SESSION] = session
-        environ[_SCOPE] = _scope_var.set(_Scope(manager, session.id))  # as session_scope() does
-        if session.notice is None and session.record.state is not disconnected:
+        environ[_SCOPE] = enter_scope(manager, session.id)  # as session_scope() does
+        if session.refusal is None:
             return None  # nothing to refuse (the common case)
         refusal = gate.state_response(session, environ)
         return None if refusal is None else _to_flask(refusal)
@@ -317,7 +314,7 @@ def _request_hooks(
         token = request.environ.pop(_SCOPE, None)
         if token is not None:
             try:  # noqa: SIM105 - on every request: cheaper than contextlib.suppress
-                _scope_var.reset(token)
+                leave_scope(token)
             except ValueError:  # a token made in another context (e.g. copied)
                 pass
 

@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from sessionmw import signals
-from sessionmw.context import _current as _scope_var  # session_scope's variable: the fast path
-from sessionmw.context import _Scope
+from sessionmw.context import enter_scope, leave_scope
 from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionExistsError
 from sessionmw.health import HealthReport
 from sessionmw.manager import STORE_UNAVAILABLE, SessionManager, get_session_manager, new_session_id
@@ -239,6 +238,9 @@ class RequestSession:
     failed: bool = False
     #: When the request began (:func:`time.perf_counter`), for the ``request_finished`` signal.
     started: float = dataclasses.field(default_factory=time.perf_counter)
+    #: Why the session may not work, as the core reports it (the notice of an expired session,
+    #: the health of a disconnected one), or None: a JSON client gets it as the response.
+    refusal: HealthReport | None = None
 
     @property
     def health(self) -> HealthReport:
@@ -319,30 +321,40 @@ class SessionGate:
         session: RequestSession | None = None
         notice: HealthReport | None = None
         if sid is not None:
-            try:
-                record = manager.touch(sid)
-            except IllegalTransitionError:
-                record = None
-                notice = manager.check_health(sid)
-            if record is not None and record.reason == STORE_UNAVAILABLE:
-                # Fail-open with the store down: the id cannot be verified, so it is not adopted.
-                # The request runs under a throwaway id; the client's cookie is left alone.
-                fresh = self._pending_id()
-                unverified = SessionRecord.new(fresh, manager.clock())
-                unverified.reason = STORE_UNAVAILABLE
-                session = RequestSession(fresh, manager, unverified, True, False, via_header)
-            elif record is not None:
-                session = RequestSession(sid, manager, record, True, False, via_header)
-            elif notice is None and self._pending_is_valid(sid):
-                pending = RequestSession(
-                    sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
-                )
-                pending.ensure_stored()
-                session = pending
+            # One store operation: the activity, or the report that refuses it (the core's rule).
+            record, refusal = manager.touch_or_report(sid)
+            if record is None:  # unknown: only a pending id this server issued is stored
+                if self._pending_is_valid(sid):
+                    pending = RequestSession(
+                        sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
+                    )
+                    pending.ensure_stored()
+                    session = pending
+            elif refusal is None:  # it may work
+                if record.reason == STORE_UNAVAILABLE:
+                    # Fail-open with the store down: the id cannot be verified, so it is not adopted.
+                    # The request runs under a throwaway id; the client's cookie is left alone.
+                    fresh = self._pending_id()
+                    unverified = SessionRecord.new(fresh, manager.clock())
+                    unverified.reason = STORE_UNAVAILABLE
+                    session = RequestSession(fresh, manager, unverified, True, False, via_header)
+                else:
+                    session = RequestSession(sid, manager, record, True, False, via_header)
+            elif record.state.is_terminal:  # expired or ended: replaced, and the user is told once
+                notice = refusal
+            else:  # disconnected: kept (its page shows the banner), a JSON client is refused
+                session = RequestSession(sid, manager, record, True, False, via_header, refusal=refusal)
         if session is None:
             fresh = self._pending_id()
             session = RequestSession(
-                fresh, manager, SessionRecord.new(fresh, manager.clock()), False, True, via_header, notice
+                fresh,
+                manager,
+                SessionRecord.new(fresh, manager.clock()),
+                False,
+                True,
+                via_header,
+                notice,
+                refusal=notice,
             )
         # The report is built now (about 1.5 µs): the environ holds a plain, JSON-ready report.
         health = session._health = HealthReport.build(
@@ -423,21 +435,20 @@ class SessionGate:
         return "; ".join(parts)
 
     def state_response(self, session: RequestSession, environ: WSGIEnvironment) -> _Response | None:
-        """For a JSON client whose session expired or is disconnected: the response that says so.
+        """For a JSON client whose session may not work (:attr:`RequestSession.refusal`): the
+        response that says so.
 
         Expired: 401; disconnected: 503 with the ``reconnect`` URL. HTML pages get None: they are
         served and can show the banner.
         """
-        if session.notice is None and session.record.state is not SessionState.DISCONNECTED:
-            return None
-        if not wants_json(environ, session.via_header):
+        refusal = session.refusal
+        if refusal is None or not wants_json(environ, session.via_header):
             return None
         from sessionmw.translation import UserFacingError
 
-        if session.notice is not None:
-            err = UserFacingError.from_health(session.notice)
+        err = UserFacingError.from_health(refusal)
+        if session.notice is not None:  # the session was replaced: nothing to reconnect
             return self.error_response(err, environ, True)
-        err = UserFacingError.from_health(session.health)
         return self.error_response(err, environ, True, reconnect=self.options.prefix + "reconnect")
 
     def finish(self, session: RequestSession, status: int) -> None:
@@ -665,7 +676,7 @@ class SessionMiddleware:
             err = gate.fail(None, exc)
             return _answer(gate.error_response(err, environ, False), environ, start_response)
         extra = gate.session_headers(session, environ) if session.issue_cookie or session.via_header else []
-        if session.notice is not None or session.record.state is SessionState.DISCONNECTED:
+        if session.refusal is not None:
             refusal = gate.state_response(session, environ)
             if refusal is not None:
                 return _answer(refusal, environ, start_response, _with_vary(extra))
@@ -678,8 +689,7 @@ class SessionMiddleware:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
-        scope = _Scope(gate.manager, session.id)
-        token = _scope_var.set(scope)  # as session_scope() does
+        token = enter_scope(gate.manager, session.id)  # as session_scope() does
         try:
             result = self.app(environ, session_start_response)
         except Exception as exc:
@@ -696,7 +706,7 @@ class SessionMiddleware:
             as_response: Any = exc
             result = as_response(environ, session_start_response)
         finally:
-            _scope_var.reset(token)
+            leave_scope(token)
         if isinstance(result, (list, tuple)):  # a tuple of types: no union built per request
             if started:
                 gate.finish(session, int(started[-1][:3]))
@@ -704,7 +714,7 @@ class SessionMiddleware:
         file_wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
             return result  # let the server send the file its own way
-        return _Body(result, gate, session, started, scope)
+        return _Body(result, gate, session, started)
 
     def _propagates(self, environ: WSGIEnvironment) -> bool:
         """True when the app's exception must be re-raised (after recording), not answered."""
@@ -786,34 +796,28 @@ class _Body:
     recorded on the session and logged, then propagates (the status line has already gone).
     """
 
-    __slots__ = ("_gate", "_result", "_scope", "_session", "_started")
+    __slots__ = ("_gate", "_result", "_session", "_started")
 
     def __init__(
-        self,
-        result: Iterable[bytes],
-        gate: SessionGate,
-        session: RequestSession,
-        started: list[str],
-        scope: _Scope,
+        self, result: Iterable[bytes], gate: SessionGate, session: RequestSession, started: list[str]
     ) -> None:
         self._result = result
         self._gate = gate
         self._session = session
         self._started = started
-        self._scope = scope
 
     def __iter__(self) -> Iterator[bytes]:
-        scope = self._scope
+        manager, session_id = self._gate.manager, self._session.id
         iterator = iter(self._result)
         while True:
-            token = _scope_var.set(scope)  # the session's scope, only while the app makes a chunk
+            token = enter_scope(manager, session_id)  # the session's scope, only while the app makes a chunk
             try:
                 chunk = next(iterator, _END)
             except Exception as exc:
                 self._gate.fail(self._session, exc)
                 raise
             finally:
-                _scope_var.reset(token)
+                leave_scope(token)
             if chunk is _END:
                 return
             yield chunk
