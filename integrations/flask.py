@@ -7,9 +7,9 @@
 
 It uses Flask's own hooks (``before_request``, ``after_request``, ``teardown_request``, the
 ``got_request_exception`` signal, a last-resort handler for 500) and the request logic of
-:mod:`sessionmw.integrations.wsgi`; Flask's error pipeline (the app's handlers, ``TESTING``,
+:mod:`sessionmw.integrations.gate`; Flask's error pipeline (the app's handlers, ``TESTING``,
 ``PROPAGATE_EXCEPTIONS``, ``DEBUG``, teardown, logging) is observed, never replaced.
-``current_session`` is the request's :class:`~sessionmw.integrations.wsgi.RequestSession`;
+``current_session`` is the request's :class:`~sessionmw.integrations.gate.RequestSession`;
 ``sessionmw_banner()`` in templates renders the status banner; a blueprint serves the ``health``
 and ``reconnect`` endpoints. See ``docs/flask.md`` for every configuration key.
 """
@@ -37,16 +37,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.flask needs Flask: pip install 'sessionmw[flask]'") from exc
 
 from sessionmw.context import enter_scope, leave_scope
-from sessionmw.integrations.wsgi import (
+from sessionmw.integrations.gate import (
     ENVIRON_HEALTH,
     ENVIRON_NOTICE,
     ENVIRON_SESSION,
     Options,
     RequestSession,
     SessionGate,
-    banner_html,
-    private_cache_control,
 )
+from sessionmw.integrations.http import PlainResponse, banner_html, private_cache_control
 from sessionmw.manager import SessionManager
 from sessionmw.settings import Settings
 
@@ -55,7 +54,7 @@ __all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session"]
 #: The key of the extension's state in ``app.extensions``.
 EXTENSION_KEY = "sessionmw"
 
-#: ``app.config`` key -> :class:`~sessionmw.integrations.wsgi.Options` field.
+#: ``app.config`` key -> :class:`~sessionmw.integrations.gate.Options` field.
 _OPTION_KEYS = {
     "SESSIONMW_COOKIE_NAME": "cookie_name",
     "SESSIONMW_HEADER_NAME": "header_name",
@@ -158,7 +157,7 @@ class SessionMW:
         got_request_exception.connect(_record_exception)  # one receiver for every app
 
 
-def _to_flask(response: Any) -> Response:
+def _to_flask(response: PlainResponse) -> Response:
     return Response(response.body, status=response.status, headers=response.headers)
 
 
@@ -328,6 +327,6 @@ def _current() -> RequestSession:
     return session
 
 
-#: The current request's :class:`~sessionmw.integrations.wsgi.RequestSession` (``.id``,
+#: The current request's :class:`~sessionmw.integrations.gate.RequestSession` (``.id``,
 #: ``.health``, ``.state``, ``.notice``).
 current_session: RequestSession = cast(RequestSession, LocalProxy(_current))

@@ -84,6 +84,8 @@ MODULES = [
     "sessionmw.health",
     "sessionmw.integrations.dash",
     "sessionmw.integrations.flask",
+    "sessionmw.integrations.gate",
+    "sessionmw.integrations.http",
     "sessionmw.integrations.wsgi",
     "sessionmw.manager",
     "sessionmw.metrics",
