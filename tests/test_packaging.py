@@ -89,7 +89,9 @@ MODULES = [
     "sessionmw.integrations.wsgi",
     "sessionmw.manager",
     "sessionmw.metrics",
+    "sessionmw.rendering",
     "sessionmw.retry",
+    "sessionmw.retry_after",
     "sessionmw.session",
     "sessionmw.settings",
     "sessionmw.signals",
@@ -103,6 +105,7 @@ MODULES = [
     "sessionmw.tour",
     "sessionmw.transitions",
     "sessionmw.translation",
+    "sessionmw.user_errors",
 ]
 
 
