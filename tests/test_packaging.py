@@ -120,3 +120,28 @@ def test_every_modules_public_names_are_documented(module: str) -> None:
     assert names, f"{module} has no __all__"
     assert [name for name in names if not hasattr(imported, name)] == []
     assert [name for name in names if f"`{name}" not in docs] == []
+
+
+# What users imported from a module before it was split by concept (issue 15): still importable there.
+OLD_PATHS = {
+    "sessionmw.integrations.wsgi": [
+        *("ENVIRON_HEALTH", "ENVIRON_MANAGER", "ENVIRON_NOTICE", "ENVIRON_SESSION", "ENVIRON_SESSION_ID"),
+        *("Options", "RequestSession", "SessionGate", "SessionMiddleware", "banner_for", "banner_html"),
+        *("health_json", "install", "private_cache_control", "uninstall", "wants_json"),
+    ],
+    "sessionmw.translation": [
+        *("DEFAULT_RETRY_AFTER", "Severity", "Translation", "UserFacingError", "format_error"),
+        *("is_transient", "parse_retry_after", "register_translation", "retry_after_of", "translate"),
+        *("translation_for", "translations", "unregister_translation"),
+    ],
+}
+
+
+@pytest.mark.parametrize("module", list(OLD_PATHS))
+def test_names_stay_importable_from_before_the_split(module: str) -> None:
+    """A module split in several keeps every public name it had, in its ``__all__`` too."""
+    import importlib
+
+    imported = importlib.import_module(module)
+    assert [name for name in OLD_PATHS[module] if not hasattr(imported, name)] == []
+    assert set(OLD_PATHS[module]) <= set(imported.__all__)
