@@ -25,13 +25,14 @@ import functools
 import importlib.util
 import json
 import logging
+import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 try:
     import dash
     from dash import dcc, html
-    from flask import current_app, has_request_context, request
+    from flask import Flask, current_app, has_request_context, request
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
@@ -54,6 +55,7 @@ __all__ = [
     "THEMES",
     "DashState",
     "SessionMWDash",
+    "dash_state",
     "dash_static_paths",
     "error_alert",
     "guarded_callback",
@@ -75,7 +77,8 @@ POLL_ID = "sessionmw-poll"
 RECONNECT_ID = "sessionmw-reconnect"
 #: The friendly alert guarded callbacks fill when they fail.
 ALERT_ID = "sessionmw-alert"
-#: ``app.server.extensions`` key of the Dash integration's :class:`DashState`.
+#: ``app.server.extensions`` key of the Dash integration's record of the server's Dash apps
+#: (read one app's :class:`DashState` with :func:`dash_state`).
 DASH_EXTENSION_KEY = "sessionmw.dash"
 
 _ROOT_ID = "sessionmw-status"
@@ -335,8 +338,8 @@ def _gate_session() -> tuple[SessionMWState | None, RequestSession | None]:
 
 def _show(err: UserFacingError, report: HealthReport | None) -> None:
     """Fill the alert (and the banner's report) of the page that made the request."""
-    state = current_app.extensions.get(DASH_EXTENSION_KEY) if has_request_context() else None
-    bootstrap = isinstance(state, DashState) and state.theme == "bootstrap"
+    state, _app = _request_state()
+    bootstrap = state is not None and state.theme == "bootstrap"
     dash.set_props(_ALERT_BODY_ID, {"children": error_alert(err)})
     if bootstrap:  # class and style together, so the alert never ends up with neither look
         dash.set_props(
@@ -420,54 +423,127 @@ def _recorded_during_request(manager: SessionManager | None, session: RequestSes
     )
 
 
+@overload
+def guarded_callback(func: F, /) -> F: ...
+
+
+@overload
 def guarded_callback(
     *args: Any,
     app: dash.Dash | None = None,
     retry: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
     clears_alert: bool = True,
+    on_error: Callable[[Exception], Any] | None = None,
     **kwargs: Any,
-) -> Callable[[F], F]:
-    """Register a Dash callback (same arguments as ``dash.callback``) that fails gracefully.
+) -> Callable[[F], F]: ...
 
-    Registered on ``app`` when given, else with ``dash.callback`` (every app picks it up).
+
+def guarded_callback(
+    *args: Any,
+    app: dash.Dash | None = None,
+    retry: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+    clears_alert: bool = True,
+    on_error: Callable[[Exception], Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A Dash callback that fails gracefully: bare beneath ``@app.callback(...)``, or registering it.
+
+    Two forms. Bare (or with only the options below), beneath an existing ``@app.callback(...)``
+    or ``@dash.callback(...)`` line, it guards the function and registers nothing. Given the
+    callback's arguments (those of ``dash.callback``), it registers the callback: on ``app`` when
+    given, else with ``dash.callback`` (every app picks it up).
 
     - It does not run when the session is expired or disconnected: the alert says why.
     - An exception is recorded on the session and shown as a friendly alert; outputs keep
-      their values. ``PreventUpdate`` passes through.
+      their values. ``PreventUpdate`` passes through. The guard is the callback's error handler,
+      so, as with Dash's per-callback ``on_error``, the app-level ``on_error`` does not run.
+    - ``on_error``: your own handler, called after the alert with the exception; what it returns
+      becomes the callback's outputs, as with Dash's ``on_error`` (None: outputs unchanged).
+    - In debug mode (Dash's dev tools UI on) an exception no handler of yours takes is recorded
+      and raised again, so the dev tools show it with its traceback.
     - ``retry``: opt-in, a :class:`~sessionmw.retry.RetryStrategy` (or any decorator) applied to
       the whole callback. A callback is a POST and may have side effects, so none by default;
       prefer ``@guarded(retry=...)`` on the backend calls that only read.
     - ``clears_alert``: hide a previous alert when this callback succeeds.
+
+    :raises ValueError: if ``app`` is given without the callback's arguments (nothing to register).
     """
+    if len(args) == 1 and not kwargs and _is_callback_function(args[0]):
+        if app is not None:
+            raise ValueError("guarded_callback(app=...) registers a callback: give its Output and Input too")
+        return _guard(args[0], retry=retry, clears_alert=clears_alert, on_error=on_error)
+    registers = bool(args or kwargs)
+    if app is not None and not registers:
+        raise ValueError("guarded_callback(app=...) registers a callback: give its Output and Input too")
 
     def decorate(func: F) -> F:
-        target: Callable[..., Any] = retry(func) if retry is not None else func
-
-        @functools.wraps(func)
-        def wrapper(*call_args: Any, **call_kwargs: Any) -> Any:
-            refused = _refusal()
-            if refused is not None:
-                _state, session = _gate_session()
-                notice = request.environ.get(ENVIRON_NOTICE) if session is not None else None
-                report = notice or (session.health if session is not None else None)
-                _show(refused, report)
-                return dash.no_update
-            try:
-                result = target(*call_args, **call_kwargs)
-            except dash.exceptions.PreventUpdate:
-                raise
-            except Exception as exc:
-                handle_callback_error(exc)
-                return dash.no_update
-            if clears_alert:
-                dash.set_props(ALERT_ID, {"style": _HIDDEN})
-            return result
-
-        register = app.callback if app is not None else dash.callback
-        register(*args, **kwargs)(wrapper)
-        return cast(F, wrapper)
+        wrapper = _guard(func, retry=retry, clears_alert=clears_alert, on_error=on_error)
+        if registers:
+            register = app.callback if app is not None else dash.callback
+            register(*args, **kwargs)(wrapper)
+        return wrapper
 
     return decorate
+
+
+def _is_callback_function(candidate: Any) -> bool:
+    """True for the function of a bare ``@guarded_callback`` (not a Dash dependency or a list of them)."""
+    return callable(candidate) and not isinstance(candidate, dash.dependencies.DashDependency)
+
+
+def _guard(
+    func: F,
+    *,
+    retry: Callable[[Callable[..., Any]], Callable[..., Any]] | None,
+    clears_alert: bool,
+    on_error: Callable[[Exception], Any] | None,
+) -> F:
+    """``func`` with the session check, the friendly alert and ``on_error`` chained after it."""
+    target: Callable[..., Any] = retry(func) if retry is not None else func
+
+    @functools.wraps(func)
+    def wrapper(*call_args: Any, **call_kwargs: Any) -> Any:
+        refused = _refusal()
+        if refused is not None:
+            _state, session = _gate_session()
+            notice = request.environ.get(ENVIRON_NOTICE) if session is not None else None
+            report = notice or (session.health if session is not None else None)
+            _show(refused, report)
+            return _unchanged()
+        try:
+            result = target(*call_args, **call_kwargs)
+        except dash.exceptions.PreventUpdate:
+            raise
+        except Exception as exc:
+            handle_callback_error(exc)
+            if on_error is not None:
+                value = on_error(exc)
+                return _unchanged() if value is None else value
+            if _devtools_on(_request_app()):
+                raise  # debug mode: Dash's dev tools show the exception and its traceback
+            return _unchanged()
+        if clears_alert:
+            dash.set_props(ALERT_ID, {"style": _HIDDEN})
+        return result
+
+    return cast(F, wrapper)
+
+
+def _unchanged() -> Any:
+    """What a callback returns to leave its outputs alone: ``no_update``, or None without outputs."""
+    context = dash.callback_context
+    try:
+        if context.using_outputs_grouping:
+            return dash.no_update
+        return dash.no_update if context.outputs_list else None
+    except dash.exceptions.MissingCallbackContextException:  # called outside a Dash request
+        return dash.no_update
+
+
+def _devtools_on(app: dash.Dash | None) -> bool:
+    """True when ``app`` shows callback errors in Dash's dev tools (``debug=True``, ``dev_tools_ui``)."""
+    tools = getattr(app, "_dev_tools", None)
+    return bool(tools is not None and tools.get("ui"))
 
 
 # -- clientside -------------------------------------------------------------------------------
@@ -584,7 +660,7 @@ _RENDER = _RENDER.replace("__COLORS__", json.dumps(_BOOTSTRAP_COLORS))
 
 @dataclasses.dataclass(frozen=True)
 class DashState:
-    """What ``app.server.extensions["sessionmw.dash"]`` holds for one Dash app."""
+    """What sessionmw keeps for one Dash app (see :func:`dash_state`)."""
 
     #: The manager that keeps the app's sessions.
     manager: SessionManager
@@ -594,16 +670,70 @@ class DashState:
     interval_seconds: float
     #: The banner's look: ``plain`` or ``bootstrap`` (``auto`` resolved, see :data:`THEMES`).
     theme: str = "plain"
+    #: The app's ``routes_pathname_prefix``: its Dash routes live under it.
+    routes_prefix: str = "/"
+
+
+class _ServerApps:
+    """``server.extensions["sessionmw.dash"]``: the Dash apps set up on one Flask server."""
+
+    def __init__(self, owns_extension: bool) -> None:
+        #: True when SessionMWDash installed the Flask extension (so it may add exclusions).
+        self.owns_extension = owns_extension
+        self.states: dict[str, DashState] = {}  # by routes prefix
+        self.apps: dict[str, weakref.ref[dash.Dash]] = {}
+
+    def add(self, app: dash.Dash, state: DashState) -> None:
+        self.states[state.routes_prefix] = state
+        self.apps[state.routes_prefix] = weakref.ref(app)
+        # the longest prefix first: a request belongs to the most specific app
+        self.states = dict(sorted(self.states.items(), key=lambda item: -len(item[0])))
+
+    def for_path(self, path: str) -> tuple[DashState | None, dash.Dash | None]:
+        """The state and the app whose routes ``path`` is under."""
+        for routes, state in self.states.items():
+            if path.startswith(routes):
+                return state, self.apps[routes]()
+        return None, None
+
+
+def dash_state(app: dash.Dash) -> DashState | None:
+    """sessionmw's :class:`DashState` for ``app``, or None when :class:`SessionMWDash` is not set up on it."""
+    apps = app.server.extensions.get(DASH_EXTENSION_KEY) if isinstance(app.server, Flask) else None
+    if not isinstance(apps, _ServerApps):
+        return None
+    routes = app.config.routes_pathname_prefix or "/"
+    ref = apps.apps.get(routes)
+    return apps.states[routes] if ref is not None and ref() is app else None
+
+
+def _request_state() -> tuple[DashState | None, dash.Dash | None]:
+    """The state and the app of the Dash app serving the current request (None, None outside one)."""
+    if not has_request_context():
+        return None, None
+    apps = current_app.extensions.get(DASH_EXTENSION_KEY)
+    if not isinstance(apps, _ServerApps):
+        return None, None
+    return apps.for_path(request.path)
+
+
+def _request_app() -> dash.Dash | None:
+    return _request_state()[1]
 
 
 class SessionMWDash:
     """Sessions, the status banner and guarded callbacks for a Dash app.
 
+    Several Dash apps on one Flask server (Dash's ``url_base_pathname`` pattern) each get
+    their own set-up; they share the server's Flask extension.
+
     :param app: the Dash app to set up now; or call :meth:`init_app` later.
     :param manager: the session manager; by default the Flask extension builds one from
         ``app.server.config``'s ``SESSIONMW_*`` keys and the environment.
-    :param guard_all: guard every callback of the app at once (Dash's ``on_error``): an
-        exception is recorded on the session and shown as the friendly alert.
+    :param guard_all: guard every callback of the app at once (Dash's app-level ``on_error``):
+        an exception is recorded on the session and shown as the friendly alert; the app's own
+        ``on_error`` runs after it. In debug mode (dev tools UI) an exception it does not handle
+        is raised again for the dev tools.
     :param theme: the banner's look (:data:`THEMES`): ``auto`` (default) uses Bootstrap's
         classes when dash-bootstrap-components is installed and the app loads a Bootstrap
         stylesheet, plain CSS otherwise.
@@ -631,33 +761,50 @@ class SessionMWDash:
         """Install the Flask extension on ``app.server`` (unless there already) and the banner's callbacks.
 
         :raises RuntimeError: if sessionmw's Dash integration is already set up on ``app``.
+        :raises TypeError: if ``app`` is not served by Flask.
+        :raises ValueError: if ``manager`` is not the one of the extension already on the server.
         """
         server = app.server
-        if DASH_EXTENSION_KEY in server.extensions:
+        if not isinstance(server, Flask):
+            raise TypeError(f"SessionMWDash needs a Dash app served by Flask, not by {type(server).__name__}")
+        if dash_state(app) is not None:
             raise RuntimeError("SessionMWDash is already set up on this Dash app")
-        if EXTENSION_KEY not in server.extensions:
-            options = dict(self._options)
-            exclude = options.pop("exclude", ())
-            exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
-            SessionMW(server, manager=self._manager, exclude=(*exclude, *dash_static_paths(app)), **options)
-        flask_state = server.extensions[EXTENSION_KEY]
+        apps = server.extensions.get(DASH_EXTENSION_KEY)
+        if not isinstance(apps, _ServerApps):
+            apps = _ServerApps(owns_extension=EXTENSION_KEY not in server.extensions)
+            if apps.owns_extension:
+                options = dict(self._options)
+                exclude = options.pop("exclude", ())
+                exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+                paths = (*exclude, *dash_static_paths(app))
+                SessionMW(server, manager=self._manager, exclude=paths, **options)
+            server.extensions[DASH_EXTENSION_KEY] = apps
+        flask_state: SessionMWState = server.extensions[EXTENSION_KEY]
+        if self._manager is not None and self._manager is not flask_state.manager:
+            raise ValueError(
+                "app.server already has sessionmw with another manager: the apps of one server share one"
+            )
+        if apps.owns_extension:
+            _exclude(flask_state, dash_static_paths(app))
         manager = flask_state.manager
         state = DashState(
             manager=manager,
             prefix=flask_state.gate.options.prefix,
             interval_seconds=manager.settings.health_check_interval_seconds,
             theme=_resolve_theme(app, self._theme),
+            routes_prefix=app.config.routes_pathname_prefix or "/",
         )
-        server.extensions[DASH_EXTENSION_KEY] = state
+        apps.add(app, state)
         _register_clientside(app)
         if self._guard_all:
-            app._on_error = _chain_on_error(app._on_error)
+            app._on_error = _chain_on_error(app, app._on_error)
         _install_layout_hook()
+        server.before_request(_banner_keeper(app, state.routes_prefix))
         return state
 
 
 def dash_static_paths(app: dash.Dash) -> tuple[str, ...]:
-    """The paths Dash loads a page with (layout, dependencies, scripts, assets, favicon).
+    """The paths Dash loads a page with (layout, dependencies, scripts, assets, favicon, health).
 
     :class:`SessionMWDash` excludes them from session tracking: they are not user activity, and a
     disconnected session must still be able to load the page that shows its banner. Pass them as
@@ -665,8 +812,19 @@ def dash_static_paths(app: dash.Dash) -> tuple[str, ...]:
     """
     prefix = app.config.routes_pathname_prefix or "/"
     assets = str(app.config.assets_url_path or "assets").strip("/")
-    names = ("_dash-layout", "_dash-dependencies", "_dash-component-suites/", "_reload-hash", "_favicon.ico")
+    names = ["_dash-layout", "_dash-dependencies", "_dash-component-suites/", "_reload-hash", "_favicon.ico"]
+    health = app.config.get("health_endpoint")
+    if isinstance(health, str) and health.strip("/"):
+        names.append(health.strip("/"))
     return (*(prefix + name for name in names), f"{prefix}{assets}/")
+
+
+def _exclude(flask_state: SessionMWState, paths: Sequence[str]) -> None:
+    """Add ``paths`` to the exclusions of the Flask extension's gate (shared by a server's apps)."""
+    gate = flask_state.gate
+    new = tuple(path for path in paths if path not in gate.options.exclude)
+    if new:
+        gate.options = dataclasses.replace(gate.options, exclude=(*gate.options.exclude, *new))
 
 
 def _register_clientside(app: dash.Dash) -> None:
@@ -705,39 +863,87 @@ def _register_clientside(app: dash.Dash) -> None:
     )
 
 
-def _chain_on_error(previous: Callable[[Exception], Any] | None) -> Callable[[Exception], Any]:
-    """Dash's app-wide ``on_error``: our alert first, then the app's own handler, if any."""
+def _chain_on_error(
+    app: dash.Dash, previous: Callable[[Exception], Any] | None
+) -> Callable[[Exception], Any]:
+    """Dash's app-level ``on_error``: our alert first, then the app's own handler, if any.
+
+    In debug mode (dev tools UI on), an exception the app has no handler for is raised again,
+    so that the dev tools count and show it as they would without sessionmw.
+    """
+    app_ref = weakref.ref(app)
 
     def on_error(exc: Exception) -> Any:
         handle_callback_error(exc)
-        return previous(exc) if previous is not None else None
+        if previous is not None:
+            return previous(exc)
+        if _devtools_on(app_ref()):
+            raise exc
+        return None
 
     return on_error
 
 
-_hook_installed = False
-
-
 def _install_layout_hook() -> None:
-    """Register (once per process) the Dash layout hook that configures or adds the banner."""
-    global _hook_installed
-    if not _hook_installed:
+    """Register the Dash layout hook that configures or adds the banner, unless it is registered.
+
+    Checked at every set-up and before a layout is served: tests (Dash's own among them) reset
+    ``dash.hooks``, and the banner must not lose its configuration then.
+    """
+    if not any(hook.func is _layout_hook for hook in dash.hooks.get_hooks("layout")):
         dash.hooks.layout()(_layout_hook)
-        _hook_installed = True
+
+
+def _banner_keeper(app: dash.Dash, routes_prefix: str) -> Callable[[], None]:
+    """A ``before_request`` function for ``app``: keep the layout hook and the validation layout.
+
+    Dash checks the callbacks' ids against ``app.validation_layout`` when there is one (a layout
+    function, ``use_pages=True``, or one set by the app); the banner's components are added to
+    it (once per validation layout object), so that the banner's callbacks are valid.
+    """
+    app_ref = weakref.ref(app)
+    layout_path = routes_prefix + "_dash-layout"
+    checked: list[Any] = [None]  # the last validation layout seen with the banner
+
+    def keep_banner() -> None:
+        path = request.path
+        if not path.startswith(routes_prefix):
+            return
+        if path == layout_path:
+            _install_layout_hook()
+        target = app_ref()
+        if target is None:
+            return
+        validation = target.validation_layout
+        if validation is None or validation is checked[0] or target.config.suppress_callback_exceptions:
+            return
+        if _find(validation, _ROOT_ID) is None:
+            children = list(validation) if isinstance(validation, list | tuple) else [validation]
+            validation = html.Div([*children, status_banner()])
+            target.validation_layout = validation
+        checked[0] = validation
+
+    return keep_banner
 
 
 def _layout_hook(layout: Any) -> Any:
-    """Fill the banner's interval and prefix from the app's settings; add the banner if missing.
+    """Fill the banner's interval, prefix and theme from the app's settings; add the banner if missing.
 
-    Apps without :class:`SessionMWDash` are returned unchanged.
+    Apps without :class:`SessionMWDash` are returned unchanged. A list layout stays a list (the
+    banner first), so that layout hooks that run after this one get the kind they were given.
     """
-    state = current_app.extensions.get(DASH_EXTENSION_KEY) if has_request_context() else None
-    if not isinstance(state, DashState):
+    get_app: Callable[[], dash.Dash] = dash.get_app  # untyped in Dash
+    try:
+        app = get_app()
+    except dash.exceptions.AppNotFoundError:
+        return layout
+    state = dash_state(app)
+    if state is None:
         return layout
     root = _find(layout, _ROOT_ID)
     if root is None:
         root = status_banner()
-        layout = html.Div([root, *(layout if isinstance(layout, list) else [layout])])
+        layout = [root, *layout] if isinstance(layout, list) else html.Div([root, layout])
     interval, _store, config = root.children[:3]
     if not config.data.get("theme_fixed") and config.data.get("theme") != state.theme:
         fixed = config.data.get("fixed")

@@ -23,11 +23,11 @@ from sessionmw.guard import guarded
 from sessionmw.integrations.dash import (
     ALERT_ID,
     BANNER_ID,
-    DASH_EXTENSION_KEY,
     HEALTH_STORE_ID,
     POLL_ID,
     RECONNECT_ID,
     SessionMWDash,
+    dash_state,
     dash_static_paths,
     error_alert,
     guarded_callback,
@@ -207,7 +207,8 @@ def test_installs_the_flask_extension_once(sessions: SessionManager) -> None:
     """SessionMWDash installs SessionMW on app.server; a second set-up is refused."""
     app = _app(sessions)
     assert app.server.extensions["sessionmw"].manager is sessions
-    assert app.server.extensions[DASH_EXTENSION_KEY].interval_seconds == 5
+    state = dash_state(app)
+    assert state is not None and state.interval_seconds == 5
     with pytest.raises(RuntimeError, match="already set up"):
         SessionMWDash(app)
 
@@ -324,7 +325,8 @@ def test_theme_follows_the_app(
 
     monkeypatch.setattr(dash_integration, "_bootstrap_installed", lambda: installed)
     app = _app(sessions, stylesheets=stylesheets, theme=theme)
-    assert app.server.extensions[DASH_EXTENSION_KEY].theme == expected
+    state = dash_state(app)
+    assert state is not None and state.theme == expected
     layout = app.server.test_client().get("/_dash-layout").get_json()
     assert _component(layout, "sessionmw-config")["props"]["data"]["theme"] == expected
     assert _component(layout, "sessionmw-config")["props"]["data"]["prefix"] == "/_sessionmw/"

@@ -17,9 +17,10 @@ import pytest
 from dash.testing import wait
 from selenium.webdriver.common.keys import Keys
 
-from sessionmw import SessionManager, SessionState
+from sessionmw import DataLoadError, SessionManager, SessionState
 from sessionmw.demo import load_demo
 from sessionmw.testing import FakeClock
+from sessionmw.translation import translate
 
 if shutil.which("chromedriver") is None and os.environ.get("CI") != "true":
     pytest.skip("needs chromedriver: apt-get install chromium chromium-driver", allow_module_level=True)
@@ -313,3 +314,152 @@ def test_bootstrap_themed_app_gets_bootstrap_banner_and_button(dash_duo: Any, tm
 def _errors(demo: Demo) -> int:
     record = demo.manager.get_session(demo.session_id())
     return 0 if record is None else record.error_count
+
+
+# -- in a host app: layouts Dash validates, debug mode, several apps ----------------------------
+
+
+def _host_app(manager: SessionManager, **options: Any) -> Any:
+    """A page with a button whose callback echoes the clicks, or fails on the third."""
+    import dash
+    from dash import Input, Output, html
+
+    from sessionmw.integrations.dash import SessionMWDash
+
+    app = dash.Dash(__name__, **options.pop("dash", {}))
+    layout = options.pop("layout", None)
+    app.layout = (
+        layout
+        if layout is not None
+        else lambda: html.Div([html.Button("Go", id="go"), html.Div(id="out"), html.P("page", id="page")])
+    )
+
+    def echo(clicks: int | None) -> str:
+        if clicks == 3:
+            raise DataLoadError("prices.csv is corrupt")
+        return f"clicked {clicks}"
+
+    register: Any = app.callback(
+        Output("out", "children"), Input("go", "n_clicks"), prevent_initial_call=True
+    )
+    register(echo)
+    SessionMWDash(app, manager=manager, **options)
+    return app
+
+
+def _click_until(duo: Any, text: str) -> None:
+    duo.find_element("#go").click()
+    duo.wait_for_text_to_equal("#out", text, timeout=WAIT)
+
+
+def _devtools_errors(duo: Any) -> int:
+    """The dev tools' error count (0 while it shows none)."""
+    counts = duo.find_elements(duo.devtools_error_count_locator)
+    return int(counts[0].text) if counts else 0
+
+
+def test_layout_function_in_debug_mode_reports_no_missing_ids(dash_duo: Any) -> None:
+    """A layout function (Dash validates against its validation layout): the dev tools report no
+    "ID not found in layout" for the banner's callbacks."""
+    manager = SessionManager(store="memory://", clock=FakeClock())
+    app = _host_app(manager)
+    dash_duo.start_server(app, debug=True, use_reloader=False, use_debugger=True, dev_tools_hot_reload=False)
+    dash_duo.wait_for_element("#page", timeout=WAIT)
+    _click_until(dash_duo, "clicked 1")
+    assert dash_duo.find_elements("#sessionmw-banner")
+    assert _devtools_errors(dash_duo) == 0
+    manager.close()
+
+
+def test_layout_function_in_production_logs_no_console_errors(dash_duo: Any) -> None:
+    """The same without the dev tools: nothing in the browser console."""
+    manager = SessionManager(store="memory://", clock=FakeClock())
+    dash_duo.start_server(_host_app(manager))
+    dash_duo.wait_for_element("#page", timeout=WAIT)
+    _click_until(dash_duo, "clicked 1")
+    assert dash_duo.get_logs() == []
+    manager.close()
+
+
+def test_guard_all_in_debug_mode_shows_the_error_in_devtools(dash_duo: Any) -> None:
+    """debug=True and guard_all=True: a failing callback counts in the dev tools, with its traceback."""
+    from dash import html
+
+    manager = SessionManager(store="memory://", clock=FakeClock())
+    page = html.Div([html.Button("Go", id="go"), html.Div(id="out"), html.P("page", id="page")])
+    app = _host_app(manager, guard_all=True, layout=page)
+    dash_duo.start_server(app, debug=True, use_reloader=False, use_debugger=True, dev_tools_hot_reload=False)
+    dash_duo.wait_for_element("#page", timeout=WAIT)
+    for clicks in (1, 2):
+        _click_until(dash_duo, f"clicked {clicks}")
+    dash_duo.find_element("#go").click()
+    dash_duo.wait_for_text_to_equal(dash_duo.devtools_error_count_locator, "1", timeout=WAIT)
+    dash_duo.find_element(".test-devtools-error-toggle").click()
+    dash_duo.wait_for_element(".dash-fe-error__title", timeout=WAIT)
+    until(
+        lambda: "prices.csv is corrupt" in dash_duo.driver.page_source,
+        timeout=WAIT,
+        msg="the dev tools do not show the exception",
+    )
+    manager.close()
+
+
+def test_two_apps_on_one_server_each_poll_their_banner(dash_duo: Any) -> None:
+    """Dash's url_base_pathname pattern: the second app's page gets a working banner too."""
+    import dash
+    from dash import html
+    from flask import Flask
+
+    from sessionmw.integrations.dash import SessionMWDash
+
+    clock = FakeClock()
+    manager = SessionManager(store="memory://", clock=clock, health_check_interval_seconds=0.5)
+    server: Any = Flask(__name__)
+    apps = []
+    for name, base in (("one", "/"), ("two", "/two/")):
+        app = dash.Dash(__name__, server=server, url_base_pathname=base)
+        app.layout = html.Div([html.P(name, id="page")])
+        SessionMWDash(app, manager=manager, secret_key="k" * 32)
+        apps.append(app)
+    dash_duo.start_server(apps[0])
+    dash_duo.wait_for_element("#page", timeout=WAIT)
+    dash_duo.driver.get(dash_duo.server_url + "/two/")
+    dash_duo.wait_for_text_to_equal("#page", "two", timeout=WAIT)
+    demo = Demo(dash_duo, manager, clock, None, Path("."))
+    until(lambda: manager.get_session(demo.session_id()) is not None, timeout=WAIT)
+    clock.advance(301)
+    demo.wait_banner("Session idle")
+    assert dash_duo.get_logs() == []
+    manager.close()
+
+
+def test_debug_mode_without_pruning_shows_the_real_traceback(dash_duo: Any) -> None:
+    """dev_tools_prune_errors=False: the dev tools show the callback's traceback, not sessionmw's JSON."""
+    from dash import html
+
+    manager = SessionManager(store="memory://", clock=FakeClock())
+    page = html.Div([html.Button("Go", id="go"), html.Div(id="out"), html.P("page", id="page")])
+    app = _host_app(manager, layout=page)
+    if Exception in app.server.error_handler_spec.get(None, {}).get(None, {}):
+        pytest.skip("the Flask extension answers every exception itself (issue 13's Flask part fixes it)")
+    dash_duo.start_server(
+        app,
+        debug=True,
+        use_reloader=False,
+        use_debugger=True,
+        dev_tools_hot_reload=False,
+        dev_tools_prune_errors=False,
+    )
+    dash_duo.wait_for_element("#page", timeout=WAIT)
+    for clicks in (1, 2):
+        _click_until(dash_duo, f"clicked {clicks}")
+    dash_duo.find_element("#go").click()
+    dash_duo.wait_for_text_to_equal(dash_duo.devtools_error_count_locator, "1", timeout=WAIT)
+    dash_duo.find_element(".test-devtools-error-toggle").click()
+    until(
+        lambda: "prices.csv is corrupt" in dash_duo.driver.page_source,
+        timeout=WAIT,
+        msg="the dev tools do not show the exception",
+    )
+    assert translate(DataLoadError("x")).title not in dash_duo.driver.page_source
+    manager.close()
