@@ -36,12 +36,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
+from sessionmw import signals
 from sessionmw.context import current_manager, current_session_id
 from sessionmw.health import HealthReport
 from sessionmw.integrations.flask import EXTENSION_KEY, SessionMW, SessionMWState
-from sessionmw.integrations.wsgi import ENVIRON_NOTICE, ENVIRON_SESSION, RequestSession
+from sessionmw.integrations.wsgi import ENVIRON_SESSION, RequestSession
 from sessionmw.manager import SessionManager
-from sessionmw.states import SessionState
 from sessionmw.translation import UserFacingError, translate
 
 __all__ = [
@@ -86,7 +86,7 @@ _CONFIG_ID = "sessionmw-config"
 _ALERT_BODY_ID = "sessionmw-alert-body"
 _ALERT_CLOSE_ID = "sessionmw-alert-close"
 _PARTS = ("icon", "title", "message", "steps", "context")
-_REFUSED = frozenset({SessionState.DISCONNECTED, SessionState.EXPIRED, SessionState.ENDED})
+_RECORDED = "sessionmw.dash.recorded"  # environ key: an error was recorded on the request's session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -364,21 +364,27 @@ def _health_now(manager: SessionManager | None, session_id: str | None) -> Healt
         return None
 
 
-def _refusal() -> UserFacingError | None:
-    """Why the current request's session may not run a callback now (expired, disconnected), or None."""
+def _refusal() -> tuple[UserFacingError, HealthReport | None] | None:
+    """Why the current request's session may not run a callback now, and the report the banner
+    shows; None when it may.
+
+    The core decides (:meth:`~sessionmw.SessionManager.touch_or_report`): the gate did for the
+    request (its :attr:`~sessionmw.integrations.gate.RequestSession.refusal`); in a session scope
+    without the gate, the callback is admitted here, as ``@guarded`` admits a call.
+    """
     _, session = _gate_session()
     if session is not None:
-        notice = request.environ.get(ENVIRON_NOTICE)
-        if isinstance(notice, HealthReport):
-            return UserFacingError.from_health(notice)
-        if session.record.state in _REFUSED:
-            return UserFacingError.from_health(session.health)
-        return None
+        refusal = session.refusal
+        return None if refusal is None else (UserFacingError.from_health(refusal), refusal)
     manager, session_id = current_manager(), current_session_id()
-    report = _health_now(manager, session_id)
-    if report is not None and report.status in ("disconnected", "expired"):
-        return UserFacingError.from_health(report)
-    return None
+    if manager is None or session_id is None:
+        return None
+    try:
+        _record, refusal = manager.touch_or_report(session_id)
+    except Exception:
+        _log.exception("could not check the session's health")
+        return None
+    return None if refusal is None else (UserFacingError.from_health(refusal), None)
 
 
 def handle_callback_error(exc: Exception) -> None:
@@ -390,7 +396,7 @@ def handle_callback_error(exc: Exception) -> None:
     state, session = _gate_session()
     manager = state.manager if state is not None else current_manager()
     session_id = session.id if session is not None else current_session_id()
-    recorded = _recorded_during_request(manager, session)
+    recorded = session is not None and _RECORDED in request.environ
     if state is not None and not recorded:
         err = state.gate.fail(session, exc)  # logs, records on the session, translates
     else:
@@ -407,20 +413,19 @@ def handle_callback_error(exc: Exception) -> None:
     _show(err, _health_now(manager, session_id))
 
 
-def _recorded_during_request(manager: SessionManager | None, session: RequestSession | None) -> bool:
-    """True when an error was recorded on ``session`` since its request began (e.g. by ``@guarded``)."""
-    if manager is None or session is None or not session.stored:
-        return False
-    before = session.record
-    try:
-        now = manager.get_session(session.id)
-    except Exception:
-        return False
-    if now is None:
-        return False
-    return now.error_count > before.error_count or (
-        now.state is SessionState.DISCONNECTED and before.state is not SessionState.DISCONNECTED
-    )
+def _note_recorded_error(sender: Any, session_id: str | None = None, **_: Any) -> None:
+    """``signals.error_recorded``: mark the request whose session got an error (e.g. from ``@guarded``
+    code in a callback), so that its callback's failure is not recorded a second time."""
+    if session_id is None or not has_request_context():
+        return
+    environ = request.environ
+    session = environ.get(ENVIRON_SESSION)
+    if isinstance(session, RequestSession) and session.id == session_id:
+        environ[_RECORDED] = True
+
+
+# Connected once, for every app (and for handle_callback_error used as a plain on_error handler).
+signals.error_recorded.connect(_note_recorded_error)
 
 
 @overload
@@ -505,10 +510,7 @@ def _guard(
     def wrapper(*call_args: Any, **call_kwargs: Any) -> Any:
         refused = _refusal()
         if refused is not None:
-            _state, session = _gate_session()
-            notice = request.environ.get(ENVIRON_NOTICE) if session is not None else None
-            report = notice or (session.health if session is not None else None)
-            _show(refused, report)
+            _show(*refused)
             return _unchanged()
         try:
             result = target(*call_args, **call_kwargs)

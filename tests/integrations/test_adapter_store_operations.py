@@ -102,3 +102,71 @@ def test_a_pending_id_coming_back_is_stored_by_a_second_write(adapter: str, cloc
     store.calls.clear()
     client.get("/")
     assert dict(store.calls) == {ACTIVITY: 1, "create": 1}
+
+
+def dash_app(manager: SessionManager, *, fails: bool = False) -> Any:
+    """A Dash app with the banner and one guarded callback (failing with a transient error if asked)."""
+    import dash
+    from dash import Input, Output, html
+
+    from sessionmw.errors import TransientError
+    from sessionmw.integrations.dash import SessionMWDash, guarded_callback, status_banner
+
+    app = dash.Dash(__name__)
+    app.layout = html.Div([status_banner(), html.Button(id="go"), html.Div(id="out")])
+
+    @guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)
+    def go(clicks: int | None) -> str:
+        if fails:
+            raise TransientError("backend busy")
+        return "done"
+
+    SessionMWDash(app, manager=manager, secret_key="test-secret")
+    return app
+
+
+def fire(client: Any, accept: str) -> Any:
+    """The callback request Dash's renderer makes when the button is clicked."""
+    payload = {
+        "output": "out.children",
+        "outputs": {"id": "out", "property": "children"},
+        "inputs": [{"id": "go", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["go.n_clicks"],
+    }
+    return client.post(
+        "/_dash-update-component", json=payload, headers={"Accept": accept}
+    )
+
+
+@pytest.mark.parametrize("accept", list(ACCEPT))
+@pytest.mark.parametrize("kind", list(SESSION_KINDS))
+def test_a_dash_callback_makes_one_store_operation(kind: str, accept: str, clock: FakeClock) -> None:
+    """A guarded callback's request is admitted or refused with one store operation."""
+    store = CountingStore(MemoryStore())
+    manager = SessionManager(store=store, clock=clock)
+    session_id = SESSION_KINDS[kind](manager, clock)
+    client = dash_app(manager).server.test_client()
+    client.set_cookie("sessionmw", session_id)
+    store.calls.clear()
+    response = fire(client, ACCEPT[accept])
+    assert dict(store.calls) == OPERATIONS[kind]
+    html_status, json_status = STATUS[kind]
+    if accept == "json":
+        assert response.status_code == json_status
+    ran = response.status_code == 200 and b"done" in response.data
+    assert ran == (html_status == 200 and kind not in ("disconnected", "expired"))
+
+
+def test_a_failing_dash_callback_records_without_reading_the_store_again(clock: FakeClock) -> None:
+    """A failing callback costs the activity, the error it records and the health read its alert shows:
+    no read to learn whether ``@guarded`` code recorded the error already."""
+    store = CountingStore(MemoryStore())
+    manager = SessionManager(store=store, clock=clock)
+    session_id = manager.create_session().session_id
+    client = dash_app(manager, fails=True).server.test_client()
+    client.set_cookie("sessionmw", session_id)
+    store.calls.clear()
+    fire(client, "application/json")
+    assert dict(store.calls) == {ACTIVITY: 1, f"update:{Event.ERROR}": 1, "update:None": 1}
+    record = manager.get_session(session_id)
+    assert record is not None and record.error_count == 1
