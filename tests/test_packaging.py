@@ -38,6 +38,15 @@ def test_wheel_has_only_sessionmw_at_top_level(wheel: Path) -> None:
     assert not any(name.startswith(("integrations/", "tests/")) for name in names)
 
 
+def test_wheel_ships_the_adapters_package_files(wheel: Path) -> None:
+    """The banner's JavaScript and styles (``integrations/assets``) are in the wheel, where the
+    Dash banner reads them: ``sessionmw/integrations/assets/``."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assets = sorted(path.name for path in (ROOT / "integrations" / "assets").iterdir() if path.is_file())
+    assert assets, "no package files in integrations/assets"
+    assert [name for name in assets if f"sessionmw/integrations/assets/{name}" not in names] == []
+
+
 def test_adapters_import_from_outside_the_checkout(tmp_path: Path) -> None:
     """Started outside the repo, every sessionmw.integrations module imports; `integrations` does not."""
     integrations = ROOT / "integrations"
@@ -83,6 +92,9 @@ MODULES = [
     "sessionmw.guard",
     "sessionmw.health",
     "sessionmw.integrations.dash",
+    "sessionmw.integrations.dash_apps",
+    "sessionmw.integrations.dash_banner",
+    "sessionmw.integrations.dash_callbacks",
     "sessionmw.integrations.flask",
     "sessionmw.integrations.gate",
     "sessionmw.integrations.http",
