@@ -141,6 +141,12 @@ OLD_PATHS = {
         *("Options", "RequestSession", "SessionGate", "SessionMiddleware", "banner_for", "banner_html"),
         *("health_json", "install", "private_cache_control", "uninstall", "wants_json"),
     ],
+    "sessionmw.integrations.dash": [
+        *("ALERT_ID", "BANNER_ID", "DASH_EXTENSION_KEY", "HEALTH_STORE_ID", "POLL_ID", "RECONNECT_ID"),
+        *("STYLES", "THEMES", "DashState", "SessionMWDash", "dash_state", "dash_static_paths"),
+        *("error_alert", "guarded_callback", "handle_callback_error", "preserve", "status_banner"),
+        "uses_bootstrap_css",
+    ],
     "sessionmw.translation": [
         *("DEFAULT_RETRY_AFTER", "Severity", "Translation", "UserFacingError", "format_error"),
         *("is_transient", "parse_retry_after", "register_translation", "retry_after_of", "translate"),
