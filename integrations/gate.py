@@ -294,7 +294,13 @@ class SessionGate:
         return None
 
     def begin(self, environ: WSGIEnvironment) -> RequestSession:
-        """Find the request's session and record the request as activity; fill the environ.
+        """Find the request's session and admit the request: one store operation
+        (:meth:`~sessionmw.SessionManager.touch_or_report`, the activity or the core's refusal);
+        fill the environ.
+
+        A session that may work is served; an expired or ended one is replaced by a fresh pending
+        id, with its report as the :attr:`RequestSession.notice`; a disconnected one is kept, with
+        its report as the :attr:`RequestSession.refusal` (a JSON client is refused).
 
         An unknown, malformed or forged id is never adopted: a new pending id is issued, stored
         only when the client sends it back (so clients that drop cookies store nothing). This is
