@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,12 +16,36 @@ import sessionmw
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _clean_copy(dest: Path) -> Path:
+    """The checkout as git sees it (tracked files, and new ones it does not ignore) copied to
+    ``dest``, so that leftovers of earlier builds (``build/``, ``*.egg-info``) cannot put files in
+    the wheel that pyproject.toml does not ship. Without git: the checkout itself."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ROOT
+    for name in filter(None, listed.decode().split("\0")):
+        source = ROOT / name
+        if not (source.exists() or source.is_symlink()):  # deleted in the working tree
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)  # sessionmw/integrations stays a link
+    return dest
+
+
 @pytest.fixture(scope="module", name="wheel")
 def _wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel built from this checkout (no network: the build runs in this environment)."""
     out = tmp_path_factory.mktemp("wheel")
+    source = _clean_copy(tmp_path_factory.mktemp("source"))
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
         check=True,
         capture_output=True,
     )
