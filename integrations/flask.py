@@ -76,6 +76,7 @@ _SETTING_KEYS = {
     "SESSIONMW_MAX_SESSIONS": "max_sessions",
     "SESSIONMW_ON_STORE_ERROR": "on_store_error",
     "SESSIONMW_DEBUG": "debug",
+    "SESSIONMW_ACTIVITY_RESOLUTION_SECONDS": "activity_resolution_seconds",
 }
 _SESSION = "sessionmw.flask.session"  # the RequestSession this extension opened
 _SCOPE = "sessionmw.flask.scope"
