@@ -278,7 +278,7 @@ def _request_hooks(
             return None
         session = gate.begin(environ)
         environ[_SESSION] = session
-        environ[_SCOPE] = enter_scope(manager, session.id)  # as session_scope() does
+        environ[_SCOPE] = enter_scope(manager, session.id, session.store_pending)  # as session_scope() does
         if session.refusal is None:
             return None  # nothing to refuse (the common case)
         refusal = gate.state_response(session, environ)

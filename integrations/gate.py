@@ -22,7 +22,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sessionmw import signals
@@ -241,6 +241,11 @@ class RequestSession:
     def state(self) -> SessionState:
         """The session's state at the start of the request."""
         return self.record.state
+
+    @property
+    def store_pending(self) -> Callable[[], None] | None:
+        """For the session's scope: :meth:`ensure_stored` while the session is pending, else None."""
+        return None if self.stored else self.ensure_stored
 
     def ensure_stored(self) -> None:
         """Store a pending session now (e.g. before recording an error on it)."""

@@ -148,7 +148,7 @@ class SessionMiddleware:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
-        token = enter_scope(gate.manager, session.id)  # as session_scope() does
+        token = enter_scope(gate.manager, session.id, session.store_pending)  # as session_scope() does
         try:
             result = self.app(environ, session_start_response)
         except Exception as exc:
@@ -267,9 +267,10 @@ class _Body:
 
     def __iter__(self) -> Iterator[bytes]:
         manager, session_id = self._gate.manager, self._session.id
+        store_pending = self._session.store_pending  # a no-op once the session is stored
         iterator = iter(self._result)
         while True:
-            token = enter_scope(manager, session_id)  # the session's scope, only while the app makes a chunk
+            token = enter_scope(manager, session_id, store_pending)  # only while the app makes a chunk
             try:
                 chunk = next(iterator, _END)
             except Exception as exc:

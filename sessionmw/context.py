@@ -33,6 +33,9 @@ class Scope(NamedTuple):
 
     manager: SessionManager
     session_id: str
+    #: For a session issued to the client but not stored yet (an adapter's pending session):
+    #: stores it. ``@guarded`` calls it when the session is first used for work; None otherwise.
+    store_pending: Callable[[], object] | None = None
 
 
 _current: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("sessionmw_scope", default=None)
@@ -60,12 +63,15 @@ def current_debug() -> bool:
     return scope is not None and scope.manager.settings.debug
 
 
-def enter_scope(manager: SessionManager, session_id: str) -> contextvars.Token[Scope | None]:
+def enter_scope(
+    manager: SessionManager, session_id: str, store_pending: Callable[[], object] | None = None
+) -> contextvars.Token[Scope | None]:
     """Start serving ``session_id`` of ``manager`` until :func:`leave_scope` with the token returned.
 
     :func:`session_scope` as two calls, for adapters whose start and end of a request are two hooks.
+    ``store_pending`` stores a session the adapter issued but has not stored yet (see :class:`Scope`).
     """
-    return _current.set(Scope(manager, session_id))
+    return _current.set(Scope(manager, session_id, store_pending))
 
 
 def leave_scope(token: contextvars.Token[Scope | None]) -> None:

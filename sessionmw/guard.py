@@ -30,6 +30,7 @@ import wrapt
 from sessionmw.breaker import Breaker, BreakerOpenError
 from sessionmw.context import Scope, current_debug, current_scope
 from sessionmw.errors import IllegalTransitionError, StoreError
+from sessionmw.health import HealthReport
 from sessionmw.manager import short_id
 from sessionmw.retry import RetryStrategy
 from sessionmw.session import SessionRecord
@@ -181,9 +182,26 @@ def _log_failure(name: str, error: UserFacingError) -> None:
     )
 
 
+def _refused(
+    scope: Scope, record: SessionRecord | None, refusal: HealthReport
+) -> tuple[SessionRecord | None, UserFacingError | None]:
+    """A refused admission; but a session its adapter issued and has not stored yet (the client's
+    first request) is stored now, at its first use for work, and admitted."""
+    if record is None and scope.store_pending is not None:
+        try:
+            scope.store_pending()
+            record, refusal_now = scope.manager.touch_or_report(scope.session_id)
+        except StoreError as exc:
+            return None, _translate(exc)
+        if refusal_now is None:
+            return record, None
+        refusal = refusal_now
+    return record, UserFacingError.from_health(refusal)
+
+
 def _settle(scope: Scope, record: SessionRecord, error: UserFacingError | None) -> None:
     """Record the call's final outcome on the session (bookkeeping never breaks a call)."""
-    manager, session_id = scope
+    manager, session_id, _pending = scope
     # The session may have ended or disconnected meanwhile, or the store failed closed.
     with contextlib.suppress(*_QUIET):
         if error is not None:
@@ -236,13 +254,15 @@ def _wrapper(
             except Exception as exc:
                 first = exc
         else:
-            manager, session_id = scope
+            manager, session_id, _pending = scope
             try:  # admit the call: one store operation, whatever the session's state
                 record, refusal = manager.touch_or_report(session_id)
             except StoreError as exc:
                 return fail(_translate(exc))
             if refusal is not None:
-                return fail(UserFacingError.from_health(refusal))
+                record, refused = _refused(scope, record, refusal)
+                if refused is not None:
+                    return fail(refused)
             try:
                 result = wrapped(*args, **kwargs)
             except Exception as exc:
@@ -268,13 +288,15 @@ def _wrapper(
             except Exception as exc:
                 first = exc
         else:
-            manager, session_id = scope
+            manager, session_id, _pending = scope
             try:  # admit the call: one store operation, whatever the session's state
                 record, refusal = manager.touch_or_report(session_id)
             except StoreError as exc:
                 return fail(_translate(exc))
             if refusal is not None:
-                return fail(UserFacingError.from_health(refusal))
+                record, refused = _refused(scope, record, refusal)
+                if refused is not None:
+                    return fail(refused)
             try:
                 result = await wrapped(*args, **kwargs)
             except Exception as exc:
@@ -358,7 +380,8 @@ def _breaker_wrapper(
         except StoreError as exc:
             return scope, None, _translate(exc)
         if refusal is not None:
-            return scope, record, UserFacingError.from_health(refusal)
+            record, refused = _refused(scope, record, refusal)
+            return scope, record, refused
         return scope, record, None
 
     def sync_wrapper(
