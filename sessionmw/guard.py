@@ -182,6 +182,20 @@ def _log_failure(name: str, error: UserFacingError) -> None:
     )
 
 
+def _admit(scope: Scope) -> tuple[SessionRecord | None, UserFacingError | None]:
+    """Admit a call on the scope's session: one store operation, whatever the session's state.
+
+    Returns the session's record and None, or the refusal to fail with.
+    """
+    try:
+        record, refusal = scope.manager.touch_or_report(scope.session_id)
+    except StoreError as exc:
+        return None, _translate(exc)
+    if refusal is None:
+        return record, None
+    return _refused(scope, record, refusal)
+
+
 def _refused(
     scope: Scope, record: SessionRecord | None, refusal: HealthReport
 ) -> tuple[SessionRecord | None, UserFacingError | None]:
@@ -254,15 +268,9 @@ def _wrapper(
             except Exception as exc:
                 first = exc
         else:
-            manager, session_id, _pending = scope
-            try:  # admit the call: one store operation, whatever the session's state
-                record, refusal = manager.touch_or_report(session_id)
-            except StoreError as exc:
-                return fail(_translate(exc))
-            if refusal is not None:
-                record, refused = _refused(scope, record, refusal)
-                if refused is not None:
-                    return fail(refused)
+            record, refused = _admit(scope)
+            if refused is not None:
+                return fail(refused)
             try:
                 result = wrapped(*args, **kwargs)
             except Exception as exc:
@@ -288,15 +296,9 @@ def _wrapper(
             except Exception as exc:
                 first = exc
         else:
-            manager, session_id, _pending = scope
-            try:  # admit the call: one store operation, whatever the session's state
-                record, refusal = manager.touch_or_report(session_id)
-            except StoreError as exc:
-                return fail(_translate(exc))
-            if refusal is not None:
-                record, refused = _refused(scope, record, refusal)
-                if refused is not None:
-                    return fail(refused)
+            record, refused = _admit(scope)
+            if refused is not None:
+                return fail(refused)
             try:
                 result = await wrapped(*args, **kwargs)
             except Exception as exc:
@@ -375,14 +377,8 @@ def _breaker_wrapper(
         scope = current_scope()
         if scope is None:
             return None, None, None
-        try:  # admit the call on the session: one store operation
-            record, refusal = scope.manager.touch_or_report(scope.session_id)
-        except StoreError as exc:
-            return scope, None, _translate(exc)
-        if refusal is not None:
-            record, refused = _refused(scope, record, refusal)
-            return scope, record, refused
-        return scope, record, None
+        record, refused = _admit(scope)
+        return scope, record, refused
 
     def sync_wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -4,11 +4,17 @@ operations and sessions in each state, servers on loopback."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import socket
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from sessionmw import SessionManager
@@ -151,6 +157,44 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline: float) -> 
             err = stream.read().decode() if stream is not None else ""
             raise AssertionError(f"server exited with {proc.returncode}: {err}")
     raise AssertionError(f"server did not listen on port {port} within {deadline} s")
+
+
+@contextlib.contextmanager
+def gunicorn_app(tmp_path: Path, source: str, env: dict[str, str]) -> Iterator[str]:
+    """gunicorn (2 sync workers) serving ``app`` of the module ``source`` on a free loopback port,
+    with ``env`` added to the environment; yields its base URL; stopped by its pid."""
+    (tmp_path / "gunicorn_app.py").write_text(source, encoding="utf-8")
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+    command += ["--chdir", str(tmp_path), "--timeout", "60", "gunicorn_app:app"]
+    proc = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for_port(proc, port, 30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def get_json(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], Any]:
+    """GET ``url`` (JSON wanted) with the session cookie; return status, headers, decoded body."""
+    headers = {"Accept": "application/json"}
+    if cookie is not None:
+        headers["Cookie"] = f"sessionmw={cookie}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=40) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), json.loads(error.read())
 
 
 class LocalRedisCluster:

@@ -8,11 +8,8 @@ worker must answer: no timing assumptions.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
-import subprocess
-import sys
 import textwrap
 import urllib.error
 import urllib.request
@@ -22,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import free_port, wait_for_port
+from support import get_json, gunicorn_app
 
 from sessionmw import SessionManager
 
@@ -35,7 +32,7 @@ APP = textwrap.dedent(
     import os
 
     import redis
-    from flask import Flask, jsonify
+    from flask import Flask, jsonify, request
 
     from sessionmw.integrations.flask import SessionMW, current_session
 
@@ -55,7 +52,7 @@ APP = textwrap.dedent(
     @app.get("/hold")
     def hold():
         control.rpush(prefix + "held", os.getpid())
-        control.blpop([prefix + "release"], timeout=30)
+        control.blpop([prefix + request.args.get("until", "release")], timeout=30)
         return jsonify(pid=os.getpid(), session=current_session.id)
 
 
@@ -99,48 +96,18 @@ def _prefix(redis_client: Any) -> Iterator[str]:
         redis_client.delete(key)
 
 
-@contextlib.contextmanager
-def gunicorn(tmp_path: Path, prefix: str, store_url: str, *, metrics: bool = False) -> Iterator[str]:
+def gunicorn(
+    tmp_path: Path, prefix: str, store_url: str, *, metrics: bool = False
+) -> contextlib.AbstractContextManager[str]:
     """Run gunicorn (2 sync workers) on a free loopback port; yield its base URL; kill it by pid."""
-    (tmp_path / "gapp.py").write_text(APP, encoding="utf-8")
-    port = free_port()
     env = {
-        **os.environ,
         "GTEST_SECRET": secrets.token_hex(16),
         "GTEST_STORE_URL": store_url,
         "GTEST_REDIS_URL": REDIS_URL,
         "GTEST_PREFIX": prefix,
         **({"GTEST_METRICS": "1"} if metrics else {}),
     }
-    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
-    command += ["--chdir", str(tmp_path), "--timeout", "60", "gapp:app"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for_port(proc, port, 30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-
-def get(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], Any]:
-    """GET ``url`` (JSON wanted) with the session cookie; return status, headers, decoded body."""
-    headers = {"Accept": "application/json"}
-    if cookie is not None:
-        headers["Cookie"] = f"sessionmw={cookie}"
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=40) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, dict(error.headers), json.loads(error.read())
+    return gunicorn_app(tmp_path, APP, env)
 
 
 def issued_cookie(headers: dict[str, str]) -> str:
@@ -155,17 +122,17 @@ def test_two_workers_share_sessions_and_count_errors_exactly(
     """Whichever of 2 workers answers, the session is the same; 40 concurrent errors count 40."""
     store_url = f"{REDIS_URL}?prefix={prefix}"
     with gunicorn(tmp_path, prefix, store_url) as base:
-        _, headers, _ = get(base + "/whoami")
+        _, headers, _ = get_json(base + "/whoami")
         sid = issued_cookie(headers)
-        status, _, body = get(base + "/whoami", sid)
+        status, _, body = get_json(base + "/whoami", sid)
         assert (status, body["session"]) == (200, sid)
 
         with ThreadPoolExecutor(max_workers=1) as pool:
-            held = pool.submit(get, base + "/hold", sid)
+            held = pool.submit(get_json, base + "/hold", sid)
             popped = redis_client.blpop([prefix + "held"], timeout=30)
             assert popped is not None, "no worker picked up /hold"
             held_pid = int(popped[1])
-            status, _, other = get(base + "/whoami", sid)  # the held worker is busy
+            status, _, other = get_json(base + "/whoami", sid)  # the held worker is busy
             redis_client.rpush(prefix + "release", 1)
             _, _, held_body = held.result(timeout=40)
         assert status == 200
@@ -174,10 +141,10 @@ def test_two_workers_share_sessions_and_count_errors_exactly(
         assert other["session"] == held_body["session"] == sid
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(lambda _: get(base + "/fail", sid)[0], range(40)))
+            results = list(pool.map(lambda _: get_json(base + "/fail", sid)[0], range(40)))
         assert results == [500] * 40
 
-        _, _, health = get(base + "/_sessionmw/health", sid)
+        _, _, health = get_json(base + "/_sessionmw/health", sid)
     assert health["session"]["error_count"] == 40
     manager = SessionManager(store=store_url)
     try:
@@ -205,26 +172,32 @@ def test_two_workers_serve_the_same_metrics_totals(tmp_path: Path, prefix: str, 
     """Events counted by either of 2 workers appear, summed, in the /metrics of each worker."""
     store_url = f"{REDIS_URL}?prefix={prefix}"
     with gunicorn(tmp_path, prefix, store_url, metrics=True) as base:
-        _, headers, _ = get(base + "/whoami")
+        _, headers, _ = get_json(base + "/whoami")
         sid = issued_cookie(headers)
-        get(base + "/whoami", sid)  # the session is stored when the cookie comes back
+        get_json(base + "/whoami", sid)  # the session is stored when the cookie comes back
         with ThreadPoolExecutor(max_workers=4) as pool:
-            assert list(pool.map(lambda _: get(base + "/fail", sid)[0], range(20))) == [500] * 20
+            assert list(pool.map(lambda _: get_json(base + "/fail", sid)[0], range(20))) == [500] * 20
         scrapes: dict[int, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
-        for _ in range(20):  # hold one worker, scrape the other; until each has answered once
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                held = pool.submit(get, base + "/hold", sid)
-                popped = redis_client.blpop([prefix + "held"], timeout=30)
-                assert popped is not None, "no worker picked up /hold"
-                held_pid = int(popped[1])
-                other = get(base + "/whoami", sid)[2]["pid"]
-                scrapes.setdefault(other, scrape(base + "/metrics"))
-                redis_client.rpush(prefix + "release", 1)
-                held.result(timeout=40)
-            assert other != held_pid
-            if len(scrapes) == 2:
-                break
-    assert len(scrapes) == 2, "the same worker answered every time"
+        # Each worker is scraped while the other is held: hold one (a), scrape the other (b); hold
+        # b too (a is busy, so b takes it), release a, scrape a; release b.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first_hold = pool.submit(get_json, base + "/hold?until=release-a", sid)
+            popped = redis_client.blpop([prefix + "held"], timeout=30)
+            assert popped is not None, "no worker picked up /hold"
+            a = int(popped[1])
+            b = get_json(base + "/whoami", sid)[2]["pid"]
+            assert b != a
+            scrapes[b] = scrape(base + "/metrics")
+            second_hold = pool.submit(get_json, base + "/hold?until=release-b", sid)
+            popped = redis_client.blpop([prefix + "held"], timeout=30)
+            assert popped is not None and int(popped[1]) == b, "the busy worker took a request"
+            redis_client.rpush(prefix + "release-a", 1)
+            first_hold.result(timeout=40)
+            assert get_json(base + "/whoami", sid)[2]["pid"] == a
+            scrapes[a] = scrape(base + "/metrics")
+            redis_client.rpush(prefix + "release-b", 1)
+            second_hold.result(timeout=40)
+    assert len(scrapes) == 2
     first, second = scrapes.values()
     created = ("sessionmw_session_events_total", (("event", "created"),))
     assert first[created] == second[created] == 1

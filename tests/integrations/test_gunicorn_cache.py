@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
-import subprocess
-import sys
 import textwrap
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import free_port, wait_for_port
+from support import get_json, gunicorn_app
 
 redis = pytest.importorskip("redis")
 
@@ -29,7 +24,7 @@ APP = textwrap.dedent(
     import os
 
     import redis
-    from flask import Flask, jsonify
+    from flask import Flask, jsonify, request
 
     from sessionmw.integrations.flask import SessionMW, current_session
 
@@ -49,7 +44,7 @@ APP = textwrap.dedent(
     @app.get("/hold")
     def hold():
         control.rpush(prefix + "held", os.getpid())
-        control.blpop([prefix + "release"], timeout=30)
+        control.blpop([prefix + request.args["until"]], timeout=30)
         return jsonify(pid=os.getpid())
 
 
@@ -63,45 +58,15 @@ APP = textwrap.dedent(
 )
 
 
-@contextlib.contextmanager
-def _gunicorn(tmp_path: Path, prefix: str, store_url: str) -> Iterator[str]:
+def _gunicorn(tmp_path: Path, prefix: str, store_url: str) -> contextlib.AbstractContextManager[str]:
     """gunicorn with 2 sync workers on a free loopback port; stopped by pid."""
-    (tmp_path / "capp.py").write_text(APP, encoding="utf-8")
-    port = free_port()
     env = {
-        **os.environ,
         "GTEST_SECRET": secrets.token_hex(16),
         "GTEST_STORE_URL": store_url,
         "GTEST_REDIS_URL": REDIS_URL,
         "GTEST_PREFIX": prefix,
     }
-    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
-    command += ["--chdir", str(tmp_path), "--timeout", "60", "capp:app"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for_port(proc, port, 30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-
-def _get(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], Any]:
-    headers = {"Accept": "application/json"}
-    if cookie is not None:
-        headers["Cookie"] = f"sessionmw={cookie}"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=40) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, dict(error.headers), json.loads(error.read())
+    return gunicorn_app(tmp_path, APP, env)
 
 
 @pytest.fixture(name="control")
@@ -123,39 +88,44 @@ def test_a_disconnect_in_one_worker_is_refused_by_the_other(kind: str, tmp_path:
     store_url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"{REDIS_URL}?prefix={prefix}"
     try:
         with _gunicorn(tmp_path, prefix, store_url) as base:
-            _, headers, _ = _get(base + "/whoami")
+            _, headers, _ = get_json(base + "/whoami")
             sid = headers["Set-Cookie"].partition("=")[2].split(";")[0]
 
-            def on_the_other(call: Callable[[], Any]) -> tuple[int, Any]:
-                """Hold one worker busy (a request without the session) and run ``call`` on the
-                other; return the held worker's pid and what ``call`` returned."""
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    held = pool.submit(_get, base + "/hold")
+            def one_then_other(first: Callable[[], Any], then: Callable[[], Any]) -> tuple[Any, Any]:
+                """``first`` on one worker while the other is held busy (a request without the
+                session), then ``then`` on that other worker while the first one is held."""
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    hold_a = pool.submit(get_json, base + "/hold?until=release-a")
                     popped = control.blpop([prefix + "held"], timeout=30)
                     assert popped is not None, "no worker picked up /hold"
                     try:
-                        return int(popped[1]), call()
+                        first_result = first()
+                        hold_b = pool.submit(get_json, base + "/hold?until=release-b")
+                        other = control.blpop([prefix + "held"], timeout=30)
+                        assert other is not None and other[1] != popped[1], "the busy worker took /hold"
                     finally:
-                        control.rpush(prefix + "release", 1)
-                        held.result(timeout=40)
+                        control.rpush(prefix + "release-a", 1)
+                        hold_a.result(timeout=40)
+                    try:
+                        then_result = then()
+                    finally:
+                        control.rpush(prefix + "release-b", 1)
+                        hold_b.result(timeout=40)
+                return first_result, then_result
 
-            served: set[int] = set()
-            for _ in range(40):  # until both workers have served (and cached) the healthy session
-                _, (status, _, body) = on_the_other(lambda: _get(base + "/whoami", sid))
-                assert (status, body["session"]) == (200, sid)
-                served.add(body["pid"])
-                if len(served) == 2:
-                    break
-            assert len(served) == 2, "the same worker answered every time"
-            held, failures = on_the_other(lambda: [_get(base + "/fail", sid)[0] for _ in range(THRESHOLD)])
+            def whoami() -> tuple[int, dict[str, str], Any]:
+                return get_json(base + "/whoami", sid)
+
+            # Both workers serve (and cache) the healthy session.
+            (status_1, _, body_1), (status_2, _, body_2) = one_then_other(whoami, whoami)
+            assert (status_1, body_1["session"]) == (status_2, body_2["session"]) == (200, sid)
+            assert body_1["pid"] != body_2["pid"]
+            # One worker records the errors that disconnect it; the other refuses it at once.
+            failures, (status, _, body) = one_then_other(
+                lambda: [get_json(base + "/fail", sid)[0] for _ in range(THRESHOLD)], whoami
+            )
             assert failures == [500] * THRESHOLD
-            (changer,) = served - {held}
-            for _ in range(40):  # until the worker that did not see the errors answers
-                held, (status, _, body) = on_the_other(lambda: _get(base + "/whoami", sid))
-                assert (status, body["status"]) == (503, "disconnected")
-                if held == changer:
-                    break
-            assert held == changer, "the worker that recorded the errors answered every time"
+            assert (status, body["status"]) == (503, "disconnected")
     finally:
         for key in control.scan_iter(match=f"*{prefix}*"):
             control.delete(key)
