@@ -247,6 +247,8 @@ class Breaker:
         self._last_store: weakref.ref[Any] | None = None  # the default manager's, when last used
         self._tickets: _Ticket = contextvars.ContextVar(f"sessionmw_breaker_{name}", default=())
         _REGISTRY[name] = self
+        # Health reports list breakers only once a process has one: no cost to check_health before.
+        register_dependency_source(_dependencies)
 
     def __repr__(self) -> str:
         return f"Breaker({self.name!r}, state={self._view.state.value!r})"
@@ -544,7 +546,6 @@ _SIGNAL_OF_STATE = {
 
 def _dependencies(store: object) -> list[dict[str, Any]]:
     """The breakers kept in ``store``, for its sessions' health reports."""
+    if not _REGISTRY:
+        return []
     return [breaker.dependency() for breaker in all_breakers() if breaker._kept_in(store)]
-
-
-register_dependency_source(_dependencies)

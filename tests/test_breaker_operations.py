@@ -154,3 +154,19 @@ def test_through_the_wsgi_middleware_503_with_the_countdown_and_no_session_blame
     assert b"The market data service is paused; we will try again in 20 seconds" in body
     (record,) = manager.store.records()
     assert (record.error_count, record.state.value) == (0, "active")
+
+
+def test_health_reports_consult_breakers_only_once_a_process_has_one() -> None:
+    """check_health pays nothing for breakers until one is made (it doubled check_health's cost)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from sessionmw import Breaker, SessionManager\n"
+        "m = SessionManager(store='memory://'); m.create_session('s')\n"
+        "assert 'dependencies' not in m.check_health('s'), 'consulted with no breaker'\n"
+        "Breaker('market-data')\n"
+        "assert m.check_health('s')['dependencies'] == []\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
