@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import secrets
-import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,8 @@ from sessionmw.integrations.http import (
 from sessionmw.manager import STORE_UNAVAILABLE, SessionManager, new_session_id
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import SessionState
-from sessionmw.stores import MemoryStore, SessionStore
+from sessionmw.stores import SessionStore
+from sessionmw.stores.base import NamespacedStore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -183,21 +183,12 @@ def _pending_window(policy: Policy) -> float:
 def _store_namespace(store: SessionStore) -> str:
     """What names ``store``'s sessions alike in every process that shares them.
 
-    An SQLite file's real path, a Redis database and key prefix (not the host, which workers may
-    name differently); a memory store is its own (one process);
-    another store, its class. Pending ids are signed with it, so they are valid only where they
-    were issued.
+    The store's :attr:`~sessionmw.stores.base.NamespacedStore.namespace` (every built-in store has
+    one); another store, its class. Pending ids are signed with it, so they are valid only where
+    they were issued.
     """
-    if isinstance(store, MemoryStore):
-        return f"memory:{id(store):x}"
-    sqlite_module = sys.modules.get("sessionmw.stores.sqlite")
-    if sqlite_module is not None and isinstance(store, sqlite_module.SQLiteStore):
-        return f"sqlite:{os.path.realpath(store.path)}"
-    redis_module = sys.modules.get("sessionmw.stores.redis")
-    if redis_module is not None and isinstance(store, redis_module.RedisStore):
-        pool = getattr(store, "_pool", None)  # a cluster has none: database 0
-        database = int(getattr(pool, "connection_kwargs", {}).get("db") or 0)
-        return f"redis:{database}:{store.prefix}"
+    if isinstance(store, NamespacedStore):
+        return store.namespace
     kind = type(store)
     return f"{kind.__module__}.{kind.__qualname__}"
 

@@ -16,7 +16,7 @@ from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.transitions import Change, apply, elapse
 
-__all__ = ["Outcome", "SessionStore", "step"]
+__all__ = ["NamespacedStore", "Outcome", "SessionStore", "step"]
 
 
 class Outcome(NamedTuple):
@@ -113,4 +113,16 @@ class SessionStore(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class NamespacedStore(Protocol):
+    """A store that can name where its sessions live (the built-in stores do)."""
+
+    @property
+    def namespace(self) -> str:
+        """Where this store's sessions live, the same in every process that shares them: an
+        SQLite file's real path, a Redis database and key prefix (not the host, which processes may
+        name differently), a memory store's own identity. Pending ids are signed for it."""
         ...

@@ -181,6 +181,11 @@ class MemoryStore:
     def __repr__(self) -> str:
         return f"MemoryStore(max_sessions={self.max_sessions!r})"
 
+    @property
+    def namespace(self) -> str:
+        """This store object (its sessions live in this process only)."""
+        return f"memory:{id(self):x}"
+
     def breakers(self) -> MemoryBreakers:
         """The circuit breaker backend of this store (see :class:`sessionmw.Breaker`)."""
         from sessionmw.stores.breakers import MemoryBreakers

@@ -894,6 +894,13 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({self._name!r}, prefix={self.prefix!r}, max_sessions={self.max_sessions!r})"
 
+    @property
+    def namespace(self) -> str:
+        """The database number and key prefix (not the host: workers may name it differently);
+        a cluster has database 0 only."""
+        database = 0 if self._pool is None else int(self._pool.connection_kwargs.get("db") or 0)
+        return f"redis:{database}:{self.prefix}"
+
     def breakers(self) -> RedisBreakers:
         """The circuit breaker backend in the same Redis (see :class:`sessionmw.Breaker`)."""
         from sessionmw.stores.breakers import RedisBreakers

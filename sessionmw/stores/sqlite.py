@@ -493,6 +493,11 @@ class SQLiteStore:
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, max_sessions={self.max_sessions!r})"
 
+    @property
+    def namespace(self) -> str:
+        """The database file's real path."""
+        return f"sqlite:{os.path.realpath(self.path)}"
+
     def breakers(self) -> SQLiteBreakers:
         """The circuit breaker backend in the same file (see :class:`sessionmw.Breaker`)."""
         from sessionmw.stores.breakers import SQLiteBreakers
