@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import HealthStatus, SessionState
+from sessionmw.wording import duration, plural
 
 __all__ = [
     "MESSAGES",
@@ -43,10 +44,10 @@ MESSAGES: dict[str, Message] = {
     "idle": Message(
         "💤",
         "Session idle",
-        "💤 Your session is idle: no activity for {minutes_idle} minutes",
+        "💤 Your session is idle: no activity for {idle_for}",
         (
             "Continue working to keep your session active.",
-            "Without activity it expires in {minutes_left} minutes.",
+            "Without activity it expires in {expires_in}.",
         ),
         "Nothing is lost while your session is idle.",
     ),
@@ -59,7 +60,7 @@ MESSAGES: dict[str, Message] = {
             "If it fails again, refresh the page.",
             "If the problem continues, contact support.",
         ),
-        "After {errors_left} more errors in a row your session is disconnected to protect your work.",
+        "After {more_errors} in a row your session is disconnected to protect your work.",
     ),
     "disconnected": Message(
         "🔌",
@@ -254,6 +255,9 @@ class HealthReport(dict[str, Any]):
                 "minutes_idle": int(seconds_idle // 60),
                 "minutes_left": max(1, int(until_expiry // 60 + 0.999)),
                 "errors_left": max(1, policy.error_threshold - record.error_count),
+                "idle_for": duration(seconds_idle),
+                "expires_in": duration(until_expiry),
+                "more_errors": plural(max(1, policy.error_threshold - record.error_count), "more error"),
                 "timeout_minutes": _g(policy.timeout / 60),
                 "lifetime_hours": _g(policy.absolute_timeout / 3600),
                 "check": failed.name if failed is not None else "",
