@@ -96,7 +96,9 @@ def _demo(dash_duo: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
     dash_duo.start_server(app)
     dash_duo.wait_for_element("#scan-run", timeout=WAIT)
     demo = Demo(dash_duo, manager, clock, backend, tmp_path)
-    until(lambda: manager.get_session(demo.session_id()) is not None, timeout=WAIT)
+    until(lambda: dash_duo.driver.get_cookie("sessionmw") is not None, timeout=WAIT)
+    if manager.get_session(demo.session_id()) is None:  # nothing on the page stores it before an action
+        manager.create_session(demo.session_id())
     yield demo
     manager.close()
 
