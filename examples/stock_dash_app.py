@@ -40,6 +40,7 @@ from sessionmw.integrations.dash import (
     preserve,
     status_banner,
 )
+from sessionmw.integrations.flask import current_session
 from sessionmw.retry import RetryStrategy
 
 __all__ = [
@@ -435,6 +436,8 @@ def create_app(
             # the polling is logged but not counted again toward disconnecting the session.
             if ledger.counts(current_session_id() or "", "bt-tick", job.id):
                 handle_callback_error(exc)
+            else:
+                current_session.failed = True  # not counted again, but not a success either
             done = f"{len(job.results)} of {len(job.symbols)}"
             note = _stale(f"Stopped after {done}: the backtests could not continue (see the message above).")
             results = [note, _results_table(job)] if job.results else note
