@@ -339,6 +339,7 @@ def create_app(
     tabs = dcc.Tabs(
         id="page",
         value="scanner",
+        mobile_breakpoint=0,  # the tabs stay side by side at phone width
         children=[
             dcc.Tab(_scanner_page(), label="Scanner", value="scanner", id="tab-scanner"),
             dcc.Tab(_backtest_page(), label="Backtest Manager", value="backtests", id="tab-backtests"),
