@@ -31,7 +31,7 @@ from flask.typing import ResponseReturnValue
 from market_backend import DEFAULT_SYMBOLS, BacktestJob, Faults, MarketBackend, ScanRow, parse_symbols
 
 from sessionmw import SessionManager, Settings, current_session_id
-from sessionmw.actions import ActionLedger
+from sessionmw.actions import ActionLedger, log_failure
 from sessionmw.guard import guarded
 from sessionmw.integrations.dash import (
     SessionMWDash,
@@ -55,6 +55,7 @@ __all__ = [
     "set_flags",
 ]
 
+_log = logging.getLogger("stock_dash_app")
 _THRESHOLD_ENV = ("SESSIONMW_MAX_ERROR_THRESHOLD", "MAX_ERROR_THRESHOLD")
 #: The ``--fault`` choices of the command line.
 FAULT_CHOICES = ("transient", "down", "slow", "bad-data")
@@ -437,8 +438,9 @@ def create_app(
             # the polling is logged but not counted again toward disconnecting the session.
             if ledger.counts(current_session_id() or "", "bt-tick", job.id):
                 handle_callback_error(exc)
-            else:
-                current_session.failed = True  # not counted again, but not a success either
+            else:  # not counted again, and not a success either: one quiet line
+                current_session.failed = True
+                log_failure(_log, exc, callback="bt-tick", session_id=current_session_id())
             done = f"{len(job.results)} of {len(job.symbols)}"
             note = _stale(f"Stopped after {done}: the backtests could not continue (see the message above).")
             results = [note, _results_table(job)] if job.results else note

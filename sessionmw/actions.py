@@ -1,18 +1,54 @@
-"""Errors per action: one user action counts at most once toward disconnecting the session.
+"""Failures of a user's actions: each counts once toward disconnect, and logs one line.
 
 A polling callback (a progress bar asking every 400 ms) can fail many times for one click. The
 rule: the first failure of a callback within one user action counts; repeats of the same
 callback for the same action do not (they are still logged and shown). An adapter asks
 :meth:`ActionLedger.counts` before recording an error on the session.
+
+:func:`log_failure` is the one log line of a failure the user already sees as a friendly
+message: a WARNING naming the callback, the exception type and the short session id; the
+traceback only at DEBUG or in debug mode.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 
-__all__ = ["ActionLedger"]
+from sessionmw.manager import short_id
+
+__all__ = ["ActionLedger", "log_failure"]
+
+
+def log_failure(
+    logger: logging.Logger,
+    exc: BaseException,
+    *,
+    callback: str,
+    session_id: str | None,
+    debug: bool = False,
+) -> None:
+    """Log ``exc`` as one WARNING line: ``<callback> failed: <type> (session <short id>)``.
+
+    The traceback is attached only when ``debug`` is True or ``logger`` is enabled for DEBUG.
+    A :class:`~sessionmw.translation.UserFacingError` is named by its original exception's type.
+    """
+    if not logger.isEnabledFor(logging.WARNING):
+        return
+    original = getattr(exc, "original", None)
+    kind = type(original if isinstance(original, BaseException) else exc).__name__
+    session = short_id(session_id) if session_id else "none"
+    with_traceback = debug or logger.isEnabledFor(logging.DEBUG)
+    logger.warning(
+        "%s failed: %s (session %s)",
+        callback,
+        kind,
+        session,
+        exc_info=exc if with_traceback else None,
+        extra={"callback": callback, "error_type": kind, "session": session},
+    )
 
 
 class ActionLedger:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from sessionmw import SessionManager
-from sessionmw.actions import ActionLedger
+from sessionmw.actions import ActionLedger, log_failure
 from sessionmw.errors import DataLoadError
 from sessionmw.messages import CAUSES, cause_of, plain, statement
 from sessionmw.settings import Settings
@@ -184,3 +185,30 @@ def test_ledger_is_bounded() -> None:
     assert ledger.counts("s", "cb", "a") and not ledger.counts("s", "cb", "c")
     with pytest.raises(ValueError, match="max_entries"):
         ActionLedger(max_entries=0)
+
+
+def test_log_failure_is_one_line_without_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """A failure logs one WARNING naming the callback, the type and the short session id; no traceback."""
+    logger = logging.getLogger("test.voice")
+    logger.setLevel(logging.INFO)
+    err = translate(DataLoadError("prices.csv has gaps"))
+    with caplog.at_level(logging.INFO, logger="test.voice"):
+        log_failure(logger, err, callback="scan", session_id="abcdefghijklmnop")
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert record.getMessage() == "scan failed: DataLoadError (session abcdef…)"
+    assert "prices.csv" not in caplog.text and "abcdefghijklmnop" not in caplog.text
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug-mode", "debug-level"])
+def test_log_failure_traceback_in_debug(caplog: pytest.LogCaptureFixture, debug: bool) -> None:
+    """In debug mode, or with the logger at DEBUG, the traceback is attached."""
+    logger = logging.getLogger("test.voice.debug")
+    logger.setLevel(logging.WARNING if debug else logging.DEBUG)
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        with caplog.at_level(logging.DEBUG, logger="test.voice.debug"):
+            log_failure(logger, exc, callback="tick", session_id=None, debug=debug)
+    (record,) = caplog.records
+    assert record.exc_info is not None and "(session none)" in record.getMessage()
