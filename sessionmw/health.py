@@ -16,10 +16,12 @@ from sessionmw.wording import duration, plural
 
 __all__ = [
     "MESSAGES",
+    "NETWORK_ERRORS",
     "CheckResult",
     "HealthCheck",
     "HealthReport",
     "Message",
+    "cause_of_error",
     "recovery_text",
     "run_check",
 ]
@@ -279,6 +281,8 @@ class HealthReport(dict[str, Any]):
                 report["message"] = failed.message  # the check's own words, used verbatim
         if checks:
             report["checks"] = [check._asdict() for check in checks]
+        if status in ("error", "disconnected"):
+            report["cause"] = cause_of_error(record.last_error)
         if debug:
             report["last_error"] = record.last_error
         return report
@@ -337,6 +341,32 @@ def _needs_format(message: Message) -> bool:
 
 def _g(number: float) -> str:
     return f"{number:g}"
+
+
+#: Exception type names that mean the network (or a service out of reach), not a failing backend.
+NETWORK_ERRORS = frozenset(
+    {
+        "ConnectionError",
+        "ConnectionRefusedError",
+        "ConnectionResetError",
+        "ConnectionAbortedError",
+        "BrokenPipeError",
+        "TimeoutError",
+        "Timeout",
+        "ReadTimeout",
+        "ConnectTimeout",
+    }
+)
+
+
+def cause_of_error(last_error: str | None) -> str | None:
+    """``"network"`` or ``"backend"`` from a record's ``last_error`` (``"Type: text"``); None if unknown."""
+    if not last_error:
+        return None
+    name, sep, _text = last_error.partition(":")
+    if not sep or not name.isidentifier():
+        return None
+    return "network" if name in NETWORK_ERRORS else "backend"
 
 
 def run_check(name: str, check: HealthCheck, session_id: str, *, debug: bool) -> CheckResult:

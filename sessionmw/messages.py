@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
+from sessionmw.health import NETWORK_ERRORS
 from sessionmw.translation import UserFacingError, translate
 from sessionmw.wording import duration
 
@@ -34,7 +35,6 @@ CAUSES: Final[tuple[Cause, ...]] = ("backend", "network", "expired", "restarted"
 #: What the page may offer: a Reconnect button, a page refresh.
 Action = Literal["reconnect", "refresh"]
 
-_NETWORK_NAMES: Final = ("ConnectionError", "TimeoutError", "Timeout", "BrokenPipeError")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,8 +86,7 @@ def cause_of(failure: BaseException | None) -> Cause:
         if failure.original is None:
             return "backend"
         failure = failure.original
-    names = {klass.__name__ for klass in type(failure).__mro__}
-    if any(name in names for name in _NETWORK_NAMES):
+    if any(klass.__name__ in NETWORK_ERRORS for klass in type(failure).__mro__):
         return "network"
     return "backend"
 
@@ -100,6 +99,7 @@ def statement(
     :param report: a :class:`~sessionmw.health.HealthReport` (or its JSON form).
     :param failure: the last failure of the user's action, if any (an exception or the
         :class:`~sessionmw.translation.UserFacingError` built from it); it names the cause.
+        Without it the report's ``cause`` (from the session's last error) does.
     :param reconnected: True right after a reconnect succeeded: a healthy session then gets a
         short confirmation.
     :raises ValueError: for a report without a known ``status``.
@@ -116,7 +116,7 @@ def statement(
     if status == "error":
         return _error(report, failure)
     if status == "disconnected":
-        return _disconnected(cause_of(failure))
+        return _disconnected(cause_of(failure) if failure is not None else _reported_cause(report))
     if status == "expired":
         return Statement(
             "expired",
@@ -142,6 +142,12 @@ def statement(
     raise ValueError(
         f"report status must be healthy, idle, error, disconnected, expired or not_found, not {status!r}"
     )
+
+
+def _reported_cause(report: Mapping[str, Any]) -> Cause:
+    """The cause the report names (from the session's last error), else ``"unknown"``."""
+    cause = report.get("cause")
+    return "network" if cause == "network" else "backend" if cause == "backend" else "unknown"
 
 
 def _idle(report: Mapping[str, Any]) -> Statement:

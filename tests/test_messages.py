@@ -10,6 +10,7 @@ import pytest
 from sessionmw import SessionManager
 from sessionmw.actions import ActionLedger, log_failure
 from sessionmw.errors import DataLoadError
+from sessionmw.health import cause_of_error
 from sessionmw.messages import CAUSES, cause_of, plain, statement
 from sessionmw.settings import Settings
 from sessionmw.testing import FakeClock
@@ -212,3 +213,33 @@ def test_log_failure_traceback_in_debug(caplog: pytest.LogCaptureFixture, debug:
             log_failure(logger, exc, callback="tick", session_id=None, debug=debug)
     (record,) = caplog.records
     assert record.exc_info is not None and "(session none)" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("failure", "cause"),
+    [
+        pytest.param(RuntimeError("This session is not running"), "backend", id="backend"),
+        pytest.param(ConnectionRefusedError("refused"), "network", id="network"),
+    ],
+)
+def test_health_poll_knows_the_cause(small: SessionManager, failure: Exception, cause: str) -> None:
+    """Without the failure at hand (a health poll), the report's cause picks the steps."""
+    _disconnect(small, failure)
+    report = small.check_health("s")
+    assert report["cause"] == cause and "RuntimeError" not in json.dumps(report)
+    said = statement(report)
+    assert said is not None and said.cause == cause
+
+
+@pytest.mark.parametrize(
+    ("last_error", "cause"),
+    [
+        pytest.param("TimeoutError: read timed out", "network", id="timeout"),
+        pytest.param("DataLoadError: gaps", "backend", id="data"),
+        pytest.param("backend failed", None, id="plain-text"),
+        pytest.param(None, None, id="none"),
+    ],
+)
+def test_cause_of_error(last_error: str | None, cause: str | None) -> None:
+    """The cause is read off the type name a record keeps; a plain message names none."""
+    assert cause_of_error(last_error) == cause
