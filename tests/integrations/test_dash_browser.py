@@ -1,7 +1,7 @@
 """The demo app in a real (headless chromium) browser: alerts, the banner's states, reconnect, refresh.
 
-Screenshots of each banner state are saved in the test's tmp dir, and also in
-``$SESSIONMW_SCREENSHOT_DIR`` when set (that is how ``docs/img/`` is refreshed).
+Screenshots of each banner state are saved in the test's tmp dir (``docs/img/`` is refreshed
+from the walk in ``test_demo_walk.py``).
 """
 
 from __future__ import annotations
@@ -69,11 +69,7 @@ class Demo:
         """Save a screenshot of ``selector`` as ``<name>.png``."""
         element = self.duo.find_element(selector)
         path = self.shots / f"{name}.png"
-        element.screenshot(str(path))
-        target = os.environ.get("SESSIONMW_SCREENSHOT_DIR")
-        if target:
-            Path(target).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, Path(target) / path.name)
+        element.screenshot(str(path))  # docs/img/ comes from test_demo_walk.py
 
 
 @pytest.fixture(name="demo")

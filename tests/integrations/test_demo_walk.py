@@ -41,6 +41,23 @@ BANNER = "#sessionmw-banner"
 ALERT = "#sessionmw-alert"
 PHONE = (420, 900)
 DESKTOP = (1100, 900)
+#: The screenshots that ``docs/img/`` keeps (the others stay in the test's tmp dir).
+CURATED = frozenset(
+    {
+        "demo-scanner",
+        "demo-slow",
+        "demo-backtests",
+        "demo-phone",
+        "alert-backend-down",
+        "banner-error",
+        "banner-error-phone",
+        "banner-disconnected",
+        "banner-disconnected-phone",
+        "banner-idle",
+        "banner-expired",
+        "banner-not-found",
+    }
+)
 #: Phrases that must never stand next to each other on the page: (shown, contradicted by).
 CONTRADICTIONS = (
     ("Session disconnected", "Try the action again"),
@@ -91,7 +108,8 @@ class Walk:
         if consistent:
             assert self.contradictions() == [], name
         self.steps.append(name)
-        self.shoot(name)
+        status_only = name.startswith(("banner-", "alert-"))
+        self.shoot(name, "#sessionmw-status" if status_only else "#react-entry-point")
         if phone:
             self.duo.driver.set_window_size(*PHONE)
             try:
@@ -105,7 +123,7 @@ class Walk:
         path = self.shots / f"{name}.png"
         self.duo.find_element(selector).screenshot(str(path))
         target = os.environ.get("SESSIONMW_SCREENSHOT_DIR")
-        if target:
+        if target and name in CURATED:
             Path(target).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, Path(target) / path.name)
 
@@ -166,6 +184,9 @@ def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
     walk.scan()
     duo.wait_for_element("#scan-results", timeout=WAIT)
     walk.check("demo-scanner")
+    duo.driver.set_window_size(*PHONE)
+    walk.shoot("demo-phone")
+    duo.driver.set_window_size(*DESKTOP)
 
     # A fresh page shows the boxes as the backend has them.
     walk.backend.faults.bad_data = True
@@ -215,7 +236,7 @@ def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
     walk.wait_shown("#scan-output", "this scan failed")
     walk.wait_shown(BANNER, "Something went wrong")
     assert "1 more error" not in walk.shown(BANNER) or "1 more errors" not in walk.shown(BANNER)
-    walk.check("alert-bad-data", phone=True)
+    walk.check("banner-error", phone=True)
     assert walk.errors() == 1
 
     # One click on "Run backtests" with bad data: the progress poll stops, one error is counted.
