@@ -25,7 +25,7 @@ from sessionmw.health import NETWORK_ERRORS
 from sessionmw.translation import UserFacingError, translate
 from sessionmw.wording import duration
 
-__all__ = ["CAUSES", "Cause", "Statement", "cause_of", "plain", "statement"]
+__all__ = ["CAUSES", "RECONNECTED", "UNREACHABLE", "Cause", "Statement", "cause_of", "plain", "statement"]
 
 #: Why the session is in trouble: a failing backend service, the network, the session's age
 #: (expired or ended), a server that no longer knows the session (restarted), or not known.
@@ -34,7 +34,6 @@ Cause = Literal["backend", "network", "expired", "restarted", "unknown"]
 CAUSES: Final[tuple[Cause, ...]] = ("backend", "network", "expired", "restarted", "unknown")
 #: What the page may offer: a Reconnect button, a page refresh.
 Action = Literal["reconnect", "refresh"]
-
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,6 +63,21 @@ class Statement:
         values["steps"] = list(self.steps)
         values["actions"] = list(self.actions)
         return values
+
+
+#: The brief confirmation after a successful reconnect.
+RECONNECTED: Final = Statement(
+    "reconnected", "unknown", "success", "Reconnected", "Your session is active again."
+)
+#: What a page says when it cannot reach the server at all (its health poll failed).
+UNREACHABLE: Final = Statement(
+    "error",
+    "network",
+    "warning",
+    "Connection problem",
+    "The server cannot be reached right now.",
+    ("Check your network connection.", "Wait a moment: this page checks again by itself."),
+)
 
 
 def plain(text: str) -> str:
@@ -106,11 +120,7 @@ def statement(
     """
     status = report.get("status")
     if status == "healthy":
-        if reconnected:
-            return Statement(
-                "reconnected", "unknown", "success", "Reconnected", "Your session is active again."
-            )
-        return None
+        return RECONNECTED if reconnected else None
     if status == "idle":
         return _idle(report)
     if status == "error":
