@@ -4,7 +4,8 @@ Run: .venv/bin/python bench/bench_wsgi.py [--requests N] [--repeats R] [--gunico
 
 Side by side, in one run and interleaved round by round (so machine load hits all alike):
 bare Flask; SessionMW on the memory store; SessionMiddleware (plain WSGI) on the memory store;
-SessionMW on the Redis store; Flask-Session on Redis writing the session on every request.
+SessionMW on a SQLite store (a file in a temporary folder); SessionMW on the Redis store;
+Flask-Session on Redis writing the session on every request.
 Each client returns its cookie, as a browser does. Prints microseconds per request (median of
 the rounds) and each variant's ratio to bare. Redis is 127.0.0.1:6379 database 15 (or
 SESSIONMW_TEST_REDIS_URL), under a unique key prefix that is deleted afterwards.
@@ -43,6 +44,8 @@ REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/1
 FLOOR = "floor: bare Flask + 1 Redis PING"
 #: The least a cookie session through Flask's hooks can add: the cookie and three empty hooks.
 HOOKS_FLOOR = "floor: bare Flask + cookie + 3 empty hooks"
+#: The row of SessionMW on a SQLite file (one host, every worker sharing it).
+SQLITE_ROW = "SessionMW, SQLite store"
 #: A cookie value shaped like a sessionmw id (random part, issue time, signature).
 COOKIE_LIKE = "A" * 27 + ".6921ab07." + "B" * 22
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -185,6 +188,8 @@ elif variant == "memory":
     SessionMW(app, manager=SessionManager(store="memory://"))
 elif variant == "redis":
     SessionMW(app, manager=SessionManager(store=os.environ["BENCH_STORE_URL"]))
+elif variant == "sqlite":
+    SessionMW(app, manager=SessionManager(store=os.environ["BENCH_SQLITE_URL"]))
 elif variant == "flask-session":
     import redis
     from flask_session import Session  # type: ignore[import-untyped]
@@ -254,7 +259,7 @@ def gunicorn_wrk(seconds: int, rounds: int, prefix: str, store_url: str | None) 
 
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
-    variants = {"bare Flask": "bare", "SessionMW, memory store": "memory"}
+    variants = {"bare Flask": "bare", "SessionMW, memory store": "memory", SQLITE_ROW: "sqlite"}
     if store_url is not None:
         variants["SessionMW, Redis store"] = "redis"
     variants["Flask-Session, Redis (1 write/request)"] = "flask-session"
@@ -274,6 +279,7 @@ def gunicorn_wrk(seconds: int, rounds: int, prefix: str, store_url: str | None) 
                     "BENCH_STORE_URL": store_url or "",
                     "BENCH_REDIS_URL": REDIS_URL,
                     "BENCH_PREFIX": prefix,
+                    "BENCH_SQLITE_URL": f"sqlite:///{os.path.join(folder, 'sessions.db')}",
                     "SESSIONMW_SECRET_KEY": "bench-secret",
                 }
                 command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
@@ -327,6 +333,13 @@ def main() -> None:
     variants["SessionMiddleware, memory store"] = SessionMiddleware(
         hello_app().wsgi_app, manager=SessionManager(store="memory://"), secret_key="bench"
     )
+    import tempfile
+
+    sqlite_folder = tempfile.TemporaryDirectory()
+    sqlite_manager = SessionManager(store=f"sqlite:///{os.path.join(sqlite_folder.name, 'sessions.db')}")
+    app = hello_app()
+    SessionMW(app, manager=sqlite_manager)
+    variants[SQLITE_ROW] = app.wsgi_app
     redis_manager: SessionManager | None = None
     url = redis_store_url(prefix)
     if url is not None:
@@ -366,6 +379,8 @@ def main() -> None:
         if redis_manager is not None:
             redis_manager.close()
         redis_client.close()
+        sqlite_manager.close()
+        sqlite_folder.cleanup()
 
     medians = {name: statistics.median(values) for name, values in samples.items()}
     bare = medians["bare Flask"]

@@ -7,9 +7,9 @@
 
 It uses Flask's own hooks (``before_request``, ``after_request``, ``teardown_request``, the
 ``got_request_exception`` signal, a last-resort handler for 500) and the request logic of
-:mod:`sessionmw.integrations.wsgi`; Flask's error pipeline (the app's handlers, ``TESTING``,
+:mod:`sessionmw.integrations.gate`; Flask's error pipeline (the app's handlers, ``TESTING``,
 ``PROPAGATE_EXCEPTIONS``, ``DEBUG``, teardown, logging) is observed, never replaced.
-``current_session`` is the request's :class:`~sessionmw.integrations.wsgi.RequestSession`;
+``current_session`` is the request's :class:`~sessionmw.integrations.gate.RequestSession`;
 ``sessionmw_banner()`` in templates renders the status banner; a blueprint serves the ``health``
 and ``reconnect`` endpoints. See ``docs/flask.md`` for every configuration key.
 """
@@ -36,28 +36,25 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.flask needs Flask: pip install 'sessionmw[flask]'") from exc
 
-from sessionmw.context import _current as _scope_var  # session_scope's variable
-from sessionmw.context import _Scope
-from sessionmw.integrations.wsgi import (
+from sessionmw.context import enter_scope, leave_scope
+from sessionmw.integrations.gate import (
     ENVIRON_HEALTH,
     ENVIRON_NOTICE,
     ENVIRON_SESSION,
     Options,
     RequestSession,
     SessionGate,
-    banner_html,
-    private_cache_control,
 )
+from sessionmw.integrations.http import PlainResponse, banner_html, private_cache_control
 from sessionmw.manager import SessionManager
 from sessionmw.settings import Settings
-from sessionmw.states import SessionState
 
 __all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session"]
 
 #: The key of the extension's state in ``app.extensions``.
 EXTENSION_KEY = "sessionmw"
 
-#: ``app.config`` key -> :class:`~sessionmw.integrations.wsgi.Options` field.
+#: ``app.config`` key -> :class:`~sessionmw.integrations.gate.Options` field.
 _OPTION_KEYS = {
     "SESSIONMW_COOKIE_NAME": "cookie_name",
     "SESSIONMW_HEADER_NAME": "header_name",
@@ -79,6 +76,7 @@ _SETTING_KEYS = {
     "SESSIONMW_MAX_SESSIONS": "max_sessions",
     "SESSIONMW_ON_STORE_ERROR": "on_store_error",
     "SESSIONMW_DEBUG": "debug",
+    "SESSIONMW_ACTIVITY_RESOLUTION_SECONDS": "activity_resolution_seconds",
 }
 _SESSION = "sessionmw.flask.session"  # the RequestSession this extension opened
 _SCOPE = "sessionmw.flask.scope"
@@ -160,7 +158,7 @@ class SessionMW:
         got_request_exception.connect(_record_exception)  # one receiver for every app
 
 
-def _to_flask(response: Any) -> Response:
+def _to_flask(response: PlainResponse) -> Response:
     return Response(response.body, status=response.status, headers=response.headers)
 
 
@@ -269,7 +267,6 @@ def _request_hooks(
     metrics_path = gate.options.metrics_path
     exclude = bool(gate.options.exclude)
     manager = gate.manager
-    disconnected = SessionState.DISCONNECTED
 
     def before_request() -> Response | None:
         """Find the request's session, count the request as activity and open its scope."""
@@ -281,8 +278,8 @@ def _request_hooks(
             return None
         session = gate.begin(environ)
         environ[_SESSION] = session
-        environ[_SCOPE] = _scope_var.set(_Scope(manager, session.id))  # as session_scope() does
-        if session.notice is None and session.record.state is not disconnected:
+        environ[_SCOPE] = enter_scope(manager, session.id)  # as session_scope() does
+        if session.refusal is None:
             return None  # nothing to refuse (the common case)
         refusal = gate.state_response(session, environ)
         return None if refusal is None else _to_flask(refusal)
@@ -317,7 +314,7 @@ def _request_hooks(
         token = request.environ.pop(_SCOPE, None)
         if token is not None:
             try:  # noqa: SIM105 - on every request: cheaper than contextlib.suppress
-                _scope_var.reset(token)
+                leave_scope(token)
             except ValueError:  # a token made in another context (e.g. copied)
                 pass
 
@@ -331,6 +328,6 @@ def _current() -> RequestSession:
     return session
 
 
-#: The current request's :class:`~sessionmw.integrations.wsgi.RequestSession` (``.id``,
+#: The current request's :class:`~sessionmw.integrations.gate.RequestSession` (``.id``,
 #: ``.health``, ``.state``, ``.notice``).
 current_session: RequestSession = cast(RequestSession, LocalProxy(_current))

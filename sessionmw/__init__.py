@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sessionmw import signals, testing
 from sessionmw.analytics import Analytics, Stats
+from sessionmw.breaker import BREAKER_TRANSITIONS, Breaker, BreakerOpenError, BreakerRecord, BreakerState
 from sessionmw.context import (
     Scope,
     current_debug,
@@ -66,12 +67,17 @@ if TYPE_CHECKING:
     from sessionmw.stores.sqlite import SQLiteStore
 
 __all__ = [
+    "BREAKER_TRANSITIONS",
     "DEFAULT_RETRY",
     "MESSAGES",
     "TRANSITIONS",
     "WORKING_STATES",
     "Analytics",
     "BackendProcessError",
+    "Breaker",
+    "BreakerOpenError",
+    "BreakerRecord",
+    "BreakerState",
     "Change",
     "CheckResult",
     "ConfigurationError",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -327,6 +328,64 @@ def add_commands(sub: Subparsers) -> None:
     stats.set_defaults(run=_stats)
     config = _with_store(sub.add_parser("config", help="effective settings and where each came from"))
     config.set_defaults(run=_config)
+    _add_breaker_command(sub)
+
+
+def _add_breaker_command(sub: Subparsers) -> None:
+    """``breakers``: list the store's circuit breakers; ``breakers open|close|disable NAME``."""
+    breakers = _with_store(
+        sub.add_parser("breakers", help="list circuit breakers; open, close or disable one (maintenance)")
+    )
+    breakers.add_argument(
+        "action", nargs="?", default="list", choices=["list", "open", "close", "disable"],
+        help="default: list",
+    )
+    breakers.add_argument("name", nargs="?", help="the breaker (for open, close, disable)")
+    breakers.set_defaults(run=_breakers)
+
+
+def _breakers(args: argparse.Namespace) -> int:
+    from sessionmw.breaker import Breaker, breakers_for
+
+    out = _out(args)
+    with _manager(args) as manager:
+        if args.action != "list":
+            if not args.name:
+                raise CommandError(f"breakers {args.action} needs a breaker NAME", EXIT_USAGE)
+            breaker = Breaker(args.name, manager=manager, clock=manager.clock)
+            {"open": breaker.force_open, "close": breaker.close, "disable": breaker.disable}[args.action]()
+        records = breakers_for(manager.store).records()
+        now = manager.clock()
+    rows = [
+        {
+            "name": r.name,
+            "state": r.state.value,
+            "failures": r.failures,
+            "retry_in": math.ceil(r.seconds_left(now)) if r.state.value == "open" else None,
+            "opens": r.opens,
+            "successful": r.successful,
+            "failed": r.failed,
+            "rejected": r.rejected,
+        }
+        for r in records
+        if args.action == "list" or r.name == args.name
+    ]
+    if args.json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return EXIT_OK
+    if not rows:
+        out.write("no circuit breakers in this store\n")
+        return EXIT_OK
+    out.write(
+        f"{'NAME':24} {'STATE':12} {'RETRY IN':>8} {'OPENS':>6} {'OK':>8} {'FAILED':>8} {'REJECTED':>8}\n"
+    )
+    for row in rows:
+        retry_in = "" if row["retry_in"] is None else f"{row['retry_in']}s"
+        out.write(
+            f"{row['name']:24} {row['state']:12} {retry_in:>8} {row['opens']:>6} {row['successful']:>8}"
+            f" {row['failed']:>8} {row['rejected']:>8}\n"
+        )
+    return EXIT_OK
 
 
 def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

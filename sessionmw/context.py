@@ -36,7 +36,6 @@ class Scope(NamedTuple):
 
 
 _current: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("sessionmw_scope", default=None)
-_Scope = Scope  # the adapters' old name, until they use the public one
 
 #: The current :class:`Scope`, or None outside any :func:`session_scope` (the context variable's
 #: own ``get``: no call layer on the hot paths of ``@guarded`` and the adapters).

@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar, cast, overload
 
 import wrapt
 
+from sessionmw.breaker import Breaker, BreakerOpenError
 from sessionmw.context import Scope, current_debug, current_scope
 from sessionmw.errors import IllegalTransitionError, StoreError
 from sessionmw.manager import short_id
@@ -64,6 +65,7 @@ def guarded(func: F, /) -> F: ...
 def guarded(
     *,
     retry: RetryStrategy | None = ...,
+    breaker: Breaker | None = ...,
     default: Any = ...,
     on_error: Callable[[UserFacingError], Any] | None = ...,
     translate: bool = ...,
@@ -74,6 +76,7 @@ def guarded(
     /,
     *,
     retry: RetryStrategy | None = DEFAULT_RETRY,
+    breaker: Breaker | None = None,
     default: Any = _MISSING,
     on_error: Callable[[UserFacingError], Any] | None = None,
     translate: bool = True,
@@ -83,6 +86,9 @@ def guarded(
 
     :param retry: the :class:`~sessionmw.RetryStrategy` (default :data:`DEFAULT_RETRY`; None: call
         once).
+    :param breaker: a :class:`~sessionmw.Breaker` every attempt goes through: while it is open the
+        call fails at once with :class:`~sessionmw.BreakerOpenError` and is not retried; the
+        failures it counts, and its refusals, never count against the session.
     :param default: on final failure, return this instead of raising.
     :param on_error: on final failure, return ``on_error(error)`` (wins over ``default``): render
         the :class:`~sessionmw.UserFacingError` yourself.
@@ -96,6 +102,15 @@ def guarded(
         raise TypeError(f"retry must be a RetryStrategy or None, not {type(retry).__name__}")
     if on_error is not None and not callable(on_error):
         raise TypeError(f"on_error must be callable, not {type(on_error).__name__}")
+    if breaker is not None:
+        if not isinstance(breaker, Breaker):
+            raise TypeError(f"breaker must be a Breaker or None, not {type(breaker).__name__}")
+        handling = (default, on_error, translate)
+        if func is None:
+            return functools.partial(
+                _decorate_breaker, retry=retry, breaker=breaker, fail=handling, debug=debug
+            )
+        return _decorate_breaker(func, retry=retry, breaker=breaker, fail=handling, debug=debug)
     if func is None:
         return functools.partial(
             _decorate, retry=retry, default=default, on_error=on_error, translate=translate, debug=debug
@@ -272,5 +287,152 @@ def _wrapper(
             return _finish(scope, record, None, once(first), fail)
         _ok, result, error = await retry.recover_async(wrapped, args, kwargs, first, debug=debug, start=start)
         return _finish(scope, record, result, error, fail)
+
+    return async_wrapper if is_async else sync_wrapper
+
+
+# -- with a circuit breaker ------------------------------------------------------------------------
+
+
+def _decorate_breaker(
+    func: F,
+    *,
+    retry: RetryStrategy | None,
+    breaker: Breaker,
+    fail: tuple[Any, Callable[[UserFacingError], Any] | None, bool],
+    debug: bool | None,
+) -> F:
+    if not callable(func) and not isinstance(func, classmethod | staticmethod):
+        raise TypeError(f"@guarded needs a function, not {type(func).__name__}")
+    target = getattr(func, "__func__", func)
+    is_async = inspect.iscoroutinefunction(target)
+    default, on_error, translate = fail
+    name = _name_of(target)
+    handler = _failure_handler(default, on_error, translate, name)
+    # A refusal has no exception of its own to re-raise: translate=False raises the refusal itself.
+    refuse = handler if translate else _failure_handler(default, on_error, True, name)
+    wrapper = _breaker_wrapper(retry, breaker, handler, refuse, debug, is_async)
+    return cast(F, wrapt.FunctionWrapper(func, wrapper))
+
+
+def _blamed(breaker: Breaker, error: UserFacingError) -> bool:
+    """True if the session is to blame: not a refusal by the breaker, not a failure it counts."""
+    if isinstance(error, BreakerOpenError):
+        return False
+    return error.original is None or not breaker.counts(error.original)
+
+
+def _settle_breaker(
+    scope: Scope | None, record: SessionRecord | None, breaker: Breaker, error: UserFacingError | None
+) -> None:
+    if scope is None or record is None:
+        return
+    if error is None or _blamed(breaker, error):
+        _settle(scope, record, error)
+
+
+def _breaker_wrapper(
+    retry: RetryStrategy | None,
+    breaker: Breaker,
+    fail: Callable[[UserFacingError], Any],
+    refuse: Callable[[UserFacingError], Any],
+    debug: bool | None,
+    is_async: bool,
+) -> Wrapper:
+    """``_wrapper``'s steps with every attempt admitted by ``breaker`` and its outcome recorded on it.
+
+    A refusal fails at once (no retry: :class:`~sessionmw.RetryStrategy` stops on
+    :class:`~sessionmw.BreakerOpenError`); what the breaker counts is not recorded on the session.
+    """
+    clock = retry.clock if retry is not None and retry.max_elapsed is not None else None
+
+    def once(exc: Exception) -> UserFacingError:
+        return _translate(exc, debug=current_debug() if debug is None else debug)
+
+    def admit() -> tuple[Scope | None, SessionRecord | None, UserFacingError | None]:
+        scope = current_scope()
+        if scope is None:
+            return None, None, None
+        try:  # admit the call on the session: one store operation
+            record, refusal = scope.manager.touch_or_report(scope.session_id)
+        except StoreError as exc:
+            return scope, None, _translate(exc)
+        if refusal is not None:
+            return scope, record, UserFacingError.from_health(refusal)
+        return scope, record, None
+
+    def sync_wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        start = clock() if clock is not None else 0.0
+        scope, record, refused = admit()
+        if refused is not None:
+            return fail(refused)
+        try:
+            ticket = breaker._admit()
+        except BreakerOpenError as exc:
+            return refuse(exc)
+        except StoreError as exc:  # the breaker's store failed closed
+            return fail(_translate(exc))
+        try:
+            result = wrapped(*args, **kwargs)
+        except Exception as exc:
+            opened = breaker._failed(ticket, exc)
+            first = exc if opened is None else opened  # just opened: no retry
+        else:
+            breaker._succeeded(ticket)
+            _settle_breaker(scope, record, breaker, None)
+            return result
+        if retry is None:
+            error: UserFacingError | None = once(first)
+        else:
+
+            def attempt(*call_args: Any, **call_kwargs: Any) -> Any:
+                return breaker._attempt(wrapped, call_args, call_kwargs)
+
+            functools.update_wrapper(attempt, wrapped)
+            _ok, result, error = retry.recover(attempt, args, kwargs, first, debug=debug, start=start)
+        _settle_breaker(scope, record, breaker, error)
+        if error is None:
+            return result
+        return refuse(error) if isinstance(error, BreakerOpenError) else fail(error)
+
+    async def async_wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        start = clock() if clock is not None else 0.0
+        scope, record, refused = admit()
+        if refused is not None:
+            return fail(refused)
+        try:
+            ticket = breaker._admit()
+        except BreakerOpenError as exc:
+            return refuse(exc)
+        except StoreError as exc:
+            return fail(_translate(exc))
+        try:
+            result = await wrapped(*args, **kwargs)
+        except Exception as exc:
+            opened = breaker._failed(ticket, exc)
+            first = exc if opened is None else opened  # just opened: no retry
+        else:
+            breaker._succeeded(ticket)
+            _settle_breaker(scope, record, breaker, None)
+            return result
+        if retry is None:
+            error: UserFacingError | None = once(first)
+        else:
+
+            async def attempt(*call_args: Any, **call_kwargs: Any) -> Any:
+                return await breaker._attempt_async(wrapped, call_args, call_kwargs)
+
+            functools.update_wrapper(attempt, wrapped)
+            _ok, result, error = await retry.recover_async(
+                attempt, args, kwargs, first, debug=debug, start=start
+            )
+        _settle_breaker(scope, record, breaker, error)
+        if error is None:
+            return result
+        return refuse(error) if isinstance(error, BreakerOpenError) else fail(error)
 
     return async_wrapper if is_async else sync_wrapper

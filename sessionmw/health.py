@@ -23,6 +23,7 @@ __all__ = [
     "Message",
     "cause_of_error",
     "recovery_text",
+    "register_dependency_source",
     "run_check",
 ]
 
@@ -110,6 +111,16 @@ MESSAGES: dict[str, Message] = {
             "If you were in the middle of something, your inputs are kept in your browser.",
         ),
         "Sessions can disappear after a server restart or a long time away.",
+    ),
+    "degraded": Message(
+        "⏸️",
+        "Service paused",
+        "⏸️ {paused_message}",
+        (
+            "Your session is fine: there is nothing to reconnect.",
+            "Wait a moment: the service is tried again by itself.",
+        ),
+        "A service this page depends on failed repeatedly, so calls to it are paused for everyone.",
     ),
     "check_failed": Message(
         "⚠️",
@@ -232,8 +243,10 @@ class HealthReport(dict[str, Any]):
         checks: list[CheckResult] | None = None,
         *,
         debug: bool = False,
+        store: object = None,
     ) -> HealthReport:
-        """The report for ``record`` (None: not found) at ``now``."""
+        """The report for ``record`` (None: not found) at ``now``; with ``store``, the dependencies
+        kept there are shown too (see :func:`register_dependency_source`)."""
         if record is None:
             message = MESSAGES["not_found"]
             return cls._assemble(session_id, "not_found", None, None, message, None, None, 0, {})
@@ -283,6 +296,8 @@ class HealthReport(dict[str, Any]):
             report["checks"] = [check._asdict() for check in checks]
         if status in ("error", "disconnected"):
             report["cause"] = cause_of_error(record.last_error)
+        if store is not None and _DEPENDENCY_SOURCES:
+            _add_dependencies(report, store)
         if debug:
             report["last_error"] = record.last_error
         return report
@@ -367,6 +382,62 @@ def cause_of_error(last_error: str | None) -> str | None:
     if not sep or not name.isidentifier():
         return None
     return "network" if name in NETWORK_ERRORS else "backend"
+
+
+#: Functions that list the paused dependencies (see :func:`register_dependency_source`).
+_DEPENDENCY_SOURCES: list[Callable[[object], list[dict[str, Any]]]] = []
+
+
+def register_dependency_source(source: Callable[[object], list[dict[str, Any]]]) -> None:
+    """Have every report of a live session show the dependencies ``source(store)`` returns (the
+    session manager's store: the breakers kept there).
+
+    :mod:`sessionmw.breaker` registers its breakers here. Each item is a dict with ``name``,
+    ``status`` (``pass``, ``warn`` or ``fail``) and ``message`` (a breaker adds ``service``,
+    ``state`` and ``retry_in``). Each becomes a check ``breaker:<name>``; those not passing are
+    listed under ``dependencies`` and make a healthy or idle session ``degraded``.
+    """
+    if source not in _DEPENDENCY_SOURCES:
+        _DEPENDENCY_SOURCES.append(source)
+
+
+def _add_dependencies(report: HealthReport, store: object) -> None:
+    """Every dependency is a check; a healthy or idle session with a paused one is ``degraded``."""
+    if report["state"] is None or report["state"] in ("expired", "ended"):
+        return
+    items: list[dict[str, Any]] = []
+    for source in _DEPENDENCY_SOURCES:
+        try:
+            items += source(store)
+        except Exception:
+            _log.warning("dependency source %r raised", source, exc_info=True)
+    paused = [item for item in items if item["status"] != "pass"]
+    report["dependencies"] = paused
+    if not items:
+        return
+    report["checks"] = [
+        *report["checks"],
+        *(
+            {
+                "name": f"breaker:{item['name']}",
+                "healthy": item["status"] == "pass",
+                "message": item["message"],
+                "status": item["status"],
+            }
+            for item in items
+        ),
+    ]
+    if paused and report["status"] in ("healthy", "idle"):
+        message = MESSAGES["degraded"]
+        report.update(
+            healthy=False,
+            status="degraded",
+            icon=message.icon,
+            title=message.title,
+            message=message.message.format(paused_message=paused[0]["message"]),
+            recovery=list(message.recovery),
+            context=message.context,
+        )
 
 
 def run_check(name: str, check: HealthCheck, session_id: str, *, debug: bool) -> CheckResult:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from sessionmw import figures, signals
+from sessionmw.breaker_table import is_dependency_failure
 from sessionmw.errors import CorruptRecordError, StoreError, StoreUnavailableError
 from sessionmw.health import CheckResult, HealthCheck, HealthReport, recovery_text, run_check
 from sessionmw.session import SessionRecord
@@ -170,8 +171,11 @@ class SessionManager:
     def record_error(self, session_id: str, error: BaseException | str) -> bool:
         """Record an error (an exception or a message); at the threshold the session disconnects.
 
-        Returns False if the session does not exist.
+        Returns False if the session does not exist, or if ``error`` is a dependency's (a failure a
+        :class:`~sessionmw.Breaker` counted, or its refusal): those never count against a session.
         """
+        if is_dependency_failure(error):
+            return False
         outcome = self._update(session_id, Event.ERROR, describe_error(error), "record_error")
         if outcome is None:
             return False
@@ -236,7 +240,9 @@ class SessionManager:
                 run_check(name, check, session_id, debug=self.settings.debug)
                 for name, check in list(self._checks.items())
             ]
-        return HealthReport.build(session_id, record, now, self.policy, checks, debug=self.settings.debug)
+        return HealthReport.build(
+            session_id, record, now, self.policy, checks, debug=self.settings.debug, store=self.store
+        )
 
     def get_recovery_instructions(self, health: HealthReport) -> str:
         """The report's guidance as text: what happened, numbered steps, context."""

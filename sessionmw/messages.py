@@ -149,8 +149,19 @@ def statement(
             "Nothing you did caused this.",
             ("refresh",),
         )
+    if status == "degraded":  # a paused dependency (a circuit breaker): the session itself is fine
+        return Statement(
+            "degraded",
+            "backend",
+            "warning",
+            str(report.get("title") or "Service paused"),
+            plain(str(report.get("message") or "A service this page depends on is paused")),
+            tuple(str(step) for step in report.get("recovery") or ()),
+            str(report.get("context") or ""),
+        )
     raise ValueError(
-        f"report status must be healthy, idle, error, disconnected, expired or not_found, not {status!r}"
+        "report status must be healthy, idle, error, disconnected, expired, not_found or degraded, "
+        f"not {status!r}"
     )
 
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from sessionmw.manager import SessionManager
     from sessionmw.stores.base import SessionStore
 
-__all__ = ["SessionCollector", "instrument"]
+__all__ = ["SessionCollector", "breaker_metrics", "instrument"]
 
 _SESSION_EVENTS = (
     "created",
@@ -103,6 +103,36 @@ class SessionCollector(Collector):
             buckets=[*cumulative, ("+Inf", count)],
             sum_value=totals.get("latency.sum", 0.0),
         )
+        yield from breaker_metrics(self.manager.store, ns)
+
+
+def breaker_metrics(store: SessionStore, namespace: str = "sessionmw") -> Iterator[Metric]:
+    """The circuit breakers' families, from the store in one read: ``<ns>_breaker_state`` (1 for
+    each breaker's current state, 0 for the others) and ``<ns>_breaker_calls`` by outcome
+    (successful, failed, rejected; a process's refusals and plain successes reach the store with
+    its next round trip, so they may lag by ``state_ttl``)."""
+    from sessionmw.breaker import breakers_for
+    from sessionmw.breaker_table import BreakerState
+
+    records = breakers_for(store).records()
+    states = GaugeMetricFamily(
+        f"{namespace}_breaker_state",
+        "Circuit breaker state (1 for the current one).",
+        labels=["breaker", "state"],
+    )
+    calls = CounterMetricFamily(
+        f"{namespace}_breaker_calls",
+        "Calls through a circuit breaker by outcome.",
+        labels=["breaker", "outcome"],
+    )
+    for record in records:
+        for state in BreakerState:
+            states.add_metric([record.name, state.value], 1.0 if record.state is state else 0.0)
+        calls.add_metric([record.name, "successful"], float(record.successful))
+        calls.add_metric([record.name, "failed"], float(record.failed))
+        calls.add_metric([record.name, "rejected"], float(record.rejected))
+    yield states
+    yield calls
 
 
 def _count_by_state(store: SessionStore) -> dict[SessionState, int]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 import wrapt
 
 from sessionmw import signals
+from sessionmw.breaker import BreakerOpenError
 from sessionmw.context import current_debug, current_scope
 from sessionmw.errors import SessionMWError
 from sessionmw.translation import UserFacingError, is_transient, retry_after_of, translate
@@ -68,7 +69,8 @@ class RetryDetails:
     #: The failed attempt's exception (for ``retry_succeeded``: the last failure before success).
     error: BaseException
     #: Why the strategy stopped (``retry_exhausted`` only): ``"attempts"``, ``"deadline"``,
-    #: ``"session"`` (the session expired or disconnected) or ``"not_retryable"``.
+    #: ``"session"`` (the session expired or disconnected), ``"breaker"`` (a circuit breaker is open)
+    #: or ``"not_retryable"``.
     reason: str | None = None
     #: The session being served, if any.
     session_id: str | None = None
@@ -381,6 +383,8 @@ class RetryStrategy:
 
     def _stop_reason(self, attempt: int, limit: int, error: BaseException) -> str | None:
         """Why no further attempt is made after failed attempt ``attempt``, or None to go on."""
+        if isinstance(error, BreakerOpenError):
+            return "breaker"
         if not self._should_retry(error):
             return "not_retryable"
         if attempt >= limit:

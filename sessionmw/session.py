@@ -29,6 +29,10 @@ class Policy:
     error_threshold: int = 5
     #: Seconds a store keeps an expired or ended session, so a returning user hears "expired".
     retention: float = 3600.0
+    #: Seconds within which routine activity is not written again (the renewal window): a
+    #: session whose stored ``last_activity`` is younger is not rewritten, so idleness and
+    #: expiry may come up to this much early, never late. 0 writes every activity.
+    activity_resolution: float = 0.0
 
 
 @dataclasses.dataclass(slots=True)

@@ -18,7 +18,11 @@ from sessionmw.errors import ConfigurationError
 from sessionmw.session import Policy
 from sessionmw.stores.urls import mask_url
 
-__all__ = ["ENVIRONMENT_VARIABLES", "Settings"]
+__all__ = ["ENVIRONMENT_VARIABLES", "RESOLUTION_SHARE", "Settings"]
+
+#: The default renewal window as a share of the shorter of the idle and inactivity timeouts
+#: (15 s of the default 300 s idle time).
+RESOLUTION_SHARE = 0.05
 
 StoreErrorMode = Literal["fail_open", "fail_closed"]
 
@@ -38,6 +42,19 @@ def _positive_int(value: object) -> None:
 def _optional_positive_int(value: object) -> None:
     if value is not None:
         _positive_int(value)
+
+
+def _optional_resolution(value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number of seconds (or None for the default)")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be 0 or a positive number of seconds")
+
+
+def _parse_optional_number(text: str) -> float | None:
+    return None if text.strip().lower() in {"", "none", "auto"} else _parse_number(text)
 
 
 def _bool(value: object) -> None:
@@ -112,6 +129,9 @@ _FIELDS: dict[str, _Field] = {
         _parse_number,
         _positive_number,
     ),
+    "activity_resolution_seconds": _Field(
+        ("SESSIONMW_ACTIVITY_RESOLUTION_SECONDS",), _parse_optional_number, _optional_resolution
+    ),
     "store_url": _Field(("SESSIONMW_STORE_URL",), _parse_text, _text),
     "max_sessions": _Field(("SESSIONMW_MAX_SESSIONS",), _parse_optional_int, _optional_positive_int),
     "on_store_error": _Field(("SESSIONMW_ON_STORE_ERROR",), _parse_text, _store_error_mode),
@@ -140,6 +160,11 @@ class Settings:
     max_error_threshold: int = 5
     #: How often a UI should poll session health (``HEALTH_CHECK_INTERVAL_SECONDS``).
     health_check_interval_seconds: float = 30.0
+    #: Seconds within which a request's activity is not written to the store again (the renewal
+    #: window; None: :data:`RESOLUTION_SHARE` of the shorter of the idle and inactivity
+    #: timeouts; 0: write on every request). Idleness and expiry may come up to this much early,
+    #: never late. At most half the shorter timeout.
+    activity_resolution_seconds: float | None = None
     #: Where sessions are kept: ``memory://``, ``sqlite:///path``, ``redis://host:port/db``.
     store_url: str = "memory://"
     #: The most live sessions the store accepts; None for no limit.
@@ -158,6 +183,14 @@ class Settings:
                 field.check(value)
             except ValueError as exc:
                 raise ConfigurationError(f"{name}={value!r} is not valid: {exc}") from None
+        resolution = self.activity_resolution_seconds
+        if resolution is not None and resolution > self._shorter_timeout() / 2:
+            source = self.sources.get("activity_resolution_seconds", "argument")
+            named = "activity_resolution_seconds" if source in ("argument", "default") else source
+            raise ConfigurationError(
+                f"{named}={resolution!r} is not valid: must be at most half the shorter of "
+                f"idle_after_seconds and the session timeout ({self._shorter_timeout() / 2:g} s)"
+            )
         if not self.sources:
             defaults = {f.name: f.default for f in dataclasses.fields(self)}
             sources = {
@@ -210,6 +243,17 @@ class Settings:
         shown["store_url"] = mask_url(self.store_url)
         return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"
 
+    def _shorter_timeout(self) -> float:
+        return min(float(self.idle_after_seconds), self.session_timeout_minutes * 60.0)
+
+    @property
+    def activity_resolution(self) -> float:
+        """The renewal window in force, in seconds (the setting, or its derived default)."""
+        resolution = self.activity_resolution_seconds
+        if resolution is None:
+            return self._shorter_timeout() * RESOLUTION_SHARE
+        return float(resolution)
+
     @property
     def policy(self) -> Policy:
         """The timing limits the stores judge sessions by."""
@@ -218,4 +262,5 @@ class Settings:
             timeout=self.session_timeout_minutes * 60.0,
             absolute_timeout=self.absolute_timeout_hours * 3600.0,
             error_threshold=self.max_error_threshold,
+            activity_resolution=self.activity_resolution,
         )

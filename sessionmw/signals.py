@@ -18,6 +18,10 @@ from blinker import NamedSignal, Namespace
 
 __all__ = [
     "activity",
+    "breaker_closed",
+    "breaker_half_opened",
+    "breaker_opened",
+    "breaker_rejected",
     "error_recorded",
     "request_finished",
     "retry_attempt",
@@ -65,8 +69,20 @@ retry_exhausted: NamedSignal = _signals.signal("retry-exhausted")
 #: ``seconds`` (from the session lookup to the end of the response).
 request_finished: NamedSignal = _signals.signal("request-finished")
 #: The session store failed and the manager carried on (fail-open) or refused (fail-closed).
-#: Kwargs: ``error`` (the :class:`~sessionmw.StoreUnavailableError`), ``operation``.
+#: Kwargs: ``error`` (the :class:`~sessionmw.StoreUnavailableError`), ``operation``. A
+#: :class:`~sessionmw.Breaker` whose store fails sends it too (``operation`` ``"breaker <op>"``).
 store_error: NamedSignal = _signals.signal("store-error")
+
+#: A circuit breaker entered OPEN or FORCED_OPEN (sent once, by the process whose store operation
+#: opened it). Sender: the :class:`~sessionmw.Breaker`. Kwargs: ``name``, ``old``, ``new`` (a
+#: :class:`~sessionmw.BreakerState`), ``reason`` (the event's value).
+breaker_opened: NamedSignal = _signals.signal("breaker-opened")
+#: A circuit breaker admitted its first probe (OPEN -> HALF_OPEN). Kwargs as ``breaker_opened``.
+breaker_half_opened: NamedSignal = _signals.signal("breaker-half-opened")
+#: A circuit breaker closed (a probe succeeded, or an operator closed it). Kwargs as ``breaker_opened``.
+breaker_closed: NamedSignal = _signals.signal("breaker-closed")
+#: A call was refused by an open breaker (sent in the refusing process). Kwargs: ``name``, ``state``.
+breaker_rejected: NamedSignal = _signals.signal("breaker-rejected")
 
 
 def send(signal: NamedSignal, sender: Any, /, **kwargs: Any) -> None:

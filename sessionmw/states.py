@@ -70,3 +70,5 @@ class HealthStatus(enum.StrEnum):
     DISCONNECTED = "disconnected"
     EXPIRED = "expired"
     NOT_FOUND = "not_found"
+    #: The session is fine but a dependency it uses is paused by a circuit breaker.
+    DEGRADED = "degraded"

@@ -22,9 +22,11 @@ from typing import Any
 from blinker import NamedSignal
 
 from sessionmw import signals as _signals
+from sessionmw.breaker import Breaker
+from sessionmw.breaker_table import BreakerOp, BreakerRecord, BreakerState
 from sessionmw.retry import is_testing, set_testing
 
-__all__ = ["FakeClock", "SentSignal", "capture_signals", "is_testing", "set_testing"]
+__all__ = ["FakeClock", "SentSignal", "capture_signals", "force_breaker", "is_testing", "set_testing"]
 
 
 class FakeClock:
@@ -73,3 +75,26 @@ def capture_signals(*which: NamedSignal) -> Iterator[list[SentSignal]]:
 
             stack.enter_context(signal.connected_to(receiver))
         yield sent
+
+
+def force_breaker(breaker: Breaker, state: BreakerState | str) -> BreakerRecord:
+    """Put ``breaker`` in ``state`` in its store, as if its calls had got it there, and return its
+    record. OPEN opens it for its ``open_for`` from the breaker's clock (move a
+    :class:`FakeClock` past it and the next call is the probe); HALF_OPEN is the moment after: a
+    probe is out (as if another worker were making it), so calls are refused until it reports or
+    ``open_for`` passes again."""
+    wanted = BreakerState(state)
+    now = breaker.clock()
+    if wanted is BreakerState.FORCED_OPEN:
+        return breaker.force_open()
+    if wanted is BreakerState.DISABLED:
+        return breaker.disable()
+    breaker.close()
+    if wanted is BreakerState.CLOSED:
+        return breaker.snapshot()
+    opened_at = now - breaker.config.open_for if wanted is BreakerState.HALF_OPEN else now
+    for _ in range(breaker.config.failure_threshold):
+        breaker._apply(BreakerOp.FAILURE, opened_at)
+    if wanted is BreakerState.HALF_OPEN:
+        breaker._apply(BreakerOp.ADMIT, now)
+    return breaker.snapshot()

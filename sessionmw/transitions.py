@@ -26,6 +26,7 @@ __all__ = [
     "is_routine_activity",
     "mermaid",
     "next_state",
+    "writes_nothing",
 ]
 
 _A, _I, _E = SessionState.ACTIVE, SessionState.IDLE, SessionState.ERROR
@@ -138,6 +139,33 @@ def is_routine_activity(record: SessionRecord, now: float, policy: Policy) -> bo
         and idle < policy.timeout
         and (idle < policy.idle_after or state not in IDLING)
     )
+
+
+def writes_nothing(record: SessionRecord, event: Event | None, now: float, policy: Policy) -> bool:
+    """True when ``event`` at ``now`` leaves the stored record as it is, so no store write is due.
+
+    That is a look (``event`` None) at a session with no time-derived change due, or routine
+    activity (:func:`is_routine_activity`) within the renewal window: the stored
+    ``last_activity`` is less than ``policy.activity_resolution`` seconds old. Skipping that
+    write is what makes idleness and expiry come up to the window early, never late. Only this
+    rule lets a store (or its read cache) answer without writing.
+    """
+    if event is None:
+        state = record.state
+        if state is _X or state is _N:
+            return True
+        idle = now - record.last_activity
+        return (
+            now - record.created_at < policy.absolute_timeout
+            and idle < policy.timeout
+            and (idle < policy.idle_after or state not in IDLING)
+        )
+    if event is not _ACTIVITY:
+        return False
+    resolution = policy.activity_resolution
+    if not (resolution > 0 and now - record.last_activity < resolution):
+        return False
+    return is_routine_activity(record, now, policy)
 
 
 def apply(

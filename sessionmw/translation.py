@@ -1,4 +1,4 @@
-"""User-facing errors: turn any exception into a friendly title, message and recovery steps.
+"""The translation registry: turn any exception into a friendly :class:`UserFacingError`.
 
 :func:`translate` looks the exception up in a registry (predicates first, newest first; then the
 exception's MRO) and builds a :class:`UserFacingError`. No exception text, type name or traceback
@@ -11,28 +11,27 @@ reaches the user unless ``debug=True``. :func:`format_error` renders the error f
     except Exception as exc:
         err = translate(exc)
         show(format_error(err, "html"))
+
+The error type lives in :mod:`sessionmw.user_errors`, Retry-After in
+:mod:`sessionmw.retry_after`, rendering in :mod:`sessionmw.rendering`; their public names are
+importable from here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import email.utils
-import html
 import math
-import re
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final, Literal, overload
+from typing import Any, Final
 
 from sessionmw.errors import (
     BackendProcessError,
     DataLoadError,
     IllegalTransitionError,
     SessionDisconnectedError,
-    SessionError,
     SessionExpiredError,
     SessionLimitError,
     SessionNotFoundError,
@@ -40,9 +39,9 @@ from sessionmw.errors import (
     TransientError,
 )
 from sessionmw.health import MESSAGES, Message
-
-if TYPE_CHECKING:
-    from sessionmw.health import HealthReport
+from sessionmw.rendering import format_error
+from sessionmw.retry_after import DEFAULT_RETRY_AFTER, parse_retry_after, retry_after_of
+from sessionmw.user_errors import Severity, UserFacingError, checked_severity, recovery_steps
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",
@@ -59,14 +58,6 @@ __all__ = [
     "translations",
     "unregister_translation",
 ]
-
-#: How bad an error is, for a UI's colour and icon.
-Severity = Literal["error", "warning", "info"]
-_SEVERITIES: Final = ("error", "warning", "info")
-
-#: Seconds a client is told to wait (HTTP ``Retry-After``) after a transient error that did not
-#: say how long itself.
-DEFAULT_RETRY_AFTER: Final = 5.0
 
 #: What a translation matches: an exception class (and its subclasses) or a predicate.
 Matcher = type[BaseException] | Callable[[BaseException], bool]
@@ -92,148 +83,6 @@ class Translation:
     context: str = ""
     #: Seconds a client should wait before trying again (transient errors only).
     retry_after: float | None = None
-
-
-class UserFacingError(Exception):
-    """An error as the user sees it: ``str(err)`` is the friendly message.
-
-    Build one with :func:`translate` or :meth:`from_health`, or directly. The technical exception
-    is kept in :attr:`original` (also ``__cause__``) for logs; it is never part of the text unless
-    the error was built with ``debug=True`` (then :attr:`detail` holds the type, text and
-    traceback).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        title: str = "Something went wrong",
-        recovery: Iterable[str] = (),
-        severity: Severity = "error",
-        transient: bool = False,
-        status: str | None = None,
-        context: str = "",
-        original: BaseException | None = None,
-        retry_after: float | None = None,
-        attempts: Iterable[BaseException] = (),
-        detail: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        if severity not in _SEVERITIES:
-            raise ValueError(f"severity must be one of {', '.join(_SEVERITIES)}, not {severity!r}")
-        #: What happened, in one friendly sentence.
-        self.message = message
-        #: A short heading for the situation.
-        self.title = title
-        #: What the user can do, as ordered steps.
-        self.recovery: list[str] = _steps(recovery)
-        #: ``"error"``, ``"warning"`` or ``"info"``.
-        self.severity: Severity = severity
-        #: True when trying again may well succeed.
-        self.transient = transient
-        #: A session health code where one applies (``"expired"``, ``"disconnected"``, ...).
-        self.status = status
-        #: Extra context for the user (may be empty).
-        self.context = context
-        #: The technical exception behind this error (the last attempt's, after retries).
-        self.original = original
-        #: Seconds a client should wait before trying again (HTTP 503 ``Retry-After``).
-        self.retry_after = retry_after
-        #: Every attempt's exception, oldest first (one element without retries).
-        self.attempts: tuple[BaseException, ...] = tuple(attempts)
-        if not self.attempts and original is not None:
-            self.attempts = (original,)
-        #: Type, text and traceback of :attr:`original`; only set in debug mode.
-        self.detail = detail
-        if original is not None:
-            self.__cause__ = original
-
-    def __str__(self) -> str:
-        if self.detail:
-            return f"{self.message}\n\n{self.detail}"
-        return self.message
-
-    def __repr__(self) -> str:
-        return f"UserFacingError({self.message!r}, title={self.title!r}, status={self.status!r})"
-
-    @classmethod
-    def from_health(cls, report: HealthReport, *, original: BaseException | None = None) -> UserFacingError:
-        """The error for a session that is not healthy, in the report's own words.
-
-        ``original`` defaults to the matching :class:`~sessionmw.SessionExpiredError`,
-        :class:`~sessionmw.SessionDisconnectedError` or :class:`~sessionmw.SessionNotFoundError`.
-
-        :raises ValueError: if the report is healthy.
-        """
-        status = report.status
-        if status == "healthy":
-            raise ValueError("a healthy session report is not an error")
-        if original is None:
-            exc_type = _SESSION_ERROR_OF_STATUS.get(status, SessionError)
-            original = exc_type(f"session is {status}", session_id=report.session_id)
-        transient = status == "error"
-        return cls(
-            report.message,
-            title=report.title,
-            recovery=report.recovery,
-            severity=_SEVERITY_OF_STATUS.get(status, "error"),
-            transient=transient,
-            status=status,
-            context=report.context,
-            original=original,
-            retry_after=DEFAULT_RETRY_AFTER if transient else None,
-        )
-
-    def replace(self, **changes: Any) -> UserFacingError:
-        """A copy of this error with some attributes changed (``message=``, ``title=``, ...)."""
-        values: dict[str, Any] = {
-            "message": self.message,
-            "title": self.title,
-            "recovery": self.recovery,
-            "severity": self.severity,
-            "transient": self.transient,
-            "status": self.status,
-            "context": self.context,
-            "original": self.original,
-            "retry_after": self.retry_after,
-            "attempts": self.attempts,
-            "detail": self.detail,
-        }
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise TypeError(f"UserFacingError has no attribute(s) {', '.join(sorted(unknown))} to replace")
-        values.update(changes)
-        message = values.pop("message")
-        return UserFacingError(message, **values)
-
-    def with_attempts(self, attempts: Iterable[BaseException]) -> UserFacingError:
-        """This error with ``attempts`` recorded (returns ``self``)."""
-        self.attempts = tuple(attempts)
-        return self
-
-
-_SESSION_ERROR_OF_STATUS: dict[str, type[SessionError]] = {
-    "expired": SessionExpiredError,
-    "disconnected": SessionDisconnectedError,
-    "not_found": SessionNotFoundError,
-}
-_SEVERITY_OF_STATUS: dict[str, Severity] = {
-    "idle": "info",
-    "expired": "warning",
-    "not_found": "warning",
-    "disconnected": "error",
-    "error": "error",
-}
-
-
-def _steps(recovery: Iterable[str]) -> list[str]:
-    if isinstance(recovery, str):
-        raise TypeError("recovery must be a list of steps, not one string")
-    steps = list(recovery)
-    for step in steps:
-        if not isinstance(step, str):
-            raise TypeError(f"each recovery step must be a string, not {type(step).__name__}")
-    return steps
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -270,8 +119,7 @@ def register_translation(
         raise ValueError("a translation needs a non-empty title")
     if not isinstance(message, str) or not message.strip():
         raise ValueError("a translation needs a non-empty message")
-    if severity not in _SEVERITIES:
-        raise ValueError(f"severity must be one of {', '.join(_SEVERITIES)}, not {severity!r}")
+    checked_severity(severity)
     if retry_after is not None and not (math.isfinite(retry_after) and retry_after >= 0):
         raise ValueError(f"retry_after must be a number of seconds >= 0, not {retry_after!r}")
     if transient and retry_after is None:
@@ -279,7 +127,7 @@ def register_translation(
     entry = Translation(
         title,
         message,
-        tuple(_steps(recovery)),
+        tuple(recovery_steps(recovery)),
         severity,
         bool(transient),
         status,
@@ -380,152 +228,6 @@ def translate(exc: BaseException, *, debug: bool = False) -> UserFacingError:
         retry_after=retry_after,
         detail=detail,
     )
-
-
-# -- Retry-After ---------------------------------------------------------------------------------
-
-_SECONDS = re.compile(r"\s*\d+(\.\d+)?\s*")
-
-
-def parse_retry_after(value: object, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: a number of seconds or an HTTP date.
-
-    Returns None for a value that is neither (or negative, or not finite); a date in the past
-    gives 0. ``now`` (default: ``time.time()``) is the time a date is measured from.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        seconds = float(value)
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        return None
-    if _SECONDS.fullmatch(value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        return None
-    if now is None:
-        now = time.time()
-    return max(0.0, when.timestamp() - now)
-
-
-def retry_after_of(exc: BaseException, *, now: float | None = None) -> float | None:
-    """The wait a server asked for: ``exc.retry_after``, or a ``Retry-After`` response header.
-
-    Looks at a ``retry_after`` attribute (seconds or an HTTP date), then at
-    ``exc.response.headers["Retry-After"]`` (requests, httpx). None when neither is usable.
-    """
-    value = getattr(exc, "retry_after", None)
-    if value is not None:
-        return parse_retry_after(value, now=now)
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    if headers is None:
-        return None
-    try:
-        header = headers.get("Retry-After")
-    except Exception:
-        return None
-    return None if header is None else parse_retry_after(header, now=now)
-
-
-# -- rendering -----------------------------------------------------------------------------------
-
-
-@overload
-def format_error(err: UserFacingError, fmt: Literal["text", "markdown", "html"] = "text") -> str: ...
-@overload
-def format_error(err: UserFacingError, fmt: Literal["dict"]) -> dict[str, Any]: ...
-def format_error(
-    err: UserFacingError, fmt: Literal["text", "markdown", "html", "dict"] = "text"
-) -> str | dict[str, Any]:
-    """Render ``err`` for display: ``"text"``, ``"markdown"``, ``"html"`` (escaped) or ``"dict"``.
-
-    The dict is JSON-serialisable, with keys ``title message recovery severity transient status
-    context retry_after`` (and ``detail`` in debug mode).
-    """
-    if not isinstance(err, UserFacingError):
-        raise TypeError(f"format_error needs a UserFacingError (see translate()), not {type(err).__name__}")
-    if fmt == "text":
-        return _text(err)
-    if fmt == "markdown":
-        return _markdown(err)
-    if fmt == "html":
-        return _html(err)
-    if fmt == "dict":
-        data: dict[str, Any] = {
-            "title": err.title,
-            "message": err.message,
-            "recovery": list(err.recovery),
-            "severity": err.severity,
-            "transient": err.transient,
-            "status": err.status,
-            "context": err.context,
-            "retry_after": err.retry_after,
-        }
-        if err.detail:
-            data["detail"] = err.detail
-        return data
-    raise ValueError(f"unknown format {fmt!r}: use 'text', 'markdown', 'html' or 'dict'")
-
-
-def _text(err: UserFacingError) -> str:
-    lines = [err.title, f"🎯 What happened: {err.message}"]
-    if err.recovery:
-        lines.append("🔧 How to fix it:")
-        lines += [f"  {number}. {step}" for number, step in enumerate(err.recovery, 1)]
-    if err.context:
-        lines.append(f"📝 {err.context}")
-    if err.detail:
-        lines += ["", err.detail]
-    return "\n".join(lines)
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
-_MARKDOWN_LINE_START = re.compile(r"^(\s*(?:\d+)?)([-+.)])", re.MULTILINE)
-
-
-def _md(text: str) -> str:
-    """``text`` with Markdown's special characters escaped, so it renders literally."""
-    return _MARKDOWN_LINE_START.sub(r"\1\\\2", _MARKDOWN_SPECIAL.sub(r"\\\1", text))
-
-
-def _markdown(err: UserFacingError) -> str:
-    parts = [f"**{_md(err.title)}**", _md(err.message)]
-    if err.recovery:
-        parts.append("\n".join(f"{number}. {_md(step)}" for number, step in enumerate(err.recovery, 1)))
-    if err.context:
-        parts.append(f"*{_md(err.context)}*")
-    if err.detail:
-        longest = max((len(run) for run in re.findall(r"`+", err.detail)), default=0)
-        fence = "`" * max(3, longest + 1)
-        parts.append(f"{fence}text\n{err.detail}\n{fence}")
-    return "\n\n".join(parts)
-
-
-def _html(err: UserFacingError) -> str:
-    def esc(text: str) -> str:
-        return html.escape(text, quote=True)
-
-    parts = [
-        f'<div class="sessionmw-error sessionmw-{esc(err.severity)}" role="alert">',
-        f'<p class="sessionmw-error-title"><strong>{esc(err.title)}</strong></p>',
-        f'<p class="sessionmw-error-message">{esc(err.message)}</p>',
-    ]
-    if err.recovery:
-        steps = "".join(f"<li>{esc(step)}</li>" for step in err.recovery)
-        parts.append(f'<ol class="sessionmw-error-recovery">{steps}</ol>')
-    if err.context:
-        parts.append(f'<p class="sessionmw-error-context">{esc(err.context)}</p>')
-    if err.detail:
-        parts.append(f'<pre class="sessionmw-error-detail">{esc(err.detail)}</pre>')
-    parts.append("</div>")
-    return "".join(parts)
 
 
 # -- built-in entries ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fake clock, a manager on the memory store, global state reset, Redis access."""
+"""Shared fixtures: a fake clock and sleep, a manager on the memory store, global state reset, Redis."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pytest
 # Tests import their shared helpers as ``support`` (tests/support.py).
 sys.path.insert(0, os.path.dirname(__file__))
 
+from support import Sleeps
+
 from sessionmw import SessionManager, set_session_manager
-from sessionmw.testing import FakeClock
+from sessionmw.testing import FakeClock, set_testing
 
 
 @pytest.fixture(name="clock")
@@ -31,12 +33,25 @@ def _manager(clock: FakeClock) -> Iterator[SessionManager]:
     manager.close()
 
 
+@pytest.fixture(name="sleeps")
+def _sleeps() -> Sleeps:
+    """A recording fake sleep."""
+    return Sleeps()
+
+
 @pytest.fixture(autouse=True)
 def _reset_default_manager() -> Iterator[None]:
     """No test sees another test's process-default manager."""
     set_session_manager(None)
     yield
     set_session_manager(None)
+
+
+@pytest.fixture(autouse=True)
+def _no_testing_mode() -> Iterator[None]:
+    """Every test starts and ends outside retry testing mode."""
+    with set_testing(False):
+        yield
 
 
 #: The Redis the tests use (a database or key prefix of its own; never flushed).

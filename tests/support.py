@@ -1,4 +1,5 @@
-"""Helpers the tests share for servers they start on loopback (imported as ``support``)."""
+"""Helpers the tests share (imported as ``support``): fake sleeps, a store that counts its
+operations and sessions in each state, servers on loopback."""
 
 from __future__ import annotations
 
@@ -6,7 +7,124 @@ import contextlib
 import socket
 import subprocess
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from sessionmw import SessionManager
+from sessionmw.session import Policy, SessionRecord
+from sessionmw.states import Event, SessionState
+from sessionmw.stores.base import Outcome, SessionStore
+from sessionmw.testing import FakeClock
+from sessionmw.transitions import Change
+
+
+class Sleeps:
+    """A fake sleep that records each wait and moves a FakeClock forward by it (if given one)."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.waits: list[float] = []
+        self.clock = clock
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if self.clock is not None:
+            self.clock.advance(seconds)
+
+    async def async_sleep(self, seconds: float) -> None:
+        self(seconds)
+
+
+class CountingStore:
+    """A store that counts the operations made on the store it wraps."""
+
+    def __init__(self, inner: SessionStore) -> None:
+        self.inner = inner
+        self.max_sessions = inner.max_sessions
+        self.calls: Counter[str] = Counter()
+
+    def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
+        self.calls["create"] += 1
+        self.inner.create(record, now, policy)
+
+    def update(
+        self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None = None
+    ) -> Outcome | None:
+        self.calls[f"update:{event}"] += 1
+        return self.inner.update(session_id, event, now, policy, error)
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        self.calls["get"] += 1
+        return self.inner.get(session_id)
+
+    def delete(self, session_id: str) -> bool:
+        self.calls["delete"] += 1
+        return self.inner.delete(session_id)
+
+    def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
+        self.calls["sweep"] += 1
+        return self.inner.sweep(now, policy, limit)
+
+    def count(self, state: SessionState | None = None) -> int:
+        self.calls["count"] += 1
+        return self.inner.count(state)
+
+    def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
+        self.calls["records"] += 1
+        return self.inner.records(state)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def healthy_session(manager: SessionManager, clock: FakeClock) -> str:
+    """A new, active session."""
+    return manager.create_session().session_id
+
+
+def idle_session(manager: SessionManager, clock: FakeClock) -> str:
+    """A session left alone past ``idle_after``."""
+    session_id = manager.create_session().session_id
+    clock.advance(manager.policy.idle_after + 1)
+    return session_id
+
+
+def error_session(manager: SessionManager, clock: FakeClock) -> str:
+    """A session with one error recorded (under the threshold)."""
+    session_id = manager.create_session().session_id
+    manager.record_error(session_id, ConnectionError("flaky"))
+    return session_id
+
+
+def disconnected_session(manager: SessionManager, clock: FakeClock) -> str:
+    """A session that reached the error threshold."""
+    session_id = manager.create_session().session_id
+    for _ in range(manager.policy.error_threshold):
+        manager.record_error(session_id, ConnectionError("down"))
+    return session_id
+
+
+def expired_session(manager: SessionManager, clock: FakeClock) -> str:
+    """A session left alone past the inactivity timeout (expired on its next read)."""
+    session_id = manager.create_session().session_id
+    clock.advance(manager.policy.timeout + 1)
+    return session_id
+
+
+def unknown_session(manager: SessionManager, clock: FakeClock) -> str:
+    """An id the store has never seen (well-formed)."""
+    return "no-such-session"
+
+
+#: Each kind of session a request can come with, by name: ``make(manager, clock) -> session id``.
+SESSION_KINDS: dict[str, Callable[[SessionManager, FakeClock], str]] = {
+    "healthy": healthy_session,
+    "idle": idle_session,
+    "error": error_session,
+    "disconnected": disconnected_session,
+    "expired": expired_session,
+    "unknown": unknown_session,
+}
 
 
 def free_port() -> int:

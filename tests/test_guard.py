@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support import Sleeps
 
 from sessionmw import (
     RetryStrategy,
@@ -27,32 +28,6 @@ from sessionmw.session import Policy
 from sessionmw.stores.base import Outcome
 from sessionmw.stores.memory import MemoryStore
 from sessionmw.testing import FakeClock, set_testing
-
-
-class Sleeps:
-    """A fake sleep that records each wait."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@pytest.fixture(autouse=True)
-def _no_testing_mode() -> Iterator[None]:
-    """Every test starts and ends outside testing mode."""
-    with set_testing(False):
-        yield
-
-
-@pytest.fixture(name="sleeps")
-def _sleeps() -> Sleeps:
-    """A recording fake sleep."""
-    return Sleeps()
 
 
 @pytest.fixture(name="strategy")

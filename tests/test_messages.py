@@ -129,7 +129,7 @@ def test_idle_in_words(clock: FakeClock) -> None:
     assert said.context.startswith("Without activity it expires in 1 minute.")
 
 
-@pytest.mark.parametrize("status", ["idle", "error", "disconnected", "expired", "not_found"])
+@pytest.mark.parametrize("status", ["idle", "error", "disconnected", "expired", "not_found", "degraded"])
 @pytest.mark.parametrize(
     "failure", [None, ConnectionError("x"), RuntimeError("x")], ids=["none", "net", "be"]
 )
@@ -243,3 +243,16 @@ def test_health_poll_knows_the_cause(small: SessionManager, failure: Exception, 
 def test_cause_of_error(last_error: str | None, cause: str | None) -> None:
     """The cause is read off the type name a record keeps; a plain message names none."""
     assert cause_of_error(last_error) == cause
+
+
+def test_degraded_says_nothing_to_reconnect() -> None:
+    """A paused dependency (breaker): the report's own words, no Reconnect, no refresh."""
+    report = {
+        "status": "degraded",
+        "title": "Service paused",
+        "message": "⏸️ prices is paused",
+        "recovery": ["Your session is fine: there is nothing to reconnect."],
+        "context": "",
+    }
+    said = statement(report)
+    assert said is not None and said.actions == () and said.message == "prices is paused"

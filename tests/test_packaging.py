@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,12 +16,36 @@ import sessionmw
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _clean_copy(dest: Path) -> Path:
+    """The checkout as git sees it (tracked files, and new ones it does not ignore) copied to
+    ``dest``, so that leftovers of earlier builds (``build/``, ``*.egg-info``) cannot put files in
+    the wheel that pyproject.toml does not ship. Without git: the checkout itself."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ROOT
+    for name in filter(None, listed.decode().split("\0")):
+        source = ROOT / name
+        if not (source.exists() or source.is_symlink()):  # deleted in the working tree
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)  # sessionmw/integrations stays a link
+    return dest
+
+
 @pytest.fixture(scope="module", name="wheel")
 def _wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel built from this checkout (no network: the build runs in this environment)."""
     out = tmp_path_factory.mktemp("wheel")
+    source = _clean_copy(tmp_path_factory.mktemp("source"))
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
         check=True,
         capture_output=True,
     )
@@ -36,6 +61,15 @@ def test_wheel_has_only_sessionmw_at_top_level(wheel: Path) -> None:
     assert "sessionmw/integrations/__init__.py" in names
     assert "sessionmw/py.typed" in names
     assert not any(name.startswith(("integrations/", "tests/")) for name in names)
+
+
+def test_wheel_ships_the_adapters_package_files(wheel: Path) -> None:
+    """The banner's JavaScript and styles (``integrations/assets``) are in the wheel, where the
+    Dash banner reads them: ``sessionmw/integrations/assets/``."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assets = sorted(path.name for path in (ROOT / "integrations" / "assets").iterdir() if path.is_file())
+    assert assets, "no package files in integrations/assets"
+    assert [name for name in assets if f"sessionmw/integrations/assets/{name}" not in names] == []
 
 
 def test_adapters_import_from_outside_the_checkout(tmp_path: Path) -> None:
@@ -75,6 +109,8 @@ def test_public_names_are_exported_and_documented() -> None:
 MODULES = [
     "sessionmw",
     "sessionmw.analytics",
+    "sessionmw.breaker",
+    "sessionmw.breaker_table",
     "sessionmw.cli",
     "sessionmw.context",
     "sessionmw.demo",
@@ -83,16 +119,24 @@ MODULES = [
     "sessionmw.guard",
     "sessionmw.health",
     "sessionmw.integrations.dash",
+    "sessionmw.integrations.dash_apps",
+    "sessionmw.integrations.dash_banner",
+    "sessionmw.integrations.dash_callbacks",
     "sessionmw.integrations.flask",
+    "sessionmw.integrations.gate",
+    "sessionmw.integrations.http",
     "sessionmw.integrations.wsgi",
     "sessionmw.manager",
     "sessionmw.metrics",
+    "sessionmw.rendering",
     "sessionmw.retry",
+    "sessionmw.retry_after",
     "sessionmw.session",
     "sessionmw.settings",
     "sessionmw.signals",
     "sessionmw.states",
     "sessionmw.stores",
+    "sessionmw.stores.breakers",
     "sessionmw.stores.counters",
     "sessionmw.stores.records",
     "sessionmw.stores.redis_errors",
@@ -101,6 +145,7 @@ MODULES = [
     "sessionmw.tour",
     "sessionmw.transitions",
     "sessionmw.translation",
+    "sessionmw.user_errors",
 ]
 
 
@@ -115,3 +160,34 @@ def test_every_modules_public_names_are_documented(module: str) -> None:
     assert names, f"{module} has no __all__"
     assert [name for name in names if not hasattr(imported, name)] == []
     assert [name for name in names if f"`{name}" not in docs] == []
+
+
+# What users imported from a module before it was split by concept (issue 15): still importable there.
+OLD_PATHS = {
+    "sessionmw.integrations.wsgi": [
+        *("ENVIRON_HEALTH", "ENVIRON_MANAGER", "ENVIRON_NOTICE", "ENVIRON_SESSION", "ENVIRON_SESSION_ID"),
+        *("Options", "RequestSession", "SessionGate", "SessionMiddleware", "banner_for", "banner_html"),
+        *("health_json", "install", "private_cache_control", "uninstall", "wants_json"),
+    ],
+    "sessionmw.integrations.dash": [
+        *("ALERT_ID", "BANNER_ID", "DASH_EXTENSION_KEY", "HEALTH_STORE_ID", "POLL_ID", "RECONNECT_ID"),
+        *("STYLES", "THEMES", "DashState", "SessionMWDash", "dash_state", "dash_static_paths"),
+        *("error_alert", "guarded_callback", "handle_callback_error", "preserve", "status_banner"),
+        "uses_bootstrap_css",
+    ],
+    "sessionmw.translation": [
+        *("DEFAULT_RETRY_AFTER", "Severity", "Translation", "UserFacingError", "format_error"),
+        *("is_transient", "parse_retry_after", "register_translation", "retry_after_of", "translate"),
+        *("translation_for", "translations", "unregister_translation"),
+    ],
+}
+
+
+@pytest.mark.parametrize("module", list(OLD_PATHS))
+def test_names_stay_importable_from_before_the_split(module: str) -> None:
+    """A module split in several keeps every public name it had, in its ``__all__`` too."""
+    import importlib
+
+    imported = importlib.import_module(module)
+    assert [name for name in OLD_PATHS[module] if not hasattr(imported, name)] == []
+    assert set(OLD_PATHS[module]) <= set(imported.__all__)

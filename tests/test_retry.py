@@ -8,12 +8,12 @@ import email.utils
 import inspect
 import itertools
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import Sleeps
 
 from sessionmw import (
     BackendProcessError,
@@ -27,22 +27,6 @@ from sessionmw import (
 )
 from sessionmw import signals as sig
 from sessionmw.testing import FakeClock, capture_signals, is_testing, set_testing
-
-
-class Sleeps:
-    """A fake sleep that records each wait and moves a FakeClock forward by it."""
-
-    def __init__(self, clock: FakeClock | None = None) -> None:
-        self.waits: list[float] = []
-        self.clock = clock
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        if self.clock is not None:
-            self.clock.advance(seconds)
-
-    async def async_sleep(self, seconds: float) -> None:
-        self(seconds)
 
 
 class Flaky:
@@ -59,19 +43,6 @@ class Flaky:
         if self.errors:
             raise self.errors.pop(0)
         return self.result
-
-
-@pytest.fixture(autouse=True)
-def _no_testing_mode() -> Iterator[None]:
-    """Every test starts and ends outside testing mode."""
-    with set_testing(False):
-        yield
-
-
-@pytest.fixture(name="sleeps")
-def _sleeps() -> Sleeps:
-    """A recording fake sleep."""
-    return Sleeps()
 
 
 def test_default_schedule_is_the_seeds() -> None:

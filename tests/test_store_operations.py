@@ -1,112 +1,42 @@
 """A guarded call costs one store operation, whatever state its session is in.
 
-The counting store below wraps any store; the adapters' request paths can be counted with it too.
+The counting store (``support.CountingStore``) wraps any store; the adapters' request paths are
+counted with it in ``tests/integrations/test_adapter_store_operations.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import (
+    CountingStore,
+    disconnected_session,
+    error_session,
+    expired_session,
+    healthy_session,
+    idle_session,
+    unknown_session,
+)
 
 from sessionmw import HealthReport, SessionManager, UserFacingError, guarded, session_scope
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event, SessionState
-from sessionmw.stores.base import Outcome, SessionStore
+from sessionmw.states import Event
 from sessionmw.stores.memory import MemoryStore
 from sessionmw.testing import FakeClock
-from sessionmw.transitions import Change
-
-
-class CountingStore:
-    """A store that counts the operations made on the store it wraps."""
-
-    def __init__(self, inner: SessionStore) -> None:
-        self.inner = inner
-        self.max_sessions = inner.max_sessions
-        self.calls: Counter[str] = Counter()
-
-    def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
-        self.calls["create"] += 1
-        self.inner.create(record, now, policy)
-
-    def update(
-        self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None = None
-    ) -> Outcome | None:
-        self.calls[f"update:{event}"] += 1
-        return self.inner.update(session_id, event, now, policy, error)
-
-    def get(self, session_id: str) -> SessionRecord | None:
-        self.calls["get"] += 1
-        return self.inner.get(session_id)
-
-    def delete(self, session_id: str) -> bool:
-        self.calls["delete"] += 1
-        return self.inner.delete(session_id)
-
-    def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
-        self.calls["sweep"] += 1
-        return self.inner.sweep(now, policy, limit)
-
-    def count(self, state: SessionState | None = None) -> int:
-        self.calls["count"] += 1
-        return self.inner.count(state)
-
-    def records(self, state: SessionState | None = None) -> Iterator[SessionRecord]:
-        self.calls["records"] += 1
-        return self.inner.records(state)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def _healthy(manager: SessionManager, clock: FakeClock) -> str:
-    return manager.create_session().session_id
-
-
-def _idle(manager: SessionManager, clock: FakeClock) -> str:
-    session_id = manager.create_session().session_id
-    clock.advance(manager.policy.idle_after + 1)
-    return session_id
-
-
-def _error(manager: SessionManager, clock: FakeClock) -> str:
-    session_id = manager.create_session().session_id
-    manager.record_error(session_id, ConnectionError("flaky"))
-    return session_id
-
-
-def _disconnected(manager: SessionManager, clock: FakeClock) -> str:
-    session_id = manager.create_session().session_id
-    for _ in range(manager.policy.error_threshold):
-        manager.record_error(session_id, ConnectionError("down"))
-    return session_id
-
-
-def _expired(manager: SessionManager, clock: FakeClock) -> str:
-    session_id = manager.create_session().session_id
-    clock.advance(manager.policy.timeout + 1)
-    return session_id
-
-
-def _unknown(manager: SessionManager, clock: FakeClock) -> str:
-    return "no-such-session"
-
 
 ACTIVITY = f"update:{Event.ACTIVITY}"
 
 # (make the session, the store operations of one guarded call, the refusal's status or None)
 CASES: dict[str, tuple[Callable[[SessionManager, FakeClock], str], dict[str, int], str | None]] = {
-    "healthy": (_healthy, {ACTIVITY: 1}, None),
-    "idle": (_idle, {ACTIVITY: 1}, None),
+    "healthy": (healthy_session, {ACTIVITY: 1}, None),
+    "idle": (idle_session, {ACTIVITY: 1}, None),
     # The success that takes an error session back to active is the call's one write after it.
-    "error": (_error, {ACTIVITY: 1, f"update:{Event.SUCCESS}": 1}, None),
-    "disconnected": (_disconnected, {ACTIVITY: 1}, "disconnected"),
-    "expired": (_expired, {ACTIVITY: 1}, "expired"),
-    "unknown": (_unknown, {ACTIVITY: 1}, "not_found"),
+    "error": (error_session, {ACTIVITY: 1, f"update:{Event.SUCCESS}": 1}, None),
+    "disconnected": (disconnected_session, {ACTIVITY: 1}, "disconnected"),
+    "expired": (expired_session, {ACTIVITY: 1}, "expired"),
+    "unknown": (unknown_session, {ACTIVITY: 1}, "not_found"),
 }
 
 

@@ -6,6 +6,7 @@ import heapq
 import logging
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sessionmw.errors import SessionExistsError, SessionLimitError
 from sessionmw.session import Policy, SessionRecord
@@ -13,6 +14,9 @@ from sessionmw.states import Event, SessionState
 from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, step
 from sessionmw.transitions import Change, is_routine_activity
+
+if TYPE_CHECKING:
+    from sessionmw.stores.breakers import MemoryBreakers
 
 __all__ = ["FORKED_WARNING", "MemoryStore"]
 
@@ -95,7 +99,11 @@ class MemoryStore:
             if record is None:
                 return None
             if event is _ACTIVITY and is_routine_activity(record, now, policy):
-                record.last_activity = now  # what elapse() and apply() would do, without the detour
+                # what elapse() and apply() would do, without the detour; within the renewal
+                # window (sessionmw.transitions.writes_nothing) not even that
+                resolution = policy.activity_resolution
+                if not (resolution > 0 and now - record.last_activity < resolution):
+                    record.last_activity = now
                 return Outcome(record.copy(), ())
             was_live = record.state not in _TERMINAL
             changes, refused = step(record, event, now, policy, error)
@@ -172,3 +180,9 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore(max_sessions={self.max_sessions!r})"
+
+    def breakers(self) -> MemoryBreakers:
+        """The circuit breaker backend of this store (see :class:`sessionmw.Breaker`)."""
+        from sessionmw.stores.breakers import MemoryBreakers
+
+        return MemoryBreakers()

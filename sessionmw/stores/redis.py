@@ -28,9 +28,13 @@ dropped so leaves the census when the sweep next visits its id).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import select
+import threading
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -45,7 +49,9 @@ from sessionmw.errors import (
 from sessionmw.errors import IllegalTransitionError as _Refused
 from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
 from sessionmw.states import Event, SessionState
+from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome
+from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.records import MAX_RECORD_CHARS, decode_record
 from sessionmw.stores.redis_errors import unreachable_errors
 from sessionmw.stores.urls import mask_url
@@ -56,6 +62,7 @@ from sessionmw.transitions import TRANSITIONS, Change
 if TYPE_CHECKING:
     import redis
 
+    from sessionmw.stores.breakers import RedisBreakers
     from sessionmw.stores.counters import RedisCounters
 
 __all__ = ["RedisStore", "lua_source"]
@@ -106,7 +113,8 @@ def _lua_fast_sets() -> str:
 
 # Every call starts here. ARGV[1]: the operation; ARGV[2]: now (Python's repr of the float);
 # ARGV[3]: the event of an update ('' for none), the limit of a sweep; ARGV[4]: the record
-# version and the policy, 'version,idle_after,timeout,absolute,threshold,retention'; ARGV[5]:
+# version, the policy and the invalidation channel ('' for none),
+# 'version,idle_after,timeout,absolute,threshold,retention,resolution,channel'; ARGV[5]:
 # the error, or the new record; ARGV[6]: for a create, the most live sessions ('' for no limit).
 # KEYS: the record ('{tag}:s:<id>'; the sweep's: '{tag}:s:'), the bucket's expiry and purge
 # sets, its states and census hashes, then (a capped create on one server) every bucket's
@@ -114,10 +122,10 @@ def _lua_fast_sets() -> str:
 _LUA_PROLOGUE = r"""
 local op, now_text, extra = ARGV[1], ARGV[2], ARGV[3]
 local now = tonumber(now_text)
-local VERSION, idle_after, timeout, absolute, threshold, retention =
-  string.match(ARGV[4], '^(%d+),([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
+local VERSION, idle_after, timeout, absolute, threshold, retention, resolution, CHANNEL =
+  string.match(ARGV[4], '^(%d+),([^,]+),([^,]+),([^,]+),([^,]+),([^,]+),([^,]+),([^,]*)$')
 idle_after, timeout, absolute = tonumber(idle_after), tonumber(timeout), tonumber(absolute)
-threshold, retention = tonumber(threshold), tonumber(retention)
+threshold, retention, resolution = tonumber(threshold), tonumber(retention), tonumber(resolution)
 local key, index, purge, states, census = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ID = string.sub(key, string.find(key, '}', 1, true) + 4)  -- the id after '{tag}:s:'
 local function num(x) return string.format('%.17g', x) end
@@ -125,9 +133,10 @@ local function num(x) return string.format('%.17g', x) end
 
 # The fast path: a look, or an activity, that decides no transition (no time-derived change is
 # due, and activity keeps the state: sessionmw.transitions.is_routine_activity). It reads the few
-# fields it needs straight from the JSON the store wrote and only rewrites last_activity, instead
-# of decoding and re-encoding the record. A record in any other shape takes the full path below,
-# which validates it.
+# fields it needs straight from the JSON the store wrote and only rewrites last_activity (within
+# the renewal window, nothing), instead of decoding and re-encoding the record. It publishes no
+# invalidation: a copy whose last_activity is older only sends its reader to the store sooner.
+# A record in any other shape takes the full path below, which validates it.
 _LUA_FAST_PATH = r"""
 if op == 'update' and (extra == '' or extra == ACTIVITY) then
   local raw = redis.pcall('GET', key)
@@ -145,6 +154,9 @@ if op == 'update' and (extra == '' or extra == ACTIVITY) then
           return raw  -- a look that changes nothing: no write
         end
         if extra == ACTIVITY and ACTIVITY_KEEPS[state] and not due then
+          if resolution > 0 and now - last < resolution then
+            return raw  -- within the renewal window: no write (sessionmw.transitions.writes_nothing)
+          end
           local record = string.sub(raw, 1, from - 1) .. now_text .. string.sub(raw, upto)
           local expiry = math.min(now + timeout, created + absolute)
           redis.call('ZADD', index, num(expiry), ID)
@@ -228,6 +240,16 @@ local function apply(r, ev, now, p, err, changes)
   if new ~= s then enter(r, new, ev, now, changes) end
   return nil
 end
+-- every change but a renewal of last_activity is announced to the stores' read caches (pcall:
+-- a user the ACL forbids the channel keeps working, and cannot subscribe to a cache either). On
+-- a cluster ('{}') each bucket has a shard channel, '{tag}:changes', in the slot of its keys.
+local function changed(id)
+  if CHANNEL == '{}' then
+    redis.pcall('SPUBLISH', string.sub(key, 1, string.find(key, '}', 1, true)) .. ':changes', id)
+  elseif CHANNEL ~= '' then
+    redis.pcall('PUBLISH', CHANNEL, id)
+  end
+end
 -- the census: the bucket's count of sessions per state, kept by every write and removal
 local function tally(id, new)
   local old = redis.call('HGET', states, id)
@@ -259,6 +281,7 @@ local function store(key, index, purge, r, now, p)
   local json = enc(r)
   redis.call('SET', key, json, 'PX', math.max(1, math.ceil(ttl * 1000)))
   tally(r.id, r.state)
+  changed(r.id)
   return json
 end
 local p = {idle_after=idle_after, timeout=timeout, absolute=absolute, threshold=threshold,
@@ -274,6 +297,11 @@ if op == 'update' then
   local r = read(key, id)
   if r == false then return {'missing'} end
   if r == nil then return {'corrupt'} end
+  local idle = now - r.last_activity
+  if ev == EV.ACTIVITY and resolution > 0 and idle < resolution and ACTIVITY_KEEPS[r.state]
+      and now - r.created_at < absolute and idle < timeout and (idle < idle_after or not IDLES[r.state]) then
+    return enc(r)  -- routine activity within the renewal window: no write
+  end
   local changes = {}
   elapse(r, now, p, changes)
   local refused = nil
@@ -308,6 +336,7 @@ elseif op == 'delete' then
   redis.call('ZREM', index, ID)
   redis.call('ZREM', purge, ID)
   tally(ID, nil)
+  changed(ID)
   return {'ok', redis.call('DEL', key)}
 elseif op == 'sweep' then
   local prefix, limit, upto = key, tonumber(extra), num(now)
@@ -316,6 +345,7 @@ elseif op == 'sweep' then
     redis.call('DEL', prefix .. id)
     redis.call('ZREM', purge, id)
     tally(id, nil)
+    changed(id)
   end
   local ids = redis.call('ZRANGEBYSCORE', index, '-inf', upto, 'LIMIT', 0, limit)
   local changes = {}
@@ -325,6 +355,7 @@ elseif op == 'sweep' then
     if not r then
       redis.call('ZREM', index, id)  -- gone (TTL) or unreadable: nothing left to expire
       tally(id, nil)
+      changed(id)
     else
       local mine = {}
       elapse(r, now, p, mine)
@@ -355,6 +386,9 @@ _STATE = {state.value: state for state in SessionState}
 _DECODER = json.JSONDecoder()
 _NUMBER = (int, float)
 _EVENT = {event.value: event for event in Event}
+_ACTIVITY = Event.ACTIVITY
+#: The kinds of pub/sub message that carry an invalidation (RESP2).
+_MESSAGES = (b"message", b"smessage")
 
 
 def _text(value: object) -> str:
@@ -373,6 +407,13 @@ class RedisStore:
         Redis Cluster can place on different nodes). Every process on a store must agree.
     :param max_sessions: the most live sessions the store accepts; None for no limit.
     :param url: the URL the client came from, for error messages (a password is masked).
+    :param cache: keep a local read cache of records: a look, or activity within the renewal
+        window, on a cached copy makes no round trip. The scripts publish every change but a
+        renewal of ``last_activity`` on an invalidation channel (on a cluster, a shard channel
+        per bucket, ``SPUBLISH``), which this store subscribes to with one connection (on a
+        cluster, one per node); the messages that have arrived are read before each answer from
+        the cache, and a lost subscription (dropped connection, Redis restart, a slot moved)
+        empties the cache until it is subscribed again.
     """
 
     def __init__(
@@ -383,6 +424,7 @@ class RedisStore:
         buckets: int = 16,
         max_sessions: int | None = None,
         url: str | None = None,
+        cache: bool = True,
     ) -> None:
         if not _PREFIX.fullmatch(prefix):
             raise ConfigurationError(f"prefix={prefix!r} is not valid: use 1 to 64 letters, digits or '_.:-'")
@@ -406,6 +448,33 @@ class RedisStore:
         self._sha = hashlib.sha1(source.encode()).hexdigest()
         self._no_script = redis_module.exceptions.NoScriptError
         self._packed: dict[Policy, str] = {}
+        # The read cache (None without one), the connection subscribed to the invalidation
+        # channel, and a count of the invalidations read: a copy fetched while it moved may be
+        # old already, so it is not kept.
+        self._cache: RecordCache | None = None
+        self._channel = ""
+        if cache:
+            self._cache = RecordCache()
+            if self._pool is not None:
+                self._channel = f"{prefix}:changes:{self._pool.connection_kwargs.get('db', 0)}"
+            else:  # a cluster: a shard channel per bucket (SPUBLISH), in its slot
+                self._channel = "{}"
+        # The subscribed connections (one; on a cluster, one per node holding buckets), or None.
+        self._listeners: list[redis.connection.AbstractConnection] | None = None
+        self._poll: Any = None  # select.poll() on the listeners' sockets: one syscall a request
+        self._invalidations = 0
+        self._listen_after = float("-inf")  # after a failed subscription, when to try again
+        self._cache_lock = threading.Lock()
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock, no subscription (the parent's socket stays the
+        parent's), an empty cache."""
+        self._cache_lock = threading.Lock()
+        self._listeners = self._poll = None
+        self._listen_after = float("-inf")
+        if self._cache is not None:
+            self._cache.clear()
 
     @classmethod
     def from_url(
@@ -419,6 +488,7 @@ class RedisStore:
         connect_timeout: float = 1.0,
         max_connections: int = 50,
         cluster: bool = False,
+        cache: bool = True,
     ) -> RedisStore:
         """A store on the Redis that ``url`` names (``redis://``, ``rediss://`` for TLS, ``unix://``).
 
@@ -427,6 +497,7 @@ class RedisStore:
         :param max_connections: the size of the connection pool (of each node's, on a cluster).
         :param cluster: ``url`` names a node of a Redis Cluster: talk to the whole cluster
             (:class:`redis.RedisCluster`), each session's script on the node of its slot.
+        :param cache: keep a local read cache (see the class).
         :raises StoreUnavailableError: with ``cluster``, if no node answers or the server is not
             a cluster (redis-py reads the slot map when the store is built).
         """
@@ -454,7 +525,7 @@ class RedisStore:
         else:
             pool = redis_module.ConnectionPool.from_url(url, **connection)
             client = redis_module.Redis(connection_pool=pool)
-        return cls(client, prefix=prefix, buckets=buckets, max_sessions=max_sessions, url=url)
+        return cls(client, prefix=prefix, buckets=buckets, max_sessions=max_sessions, url=url, cache=cache)
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -529,6 +600,8 @@ class RedisStore:
                 repr(float(policy.absolute_timeout)),
                 str(policy.error_threshold),
                 repr(float(policy.retention)),
+                repr(float(policy.activity_resolution)),
+                self._channel,
             ]
             packed = ",".join(fields)
             self._packed = {**self._packed, policy: packed}
@@ -550,6 +623,7 @@ class RedisStore:
                 keys += [f"{self._tag(bucket)}:expiry" for bucket in range(self.buckets)]
         data = json.dumps(record.to_dict(), separators=(",", ":"))
         args = [*self._args("create", now, policy), data, cap]
+        self._forget(record.session_id)
         status = _text(self._call(keys, args)[0])
         if status == "exists":
             raise SessionExistsError("a live session with this id exists", session_id=record.session_id)
@@ -566,6 +640,24 @@ class RedisStore:
         policy: Policy,
         error: str | None = None,
     ) -> Outcome | None:
+        seen = -1
+        if self._cache is not None:
+            with self._cache_lock:
+                if self._current():
+                    if event is None or event is _ACTIVITY:
+                        answer = self._cache.answer(session_id, event, now, policy)
+                        if answer is not None:
+                            return answer  # no round trip
+                    seen = self._invalidations
+        outcome = self._update(session_id, event, now, policy, error)
+        if self._cache is not None:
+            self._keep(session_id, None if outcome is None else outcome.record, seen)
+        return outcome
+
+    def _update(
+        self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None
+    ) -> Outcome | None:
+        """The update script: one round trip."""
         args = self._args("update", now, policy, "" if event is None else event.value)
         if error is not None:
             args.append(error)
@@ -589,16 +681,136 @@ class RedisStore:
             refused = _Refused(state, refused_event, session_id=session_id)
         return Outcome(record, changes, refused)
 
+    # -- the read cache --------------------------------------------------------------------------
+
+    def _current(self) -> bool:
+        """Read the invalidations that have arrived; False while there is no subscription (then
+        the cache is empty). Caller holds the cache lock."""
+        if self._listeners is None:
+            return self._listen() and self._drain()
+        poll = self._poll
+        if poll is not None and not poll.poll(0):  # nothing arrived (a drain empties the buffer)
+            return True
+        return self._drain()
+
+    def _drain(self) -> bool:
+        """Apply every invalidation received, from redis-py's buffers and the sockets; False if
+        a subscription is lost (then the cache is empty)."""
+        assert self._listeners is not None and self._cache is not None
+        cache = self._cache
+        try:
+            for listener in self._listeners:
+                while listener.can_read(timeout=0):
+                    message = listener.read_response()
+                    self._invalidations += 1
+                    if isinstance(message, list) and len(message) == 3 and message[0] in _MESSAGES:
+                        cache.drop(_text(message[2]))
+                    else:  # not an invalidation (e.g. a slot moved away: sunsubscribe)
+                        raise ValueError(f"unexpected message on the invalidation channel: {message!r}")
+        except Exception:  # a subscription lost, whatever broke it, may have lost changes
+            self._lose()
+            return False
+        return True
+
+    def _listen(self) -> bool:
+        """Subscribe to the invalidation channels (at most once a second after a failure)."""
+        now = time.monotonic()  # not the sessions' clock: this only paces reconnection attempts
+        if now < self._listen_after:
+            return False
+        listeners: list[redis.connection.AbstractConnection] = []
+        try:
+            for pool, command, channels in self._subscriptions():
+                # RESP2: a message is a plain three-element reply (RESP3 pushes go to redis-py)
+                listener = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+                listeners.append(listener)
+                listener.connect()
+                for channel in channels:  # one at a time: a cluster refuses channels of two slots
+                    listener.send_command(command, channel)
+                    reply = listener.read_response()
+                    if not (isinstance(reply, list) and reply and reply[0] == command.lower().encode()):
+                        raise ValueError(f"unexpected answer to {command}: {reply!r}")
+        except Exception:  # no subscription: no cache, the store answers every call
+            for listener in listeners:
+                with contextlib.suppress(Exception):
+                    listener.disconnect()  # type: ignore[no-untyped-call]
+            self._listen_after = now + 1.0
+            return False
+        poll: Any = None
+        socks: list[Any] = [listener._sock for listener in listeners if listener._sock is not None]
+        # Not on Windows (no poll), nor over TLS (decrypted bytes may wait inside the SSL object,
+        # where poll cannot see them): there every check asks redis-py.
+        if hasattr(select, "poll") and not any(hasattr(sock, "pending") for sock in socks):
+            poll = select.poll()
+            for sock in socks:
+                poll.register(sock.fileno(), select.POLLIN)
+        self._listeners, self._poll = listeners, poll
+        self._invalidations += 1
+        return True
+
+    def _subscriptions(self) -> list[tuple[Any, str, list[str]]]:
+        """What to subscribe to: (a connection pool of the node, the command, the channels)."""
+        if self._pool is not None:
+            return [(self._pool, "SUBSCRIBE", [self._channel])]
+        from redis.crc import key_slot
+
+        by_node: dict[str, tuple[Any, list[str]]] = {}
+        client: Any = self._client
+        for bucket in range(self.buckets):
+            channel = f"{self._tag(bucket)}:changes"
+            node = client.nodes_manager.get_node_from_slot(key_slot(channel.encode()))
+            if node.redis_connection is None:
+                raise ValueError(f"no connection to the node of {channel}")
+            entry = by_node.setdefault(node.name, (node.redis_connection.connection_pool, []))
+            entry[1].append(channel)
+        return [(pool, "SSUBSCRIBE", channels) for pool, channels in by_node.values()]
+
+    def _lose(self) -> None:
+        """A subscription is gone: changes may have been missed, so the cache empties."""
+        listeners, self._listeners, self._poll = self._listeners or [], None, None
+        self._invalidations += 1
+        if self._cache is not None:
+            self._cache.clear()
+        for listener in listeners:
+            with contextlib.suppress(Exception):
+                listener.disconnect()  # type: ignore[no-untyped-call]
+
+    def _keep(self, session_id: str, record: SessionRecord | None, seen: int) -> None:
+        """After a script: keep its record, unless an invalidation arrived since it was sent."""
+        cache = self._cache
+        assert cache is not None
+        with self._cache_lock:
+            fresh = seen >= 0 and self._listeners is not None and self._current()
+            if record is not None and fresh and seen == self._invalidations:
+                cache.put(record)
+            else:
+                cache.drop(session_id)
+
+    def _forget(self, session_id: str | None) -> None:
+        """This store changed a session (None: any number of them): forget the copies."""
+        if self._cache is None:
+            return
+        with self._cache_lock:
+            self._invalidations += 1
+            if session_id is None:
+                self._cache.clear()
+            else:
+                self._cache.drop(session_id)
+
     def get(self, session_id: str) -> SessionRecord | None:
         raw = self._command("GET", self._keys(session_id)[0])
         return None if raw is None else _decode(raw, session_id, self._name)
 
     def delete(self, session_id: str) -> bool:
         args = self._args("delete", 0.0, Policy())
-        return bool(self._call(self._script_keys(session_id), args)[1])
+        self._forget(session_id)
+        try:
+            return bool(self._call(self._script_keys(session_id), args)[1])
+        finally:
+            self._forget(session_id)
 
     def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
         """Expire due sessions bucket by bucket (one script per bucket; cost ~ due sessions)."""
+        self._forget(None)
         expired: list[Change] = []
         for bucket in range(self.buckets):
             if len(expired) >= limit:
@@ -653,6 +865,8 @@ class RedisStore:
 
     def close(self) -> None:
         """Close the connection pool's connections (they reopen if the store is used again)."""
+        with self._cache_lock:
+            self._lose()
         self._client.close()
         if self._pool is not None:
             self._pool.disconnect()
@@ -679,6 +893,12 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"RedisStore({self._name!r}, prefix={self.prefix!r}, max_sessions={self.max_sessions!r})"
+
+    def breakers(self) -> RedisBreakers:
+        """The circuit breaker backend in the same Redis (see :class:`sessionmw.Breaker`)."""
+        from sessionmw.stores.breakers import RedisBreakers
+
+        return RedisBreakers(self._client, self.prefix)
 
 
 def _decode(raw: object, session_id: str, name: str) -> SessionRecord:

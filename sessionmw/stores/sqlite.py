@@ -28,10 +28,12 @@ from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, step
+from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.records import decode_record
-from sessionmw.transitions import Change
+from sessionmw.transitions import Change, writes_nothing
 
 if TYPE_CHECKING:
+    from sessionmw.stores.breakers import SQLiteBreakers
     from sessionmw.stores.counters import SQLiteCounters
 
 __all__ = ["CENSUS_QUERY", "DUE_QUERY", "SCHEMA_VERSION", "SQLiteStore"]
@@ -74,6 +76,12 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _TERMINAL = frozenset(state.value for state in SessionState if state.is_terminal)
 _STATES = {state.value: state for state in SessionState}
 _LIVE_DELTA = "UPDATE sessionmw_meta SET value = value + ? WHERE key = 'live'"
+_DATA_VERSION = "PRAGMA data_version"
+_ACTIVITY = Event.ACTIVITY
+
+
+#: Returned by ``_read_quietly`` when the event needs the write transaction.
+_WRITE = object()
 
 
 def _due(record: SessionRecord, policy: Policy) -> float:
@@ -102,6 +110,13 @@ class SQLiteStore:
     :param synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` (default; in WAL mode a
         crash of the process loses nothing, a power cut may lose the last transactions) or
         ``FULL``.
+    :param cache: keep a local read cache of records (see :mod:`sessionmw.stores.cache`): a look,
+        or activity within the renewal window, is answered from a copy while ``PRAGMA
+        data_version`` shows no commit by another connection since it was read (any such commit
+        empties the cache). False reads the file on every call.
+
+    A look, or activity within the renewal window (:func:`sessionmw.transitions.writes_nothing`),
+    takes no write lock: it reads the row (or the cached copy) and writes nothing.
     """
 
     def __init__(
@@ -111,6 +126,7 @@ class SQLiteStore:
         max_sessions: int | None = None,
         busy_timeout: float = 5.0,
         synchronous: str = "NORMAL",
+        cache: bool = True,
     ) -> None:
         if busy_timeout <= 0:
             raise ConfigurationError(f"busy_timeout={busy_timeout!r} is not valid: must be positive")
@@ -124,12 +140,25 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._forks = _FORKS[0]
+        # The read cache, and the connection's data_version it is known current at (None: the
+        # connection is new, the cache empty). data_version counts other connections' commits.
+        self._cache: RecordCache | None = RecordCache() if cache else None
+        self._version: int | None = None
+        self._pragma: sqlite3.Cursor | None = None
         reset_after_fork(self)
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh lock (another thread may have held the parent's); the
         inherited connection is left alone and a new one opened on next use."""
         self._lock = threading.Lock()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Empty the read cache (a new connection's data_version starts a new count)."""
+        if self._cache is not None:
+            self._cache.clear()
+        self._version = None
+        self._pragma = None
 
     # -- connection --------------------------------------------------------------------------
 
@@ -168,6 +197,7 @@ class SQLiteStore:
         except BaseException:
             conn.close()
             raise
+        self._forget()
         self._conn, self._forks = conn, _FORKS[0]
         return conn
 
@@ -197,6 +227,7 @@ class SQLiteStore:
         )
 
     def _drop_connection(self) -> None:
+        self._forget()
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):
@@ -208,6 +239,7 @@ class SQLiteStore:
         record = record.copy()
 
         def work(conn: sqlite3.Connection) -> None:
+            self._drop_cached(record.session_id)
             row = conn.execute(
                 "SELECT state, data FROM sessionmw_sessions WHERE id = ?", (record.session_id,)
             ).fetchone()
@@ -245,12 +277,18 @@ class SQLiteStore:
         policy: Policy,
         error: str | None = None,
     ) -> Outcome | None:
-        # The hot path, written out: one BEGIN IMMEDIATE transaction, read, step, write.
+        # The hot path, written out: a look or activity within the renewal window reads (the
+        # cache, else the row) and writes nothing; anything else is one BEGIN IMMEDIATE
+        # transaction: read, step, write.
         with self._lock:
             try:
                 conn = self._conn
                 if conn is None or self._forks != _FORKS[0]:
                     conn = self._connection()
+                if event is None or event is _ACTIVITY:
+                    quiet = self._read_quietly(conn, session_id, event, now, policy)
+                    if quiet is not _WRITE:
+                        return quiet  # type: ignore[return-value]
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     row = conn.execute(_SELECT, (session_id,)).fetchone()
@@ -266,13 +304,61 @@ class SQLiteStore:
                         if was_live and record.state in _TERMINAL:
                             conn.execute(_LIVE_DELTA, (-1,))
                         outcome = Outcome(record, changes, refused)
+                    # read inside the transaction: no other connection can commit until ours
+                    version = self._data_version(conn) if self._cache is not None else 0
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
+                if self._cache is not None:
+                    self._note(version, session_id, None if outcome is None else outcome.record)
                 return outcome
             except sqlite3.Error as exc:
                 raise self._unavailable(exc) from exc
+
+    def _read_quietly(
+        self, conn: sqlite3.Connection, session_id: str, event: Event | None, now: float, policy: Policy
+    ) -> Outcome | object | None:
+        """The outcome of a look or an activity that writes nothing, from the cache or the row
+        (None: no such session); :data:`_WRITE` when the event needs the write transaction."""
+        cache = self._cache
+        if cache is not None:
+            version = self._data_version(conn)
+            if version != self._version:  # another connection committed: any copy may be old
+                cache.clear()
+                self._version = version
+            answer = cache.answer(session_id, event, now, policy)
+            if answer is not None:
+                return answer
+        row = conn.execute(_SELECT, (session_id,)).fetchone()  # the last commit, no lock held
+        if row is None:
+            return None
+        record = _decode(row[0], session_id)
+        if not writes_nothing(record, event, now, policy):
+            return _WRITE
+        if cache is not None:
+            cache.put(record)  # a commit between the pragma and the read shows at the next pragma
+        return Outcome(record.copy(), ())
+
+    def _data_version(self, conn: sqlite3.Connection) -> int:
+        """The connection's ``PRAGMA data_version``, through a cursor kept for it (about half the
+        cost of ``conn.execute``)."""
+        cursor = self._pragma
+        if cursor is None or cursor.connection is not conn:
+            cursor = self._pragma = conn.cursor()
+        return int(cursor.execute(_DATA_VERSION).fetchone()[0])
+
+    def _note(self, version: int, session_id: str, record: SessionRecord | None) -> None:
+        """After this connection's write: keep ``record`` (read at ``version``) in the cache."""
+        cache = self._cache
+        assert cache is not None
+        if version != self._version:
+            cache.clear()
+            self._version = version
+        if record is None:
+            cache.drop(session_id)
+        else:
+            cache.put(record)
 
     def get(self, session_id: str) -> SessionRecord | None:
         def work(conn: sqlite3.Connection) -> SessionRecord | None:
@@ -283,6 +369,7 @@ class SQLiteStore:
 
     def delete(self, session_id: str) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
+            self._drop_cached(session_id)
             row = conn.execute(
                 "DELETE FROM sessionmw_sessions WHERE id = ? RETURNING state", (session_id,)
             ).fetchone()
@@ -296,6 +383,8 @@ class SQLiteStore:
 
     def sweep(self, now: float, policy: Policy, limit: int = 1000) -> list[Change]:
         def work(conn: sqlite3.Connection) -> list[Change]:
+            if self._cache is not None:
+                self._cache.clear()  # sweeps are rare; what they change is not worth tracking
             expired: list[Change] = []
             while len(expired) < limit:
                 rows = conn.execute(
@@ -391,6 +480,11 @@ class SQLiteStore:
 
         return SQLiteCounters(str(self.path), timeout=self.busy_timeout)
 
+    def _drop_cached(self, session_id: str) -> None:
+        """This connection is changing a session: forget its copy (under the lock)."""
+        if self._cache is not None:
+            self._cache.drop(session_id)
+
     @staticmethod
     def _live(conn: sqlite3.Connection) -> int:
         row = conn.execute("SELECT value FROM sessionmw_meta WHERE key = 'live'").fetchone()
@@ -398,3 +492,9 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, max_sessions={self.max_sessions!r})"
+
+    def breakers(self) -> SQLiteBreakers:
+        """The circuit breaker backend in the same file (see :class:`sessionmw.Breaker`)."""
+        from sessionmw.stores.breakers import SQLiteBreakers
+
+        return SQLiteBreakers(str(self.path), timeout=self.busy_timeout)

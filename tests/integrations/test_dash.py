@@ -321,9 +321,9 @@ def test_theme_follows_the_app(
 ) -> None:
     """auto: Bootstrap when dash-bootstrap-components is installed and the app loads Bootstrap;
     the served layout's banner is rebuilt for the app's theme."""
-    import sessionmw.integrations.dash as dash_integration
+    import sessionmw.integrations.dash_banner as dash_banner
 
-    monkeypatch.setattr(dash_integration, "_bootstrap_installed", lambda: installed)
+    monkeypatch.setattr(dash_banner, "_bootstrap_installed", lambda: installed)
     app = _app(sessions, stylesheets=stylesheets, theme=theme)
     state = dash_state(app)
     assert state is not None and state.theme == expected

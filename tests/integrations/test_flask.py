@@ -134,10 +134,12 @@ def test_config_keys_are_read(manager: SessionManager) -> None:
         SESSIONMW_EXCLUDE=["/static-ish/"],
         SESSIONMW_SESSION_TIMEOUT_MINUTES=5,
         SESSIONMW_MAX_ERROR_THRESHOLD=2,
+        SESSIONMW_ACTIVITY_RESOLUTION_SECONDS=3,
     )
     state = app.extensions["sessionmw"]
     assert state.manager.policy.timeout == 300
     assert state.manager.policy.error_threshold == 2
+    assert state.manager.policy.activity_resolution == 3
     with app.test_client() as client:
         assert session_cookie(client.get("/"), "sid") is not None
         assert client.get("/session/health").content_type == "application/health+json"

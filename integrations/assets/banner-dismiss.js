@@ -1,0 +1,1 @@
+function (clicks) { return {display: "none"}; }

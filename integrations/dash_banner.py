@@ -1,0 +1,312 @@
+"""The Dash status banner: its layout, its looks (styles, themes), the friendly alert, and the
+browser-side callbacks that poll the session's health and reconnect it.
+
+The banner's JavaScript and its inline styles are package files (``assets/banner-*.js``,
+``assets/banner-styles.json``), read once with :mod:`importlib.resources`.
+:class:`~sessionmw.integrations.dash.SessionMWDash` registers the callbacks
+(:func:`register_banner_callbacks`) and puts the banner in the layout.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import json
+from typing import TYPE_CHECKING, Any, cast
+
+try:
+    import dash
+    from dash import dcc, html
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
+
+if TYPE_CHECKING:
+    from sessionmw.health import HealthReport
+    from sessionmw.translation import UserFacingError
+
+__all__ = [
+    "ALERT_ID",
+    "BANNER_ID",
+    "HEALTH_STORE_ID",
+    "POLL_ID",
+    "RECONNECT_ID",
+    "STATUS_ID",
+    "STYLES",
+    "THEMES",
+    "check_theme",
+    "error_alert",
+    "hide_alert",
+    "register_banner_callbacks",
+    "resolve_theme",
+    "show_alert",
+    "status_banner",
+    "uses_bootstrap_css",
+]
+
+
+def _asset(name: str) -> str:
+    """The text of the package file ``assets/<name>`` (UTF-8)."""
+    return importlib.resources.files("sessionmw.integrations").joinpath("assets", name).read_text("utf-8")
+
+
+#: The id of the status banner (the visible box).
+BANNER_ID = "sessionmw-banner"
+#: The ``dcc.Store`` holding the latest health report the browser received.
+HEALTH_STORE_ID = "sessionmw-health"
+#: The ``dcc.Interval`` that paces the health polls.
+POLL_ID = "sessionmw-poll"
+#: The banner's Reconnect button.
+RECONNECT_ID = "sessionmw-reconnect"
+#: The friendly alert guarded callbacks fill when they fail.
+ALERT_ID = "sessionmw-alert"
+#: The component that holds the banner, the alert, the poll and their stores.
+STATUS_ID = "sessionmw-status"
+_CONFIG_ID = "sessionmw-config"
+_ALERT_BODY_ID = "sessionmw-alert-body"
+_ALERT_CLOSE_ID = "sessionmw-alert-close"
+_PARTS = ("icon", "title", "message", "steps", "context")
+
+# -- look -------------------------------------------------------------------------------------
+
+#: Inline styles (plain CSS, no framework needed), by part and by health status; edit them to
+#: restyle the plain theme, or override them with the ``sessionmw-*`` classes. Read from the
+#: package file ``assets/banner-styles.json``.
+STYLES: dict[str, dict[str, str]] = cast(dict[str, dict[str, str]], json.loads(_asset("banner-styles.json")))
+_HIDDEN = {"display": "none"}
+
+#: The banner's looks: ``plain`` (the inline :data:`STYLES`), ``bootstrap`` (Bootstrap's
+#: ``alert`` and ``btn`` classes, with dash-bootstrap-components' button when it is installed),
+#: and ``auto``: ``bootstrap`` when dash-bootstrap-components is installed and the app loads a
+#: Bootstrap stylesheet, else ``plain``.
+THEMES = ("auto", "plain", "bootstrap")
+#: Bootstrap's alert colour for each health status the banner shows.
+_BOOTSTRAP_COLORS = {
+    "idle": "info",
+    "error": "warning",
+    "disconnected": "danger",
+    "expired": "secondary",
+    "not_found": "secondary",
+}
+
+
+def check_theme(theme: str) -> str:
+    """``theme`` if it is one of :data:`THEMES`.
+
+    :raises ValueError: naming the themes.
+    """
+    if theme not in THEMES:
+        raise ValueError(f"theme must be one of {', '.join(map(repr, THEMES))}, not {theme!r}")
+    return theme
+
+
+def _bootstrap_installed() -> bool:
+    return importlib.util.find_spec("dash_bootstrap_components") is not None
+
+
+def uses_bootstrap_css(app: dash.Dash) -> bool:
+    """True when one of ``app``'s external stylesheets is Bootstrap (or a Bootswatch theme).
+
+    ``dash_bootstrap_components.themes`` are such stylesheets; so is any URL naming bootstrap.
+    """
+    for sheet in app.config.external_stylesheets or ():
+        href = sheet.get("href", "") if isinstance(sheet, dict) else str(sheet)
+        if "bootstrap" in href.lower() or "bootswatch" in href.lower():
+            return True
+    return False
+
+
+def resolve_theme(app: dash.Dash, theme: str) -> str:
+    """``plain`` or ``bootstrap`` for ``app`` (see :data:`THEMES`)."""
+    if theme == "auto":
+        theme = "bootstrap" if _bootstrap_installed() and uses_bootstrap_css(app) else "plain"
+    if theme == "bootstrap" and _bootstrap_installed():
+        # Imported now, so that Dash serves its scripts with the app's first page (the banner's
+        # dash-bootstrap-components button only appears when the layout is served).
+        import dash_bootstrap_components  # noqa: F401
+    return theme
+
+
+# -- layout -----------------------------------------------------------------------------------
+
+
+def status_banner(
+    *, interval_seconds: float | None = None, prefix: str | None = None, theme: str | None = None
+) -> html.Div:
+    """The session status banner and the guarded-callback alert, as one layout component.
+
+    Hidden while the session is healthy; for idle, error, disconnected, expired and not_found it
+    shows the health report's icon, message and recovery steps (and Reconnect when disconnected).
+    Left at None, ``interval_seconds`` (``HEALTH_CHECK_INTERVAL_SECONDS``), ``prefix`` (the
+    endpoints' path) and ``theme`` (see :data:`THEMES`; ``plain`` or ``bootstrap``) are filled in
+    by :class:`SessionMWDash` from the app's settings.
+
+    :raises ValueError: if ``interval_seconds`` is not positive, or ``theme`` is unknown.
+    """
+    if interval_seconds is not None and not interval_seconds > 0:
+        raise ValueError(f"interval_seconds must be a positive number of seconds, not {interval_seconds!r}")
+    if theme is not None and check_theme(theme) == "auto":
+        theme = None
+    seconds = 30.0 if interval_seconds is None else float(interval_seconds)
+    look = theme or "plain"
+    config = {
+        "prefix": prefix or "/_sessionmw/",
+        "styles": STYLES,
+        "fixed": interval_seconds is not None,
+        "theme": look,
+        "theme_fixed": theme is not None,
+    }
+    bootstrap = look == "bootstrap"
+    banner = html.Div(
+        id=BANNER_ID,
+        className="sessionmw-banner",
+        role="status",
+        style=_HIDDEN,
+        children=[
+            html.Span(id=f"{BANNER_ID}-icon", className="sessionmw-icon", style={"marginRight": "8px"}),
+            html.Strong(id=f"{BANNER_ID}-title", className="sessionmw-title"),
+            html.Span(" — "),
+            html.Span(id=f"{BANNER_ID}-message", className="sessionmw-message"),
+            html.Ol(id=f"{BANNER_ID}-steps", className="sessionmw-steps", style={"margin": "8px 0"}),
+            html.P(id=f"{BANNER_ID}-context", className="sessionmw-context", style={"margin": "4px 0"}),
+            _reconnect_button(bootstrap),
+        ],
+    )
+    if bootstrap:
+        close = html.Button(
+            id=_ALERT_CLOSE_ID,
+            title="Dismiss",
+            className="btn-close",
+            style={"position": "absolute", "top": "12px", "right": "12px"},
+        )
+    else:
+        close = html.Button("×", id=_ALERT_CLOSE_ID, title="Dismiss", style=STYLES["close"])
+    alert = html.Div(
+        id=ALERT_ID,
+        className="sessionmw-alert alert alert-danger" if bootstrap else "sessionmw-alert",
+        role="alert",
+        style=_HIDDEN,
+        children=[close, html.Div(id=_ALERT_BODY_ID)],
+    )
+    return html.Div(
+        id=STATUS_ID,
+        children=[
+            dcc.Interval(id=POLL_ID, interval=int(seconds * 1000)),
+            dcc.Store(id=HEALTH_STORE_ID),
+            dcc.Store(id=_CONFIG_ID, data=config),
+            banner,
+            alert,
+        ],
+    )
+
+
+def _reconnect_button(bootstrap: bool) -> Any:
+    """The banner's Reconnect button: dash-bootstrap-components' when themed and installed."""
+    if bootstrap and _bootstrap_installed():
+        import dash_bootstrap_components as dbc
+
+        return dbc.Button(
+            "Reconnect",
+            id=RECONNECT_ID,
+            color="danger",
+            size="sm",
+            className="sessionmw-reconnect",
+            style=_HIDDEN,
+        )
+    if bootstrap:
+        return html.Button(
+            "Reconnect", id=RECONNECT_ID, className="sessionmw-reconnect btn btn-danger btn-sm", style=_HIDDEN
+        )
+    return html.Button("Reconnect", id=RECONNECT_ID, className="sessionmw-reconnect", style=_HIDDEN)
+
+
+def error_alert(err: UserFacingError) -> list[Any]:
+    """The children of the friendly alert for ``err``: title, message, numbered steps, context.
+
+    The exception's own text appears only when ``err`` was built in debug mode.
+    """
+    children: list[Any] = [
+        html.Strong(err.title, className="sessionmw-alert-title"),
+        html.P(err.message, className="sessionmw-alert-message", style={"margin": "4px 0"}),
+    ]
+    if err.recovery:
+        children.append(html.Ol([html.Li(step) for step in err.recovery], className="sessionmw-alert-steps"))
+    if err.context:
+        children.append(html.P(err.context, className="sessionmw-alert-context", style={"margin": "4px 0"}))
+    if err.detail:
+        children.append(
+            html.Pre(err.detail, className="sessionmw-alert-detail", style={"whiteSpace": "pre-wrap"})
+        )
+    return children
+
+
+def show_alert(err: UserFacingError, report: HealthReport | None, *, bootstrap: bool = False) -> None:
+    """From a Dash callback: fill the page's friendly alert with ``err`` and give the banner ``report``.
+
+    :param bootstrap: the alert takes Bootstrap's classes (the ``bootstrap`` theme) instead of
+        the inline :data:`STYLES`.
+    """
+    dash.set_props(_ALERT_BODY_ID, {"children": error_alert(err)})
+    if bootstrap:  # class and style together, so the alert never ends up with neither look
+        dash.set_props(
+            ALERT_ID, {"style": {"position": "relative"}, "className": "sessionmw-alert alert alert-danger"}
+        )
+    else:
+        dash.set_props(ALERT_ID, {"style": STYLES["alert"], "className": "sessionmw-alert"})
+    if report is not None:
+        data = dict(report)
+        if report.status == "expired":
+            data["sticky"] = True  # stays on screen until the page is refreshed
+        dash.set_props(HEALTH_STORE_ID, {"data": data})
+
+
+def hide_alert() -> None:
+    """From a Dash callback: hide the page's friendly alert."""
+    dash.set_props(ALERT_ID, {"style": _HIDDEN})
+
+
+# -- clientside -------------------------------------------------------------------------------
+
+_POLL = _asset("banner-poll.js").replace(
+    "__HOOK__", _asset("banner-fetch-hook.js").replace("__STORE__", HEALTH_STORE_ID)
+)
+_RECONNECT = _asset("banner-reconnect.js")
+_RENDER = _asset("banner-render.js").replace("__COLORS__", json.dumps(_BOOTSTRAP_COLORS))
+_DISMISS = _asset("banner-dismiss.js")
+
+
+def register_banner_callbacks(app: dash.Dash) -> None:
+    """Register the banner's browser-side callbacks on ``app``: the health poll, Reconnect, the
+    rendering of the report, and the alert's close button."""
+    from dash import Input, Output, State
+
+    part_outputs = [Output(f"{BANNER_ID}-{part}", "children") for part in _PARTS]
+    register: Any = app.clientside_callback  # untyped in Dash
+    register(
+        _POLL,
+        Output(HEALTH_STORE_ID, "data"),
+        Input(POLL_ID, "n_intervals"),
+        State(HEALTH_STORE_ID, "data"),
+        State(_CONFIG_ID, "data"),
+    )
+    register(
+        _RECONNECT,
+        Output(HEALTH_STORE_ID, "data", allow_duplicate=True),
+        Input(RECONNECT_ID, "n_clicks"),
+        State(_CONFIG_ID, "data"),
+        prevent_initial_call=True,
+    )
+    register(
+        _RENDER,
+        Output(BANNER_ID, "style"),
+        Output(BANNER_ID, "className"),
+        *part_outputs,
+        Output(RECONNECT_ID, "style"),
+        Input(HEALTH_STORE_ID, "data"),
+        State(_CONFIG_ID, "data"),
+    )
+    register(
+        _DISMISS,
+        Output(ALERT_ID, "style", allow_duplicate=True),
+        Input(_ALERT_CLOSE_ID, "n_clicks"),
+        prevent_initial_call=True,
+    )

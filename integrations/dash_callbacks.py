@@ -1,0 +1,278 @@
+"""Guarded Dash callbacks: a failure becomes a friendly alert and is recorded on the session.
+
+:func:`guarded_callback` guards one callback; :func:`guard_all_callbacks` guards every callback
+of an app through Dash's app-level ``on_error``; :func:`handle_callback_error` is the handler
+both use. A callback whose session may not work (the core's rule) does not run: the alert says
+why.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar, cast, overload
+
+try:
+    import dash
+    from flask import current_app, has_request_context, request
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
+
+from sessionmw import signals
+from sessionmw.context import current_manager, current_session_id
+from sessionmw.health import HealthReport
+from sessionmw.integrations.dash_apps import request_dash_app
+from sessionmw.integrations.dash_banner import hide_alert, show_alert
+from sessionmw.integrations.flask import EXTENSION_KEY, SessionMWState
+from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
+from sessionmw.manager import SessionManager
+from sessionmw.translation import UserFacingError, translate
+
+__all__ = ["guard_all_callbacks", "guarded_callback", "handle_callback_error"]
+
+_log = logging.getLogger("sessionmw.dash")
+
+_RECORDED = "sessionmw.dash.recorded"  # environ key: an error was recorded on the request's session
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _gate_session() -> tuple[SessionMWState | None, RequestSession | None]:
+    """The Flask extension's state and the request's session, when inside a request."""
+    if not has_request_context():
+        return None, None
+    state = current_app.extensions.get(EXTENSION_KEY)
+    session = request.environ.get(ENVIRON_SESSION)
+    return (
+        state if isinstance(state, SessionMWState) else None,
+        session if isinstance(session, RequestSession) else None,
+    )
+
+
+def _show(err: UserFacingError, report: HealthReport | None) -> None:
+    """Fill the alert (and the banner's report) of the page that made the request, in its app's theme."""
+    state, _app = request_dash_app()
+    show_alert(err, report, bootstrap=state is not None and state.theme == "bootstrap")
+
+
+def _health_now(manager: SessionManager | None, session_id: str | None) -> HealthReport | None:
+    if manager is None or session_id is None:
+        return None
+    try:
+        return manager.check_health(session_id)
+    except Exception:
+        _log.exception("could not check the session's health")
+        return None
+
+
+def _refusal() -> tuple[UserFacingError, HealthReport | None] | None:
+    """Why the current request's session may not run a callback now, and the report the banner
+    shows; None when it may.
+
+    The core decides (:meth:`~sessionmw.SessionManager.touch_or_report`): the gate did for the
+    request (its :attr:`~sessionmw.integrations.gate.RequestSession.refusal`); in a session scope
+    without the gate, the callback is admitted here, as ``@guarded`` admits a call.
+    """
+    _, session = _gate_session()
+    if session is not None:
+        refusal = session.refusal
+        return None if refusal is None else (UserFacingError.from_health(refusal), refusal)
+    manager, session_id = current_manager(), current_session_id()
+    if manager is None or session_id is None:
+        return None
+    try:
+        _record, refusal = manager.touch_or_report(session_id)
+    except Exception:
+        _log.exception("could not check the session's health")
+        return None
+    return None if refusal is None else (UserFacingError.from_health(refusal), None)
+
+
+def handle_callback_error(exc: Exception) -> None:
+    """Record ``exc`` on the current session and show the user a friendly alert instead of it.
+
+    Usable as Dash's ``on_error`` handler (the callback's outputs are then left unchanged). An
+    error that ``@guarded`` code inside the callback already recorded is not recorded twice.
+    """
+    state, session = _gate_session()
+    manager = state.manager if state is not None else current_manager()
+    session_id = session.id if session is not None else current_session_id()
+    recorded = session is not None and _RECORDED in request.environ
+    if state is not None and not recorded:
+        err = state.gate.fail(session, exc)  # logs, records on the session, translates
+    else:
+        _log.error("callback failed", exc_info=exc)
+        if not recorded and manager is not None and session_id is not None:
+            try:
+                manager.record_error(session_id, exc)
+            except Exception:
+                _log.exception("could not record the error on the session")
+        if session is not None:
+            session.failed = True  # the response must not count as a success
+        debug = manager.settings.debug if manager is not None else False
+        err = translate(exc, debug=debug)
+    _show(err, _health_now(manager, session_id))
+
+
+def _note_recorded_error(sender: Any, session_id: str | None = None, **_: Any) -> None:
+    """``signals.error_recorded``: mark the request whose session got an error (e.g. from ``@guarded``
+    code in a callback), so that its callback's failure is not recorded a second time."""
+    if session_id is None or not has_request_context():
+        return
+    environ = request.environ
+    session = environ.get(ENVIRON_SESSION)
+    if isinstance(session, RequestSession) and session.id == session_id:
+        environ[_RECORDED] = True
+
+
+# Connected once, for every app (and for handle_callback_error used as a plain on_error handler).
+signals.error_recorded.connect(_note_recorded_error)
+
+
+@overload
+def guarded_callback(func: F, /) -> F: ...
+
+
+@overload
+def guarded_callback(
+    *args: Any,
+    app: dash.Dash | None = None,
+    retry: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+    clears_alert: bool = True,
+    on_error: Callable[[Exception], Any] | None = None,
+    **kwargs: Any,
+) -> Callable[[F], F]: ...
+
+
+def guarded_callback(
+    *args: Any,
+    app: dash.Dash | None = None,
+    retry: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+    clears_alert: bool = True,
+    on_error: Callable[[Exception], Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A Dash callback that fails gracefully: bare beneath ``@app.callback(...)``, or registering it.
+
+    Two forms. Bare (or with only the options below), beneath an existing ``@app.callback(...)``
+    or ``@dash.callback(...)`` line, it guards the function and registers nothing. Given the
+    callback's arguments (those of ``dash.callback``), it registers the callback: on ``app`` when
+    given, else with ``dash.callback`` (every app picks it up).
+
+    - It does not run when the session is expired or disconnected: the alert says why.
+    - An exception is recorded on the session and shown as a friendly alert; outputs keep
+      their values. ``PreventUpdate`` passes through. The guard is the callback's error handler,
+      so, as with Dash's per-callback ``on_error``, the app-level ``on_error`` does not run.
+    - ``on_error``: your own handler, called after the alert with the exception; what it returns
+      becomes the callback's outputs, as with Dash's ``on_error`` (None: outputs unchanged).
+    - In debug mode (Dash's dev tools UI on) an exception no handler of yours takes is recorded
+      and raised again, so the dev tools show it with its traceback.
+    - ``retry``: opt-in, a :class:`~sessionmw.retry.RetryStrategy` (or any decorator) applied to
+      the whole callback. A callback is a POST and may have side effects, so none by default;
+      prefer ``@guarded(retry=...)`` on the backend calls that only read.
+    - ``clears_alert``: hide a previous alert when this callback succeeds.
+
+    :raises ValueError: if ``app`` is given without the callback's arguments (nothing to register).
+    """
+    if len(args) == 1 and not kwargs and _is_callback_function(args[0]):
+        if app is not None:
+            raise ValueError("guarded_callback(app=...) registers a callback: give its Output and Input too")
+        return _guard(args[0], retry=retry, clears_alert=clears_alert, on_error=on_error)
+    registers = bool(args or kwargs)
+    if app is not None and not registers:
+        raise ValueError("guarded_callback(app=...) registers a callback: give its Output and Input too")
+
+    def decorate(func: F) -> F:
+        wrapper = _guard(func, retry=retry, clears_alert=clears_alert, on_error=on_error)
+        if registers:
+            register = app.callback if app is not None else dash.callback
+            register(*args, **kwargs)(wrapper)
+        return wrapper
+
+    return decorate
+
+
+def _is_callback_function(candidate: Any) -> bool:
+    """True for the function of a bare ``@guarded_callback`` (not a Dash dependency or a list of them)."""
+    return callable(candidate) and not isinstance(candidate, dash.dependencies.DashDependency)
+
+
+def _guard(
+    func: F,
+    *,
+    retry: Callable[[Callable[..., Any]], Callable[..., Any]] | None,
+    clears_alert: bool,
+    on_error: Callable[[Exception], Any] | None,
+) -> F:
+    """``func`` with the session check, the friendly alert and ``on_error`` chained after it."""
+    target: Callable[..., Any] = retry(func) if retry is not None else func
+
+    @functools.wraps(func)
+    def wrapper(*call_args: Any, **call_kwargs: Any) -> Any:
+        refused = _refusal()
+        if refused is not None:
+            _show(*refused)
+            return _unchanged()
+        try:
+            result = target(*call_args, **call_kwargs)
+        except dash.exceptions.PreventUpdate:
+            raise
+        except Exception as exc:
+            handle_callback_error(exc)
+            if on_error is not None:
+                value = on_error(exc)
+                return _unchanged() if value is None else value
+            if _devtools_on(request_dash_app()[1]):
+                raise  # debug mode: Dash's dev tools show the exception and its traceback
+            return _unchanged()
+        if clears_alert:
+            hide_alert()
+        return result
+
+    return cast(F, wrapper)
+
+
+def _unchanged() -> Any:
+    """What a callback returns to leave its outputs alone: ``no_update``, or None without outputs."""
+    context = dash.callback_context
+    try:
+        if context.using_outputs_grouping:
+            return dash.no_update
+        return dash.no_update if context.outputs_list else None
+    except dash.exceptions.MissingCallbackContextException:  # called outside a Dash request
+        return dash.no_update
+
+
+def _devtools_on(app: dash.Dash | None) -> bool:
+    """True when ``app`` shows callback errors in Dash's dev tools (``debug=True``, ``dev_tools_ui``)."""
+    tools = getattr(app, "_dev_tools", None)
+    return bool(tools is not None and tools.get("ui"))
+
+
+def guard_all_callbacks(app: dash.Dash) -> None:
+    """Guard every callback of ``app`` through Dash's app-level ``on_error``: the friendly alert
+    first (see :func:`handle_callback_error`), then the app's own ``on_error``, if any."""
+    app._on_error = _chain_on_error(app, app._on_error)
+
+
+def _chain_on_error(
+    app: dash.Dash, previous: Callable[[Exception], Any] | None
+) -> Callable[[Exception], Any]:
+    """Dash's app-level ``on_error``: our alert first, then the app's own handler, if any.
+
+    In debug mode (dev tools UI on), an exception the app has no handler for is raised again,
+    so that the dev tools count and show it as they would without sessionmw.
+    """
+    app_ref = weakref.ref(app)
+
+    def on_error(exc: Exception) -> Any:
+        handle_callback_error(exc)
+        if previous is not None:
+            return previous(exc)
+        if _devtools_on(app_ref()):
+            raise exc
+        return None
+
+    return on_error

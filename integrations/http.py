@@ -1,0 +1,291 @@
+"""HTTP helpers the adapters share: responses, content negotiation, health JSON, local paths, pages.
+
+Nothing here knows about sessions beyond their reports: :class:`PlainResponse` is a status line,
+headers and a body before an adapter hands them to its framework; :func:`wants_json` reads
+``Accept``; :func:`health_json` and :func:`banner_html` render a
+:class:`~sessionmw.HealthReport`; :func:`user_error_response` renders a
+:class:`~sessionmw.UserFacingError` as JSON or an HTML page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote
+
+from sessionmw.health import HealthReport
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+    from sessionmw.translation import UserFacingError
+
+__all__ = [
+    "PlainResponse",
+    "banner_html",
+    "health_json",
+    "health_report_response",
+    "html_page",
+    "json_response",
+    "next_path",
+    "page_path",
+    "private_cache_control",
+    "status_line",
+    "user_error_response",
+    "wants_json",
+]
+
+_JSON_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+_HEALTH_HEADERS = [("Content-Type", "application/health+json"), ("Cache-Control", "no-store")]
+
+
+class PlainResponse:
+    """A status line, headers and a body, before they become a framework response."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def status_code(self) -> int:
+        """The numeric status."""
+        return int(self.status[:3])
+
+    def send(
+        self, start_response: StartResponse, extra: list[tuple[str, str]] | None = None, exc_info: Any = None
+    ) -> list[bytes]:
+        """Start the WSGI response and return its body."""
+        headers = [*self.headers, *(extra or ()), ("Content-Length", str(len(self.body)))]
+        if exc_info is None:
+            start_response(self.status, headers)
+        else:
+            start_response(self.status, headers, exc_info)
+        return [self.body]
+
+
+def private_cache_control(value: str) -> str:
+    """``value`` made safe for a response that sets a cookie: never stored by shared caches."""
+    directives = [part.strip() for part in value.split(",") if part.strip()]
+    lowered = [part.lower() for part in directives]
+    if "no-store" in lowered or "private" in lowered:
+        return value
+    kept = [
+        part for part in directives if part.lower() != "public" and not part.lower().startswith("s-maxage")
+    ]
+    return ", ".join([*kept, "private"])
+
+
+def wants_json(environ: WSGIEnvironment, via_header: bool = False) -> bool:
+    """True when the client prefers JSON to HTML (``Accept``); on a tie, API clients get JSON."""
+    accept = environ.get("HTTP_ACCEPT", "")
+    if not accept:
+        return via_header
+    json_q = html_q = app_any = text_any = star = -1.0
+    for item in accept.split(","):
+        media, _, params = item.partition(";")
+        media = media.strip().lower()
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+                if not 0.0 <= quality <= 1.0 or math.isnan(quality):
+                    quality = 0.0
+        if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+            json_q = max(json_q, quality)
+        elif media in ("text/html", "application/xhtml+xml"):
+            html_q = max(html_q, quality)
+        elif media == "application/*":
+            app_any = max(app_any, quality)
+        elif media == "text/*":
+            text_any = max(text_any, quality)
+        elif media == "*/*":
+            star = max(star, quality)
+    for_json = json_q if json_q >= 0 else app_any if app_any >= 0 else star
+    for_html = html_q if html_q >= 0 else text_any if text_any >= 0 else star
+    if for_json == for_html:
+        return via_header
+    return for_json > for_html
+
+
+#: HTTP status of an error about the session itself, by its health code.
+_HTTP_STATUS = {"expired": 401, "not_found": 401, "disconnected": 503}
+
+_HEALTH_STATUS = {"healthy": "pass", "idle": "pass", "error": "warn", "degraded": "warn"}
+
+
+def _health_status(report: HealthReport) -> str:
+    status = _HEALTH_STATUS.get(report.status, "fail")
+    if status == "pass" and not report.healthy:
+        status = "warn"
+    return status
+
+
+def health_json(report: HealthReport) -> dict[str, Any]:
+    """``report`` in the ``application/health+json`` shape; the full report is under ``session``.
+
+    ``status`` is ``pass`` (healthy, idle), ``warn`` (errors, a failing custom check) or ``fail``
+    (disconnected, expired, not found); each custom check is listed under ``checks``.
+    """
+    session = {key: value for key, value in report.items() if key != "session_id"}
+    checks = {
+        check["name"]: [
+            {
+                "status": check.get("status") or ("pass" if check["healthy"] else "fail"),
+                "output": check["message"],
+            }
+        ]
+        for check in report.checks
+    }
+    return {
+        "status": _health_status(report),
+        "description": report.message,
+        "notes": report.recovery,
+        "output": report.context,
+        "checks": checks,
+        "session": session,
+    }
+
+
+def health_report_response(report: HealthReport) -> PlainResponse:
+    """``report`` as an ``application/health+json`` response: 200, or 503 when its status is ``fail``."""
+    status = 200 if _health_status(report) != "fail" else 503
+    return PlainResponse(status_line(status), list(_HEALTH_HEADERS), json.dumps(health_json(report)).encode())
+
+
+def json_response(status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> PlainResponse:
+    """``data`` as a JSON response that no cache stores, with ``headers`` added."""
+    return PlainResponse(status_line(status), [*_JSON_HEADERS, *headers], json.dumps(data).encode())
+
+
+def user_error_response(
+    err: UserFacingError, *, as_json: bool, reconnect: str | None = None
+) -> PlainResponse:
+    """``err`` as JSON (with the ``reconnect`` URL, if given) or as an HTML page.
+
+    The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
+    disconnected session or a transient error, else 500.
+    """
+    from sessionmw.translation import DEFAULT_RETRY_AFTER, format_error
+
+    status = _HTTP_STATUS.get(err.status or "", 503 if err.transient else 500)
+    headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
+    if err.transient:
+        retry_after = err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER
+        headers.append(("Retry-After", str(max(1, math.ceil(retry_after)))))
+    if as_json:
+        data = format_error(err, "dict")
+        if reconnect is not None:
+            data["reconnect"] = reconnect
+        headers.append(("Content-Type", "application/json"))
+        body = json.dumps(data).encode()
+    else:
+        headers.append(("Content-Type", "text/html; charset=utf-8"))
+        body = html_page(html.escape(err.title), format_error(err, "html"))
+    return PlainResponse(status_line(status), headers, body)
+
+
+def next_path(environ: WSGIEnvironment) -> str:
+    """Where a form POST to ``reconnect`` goes back to: its ``next`` field if a local path, else ``/``."""
+    try:
+        length = min(int(environ.get("CONTENT_LENGTH") or 0), 4096)
+    except ValueError:
+        length = 0
+    data = environ["wsgi.input"].read(length) if length > 0 else b""
+    form = parse_qs(data.decode("utf-8", "replace"))  # a browser posts it encoded; curl may not
+    return _local_path(form.get("next", ["/"])[0])
+
+
+#: What a ``Location`` path may hold as it is: RFC 3986's unreserved and reserved characters, and ``%``.
+_LOCATION_SAFE = "/?#[]@!$&'()*+,;=:~%-._"
+
+
+def _local_path(target: str) -> str:
+    r"""``target`` if it is a path on this origin, percent-encoded to printable ASCII; else ``/``.
+
+    Refused: anything not starting with one ``/`` (scheme-relative ``//host`` and absolute URLs),
+    and any control character, whitespace or backslash, since browsers drop tabs and line breaks
+    and read ``\`` as ``/`` (WHATWG URL parsing), which can turn ``/\t/host`` into ``//host``.
+    """
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(not char.isprintable() or char.isspace() for char in target)
+    ):
+        return "/"
+    return quote(target, safe=_LOCATION_SAFE)
+
+
+_REASONS = {
+    200: "OK",
+    303: "See Other",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def status_line(status: int) -> str:
+    """The WSGI status line of ``status``, e.g. ``"503 Service Unavailable"``."""
+    return f"{status} {_REASONS.get(status, 'Error')}"
+
+
+def html_page(title: str, content: str) -> bytes:
+    """A complete HTML page in UTF-8; ``title`` and ``content`` go in as they are (escape them first)."""
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title></head>\n<body>\n{content}\n</body></html>\n"
+    ).encode()
+
+
+def banner_html(report: HealthReport | None, *, prefix: str = "/_sessionmw/", next_path: str = "/") -> str:
+    """The status banner for ``report`` as escaped HTML; empty for a healthy session or None.
+
+    A disconnected session's banner has a Reconnect button (a form POST to ``<prefix>reconnect``)
+    that comes back to ``next_path`` (percent-encoded here; a path that is not local comes back to ``/``).
+    """
+    if report is None or report.healthy:
+        return ""
+    steps = "".join(f"<li>{html.escape(step)}</li>" for step in report.recovery)
+    parts = [
+        f'<div class="sessionmw-banner sessionmw-{html.escape(report.status)}" role="status">',
+        f"<strong>{html.escape(report.title)}</strong> <span>{html.escape(report.message)}</span>",
+        f"<ol>{steps}</ol>" if steps else "",
+    ]
+    if report.context:
+        parts.append(f"<p>{html.escape(report.context)}</p>")
+    if report.status == "disconnected":
+        parts.append(
+            f'<form method="post" action="{html.escape(prefix)}reconnect">'
+            f'<input type="hidden" name="next" value="{html.escape(quote(next_path, safe=_LOCATION_SAFE))}">'
+            '<button type="submit">Reconnect</button></form>'
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def page_path(environ: WSGIEnvironment) -> str:
+    """The request's path from the root (``SCRIPT_NAME`` and ``PATH_INFO``), percent-encoded from
+    its bytes (PEP 3333 hands them over as latin-1)."""
+    path: str = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "") or "/"
+    try:
+        return quote(path.encode("latin-1"), safe="/")
+    except UnicodeEncodeError:  # a server that decoded the path itself
+        return quote(path, safe="/", errors="backslashreplace")

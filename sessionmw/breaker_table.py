@@ -1,0 +1,312 @@
+"""The circuit breaker's vocabulary and transition table: the one place where its next state is decided.
+
+:data:`BREAKER_TRANSITIONS` maps ``(state, event)`` to the next state; a pair that is not in the
+table leaves the state as it is (the outcome is only counted). :func:`step` decides which event an
+operation is, applies it to a :class:`BreakerRecord` in place and is called by the breaker
+backends inside one atomic store operation (a lock, a ``BEGIN IMMEDIATE`` transaction); the Redis
+backend's Lua script carries the same table, generated from this one by :func:`lua_table`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final, NamedTuple
+
+__all__ = [
+    "BREAKER_TRANSITIONS",
+    "BreakerConfig",
+    "BreakerEvent",
+    "BreakerOp",
+    "BreakerRecord",
+    "BreakerState",
+    "StepResult",
+    "is_dependency_failure",
+    "lua_table",
+    "mermaid",
+    "step",
+]
+
+
+class BreakerState(enum.StrEnum):
+    """Where a circuit breaker is. FORCED_OPEN and DISABLED are set only by an operator."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    FORCED_OPEN = "forced_open"
+    DISABLED = "disabled"
+
+
+class BreakerEvent(enum.StrEnum):
+    """What happened to a breaker; the table maps (state, event) to the next state."""
+
+    #: A call succeeded.
+    SUCCESS = "success"
+    #: A call failed and the trip policy is not met.
+    FAILURE = "failure"
+    #: A call failed and the trip policy is met (consecutive failures or failure rate).
+    TRIP = "trip"
+    #: A call was asked for after ``open_for`` passed: it is admitted as a probe.
+    PROBE = "probe"
+    #: A probe succeeded.
+    PROBE_SUCCESS = "probe_success"
+    #: A probe failed.
+    PROBE_FAILURE = "probe_failure"
+    #: An operator forced the breaker open.
+    FORCE_OPEN = "force_open"
+    #: An operator closed the breaker (its counts start again).
+    FORCE_CLOSE = "force_close"
+    #: An operator disabled the breaker: every call goes through, nothing trips it.
+    DISABLE = "disable"
+
+
+class BreakerOp(enum.StrEnum):
+    """An operation a backend applies atomically (:func:`step` turns it into an event)."""
+
+    READ = "read"
+    ADMIT = "admit"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    PROBE_SUCCESS = "probe_success"
+    PROBE_FAILURE = "probe_failure"
+    FORCE_OPEN = "force_open"
+    FORCE_CLOSE = "force_close"
+    DISABLE = "disable"
+
+
+_C, _O, _H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+_F, _D = BreakerState.FORCED_OPEN, BreakerState.DISABLED
+_E = BreakerEvent
+
+_TABLE: Final[dict[tuple[BreakerState, BreakerEvent], BreakerState]] = {
+    (_C, _E.SUCCESS): _C,
+    (_C, _E.FAILURE): _C,
+    (_C, _E.TRIP): _O,
+    (_O, _E.PROBE): _H,
+    (_H, _E.PROBE): _H,
+    (_H, _E.PROBE_SUCCESS): _C,
+    (_H, _E.PROBE_FAILURE): _O,
+    **{(state, _E.FORCE_OPEN): _F for state in BreakerState},
+    **{(state, _E.FORCE_CLOSE): _C for state in BreakerState},
+    **{(state, _E.DISABLE): _D for state in BreakerState},
+}
+
+#: ``(state, event) -> next state``. A pair not in the table changes nothing but the counts (a
+#: late outcome of a call admitted before the breaker opened, a failure while disabled, ...).
+BREAKER_TRANSITIONS: Final[Mapping[tuple[BreakerState, BreakerEvent], BreakerState]] = MappingProxyType(
+    _TABLE
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """A breaker's trip policy, as the backends need it (every process on a store must agree)."""
+
+    failure_threshold: int = 5
+    failure_rate: float | None = None
+    window: int = 20
+    min_calls: int = 10
+    open_for: float = 30.0
+    half_open_calls: int = 1
+
+
+@dataclasses.dataclass(slots=True)
+class BreakerRecord:
+    """A breaker's shared state and counts, as a store keeps them."""
+
+    name: str
+    state: BreakerState = _C
+    #: Consecutive failures while closed.
+    failures: int = 0
+    #: The outcomes of the last calls while closed, oldest first: ``"1"`` a failure, ``"0"`` a success.
+    window: str = ""
+    #: When an OPEN breaker admits its first probe (store clock, seconds).
+    open_until: float = 0.0
+    #: Probes admitted in the current HALF_OPEN period.
+    probes: int = 0
+    #: When the last probe was admitted (a probe that never reports is replaced after ``open_for``).
+    probe_at: float = 0.0
+    #: How often the breaker entered OPEN or FORCED_OPEN, ever.
+    opens: int = 0
+    #: Calls by outcome, ever (successful, failed, rejected).
+    successful: int = 0
+    failed: int = 0
+    rejected: int = 0
+    #: When the state last changed.
+    changed_at: float = 0.0
+
+    def copy(self) -> BreakerRecord:
+        """A copy that can be changed without touching this record."""
+        return dataclasses.replace(self)
+
+    def seconds_left(self, now: float) -> float:
+        """Seconds until an OPEN breaker admits a probe (0 in any other state, or when due)."""
+        if self.state is not _O:
+            return 0.0
+        return max(0.0, self.open_until - now)
+
+
+class Change(NamedTuple):
+    """One state change a breaker operation made."""
+
+    old: BreakerState
+    new: BreakerState
+    event: BreakerEvent
+
+
+class StepResult(NamedTuple):
+    """What :func:`step` did."""
+
+    #: The state change, or None.
+    change: Change | None
+    #: For :attr:`BreakerOp.ADMIT`: True if the call may go ahead (then it is a probe when the
+    #: breaker is HALF_OPEN afterwards).
+    admitted: bool
+
+
+def _tripped(record: BreakerRecord, config: BreakerConfig) -> bool:
+    if record.failures >= config.failure_threshold:
+        return True
+    rate = config.failure_rate
+    if rate is None or len(record.window) < config.min_calls:
+        return False
+    return record.window.count("1") >= rate * len(record.window) - 1e-9
+
+
+def _push(record: BreakerRecord, outcome: str, config: BreakerConfig) -> None:
+    if config.failure_rate is not None:
+        record.window = (record.window + outcome)[-config.window :]
+
+
+def _event_of(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerConfig) -> BreakerEvent | None:
+    """The event ``op`` is in the record's state (None: nothing but counting); counts it."""
+    state = record.state
+    if op is BreakerOp.ADMIT:
+        if state is _O and now >= record.open_until:
+            return _E.PROBE
+        if state is _H and (
+            record.probes < config.half_open_calls or now >= record.probe_at + config.open_for
+        ):
+            return _E.PROBE
+        if state is _O or state is _F or state is _H:
+            record.rejected += 1
+        return None
+    if op is BreakerOp.SUCCESS or op is BreakerOp.PROBE_SUCCESS:
+        record.successful += 1
+        if op is BreakerOp.PROBE_SUCCESS and state is _H:
+            return _E.PROBE_SUCCESS
+        if state is _C:
+            record.failures = 0
+            _push(record, "0", config)
+            return _E.SUCCESS
+        return None
+    if op is BreakerOp.FAILURE or op is BreakerOp.PROBE_FAILURE:
+        record.failed += 1
+        if op is BreakerOp.PROBE_FAILURE and state is _H:
+            return _E.PROBE_FAILURE
+        if state is _C:
+            record.failures += 1
+            _push(record, "1", config)
+            return _E.TRIP if _tripped(record, config) else _E.FAILURE
+        return None
+    if op is BreakerOp.FORCE_OPEN:
+        return _E.FORCE_OPEN
+    if op is BreakerOp.FORCE_CLOSE:
+        return _E.FORCE_CLOSE
+    if op is BreakerOp.DISABLE:
+        return _E.DISABLE
+    return None  # READ
+
+
+def step(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerConfig) -> StepResult:
+    """Apply ``op`` at ``now`` to ``record`` in place, by the table; return what it did."""
+    event = _event_of(record, op, now, config)
+    admitted = op is BreakerOp.ADMIT and (record.state is _C or record.state is _D)
+    if event is None:
+        return StepResult(None, admitted)
+    old = record.state
+    new = _TABLE.get((old, event), old)
+    if event is _E.PROBE:
+        if old is _O or now >= record.probe_at + config.open_for:
+            record.probes = 0  # a new half-open period, or a probe that never reported
+        record.probes += 1
+        record.probe_at = now
+        admitted = True
+    if new is not old or event in (_E.FORCE_CLOSE, _E.FORCE_OPEN):
+        _enter(record, new, now, config)
+    if new is old:
+        return StepResult(None, admitted)
+    return StepResult(Change(old, new, event), admitted)
+
+
+def _enter(record: BreakerRecord, new: BreakerState, now: float, config: BreakerConfig) -> None:
+    if new is not record.state:
+        record.changed_at = now
+    if new is _O or (new is _F and record.state is not _F):
+        record.opens += 1
+    record.state = new
+    record.failures = 0
+    record.window = ""
+    if new is _O:
+        record.open_until = now + config.open_for
+    if new is not _H:
+        record.probes = 0
+
+
+#: The attribute a breaker sets on the exceptions it counted, and on its refusals: the breaker's name.
+DEPENDENCY_MARK: Final = "_sessionmw_dependency"
+
+
+def is_dependency_failure(error: object) -> bool:
+    """True for an exception a breaker counted as its dependency's failure (or the error translated
+    from one: its ``__cause__``), or a breaker's refusal:
+    :meth:`SessionManager.record_error <sessionmw.SessionManager.record_error>` never counts those
+    against a session, whichever adapter reports them."""
+    if getattr(error, DEPENDENCY_MARK, None) is not None:
+        return True
+    cause = getattr(error, "__cause__", None)  # a UserFacingError translated from it
+    return cause is not None and getattr(cause, DEPENDENCY_MARK, None) is not None
+
+
+def mermaid() -> str:
+    """The breaker's state diagram as Mermaid source, generated from :data:`BREAKER_TRANSITIONS`."""
+    edges: dict[tuple[BreakerState, BreakerState], list[str]] = {}
+    for (old, event), new in _TABLE.items():
+        if old is not new and event not in (_E.FORCE_OPEN, _E.FORCE_CLOSE, _E.DISABLE):
+            edges.setdefault((old, new), []).append(event.value)
+    lines = ["stateDiagram-v2", "    [*] --> closed"]
+    for (old, new), events in edges.items():
+        lines.append(f"    {old.value} --> {new.value}: {', '.join(events)}")
+    lines.append("    note right of closed: any state --> forced_open, closed, disabled by an operator")
+    return "\n".join(lines) + "\n"
+
+
+def lua_table() -> str:
+    """The table as a Lua table literal, ``{["closed|trip"]="open", ...}``, for the Redis script."""
+    rows = [f'["{old.value}|{event.value}"]="{new.value}"' for (old, event), new in _TABLE.items()]
+    return "{" + ",".join(rows) + "}"
+
+
+def check_config(config: BreakerConfig) -> BreakerConfig:
+    """Return ``config`` if every setting is usable, else raise :class:`ValueError` naming it."""
+    for name in ("failure_threshold", "window", "min_calls", "half_open_calls"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    open_for = config.open_for
+    if isinstance(open_for, bool) or not isinstance(open_for, int | float) or not math.isfinite(open_for):
+        raise ValueError(f"open_for must be a finite number of seconds, not {open_for!r}")
+    if open_for <= 0:
+        raise ValueError(f"open_for must be > 0 seconds, not {open_for!r}")
+    rate = config.failure_rate
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1
+    ):
+        raise ValueError(f"failure_rate must be a fraction in (0, 1] or None, not {rate!r}")
+    if config.min_calls > config.window:
+        raise ValueError(f"min_calls ({config.min_calls}) must not exceed window ({config.window})")
+    return config

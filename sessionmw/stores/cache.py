@@ -1,0 +1,63 @@
+"""The local read cache of the shared stores: copies of records this process may answer from.
+
+A store answers from its cache only what :func:`sessionmw.transitions.writes_nothing` allows (a
+look, or activity within the renewal window, on a copy it knows to be current); anything that
+changes a session goes to the store as one atomic operation, as without the cache. The store
+keeps the copies current: SQLite empties the cache whenever ``PRAGMA data_version`` says another
+connection committed, Redis drops the copies its invalidation messages name (see
+:class:`sessionmw.stores.redis.RedisStore`). A store that may have missed a change empties it.
+"""
+
+from __future__ import annotations
+
+from sessionmw.session import Policy, SessionRecord
+from sessionmw.states import Event
+from sessionmw.stores.base import Outcome
+from sessionmw.transitions import writes_nothing
+
+__all__ = ["CACHE_LIMIT", "RecordCache"]
+
+#: The most records a cache keeps; past it, the oldest copy goes.
+CACHE_LIMIT = 10_000
+
+
+class RecordCache:
+    """Copies of records by session id, at most ``limit`` of them. Not locked: the store's lock
+    (or the single thread that fills it) guards it."""
+
+    __slots__ = ("_records", "limit")
+
+    def __init__(self, limit: int = CACHE_LIMIT) -> None:
+        self._records: dict[str, SessionRecord] = {}
+        #: The most copies kept.
+        self.limit = limit
+
+    def answer(self, session_id: str, event: Event | None, now: float, policy: Policy) -> Outcome | None:
+        """The outcome of ``event`` at ``now`` from the cached copy, if it writes nothing; else None."""
+        record = self._records.get(session_id)
+        if record is None or not writes_nothing(record, event, now, policy):
+            return None
+        if record.state.is_terminal and now - record.state_changed_at >= policy.retention:
+            return None  # the store may have dropped it by now (a Redis TTL tells nobody)
+        return Outcome(record.copy(), ())
+
+    def put(self, record: SessionRecord) -> None:
+        """Keep a copy of ``record``, as the store holds it now."""
+        records = self._records
+        if len(records) >= self.limit and record.session_id not in records:
+            del records[next(iter(records))]
+        records[record.session_id] = record.copy()
+
+    def drop(self, session_id: str) -> None:
+        """Forget the copy of one session (it changed elsewhere, or is changing here)."""
+        self._records.pop(session_id, None)
+
+    def clear(self) -> None:
+        """Forget every copy (a change may have been missed)."""
+        self._records.clear()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._records

@@ -1,0 +1,186 @@
+"""Breakers across 4 real processes on SQLite, Redis and a Redis Cluster (opens once, one probe),
+and a Redis outage under each ``on_store_error``."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.synchronize
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionmw import Breaker, BreakerOpenError, BreakerState, SessionManager, UserFacingError, guarded
+from sessionmw import breaker as breaker_module
+from sessionmw.testing import FakeClock, capture_signals, force_breaker
+
+WORKERS = 4
+CALLS = 200
+START = 1_700_000_000.0
+OPEN_FOR = 1_000.0
+
+_SPAWN = multiprocessing.get_context("spawn")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _importable_by_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+
+
+def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    prefix = request.getfixturevalue("redis_prefix")
+    if kind == "redis":
+        return f"{request.getfixturevalue('redis_url')}?prefix={prefix}"
+    return f"{request.getfixturevalue('redis_cluster_url')}?prefix={prefix}&cluster=1"
+
+
+def _fail() -> None:
+    raise ConnectionError("backend down")
+
+
+def _opener(url: str, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+    """One process: CALLS failing calls through the shared breaker, as fast as it can."""
+    clock = FakeClock(START)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker(
+        "shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock, state_ttl=0
+    )
+    outcomes: Counter[str] = Counter()
+    with capture_signals() as sent:
+        barrier.wait(timeout=60)
+        for _ in range(CALLS):
+            try:
+                breaker.call(_fail)
+            except BreakerOpenError:
+                outcomes["rejected"] += 1
+            except ConnectionError:
+                outcomes["failed"] += 1
+    manager.close()
+    results.put((Counter(s.name for s in sent), outcomes))
+
+
+def _prober(url: str, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+    """One process: after open_for, CALLS attempts to be admitted while the probe is out."""
+    clock = FakeClock(START + OPEN_FOR + 1)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker(
+        "shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock, state_ttl=0
+    )
+    admitted = 0
+    barrier.wait(timeout=60)
+    for _ in range(CALLS):
+        try:
+            breaker._admit()
+        except BreakerOpenError:
+            continue
+        admitted += 1
+    manager.close()
+    results.put((Counter(), Counter(admitted=admitted)))
+
+
+def _run(target: Any, url: str) -> tuple[Counter[str], Counter[str]]:
+    barrier = _SPAWN.Barrier(WORKERS)
+    results = _SPAWN.Queue()
+    processes = [_SPAWN.Process(target=target, args=(url, barrier, results)) for _ in range(WORKERS)]
+    for process in processes:
+        process.start()
+    sent: Counter[str] = Counter()
+    outcomes: Counter[str] = Counter()
+    try:
+        for _ in range(WORKERS):
+            signals, counts = results.get(timeout=120)
+            sent += signals
+            outcomes += counts
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    assert [process.exitcode for process in processes] == [0] * WORKERS
+    return sent, outcomes
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_open_it_once(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """4 processes failing at once: one breaker_opened in total, and the store counted one open."""
+    url = _url(kind, request, tmp_path)
+    sent, outcomes = _run(_opener, url)
+    assert sent["breaker-opened"] == 1
+    manager = SessionManager(store=url, clock=FakeClock(START))
+    (record,) = breaker_module.breakers_for(manager.store).records()
+    assert (record.state, record.opens) == (BreakerState.OPEN, 1)
+    assert record.failed == outcomes["failed"]
+    # a refusal costs no round trip: its count rides along with the process's next one (the
+    # last refusal of each process had none)
+    assert outcomes["rejected"] - WORKERS <= record.rejected <= outcomes["rejected"]
+    assert outcomes["failed"] + outcomes["rejected"] == WORKERS * CALLS
+    manager.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_racing_in_half_open_admit_one_probe(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """After open_for, 4 processes x CALLS attempts: exactly one probe is admitted."""
+    url = _url(kind, request, tmp_path)
+    clock = FakeClock(START)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker("shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock)
+    force_breaker(breaker, "open")
+    _sent, outcomes = _run(_prober, url)
+    assert outcomes["admitted"] == 1
+    assert breaker.snapshot().state is BreakerState.HALF_OPEN
+    manager.close()
+
+
+# -- a Redis outage ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(name="server")
+def _server() -> Iterator[Any]:
+    from test_store_faults import RedisServer, _free_port
+
+    server = RedisServer(_free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("mode", ["fail_open", "fail_closed"])
+def test_a_redis_outage_follows_on_store_error(mode: str, server: Any, clock: FakeClock) -> None:
+    """fail_open: the breaker works per process meanwhile (and trips there); fail_closed: the call
+    is refused with the store's error, the function is not called."""
+    manager = SessionManager(
+        store=f"{server.url}?timeout=0.3&connect_timeout=0.3", clock=clock, on_store_error=mode
+    )
+    breaker = Breaker("outage", failure_threshold=2, open_for=30.0, manager=manager, clock=clock)
+    calls: list[int] = []
+
+    @guarded(breaker=breaker, retry=None)
+    def fetch() -> None:
+        calls.append(1)
+        raise ConnectionError("backend down")
+
+    with pytest.raises(UserFacingError):
+        fetch()  # the store is up: one failure recorded there
+    server.stop()
+    clock.advance(1)
+    with capture_signals() as sent:
+        for _ in range(3):
+            with pytest.raises(UserFacingError) as refused:
+                fetch()
+    names = [s.name for s in sent]
+    assert "store-error" in names
+    if mode == "fail_open":
+        assert len(calls) == 3  # two failures in this process's own breaker open it
+        assert isinstance(refused.value, BreakerOpenError) and "breaker-opened" in names
+    else:
+        assert len(calls) == 1
+        assert refused.value.title == "Service unavailable"
+        assert not isinstance(refused.value, BreakerOpenError)
+    manager.close()
