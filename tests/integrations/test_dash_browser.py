@@ -103,16 +103,16 @@ def test_failing_callback_shows_friendly_alert(demo: Demo) -> None:
     """A callback whose backend dies shows the friendly alert, records the error, and leaks nothing."""
     demo.backend.faults.backend_down = True
     demo.duo.find_element("#scan-run").click()
-    demo.duo.wait_for_contains_text(
-        ALERT, "The background process serving your session is not running", timeout=WAIT
+    demo.duo.wait_for_contains_text(  # one voice: the failure is folded into the banner (issue 11)
+        BANNER, "The background process serving your session is not running", timeout=WAIT
     )
-    alert = demo.duo.find_element(ALERT).text
-    assert "Try the action again" in alert
+    assert "Try the action again" in demo.banner_text()
+    assert not demo.duo.find_element(ALERT).is_displayed()
     page = demo.duo.driver.page_source
     assert "RuntimeError" not in page and "Traceback" not in page
     record = demo.manager.get_session(demo.session_id())
     assert record is not None and record.error_count == 1
-    demo.shoot("alert-backend-down", ALERT)
+    demo.shoot("alert-backend-down")
 
 
 def test_scan_succeeds_through_transient_failures(demo: Demo) -> None:
@@ -236,7 +236,7 @@ def test_fault_knob_breaks_the_backend(demo: Demo) -> None:
     assert demo.backend.faults.backend_down
     demo.duo.find_element("#tab-scanner").click()
     demo.duo.wait_for_element("#scan-run", timeout=WAIT).click()
-    demo.duo.wait_for_contains_text(ALERT, "Session not running", timeout=WAIT)
+    demo.duo.wait_for_contains_text(BANNER, "Session not running", timeout=WAIT)
 
 
 def test_marked_input_survives_refresh(demo: Demo) -> None:

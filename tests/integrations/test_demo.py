@@ -246,3 +246,21 @@ def test_demo_configures_its_secret(
     with caplog.at_level(logging.WARNING):
         demo_module.create_app(manager=SessionManager(store="memory://"))
     assert not [r for r in caplog.records if "secret key" in r.getMessage()]
+
+
+def test_a_failed_scan_logs_one_line(
+    app: dash.Dash, client: FlaskClient, backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One failed click: one WARNING line naming what failed, no traceback (issue 11, seen 8)."""
+    backend.faults.backend_down = True
+    with caplog.at_level(logging.INFO):
+        _fire(
+            app,
+            client,
+            ["scan-output.children"],
+            [("scan-run", "n_clicks", 1)],
+            [("scan-symbols", "value", "X")],
+        )
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(failures) == 1 and failures[0].exc_info is None
+    assert "failed" in failures[0].getMessage()

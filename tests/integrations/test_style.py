@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
+from sessionmw import SessionManager
 from sessionmw.integrations.dash import STYLES
 from sessionmw.integrations.style import stylesheet
 
@@ -40,3 +42,28 @@ def test_error_banner_and_error_page() -> None:
 def test_compact_at_phone_width() -> None:
     """The stylesheet has a phone-width rule for the banner."""
     assert re.search(r"@media \(max-width: \d+px\)\s*\{\s*\.sessionmw-banner", stylesheet())
+
+
+def test_error_html_has_one_error_class() -> None:
+    """A friendly error's HTML names its class once (it was ``sessionmw-error sessionmw-error``)."""
+    from sessionmw.translation import format_error, translate
+
+    html = format_error(translate(ConnectionError("x")), "html")
+    assert 'class="sessionmw-error"' in html and "sessionmw-error sessionmw-error" not in html
+
+
+def test_friendly_error_page_is_styled(manager: SessionManager) -> None:
+    """The middleware's HTML error page carries the banner stylesheet (no unstyled Times text)."""
+    from werkzeug.test import Client
+
+    from sessionmw.integrations.wsgi import SessionMiddleware
+
+    def failing(environ: Any, start_response: Any) -> Any:
+        raise ConnectionError("backend at 10.0.0.7 refused")
+
+    page = Client(SessionMiddleware(failing, manager=manager, secret_key="k")).get(
+        "/", headers={"Accept": "text/html"}
+    )
+    text = page.get_data(as_text=True)
+    assert page.status_code == 503 and ".sessionmw-error" in text and "<style>" in text
+    assert "10.0.0.7" not in text
