@@ -1,10 +1,13 @@
 """A Flask API with a flaky backend, and sessionmw set up with one line.
 
-Run it with ``python examples/flask_app.py`` (``--port 5000`` by default). ``GET /api/quote``
-asks a backend that fails every third call with a connection error: the client then gets a
-friendly JSON error (503 with ``Retry-After``) instead of a stack trace, and the error is
-recorded on its session. ``GET /`` renders the status banner; ``/_sessionmw/health`` and
-``POST /_sessionmw/reconnect`` are the session endpoints.
+Run it with ``python examples/flask_app.py`` (``--port 5000`` by default) and open
+http://127.0.0.1:5000/. ``GET /api/quote`` asks a backend that fails every third call with a
+connection error, and every call while you have switched it off on the page. A failure is
+recorded on the session and answered without a stack trace: a client that asks for JSON
+(``curl -H 'Accept: application/json' ...``, ``fetch`` with that header) gets a friendly JSON
+error (503 with ``Retry-After``), a browser gets the friendly error page. Five failures in a row
+disconnect the session: ``GET /`` then shows the status banner with Reconnect.
+``/_sessionmw/health`` and ``POST /_sessionmw/reconnect`` are the session endpoints.
 """
 
 from __future__ import annotations
@@ -12,29 +15,40 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from flask import Flask, jsonify, render_template_string
+from flask import Flask, jsonify, redirect, render_template_string
 from flask.typing import ResponseReturnValue
 
 from sessionmw import SessionManager
 from sessionmw.integrations.flask import SessionMW, current_session
+from sessionmw.integrations.style import stylesheet
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>sessionmw Flask example</title></head>
-<body>{{ sessionmw_banner() }}<h1>Quotes</h1><p>Session: {{ state }}</p></body></html>
+<html lang="en"><head><meta charset="utf-8"><title>sessionmw Flask example</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{{ css|safe }}
+body { font-family: system-ui, sans-serif; max-width: 720px; margin: 24px auto; padding: 0 16px; }
+form { display: inline; }</style></head>
+<body>{{ sessionmw_banner() }}<h1>Quotes</h1><p>Session: {{ state }}</p>
+<p><a href="/api/quote">Get a quote</a> · backend {{ "off" if down else "on" }}:
+<form method="post" action="/backend/{{ 'on' if down else 'off' }}">
+<button type="submit">Switch the backend {{ "on" if down else "off" }}</button></form></p>
+</body></html>
 """
 
 
 class FlakyBackend:
-    """A stand-in for a remote service: every ``fail_every``-th call fails."""
+    """A stand-in for a remote service: every ``fail_every``-th call fails, every call while ``down``."""
 
     def __init__(self, fail_every: int = 3) -> None:
         self._calls = itertools.count(1)
         self.fail_every = fail_every
+        #: Every call fails while True (the page's switch).
+        self.down = False
 
     def quote(self) -> dict[str, object]:
-        """A quote, or a ConnectionError on every ``fail_every``-th call."""
+        """A quote, or a ConnectionError on every ``fail_every``-th call (every call while down)."""
         number = next(self._calls)
-        if number % self.fail_every == 0:
+        if self.down or number % self.fail_every == 0:
             raise ConnectionError("quote service at 10.0.0.9:7000 timed out")
         return {"symbol": "ACME", "price": 100 + number}
 
@@ -43,11 +57,20 @@ def create_app(manager: SessionManager | None = None, backend: FlakyBackend | No
     """The example app; ``manager`` and ``backend`` can be replaced (tests do)."""
     app = Flask(__name__)
     app.config["SECRET_KEY"] = "change-me"  # also signs sessionmw's new session ids
+    app.config["SESSIONMW_EXCLUDE"] = ["/backend/"]  # the switch is the operator's, not session work
     quotes = backend or FlakyBackend()
 
     @app.get("/")
     def page() -> ResponseReturnValue:
-        return render_template_string(PAGE, state=current_session.state.value)
+        state = current_session.state.value
+        return render_template_string(PAGE, css=stylesheet(), state=state, down=quotes.down)
+
+    @app.post("/backend/<switch>")
+    def backend_switch(switch: str) -> ResponseReturnValue:
+        if switch not in ("on", "off"):
+            return f"unknown switch {switch!r}: use /backend/on or /backend/off", 404
+        quotes.down = switch == "off"
+        return redirect("/", 303)
 
     @app.get("/api/quote")
     def quote() -> ResponseReturnValue:

@@ -73,7 +73,8 @@ class Faults:
         """The active faults, as short labels."""
         active = []
         if self.transient_failures:
-            active.append(f"next {self.transient_failures} calls fail")
+            count = self.transient_failures
+            active.append("next call fails" if count == 1 else f"next {count} calls fail")
         if self.backend_down:
             active.append("backend down")
         if self.latency_seconds:

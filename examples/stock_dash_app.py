@@ -6,29 +6,70 @@ progress bar; the **Fault knobs** page makes the simulated backend fail: transie
 retry gets through), a dead backend ("This session is not running"), slow responses, bad data.
 Failures show a friendly alert, repeated ones disconnect the session and the banner offers
 Reconnect; the symbols you typed survive a page refresh.
+
+The fault knobs are the operator's controls, not the user's work: they talk to
+``/demo/faults`` (outside session tracking), so they work and show the backend's real state
+whatever the session's state.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
 import os
+import secrets
+import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dash import Dash, Input, Output, State, ctx, dcc, html
+from dash import Dash, Input, Output, State, dcc, html, no_update
+from flask import jsonify, request
+from flask.typing import ResponseReturnValue
 from market_backend import DEFAULT_SYMBOLS, BacktestJob, Faults, MarketBackend, ScanRow, parse_symbols
 
-from sessionmw import SessionManager, Settings
+from sessionmw import SessionManager, Settings, current_session_id
+from sessionmw.actions import ActionLedger, log_failure
 from sessionmw.guard import guarded
-from sessionmw.integrations.dash import SessionMWDash, guarded_callback, preserve, status_banner
+from sessionmw.integrations.dash import (
+    SessionMWDash,
+    guarded_callback,
+    handle_callback_error,
+    preserve,
+    status_banner,
+)
+from sessionmw.integrations.flask import current_session
 from sessionmw.retry import RetryStrategy
 
-__all__ = ["FAULT_CHOICES", "apply_fault", "create_app", "main"]
+__all__ = [
+    "FAULTS_PATH",
+    "FAULT_CHOICES",
+    "FLAGS",
+    "apply_fault",
+    "create_app",
+    "fault_state",
+    "main",
+    "port_in_use",
+    "set_flags",
+]
 
+_log = logging.getLogger("stock_dash_app")
 _THRESHOLD_ENV = ("SESSIONMW_MAX_ERROR_THRESHOLD", "MAX_ERROR_THRESHOLD")
 #: The ``--fault`` choices of the command line.
 FAULT_CHOICES = ("transient", "down", "slow", "bad-data")
+#: The fault checklist's values (the faults that stay on until turned off).
+FLAGS = ("down", "slow", "bad-data")
+#: Where the fault knobs read and change the backend (not session-tracked: operator controls).
+FAULTS_PATH = "/demo/faults"
+#: The header's icon: inline SVG (a rising line), the same in every browser and font.
+LOGO = (
+    "data:image/svg+xml;utf8,"
+    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='%232563eb' "
+    "stroke-width='2.5' stroke-linecap='round' stroke-linejoin='round'>"
+    "<path d='M3 3v18h18'/><path d='M7 15l4-4 3 3 6-7'/></svg>"
+)
 
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 _PAGE = {
@@ -49,6 +90,7 @@ _BUTTON = {
     "fontWeight": "600",
     "marginRight": "8px",
 }
+_STALE = {"color": "#6b7280", "fontStyle": "italic"}
 _CELL = {"padding": "4px 12px", "borderBottom": "1px solid #e5e7eb", "textAlign": "right"}
 _SIGNAL_COLOURS = {"BUY": "#15803d", "SELL": "#b91c1c", "HOLD": "#6b7280"}
 
@@ -68,6 +110,34 @@ def apply_fault(faults: Faults, name: str) -> None:
         faults.bad_data = True
     else:
         raise ValueError(f"unknown fault {name!r}: choose from {', '.join(FAULT_CHOICES)}")
+
+
+def set_flags(faults: Faults, flags: Sequence[str]) -> None:
+    """Turn the checklist faults on or off to match ``flags`` (values of :data:`FLAGS`).
+
+    :raises ValueError: naming a value that is not one of :data:`FLAGS`.
+    """
+    unknown = [flag for flag in flags if flag not in FLAGS]
+    if unknown:
+        raise ValueError(f"unknown fault {unknown[0]!r}: choose from {', '.join(FLAGS)}")
+    faults.backend_down = "down" in flags
+    faults.latency_seconds = 2.0 if "slow" in flags else 0.0
+    faults.bad_data = "bad-data" in flags
+
+
+def fault_state(faults: Faults) -> dict[str, Any]:
+    """The backend's faults as the knobs show them: checklist values, calls left to fail, summary."""
+    active = faults.describe()
+    return {
+        "flags": _flags(faults),
+        "transient": faults.transient_failures,
+        "summary": "Active faults: " + (", ".join(active) if active else "none"),
+    }
+
+
+def _stale(text: str) -> html.P:
+    """A note in place of results that could not be refreshed (the old ones would look current)."""
+    return html.P(text, className="demo-stale", style=_STALE)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], table_id: str) -> html.Table:
@@ -119,7 +189,7 @@ def _scanner_page() -> html.Div:
                 ),
             ),
             html.Button("Scan", id="scan-run", style=_BUTTON),
-            html.Div(id="scan-output", style={"marginTop": "16px"}),
+            dcc.Loading(html.Div(id="scan-output", style={"marginTop": "16px"}), id="scan-loading"),
         ],
         style={"padding": "16px 0"},
     )
@@ -153,7 +223,7 @@ def _backtest_page() -> html.Div:
                 ],
                 style={"margin": "16px 0"},
             ),
-            html.Div(id="bt-output"),
+            dcc.Loading(html.Div(id="bt-output"), id="bt-loading"),
             dcc.Store(id="bt-job"),
             dcc.Interval(id="bt-tick", interval=400, disabled=True),
         ],
@@ -189,10 +259,66 @@ def _faults_page(faults: Faults) -> html.Div:
                 style={"margin": "12px 0"},
                 labelStyle={"display": "block", "margin": "4px 0"},
             ),
-            html.P(id="fault-summary", style={"color": "#6b7280"}),
+            html.P(fault_state(faults)["summary"], id="fault-summary", style={"color": "#6b7280"}),
+            # The knobs show the backend as it is now (calls left to fail count down by themselves).
+            dcc.Interval(id="fault-sync", interval=1000),
         ],
         style={"padding": "16px 0"},
     )
+
+
+# The fault knobs, in the browser: every change and a 1 s sync go to FAULTS_PATH, one at a time,
+# and the boxes and summary show what the backend answers (a fresh page too, on its first call).
+_KNOBS = """
+async function (clicks, flags, ticks) {
+    const triggered = (window.dash_clientside.callback_context.triggered_id) || "";
+    let init = {method: "GET"};
+    if (triggered === "fault-transient" && clicks) {
+        init = {method: "POST", body: JSON.stringify({transient: 2})};
+    } else if (triggered === "fault-flags") {
+        init = {method: "POST", body: JSON.stringify({flags: flags || []})};
+    }
+    init.headers = {"Content-Type": "application/json", Accept: "application/json"};
+    init.cache = "no-store";
+    const previous = window.__demoKnobs || Promise.resolve();
+    const call = previous.then(function () { return fetch("__PATH__", init); });
+    window.__demoKnobs = call.catch(function () {});
+    try {
+        const response = await call;
+        const state = await response.json();
+        if (!response.ok) { return [window.dash_clientside.no_update, state.error]; }
+        return [state.flags, state.summary];
+    } catch (e) {
+        return [window.dash_clientside.no_update, "The demo server cannot be reached."];
+    }
+}
+""".replace("__PATH__", FAULTS_PATH)
+
+
+def _add_fault_routes(app: Dash, backend: MarketBackend) -> None:
+    """``GET``/``POST FAULTS_PATH``: the backend's faults as JSON, and changes to them."""
+
+    def faults_view() -> ResponseReturnValue:
+        if request.method == "POST":
+            change = request.get_json(silent=True)
+            if not isinstance(change, dict):
+                return jsonify(error='send a JSON object: {"flags": [...]} or {"transient": 2}'), 400
+            try:
+                if "flags" in change:
+                    flags = change["flags"]
+                    if not isinstance(flags, list):
+                        raise ValueError("flags must be a list of fault names")
+                    set_flags(backend.faults, [str(flag) for flag in flags])
+                if "transient" in change:
+                    count = change["transient"]
+                    if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 100:
+                        raise ValueError(f"transient must be a number of calls from 1 to 100, not {count!r}")
+                    backend.faults.transient_failures += count
+            except ValueError as exc:
+                return jsonify(error=str(exc)), 400
+        return jsonify(fault_state(backend.faults))
+
+    app.server.add_url_rule(FAULTS_PATH, "demo_faults", faults_view, methods=["GET", "POST"])
 
 
 def create_app(
@@ -200,13 +326,21 @@ def create_app(
     manager: SessionManager | None = None,
     backend: MarketBackend | None = None,
     retry_sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] | None = None,
 ) -> Dash:
-    """The demo app over ``backend`` (default: a fresh simulated one), with sessions from ``manager``."""
+    """The demo app over ``backend`` (default: a fresh simulated one), with sessions from ``manager``.
+
+    :param clock: the sessions' clock when no ``manager`` is given (e.g. a
+        :class:`~sessionmw.testing.FakeClock`, to show idle and expiry without waiting).
+    """
     backend = backend if backend is not None else MarketBackend()
+    if manager is None and clock is not None:
+        manager = SessionManager(clock=clock)
     app = Dash(__name__, title="Stock analysis · sessionmw demo", suppress_callback_exceptions=True)
     tabs = dcc.Tabs(
         id="page",
         value="scanner",
+        mobile_breakpoint=0,  # the tabs stay side by side at phone width
         children=[
             dcc.Tab(_scanner_page(), label="Scanner", value="scanner", id="tab-scanner"),
             dcc.Tab(_backtest_page(), label="Backtest Manager", value="backtests", id="tab-backtests"),
@@ -215,18 +349,33 @@ def create_app(
     )
     app.layout = html.Div(
         [
-            html.H1("📈 Stock analysis", style={"marginBottom": "4px"}),
+            html.H1(
+                [html.Img(src=LOGO, alt="", className="demo-logo"), "Stock analysis"],
+                className="demo-title",
+                style={"marginBottom": "4px"},
+            ),
             html.P("A sessionmw demo: sessions, friendly errors and recovery.", style={"color": "#6b7280"}),
             status_banner(),
             tabs,
         ],
+        className="demo-page",
         style=_PAGE,
     )
+    config = app.server.config
+    # The knobs are operator controls: their requests neither need nor touch a session.
+    config["SESSIONMW_EXCLUDE"] = [*config.get("SESSIONMW_EXCLUDE", ()), FAULTS_PATH]
+    # One process: a secret made here signs the new session ids (see the README).
+    config.setdefault(
+        "SESSIONMW_SECRET_KEY", os.environ.get("SESSIONMW_SECRET_KEY") or secrets.token_urlsafe(32)
+    )
+    _add_fault_routes(app, backend)
     SessionMWDash(app, manager=manager)
-    # Reading market data has no side effects: retry it (@guarded). Starting a backtest is not retried.
+    # Reading market data has no side effects: retry it. Starting a backtest is not retried.
     reads = RetryStrategy(max_attempts=3, initial_delay=0.25, sleep=retry_sleep)
     scan_symbols = guarded(retry=reads)(backend.scan)
-    advance = guarded(retry=reads)(backend.advance)
+    # The progress poll's failures are counted here, once per job (see tick), not by @guarded.
+    advance = reads(backend.advance)
+    ledger = ActionLedger()
 
     @guarded_callback(
         Output("scan-output", "children"),
@@ -234,6 +383,8 @@ def create_app(
         State("scan-symbols", "value"),
         app=app,
         prevent_initial_call=True,
+        running=[(Output("scan-run", "disabled"), True, False)],
+        on_error=lambda exc: _stale("No results: this scan failed (see the message above)."),
     )
     def scan(_clicks: int | None, text: str | None) -> Any:
         try:
@@ -254,6 +405,8 @@ def create_app(
         State("bt-slow", "value"),
         app=app,
         prevent_initial_call=True,
+        running=[(Output("bt-run", "disabled"), True, False)],
+        on_error=lambda exc: (None, True, _stale("No results: the backtests could not start."), "0", ""),
     )
     def start(_clicks: int | None, text: str | None, fast: Any, slow: Any) -> Any:
         try:
@@ -278,28 +431,42 @@ def create_app(
         job = backend.job(job_id) if job_id else None
         if job is None:
             return "0", "", "", True
-        job = advance(job.id)
+        try:
+            job = advance(job.id)
+        except Exception as exc:
+            # One click, one error: a poll already in flight when the first failure stopped
+            # the polling is logged but not counted again toward disconnecting the session.
+            if ledger.counts(current_session_id() or "", "bt-tick", job.id):
+                handle_callback_error(exc)
+            else:  # not counted again, and not a success either: one quiet line
+                current_session.failed = True
+                log_failure(_log, exc, callback="bt-tick", session_id=current_session_id())
+            done = f"{len(job.results)} of {len(job.symbols)}"
+            note = _stale(f"Stopped after {done}: the backtests could not continue (see the message above).")
+            results = [note, _results_table(job)] if job.results else note
+            return no_update, f"stopped after {done}", results, True
         label = f"{len(job.results)} of {len(job.symbols)} done"
         return str(round(job.progress * 100)), label, _results_table(job), job.done
 
-    @app.callback(
+    app.clientside_callback(
+        _KNOBS,
+        Output("fault-flags", "value"),
         Output("fault-summary", "children"),
         Input("fault-transient", "n_clicks"),
         Input("fault-flags", "value"),
+        Input("fault-sync", "n_intervals"),
     )
-    def set_faults(clicks: int | None, flags: list[str] | None) -> str:
-        faults = backend.faults
-        if ctx.triggered_id == "fault-transient" and clicks:
-            apply_fault(faults, "transient")
-        elif ctx.triggered_id == "fault-flags":
-            chosen = flags or []
-            faults.backend_down = "down" in chosen
-            faults.latency_seconds = 2.0 if "slow" in chosen else 0.0
-            faults.bad_data = "bad-data" in chosen
-        active = faults.describe()
-        return "Active faults: " + (", ".join(active) if active else "none")
-
     return app
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something already listens on ``host:port`` (the demo could not start there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -316,6 +483,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env()
     if not any(name in os.environ for name in _THRESHOLD_ENV):
         settings = settings.replace(max_error_threshold=3)  # the demo disconnects after 3 failures
+    if port_in_use(args.port):
+        print(
+            f"sessionmw demo: port {args.port} is in use; choose another with --port, "
+            f"e.g. sessionmw demo --port {args.port + 1}",
+            file=sys.stderr,
+        )
+        return 1
+    # The terminal shows one line per failure; the user already sees a friendly message.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = create_app(backend=backend, manager=SessionManager(settings))
     print(f"sessionmw demo: http://127.0.0.1:{args.port}/", flush=True)
     app.run(host="127.0.0.1", port=args.port, debug=False)

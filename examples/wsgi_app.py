@@ -16,13 +16,18 @@ from typing import TYPE_CHECKING
 from wsgiref.simple_server import make_server
 
 from sessionmw import SessionManager, current_session_id
+from sessionmw.integrations.style import stylesheet
 from sessionmw.integrations.wsgi import ENVIRON_HEALTH, SessionMiddleware, banner_for
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>sessionmw WSGI example</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>sessionmw WSGI example</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{css}
+body {{ font-family: system-ui, sans-serif; max-width: 720px; margin: 24px auto; padding: 0 16px; }}</style>
+</head>
 <body>
 {banner}
 <h1>Hello</h1>
@@ -36,7 +41,8 @@ def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[byt
     """The application: a page, a JSON view and a view that always fails."""
     path = environ.get("PATH_INFO", "/")
     if path == "/":
-        body = PAGE.format(banner=banner_for(environ), state=html.escape(environ[ENVIRON_HEALTH].state or ""))
+        state = html.escape(environ[ENVIRON_HEALTH].state or "")
+        body = PAGE.format(css=stylesheet(), banner=banner_for(environ), state=state)
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return [body.encode()]
     if path == "/api/status":

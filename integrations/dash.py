@@ -49,6 +49,7 @@ from sessionmw.integrations.dash_banner import (
     THEMES,
     check_theme,
     error_alert,
+    refusal_in_banner,
     register_banner_callbacks,
     resolve_theme,
     status_banner,
@@ -155,6 +156,7 @@ class SessionMWDash:
                 paths = (*exclude, *dash_static_paths(app))
                 SessionMW(server, manager=self._manager, exclude=paths, **options)
             server.extensions[DASH_EXTENSION_KEY] = apps
+            server.after_request(refusal_in_banner)
         flask_state: SessionMWState = server.extensions[EXTENSION_KEY]
         if self._manager is not None and self._manager is not flask_state.manager:
             raise ValueError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 try:
@@ -19,6 +20,9 @@ try:
     from dash import dcc, html
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
+
+from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
+from sessionmw.messages import RECONNECTED, UNREACHABLE, statement
 
 if TYPE_CHECKING:
     from sessionmw.health import HealthReport
@@ -28,6 +32,7 @@ __all__ = [
     "ALERT_ID",
     "BANNER_ID",
     "HEALTH_STORE_ID",
+    "ICONS",
     "POLL_ID",
     "RECONNECT_ID",
     "STATUS_ID",
@@ -36,11 +41,13 @@ __all__ = [
     "check_theme",
     "error_alert",
     "hide_alert",
+    "refusal_in_banner",
     "register_banner_callbacks",
     "resolve_theme",
     "show_alert",
     "status_banner",
     "uses_bootstrap_css",
+    "with_statement",
 ]
 
 
@@ -149,6 +156,8 @@ def status_banner(
     seconds = 30.0 if interval_seconds is None else float(interval_seconds)
     look = theme or "plain"
     config = {
+        "reconnected": RECONNECTED.as_dict(),
+        "unreachable": UNREACHABLE.as_dict(),
         "prefix": prefix or "/_sessionmw/",
         "styles": STYLES,
         "fixed": interval_seconds is not None,
@@ -239,12 +248,34 @@ def error_alert(err: UserFacingError) -> list[Any]:
     return children
 
 
+def with_statement(
+    report: Mapping[str, Any], failure: BaseException | None = None, *, sticky: bool = False
+) -> dict[str, Any]:
+    """``report`` as the banner's store holds it: the report plus the one statement the page shows
+    (:func:`sessionmw.messages.statement`; None while all is well)."""
+    data = dict(report)
+    said = statement(report, failure=failure) if report.get("status") else None
+    data["statement"] = None if said is None else said.as_dict()
+    if sticky or report.get("status") == "expired":
+        data["sticky"] = True  # stays on screen until the page is refreshed
+    return data
+
+
 def show_alert(err: UserFacingError, report: HealthReport | None, *, bootstrap: bool = False) -> None:
-    """From a Dash callback: fill the page's friendly alert with ``err`` and give the banner ``report``.
+    """From a Dash callback: say in the banner what failed and what to do (one voice).
+
+    The failure is folded into the banner's statement (its title and message, with the steps that
+    fit the session's state and the failure's cause); the separate alert stays hidden. Without a
+    ``report`` (no session) the alert shows ``err`` as before.
 
     :param bootstrap: the alert takes Bootstrap's classes (the ``bootstrap`` theme) instead of
         the inline :data:`STYLES`.
     """
+    if report is not None:
+        dash.set_props(ALERT_ID, {"style": _HIDDEN})
+        # Last: a background callback's manager keeps only the last set_props between two polls.
+        dash.set_props(HEALTH_STORE_ID, {"data": with_statement(report, err)})
+        return
     dash.set_props(_ALERT_BODY_ID, {"children": error_alert(err)})
     if bootstrap:  # class and style together, so the alert never ends up with neither look
         dash.set_props(
@@ -252,16 +283,89 @@ def show_alert(err: UserFacingError, report: HealthReport | None, *, bootstrap: 
         )
     else:
         dash.set_props(ALERT_ID, {"style": STYLES["alert"], "className": "sessionmw-alert"})
-    if report is not None:
-        data = dict(report)
-        if report.status == "expired":
-            data["sticky"] = True  # stays on screen until the page is refreshed
-        dash.set_props(HEALTH_STORE_ID, {"data": data})
 
 
 def hide_alert() -> None:
-    """From a Dash callback: hide the page's friendly alert."""
+    """From a Dash callback that succeeded: the banner clears in the same response (a success ends
+    the error state, activity ends idleness), and the alert hides."""
     dash.set_props(ALERT_ID, {"style": _HIDDEN})
+    dash.set_props(HEALTH_STORE_ID, {"data": {"status": "healthy", "healthy": True, "statement": None}})
+
+
+def _banner_update(report: Mapping[str, Any], *, sticky: bool) -> str:
+    """The body of a Dash callback response that changes nothing but the banner."""
+    data = with_statement(report, sticky=sticky)
+    return json.dumps({"multi": True, "response": {}, "sideUpdate": {HEALTH_STORE_ID: {"data": data}}})
+
+
+def refusal_in_banner(response: Any) -> Any:
+    """Flask ``after_request``: a Dash callback refused because the session may not work (401, 503)
+    becomes a 200 that changes nothing but the banner (Dash's ``sideUpdate``).
+
+    The page says why at once, the browser console logs no failed request, and no new session
+    cookie is set: an expired session stays refused until the page is refreshed.
+    """
+    from flask import request
+
+    environ = request.environ
+    session = environ.get(ENVIRON_SESSION)
+    if (
+        response.status_code not in (401, 503)
+        or not request.path.endswith("_dash-update-component")
+        or not isinstance(session, RequestSession)
+        or session.refusal is None
+    ):
+        return response
+    session.issue_cookie = False  # keep the refused id: a new one would silently start over
+    response.set_data(_banner_update(session.refusal, sticky=response.status_code == 401))
+    response.status_code = 200
+    response.headers["Content-Type"] = "application/json"
+    response.headers.pop("Retry-After", None)
+    return response
+
+
+#: The banner's icon by what it says: inline SVG, drawn once, in front of the title (no emoji
+#: font needed).
+ICONS: dict[str, str] = {
+    name: "data:image/svg+xml;utf8," + svg.replace("#", "%23")
+    for name, svg in {
+        "info": (
+            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#1e3a8a' "
+            "stroke-width='2.2' stroke-linecap='round'><circle cx='12' cy='12' r='9'/>"
+            "<path d='M12 7v5l3 2'/></svg>"
+        ),
+        "warning": (
+            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#b45309' "
+            "stroke-width='2.2' stroke-linecap='round' stroke-linejoin='round'>"
+            "<path d='M12 3l10 18H2z'/><path d='M12 10v4M12 17.5v.5'/></svg>"
+        ),
+        "error": (
+            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#b91c1c' "
+            "stroke-width='2.2' stroke-linecap='round'><circle cx='12' cy='12' r='9'/>"
+            "<path d='M8 12h8'/></svg>"
+        ),
+        "ended": (
+            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#374151' "
+            "stroke-width='2.2' stroke-linecap='round'><circle cx='12' cy='12' r='9'/>"
+            "<path d='M12 7v5M12 16v.5'/></svg>"
+        ),
+        "success": (
+            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#15803d' "
+            "stroke-width='2.4' stroke-linecap='round' stroke-linejoin='round'>"
+            "<circle cx='12' cy='12' r='9'/><path d='M8 12l3 3 5-6'/></svg>"
+        ),
+    }.items()
+}
+#: Which icon each statement status gets.
+_ICON_OF_STATUS = {
+    "idle": ICONS["info"],
+    "error": ICONS["warning"],
+    "degraded": ICONS["warning"],
+    "disconnected": ICONS["error"],
+    "expired": ICONS["ended"],
+    "not_found": ICONS["ended"],
+    "reconnected": ICONS["success"],
+}
 
 
 # -- clientside -------------------------------------------------------------------------------
@@ -269,8 +373,12 @@ def hide_alert() -> None:
 _POLL = _asset("banner-poll.js").replace(
     "__HOOK__", _asset("banner-fetch-hook.js").replace("__STORE__", HEALTH_STORE_ID)
 )
-_RECONNECT = _asset("banner-reconnect.js")
-_RENDER = _asset("banner-render.js").replace("__COLORS__", json.dumps(_BOOTSTRAP_COLORS))
+_RECONNECT = _asset("banner-reconnect.js").replace("__STORE__", HEALTH_STORE_ID)
+_RENDER = (
+    _asset("banner-render.js")
+    .replace("__COLORS__", json.dumps({**_BOOTSTRAP_COLORS, "degraded": "warning", "reconnected": "success"}))
+    .replace("__ICONS__", json.dumps(_ICON_OF_STATUS))
+)
 _DISMISS = _asset("banner-dismiss.js")
 
 

@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
 from sessionmw import signals
+from sessionmw.actions import log_failure
 from sessionmw.context import current_manager, current_session_id
 from sessionmw.health import HealthReport
 from sessionmw.integrations.dash_apps import request_dash_app
@@ -100,10 +101,13 @@ def handle_callback_error(exc: Exception) -> None:
     manager = state.manager if state is not None else current_manager()
     session_id = session.id if session is not None else current_session_id()
     recorded = session is not None and _RECORDED in request.environ
+    what = _callback_name()
     if state is not None and not recorded:
-        err = state.gate.fail(session, exc)  # logs, records on the session, translates
+        err = state.gate.fail(session, exc, what=what)  # logs one line, records, translates
     else:
-        _log.error("callback failed", exc_info=exc)
+        if not recorded:  # @guarded code that recorded it logged it already: one line per failure
+            debug = manager.settings.debug if manager is not None else False
+            log_failure(_log, exc, callback=what, session_id=session_id, debug=debug)
         if not recorded and manager is not None and session_id is not None:
             try:
                 manager.record_error(session_id, exc)
@@ -114,6 +118,24 @@ def handle_callback_error(exc: Exception) -> None:
         debug = manager.settings.debug if manager is not None else False
         err = translate(exc, debug=debug)
     _show(err, _health_now(manager, session_id))
+
+
+def _callback_name() -> str:
+    """The failing Dash callback, named by its first output (``"callback"`` outside a callback).
+
+    Read from Dash's callback context, never from the request body (a background callback's
+    process has no body to read).
+    """
+    try:
+        outputs = dash.callback_context.outputs_list
+    except Exception:  # outside a Dash callback
+        return "callback"
+    first = outputs[0] if isinstance(outputs, list) and outputs else outputs
+    if isinstance(first, list) and first:
+        first = first[0]
+    if isinstance(first, dict) and "id" in first:
+        return f"callback {first['id']}.{first.get('property', '')}"[:90]
+    return "callback"
 
 
 def _note_recorded_error(sender: Any, session_id: str | None = None, **_: Any) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sessionmw import signals
+from sessionmw.actions import log_failure
 from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionExistsError
 from sessionmw.health import HealthReport
 from sessionmw.integrations.http import (
@@ -456,18 +457,27 @@ class SessionGate:
                 _log.warning("could not record the success on the session", exc_info=True)
 
     def fail(
-        self, session: RequestSession | None, exc: BaseException, *, log: bool = True
+        self,
+        session: RequestSession | None,
+        exc: BaseException,
+        *,
+        log: bool = True,
+        what: str = "request",
     ) -> UserFacingError:
         """Log and record ``exc`` on the session, and translate it for the user.
 
         A request records one error at most (an adapter and a middleware may both see it).
 
-        :param log: log ``exc`` on the ``sessionmw.wsgi`` logger; False when the host logs it.
+        :param log: log ``exc`` on the ``sessionmw.wsgi`` logger, as one WARNING line (the
+            traceback only at DEBUG or in debug mode: the user sees a friendly message); False
+            when the host logs it.
+        :param what: what failed, for the log line (e.g. a Dash callback's output).
         """
         from sessionmw.translation import translate
 
         if log:
-            _log.error("request failed", exc_info=exc)
+            session_id = session.id if session is not None else None
+            log_failure(_log, exc, callback=what, session_id=session_id, debug=self.debug)
         if session is not None and not session.failed:
             try:
                 session.ensure_stored()
@@ -493,7 +503,10 @@ class SessionGate:
         return user_error_response(err, as_json=wants_json(environ, via_header), reconnect=reconnect)
 
     def health_response(self, environ: WSGIEnvironment) -> PlainResponse:
-        """``GET health``: the caller's session health, never creating or touching a session."""
+        """``GET health``: the caller's session health, never creating or touching a session.
+
+        ``?page=1`` (a page's own poll) always answers 200: the state is in the body.
+        """
         sid, _ = self.client_id(environ)
         report: HealthReport | None = None
         if sid is not None:
@@ -502,7 +515,8 @@ class SessionGate:
                 report = self.pending_health(sid) or report
         if report is None:
             report = HealthReport.build(None, None, self.manager.clock(), self.manager.policy)
-        return health_report_response(report)
+        for_page = "page=1" in environ.get("QUERY_STRING", "").split("&")  # the banner's poll
+        return health_report_response(report, for_page=for_page)
 
     def reconnect_response(self, environ: WSGIEnvironment) -> PlainResponse:
         """``POST reconnect``: a disconnected (or erroring) session back to active."""

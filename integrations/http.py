@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from sessionmw.health import HealthReport
+from sessionmw.messages import statement
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -137,6 +138,8 @@ def health_json(report: HealthReport) -> dict[str, Any]:
     (disconnected, expired, not found); each custom check is listed under ``checks``.
     """
     session = {key: value for key, value in report.items() if key != "session_id"}
+    said = statement(report)
+    session["statement"] = None if said is None else said.as_dict()  # what a page shows (one voice)
     checks = {
         check["name"]: [
             {
@@ -156,9 +159,13 @@ def health_json(report: HealthReport) -> dict[str, Any]:
     }
 
 
-def health_report_response(report: HealthReport) -> PlainResponse:
-    """``report`` as an ``application/health+json`` response: 200, or 503 when its status is ``fail``."""
-    status = 200 if _health_status(report) != "fail" else 503
+def health_report_response(report: HealthReport, *, for_page: bool = False) -> PlainResponse:
+    """``report`` as an ``application/health+json`` response: 200, or 503 when its status is ``fail``.
+
+    :param for_page: always 200 (a page's own poll: the state is in the body, and a browser
+        would log every 503 as an error in its console).
+    """
+    status = 200 if for_page or _health_status(report) != "fail" else 503
     return PlainResponse(status_line(status), list(_HEALTH_HEADERS), json.dumps(health_json(report)).encode())
 
 
@@ -248,10 +255,17 @@ def status_line(status: int) -> str:
 
 
 def html_page(title: str, content: str) -> bytes:
-    """A complete HTML page in UTF-8; ``title`` and ``content`` go in as they are (escape them first)."""
+    """A complete HTML page in UTF-8; ``title`` and ``content`` go in as they are (escape them first).
+
+    It carries the banner stylesheet (:func:`~sessionmw.integrations.style.stylesheet`), so a
+    friendly error page looks like the Dash banner, also at phone width.
+    """
+    from sessionmw.integrations.style import stylesheet
+
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{title}</title></head>\n<body>\n{content}\n</body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{stylesheet()}</style></head>\n<body>\n{content}\n</body></html>\n"
     ).encode()
 
 

@@ -12,13 +12,16 @@ from typing import Any, NamedTuple
 
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import HealthStatus, SessionState
+from sessionmw.wording import duration, plural
 
 __all__ = [
     "MESSAGES",
+    "NETWORK_ERRORS",
     "CheckResult",
     "HealthCheck",
     "HealthReport",
     "Message",
+    "cause_of_error",
     "recovery_text",
     "register_dependency_source",
     "run_check",
@@ -44,10 +47,10 @@ MESSAGES: dict[str, Message] = {
     "idle": Message(
         "💤",
         "Session idle",
-        "💤 Your session is idle: no activity for {minutes_idle} minutes",
+        "💤 Your session is idle: no activity for {idle_for}",
         (
             "Continue working to keep your session active.",
-            "Without activity it expires in {minutes_left} minutes.",
+            "Without activity it expires in {expires_in}.",
         ),
         "Nothing is lost while your session is idle.",
     ),
@@ -60,7 +63,7 @@ MESSAGES: dict[str, Message] = {
             "If it fails again, refresh the page.",
             "If the problem continues, contact support.",
         ),
-        "After {errors_left} more errors in a row your session is disconnected to protect your work.",
+        "After {more_errors} in a row your session is disconnected to protect your work.",
     ),
     "disconnected": Message(
         "🔌",
@@ -267,6 +270,9 @@ class HealthReport(dict[str, Any]):
                 "minutes_idle": int(seconds_idle // 60),
                 "minutes_left": max(1, int(until_expiry // 60 + 0.999)),
                 "errors_left": max(1, policy.error_threshold - record.error_count),
+                "idle_for": duration(seconds_idle),
+                "expires_in": duration(until_expiry),
+                "more_errors": plural(max(1, policy.error_threshold - record.error_count), "more error"),
                 "timeout_minutes": _g(policy.timeout / 60),
                 "lifetime_hours": _g(policy.absolute_timeout / 3600),
                 "check": failed.name if failed is not None else "",
@@ -288,6 +294,8 @@ class HealthReport(dict[str, Any]):
                 report["message"] = failed.message  # the check's own words, used verbatim
         if checks:
             report["checks"] = [check._asdict() for check in checks]
+        if status in ("error", "disconnected"):
+            report["cause"] = cause_of_error(record.last_error)
         if store is not None and _DEPENDENCY_SOURCES:
             _add_dependencies(report, store)
         if debug:
@@ -348,6 +356,32 @@ def _needs_format(message: Message) -> bool:
 
 def _g(number: float) -> str:
     return f"{number:g}"
+
+
+#: Exception type names that mean the network (or a service out of reach), not a failing backend.
+NETWORK_ERRORS = frozenset(
+    {
+        "ConnectionError",
+        "ConnectionRefusedError",
+        "ConnectionResetError",
+        "ConnectionAbortedError",
+        "BrokenPipeError",
+        "TimeoutError",
+        "Timeout",
+        "ReadTimeout",
+        "ConnectTimeout",
+    }
+)
+
+
+def cause_of_error(last_error: str | None) -> str | None:
+    """``"network"`` or ``"backend"`` from a record's ``last_error`` (``"Type: text"``); None if unknown."""
+    if not last_error:
+        return None
+    name, sep, _text = last_error.partition(":")
+    if not sep or not name.isidentifier():
+        return None
+    return "network" if name in NETWORK_ERRORS else "backend"
 
 
 #: Functions that list the paused dependencies (see :func:`register_dependency_source`).

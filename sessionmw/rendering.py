@@ -91,7 +91,9 @@ def _html(err: UserFacingError) -> str:
         return html.escape(text, quote=True)
 
     parts = [
-        f'<div class="sessionmw-error sessionmw-{esc(err.severity)}" role="alert">',
+        # "sessionmw-error" once: the severity class is added only when it says something else.
+        f'<div class="sessionmw-error{"" if err.severity == "error" else " sessionmw-" + esc(err.severity)}"'
+        ' role="alert">',
         f'<p class="sessionmw-error-title"><strong>{esc(err.title)}</strong></p>',
         f'<p class="sessionmw-error-message">{esc(err.message)}</p>',
     ]

@@ -6,7 +6,15 @@ async function (clicks, config) {
             headers: {Accept: "application/json"}
         });
         const body = await response.json();
-        return body.session || window.dash_clientside.no_update;
+        const report = body.session;
+        if (!report) { return window.dash_clientside.no_update; }
+        if (!report.healthy) { return report; }
+        // Reconnected: say so briefly, then the banner goes.
+        const store = "__STORE__";
+        setTimeout(function () {
+            window.dash_clientside.set_props(store, {data: Object.assign({}, report, {statement: null})});
+        }, 4000);
+        return Object.assign({}, report, {statement: (config && config.reconnected) || null});
     } catch (e) {
         return window.dash_clientside.no_update;
     }

@@ -345,10 +345,8 @@ def test_failing_callback_on_a_bootstrap_app_shows_the_bootstrap_alert(sessions:
     guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
     status, body = _fire(_client(app), [("out", "children")], [("go", "n_clicks", 1)])
     assert status == 200
-    assert _side(body)[ALERT_ID] == {
-        "style": {"position": "relative"},
-        "className": "sessionmw-alert alert alert-danger",
-    }
+    assert "Session not running" in _said(body)  # folded into the (Bootstrap) banner
+    assert _side(body)[ALERT_ID] == {"style": {"display": "none"}}
 
 
 def test_a_disconnected_session_can_still_load_the_page(sessions: SessionManager) -> None:
@@ -407,6 +405,12 @@ def _guarded_app(sessions: SessionManager, behaviour: dict[str, Any]) -> dash.Da
     return app
 
 
+def _said(body: dict[str, Any]) -> str:
+    """What the banner's statement says in a callback response (the failure is folded there)."""
+    said = _side(body)[HEALTH_STORE_ID]["data"]["statement"]
+    return " ".join([said["title"], said["message"], *said["steps"], said["context"]])
+
+
 def test_guarded_callback_failure_shows_alert_and_records_error(sessions: SessionManager) -> None:
     """A raising callback answers with the friendly alert, leaves outputs alone and records the error."""
     behaviour: dict[str, Any] = {"error": RuntimeError("This session is not running")}
@@ -415,10 +419,9 @@ def test_guarded_callback_failure_shows_alert_and_records_error(sessions: Sessio
     assert status == 200
     assert "out" not in body.get("response", {})
     side = _side(body)
-    alert = _texts(side["sessionmw-alert-body"])
-    assert "The background process serving your session is not running" in alert
+    assert "The background process serving your session is not running" in _said(body)
     assert "RuntimeError" not in json.dumps(body)
-    assert "display" not in side[ALERT_ID]["style"]
+    assert side[ALERT_ID]["style"] == {"display": "none"}  # one voice: the banner says it
     assert side[HEALTH_STORE_ID]["data"]["status"] == "error"
     record = sessions.get_session(_sid(client))
     assert record is not None and record.error_count == 1
@@ -443,7 +446,7 @@ def test_repeated_failures_disconnect_the_session(sessions: SessionManager) -> N
     assert record is not None and record.state is SessionState.DISCONNECTED
     calls = behaviour["calls"]
     status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 9)])
-    assert status == 503 and body["status"] == "disconnected"
+    assert status == 200 and "Session disconnected" in _said(body)  # refused, in the banner
     assert behaviour["calls"] == calls
 
 
@@ -457,7 +460,7 @@ def test_guarded_callback_does_not_run_on_a_disconnected_session(sessions: Sessi
     status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)], accept="*/*")
     assert status == 200
     assert behaviour.get("calls", 0) == 0
-    assert "Session disconnected" in _texts(_side(body)["sessionmw-alert-body"])
+    assert "Session disconnected" in _said(body)
 
 
 def test_guarded_callback_skips_an_expired_session(sessions: SessionManager, clock: FakeClock) -> None:
@@ -469,7 +472,7 @@ def test_guarded_callback_skips_an_expired_session(sessions: SessionManager, clo
     assert status == 200
     assert behaviour.get("calls", 0) == 0
     side = _side(body)
-    assert "Session expired" in _texts(side["sessionmw-alert-body"])
+    assert "Session expired" in _said(body)
     assert side[HEALTH_STORE_ID]["data"]["status"] == "expired"
     assert side[HEALTH_STORE_ID]["data"]["sticky"] is True
 
@@ -486,7 +489,7 @@ def test_guarded_callback_behind_the_wsgi_middleware(sessions: SessionManager) -
     guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
     client = _client(app)
     _, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
-    assert "Temporary problem" in _texts(_side(body)["sessionmw-alert-body"])
+    assert "Temporary problem" in _said(body)
     record = sessions.get_session(_sid(client))
     assert record is not None and record.error_count == 1
 
@@ -505,7 +508,7 @@ def test_error_recorded_by_guarded_code_is_not_counted_twice(sessions: SessionMa
     guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
     client = _client(app)
     _, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
-    assert translate(DataLoadError("x")).title in _texts(_side(body)["sessionmw-alert-body"])
+    assert translate(DataLoadError("x")).title in _said(body)
     record = sessions.get_session(_sid(client))
     assert record is not None and record.error_count == 1
     _fire(client, [("out", "children")], [("go", "n_clicks", 2)])
@@ -526,7 +529,7 @@ def test_guard_all_guards_plain_callbacks(sessions: SessionManager) -> None:
     status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
     assert status == 200
     assert "prices.csv" not in json.dumps(body)
-    assert translate(DataLoadError("x")).title in _texts(_side(body)["sessionmw-alert-body"])
+    assert translate(DataLoadError("x")).title in _said(body)
     record = sessions.get_session(_sid(client))
     assert record is not None and record.error_count == 1
 

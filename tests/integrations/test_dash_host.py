@@ -23,6 +23,7 @@ from sessionmw import DataLoadError, SessionManager
 from sessionmw.integrations.dash import (
     ALERT_ID,
     BANNER_ID,
+    HEALTH_STORE_ID,
     SessionMWDash,
     dash_state,
     guarded_callback,
@@ -152,7 +153,12 @@ def _fire(
 
 
 def _alert_shown(body: dict[str, Any]) -> bool:
+    """True when the response tells the user what failed: in the banner's statement (where the
+    failure is folded since issue 11), or in the alert (a page without a session)."""
     side = body.get("sideUpdate", {})
+    said = side.get(HEALTH_STORE_ID, {}).get("data", {}).get("statement")
+    if said and said.get("status") != "reconnected":
+        return True
     return "display" not in side.get(ALERT_ID, {}).get("style", {"display": "none"})
 
 

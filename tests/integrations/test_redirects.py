@@ -118,7 +118,7 @@ def test_a_next_a_browser_could_read_as_another_origin_goes_home(
         (b"next=/caf%C3%A9?q=1%262#top", "/caf%C3%A9?q=1&2#top"),
         (b"next=/page", "/page"),
         (b"next=/a/b%3Fc", "/a/b?c"),
-        (b'next=/%22%3C%3E', "/%22%3C%3E"),
+        (b"next=/%22%3C%3E", "/%22%3C%3E"),
     ],
 )
 def test_a_local_path_is_kept_and_percent_encoded(
@@ -208,6 +208,7 @@ def test_the_banner_brings_the_user_back_to_the_page(
         HTTP_COOKIE=f"sessionmw={record.session_id}",
         HTTP_ACCEPT="text/html",
     )
+
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         return None
 

@@ -129,3 +129,42 @@ def test_example_serves_with_one_command(script: str) -> None:
         errors = [body for code, _, body in results if code == 503]
         assert errors, results
         assert "Traceback" not in errors[0] and json.loads(errors[0])["recovery"]
+
+
+# -- first contact (issue 11) --------------------------------------------------------------------
+
+
+def test_flask_example_backend_switch_reaches_the_banner(manager: SessionManager) -> None:
+    """Switched off on the page, the backend fails every call: JSON clients get 503 with
+    Retry-After, and after five failures the page shows the styled banner with Reconnect."""
+    app = load("flask_app").create_app(manager)
+    with app.test_client() as client:
+        assert client.get("/").status_code == 200
+        assert client.post("/backend/off").status_code == 303
+        for _ in range(manager.policy.error_threshold):
+            failed = client.get("/api/quote", headers={"Accept": "application/json"})
+            assert failed.status_code == 503 and failed.headers["Retry-After"].isdigit()
+            assert failed.get_json()["recovery"]
+        page = client.get("/").get_data(as_text=True)
+        assert "Session disconnected" in page and "Reconnect" in page
+        assert ".sessionmw-banner" in page and "&#39;Segoe UI&#39;" not in page  # the CSS, unescaped
+        assert client.post("/backend/on").status_code == 303  # the switch works while disconnected
+        assert "backend on" in client.get("/").get_data(as_text=True)
+        browser = client.get("/api/quote", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert browser.status_code == 503 and "text/html" in browser.headers["Content-Type"]
+
+
+def test_flask_example_unknown_switch_is_named(manager: SessionManager) -> None:
+    """A switch other than on/off is a 404 naming it."""
+    app = load("flask_app").create_app(manager)
+    response = app.test_client().post("/backend/sideways")
+    assert response.status_code == 404 and "'sideways'" in response.get_data(as_text=True)
+
+
+def test_wsgi_example_page_is_styled(manager: SessionManager) -> None:
+    """The WSGI example's page carries the banner stylesheet and a phone viewport."""
+    from werkzeug.test import Client
+
+    client = Client(load("wsgi_app").create_app(manager, secret_key="k"))
+    page = client.get("/").get_data(as_text=True)
+    assert ".sessionmw-banner" in page and 'name="viewport"' in page

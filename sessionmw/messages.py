@@ -1,0 +1,242 @@
+"""One statement for the page: what is wrong, why, and the recovery steps that fit the cause.
+
+A session banner and a callback's alert must not speak with two voices. :func:`statement` takes
+the session's health report and the last failure (if any) and returns the one
+:class:`Statement` a page shows: a title, one sentence, the cause, the steps and the buttons
+that make sense. Steps never suggest an action the server will refuse: a disconnected session
+is never told to "try again", an expired one never told to reconnect.
+
+.. code-block:: python
+
+    from sessionmw.messages import statement
+
+    said = statement(manager.check_health(session_id), failure=exc)
+    if said is not None:
+        show(said.title, said.message, said.steps)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+from sessionmw.health import NETWORK_ERRORS
+from sessionmw.translation import UserFacingError, translate
+from sessionmw.wording import duration
+
+__all__ = ["CAUSES", "RECONNECTED", "UNREACHABLE", "Cause", "Statement", "cause_of", "plain", "statement"]
+
+#: Why the session is in trouble: a failing backend service, the network, the session's age
+#: (expired or ended), a server that no longer knows the session (restarted), or not known.
+Cause = Literal["backend", "network", "expired", "restarted", "unknown"]
+#: Every :data:`Cause`, in a stable order.
+CAUSES: Final[tuple[Cause, ...]] = ("backend", "network", "expired", "restarted", "unknown")
+#: What the page may offer: a Reconnect button, a page refresh.
+Action = Literal["reconnect", "refresh"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Statement:
+    """What the page says about the session right now: one title, one sentence, the steps."""
+
+    #: The session's health status, or ``"reconnected"`` right after a successful reconnect.
+    status: str
+    #: Why (see :data:`Cause`).
+    cause: Cause
+    #: ``"info"``, ``"warning"``, ``"error"`` or ``"success"``: the colour of the message.
+    tone: str
+    #: A short heading.
+    title: str
+    #: What is wrong, in one sentence (no emoji: the page draws its own icon).
+    message: str
+    #: What the user can do, in order; none of them is refused by the server.
+    steps: tuple[str, ...] = ()
+    #: Extra context (may be empty).
+    context: str = ""
+    #: The buttons that make sense: ``"reconnect"``, ``"refresh"``.
+    actions: tuple[Action, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The statement as a JSON-ready dict (the steps as a list)."""
+        values = dataclasses.asdict(self)
+        values["steps"] = list(self.steps)
+        values["actions"] = list(self.actions)
+        return values
+
+
+#: The brief confirmation after a successful reconnect.
+RECONNECTED: Final = Statement(
+    "reconnected", "unknown", "success", "Reconnected", "Your session is active again."
+)
+#: What a page says when it cannot reach the server at all (its health poll failed).
+UNREACHABLE: Final = Statement(
+    "error",
+    "network",
+    "warning",
+    "Connection problem",
+    "The server cannot be reached right now.",
+    ("Check your network connection.", "Wait a moment: this page checks again by itself."),
+)
+
+
+def plain(text: str) -> str:
+    """``text`` without the emoji (and spaces) it starts with: the seed's messages carry one."""
+    start = 0
+    while start < len(text) and not (text[start].isalnum() or text[start] in "\"'(\u201c"):
+        start += 1
+    return text[start:]
+
+
+def cause_of(failure: BaseException | None) -> Cause:
+    """``"network"`` for connection and timeout errors (redis' too), else ``"backend"``.
+
+    A :class:`~sessionmw.translation.UserFacingError` is judged by its original exception.
+    None (no failure known) is ``"unknown"``.
+    """
+    if failure is None:
+        return "unknown"
+    if isinstance(failure, UserFacingError):
+        if failure.original is None:
+            return "backend"
+        failure = failure.original
+    if any(klass.__name__ in NETWORK_ERRORS for klass in type(failure).__mro__):
+        return "network"
+    return "backend"
+
+
+def statement(
+    report: Mapping[str, Any], *, failure: BaseException | None = None, reconnected: bool = False
+) -> Statement | None:
+    """The one statement for a page showing a session with health ``report``; None: nothing to say.
+
+    :param report: a :class:`~sessionmw.health.HealthReport` (or its JSON form).
+    :param failure: the last failure of the user's action, if any (an exception or the
+        :class:`~sessionmw.translation.UserFacingError` built from it); it names the cause.
+        Without it the report's ``cause`` (from the session's last error) does.
+    :param reconnected: True right after a reconnect succeeded: a healthy session then gets a
+        short confirmation.
+    :raises ValueError: for a report without a known ``status``.
+    """
+    status = report.get("status")
+    if status == "healthy":
+        return RECONNECTED if reconnected else None
+    if status == "idle":
+        return _idle(report)
+    if status == "error":
+        return _error(report, failure)
+    if status == "disconnected":
+        return _disconnected(cause_of(failure) if failure is not None else _reported_cause(report))
+    if status == "expired":
+        return Statement(
+            "expired",
+            "expired",
+            "warning",
+            str(report.get("title") or "Session expired"),
+            plain(str(report.get("message") or "Your session has expired")),
+            ("Refresh the page to start a new session.", "Your inputs come back after the refresh."),
+            str(report.get("context") or ""),
+            ("refresh",),
+        )
+    if status == "not_found":
+        return Statement(
+            "not_found",
+            "restarted",
+            "warning",
+            "Session not found",
+            "The server no longer knows your session: it was restarted, or you were away a long time.",
+            ("Refresh the page to start a new session.", "Your inputs come back after the refresh."),
+            "Nothing you did caused this.",
+            ("refresh",),
+        )
+    if status == "degraded":  # a paused dependency (a circuit breaker): the session itself is fine
+        return Statement(
+            "degraded",
+            "backend",
+            "warning",
+            str(report.get("title") or "Service paused"),
+            plain(str(report.get("message") or "A service this page depends on is paused")),
+            tuple(str(step) for step in report.get("recovery") or ()),
+            str(report.get("context") or ""),
+        )
+    raise ValueError(
+        "report status must be healthy, idle, error, disconnected, expired, not_found or degraded, "
+        f"not {status!r}"
+    )
+
+
+def _reported_cause(report: Mapping[str, Any]) -> Cause:
+    """The cause the report names (from the session's last error), else ``"unknown"``."""
+    cause = report.get("cause")
+    return "network" if cause == "network" else "backend" if cause == "backend" else "unknown"
+
+
+def _idle(report: Mapping[str, Any]) -> Statement:
+    idle = report.get("seconds_idle")
+    left = report.get("seconds_until_expiry")
+    message = "Your session is idle"
+    if isinstance(idle, (int, float)):
+        message += f": no activity for {duration(idle)}"
+    context = "Nothing is lost while your session is idle."
+    if isinstance(left, (int, float)):
+        context = f"Without activity it expires in {duration(left)}. " + context
+    return Statement(
+        "idle",
+        "unknown",
+        "info",
+        "Session idle",
+        message,
+        ("Continue working to keep your session active.",),
+        context,
+    )
+
+
+def _error(report: Mapping[str, Any], failure: BaseException | None) -> Statement:
+    if failure is None:  # e.g. a failing custom health check: the report's own words
+        own_steps = tuple(str(step) for step in report.get("recovery") or ())
+        return Statement(
+            "error",
+            "unknown",
+            "warning",
+            str(report.get("title") or "Something went wrong"),
+            plain(str(report.get("message") or "An error occurred while processing your request")),
+            own_steps,
+            str(report.get("context") or ""),
+        )
+    err = failure if isinstance(failure, UserFacingError) else translate(failure)
+    cause = cause_of(failure)
+    if cause == "network":
+        steps: tuple[str, ...] = ("Check your network connection, then try the action again.",)
+    else:
+        steps = (
+            "Try the action again: most errors are temporary.",
+            "If it keeps failing, wait a minute: the data service may be down.",
+        )
+    return Statement(
+        "error", cause, "warning", err.title, plain(err.message), steps, str(report.get("context") or "")
+    )
+
+
+def _disconnected(cause: Cause) -> Statement:
+    if cause == "network":
+        message = "Your session was disconnected after repeated network errors."
+        steps: tuple[str, ...] = (
+            "Check your network connection.",
+            "Then click Reconnect: your inputs are kept.",
+        )
+    elif cause == "backend":
+        message = "Your session was disconnected after repeated errors from the data service."
+        steps = ("Wait a moment for the service to recover.", "Then click Reconnect: your inputs are kept.")
+    else:
+        message = "Your session was disconnected after repeated errors."
+        steps = ("Click Reconnect: your inputs are kept.",)
+    return Statement(
+        "disconnected",
+        cause,
+        "error",
+        "Session disconnected",
+        message,
+        steps,
+        "Until you reconnect, actions are paused to protect your work.",
+        ("reconnect",),
+    )

@@ -1,0 +1,43 @@
+"""Numbers and durations in words, for what the user reads: "1 minute", "less than a minute".
+
+.. code-block:: python
+
+    assert plural(1, "error") == "1 error"
+    assert plural(3, "error") == "3 errors"
+    assert duration(45) == "less than a minute"
+    assert duration(90 * 60) == "1 hour 30 minutes"
+"""
+
+from __future__ import annotations
+
+__all__ = ["duration", "plural"]
+
+
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """``count`` and ``noun``, the noun made plural unless ``count`` is 1 ("1 minute", "2 minutes").
+
+    :param plural_noun: the plural when it is not ``noun + "s"``.
+    """
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {plural_noun if plural_noun is not None else noun + 's'}"
+
+
+def duration(seconds: float) -> str:
+    """A duration as a person says it: "less than a minute", "1 minute", "2 hours 5 minutes".
+
+    Minutes are rounded down (a session idle for 119 s has been idle "1 minute"); never "0 minutes".
+
+    :raises ValueError: for a negative or non-finite number of seconds.
+    """
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"a duration must be a finite number of seconds >= 0, not {seconds!r}")
+    minutes = int(seconds // 60)
+    if minutes == 0:
+        return "less than a minute"
+    hours, minutes = divmod(minutes, 60)
+    if hours == 0:
+        return plural(minutes, "minute")
+    if minutes == 0:
+        return plural(hours, "hour")
+    return f"{plural(hours, 'hour')} {plural(minutes, 'minute')}"

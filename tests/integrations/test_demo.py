@@ -1,0 +1,266 @@
+"""The demo app without a browser: its knobs, its slow and failing work, its command (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import dash
+import pytest
+from flask.testing import FlaskClient
+
+from sessionmw import SessionManager, SessionState
+from sessionmw.demo import load_demo
+from sessionmw.testing import FakeClock
+
+THRESHOLD = 3
+
+
+@pytest.fixture(name="demo_module", scope="module")
+def _demo_module() -> ModuleType:
+    """The demo app's module, loaded from examples/."""
+    return load_demo()
+
+
+@pytest.fixture(name="sessions")
+def _sessions(clock: FakeClock) -> Iterator[SessionManager]:
+    """A manager that disconnects after three errors."""
+    manager = SessionManager(store="memory://", clock=clock, max_error_threshold=THRESHOLD)
+    yield manager
+    manager.close()
+
+
+@pytest.fixture(name="backend")
+def _backend(demo_module: ModuleType) -> Any:
+    """The simulated market backend, with no real waiting."""
+    return demo_module.MarketBackend(sleep=lambda seconds: None)
+
+
+@pytest.fixture(name="app")
+def _app(demo_module: ModuleType, sessions: SessionManager, backend: Any) -> dash.Dash:
+    """The demo app over ``backend`` and ``sessions``."""
+    app: dash.Dash = demo_module.create_app(manager=sessions, backend=backend, retry_sleep=lambda s: None)
+    return app
+
+
+@pytest.fixture(name="client")
+def _client(app: dash.Dash) -> FlaskClient:
+    """A browser that has loaded the page twice: its session is stored."""
+    client: FlaskClient = app.server.test_client()
+    assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 200
+    return client
+
+
+def _sid(client: FlaskClient) -> str:
+    cookie = client.get_cookie("sessionmw")
+    assert cookie is not None
+    return cookie.value
+
+
+def _fire(
+    app: dash.Dash,
+    client: FlaskClient,
+    outputs: list[str],
+    inputs: list[tuple[str, str, Any]],
+    state: list[tuple[str, str, Any]] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """POST one callback request as Dash's renderer does (outputs as ``id.prop``)."""
+    key = next(k for k in app.callback_map if [p.split("@")[0] for p in k.strip(".").split("...")] == outputs)
+    specs = [part.rsplit(".", 1) for part in key.strip(".").split("...")]
+    listed = [{"id": oid, "property": prop} for oid, prop in specs]
+    payload = {
+        "output": key,
+        "outputs": listed if len(listed) > 1 else listed[0],
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state or []],
+        "changedPropIds": [f"{i}.{p}" for i, p, _ in inputs],
+    }
+    response = client.post(
+        "/_dash-update-component",
+        data=json.dumps(payload),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    return response.status_code, (json.loads(response.data) if response.data else {})
+
+
+def _knob(client: FlaskClient, change: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    if change is None:
+        response = client.get("/demo/faults", headers={"Accept": "application/json"})
+    else:
+        response = client.post("/demo/faults", json=change, headers={"Accept": "application/json"})
+    return response.status_code, response.get_json()
+
+
+def _texts(component: Any) -> str:
+    """Every string inside a serialised Dash component tree."""
+    if isinstance(component, str):
+        return component
+    if isinstance(component, dict):
+        return " ".join(_texts(value) for value in component.values())
+    if isinstance(component, list):
+        return " ".join(_texts(value) for value in component)
+    return ""
+
+
+# -- the knobs ----------------------------------------------------------------------------------
+
+
+def test_knobs_show_the_backends_state(client: FlaskClient, backend: Any) -> None:
+    """A fresh page asks the backend: the boxes and the summary show the faults that are on."""
+    backend.faults.bad_data = True
+    status, state = _knob(client)
+    assert status == 200
+    assert state == {"flags": ["bad-data"], "transient": 0, "summary": "Active faults: bad data"}
+
+
+def test_knobs_change_the_backend(client: FlaskClient, backend: Any) -> None:
+    """Ticking and unticking boxes turns the faults on and off; the answer is the new state."""
+    _, state = _knob(client, {"flags": ["down", "slow"]})
+    assert backend.faults.backend_down and backend.faults.latency_seconds == 2.0
+    assert state["flags"] == ["down", "slow"]
+    _, state = _knob(client, {"flags": []})
+    assert not backend.faults.backend_down and state["summary"] == "Active faults: none"
+
+
+def test_next_calls_fail_counts_down(client: FlaskClient, backend: Any) -> None:
+    """ "Fail the next 2 calls" shows 2, then 1 after one call, then disappears."""
+    _, state = _knob(client, {"transient": 2})
+    assert "next 2 calls fail" in state["summary"]
+    with pytest.raises(Exception, match="busy"):
+        backend.prices("ACME")
+    assert _knob(client)[1]["summary"] == "Active faults: next call fails"
+    with pytest.raises(Exception, match="busy"):
+        backend.prices("ACME")
+    assert _knob(client)[1]["summary"] == "Active faults: none"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        pytest.param({"flags": ["meteor"]}, "'meteor'", id="unknown-flag"),
+        pytest.param({"flags": "down"}, "list", id="flags-not-a-list"),
+        pytest.param({"transient": 0}, "0", id="zero-calls"),
+        pytest.param({"transient": True}, "True", id="bool-calls"),
+        pytest.param(["down"], "JSON object", id="not-an-object"),
+    ],
+)
+def test_bad_knob_requests_are_named(client: FlaskClient, change: Any, named: str) -> None:
+    """A malformed knob request is a 400 naming what was wrong; the faults stay as they were."""
+    status, body = _knob(client, change)
+    assert status == 400 and named in body["error"]
+    assert _knob(client)[1]["summary"] == "Active faults: none"
+
+
+@pytest.mark.parametrize("state", ["disconnected", "expired"])
+def test_knobs_work_whatever_the_session_state(
+    client: FlaskClient, sessions: SessionManager, clock: FakeClock, backend: Any, state: str
+) -> None:
+    """Disconnected or expired, the operator's knobs still change the backend (issue 11, seen 7)."""
+    sid = _sid(client)
+    backend.faults.backend_down = True
+    if state == "disconnected":
+        for _ in range(THRESHOLD):
+            sessions.record_error(sid, "down")
+    else:
+        clock.advance(31 * 60)
+    before = sessions.get_session(sid)
+    status, body = _knob(client, {"flags": []})
+    assert status == 200 and body["flags"] == [] and not backend.faults.backend_down
+    after = sessions.get_session(sid)
+    assert after == before  # the knob neither touched nor changed the session
+
+
+# -- slow and failing work ----------------------------------------------------------------------
+
+
+def test_failed_scan_replaces_the_old_table(app: dash.Dash, client: FlaskClient, backend: Any) -> None:
+    """A scan that fails does not leave the previous results looking current."""
+    scan = (["scan-output.children"], [("scan-run", "n_clicks", 1)], [("scan-symbols", "value", "ACME")])
+    status, body = _fire(app, client, *scan)
+    assert status == 200 and "ACME" in _texts(body["response"])
+    backend.faults.bad_data = True
+    status, body = _fire(app, client, *scan)
+    text = _texts(body["response"]["scan-output"]["children"])
+    assert status == 200 and "this scan failed" in text and "ACME" not in text
+
+
+def test_one_backtest_job_counts_one_error(
+    app: dash.Dash, client: FlaskClient, sessions: SessionManager, backend: Any
+) -> None:
+    """Bad data fails the progress poll: it stops, and polls of the same job count once (seen 4)."""
+    start_outputs = [
+        "bt-job.data",
+        "bt-tick.disabled",
+        "bt-output.children",
+        "bt-progress.value",
+        "bt-progress-label.children",
+    ]
+    state = [("bt-symbols", "value", "ACME, WAYNE"), ("bt-fast", "value", 5), ("bt-slow", "value", 20)]
+    _, body = _fire(app, client, start_outputs, [("bt-run", "n_clicks", 1)], state)
+    job_id = body["response"]["bt-job"]["data"]
+    backend.faults.bad_data = True
+    tick_outputs = [
+        "bt-progress.value",
+        "bt-progress-label.children",
+        "bt-output.children",
+        "bt-tick.disabled",
+    ]
+    for ticks in (1, 2, 3):
+        status, body = _fire(
+            app, client, tick_outputs, [("bt-tick", "n_intervals", ticks)], [("bt-job", "data", job_id)]
+        )
+        assert status == 200
+        assert body["response"]["bt-tick"]["disabled"] is True
+        assert "Stopped after 0 of 2" in _texts(body["response"]["bt-output"])
+    record = sessions.get_session(_sid(client))
+    assert record is not None and record.error_count == 1 and record.state is SessionState.ERROR
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def test_busy_port_is_one_line_naming_port(
+    demo_module: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a port in use the demo prints one line naming --port and exits 1 (no server traceback)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert demo_module.main(["--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert f"port {port} is in use" in err and "--port" in err
+
+
+def test_demo_configures_its_secret(
+    demo_module: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo signs session ids with a secret of its own: no secret-key warning for a newcomer."""
+    monkeypatch.delenv("SESSIONMW_SECRET_KEY", raising=False)
+    with caplog.at_level(logging.WARNING):
+        demo_module.create_app(manager=SessionManager(store="memory://"))
+    assert not [r for r in caplog.records if "secret key" in r.getMessage()]
+
+
+def test_a_failed_scan_logs_one_line(
+    app: dash.Dash, client: FlaskClient, backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One failed click: one WARNING line naming what failed, no traceback (issue 11, seen 8)."""
+    backend.faults.backend_down = True
+    with caplog.at_level(logging.INFO):
+        _fire(
+            app,
+            client,
+            ["scan-output.children"],
+            [("scan-run", "n_clicks", 1)],
+            [("scan-symbols", "value", "X")],
+        )
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(failures) == 1 and failures[0].exc_info is None
+    assert "failed" in failures[0].getMessage()

@@ -1,0 +1,407 @@
+"""A person's walk through the demo in headless chromium: every knob and every state (issue 11).
+
+At each step the test asserts what is on screen, that no two messages on the page contradict
+each other, and what the browser console holds; it saves a screenshot per step in the test's tmp
+dir, and in ``$SESSIONMW_SCREENSHOT_DIR`` when set (``docs/img/`` is refreshed that way, at
+desktop and at 420 px phone width). The sessions run on a fake clock: idle and expiry need no
+waiting. The slow backend waits on an event the test releases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dash.testing import wait
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from sessionmw import SessionManager, SessionState
+from sessionmw.demo import load_demo
+from sessionmw.testing import FakeClock
+
+if shutil.which("chromedriver") is None and os.environ.get("CI") != "true":
+    pytest.skip("needs chromedriver: apt-get install chromium chromium-driver", allow_module_level=True)
+
+until: Callable[..., object] = wait.until
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:HTTPResponse.getheader\\(\\) is deprecated:DeprecationWarning"
+)
+
+THRESHOLD = 3
+WAIT = 30
+BANNER = "#sessionmw-banner"
+ALERT = "#sessionmw-alert"
+PHONE = (420, 900)
+DESKTOP = (1100, 900)
+#: The screenshots that ``docs/img/`` keeps (the others stay in the test's tmp dir).
+CURATED = frozenset(
+    {
+        "demo-scanner",
+        "demo-slow",
+        "demo-backtests",
+        "demo-phone",
+        "alert-backend-down",
+        "banner-error",
+        "banner-error-phone",
+        "banner-disconnected",
+        "banner-disconnected-phone",
+        "banner-idle",
+        "banner-expired",
+        "banner-not-found",
+        "banner-reconnected",
+    }
+)
+#: Phrases that must never stand next to each other on the page: (shown, contradicted by).
+CONTRADICTIONS = (
+    ("Session disconnected", "Try the action again"),
+    ("Session expired", "Try the action again"),
+    ("Session expired", "Reconnect"),
+    ("Session not found", "Try the action again"),
+)
+
+
+@dataclasses.dataclass
+class Walk:
+    """The demo under test and the person's eyes on it."""
+
+    duo: Any
+    manager: SessionManager
+    clock: FakeClock
+    backend: Any
+    release: threading.Event
+    shots: Path
+    steps: list[str] = dataclasses.field(default_factory=list)
+
+    def session_id(self) -> str:
+        cookie = self.duo.driver.get_cookie("sessionmw")
+        assert cookie is not None, "the browser has no session cookie"
+        return str(cookie["value"])
+
+    def shown(self, selector: str) -> str:
+        """The text of ``selector`` ('' when hidden or absent)."""
+        found = self.duo.find_elements(selector)
+        return str(found[0].text) if found and found[0].is_displayed() else ""
+
+    def wait_shown(self, selector: str, text: str) -> None:
+        until(lambda: text in self.shown(selector), timeout=WAIT, msg=f"{selector} never showed {text!r}")
+
+    def wait_hidden(self, selector: str) -> None:
+        until(lambda: self.shown(selector) == "", timeout=WAIT, msg=f"{selector} stayed on screen")
+
+    def page_text(self) -> str:
+        return str(self.duo.find_element("#react-entry-point").text)
+
+    def contradictions(self) -> list[tuple[str, str]]:
+        """The pairs of :data:`CONTRADICTIONS` on the page now."""
+        text = self.page_text()
+        return [(shown, other) for shown, other in CONTRADICTIONS if shown in text and other in text]
+
+    def check(self, name: str, *, phone: bool = False, consistent: bool = True) -> None:
+        """One step done: nothing on the page contradicts anything else; save the screenshot."""
+        if consistent:
+            assert self.contradictions() == [], name
+        self.steps.append(name)
+        status_only = name.startswith(("banner-", "alert-"))
+        self.shoot(name, "#sessionmw-status" if status_only else "#react-entry-point")
+        if phone:
+            self.duo.driver.set_window_size(*PHONE)
+            try:
+                banner_height = self.duo.find_element("#sessionmw-status").size["height"]
+                assert banner_height < PHONE[1] / 2, f"{name}: the messages fill the phone's screen"
+                self.shoot(f"{name}-phone")
+            finally:
+                self.duo.driver.set_window_size(*DESKTOP)
+
+    def shoot(self, name: str, selector: str = "#react-entry-point") -> None:
+        path = self.shots / f"{name}.png"
+        self.duo.find_element(selector).screenshot(str(path))
+        target = os.environ.get("SESSIONMW_SCREENSHOT_DIR")
+        if target and name in CURATED:
+            Path(target).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, Path(target) / path.name)
+
+    def tab(self, name: str) -> None:
+        self.duo.find_element(f"#tab-{name}").click()
+
+    def knob(self, value: str) -> None:
+        """Tick or untick one fault box, as a person clicks it."""
+        self.tab("faults")
+        self.duo.wait_for_element(f"#fault-flags input[value='{value}']", timeout=WAIT).click()
+
+    def box_ticked(self, value: str) -> bool:
+        return bool(self.duo.find_element(f"#fault-flags input[value='{value}']").is_selected())
+
+    def scan(self) -> None:
+        self.tab("scanner")
+        self.duo.wait_for_element("#scan-run", timeout=WAIT).click()
+
+    def errors(self) -> int:
+        record = self.manager.get_session(self.session_id())
+        return 0 if record is None else record.error_count
+
+    def severe(self) -> list[dict[str, Any]]:
+        """The browser console's SEVERE entries since the last call."""
+        entries: list[dict[str, Any]] = self.duo.get_logs()
+        self.duo.reset_log_timestamp()
+        return entries
+
+
+@pytest.fixture(name="walk")
+def _walk(dash_duo: Any, tmp_path: Path) -> Iterator[Walk]:
+    """The demo on a fake clock, a backend whose slowness the test controls, a fresh browser."""
+    module = load_demo()
+    clock = FakeClock()
+    manager = SessionManager(
+        store="memory://", clock=clock, health_check_interval_seconds=0.5, max_error_threshold=THRESHOLD
+    )
+    release = threading.Event()
+    backend = module.MarketBackend(sleep=lambda seconds: release.wait(WAIT))
+    app = module.create_app(manager=manager, backend=backend, retry_sleep=lambda seconds: None)
+    dash_duo.start_server(app)
+    dash_duo.driver.set_window_size(*DESKTOP)
+    dash_duo.wait_for_element("#scan-run", timeout=WAIT)
+    walk = Walk(dash_duo, manager, clock, backend, release, tmp_path)
+    until(lambda: dash_duo.driver.get_cookie("sessionmw") is not None, timeout=WAIT)
+    yield walk
+    release.set()
+    manager.close()
+
+
+def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
+    """Healthy page, every knob (fresh page, countdown), slow work, bad data, errors per action."""
+    duo = walk.duo
+    # Healthy: no banner, no alert; the header's icon is an image, not an emoji.
+    assert walk.shown(BANNER) == "" and walk.shown(ALERT) == ""
+    header = duo.find_element("h1")
+    assert header.text == "Stock analysis" and header.find_elements(By.TAG_NAME, "img")
+    walk.scan()
+    duo.wait_for_element("#scan-results", timeout=WAIT)
+    walk.check("demo-scanner")
+    duo.driver.set_window_size(*PHONE)
+    walk.shoot("demo-phone")
+    duo.driver.set_window_size(*DESKTOP)
+
+    # A fresh page shows the boxes as the backend has them.
+    walk.backend.faults.bad_data = True
+    duo.driver.refresh()
+    duo.wait_for_element("#scan-run", timeout=WAIT)
+    walk.tab("faults")
+    until(lambda: walk.box_ticked("bad-data"), timeout=WAIT, msg="a fresh page shows bad data unticked")
+    walk.wait_shown("#fault-summary", "Active faults: bad data")
+    walk.knob("bad-data")  # untick: the backend follows
+    until(lambda: not walk.backend.faults.bad_data, timeout=WAIT, msg="unticking left the fault on")
+    walk.wait_shown("#fault-summary", "Active faults: none")
+
+    # "Fail the next 2 calls" counts down as the calls are used (the scanner retries through them).
+    duo.find_element("#fault-transient").click()
+    walk.wait_shown("#fault-summary", "next 2 calls fail")
+    walk.check("knobs-transient")
+    walk.scan()
+    until(lambda: walk.backend.faults.transient_failures == 0, timeout=WAIT)
+    assert walk.shown(ALERT) == ""
+    walk.tab("faults")
+    walk.wait_shown("#fault-summary", "Active faults: none")
+
+    # Slow: the button is disabled and a spinner shows until the answer comes.
+    walk.knob("slow")
+    until(lambda: walk.backend.faults.latency_seconds > 0, timeout=WAIT)
+    walk.release.clear()
+    walk.scan()
+    until(lambda: not duo.find_element("#scan-run").is_enabled(), timeout=WAIT, msg="Scan stayed enabled")
+    until(
+        lambda: duo.find_elements("#scan-loading .dash-spinner, #scan-loading [class*='loading']"),
+        timeout=WAIT,
+        msg="no loading indicator",
+    )
+    walk.check("demo-slow")
+    walk.release.set()
+    until(lambda: duo.find_element("#scan-run").is_enabled(), timeout=WAIT, msg="Scan stayed disabled")
+    duo.wait_for_element("#scan-results", timeout=WAIT)
+    walk.knob("slow")
+    until(lambda: walk.backend.faults.latency_seconds == 0, timeout=WAIT)
+
+    # Bad data: the alert names it, and the old table does not stay looking current.
+    walk.knob("bad-data")
+    until(lambda: walk.backend.faults.bad_data, timeout=WAIT)
+    walk.scan()
+    walk.wait_shown(BANNER, "Data not available")  # the failure, folded into the banner
+    assert walk.shown(ALERT) == ""
+    until(lambda: not duo.find_elements("#scan-results"), timeout=WAIT, msg="the old table stayed")
+    walk.wait_shown("#scan-output", "this scan failed")
+    assert "After 2 more errors in a row" in walk.shown(BANNER)
+    walk.check("banner-error", phone=True)
+    assert walk.errors() == 1
+
+    # One click on "Run backtests" with bad data: the progress poll stops, one error is counted.
+    walk.tab("backtests")
+    duo.wait_for_element("#bt-run", timeout=WAIT).click()
+    walk.wait_shown("#bt-progress-label", "stopped after 0 of 5")
+    # The start succeeded (a success clears the count), the poll's failure counted once.
+    assert walk.errors() == 1
+    record = walk.manager.get_session(walk.session_id())
+    assert record is not None and record.state is SessionState.ERROR
+    walk.check("demo-backtests-stopped")
+    assert walk.severe() == []
+
+    # Fixed: the backtests run to the end.
+    walk.knob("bad-data")
+    until(lambda: not walk.backend.faults.bad_data, timeout=WAIT)
+    walk.tab("backtests")
+    duo.wait_for_element("#bt-run", timeout=WAIT).click()
+    duo.wait_for_text_to_equal("#bt-progress-label", "5 of 5 done", timeout=WAIT)
+    walk.wait_hidden(BANNER)
+    walk.check("demo-backtests")
+    assert walk.severe() == []
+
+
+def test_walk_disconnect_knobs_reconnect_idle(walk: Walk) -> None:
+    """Backend down until disconnected; the knobs still work; Reconnect; idle and back."""
+    duo = walk.duo
+    walk.knob("down")
+    until(lambda: walk.backend.faults.backend_down, timeout=WAIT)
+    for clicks in range(1, THRESHOLD + 1):
+        walk.scan()
+        until(lambda n=clicks: walk.errors() >= n, timeout=WAIT, msg="the failure was not recorded")
+        if clicks == 1:
+            walk.wait_shown(BANNER, "Session not running")
+            walk.check("alert-backend-down")
+    walk.wait_shown(BANNER, "Session disconnected")
+    walk.check(
+        "banner-disconnected", phone=True, consistent=False
+    )  # see test_walk_one_voice_when_disconnected
+
+    # The operator's knob works while the session is disconnected, and shows the truth.
+    walk.knob("down")
+    until(lambda: not walk.backend.faults.backend_down, timeout=WAIT, msg="unticking was refused")
+    walk.wait_shown("#fault-summary", "Active faults: none")
+    assert not walk.box_ticked("down")
+    record = walk.manager.get_session(walk.session_id())
+    assert record is not None and record.state is SessionState.DISCONNECTED
+
+    # Reconnect: the banner goes without a reload; the next scan works.
+    walk.tab("scanner")
+    duo.find_element("#sessionmw-reconnect").click()
+    walk.wait_shown(BANNER, "Reconnected")  # confirmed briefly, then gone
+    walk.check("banner-reconnected")
+    walk.wait_hidden(BANNER)
+    record = walk.manager.get_session(walk.session_id())
+    assert record is not None and record.state is SessionState.ACTIVE
+    walk.scan()
+    duo.wait_for_element("#scan-results", timeout=WAIT)
+
+    # Idle after five quiet minutes; activity clears it.
+    walk.clock.advance(301)
+    walk.wait_shown(BANNER, "Session idle")
+    assert "0 minutes" not in walk.shown(BANNER) and "1 minutes" not in walk.shown(BANNER)
+    walk.check("banner-idle", phone=True)
+    walk.scan()
+    walk.wait_hidden(BANNER)
+    assert walk.severe() == []
+
+
+def test_walk_expired_and_not_found(walk: Walk) -> None:
+    """Expired: refused until a refresh, the knobs still work; not found after a restart."""
+    duo = walk.duo
+    field = duo.find_element("#scan-symbols")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("WAYNE, UMBRL")
+    walk.scan()
+    duo.wait_for_element("#scan-results", timeout=WAIT)
+    walk.clock.advance(31 * 60)
+    walk.wait_shown(BANNER, "Session expired")
+    assert "Refresh the page" in walk.shown(BANNER)
+    calls = walk.backend.calls
+    for _ in range(2):  # the second click is refused too: no silent new session
+        walk.scan()
+        walk.wait_shown(BANNER, "Session expired")
+        until(lambda: walk.duo.find_element("#scan-run").is_enabled(), timeout=WAIT)
+    assert walk.backend.calls == calls
+    walk.check("banner-expired", phone=True)
+    walk.knob("bad-data")  # the operator's knob still works
+    until(lambda: walk.backend.faults.bad_data, timeout=WAIT, msg="the knob was refused")
+    walk.knob("bad-data")
+    until(lambda: not walk.backend.faults.bad_data, timeout=WAIT)
+
+    # A refresh starts a new session; the typed symbols come back.
+    duo.driver.refresh()
+    duo.wait_for_element("#scan-run", timeout=WAIT)
+    walk.wait_hidden(BANNER)
+    until(lambda: duo.find_element("#scan-symbols").get_attribute("value") == "WAYNE, UMBRL", timeout=WAIT)
+    walk.scan()
+    duo.wait_for_element("#scan-results", timeout=WAIT)
+
+    # The server forgot the session (a restart): the banner says so and nothing is counted.
+    walk.manager.delete_session(walk.session_id())
+    walk.clock.advance(31 * 60)
+    walk.wait_shown(BANNER, "Session not found")
+    walk.check("banner-not-found", phone=True)
+    assert walk.severe() == []
+
+
+@pytest.fixture(name="slow_poll")
+def _slow_poll(dash_duo: Any, tmp_path: Path) -> Iterator[Walk]:
+    """The demo with a poll that never comes in time: whatever changes, a response carried it."""
+    module = load_demo()
+    clock = FakeClock()
+    manager = SessionManager(
+        store="memory://", clock=clock, health_check_interval_seconds=3600, max_error_threshold=THRESHOLD
+    )
+    release = threading.Event()
+    release.set()
+    backend = module.MarketBackend(sleep=lambda seconds: release.wait(WAIT))
+    app = module.create_app(manager=manager, backend=backend, retry_sleep=lambda seconds: None)
+    dash_duo.start_server(app)
+    dash_duo.driver.set_window_size(*DESKTOP)
+    dash_duo.wait_for_element("#scan-run", timeout=WAIT)
+    walk = Walk(dash_duo, manager, clock, backend, release, tmp_path)
+    until(lambda: dash_duo.driver.get_cookie("sessionmw") is not None, timeout=WAIT)
+    yield walk
+    manager.close()
+
+
+def test_banner_changes_in_the_same_round_trip(slow_poll: Walk) -> None:
+    """Error, success, disconnect, reconnect: the banner follows each response, not the poll."""
+    walk = slow_poll
+    walk.backend.faults.bad_data = True
+    walk.scan()
+    walk.wait_shown(BANNER, "Data not available")
+    walk.backend.faults.bad_data = False
+    walk.scan()
+    walk.wait_hidden(BANNER)  # success clears the error banner at once
+    walk.backend.faults.backend_down = True
+    for _ in range(THRESHOLD):
+        walk.scan()
+        until(lambda: walk.duo.find_element("#scan-run").is_enabled(), timeout=WAIT)
+    walk.wait_shown(BANNER, "Session disconnected")
+    walk.scan()  # refused: the banner stays, and the console logs no failed request
+    walk.wait_shown(BANNER, "Session disconnected")
+    assert walk.contradictions() == []
+    walk.backend.faults.backend_down = False
+    walk.duo.find_element("#sessionmw-reconnect").click()
+    walk.wait_shown(BANNER, "Reconnected")
+    assert walk.shown(ALERT) == ""
+    walk.check("reconnected")
+    walk.wait_hidden(BANNER)
+    assert walk.severe() == []
+
+
+def test_banner_icon_is_drawn_once_without_emoji(slow_poll: Walk) -> None:
+    """The banner's icon is an inline SVG in one place; no emoji in its text, refused or polled."""
+    walk = slow_poll
+    walk.backend.faults.backend_down = True
+    for _ in range(THRESHOLD + 1):
+        walk.scan()
+        until(lambda: walk.duo.find_element("#scan-run").is_enabled(), timeout=WAIT)
+    walk.wait_shown(BANNER, "Session disconnected")
+    text = walk.shown(BANNER)
+    assert text.startswith("Session disconnected") and not any(ord(ch) > 0x2000 and ch != "—" for ch in text)
+    icons = walk.duo.find_elements(f"{BANNER} img")
+    assert len(icons) == 1 and str(icons[0].get_attribute("src")).startswith("data:image/svg+xml")
