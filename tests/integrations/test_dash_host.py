@@ -739,7 +739,10 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
 
     manager: Callable[..., Any] = dash.DiskcacheManager  # untyped in Dash
     background = manager(diskcache.Cache(str(tmp_path / "cache")))
-    app = _app(sessions, dash={"background_callback_manager": background})
+    # Dash's sync endpoints: with asgiref installed Dash picks async ones, and there a poll of this
+    # test hung in about one run in three after the file's earlier tests (every thread idle, the
+    # main one in asgiref's AsyncToSync); not yet traced to sessionmw or to Dash.
+    app = _app(sessions, dash={"background_callback_manager": background, "use_async": False})
 
     @app.callback(Output("out", "children"), Input("go", "n_clicks"), background=True)
     @guarded_callback
