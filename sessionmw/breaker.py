@@ -21,6 +21,7 @@ import contextvars
 import functools
 import inspect
 import math
+import os
 import threading
 import time
 import weakref
@@ -127,6 +128,16 @@ class BreakerOpenError(UserFacingError):
 
 _BACKENDS: weakref.WeakKeyDictionary[Any, BreakerBackend] = weakref.WeakKeyDictionary()
 _BACKENDS_LOCK = threading.Lock()
+
+
+
+def _renew_backends_lock() -> None:
+    """In a forked child: a fresh lock (another thread may have held the parent's at the fork)."""
+    global _BACKENDS_LOCK
+    _BACKENDS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_backends_lock)
 # The process's breakers, by name (weakly held: a breaker nobody uses any more is not reported).
 _REGISTRY: weakref.WeakValueDictionary[str, Breaker] = weakref.WeakValueDictionary()
 

@@ -7,6 +7,7 @@ The manager never decides a transition itself: it asks the store to apply an eve
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import threading
@@ -378,6 +379,16 @@ def short_id(session_id: str) -> str:
 
 _default: SessionManager | None = None
 _default_lock = threading.Lock()
+
+
+
+def _renew_default_lock() -> None:
+    """In a forked child: a fresh lock (another thread may have held the parent's at the fork)."""
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_default_lock)
 
 
 def get_session_manager() -> SessionManager:

@@ -606,3 +606,27 @@ def test_redis_census_keys_share_the_sessions_slot(redis_url: str, redis_prefix:
         assert len(keys) == 5 and len({key_slot(key.encode()) for key in keys}) == 1
     assert len({key_slot(store._script_keys(f"s{i}")[4].encode()) for i in range(200)}) == 16
     store.close()
+
+
+@pytest.mark.parametrize("where", ["default manager", "translation registry", "breaker backends"])
+def test_module_locks_are_fresh_in_a_forked_child(where: str) -> None:
+    """A module-level lock another thread held at the fork does not block the child for ever."""
+    from sessionmw import breaker, manager, translation
+    from sessionmw.stores import MemoryStore
+
+    class Flaky(Exception):
+        pass
+
+    work: dict[str, Callable[[], object]] = {
+        "default manager": lambda: manager.get_session_manager() is not None,
+        "translation registry": lambda: translation.register_translation(Flaky, title="t", message="m") is not None,
+        "breaker backends": lambda: breaker.breakers_for(MemoryStore()) is not None,
+    }
+    lock = {
+        "default manager": manager._default_lock,
+        "translation registry": translation._lock,
+        "breaker backends": breaker._BACKENDS_LOCK,
+    }[where]
+    manager.set_session_manager(None)
+    with lock:  # as if another thread were inside at the fork
+        assert in_child(work[where]) is True
