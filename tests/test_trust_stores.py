@@ -619,7 +619,7 @@ def test_module_locks_are_fresh_in_a_forked_child(where: str) -> None:
 
     work: dict[str, Callable[[], object]] = {
         "default manager": lambda: manager.get_session_manager() is not None,
-        "translation registry": lambda: translation.register_translation(Flaky, title="t", message="m") is not None,
+        "translation registry": lambda: bool(translation.register_translation(Flaky, title="t", message="m")),
         "breaker backends": lambda: breaker.breakers_for(MemoryStore()) is not None,
     }
     lock = {
