@@ -14,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from sessionmw import SessionManager, SessionState
+from sessionmw.breaker import get_breaker
 from sessionmw.demo import load_demo
 from sessionmw.testing import FakeClock
 
@@ -343,3 +344,32 @@ def test_backend_down_still_disconnects(
     record = sessions.get_session(_sid(client))
     assert record is not None and record.state is SessionState.DISCONNECTED
     assert _poll(client)["status"] == "disconnected"
+
+
+def test_forced_open_is_maintenance_without_countdown(app: dash.Dash, client: FlaskClient) -> None:
+    """An operator's `sessionmw breakers open market-data`: paused for maintenance, no countdown
+    (no seconds to count), nothing to reconnect."""
+    breaker = get_breaker("market-data")
+    assert breaker is not None
+    breaker.force_open()
+    status, body = _fire(app, client, *_SCAN)
+    assert status == 200
+    data = _banner_data(body)
+    assert data["status"] == "degraded" and data["dependencies"][0]["retry_in"] is None
+    assert "paused for maintenance" in data["statement"]["message"]
+    assert data["statement"]["actions"] == []
+    breaker.close()
+    assert _poll(client)["status"] == "healthy"
+
+
+def test_the_pause_is_set_by_create_app(
+    demo_module: ModuleType, sessions: SessionManager, backend: Any
+) -> None:
+    """`create_app(open_for=...)`: the breaker pauses that long (here 5 s)."""
+    app = demo_module.create_app(manager=sessions, backend=backend, retry_sleep=lambda s: None, open_for=5.0)
+    client = app.server.test_client()
+    client.get("/")
+    backend.faults.backend_dies = True
+    _fire(app, client, *_SCAN)
+    _status, body = _fire(app, client, *_SCAN)
+    assert _banner_data(body)["dependencies"][0]["retry_in"] == 5

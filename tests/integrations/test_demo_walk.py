@@ -470,34 +470,15 @@ def test_walk_backend_dies_pauses_and_recovers(walk: Walk) -> None:
     assert walk.severe() == []
 
 
-@pytest.fixture(name="short_pause")
-def _short_pause(dash_duo: Any, tmp_path: Path) -> Iterator[Walk]:
-    """The demo with a 2 s pause: the browser's countdown runs out while the test watches."""
-    module = load_demo()
-    clock = FakeClock()
-    manager = SessionManager(
-        store="memory://", clock=clock, health_check_interval_seconds=3600, max_error_threshold=THRESHOLD
-    )
-    release = threading.Event()
-    release.set()
-    backend = module.MarketBackend(sleep=lambda seconds: release.wait(WAIT))
-    app = module.create_app(manager=manager, backend=backend, retry_sleep=lambda seconds: None, open_for=2.0)
-    dash_duo.start_server(app)
-    dash_duo.driver.set_window_size(*DESKTOP)
-    dash_duo.wait_for_element("#scan-run", timeout=WAIT)
-    walk = Walk(dash_duo, manager, clock, backend, release, tmp_path)
-    until(lambda: dash_duo.driver.get_cookie("sessionmw") is not None, timeout=WAIT)
-    yield walk
-    manager.close()
-
-
-def test_countdown_runs_out_and_the_page_asks_at_once(short_pause: Walk) -> None:
+def test_countdown_runs_out_and_the_page_asks_at_once(slow_poll: Walk) -> None:
     """At zero the banner says "trying again now" and asks the server at once, not at the next
     poll (an hour away here): once the service is back and the server's pause over, it clears."""
-    walk = short_pause
+    walk = slow_poll
     walk.duo.driver.execute_script(_WATCH_MESSAGE)
     pause_the_market(walk)
-    walk.backend.faults.backend_dies = False
+    walk.clock.advance(28)  # the server's pause nearly over; a refused click brings its 2 seconds
+    walk.scan()
+    until(lambda: (seconds_left(walk) or 30) <= 2, timeout=WAIT, msg="the refusal did not carry 2 seconds")
     until(
         lambda: (
             "The market data service is paused; trying again now" in walk.duo.driver.execute_script(_SEEN)
@@ -505,6 +486,7 @@ def test_countdown_runs_out_and_the_page_asks_at_once(short_pause: Walk) -> None
         timeout=WAIT,
         msg="the countdown never reached zero",
     )
+    walk.backend.faults.backend_dies = False
     walk.clock.advance(2)  # the server's pause is over too: the page's next question probes
     walk.wait_hidden(BANNER)
     assert walk.errors() == 0 and walk.severe() == []
