@@ -447,7 +447,7 @@ def test_walk_backend_dies_pauses_and_recovers(walk: Walk) -> None:
     banner = walk.shown(BANNER)
     assert "nothing to reconnect" in banner and "Try the action again" not in banner
     assert not duo.find_element("#sessionmw-reconnect").is_displayed()
-    walk.check("demo-paused")
+    walk.check("demo-paused", phone=True)
     # More clicks while paused: refused at once, the backend is left alone, nobody disconnects.
     calls = walk.backend.calls
     for _ in range(THRESHOLD):
