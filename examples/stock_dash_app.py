@@ -492,7 +492,8 @@ def _market_breaker(app: Dash, backend: MarketBackend, open_for: float) -> Break
     """The market data breaker, kept in the sessions' store on their clock; the sessions' health
     check probes the service once the pause is over (the breaker admits one probe)."""
     state = dash_state(app)
-    assert state is not None  # SessionMWDash set the app up
+    if state is None:
+        raise RuntimeError("set SessionMWDash up on the app before its breaker")
     manager = state.manager
     # Only the service's death counts: the other faults are the session's (or the data's) problem.
     market = Breaker(
