@@ -18,6 +18,7 @@ is never told to "try again", an expired one never told to reconnect.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -25,7 +26,18 @@ from sessionmw.health import NETWORK_ERRORS
 from sessionmw.translation import UserFacingError, translate
 from sessionmw.wording import duration
 
-__all__ = ["CAUSES", "RECONNECTED", "UNREACHABLE", "Cause", "Statement", "cause_of", "plain", "statement"]
+__all__ = [
+    "CAUSES",
+    "PAUSED",
+    "RECONNECTED",
+    "UNREACHABLE",
+    "Cause",
+    "Statement",
+    "cause_of",
+    "paused_message",
+    "plain",
+    "statement",
+]
 
 #: Why the session is in trouble: a failing backend service, the network, the session's age
 #: (expired or ended), a server that no longer knows the session (restarted), or not known.
@@ -80,6 +92,27 @@ UNREACHABLE: Final = Statement(
 )
 
 
+#: What a paused dependency's countdown says, by the seconds left (``{service}``: the service's
+#: name as users see it, ``{n}``: the seconds): ``many``, ``one``, ``now`` (the pause is over: a
+#: probe is due). The Dash banner ticks the countdown with these in the browser.
+PAUSED: Final = {
+    "many": "The {service} service is paused; we will try again in {n} seconds",
+    "one": "The {service} service is paused; we will try again in 1 second",
+    "now": "The {service} service is paused; trying again now",
+}
+
+
+def paused_message(service: str, seconds_left: float) -> str:
+    """What a paused dependency's countdown says with ``seconds_left`` (rounded up) to go.
+
+    The same sentence as a :class:`~sessionmw.BreakerOpenError`'s message while time is left.
+    """
+    seconds = math.ceil(seconds_left)
+    if seconds <= 0:
+        return PAUSED["now"].format(service=service)
+    return PAUSED["one" if seconds == 1 else "many"].format(service=service, n=seconds)
+
+
 def plain(text: str) -> str:
     """``text`` without the emoji (and spaces) it starts with: the seed's messages carry one."""
     start = 0
@@ -120,6 +153,8 @@ def statement(
     """
     status = report.get("status")
     if status == "healthy":
+        if failure is not None:  # a failure the session is not blamed for (a breaker counted it)
+            return _error(report, failure)
         return RECONNECTED if reconnected else None
     if status == "idle":
         return _idle(report)
@@ -155,7 +190,8 @@ def statement(
             "backend",
             "warning",
             str(report.get("title") or "Service paused"),
-            plain(str(report.get("message") or "A service this page depends on is paused")),
+            _paused_now(report)
+            or plain(str(report.get("message") or "A service this page depends on is paused")),
             tuple(str(step) for step in report.get("recovery") or ()),
             str(report.get("context") or ""),
         )
@@ -163,6 +199,16 @@ def statement(
         "report status must be healthy, idle, error, disconnected, expired, not_found or degraded, "
         f"not {status!r}"
     )
+
+
+def _paused_now(report: Mapping[str, Any]) -> str | None:
+    """ "... trying again now" when the report's first paused dependency is open with no time left
+    (a probe is due: the next call makes it); else None (the report's own message stands)."""
+    dependencies = report.get("dependencies") or ()
+    first = dependencies[0] if dependencies else None
+    if not isinstance(first, Mapping) or first.get("state") != "open" or first.get("retry_in") != 0:
+        return None
+    return paused_message(str(first.get("service") or first.get("name") or "data"), 0)
 
 
 def _reported_cause(report: Mapping[str, Any]) -> Cause:
