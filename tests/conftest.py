@@ -92,6 +92,25 @@ def _redis_prefix(redis_url: str) -> Iterator[str]:
         client.close()
 
 
+@pytest.fixture(name="redis_client")
+def _redis_client(redis_url: str) -> Iterator[Any]:
+    """A client of the test Redis (for tests that steer or inspect it directly)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(name="key_prefix")
+def _key_prefix(redis_client: Any) -> Iterator[str]:
+    """A unique key prefix; every key that contains it is deleted afterwards."""
+    prefix = f"gtest-{secrets.token_hex(6)}"
+    yield prefix
+    for key in redis_client.scan_iter(match=f"*{prefix}*"):
+        redis_client.delete(key)
+
+
 @pytest.fixture(name="redis_cluster_url", scope="session")
 def _redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private three-node Redis Cluster on free loopback ports, for this test session.

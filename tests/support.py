@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -182,6 +183,75 @@ def gunicorn_app(tmp_path: Path, source: str, env: dict[str, str]) -> Iterator[s
             proc.wait(timeout=10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+#: A Flask app with SessionMW for gunicorn tests (see :func:`flask_gunicorn`): ``/whoami``,
+#: ``/hold`` (blocks its worker on a Redis list until ``?until=`` (default ``release``) is pushed,
+#: after pushing its pid to ``held``), ``/fail``; with ``GTEST_METRICS`` set, the metrics endpoint.
+FLASK_GUNICORN_APP = """
+import os
+
+import redis
+from flask import Flask, jsonify, request
+
+from sessionmw.integrations.flask import SessionMW, current_session
+
+app = Flask(__name__)
+app.config["SECRET_KEY"] = os.environ["GTEST_SECRET"]
+app.config["SESSIONMW_STORE_URL"] = os.environ["GTEST_STORE_URL"]
+app.config["SESSIONMW_MAX_ERROR_THRESHOLD"] = int(os.environ["GTEST_THRESHOLD"])
+control = redis.Redis.from_url(os.environ["GTEST_REDIS_URL"])
+prefix = os.environ["GTEST_PREFIX"]
+
+
+@app.get("/whoami")
+def whoami():
+    return jsonify(pid=os.getpid(), session=current_session.id)
+
+
+@app.get("/hold")
+def hold():
+    control.rpush(prefix + "held", os.getpid())
+    control.blpop([prefix + request.args.get("until", "release")], timeout=30)
+    return jsonify(pid=os.getpid(), session=current_session.id)
+
+
+@app.get("/fail")
+def fail():
+    raise RuntimeError("backend failed")
+
+
+if os.environ.get("GTEST_METRICS"):
+    from sessionmw.metrics import instrument
+
+    app.config["SESSIONMW_METRICS_PATH"] = "/metrics"
+    SessionMW(app)
+    instrument(app.extensions["sessionmw"].manager)  # counts into the store, serves its totals
+else:
+    SessionMW(app)
+"""
+
+
+def flask_gunicorn(
+    tmp_path: Path,
+    redis_url: str,
+    prefix: str,
+    store_url: str,
+    *,
+    threshold: int = 1000,
+    metrics: bool = False,
+) -> contextlib.AbstractContextManager[str]:
+    """:data:`FLASK_GUNICORN_APP` in gunicorn (2 sync workers, see :func:`gunicorn_app`), its
+    control list keys under ``prefix`` in ``redis_url``, the sessions in ``store_url``."""
+    env = {
+        "GTEST_SECRET": secrets.token_hex(16),
+        "GTEST_STORE_URL": store_url,
+        "GTEST_THRESHOLD": str(threshold),
+        "GTEST_REDIS_URL": redis_url,
+        "GTEST_PREFIX": prefix,
+        **({"GTEST_METRICS": "1"} if metrics else {}),
+    }
+    return gunicorn_app(tmp_path, FLASK_GUNICORN_APP, env)
 
 
 def get_json(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], Any]:
