@@ -254,6 +254,47 @@ def flask_gunicorn(
     return gunicorn_app(tmp_path, FLASK_GUNICORN_APP, env)
 
 
+def session_cookie(client: Any) -> str:
+    """The ``sessionmw`` cookie a Flask test client holds (there must be one)."""
+    cookie = client.get_cookie("sessionmw")
+    assert cookie is not None
+    return str(cookie.value)
+
+
+def _parts(key: str) -> list[str]:
+    """A Dash callback key's outputs (``id.prop``, ``@hash`` suffixes kept)."""
+    return key.strip(".").split("...")
+
+
+def fire_callback(
+    app: Any,
+    client: Any,
+    outputs: list[str],
+    inputs: list[tuple[str, str, Any]],
+    state: list[tuple[str, str, Any]] | None = None,
+    *,
+    accept: str = "application/json",
+) -> tuple[int, dict[str, Any]]:
+    """POST one callback request of the Dash ``app`` the way Dash's renderer does, through the Flask
+    test ``client`` (outputs as ``id.prop``); return the status and the JSON body."""
+    key = next(key for key in app.callback_map if [p.split("@")[0] for p in _parts(key)] == outputs)
+    specs = [part.rsplit(".", 1) for part in _parts(key)]
+    listed = [{"id": oid, "property": prop} for oid, prop in specs]
+    payload = {
+        "output": key,
+        "outputs": listed if len(listed) > 1 else listed[0],
+        "inputs": [{"id": iid, "property": prop, "value": value} for iid, prop, value in inputs],
+        "state": [{"id": sid, "property": prop, "value": value} for sid, prop, value in state or []],
+        "changedPropIds": [f"{iid}.{prop}" for iid, prop, _ in inputs],
+    }
+    response = client.post(
+        "/_dash-update-component",
+        data=json.dumps(payload),
+        headers={"Content-Type": "application/json", "Accept": accept},
+    )
+    return response.status_code, (json.loads(response.data) if response.data else {})
+
+
 def get_json(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], Any]:
     """GET ``url`` (JSON wanted) with the session cookie; return status, headers, decoded body."""
     headers = {"Accept": "application/json"}
