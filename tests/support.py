@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
+import queue
 import secrets
 import socket
 import subprocess
@@ -16,7 +18,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sessionmw import SessionManager
 from sessionmw.session import Policy, SessionRecord
@@ -24,6 +26,9 @@ from sessionmw.states import Event, SessionState
 from sessionmw.stores.base import Outcome, SessionStore
 from sessionmw.testing import FakeClock
 from sessionmw.transitions import Change
+
+if TYPE_CHECKING:  # (bench/bench_wsgi.py imports this module without pytest)
+    import pytest
 
 
 class Sleeps:
@@ -84,6 +89,27 @@ class CountingStore:
         self.inner.close()
 
 
+def created(store: SessionStore, session_id: str, now: float, policy: Policy) -> str:
+    """Create a new session ``session_id`` in ``store``: ``"created"``, or ``"exists"`` if it did."""
+    from sessionmw import SessionExistsError
+
+    try:
+        store.create(SessionRecord.new(session_id, now), now, policy)
+    except SessionExistsError:
+        return "exists"
+    return "created"
+
+
+def assert_same_outcome(got: Outcome | None, expected: Outcome | None) -> None:
+    """A store's update outcome is the model's: the same record, changes and refusal."""
+    if expected is None or got is None:
+        assert expected is got
+    else:
+        assert got.record == expected.record
+        assert got.changes == expected.changes
+        assert repr(got.refused) == repr(expected.refused)
+
+
 def healthy_session(manager: SessionManager, clock: FakeClock) -> str:
     """A new, active session."""
     return manager.create_session().session_id
@@ -132,6 +158,93 @@ SESSION_KINDS: dict[str, Callable[[SessionManager, FakeClock], str]] = {
     "expired": expired_session,
     "unknown": unknown_session,
 }
+
+
+#: Processes for the multi-process tests: spawned (a fresh interpreter, as under gunicorn).
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def collect(results: Any, count: int, processes: list[Any]) -> list[Any]:
+    """``count`` results from the children; fails fast if one of them dies."""
+    collected: list[Any] = []
+    waited = 0.0
+    while len(collected) < count:
+        try:
+            collected.append(results.get(timeout=1.0))
+        except queue.Empty:
+            waited += 1.0
+            dead = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if dead or waited > 120:
+                import pytest
+
+                pytest.fail(f"worker processes failed (exit codes {dead}) or hung")
+    return collected
+
+
+def run_processes(target: Callable[..., None], url: str, count: int) -> list[Any]:
+    """Run ``target(url, worker, barrier, results)`` in ``count`` spawned processes (``worker``
+    from 0; a barrier of ``count``); return what each put on ``results``, in arrival order."""
+    barrier = SPAWN.Barrier(count)
+    results = SPAWN.Queue()
+    processes = [SPAWN.Process(target=target, args=(url, w, barrier, results)) for w in range(count)]
+    for process in processes:
+        process.start()
+    try:
+        collected = collect(results, count, processes)
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    assert [process.exitcode for process in processes] == [0] * count
+    return collected
+
+
+def shared_store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a store of ``kind`` for one test: ``memory``, ``sqlite`` (a file in
+    ``tmp_path``), ``redis`` (the test Redis, under the test's own key prefix, deleted afterwards)
+    or ``redis-cluster`` (or ``cluster``: the private cluster, under a fresh prefix, nothing to
+    clean up)."""
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessions.db'}"
+    if kind == "redis":
+        return f"{request.getfixturevalue('redis_url')}?prefix={request.getfixturevalue('redis_prefix')}"
+    if kind in ("redis-cluster", "cluster"):
+        return f"{request.getfixturevalue('redis_cluster_url')}?prefix=t{secrets.token_hex(6)}&cluster=true"
+    raise ValueError(f"no store kind {kind!r}")
+
+
+#: Chrome flags for dash.testing's browser tests: headless Debian chromium, as root in CI.
+CHROME_ARGUMENTS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1100,900",
+)
+
+
+def chrome_options() -> Any:
+    """Chrome options for dash.testing: a headless chromium (``DASH_TEST_CHROMEPATH`` wins); for the
+    ``pytest_setup_options`` hook of tests/conftest.py and of scripts/dash_suite_plugin.py."""
+    import shutil
+
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    add_argument: Any = options.add_argument  # untyped in selenium
+    for argument in CHROME_ARGUMENTS:
+        add_argument(argument)
+    binary = os.environ.get("DASH_TEST_CHROMEPATH") or shutil.which("chromium")
+    if binary:
+        options.binary_location = binary
+    return options
 
 
 def free_port() -> int:
