@@ -14,6 +14,15 @@ with its :class:`~sessionmw.UserFacingError`; a final failure is recorded on the
 any session the function still retries and translates. Built on wrapt, so the signature, name,
 docstring and ``inspect.iscoroutinefunction`` are kept, for functions, methods, classmethods,
 staticmethods and ``async def`` functions alike. The wrapper is chosen once, at decoration time.
+
+How it is built: one wrapper pair (sync, async) serves with and without a circuit breaker; each
+step (admit the call on the session and the breaker, settle a success, take a failure to the
+retries, conclude) is a closure written once, and the two wrappers differ only where the async one
+awaits the call and :meth:`RetryStrategy.recover_async`. No breaker is None rather than a null
+object, and the sync wrapper goes straight to the call outside any session without a breaker:
+the success path stays straight-line code (callgrind on ``bench/bench_retry.py``'s cases: the same
+instructions as the four wrappers it replaced without a session, 0.7 % more in a memory session,
+2.5 % fewer with a breaker). The retries themselves are :mod:`sessionmw.retry`'s one loop.
 """
 
 from __future__ import annotations

@@ -10,6 +10,18 @@ them all for a test suite.
 
     strategy = RetryStrategy(max_attempts=3, initial_delay=1.0)
     success, result, error = strategy.execute(unstable_function)
+
+How it is built: the first call is plain code in every entry point (``execute``, the decorator,
+``@guarded``), so the success path pays for nothing. After a first failure one loop,
+``RetryStrategy._recovery``, decides every further attempt, for sync and async callers alike: a
+generator of steps (:mod:`sessionmw._steps`) that sleeps and calls itself when sync and yields the
+wait's and the call's awaitables when async, driven by ``run`` or ``drive``. We measured it
+against stamina's design as we had it (an attempts object that a sync and an async loop drive,
+``next_wait``/``failed`` per attempt) with callgrind on ``bench/bench_retry.py``'s retry case
+(``execute``: fail, fail, succeed): 51.1k instructions a call with the object, 47.1k with the
+generator, whose state lives in locals and whose settings are read once a call; the two copied
+loops before either had 47.0k. Running a generator costs about 0.4 µs more than a plain call:
+fine after two raised exceptions, not on a success path.
 """
 
 from __future__ import annotations
