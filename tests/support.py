@@ -100,6 +100,22 @@ def created(store: SessionStore, session_id: str, now: float, policy: Policy) ->
     return "created"
 
 
+def walk(operations: list[tuple[object, ...]], run: str, now: float) -> Iterator[tuple[str, str, Any, float]]:
+    """A differential test's operations, from the clock time ``now``: ``("advance", seconds)`` moves
+    the clock on; every other one is yielded as ``(kind, session id, event, now)``, the session
+    id ``f"{run}-{name}"`` for ``(kind, name[, event])`` (``""`` without a name), the event None
+    when there is none."""
+    for operation in operations:
+        kind = str(operation[0])
+        if kind == "advance":
+            now += float(operation[1])  # type: ignore[arg-type]
+            continue
+        session_id = f"{run}-{operation[1]}" if kind != "sweep" else ""
+        event = operation[2] if len(operation) > 2 else None
+        assert event is None or isinstance(event, Event)
+        yield kind, session_id, event, now
+
+
 def assert_same_outcome(got: Outcome | None, expected: Outcome | None) -> None:
     """A store's update outcome is the model's: the same record, changes and refusal."""
     if expected is None or got is None:

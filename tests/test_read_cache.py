@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import assert_same_outcome, created, free_port, wait_for_port
+from support import assert_same_outcome, created, free_port, wait_for_port, walk
 
 from sessionmw import SessionManager, SessionState, StoreUnavailableError
 from sessionmw.session import Policy, SessionRecord
@@ -441,21 +441,13 @@ def test_cached_stores_match_the_memory_store(
     path = tmp_path / f"{run}.db"
     sqlite_pair = [SQLiteStore(path), SQLiteStore(path)]
     pairs: list[list[Any]] = [redis_pair, sqlite_pair]
-    now = T0 + 0.25
     try:
-        for operation in operations:
-            kind = operation[0]
-            if kind == "advance":
-                now += float(operation[1])  # type: ignore[arg-type]
-            elif kind == "create":
-                session_id = f"{run}-{operation[1]}"
+        for kind, session_id, event, now in walk(operations, run, T0 + 0.25):
+            if kind == "create":
                 stores = [model] + [p[0] for p in pairs]
                 results = [created(store, session_id, now, _MODEL_POLICY) for store in stores]
                 assert len(set(results)) == 1
             elif kind in ("event", "other"):
-                session_id = f"{run}-{operation[1]}"
-                event = operation[2]
-                assert event is None or isinstance(event, Event)
                 which = 1 if kind == "other" else 0
                 expected = model.update(session_id, event, now, _MODEL_POLICY, "boom")
                 for pair in pairs:

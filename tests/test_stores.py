@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
-from support import assert_same_outcome, created, shared_store_url
+from support import assert_same_outcome, created, shared_store_url, walk
 
 from sessionmw import (
     ConfigurationError,
@@ -738,20 +738,12 @@ def test_redis_store_matches_the_memory_store(
     model = MemoryStore()
     real = RedisStore.from_url(redis_url, prefix=redis_prefix, buckets=4)
     run = secrets.token_hex(4)  # examples share the prefix, not their ids
-    now = T0 + 0.25
     try:
-        for operation in operations:
-            kind = operation[0]
-            if kind == "advance":
-                now += float(operation[1])  # type: ignore[arg-type]
-            elif kind == "create":
-                session_id = f"{run}-{operation[1]}"
+        for kind, session_id, event, now in walk(operations, run, T0 + 0.25):
+            if kind == "create":
                 results = [created(store, session_id, now, _MODEL_POLICY) for store in (model, real)]
                 assert results[0] == results[1]
             elif kind == "event":
-                session_id = f"{run}-{operation[1]}"
-                event = operation[2]
-                assert event is None or isinstance(event, Event)
                 expected = model.update(session_id, event, now, _MODEL_POLICY, "boom")
                 assert_same_outcome(real.update(session_id, event, now, _MODEL_POLICY, "boom"), expected)
             else:
