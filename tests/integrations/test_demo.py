@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from typing import Any
 import dash
 import pytest
 from flask.testing import FlaskClient
+from support import fire_callback, session_cookie
 
 from sessionmw import SessionManager, SessionState
 from sessionmw.breaker import get_breaker
@@ -57,36 +57,8 @@ def _client(app: dash.Dash) -> FlaskClient:
     return client
 
 
-def _sid(client: FlaskClient) -> str:
-    cookie = client.get_cookie("sessionmw")
-    assert cookie is not None
-    return cookie.value
-
-
-def _fire(
-    app: dash.Dash,
-    client: FlaskClient,
-    outputs: list[str],
-    inputs: list[tuple[str, str, Any]],
-    state: list[tuple[str, str, Any]] | None = None,
-) -> tuple[int, dict[str, Any]]:
-    """POST one callback request as Dash's renderer does (outputs as ``id.prop``)."""
-    key = next(k for k in app.callback_map if [p.split("@")[0] for p in k.strip(".").split("...")] == outputs)
-    specs = [part.rsplit(".", 1) for part in key.strip(".").split("...")]
-    listed = [{"id": oid, "property": prop} for oid, prop in specs]
-    payload = {
-        "output": key,
-        "outputs": listed if len(listed) > 1 else listed[0],
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "state": [{"id": i, "property": p, "value": v} for i, p, v in state or []],
-        "changedPropIds": [f"{i}.{p}" for i, p, _ in inputs],
-    }
-    response = client.post(
-        "/_dash-update-component",
-        data=json.dumps(payload),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-    )
-    return response.status_code, (json.loads(response.data) if response.data else {})
+_sid = session_cookie
+_fire = fire_callback
 
 
 def _knob(client: FlaskClient, change: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:

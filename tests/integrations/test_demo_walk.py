@@ -14,12 +14,12 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dash.testing import wait
+from browser import ALERT, BANNER, BROWSER_MARKS, THRESHOLD, WAIT, until
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -27,19 +27,8 @@ from sessionmw import SessionManager, SessionState
 from sessionmw.demo import load_demo
 from sessionmw.testing import FakeClock
 
-if shutil.which("chromedriver") is None and os.environ.get("CI") != "true":
-    pytest.skip("needs chromedriver: apt-get install chromium chromium-driver", allow_module_level=True)
+pytestmark = BROWSER_MARKS
 
-until: Callable[..., object] = wait.until
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:HTTPResponse.getheader\\(\\) is deprecated:DeprecationWarning"
-)
-
-THRESHOLD = 3
-WAIT = 30
-BANNER = "#sessionmw-banner"
-ALERT = "#sessionmw-alert"
 PHONE = (420, 900)
 DESKTOP = (1100, 900)
 #: The screenshots that ``docs/img/`` keeps (the others stay in the test's tmp dir).
