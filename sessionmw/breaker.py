@@ -45,6 +45,7 @@ from sessionmw.errors import StoreUnavailableError
 from sessionmw.health import register_dependency_source
 from sessionmw.stores.breakers import BreakerBackend, BreakerStore, MemoryBreakers
 from sessionmw.translation import UserFacingError, is_transient
+from sessionmw.wording import paused_message
 
 if TYPE_CHECKING:
     from sessionmw.manager import SessionManager
@@ -99,8 +100,7 @@ class BreakerOpenError(UserFacingError):
             retry_after = FORCED_RETRY_AFTER
         else:
             seconds = max(1, math.ceil(seconds_left))
-            unit = "second" if seconds == 1 else "seconds"
-            message = f"The {service} service is paused; we will try again in {seconds} {unit}"
+            message = paused_message(service, seconds)
             retry_after = float(seconds)
         super().__init__(
             message,

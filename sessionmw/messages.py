@@ -18,13 +18,12 @@ is never told to "try again", an expired one never told to reconnect.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from sessionmw.health import NETWORK_ERRORS
 from sessionmw.translation import UserFacingError, translate
-from sessionmw.wording import duration
+from sessionmw.wording import PAUSED, duration, paused_message
 
 __all__ = [
     "CAUSES",
@@ -90,27 +89,6 @@ UNREACHABLE: Final = Statement(
     "The server cannot be reached right now.",
     ("Check your network connection.", "Wait a moment: this page checks again by itself."),
 )
-
-
-#: What a paused dependency's countdown says, by the seconds left (``{service}``: the service's
-#: name as users see it, ``{n}``: the seconds): ``many``, ``one``, ``now`` (the pause is over: a
-#: probe is due). The Dash banner ticks the countdown with these in the browser.
-PAUSED: Final = {
-    "many": "The {service} service is paused; we will try again in {n} seconds",
-    "one": "The {service} service is paused; we will try again in 1 second",
-    "now": "The {service} service is paused; trying again now",
-}
-
-
-def paused_message(service: str, seconds_left: float) -> str:
-    """What a paused dependency's countdown says with ``seconds_left`` (rounded up) to go.
-
-    The same sentence as a :class:`~sessionmw.BreakerOpenError`'s message while time is left.
-    """
-    seconds = math.ceil(seconds_left)
-    if seconds <= 0:
-        return PAUSED["now"].format(service=service)
-    return PAUSED["one" if seconds == 1 else "many"].format(service=service, n=seconds)
 
 
 def plain(text: str) -> str:
