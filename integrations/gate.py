@@ -73,8 +73,12 @@ ENVIRON_NOTICE = "sessionmw.notice"
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _ID_SHAPE = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
+_is_id = _ID_SHAPE.fullmatch
 _MAC_LENGTH = 22  # base64 characters of the pending id's MAC (132 bits)
 _SECRET_ENV = "SESSIONMW_SECRET_KEY"
+# Read on every request: module constants are cheaper than attribute lookups.
+_ERROR = SessionState.ERROR
+_REQUEST_FINISHED = signals.request_finished
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -275,8 +279,13 @@ class SessionGate:
         if header is not None:
             header = header.strip()
             return (header if _ID_SHAPE.fullmatch(header) else None), True
-        cookie = self._cookie(environ.get("HTTP_COOKIE", ""))
-        return (cookie if cookie is not None and _ID_SHAPE.fullmatch(cookie) else None), False
+        cookies: str = environ.get("HTTP_COOKIE", "")
+        if cookies.startswith(self._cookie_prefix) and ";" not in cookies:  # the only cookie
+            value = cookies[len(self._cookie_prefix) :]
+            if _is_id(value):  # the common case: a well-formed id, with nothing to strip
+                return value, False
+        cookie = self._cookie(cookies)
+        return (cookie if cookie is not None and _is_id(cookie) else None), False
 
     def _cookie(self, header: str) -> str | None:
         prefix = self._cookie_prefix
@@ -443,14 +452,14 @@ class SessionGate:
 
     def finish(self, session: RequestSession, status: int) -> None:
         """After a response: a success (below 400) clears the error count of a session in the error state."""
-        if signals.request_finished.receivers:
+        if _REQUEST_FINISHED.receivers:
             seconds = time.perf_counter() - session.started
             signals.send(
-                signals.request_finished, self.manager, session_id=session.id, status=status, seconds=seconds
+                _REQUEST_FINISHED, self.manager, session_id=session.id, status=status, seconds=seconds
             )
         if session.failed or not session.stored:
             return
-        if status < 400 and session.record.state is SessionState.ERROR:
+        if status < 400 and session.record.state is _ERROR:
             try:
                 self.manager.record_success(session.id)
             except Exception:  # e.g. the store went down (fail_closed): the response stands

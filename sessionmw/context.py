@@ -71,12 +71,14 @@ def enter_scope(
     :func:`session_scope` as two calls, for adapters whose start and end of a request are two hooks.
     ``store_pending`` stores a session the adapter issued but has not stored yet (see :class:`Scope`).
     """
-    return _current.set(Scope(manager, session_id, store_pending))
+    return _set(_new_scope(Scope, (manager, session_id, store_pending)))
 
 
-def leave_scope(token: contextvars.Token[Scope | None]) -> None:
-    """End the scope :func:`enter_scope` started: the previous scope is current again."""
-    _current.reset(token)
+#: End the scope :func:`enter_scope` started (with the token it returned): the previous scope is
+#: current again. The context variable's own ``reset``: no call layer on every request.
+leave_scope: Final[Callable[[contextvars.Token[Scope | None]], None]] = _current.reset
+_set = _current.set
+_new_scope = tuple.__new__  # a Scope without its Python-level __new__ (on every request)
 
 
 @contextlib.contextmanager

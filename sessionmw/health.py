@@ -248,8 +248,9 @@ class HealthReport(dict[str, Any]):
         """The report for ``record`` (None: not found) at ``now``; with ``store``, the dependencies
         kept there are shown too (see :func:`register_dependency_source`)."""
         if record is None:
-            message = MESSAGES["not_found"]
-            return cls._assemble(session_id, "not_found", None, None, message, None, None, 0, {})
+            message = MESSAGES["not_found"]  # shown as written: nothing to fill in
+            text = _text_fields("not_found", None, message, message.message, message.context)
+            return cls._assemble(text, [*message.recovery], session_id, None, None, None, 0)
         status, state, terminal = _STATE_INFO[record.state]
         key = status
         if status == "expired":
@@ -257,15 +258,21 @@ class HealthReport(dict[str, Any]):
             if key not in MESSAGES:
                 key = "expired"
         message = MESSAGES[key]
-        seconds_idle = max(0.0, now - record.last_activity)
-        until_expiry = 0.0 if terminal else max(0.0, record.expires_at(policy) - now)
+        seconds_idle = now - record.last_activity
+        if not seconds_idle > 0.0:  # max(0.0, ...) without the call (on every request)
+            seconds_idle = 0.0
+        until_expiry = 0.0 if terminal else record.expires_at(policy) - now
+        if not until_expiry > 0.0:
+            until_expiry = 0.0
         failed = None
         if checks:
             failed = next((check for check in checks if not check.healthy), None)
             if failed is not None and status == "healthy":
                 status, message = "error", MESSAGES["check_failed"]
-        values: dict[str, Any] = {}
-        if _needs_format(message):
+        fixed = _fixed_fields(status, state, message)
+        if fixed is not None:  # no placeholders in the text (a healthy session's): the common case
+            recovery = [*message.recovery]
+        else:
             values = {
                 "minutes_idle": int(seconds_idle // 60),
                 "minutes_left": max(1, int(until_expiry // 60 + 0.999)),
@@ -277,16 +284,12 @@ class HealthReport(dict[str, Any]):
                 "lifetime_hours": _g(policy.absolute_timeout / 3600),
                 "check": failed.name if failed is not None else "",
             }
+            fixed = _text_fields(
+                status, state, message, message.message.format(**values), message.context.format(**values)
+            )
+            recovery = [step.format(**values) for step in message.recovery]
         report = cls._assemble(
-            session_id,
-            status,
-            state,
-            record.reason,
-            message,
-            seconds_idle,
-            until_expiry,
-            record.error_count,
-            values,
+            fixed, recovery, session_id, record.reason, seconds_idle, until_expiry, record.error_count
         )
         if failed is not None:
             report["healthy"] = False
@@ -305,38 +308,24 @@ class HealthReport(dict[str, Any]):
     @classmethod
     def _assemble(
         cls,
+        fixed: dict[str, Any],
+        recovery: list[str],
         session_id: str | None,
-        status: str,
-        state: str | None,
         reason: str | None,
-        message: Message,
         seconds_idle: float | None,
         until_expiry: float | None,
         error_count: int,
-        values: dict[str, Any],
     ) -> HealthReport:
-        if values:
-            text = message.message.format(**values)
-            recovery = [step.format(**values) for step in message.recovery]
-            context = message.context.format(**values)
-        else:
-            text, recovery, context = message.message, list(message.recovery), message.context
-        return cls(
-            session_id=session_id,
-            healthy=status == "healthy",
-            status=status,
-            state=state,
-            reason=reason,
-            icon=message.icon,
-            title=message.title,
-            message=text,
-            recovery=recovery,
-            context=context,
-            error_count=error_count,
-            seconds_idle=seconds_idle,
-            seconds_until_expiry=until_expiry,
-            checks=[],
-        )
+        """A report: a copy of ``fixed`` (see :func:`_text_fields`) with the record's keys filled in."""
+        report = cls(fixed)
+        report["session_id"] = session_id
+        report["reason"] = reason
+        report["recovery"] = recovery
+        report["error_count"] = error_count
+        report["seconds_idle"] = seconds_idle
+        report["seconds_until_expiry"] = until_expiry
+        report["checks"] = []
+        return report
 
 
 # state -> (health status value, state value, terminal?)
@@ -344,6 +333,41 @@ _STATE_INFO: dict[SessionState, tuple[str, str, bool]] = {
     state: (status.value, state.value, state.is_terminal) for state, status in _STATUS_OF_STATE.items()
 }
 _FORMAT_CACHE: dict[Message, bool] = {}
+#: (status, state) -> the message and its :func:`_fixed_fields`.
+_FIXED: dict[tuple[str, str | None], tuple[Message, dict[str, Any] | None]] = {}
+
+
+def _text_fields(status: str, state: str | None, message: Message, text: str, context: str) -> dict[str, Any]:
+    """Every key of a report, in the order reports list them: the situation's text and codes; the
+    keys :meth:`HealthReport._assemble` fills in per record are None."""
+    return {
+        "session_id": None,
+        "healthy": status == "healthy",
+        "status": status,
+        "state": state,
+        "reason": None,
+        "icon": message.icon,
+        "title": message.title,
+        "message": text,
+        "recovery": None,
+        "context": context,
+        "error_count": None,
+        "seconds_idle": None,
+        "seconds_until_expiry": None,
+        "checks": None,
+    }
+
+
+def _fixed_fields(status: str, state: str | None, message: Message) -> dict[str, Any] | None:
+    """:func:`_text_fields` of a message without placeholders (made once, never changed), or None
+    when its text has placeholders to fill from the record."""
+    cached = _FIXED.get((status, state))
+    if cached is None or cached[0] is not message:  # first use, or MESSAGES was changed
+        fields = None
+        if not _needs_format(message):
+            fields = _text_fields(status, state, message, message.message, message.context)
+        cached = _FIXED[status, state] = (message, fields)
+    return cached[1]
 
 
 def _needs_format(message: Message) -> bool:

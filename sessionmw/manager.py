@@ -47,6 +47,9 @@ _SIGNAL_OF_STATE = {
     SessionState.ENDED: signals.session_ended,
 }
 _RECOVERING_FROM = frozenset({SessionState.ERROR, SessionState.DISCONNECTED})
+# Read on every request: module constants are cheaper than attribute lookups.
+_ACTIVITY = Event.ACTIVITY
+_ACTIVITY_SIGNAL = signals.activity
 
 
 def new_session_id() -> str:
@@ -158,13 +161,14 @@ class SessionManager:
         """
         now = self.clock()
         outcome = self._update(
-            session_id, Event.ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
+            session_id, _ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
         )
         if outcome is None:
             return None, self._report(session_id, None, now)
         record = outcome.record
         if outcome.refused is None:
-            signals.send(signals.activity, self, session_id=session_id)
+            if _ACTIVITY_SIGNAL.receivers:  # on every request: no call when nobody listens
+                signals.send(_ACTIVITY_SIGNAL, self, session_id=session_id)
             if record.state in WORKING_STATES:
                 return record, None
         return record, self._report(session_id, record, now)

@@ -39,8 +39,10 @@ class Policy:
 class SessionRecord:
     """One session as a store keeps it.
 
-    Stores hand out copies; only :mod:`sessionmw.transitions` changes a record, inside a store's
-    atomic operation.
+    A record a store hands out is the caller's to read, never to change: the memory store hands
+    out the record it keeps (copy-on-write: a change stores a changed copy, so a record once
+    handed out never changes). Only :mod:`sessionmw.transitions` changes a record, inside a
+    store's atomic operation.
     """
 
     session_id: str
@@ -64,7 +66,9 @@ class SessionRecord:
 
     def expires_at(self, policy: Policy) -> float:
         """The time at which this session expires unless it sees activity before then."""
-        return min(self.last_activity + policy.timeout, self.created_at + policy.absolute_timeout)
+        idle_end = self.last_activity + policy.timeout
+        lifetime_end = self.created_at + policy.absolute_timeout
+        return lifetime_end if lifetime_end < idle_end else idle_end  # min() without the call
 
     def copy(self) -> SessionRecord:
         """An independent copy of this record."""

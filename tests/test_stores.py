@@ -756,3 +756,21 @@ def test_redis_store_matches_the_memory_store(
         for name in ("a", "b"):
             real.delete(f"{run}-{name}")
         real.close()
+
+
+def test_a_record_the_memory_store_handed_out_never_changes() -> None:
+    """Copy-on-write: the memory store hands out the record it keeps (no copy on a look or within
+    the renewal window), and later changes, writes and the sweep store changed copies."""
+    policy = dataclasses.replace(POLICY, activity_resolution=5.0)
+    store = MemoryStore()
+    store.create(SessionRecord.new("s", T0), T0, policy)
+    outcome = store.update("s", Event.ACTIVITY, T0 + 1, policy)  # within the window: writes nothing
+    assert outcome is not None and outcome.changes == ()
+    held = outcome.record
+    store.update("s", Event.ERROR, T0 + 2, policy, "boom")
+    store.update("s", Event.ACTIVITY, T0 + 9, policy)  # past the window: written
+    store.sweep(T0 + 100, policy)  # expired by the sweep
+    assert (held.state, held.error_count, held.last_activity) == (SessionState.ACTIVE, 0, T0)
+    record = store.get("s")
+    assert record is not None and record.state is SessionState.EXPIRED and record.error_count == 1
+    assert record.last_activity == T0 + 9

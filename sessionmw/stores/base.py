@@ -22,7 +22,7 @@ __all__ = ["NamespacedStore", "Outcome", "SessionStore", "step"]
 class Outcome(NamedTuple):
     """What one atomic update did."""
 
-    #: A copy of the session after the update.
+    #: The session after the update (to read, not to change: see :class:`~sessionmw.SessionRecord`).
     record: SessionRecord
     #: The state changes the update made, in order (time first, then the event).
     changes: tuple[Change, ...]

@@ -13,7 +13,7 @@ from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, step
-from sessionmw.transitions import Change, is_routine_activity
+from sessionmw.transitions import Change, is_routine_activity, writes_nothing
 
 if TYPE_CHECKING:
     from sessionmw.stores.breakers import MemoryBreakers
@@ -22,6 +22,7 @@ __all__ = ["FORKED_WARNING", "MemoryStore"]
 
 _TERMINAL = frozenset({SessionState.EXPIRED, SessionState.ENDED})
 _ACTIVITY = Event.ACTIVITY
+_unchanged = tuple.__new__  # an Outcome without its Python-level __new__ (on every request)
 _log = logging.getLogger("sessionmw")
 
 #: Logged once by a memory store used in a process forked after the store was made.
@@ -94,22 +95,33 @@ class MemoryStore:
     ) -> Outcome | None:
         if self._forked:
             self._warn_forked()
+        # Copy-on-write: a stored record is never changed (a change stores a changed copy), so
+        # one that the update leaves as it is (a look, or activity within the renewal window:
+        # sessionmw.transitions.writes_nothing) is answered as it is: no lock, no copy.
+        record = self._records.get(session_id)
+        if record is None:
+            return None
+        if writes_nothing(record, event, now, policy):
+            return _unchanged(Outcome, (record, (), None))
         with self._lock:
             record = self._records.get(session_id)
             if record is None:
                 return None
             if event is _ACTIVITY and is_routine_activity(record, now, policy):
                 # what elapse() and apply() would do, without the detour; within the renewal
-                # window (sessionmw.transitions.writes_nothing) not even that
+                # window (renewed by another thread since the look above) not even that
                 resolution = policy.activity_resolution
                 if not (resolution > 0 and now - record.last_activity < resolution):
+                    record = self._records[session_id] = record.copy()
                     record.last_activity = now
-                return Outcome(record.copy(), ())
+                return Outcome(record, ())
+            record = record.copy()
             was_live = record.state not in _TERMINAL
             changes, refused = step(record, event, now, policy, error)
+            self._records[session_id] = record
             if changes and was_live and record.state in _TERMINAL:
                 self._live -= 1
-            return Outcome(record.copy(), changes, refused)
+            return Outcome(record, changes, refused)
 
     def get(self, session_id: str) -> SessionRecord | None:
         with self._lock:
@@ -145,6 +157,7 @@ class MemoryStore:
                 if deadline > now:  # saw activity (or was replaced) since the entry was pushed
                     heapq.heappush(heap, (deadline, session_id))
                     continue
+                record = self._records[session_id] = record.copy()  # copy-on-write (see update)
                 changes, _ = step(record, None, now, policy)
                 if record.state.is_terminal:
                     self._live -= 1
