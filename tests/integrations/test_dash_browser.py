@@ -139,6 +139,23 @@ def test_banner_idle_and_error_states(demo: Demo) -> None:
     demo.shoot("banner-error")
 
 
+@pytest.mark.parametrize("demo", [3600], indirect=True)
+def test_activity_clears_the_idle_banner_without_a_poll(demo: Demo) -> None:
+    """Idle, shown by a poll with its icon drawn once; then a click clears the banner with its own
+    response (the next poll is an hour away)."""
+    demo.clock.advance(301)
+    # One poll, as the interval fires it.
+    demo.duo.driver.execute_script("window.dash_clientside.set_props('sessionmw-poll', {n_intervals: 1})")
+    demo.wait_banner("Session idle")
+    text = demo.banner_text()
+    assert text.startswith("Session idle") and not any(ord(ch) > 0x2000 and ch != "—" for ch in text)
+    icons = demo.duo.find_elements(f"{BANNER} img")
+    assert len(icons) == 1 and str(icons[0].get_attribute("src")).startswith("data:image/svg+xml")
+    demo.duo.find_element("#scan-run").click()
+    demo.duo.wait_for_element("#scan-results", timeout=WAIT)
+    until(lambda: demo.banner_text() == "", timeout=WAIT, msg="the idle banner stayed after the click")
+
+
 def test_banner_appears_when_session_expires(demo: Demo) -> None:
     """Past the inactivity timeout the banner says the session expired and how to recover."""
     demo.clock.advance(31 * 60)
