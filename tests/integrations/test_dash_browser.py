@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,29 @@ def test_activity_clears_the_idle_banner_without_a_poll(demo: Demo) -> None:
     demo.duo.find_element("#scan-run").click()
     demo.duo.wait_for_element("#scan-results", timeout=WAIT)
     until(lambda: demo.banner_text() == "", timeout=WAIT, msg="the idle banner stayed after the click")
+
+
+def test_slow_scan_disables_the_button_and_hides_the_old_results(demo: Demo) -> None:
+    """While a slow scan runs the button is disabled and the previous table is not shown as
+    current; the new one comes when the backend answers."""
+    duo = demo.duo
+    duo.find_element("#scan-run").click()
+    duo.wait_for_element("#scan-results", timeout=WAIT)
+    release = threading.Event()
+    demo.backend.sleep = lambda seconds: release.wait(WAIT)
+    demo.backend.faults.latency_seconds = 1.0
+    try:
+        duo.find_element("#scan-run").click()
+        until(lambda: not duo.find_element("#scan-run").is_enabled(), timeout=WAIT, msg="Scan stayed enabled")
+        until(
+            lambda: not any(table.is_displayed() for table in duo.find_elements("#scan-results")),
+            timeout=WAIT,
+            msg="the old table stayed on screen as if current",
+        )
+    finally:
+        release.set()
+    until(lambda: duo.find_element("#scan-run").is_enabled(), timeout=WAIT, msg="Scan stayed disabled")
+    until(lambda: duo.find_element("#scan-results").is_displayed(), timeout=WAIT)
 
 
 def test_banner_appears_when_session_expires(demo: Demo) -> None:
