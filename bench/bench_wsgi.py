@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, session
@@ -38,6 +39,10 @@ from flask import Flask, session
 from sessionmw import SessionManager
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.wsgi import SessionMiddleware
+
+# The tests' server helpers (tests/support.py): a free port, waiting for a server to listen.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support import free_port, wait_for_port
 
 REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: The least any store can add with one round trip per request: a redis-py PING from the view.
@@ -203,34 +208,6 @@ elif variant == "flask-session":
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for(port: int, proc: Any, deadline: float = 30.0) -> None:
-    import contextlib
-    import socket
-    import subprocess
-
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            pass
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=0.05)
-        if proc.returncode is not None:
-            raise SystemExit(f"gunicorn exited with {proc.returncode}")
-    raise SystemExit(f"gunicorn did not listen on {port}")
-
-
 def _cookie_header(base: str, names: tuple[str, ...]) -> str:
     """Visit twice, returning the cookies so that the session is issued and stored."""
     import urllib.request
@@ -272,7 +249,7 @@ def gunicorn_wrk(seconds: int, rounds: int, prefix: str, store_url: str | None) 
         try:
             targets: dict[str, list[str]] = {}
             for name, variant in variants.items():
-                port = _free_port()
+                port = free_port()
                 env = {
                     **os.environ,
                     "BENCH_VARIANT": variant,
@@ -286,7 +263,7 @@ def gunicorn_wrk(seconds: int, rounds: int, prefix: str, store_url: str | None) 
                 command += ["--chdir", folder, "--log-level", "warning", "benchapp:app"]
                 proc = subprocess.Popen(command, env=env)
                 servers.append(proc)
-                _wait_for(port, proc)
+                wait_for_port(proc, port, 30.0)
                 base = f"http://127.0.0.1:{port}"
                 cookie = _cookie_header(base, ("sessionmw", "session"))
                 wrk = ["wrk", "-t2", "-c8", f"-d{seconds}s", base + "/"]

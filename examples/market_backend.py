@@ -2,8 +2,8 @@
 
 Prices are generated deterministically from the symbol (a seeded random walk, no network), so
 the demo shows the same numbers every time. :class:`Faults` makes the backend misbehave the way
-real ones do: transient failures, a dead backend ("This session is not running"), slow answers,
-bad data.
+real ones do: transient failures, a session's backend process that is not running ("This session
+is not running"), a market data service that dies for everyone, slow answers, bad data.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sessionmw.errors import DataLoadError, TransientError
+from sessionmw.errors import BackendProcessError, DataLoadError, TransientError
 
 __all__ = [
     "DEFAULT_SYMBOLS",
@@ -64,6 +64,9 @@ class Faults:
     transient_failures: int = 0
     #: Every call fails with ``RuntimeError("This session is not running")``, the seed's symptom.
     backend_down: bool = False
+    #: The market data service has died: every call fails with :class:`BackendProcessError`
+    #: (the failures the demo's circuit breaker counts).
+    backend_dies: bool = False
     #: Seconds each call takes.
     latency_seconds: float = 0.0
     #: Price series come back with gaps (NaN), which the backend rejects as a data error.
@@ -77,6 +80,8 @@ class Faults:
             active.append("next call fails" if count == 1 else f"next {count} calls fail")
         if self.backend_down:
             active.append("backend down")
+        if self.backend_dies:
+            active.append("backend dead")
         if self.latency_seconds:
             active.append(f"{self.latency_seconds:g}s latency")
         if self.bad_data:
@@ -155,10 +160,19 @@ class MarketBackend:
                 self.faults.transient_failures -= 1
         if self.faults.latency_seconds:
             self.sleep(self.faults.latency_seconds)
+        self.ping()
         if self.faults.backend_down:
             raise RuntimeError("This session is not running")
         if transient:
             raise TransientError(f"market data service busy during {what}")
+
+    def ping(self) -> None:
+        """Check that the market data service is alive (a breaker's probe); not counted in :attr:`calls`.
+
+        :raises BackendProcessError: while the ``backend_dies`` fault is on.
+        """
+        if self.faults.backend_dies:
+            raise BackendProcessError("the market data service stopped")
 
     # -- data ---------------------------------------------------------------------------------
 

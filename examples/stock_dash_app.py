@@ -3,9 +3,15 @@
 Run it with ``sessionmw demo`` (or ``python examples/stock_dash_app.py``) and open the URL it
 prints. The **Scanner** page scans symbols; the **Backtest Manager** runs batch backtests with a
 progress bar; the **Fault knobs** page makes the simulated backend fail: transient errors (a
-retry gets through), a dead backend ("This session is not running"), slow responses, bad data.
-Failures show a friendly alert, repeated ones disconnect the session and the banner offers
-Reconnect; the symbols you typed survive a page refresh.
+retry gets through), a session's backend process that is not running ("This session is not
+running"), a market data service that dies for everyone, slow responses, bad data. Failures show
+a friendly alert, repeated ones disconnect the session and the banner offers Reconnect; the
+symbols you typed survive a page refresh.
+
+Every backend call goes through one circuit breaker, ``market-data`` (:data:`BREAKER_NAME`): when
+the service dies it opens after :data:`FAILURE_THRESHOLD` failures, the banner says the service
+is paused with a countdown, no session is disconnected for it, and the page's health poll probes
+the service once the pause is over, so the banner clears by itself when it is back.
 
 The fault knobs are the operator's controls, not the user's work: they talk to
 ``/demo/faults`` (outside session tracking), so they work and show the backend's real state
@@ -30,11 +36,13 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 from market_backend import DEFAULT_SYMBOLS, BacktestJob, Faults, MarketBackend, ScanRow, parse_symbols
 
-from sessionmw import SessionManager, Settings, current_session_id
+from sessionmw import Breaker, BreakerState, SessionManager, Settings, current_session_id
 from sessionmw.actions import ActionLedger, log_failure
+from sessionmw.errors import BackendProcessError
 from sessionmw.guard import guarded
 from sessionmw.integrations.dash import (
     SessionMWDash,
+    dash_state,
     guarded_callback,
     handle_callback_error,
     preserve,
@@ -44,6 +52,8 @@ from sessionmw.integrations.flask import current_session
 from sessionmw.retry import RetryStrategy
 
 __all__ = [
+    "BREAKER_NAME",
+    "FAILURE_THRESHOLD",
     "FAULTS_PATH",
     "FAULT_CHOICES",
     "FLAGS",
@@ -58,9 +68,14 @@ __all__ = [
 _log = logging.getLogger("stock_dash_app")
 _THRESHOLD_ENV = ("SESSIONMW_MAX_ERROR_THRESHOLD", "MAX_ERROR_THRESHOLD")
 #: The ``--fault`` choices of the command line.
-FAULT_CHOICES = ("transient", "down", "slow", "bad-data")
+FAULT_CHOICES = ("transient", "down", "dies", "slow", "bad-data")
 #: The fault checklist's values (the faults that stay on until turned off).
-FLAGS = ("down", "slow", "bad-data")
+FLAGS = ("down", "dies", "slow", "bad-data")
+#: The circuit breaker every backend call goes through (the market data service).
+BREAKER_NAME = "market-data"
+#: Failed calls in a row (retries included) that open the breaker: a scan tries 3 times, so the
+#: first failed scan shows the failure and the second one opens the breaker.
+FAILURE_THRESHOLD = 5
 #: Where the fault knobs read and change the backend (not session-tracked: operator controls).
 FAULTS_PATH = "/demo/faults"
 #: The header's icon: inline SVG (a rising line), the same in every browser and font.
@@ -104,6 +119,8 @@ def apply_fault(faults: Faults, name: str) -> None:
         faults.transient_failures += 2
     elif name == "down":
         faults.backend_down = True
+    elif name == "dies":
+        faults.backend_dies = True
     elif name == "slow":
         faults.latency_seconds = 2.0
     elif name == "bad-data":
@@ -121,6 +138,7 @@ def set_flags(faults: Faults, flags: Sequence[str]) -> None:
     if unknown:
         raise ValueError(f"unknown fault {unknown[0]!r}: choose from {', '.join(FLAGS)}")
     faults.backend_down = "down" in flags
+    faults.backend_dies = "dies" in flags
     faults.latency_seconds = 2.0 if "slow" in flags else 0.0
     faults.bad_data = "bad-data" in flags
 
@@ -236,6 +254,8 @@ def _flags(faults: Faults) -> list[str]:
     flags = []
     if faults.backend_down:
         flags.append("down")
+    if faults.backend_dies:
+        flags.append("dies")
     if faults.latency_seconds:
         flags.append("slow")
     if faults.bad_data:
@@ -252,6 +272,10 @@ def _faults_page(faults: Faults) -> html.Div:
                 id="fault-flags",
                 options=[
                     {"label": " Backend down (\u201cThis session is not running\u201d)", "value": "down"},
+                    {
+                        "label": " Backend dies (the market data service is paused for everyone)",
+                        "value": "dies",
+                    },
                     {"label": " Slow responses (2 s)", "value": "slow"},
                     {"label": " Bad data (gaps in prices)", "value": "bad-data"},
                 ],
@@ -327,11 +351,14 @@ def create_app(
     backend: MarketBackend | None = None,
     retry_sleep: Callable[[float], object] = time.sleep,
     clock: Callable[[], float] | None = None,
+    open_for: float = 30.0,
 ) -> Dash:
     """The demo app over ``backend`` (default: a fresh simulated one), with sessions from ``manager``.
 
     :param clock: the sessions' clock when no ``manager`` is given (e.g. a
-        :class:`~sessionmw.testing.FakeClock`, to show idle and expiry without waiting).
+        :class:`~sessionmw.testing.FakeClock`, to show idle and expiry without waiting). The
+        market data breaker reads the manager's clock.
+    :param open_for: seconds the market data breaker pauses calls once open.
     """
     backend = backend if backend is not None else MarketBackend()
     if manager is None and clock is not None:
@@ -370,11 +397,13 @@ def create_app(
     )
     _add_fault_routes(app, backend)
     SessionMWDash(app, manager=manager)
+    market = _market_breaker(app, backend, open_for)
     # Reading market data has no side effects: retry it. Starting a backtest is not retried.
     reads = RetryStrategy(max_attempts=3, initial_delay=0.25, sleep=retry_sleep)
-    scan_symbols = guarded(retry=reads)(backend.scan)
+    scan_symbols = guarded(retry=reads, breaker=market)(backend.scan)
+    start_backtests = market.decorate(backend.start_backtests)
     # The progress poll's failures are counted here, once per job (see tick), not by @guarded.
-    advance = reads(backend.advance)
+    advance = reads(market.decorate(backend.advance))
     ledger = ActionLedger()
 
     @guarded_callback(
@@ -411,7 +440,7 @@ def create_app(
     def start(_clicks: int | None, text: str | None, fast: Any, slow: Any) -> Any:
         try:
             symbols = parse_symbols(text)
-            job = backend.start_backtests(symbols, int(fast or 0), int(slow or 0))
+            job = start_backtests(symbols, int(fast or 0), int(slow or 0))
         except ValueError as exc:
             return None, True, html.P(str(exc), className="input-error", style={"color": "#b91c1c"}), "0", ""
         return job.id, False, "", "0", f"0 of {len(job.symbols)} done"
@@ -457,6 +486,39 @@ def create_app(
         Input("fault-sync", "n_intervals"),
     )
     return app
+
+
+def _market_breaker(app: Dash, backend: MarketBackend, open_for: float) -> Breaker:
+    """The market data breaker, kept in the sessions' store on their clock; the sessions' health
+    check probes the service once the pause is over (the breaker admits one probe)."""
+    state = dash_state(app)
+    if state is None:
+        raise RuntimeError("set SessionMWDash up on the app before its breaker")
+    manager = state.manager
+    # Only the service's death counts: the other faults are the session's (or the data's) problem.
+    market = Breaker(
+        BREAKER_NAME,
+        failure_threshold=FAILURE_THRESHOLD,
+        open_for=open_for,
+        counts=BackendProcessError,
+        manager=manager,
+        clock=manager.clock,
+        service="market data",
+    )
+
+    def probe(_session_id: str) -> bool:
+        """Run by every health poll: when the pause is over, try the service (one probe in all)."""
+        record = market.snapshot(max_age=market.state_ttl)
+        due = record.state is BreakerState.OPEN and record.seconds_left(market.clock()) <= 0
+        if due or record.state is BreakerState.HALF_OPEN:
+            try:
+                market.call(backend.ping)
+            except Exception:  # still dead (open again), or another poll has the probe
+                _log.info("the market data service is still paused")
+        return True  # the breaker's own check says how the service is
+
+    manager.add_health_check("market-data-probe", probe)
+    return market
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

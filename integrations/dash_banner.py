@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
 from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
-from sessionmw.messages import RECONNECTED, UNREACHABLE, statement
+from sessionmw.messages import PAUSED, RECONNECTED, UNREACHABLE, statement
 
 if TYPE_CHECKING:
     from sessionmw.health import HealthReport
@@ -142,7 +142,9 @@ def status_banner(
     """The session status banner and the guarded-callback alert, as one layout component.
 
     Hidden while the session is healthy; for idle, error, disconnected, expired and not_found it
-    shows the health report's icon, message and recovery steps (and Reconnect when disconnected).
+    shows the health report's icon, message and recovery steps (and Reconnect when disconnected);
+    for degraded (a paused dependency: an open circuit breaker) the service's countdown, ticking
+    every second in the browser, and a health poll as soon as it ends.
     Left at None, ``interval_seconds`` (``HEALTH_CHECK_INTERVAL_SECONDS``), ``prefix`` (the
     endpoints' path) and ``theme`` (see :data:`THEMES`; ``plain`` or ``bootstrap``) are filled in
     by :class:`SessionMWDash` from the app's settings.
@@ -158,6 +160,7 @@ def status_banner(
     config = {
         "reconnected": RECONNECTED.as_dict(),
         "unreachable": UNREACHABLE.as_dict(),
+        "paused": PAUSED,
         "prefix": prefix or "/_sessionmw/",
         "styles": STYLES,
         "fixed": interval_seconds is not None,
@@ -378,6 +381,8 @@ _RENDER = (
     _asset("banner-render.js")
     .replace("__COLORS__", json.dumps({**_BOOTSTRAP_COLORS, "degraded": "warning", "reconnected": "success"}))
     .replace("__ICONS__", json.dumps(_ICON_OF_STATUS))
+    .replace("__MESSAGE__", f"{BANNER_ID}-message")
+    .replace("__POLL__", POLL_ID)
 )
 _DISMISS = _asset("banner-dismiss.js")
 

@@ -9,7 +9,6 @@ browser tests get a headless Debian chromium, as sessionmw's own tests do.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 import dash
@@ -34,27 +33,10 @@ if os.environ.get("SESSIONMW_DASH_ATTACH") == "1":
 
 
 def pytest_setup_options() -> Any:
-    """dash.testing's hook: headless chromium (``DASH_TEST_CHROMEPATH`` wins)."""
-    from selenium.webdriver.chrome.options import Options
+    """dash.testing's hook: headless chromium, as in sessionmw's own tests (``DASH_TEST_CHROMEPATH`` wins)."""
+    from support import chrome_options  # tests/support.py: scripts/dash-suite puts tests/ on the path
 
-    options = Options()
-    add_argument: Any = options.add_argument  # untyped in selenium
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1100,900",
-    ):
-        add_argument(argument)
-    binary = os.environ.get("DASH_TEST_CHROMEPATH") or shutil.which("chromium")
-    if binary:
-        options.binary_location = binary
-    return options
+    return chrome_options()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 from sessionmw import signals
+from sessionmw._steps import Steps, drive, run
 from sessionmw.breaker_table import (
     BREAKER_TRANSITIONS,
     DEPENDENCY_MARK,
@@ -44,6 +45,7 @@ from sessionmw.errors import StoreUnavailableError
 from sessionmw.health import register_dependency_source
 from sessionmw.stores.breakers import BreakerBackend, BreakerStore, MemoryBreakers
 from sessionmw.translation import UserFacingError, is_transient
+from sessionmw.wording import paused_message
 
 if TYPE_CHECKING:
     from sessionmw.manager import SessionManager
@@ -98,8 +100,7 @@ class BreakerOpenError(UserFacingError):
             retry_after = FORCED_RETRY_AFTER
         else:
             seconds = max(1, math.ceil(seconds_left))
-            unit = "second" if seconds == 1 else "seconds"
-            message = f"The {service} service is paused; we will try again in {seconds} {unit}"
+            message = paused_message(service, seconds)
             retry_after = float(seconds)
         super().__init__(
             message,
@@ -429,27 +430,31 @@ class Breaker:
             return BreakerOpenError(self.name, self.service, self._seconds_left(view, now), original=error)
         return None
 
-    def _attempt(self, func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        """:meth:`call` for ``@guarded``'s retries: a failure that leaves the breaker open raises
-        :class:`BreakerOpenError` (``__cause__``: the failure), so the retry stops at once."""
+    def _through(self, func: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+        """``func`` with every call made as :meth:`call` makes it, for ``@guarded``'s retries; but a
+        failure that leaves the breaker open raises :class:`BreakerOpenError` (``__cause__``: the
+        failure), so that the retry stops at once."""
+        if is_async:
+
+            async def attempt_async(*args: Any, **kwargs: Any) -> Any:
+                return await drive(self._attempt(func, args, kwargs, True))
+
+            return functools.update_wrapper(attempt_async, func)
+
+        def attempt(*args: Any, **kwargs: Any) -> Any:
+            return run(self._attempt(func, args, kwargs, False))
+
+        return functools.update_wrapper(attempt, func)
+
+    def _attempt(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaiting: bool
+    ) -> Steps[Any]:
+        """One attempt through the breaker, written once for sync and async (:mod:`sessionmw._steps`)."""
         ticket = self._admit()
         try:
             result = func(*args, **kwargs)
-        except Exception as exc:
-            opened = self._failed(ticket, exc)
-            if opened is not None:
-                raise opened from exc
-            raise
-        self._succeeded(ticket)
-        return result
-
-    async def _attempt_async(
-        self, func: Callable[..., Awaitable[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> T:
-        """:meth:`_attempt` for an ``async def`` function."""
-        ticket = self._admit()
-        try:
-            result = await func(*args, **kwargs)
+            if awaiting:
+                result = yield result
         except Exception as exc:
             opened = self._failed(ticket, exc)
             if opened is not None:

@@ -23,9 +23,20 @@ from typing import Any, Final, Literal
 
 from sessionmw.health import NETWORK_ERRORS
 from sessionmw.translation import UserFacingError, translate
-from sessionmw.wording import duration
+from sessionmw.wording import PAUSED, duration, paused_message
 
-__all__ = ["CAUSES", "RECONNECTED", "UNREACHABLE", "Cause", "Statement", "cause_of", "plain", "statement"]
+__all__ = [
+    "CAUSES",
+    "PAUSED",
+    "RECONNECTED",
+    "UNREACHABLE",
+    "Cause",
+    "Statement",
+    "cause_of",
+    "paused_message",
+    "plain",
+    "statement",
+]
 
 #: Why the session is in trouble: a failing backend service, the network, the session's age
 #: (expired or ended), a server that no longer knows the session (restarted), or not known.
@@ -120,6 +131,8 @@ def statement(
     """
     status = report.get("status")
     if status == "healthy":
+        if failure is not None:  # a failure the session is not blamed for (a breaker counted it)
+            return _error(report, failure)
         return RECONNECTED if reconnected else None
     if status == "idle":
         return _idle(report)
@@ -155,7 +168,8 @@ def statement(
             "backend",
             "warning",
             str(report.get("title") or "Service paused"),
-            plain(str(report.get("message") or "A service this page depends on is paused")),
+            _paused_now(report)
+            or plain(str(report.get("message") or "A service this page depends on is paused")),
             tuple(str(step) for step in report.get("recovery") or ()),
             str(report.get("context") or ""),
         )
@@ -163,6 +177,16 @@ def statement(
         "report status must be healthy, idle, error, disconnected, expired, not_found or degraded, "
         f"not {status!r}"
     )
+
+
+def _paused_now(report: Mapping[str, Any]) -> str | None:
+    """ "... trying again now" when the report's first paused dependency is open with no time left
+    (a probe is due: the next call makes it); else None (the report's own message stands)."""
+    dependencies = report.get("dependencies") or ()
+    first = dependencies[0] if dependencies else None
+    if not isinstance(first, Mapping) or first.get("state") != "open" or first.get("retry_in") != 0:
+        return None
+    return paused_message(str(first.get("service") or first.get("name") or "data"), 0)
 
 
 def _reported_cause(report: Mapping[str, Any]) -> Cause:

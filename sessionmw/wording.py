@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
-__all__ = ["duration", "plural"]
+import math
+from typing import Final
+
+__all__ = ["PAUSED", "duration", "paused_message", "plural"]
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
@@ -41,3 +44,24 @@ def duration(seconds: float) -> str:
     if minutes == 0:
         return plural(hours, "hour")
     return f"{plural(hours, 'hour')} {plural(minutes, 'minute')}"
+
+
+#: What a paused dependency's countdown says, by the seconds left (``{service}``: the service's
+#: name as users see it, ``{n}``: the seconds): ``many``, ``one``, ``now`` (the pause is over: a
+#: probe is due). The Dash banner ticks the countdown with these in the browser.
+PAUSED: Final[dict[str, str]] = {
+    "many": "The {service} service is paused; we will try again in {n} seconds",
+    "one": "The {service} service is paused; we will try again in 1 second",
+    "now": "The {service} service is paused; trying again now",
+}
+
+
+def paused_message(service: str, seconds_left: float) -> str:
+    """What a paused dependency's countdown says with ``seconds_left`` (rounded up) to go.
+
+    The same sentence as a :class:`~sessionmw.BreakerOpenError`'s message while time is left.
+    """
+    seconds = math.ceil(seconds_left)
+    if seconds <= 0:
+        return PAUSED["now"].format(service=service)
+    return PAUSED["one" if seconds == 1 else "many"].format(service=service, n=seconds)

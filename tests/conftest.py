@@ -6,6 +6,7 @@ import os
 import secrets
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 # Tests import their shared helpers as ``support`` (tests/support.py).
 sys.path.insert(0, os.path.dirname(__file__))
 
-from support import Sleeps
+from support import Sleeps, chrome_options, shared_store_url
 
 from sessionmw import SessionManager, set_session_manager
 from sessionmw.testing import FakeClock, set_testing
@@ -92,6 +93,41 @@ def _redis_prefix(redis_url: str) -> Iterator[str]:
         client.close()
 
 
+#: The repository root: spawned children import the test modules (``tests.test_...``) from it.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(name="spawn_importable")
+def _spawn_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spawned children find the test module's functions (they import it by name)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+
+
+@pytest.fixture(name="url")
+def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A store URL of the test module's ``kind`` fixture (see ``support.shared_store_url``)."""
+    return shared_store_url(kind, request, tmp_path)
+
+
+@pytest.fixture(name="redis_client")
+def _redis_client(redis_url: str) -> Iterator[Any]:
+    """A client of the test Redis (for tests that steer or inspect it directly)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(name="key_prefix")
+def _key_prefix(redis_client: Any) -> Iterator[str]:
+    """A unique key prefix; every key that contains it is deleted afterwards."""
+    prefix = f"gtest-{secrets.token_hex(6)}"
+    yield prefix
+    for key in redis_client.scan_iter(match=f"*{prefix}*"):
+        redis_client.delete(key)
+
+
 @pytest.fixture(name="redis_cluster_url", scope="session")
 def _redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private three-node Redis Cluster on free loopback ports, for this test session.
@@ -115,31 +151,6 @@ def _redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         cluster.stop()
 
 
-#: Chrome flags for dash.testing's browser tests: headless Debian chromium, as root in CI.
-CHROME_ARGUMENTS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1100,900",
-)
-
-
 def pytest_setup_options() -> object:
     """dash.testing's hook: Chrome options for a headless chromium (``DASH_TEST_CHROMEPATH`` wins)."""
-    import shutil
-
-    from selenium.webdriver.chrome.options import Options
-
-    options = Options()
-    add_argument: Any = options.add_argument  # untyped in selenium
-    for argument in CHROME_ARGUMENTS:
-        add_argument(argument)
-    binary = os.environ.get("DASH_TEST_CHROMEPATH") or shutil.which("chromium")
-    if binary:
-        options.binary_location = binary
-    return options  # pluggy collects it into the list dash.testing reads
+    return chrome_options()  # pluggy collects it into the list dash.testing reads

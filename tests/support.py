@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
+import queue
+import secrets
 import socket
 import subprocess
 import sys
@@ -15,7 +18,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sessionmw import SessionManager
 from sessionmw.session import Policy, SessionRecord
@@ -23,6 +26,9 @@ from sessionmw.states import Event, SessionState
 from sessionmw.stores.base import Outcome, SessionStore
 from sessionmw.testing import FakeClock
 from sessionmw.transitions import Change
+
+if TYPE_CHECKING:  # (bench/bench_wsgi.py imports this module without pytest)
+    import pytest
 
 
 class Sleeps:
@@ -83,6 +89,43 @@ class CountingStore:
         self.inner.close()
 
 
+def created(store: SessionStore, session_id: str, now: float, policy: Policy) -> str:
+    """Create a new session ``session_id`` in ``store``: ``"created"``, or ``"exists"`` if it did."""
+    from sessionmw import SessionExistsError
+
+    try:
+        store.create(SessionRecord.new(session_id, now), now, policy)
+    except SessionExistsError:
+        return "exists"
+    return "created"
+
+
+def walk(operations: list[tuple[object, ...]], run: str, now: float) -> Iterator[tuple[str, str, Any, float]]:
+    """A differential test's operations, from the clock time ``now``: ``("advance", seconds)`` moves
+    the clock on; every other one is yielded as ``(kind, session id, event, now)``, the session
+    id ``f"{run}-{name}"`` for ``(kind, name[, event])`` (``""`` without a name), the event None
+    when there is none."""
+    for operation in operations:
+        kind = str(operation[0])
+        if kind == "advance":
+            now += float(operation[1])  # type: ignore[arg-type]
+            continue
+        session_id = f"{run}-{operation[1]}" if kind != "sweep" else ""
+        event = operation[2] if len(operation) > 2 else None
+        assert event is None or isinstance(event, Event)
+        yield kind, session_id, event, now
+
+
+def assert_same_outcome(got: Outcome | None, expected: Outcome | None) -> None:
+    """A store's update outcome is the model's: the same record, changes and refusal."""
+    if expected is None or got is None:
+        assert expected is got
+    else:
+        assert got.record == expected.record
+        assert got.changes == expected.changes
+        assert repr(got.refused) == repr(expected.refused)
+
+
 def healthy_session(manager: SessionManager, clock: FakeClock) -> str:
     """A new, active session."""
     return manager.create_session().session_id
@@ -131,6 +174,93 @@ SESSION_KINDS: dict[str, Callable[[SessionManager, FakeClock], str]] = {
     "expired": expired_session,
     "unknown": unknown_session,
 }
+
+
+#: Processes for the multi-process tests: spawned (a fresh interpreter, as under gunicorn).
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def collect(results: Any, count: int, processes: list[Any]) -> list[Any]:
+    """``count`` results from the children; fails fast if one of them dies."""
+    collected: list[Any] = []
+    waited = 0.0
+    while len(collected) < count:
+        try:
+            collected.append(results.get(timeout=1.0))
+        except queue.Empty:
+            waited += 1.0
+            dead = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if dead or waited > 120:
+                import pytest
+
+                pytest.fail(f"worker processes failed (exit codes {dead}) or hung")
+    return collected
+
+
+def run_processes(target: Callable[..., None], url: str, count: int) -> list[Any]:
+    """Run ``target(url, worker, barrier, results)`` in ``count`` spawned processes (``worker``
+    from 0; a barrier of ``count``); return what each put on ``results``, in arrival order."""
+    barrier = SPAWN.Barrier(count)
+    results = SPAWN.Queue()
+    processes = [SPAWN.Process(target=target, args=(url, w, barrier, results)) for w in range(count)]
+    for process in processes:
+        process.start()
+    try:
+        collected = collect(results, count, processes)
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    assert [process.exitcode for process in processes] == [0] * count
+    return collected
+
+
+def shared_store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a store of ``kind`` for one test: ``memory``, ``sqlite`` (a file in
+    ``tmp_path``), ``redis`` (the test Redis, under the test's own key prefix, deleted afterwards)
+    or ``redis-cluster`` (or ``cluster``: the private cluster, under a fresh prefix, nothing to
+    clean up)."""
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessions.db'}"
+    if kind == "redis":
+        return f"{request.getfixturevalue('redis_url')}?prefix={request.getfixturevalue('redis_prefix')}"
+    if kind in ("redis-cluster", "cluster"):
+        return f"{request.getfixturevalue('redis_cluster_url')}?prefix=t{secrets.token_hex(6)}&cluster=true"
+    raise ValueError(f"no store kind {kind!r}")
+
+
+#: Chrome flags for dash.testing's browser tests: headless Debian chromium, as root in CI.
+CHROME_ARGUMENTS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1100,900",
+)
+
+
+def chrome_options() -> Any:
+    """Chrome options for dash.testing: a headless chromium (``DASH_TEST_CHROMEPATH`` wins); for the
+    ``pytest_setup_options`` hook of tests/conftest.py and of scripts/dash_suite_plugin.py."""
+    import shutil
+
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    add_argument: Any = options.add_argument  # untyped in selenium
+    for argument in CHROME_ARGUMENTS:
+        add_argument(argument)
+    binary = os.environ.get("DASH_TEST_CHROMEPATH") or shutil.which("chromium")
+    if binary:
+        options.binary_location = binary
+    return options
 
 
 def free_port() -> int:
@@ -182,6 +312,116 @@ def gunicorn_app(tmp_path: Path, source: str, env: dict[str, str]) -> Iterator[s
             proc.wait(timeout=10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+#: A Flask app with SessionMW for gunicorn tests (see :func:`flask_gunicorn`): ``/whoami``,
+#: ``/hold`` (blocks its worker on a Redis list until ``?until=`` (default ``release``) is pushed,
+#: after pushing its pid to ``held``), ``/fail``; with ``GTEST_METRICS`` set, the metrics endpoint.
+FLASK_GUNICORN_APP = """
+import os
+
+import redis
+from flask import Flask, jsonify, request
+
+from sessionmw.integrations.flask import SessionMW, current_session
+
+app = Flask(__name__)
+app.config["SECRET_KEY"] = os.environ["GTEST_SECRET"]
+app.config["SESSIONMW_STORE_URL"] = os.environ["GTEST_STORE_URL"]
+app.config["SESSIONMW_MAX_ERROR_THRESHOLD"] = int(os.environ["GTEST_THRESHOLD"])
+control = redis.Redis.from_url(os.environ["GTEST_REDIS_URL"])
+prefix = os.environ["GTEST_PREFIX"]
+
+
+@app.get("/whoami")
+def whoami():
+    return jsonify(pid=os.getpid(), session=current_session.id)
+
+
+@app.get("/hold")
+def hold():
+    control.rpush(prefix + "held", os.getpid())
+    control.blpop([prefix + request.args.get("until", "release")], timeout=30)
+    return jsonify(pid=os.getpid(), session=current_session.id)
+
+
+@app.get("/fail")
+def fail():
+    raise RuntimeError("backend failed")
+
+
+if os.environ.get("GTEST_METRICS"):
+    from sessionmw.metrics import instrument
+
+    app.config["SESSIONMW_METRICS_PATH"] = "/metrics"
+    SessionMW(app)
+    instrument(app.extensions["sessionmw"].manager)  # counts into the store, serves its totals
+else:
+    SessionMW(app)
+"""
+
+
+def flask_gunicorn(
+    tmp_path: Path,
+    redis_url: str,
+    prefix: str,
+    store_url: str,
+    *,
+    threshold: int = 1000,
+    metrics: bool = False,
+) -> contextlib.AbstractContextManager[str]:
+    """:data:`FLASK_GUNICORN_APP` in gunicorn (2 sync workers, see :func:`gunicorn_app`), its
+    control list keys under ``prefix`` in ``redis_url``, the sessions in ``store_url``."""
+    env = {
+        "GTEST_SECRET": secrets.token_hex(16),
+        "GTEST_STORE_URL": store_url,
+        "GTEST_THRESHOLD": str(threshold),
+        "GTEST_REDIS_URL": redis_url,
+        "GTEST_PREFIX": prefix,
+        **({"GTEST_METRICS": "1"} if metrics else {}),
+    }
+    return gunicorn_app(tmp_path, FLASK_GUNICORN_APP, env)
+
+
+def session_cookie(client: Any) -> str:
+    """The ``sessionmw`` cookie a Flask test client holds (there must be one)."""
+    cookie = client.get_cookie("sessionmw")
+    assert cookie is not None
+    return str(cookie.value)
+
+
+def _parts(key: str) -> list[str]:
+    """A Dash callback key's outputs (``id.prop``, ``@hash`` suffixes kept)."""
+    return key.strip(".").split("...")
+
+
+def fire_callback(
+    app: Any,
+    client: Any,
+    outputs: list[str],
+    inputs: list[tuple[str, str, Any]],
+    state: list[tuple[str, str, Any]] | None = None,
+    *,
+    accept: str = "application/json",
+) -> tuple[int, dict[str, Any]]:
+    """POST one callback request of the Dash ``app`` the way Dash's renderer does, through the Flask
+    test ``client`` (outputs as ``id.prop``); return the status and the JSON body."""
+    key = next(key for key in app.callback_map if [p.split("@")[0] for p in _parts(key)] == outputs)
+    specs = [part.rsplit(".", 1) for part in _parts(key)]
+    listed = [{"id": oid, "property": prop} for oid, prop in specs]
+    payload = {
+        "output": key,
+        "outputs": listed if len(listed) > 1 else listed[0],
+        "inputs": [{"id": iid, "property": prop, "value": value} for iid, prop, value in inputs],
+        "state": [{"id": sid, "property": prop, "value": value} for sid, prop, value in state or []],
+        "changedPropIds": [f"{iid}.{prop}" for iid, prop, _ in inputs],
+    }
+    response = client.post(
+        "/_dash-update-component",
+        data=json.dumps(payload),
+        headers={"Content-Type": "application/json", "Accept": accept},
+    )
+    return response.status_code, (json.loads(response.data) if response.data else {})
 
 
 def get_json(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], Any]:

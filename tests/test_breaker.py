@@ -423,6 +423,26 @@ def test_async_functions_compose_the_same_way(market: Breaker) -> None:
     assert len(calls) == 3
 
 
+def test_async_retries_through_the_breaker_return_the_result(market: Breaker) -> None:
+    """An async def that fails once, then succeeds: the retry goes through the breaker and its
+    result is returned; the breaker counted the failure, then the success reset it."""
+    outcomes = iter([ConnectionError("blip"), None])
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    @guarded(breaker=market, retry=RetryStrategy(max_attempts=3, async_sleep=no_sleep))
+    async def fetch() -> str:
+        failure = next(outcomes)
+        if failure is not None:
+            raise failure
+        return "prices"
+
+    assert asyncio.run(fetch()) == "prices"
+    snapshot = market.snapshot()
+    assert market.state is S.CLOSED and snapshot.failures == 0 and snapshot.failed == 1
+
+
 def test_with_block_and_call(market: Breaker, clock: FakeClock) -> None:
     """`with breaker:` and breaker.call record outcomes; a probe after open_for closes it."""
     for _ in range(3):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import run_processes, shared_store_url
 
 from sessionmw import Breaker, BreakerOpenError, BreakerState, SessionManager, UserFacingError, guarded
 from sessionmw import breaker as breaker_module
@@ -21,29 +22,14 @@ CALLS = 200
 START = 1_700_000_000.0
 OPEN_FOR = 1_000.0
 
-_SPAWN = multiprocessing.get_context("spawn")
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def _importable_by_children(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(ROOT))
-
-
-def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    prefix = request.getfixturevalue("redis_prefix")
-    if kind == "redis":
-        return f"{request.getfixturevalue('redis_url')}?prefix={prefix}"
-    return f"{request.getfixturevalue('redis_cluster_url')}?prefix={prefix}&cluster=1"
+pytestmark = pytest.mark.usefixtures("spawn_importable")
 
 
 def _fail() -> None:
     raise ConnectionError("backend down")
 
 
-def _opener(url: str, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+def _opener(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
     """One process: CALLS failing calls through the shared breaker, as fast as it can."""
     clock = FakeClock(START)
     manager = SessionManager(store=url, clock=clock)
@@ -64,7 +50,7 @@ def _opener(url: str, barrier: multiprocessing.synchronize.Barrier, results: Any
     results.put((Counter(s.name for s in sent), outcomes))
 
 
-def _prober(url: str, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+def _prober(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
     """One process: after open_for, CALLS attempts to be admitted while the probe is out."""
     clock = FakeClock(START + OPEN_FOR + 1)
     manager = SessionManager(store=url, clock=clock)
@@ -84,31 +70,18 @@ def _prober(url: str, barrier: multiprocessing.synchronize.Barrier, results: Any
 
 
 def _run(target: Any, url: str) -> tuple[Counter[str], Counter[str]]:
-    barrier = _SPAWN.Barrier(WORKERS)
-    results = _SPAWN.Queue()
-    processes = [_SPAWN.Process(target=target, args=(url, barrier, results)) for _ in range(WORKERS)]
-    for process in processes:
-        process.start()
     sent: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
-    try:
-        for _ in range(WORKERS):
-            signals, counts = results.get(timeout=120)
-            sent += signals
-            outcomes += counts
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-    assert [process.exitcode for process in processes] == [0] * WORKERS
+    for signals, counts in run_processes(target, url, WORKERS):
+        sent += signals
+        outcomes += counts
     return sent, outcomes
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
 def test_four_processes_open_it_once(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """4 processes failing at once: one breaker_opened in total, and the store counted one open."""
-    url = _url(kind, request, tmp_path)
+    url = shared_store_url(kind, request, tmp_path)
     sent, outcomes = _run(_opener, url)
     assert sent["breaker-opened"] == 1
     manager = SessionManager(store=url, clock=FakeClock(START))
@@ -127,7 +100,7 @@ def test_four_processes_racing_in_half_open_admit_one_probe(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """After open_for, 4 processes x CALLS attempts: exactly one probe is admitted."""
-    url = _url(kind, request, tmp_path)
+    url = shared_store_url(kind, request, tmp_path)
     clock = FakeClock(START)
     manager = SessionManager(store=url, clock=clock)
     breaker = Breaker("shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import shared_store_url
 
 from sessionmw.__main__ import main
 
@@ -119,11 +120,7 @@ def test_stats_on_an_empty_store_prints_no_rates() -> None:
 @pytest.fixture(name="store_url", params=["sqlite", "redis"])
 def _store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A shared store the CLI process and the test both open: a SQLite file or a Redis prefix."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sessions.db'}"
-    redis_url: str = request.getfixturevalue("redis_url")
-    prefix: str = request.getfixturevalue("redis_prefix")
-    return f"{redis_url}?prefix={prefix}"
+    return shared_store_url(request.param, request, tmp_path)
 
 
 def test_commands_against_a_shared_store(store_url: str) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import pytest
 
-from sessionmw import SessionManager
+from sessionmw import BreakerOpenError, SessionManager
 from sessionmw.actions import ActionLedger, log_failure
 from sessionmw.errors import DataLoadError
 from sessionmw.health import cause_of_error
-from sessionmw.messages import CAUSES, cause_of, plain, statement
+from sessionmw.messages import CAUSES, PAUSED, cause_of, paused_message, plain, statement
 from sessionmw.settings import Settings
 from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
@@ -256,3 +257,38 @@ def test_degraded_says_nothing_to_reconnect() -> None:
     }
     said = statement(report)
     assert said is not None and said.actions == () and said.message == "prices is paused"
+
+
+def test_a_failure_the_session_is_not_blamed_for_is_still_said(small: SessionManager) -> None:
+    """A healthy session whose action failed (a breaker counted the failure, not the session):
+    the failure is said, with no count of errors towards a disconnect."""
+    small.create_session("s")
+    failure = DataLoadError("prices missing")
+    said = statement(small.check_health("s"), failure=failure)
+    assert said is not None and said.status == "error" and said.title == translate(failure).title
+    assert said.context == "" and said.actions == ()
+
+
+@pytest.mark.parametrize("seconds", [0.2, 1, 2, 25, 30])
+def test_paused_message_is_the_breakers_own(seconds: float) -> None:
+    """The countdown's words are those of the refusal the user's action gets: one voice."""
+    refused = BreakerOpenError("market-data", "market data", seconds)
+    assert paused_message("market data", seconds) == refused.message
+    many = PAUSED["one" if math.ceil(seconds) == 1 else "many"]
+    assert many.format(service="market data", n=math.ceil(seconds)) == refused.message
+
+
+def test_paused_with_no_time_left_is_trying_now() -> None:
+    """An open breaker whose pause is over (a probe is due) is "trying again now", not "in 1 second"."""
+    report = {
+        "status": "degraded",
+        "message": "⏸️ The market data service is paused; we will try again in 1 second",
+        "recovery": [],
+        "dependencies": [{"name": "market-data", "service": "market data", "state": "open", "retry_in": 0}],
+    }
+    said = statement(report)
+    assert said is not None and said.message == "The market data service is paused; trying again now"
+    report["dependencies"][0]["retry_in"] = 1  # type: ignore[index]
+    said = statement(report)
+    assert said is not None and said.message.endswith("we will try again in 1 second")
+    assert paused_message("market data", -3) == PAUSED["now"].format(service="market data")

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import free_port, wait_for_port
+from support import assert_same_outcome, created, free_port, wait_for_port, walk
 
 from sessionmw import SessionManager, SessionState, StoreUnavailableError
 from sessionmw.session import Policy, SessionRecord
@@ -93,13 +93,6 @@ def _creating(*sids: str) -> Callable[[RedisStore], None]:
 @pytest.fixture(name="kind", params=["sqlite", "redis"])
 def _kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture(name="url")
-def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'sessions.db'}"
-    return f"{request.getfixturevalue('redis_url')}?prefix={request.getfixturevalue('redis_prefix')}"
 
 
 @pytest.fixture(name="pair")
@@ -448,20 +441,13 @@ def test_cached_stores_match_the_memory_store(
     path = tmp_path / f"{run}.db"
     sqlite_pair = [SQLiteStore(path), SQLiteStore(path)]
     pairs: list[list[Any]] = [redis_pair, sqlite_pair]
-    now = T0 + 0.25
     try:
-        for operation in operations:
-            kind = operation[0]
-            if kind == "advance":
-                now += float(operation[1])  # type: ignore[arg-type]
-            elif kind == "create":
-                session_id = f"{run}-{operation[1]}"
-                results = [_create(store, session_id, now) for store in [model] + [p[0] for p in pairs]]
+        for kind, session_id, event, now in walk(operations, run, T0 + 0.25):
+            if kind == "create":
+                stores = [model] + [p[0] for p in pairs]
+                results = [created(store, session_id, now, _MODEL_POLICY) for store in stores]
                 assert len(set(results)) == 1
             elif kind in ("event", "other"):
-                session_id = f"{run}-{operation[1]}"
-                event = operation[2]
-                assert event is None or isinstance(event, Event)
                 which = 1 if kind == "other" else 0
                 expected = model.update(session_id, event, now, _MODEL_POLICY, "boom")
                 for pair in pairs:
@@ -469,12 +455,7 @@ def test_cached_stores_match_the_memory_store(
                     got = pair[which].update(session_id, event, now, _MODEL_POLICY, "boom")
                     if which == 1 and got is not None:  # the script rewrote the record: published
                         _delivered(pair[0], mark)
-                    if expected is None or got is None:
-                        assert expected is got
-                    else:
-                        assert got.record == expected.record
-                        assert got.changes == expected.changes
-                        assert repr(got.refused) == repr(expected.refused)
+                    assert_same_outcome(got, expected)
             else:
                 expected_changes = sorted(model.sweep(now, _MODEL_POLICY))
                 for pair in pairs:
@@ -488,16 +469,6 @@ def test_cached_stores_match_the_memory_store(
                 pair[0].delete(f"{run}-{name}")
             for store in pair:
                 store.close()
-
-
-def _create(store: SessionStore, session_id: str, now: float) -> str:
-    from sessionmw import SessionExistsError
-
-    try:
-        store.create(SessionRecord.new(session_id, now), now, _MODEL_POLICY)
-    except SessionExistsError:
-        return "exists"
-    return "created"
 
 
 def test_redis_copy_of_an_ended_session_is_not_trusted_past_its_retention(

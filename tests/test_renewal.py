@@ -3,9 +3,7 @@ never late; the setting and its derived default."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,17 +20,6 @@ IDLE, TIMEOUT_MINUTES, WINDOW = 60.0, 10.0, 20.0
 @pytest.fixture(name="kind", params=["memory", "sqlite", "redis", "redis-cluster"])
 def _kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture(name="url")
-def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'sessions.db'}"
-    if kind == "redis":
-        return f"{request.getfixturevalue('redis_url')}?prefix={request.getfixturevalue('redis_prefix')}"
-    if kind == "redis-cluster":
-        return f"{request.getfixturevalue('redis_cluster_url')}?prefix=t{secrets.token_hex(6)}&cluster=true"
-    return "memory://"
 
 
 @pytest.fixture(name="windowed")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.synchronize
-import queue
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import SPAWN, collect, run_processes, shared_store_url
 
 from sessionmw import SessionManager, SessionState
 from sessionmw.testing import FakeClock, capture_signals
@@ -20,30 +20,7 @@ SESSIONS = 8
 THRESHOLD = 5
 START = 1_700_000_000.0
 
-_SPAWN = multiprocessing.get_context("spawn")
-#: The repository root: spawned children import this module (``tests.test_store_processes``) from it.
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def _importable_by_children(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Spawned children find this module's functions (they import it by name)."""
-    monkeypatch.syspath_prepend(str(ROOT))
-
-
-def _collect(results: Any, count: int, processes: list[Any]) -> list[Any]:
-    """``count`` results from the children; fails fast if one of them dies."""
-    collected: list[Any] = []
-    waited = 0.0
-    while len(collected) < count:
-        try:
-            collected.append(results.get(timeout=1.0))
-        except queue.Empty:
-            waited += 1.0
-            dead = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
-            if dead or waited > 120:
-                pytest.fail(f"worker processes failed (exit codes {dead}) or hung")
-    return collected
+pytestmark = pytest.mark.usefixtures("spawn_importable")
 
 
 def _worker(url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
@@ -65,21 +42,9 @@ def _worker(url: str, worker: int, barrier: multiprocessing.synchronize.Barrier,
 
 def _run_workers(url: str) -> Counter[str]:
     """Run WORKERS processes on ``url``; the signals they sent, summed."""
-    barrier = _SPAWN.Barrier(WORKERS)
-    results = _SPAWN.Queue()
-    processes = [_SPAWN.Process(target=_worker, args=(url, w, barrier, results)) for w in range(WORKERS)]
-    for process in processes:
-        process.start()
     totals: Counter[str] = Counter()
-    try:
-        for _, counts in _collect(results, WORKERS, processes):
-            totals += counts
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-    assert [process.exitcode for process in processes] == [0] * WORKERS
+    for _, counts in run_processes(_worker, url, WORKERS):
+        totals += counts
     return totals
 
 
@@ -120,14 +85,11 @@ def _create_in_child(url: str, results: Any) -> None:
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 def test_sessions_survive_a_new_process(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """A session created by a process that has exited is seen, same state, by a new manager."""
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 's.db'}"
-    else:
-        url = f"{request.getfixturevalue('redis_url')}?prefix={request.getfixturevalue('redis_prefix')}"
-    results = _SPAWN.Queue()
-    child = _SPAWN.Process(target=_create_in_child, args=(url, results))
+    url = shared_store_url(kind, request, tmp_path)
+    results = SPAWN.Queue()
+    child = SPAWN.Process(target=_create_in_child, args=(url, results))
     child.start()
-    (session_id,) = _collect(results, 1, [child])
+    (session_id,) = collect(results, 1, [child])
     child.join(timeout=30)
     assert child.exitcode == 0
     manager = SessionManager(store=url, clock=FakeClock(START + 1))

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
+from support import assert_same_outcome, created, shared_store_url, walk
 
 from sessionmw import (
     ConfigurationError,
@@ -55,16 +56,7 @@ def _kind(request: pytest.FixtureRequest) -> str:
 def _make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
     """Builds stores of ``kind``; stores built by one test share their sessions (except memory)."""
     made: list[SessionStore] = []
-    url = "memory://"
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sessions.db'}"
-    elif kind == "redis":
-        redis_url = request.getfixturevalue("redis_url")
-        prefix = request.getfixturevalue("redis_prefix")
-        url = f"{redis_url}?prefix={prefix}"
-    elif kind == "redis-cluster":  # a private cluster: a fresh prefix, nothing to clean up
-        cluster_url = request.getfixturevalue("redis_cluster_url")
-        url = f"{cluster_url}?prefix=t{secrets.token_hex(6)}&cluster=true"
+    url = shared_store_url(kind, request, tmp_path)
     shared: SessionStore | None = None
 
     def make(max_sessions: int | None = None) -> SessionStore:
@@ -746,34 +738,14 @@ def test_redis_store_matches_the_memory_store(
     model = MemoryStore()
     real = RedisStore.from_url(redis_url, prefix=redis_prefix, buckets=4)
     run = secrets.token_hex(4)  # examples share the prefix, not their ids
-    now = T0 + 0.25
     try:
-        for operation in operations:
-            kind = operation[0]
-            if kind == "advance":
-                now += float(operation[1])  # type: ignore[arg-type]
-            elif kind == "create":
-                session_id = f"{run}-{operation[1]}"
-                results = []
-                for store in (model, real):
-                    try:
-                        store.create(SessionRecord.new(session_id, now), now, _MODEL_POLICY)
-                        results.append("created")
-                    except SessionExistsError:
-                        results.append("exists")
+        for kind, session_id, event, now in walk(operations, run, T0 + 0.25):
+            if kind == "create":
+                results = [created(store, session_id, now, _MODEL_POLICY) for store in (model, real)]
                 assert results[0] == results[1]
             elif kind == "event":
-                session_id = f"{run}-{operation[1]}"
-                event = operation[2]
-                assert event is None or isinstance(event, Event)
                 expected = model.update(session_id, event, now, _MODEL_POLICY, "boom")
-                got = real.update(session_id, event, now, _MODEL_POLICY, "boom")
-                if expected is None or got is None:
-                    assert expected is got
-                else:
-                    assert got.record == expected.record
-                    assert got.changes == expected.changes
-                    assert repr(got.refused) == repr(expected.refused)
+                assert_same_outcome(real.update(session_id, event, now, _MODEL_POLICY, "boom"), expected)
             else:
                 expected_changes = sorted(model.sweep(now, _MODEL_POLICY))
                 assert sorted(real.sweep(now, _MODEL_POLICY)) == expected_changes

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import random
-import secrets
 import signal
 import sqlite3
 import subprocess
@@ -23,6 +22,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import shared_store_url
 
 from sessionmw import (
     CorruptRecordError,
@@ -49,11 +49,7 @@ DEEP = ["[" * 5000, "{" + '"a":{' * 5000, '{"v":1,"id":"s1","state":"active","cr
 @pytest.fixture(name="store_url", params=["sqlite", "redis"])
 def _store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A persistent store: a SQLite file or a Redis prefix of this test's own."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sessions.db'}"
-    redis_url: str = request.getfixturevalue("redis_url")
-    prefix: str = request.getfixturevalue("redis_prefix")
-    return f"{redis_url}?prefix={prefix}"
+    return shared_store_url(request.param, request, tmp_path)
 
 
 def _overwrite(store: SessionStore, session_id: str, raw: str) -> None:
@@ -529,12 +525,9 @@ def test_a_redis_scrape_costs_the_same_whatever_the_number_of_sessions(
 
 
 @pytest.fixture(name="census_url", params=["redis", "redis-cluster"])
-def _census_url(request: pytest.FixtureRequest) -> str:
+def _census_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A Redis store URL of this test's own: one server, or a private cluster."""
-    if request.param == "redis":
-        return f"{request.getfixturevalue('redis_url')}?prefix={request.getfixturevalue('redis_prefix')}"
-    cluster_url = request.getfixturevalue("redis_cluster_url")
-    return f"{cluster_url}?prefix=t{secrets.token_hex(6)}&cluster=true"
+    return shared_store_url(request.param, request, tmp_path)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -1,12 +1,21 @@
 async function (n, current, config) {
-    // Only for changes nobody on this page caused (expiry, another tab): every callback's
-    // response already carries the session's health.
+    // Only for changes nobody on this page caused (expiry, another tab, a paused service coming
+    // back): every callback's response already carries the session's health.
     const prefix = (config && config.prefix) || "/_sessionmw/";
     __HOOK__
     if (current && current.sticky) { return window.dash_clientside.no_update; }
     if (current && current.statement && current.statement.status === "reconnected") {
         return window.dash_clientside.no_update;  // the confirmation stays its few seconds
     }
+    // The paused dependencies, by state and whether a probe is due (not the seconds left, so
+    // that the countdown on screen is not restarted by every poll).
+    const paused = function (report) {
+        return ((report && report.dependencies) || []).map(function (item) {
+            return item.name + ":" + item.state + ":" + (item.retry_in === 0 ? "due" : "wait");
+        }).join(",");
+    };
+    const countdown = window.__sessionmwCountdown;
+    const counted = Boolean(countdown && Date.now() >= countdown.deadline);
     try {
         // ?page=1: the answer is 200 whatever the state, so the console logs no failed request.
         const response = await fetch(prefix + "health?page=1", {
@@ -16,7 +25,8 @@ async function (n, current, config) {
         const report = body.session;
         if (!report) { return window.dash_clientside.no_update; }
         if (current && current.statement && current.status === report.status &&
-                current.error_count === report.error_count) {
+                current.error_count === report.error_count && paused(current) === paused(report) &&
+                !counted) {
             return window.dash_clientside.no_update;  // nothing changed: keep what the last failure said
         }
         return report;

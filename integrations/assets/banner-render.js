@@ -5,10 +5,41 @@ function (report, config) {
     const bootstrap = Boolean(config && config.theme === "bootstrap");
     const hidden = {display: "none"};
     const said = report && report.statement;
+    const ticking = window.__sessionmwCountdown;
+    if (ticking && ticking.timer) { clearInterval(ticking.timer); }
+    window.__sessionmwCountdown = null;
     if (!report || !said) {
         return [hidden, "sessionmw-banner", "", "", "", [], "", hidden];
     }
     const status = said.status || "error";
+    let message = said.message || "";
+    // A paused dependency (an open circuit breaker): its countdown ticks here, every second,
+    // in the browser; when it ends, the page asks the server at once (its health poll).
+    const paused = status === "degraded" ? (report.dependencies || [])[0] : null;
+    if (paused && paused.state === "open" && typeof paused.retry_in === "number") {
+        const texts = (config && config.paused) || {};
+        const service = String(paused.service || paused.name || "");
+        const deadline = Date.now() + paused.retry_in * 1000;
+        const say = function () {
+            const left = Math.ceil((deadline - Date.now()) / 1000);
+            const text = texts[left <= 0 ? "now" : (left === 1 ? "one" : "many")] || message;
+            return text.replace("{service}", service).replace("{n}", String(left));
+        };
+        message = say();
+        const countdown = {deadline: deadline, timer: null};
+        if (paused.retry_in > 0) {
+            countdown.timer = setInterval(function () {
+                window.dash_clientside.set_props("__MESSAGE__", {children: say()});
+                if (Date.now() >= deadline) {
+                    clearInterval(countdown.timer);
+                    countdown.timer = null;
+                    // any new value of n_intervals runs the poll now
+                    window.dash_clientside.set_props("__POLL__", {n_intervals: Date.now()});
+                }
+            }, 1000);
+        }
+        window.__sessionmwCountdown = countdown;
+    }
     const icons = __ICONS__;
     const icon = {namespace: "dash_html_components", type: "Img",
                   props: {src: icons[status] || icons.error, alt: "", className: "sessionmw-icon-svg",
@@ -21,10 +52,10 @@ function (report, config) {
     if (bootstrap) {
         const colors = __COLORS__;
         return [{}, classes + " alert alert-" + (colors[status] || "secondary"),
-                icon, said.title || "", said.message || "", steps, said.context || "",
+                icon, said.title || "", message, steps, said.context || "",
                 actions.indexOf("reconnect") >= 0 ? {} : hidden];
     }
     const style = Object.assign({}, styles.banner || {}, styles[status] || {});
     const reconnect = actions.indexOf("reconnect") >= 0 ? Object.assign({}, styles.button || {}) : hidden;
-    return [style, classes, icon, said.title || "", said.message || "", steps, said.context || "", reconnect];
+    return [style, classes, icon, said.title || "", message, steps, said.context || "", reconnect];
 }

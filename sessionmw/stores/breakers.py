@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from sessionmw.breaker_table import (
     BreakerConfig,
@@ -99,12 +100,10 @@ class MemoryBreakers:
         with self._lock:
             record = self._records.get(name)
             if record is None:
-                if op is BreakerOp.READ and not successes and not rejections:
-                    return BreakerRecord(name, changed_at=now), StepResult(None, False)
+                if _reads_only(op, successes, rejections):
+                    return BreakerRecord(name, changed_at=now), _UNCHANGED
                 record = self._records[name] = BreakerRecord(name, changed_at=now)
-            record.successful += successes
-            record.rejected += rejections
-            result = step(record, op, now, config)
+            result = _counted_step(record, op, now, config, successes, rejections)
             return record.copy(), result
 
     def records(self) -> list[BreakerRecord]:
@@ -139,22 +138,35 @@ _UPSERT = (
 )
 
 
+def _reads_only(op: BreakerOp, successes: int, rejections: int) -> bool:
+    """True if the operation changes nothing: a read with no counts to add."""
+    return op is BreakerOp.READ and not successes and not rejections
+
+
+def _counted_step(
+    record: BreakerRecord, op: BreakerOp, now: float, config: BreakerConfig, successes: int, rejections: int
+) -> StepResult:
+    """Add the counts a process gathered without a round trip, then :func:`step` (in place)."""
+    record.successful += successes
+    record.rejected += rejections
+    return step(record, op, now, config)
+
+
+_UNCHANGED: Final = StepResult(None, False)
+#: How each of :data:`_COLUMNS` is read back from a row, a script's reply or a hash (all strings
+#: for Redis).
+_KINDS: Final[tuple[Callable[[Any], Any], ...]] = (
+    BreakerState, int, str, float, int, float, int, int, int, int, float
+)
+
+
+def _record_of(name: str, values: Sequence[Any]) -> BreakerRecord:
+    """A breaker's record from its :data:`_COLUMNS` values, in that order."""
+    return BreakerRecord(name, *(kind(value) for kind, value in zip(_KINDS, values, strict=True)))
+
+
 def _row_record(row: tuple[Any, ...]) -> BreakerRecord:
-    name, state, failures, window, open_until, probes, probe_at, opens, ok, failed, rejected, at = row
-    return BreakerRecord(
-        name,
-        BreakerState(state),
-        failures,
-        window,
-        open_until,
-        probes,
-        probe_at,
-        opens,
-        ok,
-        failed,
-        rejected,
-        at,
-    )
+    return _record_of(row[0], row[1:])
 
 
 def _record_row(record: BreakerRecord) -> tuple[Any, ...]:
@@ -207,17 +219,12 @@ class SQLiteBreakers:
     ) -> Applied:
         try:
             connection = self._connect()
-            if op is BreakerOp.READ and not successes and not rejections:
-                row = connection.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
-                record = BreakerRecord(name, changed_at=now) if row is None else _row_record(row)
-                return record, StepResult(None, False)
+            if _reads_only(op, successes, rejections):
+                return self._select(connection, name, now), _UNCHANGED
             connection.execute("BEGIN IMMEDIATE")
             try:
-                row = connection.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
-                record = BreakerRecord(name, changed_at=now) if row is None else _row_record(row)
-                record.successful += successes
-                record.rejected += rejections
-                result = step(record, op, now, config)
+                record = self._select(connection, name, now)
+                result = _counted_step(record, op, now, config, successes, rejections)
                 connection.execute(_UPSERT, _record_row(record))
                 connection.execute("COMMIT")
             except BaseException:
@@ -227,6 +234,11 @@ class SQLiteBreakers:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailableError(f"SQLite breakers at {self.path}: {exc}") from exc
         return record, result
+
+    @staticmethod
+    def _select(connection: sqlite3.Connection, name: str, now: float) -> BreakerRecord:
+        row = connection.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
+        return BreakerRecord(name, changed_at=now) if row is None else _row_record(row)
 
     def records(self) -> list[BreakerRecord]:
         try:
@@ -364,20 +376,7 @@ class RedisBreakers:
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis breakers: {type(exc).__name__}") from exc
         values = [item.decode() if isinstance(item, bytes) else str(item) for item in reply]
-        record = BreakerRecord(
-            name,
-            BreakerState(values[0]),
-            int(values[1]),
-            values[2],
-            float(values[3]),
-            int(values[4]),
-            float(values[5]),
-            int(values[6]),
-            int(values[7]),
-            int(values[8]),
-            int(values[9]),
-            float(values[10]),
-        )
+        record = _record_of(name, values[:11])
         change = None
         if values[11]:
             change = Change(BreakerState(values[11]), record.state, BreakerEvent(values[12]))
@@ -407,17 +406,4 @@ def _hash_record(name: str, reply: dict[Any, Any]) -> BreakerRecord:
         )
         for key, value in reply.items()
     }
-    return BreakerRecord(
-        name,
-        BreakerState(values["state"]),
-        int(values["failures"]),
-        values["window"],
-        float(values["open_until"]),
-        int(values["probes"]),
-        float(values["probe_at"]),
-        int(values["opens"]),
-        int(values["successful"]),
-        int(values["failed"]),
-        int(values["rejected"]),
-        float(values["changed_at"]),
-    )
+    return _record_of(name, [values[column] for column in _COLUMNS])

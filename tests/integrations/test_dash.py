@@ -15,6 +15,7 @@ import pytest
 from dash import Input, Output, html
 from flask import Flask
 from flask.testing import FlaskClient
+from support import fire_callback, session_cookie
 
 from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
 from sessionmw.__main__ import main
@@ -71,10 +72,7 @@ def _client(app: dash.Dash) -> FlaskClient:
     return client
 
 
-def _sid(client: FlaskClient) -> str:
-    cookie = client.get_cookie("sessionmw")
-    assert cookie is not None
-    return cookie.value
+_sid = session_cookie
 
 
 def _fire(
@@ -85,28 +83,9 @@ def _fire(
     *,
     accept: str = "application/json",
 ) -> tuple[int, dict[str, Any]]:
-    """POST one callback request the way Dash's renderer does; return status and JSON body."""
-    callbacks = _DASH_APPS[client.application].callback_map
+    """POST one callback request of the client's Dash app (outputs as ``(id, prop)``)."""
     wanted = [f"{oid}.{prop}" for oid, prop in outputs]
-    key = next(
-        key for key in callbacks if [part.split("@")[0] for part in key.strip(".").split("...")] == wanted
-    )
-    specs = [part.rsplit(".", 1) for part in key.strip(".").split("...")]
-    output_list = [{"id": oid, "property": prop} for oid, prop in specs]
-    payload = {
-        "output": key,
-        "outputs": output_list if len(output_list) > 1 else output_list[0],
-        "inputs": [{"id": iid, "property": prop, "value": value} for iid, prop, value in inputs],
-        "state": [{"id": sid, "property": prop, "value": value} for sid, prop, value in state or []],
-        "changedPropIds": [f"{iid}.{prop}" for iid, prop, _ in inputs],
-    }
-    response = client.post(
-        "/_dash-update-component",
-        data=json.dumps(payload),
-        headers={"Content-Type": "application/json", "Accept": accept},
-    )
-    body = json.loads(response.data) if response.data else {}
-    return response.status_code, body
+    return fire_callback(_DASH_APPS[client.application], client, wanted, inputs, state, accept=accept)
 
 
 def _side(body: dict[str, Any]) -> dict[str, Any]:

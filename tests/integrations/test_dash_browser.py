@@ -7,15 +7,13 @@ from the walk in ``test_demo_walk.py``).
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dash.testing import wait
+from browser import ALERT, BANNER, BROWSER_MARKS, THRESHOLD, WAIT, until
 from selenium.webdriver.common.keys import Keys
 
 from sessionmw import DataLoadError, SessionManager, SessionState
@@ -23,22 +21,7 @@ from sessionmw.demo import load_demo
 from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
 
-if shutil.which("chromedriver") is None and os.environ.get("CI") != "true":
-    pytest.skip("needs chromedriver: apt-get install chromium chromium-driver", allow_module_level=True)
-
-#: dash.testing's bounded wait (untyped there): ``until(condition, timeout, msg=...)``.
-until: Callable[..., object] = wait.until
-
-# selenium 4.2 (pinned by dash[testing]) calls an API urllib3 2 deprecates.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:HTTPResponse.getheader\\(\\) is deprecated:DeprecationWarning"
-)
-
-THRESHOLD = 3
-#: Seconds a bounded wait for the browser gives up after (generous: CI machines can be busy).
-WAIT = 30
-BANNER = "#sessionmw-banner"
-ALERT = "#sessionmw-alert"
+pytestmark = BROWSER_MARKS
 
 
 @dataclasses.dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 from collections.abc import Iterator
@@ -12,8 +11,10 @@ from typing import Any
 import dash
 import pytest
 from flask.testing import FlaskClient
+from support import fire_callback, session_cookie
 
 from sessionmw import SessionManager, SessionState
+from sessionmw.breaker import get_breaker
 from sessionmw.demo import load_demo
 from sessionmw.testing import FakeClock
 
@@ -56,36 +57,8 @@ def _client(app: dash.Dash) -> FlaskClient:
     return client
 
 
-def _sid(client: FlaskClient) -> str:
-    cookie = client.get_cookie("sessionmw")
-    assert cookie is not None
-    return cookie.value
-
-
-def _fire(
-    app: dash.Dash,
-    client: FlaskClient,
-    outputs: list[str],
-    inputs: list[tuple[str, str, Any]],
-    state: list[tuple[str, str, Any]] | None = None,
-) -> tuple[int, dict[str, Any]]:
-    """POST one callback request as Dash's renderer does (outputs as ``id.prop``)."""
-    key = next(k for k in app.callback_map if [p.split("@")[0] for p in k.strip(".").split("...")] == outputs)
-    specs = [part.rsplit(".", 1) for part in key.strip(".").split("...")]
-    listed = [{"id": oid, "property": prop} for oid, prop in specs]
-    payload = {
-        "output": key,
-        "outputs": listed if len(listed) > 1 else listed[0],
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "state": [{"id": i, "property": p, "value": v} for i, p, v in state or []],
-        "changedPropIds": [f"{i}.{p}" for i, p, _ in inputs],
-    }
-    response = client.post(
-        "/_dash-update-component",
-        data=json.dumps(payload),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-    )
-    return response.status_code, (json.loads(response.data) if response.data else {})
+_sid = session_cookie
+_fire = fire_callback
 
 
 def _knob(client: FlaskClient, change: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
@@ -264,3 +237,111 @@ def test_a_failed_scan_logs_one_line(
     failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(failures) == 1 and failures[0].exc_info is None
     assert "failed" in failures[0].getMessage()
+
+
+# -- the backend dies: the circuit breaker (issue 12) -------------------------------------------
+
+_SCAN = (["scan-output.children"], [("scan-run", "n_clicks", 1)], [("scan-symbols", "value", "ACME")])
+
+
+def _banner_data(body: dict[str, Any]) -> dict[str, Any]:
+    """The health store's data a callback response put in the banner."""
+    data: dict[str, Any] = body["sideUpdate"]["sessionmw-health"]["data"]
+    return data
+
+
+def _poll(client: FlaskClient) -> dict[str, Any]:
+    """The page's health poll: the session's report."""
+    response = client.get("/_sessionmw/health?page=1", headers={"Accept": "application/health+json"})
+    report: dict[str, Any] = response.get_json()["session"]
+    return report
+
+
+def test_backend_dies_pauses_without_blaming_the_session(
+    demo_module: ModuleType,
+    app: dash.Dash,
+    client: FlaskClient,
+    sessions: SessionManager,
+    clock: FakeClock,
+    backend: Any,
+) -> None:
+    """First failures, then "paused" with the seconds left, no error counted; after the pause the
+    page's poll probes the service, which is back: the session is healthy again by itself."""
+    sid = _sid(client)
+    _, state = _knob(client, {"flags": ["dies"]})
+    assert state["flags"] == ["dies"] and "backend dead" in state["summary"]
+    # First failed scan (3 attempts): the failure is said, and not counted against the session.
+    status, body = _fire(app, client, *_SCAN)
+    said = _banner_data(body)["statement"]
+    assert status == 200 and said["status"] == "error" and said["title"] == "Background service failed"
+    assert "more error" not in said["context"]  # the session is not on its way to a disconnect
+    assert sessions.get_session(sid).error_count == 0  # type: ignore[union-attr]
+    # The second scan opens the breaker: paused for everyone, with the seconds left.
+    status, body = _fire(app, client, *_SCAN)
+    data = _banner_data(body)
+    assert data["status"] == "degraded" and data["statement"]["title"] == "Service paused"
+    assert (
+        data["statement"]["message"] == "The market data service is paused; we will try again in 30 seconds"
+    )
+    assert data["dependencies"][0]["retry_in"] == 30 and "reconnect" not in data["statement"]["actions"]
+    calls = backend.calls
+    for _ in range(THRESHOLD + 1):  # refused at once: the backend is left alone, nobody disconnects
+        _fire(app, client, *_SCAN)
+    assert backend.calls == calls
+    record = sessions.get_session(sid)
+    assert record is not None and record.state is SessionState.ACTIVE and record.error_count == 0
+    # The pause is over, the service still dead: the poll's probe fails, paused again.
+    clock.advance(30)
+    report = _poll(client)
+    assert report["status"] == "degraded" and report["dependencies"][0]["retry_in"] == 30
+    # The service is back: after the pause the poll's probe closes the breaker, the banner clears.
+    _knob(client, {"flags": []})
+    clock.advance(15)
+    assert _poll(client)["statement"]["message"].endswith("we will try again in 15 seconds")
+    clock.advance(15)
+    report = _poll(client)
+    assert report["status"] == "healthy" and report["statement"] is None
+    status, body = _fire(app, client, *_SCAN)
+    assert status == 200 and "ACME" in _texts(body["response"])
+
+
+def test_backend_down_still_disconnects(
+    app: dash.Dash, client: FlaskClient, sessions: SessionManager
+) -> None:
+    """ "Backend down" is the session's process, not the shared service: its failures count against
+    the session, which disconnects after three (the breaker does not count them)."""
+    _knob(client, {"flags": ["down"]})
+    for _ in range(THRESHOLD):
+        _fire(app, client, *_SCAN)
+    record = sessions.get_session(_sid(client))
+    assert record is not None and record.state is SessionState.DISCONNECTED
+    assert _poll(client)["status"] == "disconnected"
+
+
+def test_forced_open_is_maintenance_without_countdown(app: dash.Dash, client: FlaskClient) -> None:
+    """An operator's `sessionmw breakers open market-data`: paused for maintenance, no countdown
+    (no seconds to count), nothing to reconnect."""
+    breaker = get_breaker("market-data")
+    assert breaker is not None
+    breaker.force_open()
+    status, body = _fire(app, client, *_SCAN)
+    assert status == 200
+    data = _banner_data(body)
+    assert data["status"] == "degraded" and data["dependencies"][0]["retry_in"] is None
+    assert "paused for maintenance" in data["statement"]["message"]
+    assert data["statement"]["actions"] == []
+    breaker.close()
+    assert _poll(client)["status"] == "healthy"
+
+
+def test_the_pause_is_set_by_create_app(
+    demo_module: ModuleType, sessions: SessionManager, backend: Any
+) -> None:
+    """`create_app(open_for=...)`: the breaker pauses that long (here 5 s)."""
+    app = demo_module.create_app(manager=sessions, backend=backend, retry_sleep=lambda s: None, open_for=5.0)
+    client = app.server.test_client()
+    client.get("/")
+    backend.faults.backend_dies = True
+    _fire(app, client, *_SCAN)
+    _status, body = _fire(app, client, *_SCAN)
+    assert _banner_data(body)["dependencies"][0]["retry_in"] == 5

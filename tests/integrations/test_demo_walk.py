@@ -12,14 +12,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dash.testing import wait
+from browser import ALERT, BANNER, BROWSER_MARKS, THRESHOLD, WAIT, until
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -27,19 +28,8 @@ from sessionmw import SessionManager, SessionState
 from sessionmw.demo import load_demo
 from sessionmw.testing import FakeClock
 
-if shutil.which("chromedriver") is None and os.environ.get("CI") != "true":
-    pytest.skip("needs chromedriver: apt-get install chromium chromium-driver", allow_module_level=True)
+pytestmark = BROWSER_MARKS
 
-until: Callable[..., object] = wait.until
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:HTTPResponse.getheader\\(\\) is deprecated:DeprecationWarning"
-)
-
-THRESHOLD = 3
-WAIT = 30
-BANNER = "#sessionmw-banner"
-ALERT = "#sessionmw-alert"
 PHONE = (420, 900)
 DESKTOP = (1100, 900)
 #: The screenshots that ``docs/img/`` keeps (the others stay in the test's tmp dir).
@@ -49,6 +39,7 @@ CURATED = frozenset(
         "demo-slow",
         "demo-backtests",
         "demo-phone",
+        "demo-paused",
         "alert-backend-down",
         "banner-error",
         "banner-error-phone",
@@ -439,3 +430,96 @@ def test_banner_icon_is_drawn_once_without_emoji(slow_poll: Walk) -> None:
     assert text.startswith("Session disconnected") and not any(ord(ch) > 0x2000 and ch != "—" for ch in text)
     icons = walk.duo.find_elements(f"{BANNER} img")
     assert len(icons) == 1 and str(icons[0].get_attribute("src")).startswith("data:image/svg+xml")
+
+
+# -- the market data service dies: a paused dependency, not the session's fault (issue 12) -------
+
+PAUSED_IN = re.compile(r"paused; we will try again in (\d+) seconds?")
+
+
+def seconds_left(walk: Walk) -> int | None:
+    """The countdown the banner shows now (None: no countdown on screen)."""
+    found = PAUSED_IN.search(walk.shown(BANNER))
+    return None if found is None else int(found.group(1))
+
+
+def pause_the_market(walk: Walk) -> None:
+    """Turn "Backend dies" on and scan until the breaker opens: first the failure, then "paused"."""
+    walk.knob("dies")
+    until(lambda: walk.backend.faults.backend_dies, timeout=WAIT, msg="the knob left the backend alive")
+    walk.scan()
+    walk.wait_shown(BANNER, "Background service failed")  # the first failures: said, not counted
+    assert "Session" not in walk.shown(BANNER) and walk.errors() == 0
+    until(lambda: walk.duo.find_element("#scan-run").is_enabled(), timeout=WAIT)
+    walk.scan()  # retried to the failure threshold: the breaker opens
+    walk.wait_shown(BANNER, "Service paused")
+
+
+def test_walk_backend_dies_pauses_and_recovers(walk: Walk) -> None:
+    """Backend dies: first failures, then paused with a live countdown and no session harmed;
+    the knob off and the pause over, the banner clears by itself and a scan works."""
+    duo = walk.duo
+    pause_the_market(walk)
+    first = seconds_left(walk)
+    assert first is not None and 25 <= first <= 30, walk.shown(BANNER)
+    until(
+        lambda: (seconds_left(walk) or first) < first,
+        timeout=WAIT,
+        msg="the countdown does not tick in the browser",
+    )
+    banner = walk.shown(BANNER)
+    assert "nothing to reconnect" in banner and "Try the action again" not in banner
+    assert not duo.find_element("#sessionmw-reconnect").is_displayed()
+    walk.check("demo-paused", phone=True)
+    # More clicks while paused: refused at once, the backend is left alone, nobody disconnects.
+    calls = walk.backend.calls
+    for _ in range(THRESHOLD):
+        walk.scan()
+        until(lambda: duo.find_element("#scan-run").is_enabled(), timeout=WAIT)
+        walk.wait_shown(BANNER, "Service paused")
+    assert walk.backend.calls == calls
+    record = walk.manager.get_session(walk.session_id())
+    assert record is not None and record.state is SessionState.ACTIVE and record.error_count == 0
+    assert walk.contradictions() == []
+
+    # The service is back and the pause over: the page's poll probes it, the banner clears.
+    walk.knob("dies")
+    until(lambda: not walk.backend.faults.backend_dies, timeout=WAIT, msg="unticking left it dead")
+    walk.clock.advance(31)
+    walk.wait_hidden(BANNER)
+    walk.scan()
+    duo.wait_for_element("#scan-results", timeout=WAIT)
+    assert walk.errors() == 0
+    assert walk.severe() == []
+
+
+def test_countdown_runs_out_and_the_page_asks_at_once(slow_poll: Walk) -> None:
+    """At zero the banner says "trying again now" and asks the server at once, not at the next
+    poll (an hour away here): once the service is back and the server's pause over, it clears."""
+    walk = slow_poll
+    walk.duo.driver.execute_script(_WATCH_MESSAGE)
+    pause_the_market(walk)
+    walk.clock.advance(28)  # the server's pause nearly over; a refused click brings its 2 seconds
+    walk.scan()
+    until(lambda: (seconds_left(walk) or 30) <= 2, timeout=WAIT, msg="the refusal did not carry 2 seconds")
+    until(
+        lambda: (
+            "The market data service is paused; trying again now" in walk.duo.driver.execute_script(_SEEN)
+        ),
+        timeout=WAIT,
+        msg="the countdown never reached zero",
+    )
+    walk.backend.faults.backend_dies = False
+    walk.clock.advance(2)  # the server's pause is over too: the page's next question probes
+    walk.wait_hidden(BANNER)
+    assert walk.errors() == 0 and walk.severe() == []
+
+
+# Every text the banner's message shows (the zero of a countdown lasts one round trip).
+_WATCH_MESSAGE = """
+window.__seenMessages = [];
+const target = document.getElementById("sessionmw-banner-message");
+new MutationObserver(function () { window.__seenMessages.push(target.textContent); })
+    .observe(target, {childList: true, characterData: true, subtree: true});
+"""
+_SEEN = "return window.__seenMessages || [];"

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import textwrap
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import get_json, gunicorn_app
+from support import flask_gunicorn, get_json
 
 from sessionmw import SessionManager
 
@@ -27,87 +24,12 @@ redis = pytest.importorskip("redis")
 
 REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
-APP = textwrap.dedent(
-    """
-    import os
-
-    import redis
-    from flask import Flask, jsonify, request
-
-    from sessionmw.integrations.flask import SessionMW, current_session
-
-    app = Flask(__name__)
-    app.config["SECRET_KEY"] = os.environ["GTEST_SECRET"]
-    app.config["SESSIONMW_STORE_URL"] = os.environ["GTEST_STORE_URL"]
-    app.config["SESSIONMW_MAX_ERROR_THRESHOLD"] = 1000
-    control = redis.Redis.from_url(os.environ["GTEST_REDIS_URL"])
-    prefix = os.environ["GTEST_PREFIX"]
-
-
-    @app.get("/whoami")
-    def whoami():
-        return jsonify(pid=os.getpid(), session=current_session.id)
-
-
-    @app.get("/hold")
-    def hold():
-        control.rpush(prefix + "held", os.getpid())
-        control.blpop([prefix + request.args.get("until", "release")], timeout=30)
-        return jsonify(pid=os.getpid(), session=current_session.id)
-
-
-    @app.get("/fail")
-    def fail():
-        raise RuntimeError("backend failed")
-
-
-    if os.environ.get("GTEST_METRICS"):
-        from sessionmw.metrics import instrument
-
-        app.config["SESSIONMW_METRICS_PATH"] = "/metrics"
-        SessionMW(app)
-        instrument(app.extensions["sessionmw"].manager)  # counts into the store, serves its totals
-    else:
-        SessionMW(app)
-    """
-)
-
-
-@pytest.fixture(name="redis_client")
-def _redis_client() -> Iterator[Any]:
-    """A client of the test Redis (database 15); missing Redis fails under CI=true."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required under CI=true but {REDIS_URL} does not answer: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    yield client
-    client.close()
-
-
-@pytest.fixture(name="prefix")
-def _prefix(redis_client: Any) -> Iterator[str]:
-    """A unique key prefix; its keys are deleted afterwards."""
-    prefix = f"gtest-{secrets.token_hex(6)}"
-    yield prefix
-    for key in redis_client.scan_iter(match=f"*{prefix}*"):
-        redis_client.delete(key)
-
 
 def gunicorn(
     tmp_path: Path, prefix: str, store_url: str, *, metrics: bool = False
 ) -> contextlib.AbstractContextManager[str]:
-    """Run gunicorn (2 sync workers) on a free loopback port; yield its base URL; kill it by pid."""
-    env = {
-        "GTEST_SECRET": secrets.token_hex(16),
-        "GTEST_STORE_URL": store_url,
-        "GTEST_REDIS_URL": REDIS_URL,
-        "GTEST_PREFIX": prefix,
-        **({"GTEST_METRICS": "1"} if metrics else {}),
-    }
-    return gunicorn_app(tmp_path, APP, env)
+    """The test app in gunicorn (2 sync workers) on a free loopback port; yields its base URL."""
+    return flask_gunicorn(tmp_path, REDIS_URL, prefix, store_url, metrics=metrics)
 
 
 def issued_cookie(headers: dict[str, str]) -> str:
@@ -117,11 +39,11 @@ def issued_cookie(headers: dict[str, str]) -> str:
 
 
 def test_two_workers_share_sessions_and_count_errors_exactly(
-    tmp_path: Path, prefix: str, redis_client: Any
+    tmp_path: Path, key_prefix: str, redis_client: Any
 ) -> None:
     """Whichever of 2 workers answers, the session is the same; 40 concurrent errors count 40."""
-    store_url = f"{REDIS_URL}?prefix={prefix}"
-    with gunicorn(tmp_path, prefix, store_url) as base:
+    store_url = f"{REDIS_URL}?prefix={key_prefix}"
+    with gunicorn(tmp_path, key_prefix, store_url) as base:
         _, headers, _ = get_json(base + "/whoami")
         sid = issued_cookie(headers)
         status, _, body = get_json(base + "/whoami", sid)
@@ -129,11 +51,11 @@ def test_two_workers_share_sessions_and_count_errors_exactly(
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             held = pool.submit(get_json, base + "/hold", sid)
-            popped = redis_client.blpop([prefix + "held"], timeout=30)
+            popped = redis_client.blpop([key_prefix + "held"], timeout=30)
             assert popped is not None, "no worker picked up /hold"
             held_pid = int(popped[1])
             status, _, other = get_json(base + "/whoami", sid)  # the held worker is busy
-            redis_client.rpush(prefix + "release", 1)
+            redis_client.rpush(key_prefix + "release", 1)
             _, _, held_body = held.result(timeout=40)
         assert status == 200
         assert other["pid"] != held_pid
@@ -168,10 +90,12 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def test_two_workers_serve_the_same_metrics_totals(tmp_path: Path, prefix: str, redis_client: Any) -> None:
+def test_two_workers_serve_the_same_metrics_totals(
+    tmp_path: Path, key_prefix: str, redis_client: Any
+) -> None:
     """Events counted by either of 2 workers appear, summed, in the /metrics of each worker."""
-    store_url = f"{REDIS_URL}?prefix={prefix}"
-    with gunicorn(tmp_path, prefix, store_url, metrics=True) as base:
+    store_url = f"{REDIS_URL}?prefix={key_prefix}"
+    with gunicorn(tmp_path, key_prefix, store_url, metrics=True) as base:
         _, headers, _ = get_json(base + "/whoami")
         sid = issued_cookie(headers)
         get_json(base + "/whoami", sid)  # the session is stored when the cookie comes back
@@ -182,20 +106,20 @@ def test_two_workers_serve_the_same_metrics_totals(tmp_path: Path, prefix: str, 
         # b too (a is busy, so b takes it), release a, scrape a; release b.
         with ThreadPoolExecutor(max_workers=2) as pool:
             first_hold = pool.submit(get_json, base + "/hold?until=release-a", sid)
-            popped = redis_client.blpop([prefix + "held"], timeout=30)
+            popped = redis_client.blpop([key_prefix + "held"], timeout=30)
             assert popped is not None, "no worker picked up /hold"
             a = int(popped[1])
             b = get_json(base + "/whoami", sid)[2]["pid"]
             assert b != a
             scrapes[b] = scrape(base + "/metrics")
             second_hold = pool.submit(get_json, base + "/hold?until=release-b", sid)
-            popped = redis_client.blpop([prefix + "held"], timeout=30)
+            popped = redis_client.blpop([key_prefix + "held"], timeout=30)
             assert popped is not None and int(popped[1]) == b, "the busy worker took a request"
-            redis_client.rpush(prefix + "release-a", 1)
+            redis_client.rpush(key_prefix + "release-a", 1)
             first_hold.result(timeout=40)
             assert get_json(base + "/whoami", sid)[2]["pid"] == a
             scrapes[a] = scrape(base + "/metrics")
-            redis_client.rpush(prefix + "release-b", 1)
+            redis_client.rpush(key_prefix + "release-b", 1)
             second_hold.result(timeout=40)
     assert len(scrapes) == 2
     first, second = scrapes.values()

@@ -2,130 +2,63 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import get_json, gunicorn_app
+from support import flask_gunicorn, get_json
 
 redis = pytest.importorskip("redis")
 
 REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 THRESHOLD = 3
 
-APP = textwrap.dedent(
-    f"""
-    import os
-
-    import redis
-    from flask import Flask, jsonify, request
-
-    from sessionmw.integrations.flask import SessionMW, current_session
-
-    app = Flask(__name__)
-    app.config["SECRET_KEY"] = os.environ["GTEST_SECRET"]
-    app.config["SESSIONMW_STORE_URL"] = os.environ["GTEST_STORE_URL"]
-    app.config["SESSIONMW_MAX_ERROR_THRESHOLD"] = {THRESHOLD}
-    control = redis.Redis.from_url(os.environ["GTEST_REDIS_URL"])
-    prefix = os.environ["GTEST_PREFIX"]
-
-
-    @app.get("/whoami")
-    def whoami():
-        return jsonify(pid=os.getpid(), session=current_session.id)
-
-
-    @app.get("/hold")
-    def hold():
-        control.rpush(prefix + "held", os.getpid())
-        control.blpop([prefix + request.args["until"]], timeout=30)
-        return jsonify(pid=os.getpid())
-
-
-    @app.get("/fail")
-    def fail():
-        raise RuntimeError("backend failed")
-
-
-    SessionMW(app)
-    """
-)
-
-
-def _gunicorn(tmp_path: Path, prefix: str, store_url: str) -> contextlib.AbstractContextManager[str]:
-    """gunicorn with 2 sync workers on a free loopback port; stopped by pid."""
-    env = {
-        "GTEST_SECRET": secrets.token_hex(16),
-        "GTEST_STORE_URL": store_url,
-        "GTEST_REDIS_URL": REDIS_URL,
-        "GTEST_PREFIX": prefix,
-    }
-    return gunicorn_app(tmp_path, APP, env)
-
-
-@pytest.fixture(name="control")
-def _control() -> Iterator[Any]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required under CI=true but {REDIS_URL} does not answer: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    yield client
-    client.close()
-
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
-def test_a_disconnect_in_one_worker_is_refused_by_the_other(kind: str, tmp_path: Path, control: Any) -> None:
-    prefix = f"ctest-{secrets.token_hex(6)}"
+def test_a_disconnect_in_one_worker_is_refused_by_the_other(
+    kind: str, tmp_path: Path, key_prefix: str, redis_client: Any
+) -> None:
+    prefix, control = key_prefix, redis_client
     store_url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"{REDIS_URL}?prefix={prefix}"
-    try:
-        with _gunicorn(tmp_path, prefix, store_url) as base:
-            _, headers, _ = get_json(base + "/whoami")
-            sid = headers["Set-Cookie"].partition("=")[2].split(";")[0]
+    with flask_gunicorn(tmp_path, REDIS_URL, prefix, store_url, threshold=THRESHOLD) as base:
+        _, headers, _ = get_json(base + "/whoami")
+        sid = headers["Set-Cookie"].partition("=")[2].split(";")[0]
 
-            def one_then_other(first: Callable[[], Any], then: Callable[[], Any]) -> tuple[Any, Any]:
-                """``first`` on one worker while the other is held busy (a request without the
-                session), then ``then`` on that other worker while the first one is held."""
-                with ThreadPoolExecutor(max_workers=2) as pool:
-                    hold_a = pool.submit(get_json, base + "/hold?until=release-a")
-                    popped = control.blpop([prefix + "held"], timeout=30)
-                    assert popped is not None, "no worker picked up /hold"
-                    try:
-                        first_result = first()
-                        hold_b = pool.submit(get_json, base + "/hold?until=release-b")
-                        other = control.blpop([prefix + "held"], timeout=30)
-                        assert other is not None and other[1] != popped[1], "the busy worker took /hold"
-                    finally:
-                        control.rpush(prefix + "release-a", 1)
-                        hold_a.result(timeout=40)
-                    try:
-                        then_result = then()
-                    finally:
-                        control.rpush(prefix + "release-b", 1)
-                        hold_b.result(timeout=40)
-                return first_result, then_result
+        def one_then_other(first: Callable[[], Any], then: Callable[[], Any]) -> tuple[Any, Any]:
+            """``first`` on one worker while the other is held busy (a request without the
+            session), then ``then`` on that other worker while the first one is held."""
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                hold_a = pool.submit(get_json, base + "/hold?until=release-a")
+                popped = control.blpop([prefix + "held"], timeout=30)
+                assert popped is not None, "no worker picked up /hold"
+                try:
+                    first_result = first()
+                    hold_b = pool.submit(get_json, base + "/hold?until=release-b")
+                    other = control.blpop([prefix + "held"], timeout=30)
+                    assert other is not None and other[1] != popped[1], "the busy worker took /hold"
+                finally:
+                    control.rpush(prefix + "release-a", 1)
+                    hold_a.result(timeout=40)
+                try:
+                    then_result = then()
+                finally:
+                    control.rpush(prefix + "release-b", 1)
+                    hold_b.result(timeout=40)
+            return first_result, then_result
 
-            def whoami() -> tuple[int, dict[str, str], Any]:
-                return get_json(base + "/whoami", sid)
+        def whoami() -> tuple[int, dict[str, str], Any]:
+            return get_json(base + "/whoami", sid)
 
-            # Both workers serve (and cache) the healthy session.
-            (status_1, _, body_1), (status_2, _, body_2) = one_then_other(whoami, whoami)
-            assert (status_1, body_1["session"]) == (status_2, body_2["session"]) == (200, sid)
-            assert body_1["pid"] != body_2["pid"]
-            # One worker records the errors that disconnect it; the other refuses it at once.
-            failures, (status, _, body) = one_then_other(
-                lambda: [get_json(base + "/fail", sid)[0] for _ in range(THRESHOLD)], whoami
-            )
-            assert failures == [500] * THRESHOLD
-            assert (status, body["status"]) == (503, "disconnected")
-    finally:
-        for key in control.scan_iter(match=f"*{prefix}*"):
-            control.delete(key)
+        # Both workers serve (and cache) the healthy session.
+        (status_1, _, body_1), (status_2, _, body_2) = one_then_other(whoami, whoami)
+        assert (status_1, body_1["session"]) == (status_2, body_2["session"]) == (200, sid)
+        assert body_1["pid"] != body_2["pid"]
+        # One worker records the errors that disconnect it; the other refuses it at once.
+        failures, (status, _, body) = one_then_other(
+            lambda: [get_json(base + "/fail", sid)[0] for _ in range(THRESHOLD)], whoami
+        )
+        assert failures == [500] * THRESHOLD
+        assert (status, body["status"]) == (503, "disconnected")
