@@ -8,10 +8,11 @@ why.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast, overload
 
 try:
@@ -55,7 +56,46 @@ def _gate_session() -> tuple[SessionMWState | None, RequestSession | None]:
 def _show(err: UserFacingError, report: HealthReport | None) -> None:
     """Fill the alert (and the banner's report) of the page that made the request, in its app's theme."""
     state, _app = request_dash_app()
-    show_alert(err, report, bootstrap=state is not None and state.theme == "bootstrap")
+    with _last_set_props_only(report is not None):
+        show_alert(err, report, bootstrap=state is not None and state.theme == "bootstrap")
+
+
+def _job_context() -> Any:
+    """Dash's callback context inside a background callback's job, else None.
+
+    A job's ``set_props`` go through Dash's ``ProxySetProps`` to the manager's cache.
+    """
+    try:
+        from dash._callback_context import context_value
+        from dash.background_callback._proxy_set_props import ProxySetProps
+    except ImportError:  # pragma: no cover - another Dash layout: no special case
+        return None
+    ctx = context_value.get(None)
+    return ctx if isinstance(getattr(ctx, "updated_props", None), ProxySetProps) else None
+
+
+@contextlib.contextmanager
+def _last_set_props_only(applies: bool = True) -> Iterator[None]:
+    """In a background callback's job, let only the last component the block sets reach the page.
+
+    Dash's ``DiskcacheManager`` keeps one ``set_props`` per job between two polls: each replaces
+    the one before, and one written while a poll reads and clears them is lost. The banner's
+    report, always set last, must then be the only one, or the page may hear nothing.
+    """
+    ctx = _job_context() if applies else None
+    if ctx is None:
+        yield
+        return
+    proxy = ctx.updated_props
+    made: dict[str, Any] = {}
+    ctx.updated_props = made
+    try:
+        yield
+    finally:
+        ctx.updated_props = proxy
+        if made:
+            last = next(reversed(made))
+            proxy[last] = made[last]
 
 
 def _health_now(manager: SessionManager | None, session_id: str | None) -> HealthReport | None:
@@ -250,7 +290,8 @@ def _guard(
                 raise  # debug mode: Dash's dev tools show the exception and its traceback
             return _unchanged()
         if clears_alert:
-            hide_alert()
+            with _last_set_props_only():
+                hide_alert()
         return result
 
     return cast(F, wrapper)

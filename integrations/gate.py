@@ -313,12 +313,15 @@ class SessionGate:
         also what a client whose session vanished gets (deleted, or lost by the store): an id the
         store does not know is stored only as a pending id within its window (see
         ``_pending_window``), and an ended or expired record outlives that window, so an id that
-        was ever stored never becomes a session again.
+        was ever stored never becomes a session again. An id this server issued that the store
+        no longer knows, past its window, is refused to a JSON client like an expired one (its
+        ``not_found`` report as the :attr:`RequestSession.refusal`); a page starts afresh.
         """
         manager = self.manager
         sid, via_header = self.client_id(environ)
         session: RequestSession | None = None
         notice: HealthReport | None = None
+        gone: HealthReport | None = None
         if sid is not None:
             # One store operation: the activity, or the report that refuses it (the core's rule).
             record, refusal = manager.touch_or_report(sid)
@@ -329,6 +332,10 @@ class SessionGate:
                     )
                     pending.ensure_stored()
                     session = pending
+                elif self._issued_at(sid) is not None:
+                    # Issued here, now gone (deleted, or lost in a restart): not the user's doing. A
+                    # JSON client is refused (not_found, like expired); a page starts afresh, silently.
+                    gone = refusal
             elif refusal is None:  # it may work
                 if record.reason == STORE_UNAVAILABLE:
                     # Fail-open with the store down: the id cannot be verified, so it is not adopted.
@@ -353,7 +360,7 @@ class SessionGate:
                 True,
                 via_header,
                 notice,
-                refusal=notice,
+                refusal=notice if gone is None else gone,
             )
         # The report is built now (about 1.5 µs): the environ holds a plain, JSON-ready report.
         health = session._health = HealthReport.build(
@@ -385,17 +392,23 @@ class SessionGate:
         digest = hmac.new(self._pending_key, body.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode()[:_MAC_LENGTH]
 
-    def _pending_is_valid(self, sid: str) -> bool:
-        """True for an id this server issued (valid signature) within the pending window."""
+    def _issued_at(self, sid: str) -> int | None:
+        """When this server issued ``sid`` (its signature is valid), or None for any other text."""
         if not _ID_SHAPE.fullmatch(sid):
-            return False
+            return None
         body, _, mac = sid.rpartition(".")
         stamp = body.rpartition(".")[2]
         if len(mac) != _MAC_LENGTH or not hmac.compare_digest(mac, self._mac(body)):
-            return False
+            return None
         try:
-            issued = int(stamp, 16)
+            return int(stamp, 16)
         except ValueError:
+            return None
+
+    def _pending_is_valid(self, sid: str) -> bool:
+        """True for an id this server issued (valid signature) within the pending window."""
+        issued = self._issued_at(sid)
+        if issued is None:
             return False
         age = self.manager.clock() - issued
         return -_CLOCK_SLACK <= age <= _pending_window(self.manager.policy)
@@ -437,8 +450,8 @@ class SessionGate:
         """For a JSON client whose session may not work (:attr:`RequestSession.refusal`): the
         response that says so.
 
-        Expired: 401; disconnected: 503 with the ``reconnect`` URL. HTML pages get None: they are
-        served and can show the banner.
+        Expired, or not found (an id this server issued, no longer stored): 401; disconnected: 503
+        with the ``reconnect`` URL. HTML pages get None: they are served and can show the banner.
         """
         refusal = session.refusal
         if refusal is None or not wants_json(environ, session.via_header):
@@ -446,7 +459,7 @@ class SessionGate:
         from sessionmw.translation import UserFacingError
 
         err = UserFacingError.from_health(refusal)
-        if session.notice is not None:  # the session was replaced: nothing to reconnect
+        if session.notice is not None or refusal.status == "not_found":  # replaced: nothing to reconnect
             return self.error_response(err, environ, True)
         return self.error_response(err, environ, True, reconnect=self.options.prefix + "reconnect")
 

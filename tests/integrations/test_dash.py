@@ -456,6 +456,40 @@ def test_guarded_callback_skips_an_expired_session(sessions: SessionManager, clo
     assert side[HEALTH_STORE_ID]["data"]["sticky"] is True
 
 
+@pytest.mark.parametrize(
+    ("lost", "title"), [(False, "Session expired"), (True, "Session not found")], ids=["expired", "not_found"]
+)
+def test_callback_of_an_expired_or_lost_session_is_refused_until_a_refresh(
+    sessions: SessionManager, clock: FakeClock, lost: bool, title: str
+) -> None:
+    """A click on an expired session, or sent with an id the server lost (a restart), is refused
+    every time: the banner says why, no new cookie is handed out, nothing runs, no session is
+    created and nothing counts; a page load starts a new session on which the click runs."""
+    behaviour: dict[str, Any] = {"error": TransientError("busy")}
+    client = _client(_guarded_app(sessions, behaviour))
+    sid = _sid(client)
+    if lost:
+        assert sessions.delete_session(sid)
+    clock.advance(31 * 60)
+    for clicks in (1, 2):  # every click, not only the first
+        status, body = _fire(client, [("out", "children")], [("go", "n_clicks", clicks)])
+        assert status == 200 and title in _said(body)
+        data = _side(body)[HEALTH_STORE_ID]["data"]
+        assert data["status"] == ("not_found" if lost else "expired") and data["sticky"] is True
+        assert _sid(client) == sid  # no new session behind the user's back
+    assert behaviour.get("calls", 0) == 0
+    assert [record.session_id for record in sessions.store.records()] == ([] if lost else [sid])
+    assert all(record.error_count == 0 for record in sessions.store.records())
+    assert client.get("/").status_code == 200  # a refresh
+    fresh = _sid(client)
+    assert fresh != sid
+    behaviour.pop("error")
+    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 3)])
+    assert status == 200 and body["response"]["out"]["children"] == "done 3"
+    record = sessions.get_session(fresh)
+    assert record is not None and record.error_count == 0
+
+
 def test_guarded_callback_behind_the_wsgi_middleware(sessions: SessionManager) -> None:
     """Without the Flask extension (SessionMiddleware in front), failures are still recorded once."""
     app = dash.Dash(__name__)

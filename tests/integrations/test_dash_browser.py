@@ -7,6 +7,7 @@ from the walk in ``test_demo_walk.py``).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,46 @@ def test_banner_idle_and_error_states(demo: Demo) -> None:
     demo.wait_banner("Something went wrong")
     assert "Try the action again" in demo.banner_text()
     demo.shoot("banner-error")
+
+
+@pytest.mark.parametrize("demo", [3600], indirect=True)
+def test_activity_clears_the_idle_banner_without_a_poll(demo: Demo) -> None:
+    """Idle, shown by a poll with its icon drawn once; then a click clears the banner with its own
+    response (the next poll is an hour away)."""
+    demo.clock.advance(301)
+    # One poll, as the interval fires it.
+    demo.duo.driver.execute_script("window.dash_clientside.set_props('sessionmw-poll', {n_intervals: 1})")
+    demo.wait_banner("Session idle")
+    text = demo.banner_text()
+    assert text.startswith("Session idle") and not any(ord(ch) > 0x2000 and ch != "—" for ch in text)
+    icons = demo.duo.find_elements(f"{BANNER} img")
+    assert len(icons) == 1 and str(icons[0].get_attribute("src")).startswith("data:image/svg+xml")
+    demo.duo.find_element("#scan-run").click()
+    demo.duo.wait_for_element("#scan-results", timeout=WAIT)
+    until(lambda: demo.banner_text() == "", timeout=WAIT, msg="the idle banner stayed after the click")
+
+
+def test_slow_scan_disables_the_button_and_hides_the_old_results(demo: Demo) -> None:
+    """While a slow scan runs the button is disabled and the previous table is not shown as
+    current; the new one comes when the backend answers."""
+    duo = demo.duo
+    duo.find_element("#scan-run").click()
+    duo.wait_for_element("#scan-results", timeout=WAIT)
+    release = threading.Event()
+    demo.backend.sleep = lambda seconds: release.wait(WAIT)
+    demo.backend.faults.latency_seconds = 1.0
+    try:
+        duo.find_element("#scan-run").click()
+        until(lambda: not duo.find_element("#scan-run").is_enabled(), timeout=WAIT, msg="Scan stayed enabled")
+        until(
+            lambda: not any(table.is_displayed() for table in duo.find_elements("#scan-results")),
+            timeout=WAIT,
+            msg="the old table stayed on screen as if current",
+        )
+    finally:
+        release.set()
+    until(lambda: duo.find_element("#scan-run").is_enabled(), timeout=WAIT, msg="Scan stayed disabled")
+    until(lambda: duo.find_element("#scan-results").is_displayed(), timeout=WAIT)
 
 
 def test_banner_appears_when_session_expires(demo: Demo) -> None:

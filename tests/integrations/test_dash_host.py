@@ -731,18 +731,48 @@ def test_apps_of_one_server_share_its_manager(sessions: SessionManager) -> None:
     assert state is not None and state.manager is sessions
 
 
-def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Path) -> None:
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync-endpoints", "async-endpoints"])
+def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Path, use_async: bool) -> None:
     """A guarded background callback (DiskcacheManager, its own process) returns its result; its
-    failure leaves the outputs alone and tells the page, with no exception text."""
+    failure leaves the outputs alone and tells the page, with no exception text. On Dash's sync
+    endpoints and on its async ones (asgiref installed).
+
+    Each job makes one ``set_props``, the banner's report: Dash's manager keeps one per job
+    between two polls, and one written while a poll reads and clears them is lost.
+    """
     import diskcache  # type: ignore[import-untyped]
     from dash.testing import wait
 
-    manager: Callable[..., Any] = dash.DiskcacheManager  # untyped in Dash
-    background = manager(diskcache.Cache(str(tmp_path / "cache")))
-    # Dash's sync endpoints: with asgiref installed Dash picks async ones, and there a poll of this
-    # test hung in about one run in three after the file's earlier tests (every thread idle, the
-    # main one in asgiref's AsyncToSync); not yet traced to sessionmw or to Dash.
-    app = _app(sessions, dash={"background_callback_manager": background, "use_async": False})
+    class Cache(diskcache.Cache):  # type: ignore[misc]  # untyped
+        """Counts the jobs' set_props writes (made in their own processes, counted in the cache)."""
+
+        def set(self, key: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(key, str) and key.endswith("-set_props"):
+                self.incr("set_props writes")
+            return super().set(key, value, *args, **kwargs)
+
+    untyped: Any = dash.DiskcacheManager  # its methods are untyped in Dash
+
+    class Manager(untyped):  # type: ignore[misc]
+        """Dash's manager with a race of its poll closed (docs/dash.md, known limitations): a
+        poll reads no result yet, the job writes it and exits, and the poll then takes the job
+        for cancelled. Here a job whose result waits still counts as running."""
+
+        polled: Any = None
+
+        def get_result(self, key: Any, job: Any) -> Any:
+            self.polled = key
+            return super().get_result(key, job)
+
+        def job_running(self, job: Any) -> bool:
+            if super().job_running(job):
+                return True
+            # Gone: its result, if it wrote one before going, is read by the next poll.
+            return self.polled is not None and bool(self.result_ready(self.polled))
+
+    cache = Cache(str(tmp_path / "cache"))
+    background = Manager(cache)
+    app = _app(sessions, dash={"background_callback_manager": background, "use_async": use_async})
 
     @app.callback(Output("out", "children"), Input("go", "n_clicks"), background=True)
     @guarded_callback
@@ -772,8 +802,17 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
         def finished(
             poll: str = poll, payload: dict[str, Any] = payload, answer: dict[str, Any] = answer
         ) -> bool:
-            """One poll, as the renderer does; set_props may come before the result."""
-            body = client.post(poll, json=payload).get_json(silent=True) or {}
+            """One poll, as the renderer does; set_props may come before the result.
+
+            A 204 ends the job with nothing to update, as in the renderer: a poll that falls
+            between the job's set_props and its result delivers the set_props, and the result
+            (no_update) then comes alone, as a 204.
+            """
+            polled = client.post(poll, json=payload)
+            if polled.status_code == 204:
+                answer["response"] = {}
+                return True
+            body = polled.get_json(silent=True) or {}
             answer["sideUpdate"].update(body.get("sideUpdate", {}))
             if "response" in body:
                 answer["response"] = body["response"]
@@ -781,10 +820,13 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
 
         until: Callable[..., object] = wait.until  # untyped in Dash
         until(finished, timeout=60)
+        assert cache.get("set_props writes") == clicks  # one per job
     assert answers[1]["response"]["out"]["children"] == "background 1"
+    assert answers[1]["sideUpdate"] == {
+        "sessionmw-health": {"data": {"status": "healthy", "healthy": True, "statement": None}}
+    }
     failed = answers[2]
     assert "out" not in failed["response"]
-    # Dash's DiskcacheManager keeps only the last set_props of a job between two polls: here the
-    # banner's report (the alert's own updates are overwritten by it).
+    assert list(failed["sideUpdate"]) == ["sessionmw-health"]
     assert failed["sideUpdate"]["sessionmw-health"]["data"]["status"] == "error"
     assert "prices.csv" not in json.dumps(failed)

@@ -10,6 +10,7 @@ waiting. The slow backend waits on an event the test releases.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -298,8 +299,11 @@ def test_walk_disconnect_knobs_reconnect_idle(walk: Walk) -> None:
     assert walk.severe() == []
 
 
-def test_walk_expired_and_not_found(walk: Walk) -> None:
-    """Expired: refused until a refresh, the knobs still work; not found after a restart."""
+def test_walk_expired_and_not_found(
+    walk: Walk, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Expired: refused until a refresh, the knobs still work; not found after a restart: refused
+    until a refresh too, nothing counted, nothing logged."""
     duo = walk.duo
     field = duo.find_element("#scan-symbols")
     field.send_keys(Keys.CONTROL, "a")
@@ -330,11 +334,41 @@ def test_walk_expired_and_not_found(walk: Walk) -> None:
     duo.wait_for_element("#scan-results", timeout=WAIT)
 
     # The server forgot the session (a restart): the banner says so and nothing is counted.
-    walk.manager.delete_session(walk.session_id())
+    lost = walk.session_id()
+    walk.manager.delete_session(lost)
     walk.clock.advance(31 * 60)
     walk.wait_shown(BANNER, "Session not found")
     walk.check("banner-not-found", phone=True)
     assert walk.severe() == []
+
+    # A click is refused like an expired session's, every time: the backend (down: a click that
+    # ran would fail and count) is not called, no new session starts behind the user's back.
+    caplog.set_level(logging.DEBUG, logger="sessionmw")
+    caplog.clear()
+    capsys.readouterr()
+    walk.backend.faults.backend_down = True
+    calls = walk.backend.calls
+    for _ in range(2):
+        walk.scan()
+        walk.wait_shown(BANNER, "Session not found")
+        until(lambda: walk.duo.find_element("#scan-run").is_enabled(), timeout=WAIT)
+    assert walk.backend.calls == calls
+    assert walk.session_id() == lost and walk.manager.get_session(lost) is None
+    assert [record.session_id for record in walk.manager.store.records() if record.error_count] == []
+    assert walk.contradictions() == [] and walk.severe() == []
+    assert [record.getMessage() for record in caplog.records if record.exc_info] == []
+    assert "Traceback" not in capsys.readouterr().err
+
+    # A refresh recovers: a new session, the click runs on it.
+    walk.backend.faults.backend_down = False
+    duo.driver.refresh()
+    duo.wait_for_element("#scan-run", timeout=WAIT)
+    walk.wait_hidden(BANNER)
+    assert walk.session_id() != lost
+    walk.scan()
+    until(lambda: walk.backend.calls > calls, timeout=WAIT, msg="the click after the refresh did not run")
+    duo.wait_for_element("#scan-results", timeout=WAIT)
+    assert walk.shown(ALERT) == "" and walk.errors() == 0
 
 
 @pytest.fixture(name="slow_poll")

@@ -243,6 +243,30 @@ def test_expired_page_shows_the_banner_and_json_gets_401(client: FlaskClient, cl
     assert session_cookie(api) not in (None, established_again)
 
 
+def test_vanished_session_json_gets_401_not_found_and_a_page_starts_afresh(
+    client: FlaskClient, manager: SessionManager, clock: FakeClock
+) -> None:
+    """A session the server lost (a restart): a JSON call is refused with not_found (with a fresh
+    id, as for expired), the view not run and nothing stored; the page then runs on the fresh id
+    with no banner."""
+    app_calls: list[str | None] = client.application.extensions["test-calls"]
+    sid = established(client)
+    assert manager.delete_session(sid)
+    clock.advance(31 * 60)
+    calls = len(app_calls)
+    api = client.get("/api", headers={"Accept": "application/json"})
+    assert api.status_code == 401
+    body = api.get_json()
+    assert body["status"] == "not_found" and "reconnect" not in body
+    assert len(app_calls) == calls and manager.session_count() == 0
+    fresh = session_cookie(api)
+    assert fresh not in (None, sid)
+    page = client.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "sessionmw-banner" not in page.get_data(as_text=True)
+    assert app_calls[-1] == fresh
+    assert client.get("/api", headers={"Accept": "application/json"}).get_json()["id"] == fresh
+
+
 def test_disconnected_flow_and_reconnect_endpoint(client: FlaskClient, manager: SessionManager) -> None:
     """Errors up to the threshold disconnect; the page offers Reconnect; POST reconnect restores it."""
     sid = established(client)

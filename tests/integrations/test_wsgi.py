@@ -351,6 +351,63 @@ def test_expired_json_request_gets_401_with_recovery(
     assert len(inner.environs) == calls
 
 
+def _vanished(app: SessionMiddleware, manager: SessionManager, clock: FakeClock) -> str:
+    """A session this server issued and stored, then lost (as in a restart), past its pending window."""
+    sid = established(app)
+    manager.record_error(sid, "backend down")
+    assert manager.delete_session(sid)
+    clock.advance(31 * 60)
+    return sid
+
+
+@pytest.mark.parametrize("via", ["cookie", "header"])
+def test_vanished_session_json_request_gets_401_not_found(
+    app: SessionMiddleware, manager: SessionManager, inner: Recorder, clock: FakeClock, via: str
+) -> None:
+    """A JSON client whose session the server lost is refused like an expired one: 401 not_found,
+    refresh as the step, no reconnect, the app not run, nothing stored or counted."""
+    sid = _vanished(app, manager, clock)
+    calls = len(inner.environs)
+    sent = {"Cookie": f"sessionmw={sid}"} if via == "cookie" else {"X-Session-ID": sid}
+    for _ in range(2):  # every time, not only the first
+        result = call(app, headers={**sent, "Accept": "application/json"})
+        assert result.code == 401
+        body = result.json()
+        assert body["status"] == "not_found"
+        assert any("Refresh" in step for step in body["recovery"])
+        assert "reconnect" not in body
+    assert len(inner.environs) == calls
+    assert manager.session_count() == 0
+    assert manager.check_health(sid).status == "not_found"
+
+
+def test_vanished_session_page_starts_afresh_silently(
+    app: SessionMiddleware, manager: SessionManager, inner: Recorder, clock: FakeClock
+) -> None:
+    """A page load with a lost session's id runs under a fresh id, with no notice and a clean count."""
+    sid = _vanished(app, manager, clock)
+    result = call(app, cookie=f"sessionmw={sid}", headers={"Accept": "text/html"})
+    assert result.code == 200 and result.cookie not in (None, sid)
+    assert inner.session_ids[-1] == result.cookie
+    assert inner.environs[-1][ENVIRON_NOTICE] is None
+    fresh = result.cookie
+    assert call(app, cookie=f"sessionmw={fresh}", headers={"Accept": "application/json"}).code == 200
+    record = manager.get_session(fresh)
+    assert record is not None and record.error_count == 0
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_json_request_with_a_bad_id_runs_on_a_fresh_id(
+    app: SessionMiddleware, manager: SessionManager, inner: Recorder, bad: Any
+) -> None:
+    """Only an id this server issued can be 'not found': any other text is not refused, just replaced."""
+    sent = bad(app) if callable(bad) else bad
+    result = call(app, cookie=f"sessionmw={sent}", headers={"Accept": "application/json"})
+    assert result.code == 200
+    assert result.cookie not in (None, sent) and inner.session_ids[-1] == result.cookie
+    assert manager.session_count() == 0
+
+
 def _disconnect(manager: SessionManager, sid: str) -> None:
     for _ in range(manager.policy.error_threshold):
         manager.record_error(sid, "backend down")
