@@ -21,11 +21,11 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
+from sessionmw.health import HealthReport
 from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
 from sessionmw.messages import PAUSED, RECONNECTED, UNREACHABLE, statement
 
 if TYPE_CHECKING:
-    from sessionmw.health import HealthReport
     from sessionmw.translation import UserFacingError
 
 __all__ = [
@@ -290,9 +290,25 @@ def show_alert(err: UserFacingError, report: HealthReport | None, *, bootstrap: 
 
 def hide_alert() -> None:
     """From a Dash callback that succeeded: the banner clears in the same response (a success ends
-    the error state, activity ends idleness), and the alert hides."""
+    the error state, activity ends idleness), and the alert hides. A dependency still paused (an
+    open circuit breaker the callback did not go through) keeps its banner and countdown."""
     dash.set_props(ALERT_ID, {"style": _HIDDEN})
-    dash.set_props(HEALTH_STORE_ID, {"data": {"status": "healthy", "healthy": True, "statement": None}})
+    dash.set_props(HEALTH_STORE_ID, {"data": _after_success()})
+
+
+def _after_success() -> dict[str, Any]:
+    """The banner's report after a callback succeeded: healthy, or degraded while a dependency
+    kept in the session's store is paused (no store operation for the session itself)."""
+    healthy: dict[str, Any] = {"status": "healthy", "healthy": True, "statement": None}
+    from flask import has_request_context, request
+
+    session = request.environ.get(ENVIRON_SESSION) if has_request_context() else None
+    if not isinstance(session, RequestSession):
+        return healthy
+    manager = session.manager
+    now = manager.clock()
+    report = HealthReport.build(session.id, session.record, now, manager.policy, store=manager.store)
+    return with_statement(report) if report["status"] == "degraded" else healthy
 
 
 def _banner_update(report: Mapping[str, Any], *, sticky: bool) -> str:

@@ -257,6 +257,29 @@ def _poll(client: FlaskClient) -> dict[str, Any]:
     return report
 
 
+def test_a_success_elsewhere_keeps_the_paused_banner(
+    app: dash.Dash, client: FlaskClient, sessions: SessionManager, clock: FakeClock
+) -> None:
+    """While the market data service is paused, a callback that succeeds without calling it (a
+    scan of malformed symbols, answered by the page itself) leaves the banner and its countdown
+    up: a success clears the session's own trouble, not a paused dependency's."""
+    _knob(client, {"flags": ["dies"]})
+    for _ in range(2):  # the second failed scan opens the breaker
+        _fire(app, client, *_SCAN)
+    assert _poll(client)["status"] == "degraded"
+    clock.advance(5)
+    malformed = (_SCAN[0], _SCAN[1], [("scan-symbols", "value", "not a symbol!")])
+    status, body = _fire(app, client, *malformed)
+    data = _banner_data(body)
+    assert status == 200 and data["status"] == "degraded"
+    assert data["statement"]["message"].endswith("we will try again in 25 seconds")
+    _knob(client, {"flags": []})
+    clock.advance(25)
+    assert _poll(client)["status"] == "healthy"  # the probe closes the breaker
+    status, body = _fire(app, client, *malformed)
+    assert status == 200 and _banner_data(body) == {"status": "healthy", "healthy": True, "statement": None}
+
+
 def test_backend_dies_pauses_without_blaming_the_session(
     demo_module: ModuleType,
     app: dash.Dash,
