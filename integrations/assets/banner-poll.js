@@ -14,6 +14,10 @@ async function (n, current, config) {
             return item.name + ":" + item.state + ":" + (item.retry_in === 0 ? "due" : "wait");
         }).join(",");
     };
+    // What the page knows when the question is asked: a callback response that arrives, or a
+    // banner change, while the answer travels is newer than the answer, and wins over it.
+    const asked = window.__sessionmwShown ? window.__sessionmwShown.generation : 0;
+    const answers = window.__sessionmwAnswers || 0;
     const countdown = window.__sessionmwCountdown;
     const counted = Boolean(countdown && Date.now() >= countdown.deadline);
     try {
@@ -24,6 +28,11 @@ async function (n, current, config) {
         const body = await response.json();
         const report = body.session;
         if (!report) { return window.dash_clientside.no_update; }
+        const shown = window.__sessionmwShown;
+        if ((window.__sessionmwAnswers || 0) !== answers || (shown && shown.generation !== asked)) {
+            return window.dash_clientside.no_update;  // newer than this answer: keep it
+        }
+        if (shown) { current = shown.report; }
         if (current && current.statement && current.status === report.status &&
                 current.error_count === report.error_count && paused(current) === paused(report) &&
                 !counted) {

@@ -5,6 +5,8 @@ async function (clicks, config) {
             method: "POST", credentials: "same-origin", cache: "no-store",
             headers: {Accept: "application/json"}
         });
+        // Newer than any health poll in flight (banner-poll.js): that poll's answer is dropped.
+        window.__sessionmwAnswers = (window.__sessionmwAnswers || 0) + 1;
         const body = await response.json();
         const report = body.session;
         if (!report) { return window.dash_clientside.no_update; }

@@ -5,6 +5,10 @@ function (report, config) {
     const bootstrap = Boolean(config && config.theme === "bootstrap");
     const hidden = {display: "none"};
     const said = report && report.statement;
+    // What is on screen, and how many times it changed: a poll that was asked before a change
+    // does not overwrite it with its older answer (banner-poll.js).
+    const shown = window.__sessionmwShown;
+    window.__sessionmwShown = {report: report, generation: shown ? shown.generation + 1 : 1};
     const ticking = window.__sessionmwCountdown;
     if (ticking && ticking.timer) { clearInterval(ticking.timer); }
     window.__sessionmwCountdown = null;
