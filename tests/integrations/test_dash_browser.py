@@ -403,6 +403,16 @@ def test_layout_function_in_production_logs_no_console_errors(dash_duo: Any) -> 
     manager.close()
 
 
+def _fail_and_open_devtools(dash_duo: Any) -> None:
+    """Two clicks that work, a third that fails; the dev tools count one error and open their list."""
+    dash_duo.wait_for_element("#page", timeout=WAIT)
+    for clicks in (1, 2):
+        _click_until(dash_duo, f"clicked {clicks}")
+    dash_duo.find_element("#go").click()
+    dash_duo.wait_for_text_to_equal(dash_duo.devtools_error_count_locator, "1", timeout=WAIT)
+    dash_duo.find_element(".test-devtools-error-toggle").click()
+
+
 def test_guard_all_in_debug_mode_shows_the_error_in_devtools(dash_duo: Any) -> None:
     """debug=True and guard_all=True: a failing callback counts in the dev tools, with its traceback."""
     from dash import html
@@ -411,12 +421,7 @@ def test_guard_all_in_debug_mode_shows_the_error_in_devtools(dash_duo: Any) -> N
     page = html.Div([html.Button("Go", id="go"), html.Div(id="out"), html.P("page", id="page")])
     app = _host_app(manager, guard_all=True, layout=page)
     dash_duo.start_server(app, debug=True, use_reloader=False, use_debugger=True, dev_tools_hot_reload=False)
-    dash_duo.wait_for_element("#page", timeout=WAIT)
-    for clicks in (1, 2):
-        _click_until(dash_duo, f"clicked {clicks}")
-    dash_duo.find_element("#go").click()
-    dash_duo.wait_for_text_to_equal(dash_duo.devtools_error_count_locator, "1", timeout=WAIT)
-    dash_duo.find_element(".test-devtools-error-toggle").click()
+    _fail_and_open_devtools(dash_duo)
     dash_duo.wait_for_element(".dash-fe-error__title", timeout=WAIT)
     until(
         lambda: "prices.csv is corrupt" in dash_duo.driver.page_source,
@@ -462,8 +467,6 @@ def test_debug_mode_without_pruning_shows_the_real_traceback(dash_duo: Any) -> N
     manager = SessionManager(store="memory://", clock=FakeClock())
     page = html.Div([html.Button("Go", id="go"), html.Div(id="out"), html.P("page", id="page")])
     app = _host_app(manager, layout=page)
-    if Exception in app.server.error_handler_spec.get(None, {}).get(None, {}):
-        pytest.skip("the Flask extension answers every exception itself (issue 13's Flask part fixes it)")
     dash_duo.start_server(
         app,
         debug=True,
@@ -472,12 +475,7 @@ def test_debug_mode_without_pruning_shows_the_real_traceback(dash_duo: Any) -> N
         dev_tools_hot_reload=False,
         dev_tools_prune_errors=False,
     )
-    dash_duo.wait_for_element("#page", timeout=WAIT)
-    for clicks in (1, 2):
-        _click_until(dash_duo, f"clicked {clicks}")
-    dash_duo.find_element("#go").click()
-    dash_duo.wait_for_text_to_equal(dash_duo.devtools_error_count_locator, "1", timeout=WAIT)
-    dash_duo.find_element(".test-devtools-error-toggle").click()
+    _fail_and_open_devtools(dash_duo)
     until(
         lambda: "prices.csv is corrupt" in dash_duo.driver.page_source,
         timeout=WAIT,

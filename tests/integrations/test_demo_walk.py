@@ -145,15 +145,22 @@ class Walk:
         return entries
 
 
-@pytest.fixture(name="walk")
-def _walk(dash_duo: Any, tmp_path: Path) -> Iterator[Walk]:
-    """The demo on a fake clock, a backend whose slowness the test controls, a fresh browser."""
+def _open_demo(dash_duo: Any, tmp_path: Path, *, poll_seconds: float, slow: bool) -> Iterator[Walk]:
+    """The demo on a fake clock, with a health poll every ``poll_seconds``, in a fresh browser.
+
+    :param slow: the backend's waits hold until the test sets ``walk.release``; otherwise they pass.
+    """
     module = load_demo()
     clock = FakeClock()
     manager = SessionManager(
-        store="memory://", clock=clock, health_check_interval_seconds=0.5, max_error_threshold=THRESHOLD
+        store="memory://",
+        clock=clock,
+        health_check_interval_seconds=poll_seconds,
+        max_error_threshold=THRESHOLD,
     )
     release = threading.Event()
+    if not slow:
+        release.set()
     backend = module.MarketBackend(sleep=lambda seconds: release.wait(WAIT))
     app = module.create_app(manager=manager, backend=backend, retry_sleep=lambda seconds: None)
     dash_duo.start_server(app)
@@ -164,6 +171,12 @@ def _walk(dash_duo: Any, tmp_path: Path) -> Iterator[Walk]:
     yield walk
     release.set()
     manager.close()
+
+
+@pytest.fixture(name="walk")
+def _walk(dash_duo: Any, tmp_path: Path) -> Iterator[Walk]:
+    """The demo on a fake clock, a backend whose slowness the test controls, a fresh browser."""
+    yield from _open_demo(dash_duo, tmp_path, poll_seconds=0.5, slow=True)
 
 
 def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
@@ -371,22 +384,7 @@ def test_walk_expired_and_not_found(
 @pytest.fixture(name="slow_poll")
 def _slow_poll(dash_duo: Any, tmp_path: Path) -> Iterator[Walk]:
     """The demo with a poll that never comes in time: whatever changes, a response carried it."""
-    module = load_demo()
-    clock = FakeClock()
-    manager = SessionManager(
-        store="memory://", clock=clock, health_check_interval_seconds=3600, max_error_threshold=THRESHOLD
-    )
-    release = threading.Event()
-    release.set()
-    backend = module.MarketBackend(sleep=lambda seconds: release.wait(WAIT))
-    app = module.create_app(manager=manager, backend=backend, retry_sleep=lambda seconds: None)
-    dash_duo.start_server(app)
-    dash_duo.driver.set_window_size(*DESKTOP)
-    dash_duo.wait_for_element("#scan-run", timeout=WAIT)
-    walk = Walk(dash_duo, manager, clock, backend, release, tmp_path)
-    until(lambda: dash_duo.driver.get_cookie("sessionmw") is not None, timeout=WAIT)
-    yield walk
-    manager.close()
+    yield from _open_demo(dash_duo, tmp_path, poll_seconds=3600, slow=False)
 
 
 def test_banner_changes_in_the_same_round_trip(slow_poll: Walk) -> None:
