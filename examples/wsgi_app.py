@@ -17,7 +17,7 @@ from wsgiref.simple_server import make_server
 
 from sessionmw import SessionManager, current_session_id
 from sessionmw.integrations.style import stylesheet
-from sessionmw.integrations.wsgi import ENVIRON_HEALTH, SessionMiddleware, banner_for
+from sessionmw.integrations.wsgi import ENVIRON_SESSION, SessionMiddleware, banner_for
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -41,13 +41,13 @@ def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[byt
     """The application: a page, a JSON view and a view that always fails."""
     path = environ.get("PATH_INFO", "/")
     if path == "/":
-        state = html.escape(environ[ENVIRON_HEALTH].state or "")
+        state = html.escape(environ[ENVIRON_SESSION].state.value)
         body = PAGE.format(css=stylesheet(), banner=banner_for(environ), state=state)
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return [body.encode()]
     if path == "/api/status":
         data = {
-            "session_state": environ[ENVIRON_HEALTH].state,
+            "session_state": environ[ENVIRON_SESSION].state.value,
             "same_session": current_session_id() is not None,
         }
         start_response("200 OK", [("Content-Type", "application/json")])

@@ -39,7 +39,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from sessionmw.context import enter_scope, leave_scope
 from sessionmw.integrations.gate import (
-    ENVIRON_HEALTH,
     ENVIRON_NOTICE,
     ENVIRON_SESSION,
     Options,
@@ -254,7 +253,10 @@ class _Hooks:
     def banner(self) -> Markup:
         """The status banner of the current request's session (empty when all is well)."""
         environ = request.environ
-        report = environ.get(ENVIRON_NOTICE) or environ.get(ENVIRON_HEALTH)
+        session = environ.get(ENVIRON_SESSION)
+        report = environ.get(ENVIRON_NOTICE)
+        if report is None and isinstance(session, RequestSession):
+            report = session.health
         return Markup(banner_html(report, prefix=self.prefix, next_path=request.path))
 
 

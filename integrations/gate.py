@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from sessionmw.translation import UserFacingError
 
 __all__ = [
-    "ENVIRON_HEALTH",
     "ENVIRON_MANAGER",
     "ENVIRON_NOTICE",
     "ENVIRON_SESSION",
@@ -66,8 +65,6 @@ ENVIRON_MANAGER = "sessionmw.manager"
 ENVIRON_SESSION_ID = "sessionmw.session_id"
 #: environ key: the :class:`RequestSession` of the request.
 ENVIRON_SESSION = "sessionmw.session"
-#: environ key: the session's :class:`~sessionmw.HealthReport` at the start of the request.
-ENVIRON_HEALTH = "sessionmw.health"
 #: environ key: a report to show the user once (the expired session a fresh one replaced), or None.
 ENVIRON_NOTICE = "sessionmw.notice"
 
@@ -227,7 +224,8 @@ class RequestSession:
 
     @property
     def health(self) -> HealthReport:
-        """The session's health at the start of the request (no store operation)."""
+        """The session's health: its record as of the start of the request, reported when first
+        read (no store operation; made on demand, so a request that never asks pays nothing)."""
         if self._health is None:
             manager = self.manager
             self._health = HealthReport.build(self.id, self.record, manager.clock(), manager.policy)
@@ -362,14 +360,9 @@ class SessionGate:
                 notice,
                 refusal=notice if gone is None else gone,
             )
-        # The report is built now (about 1.5 µs): the environ holds a plain, JSON-ready report.
-        health = session._health = HealthReport.build(
-            session.id, session.record, manager.clock(), manager.policy
-        )
         environ[ENVIRON_MANAGER] = manager
         environ[ENVIRON_SESSION] = session
         environ[ENVIRON_SESSION_ID] = session.id
-        environ[ENVIRON_HEALTH] = health
         environ[ENVIRON_NOTICE] = notice
         return session
 

@@ -24,7 +24,6 @@ from urllib.parse import quote
 from sessionmw.context import enter_scope, leave_scope
 from sessionmw.errors import ConfigurationError
 from sessionmw.integrations.gate import (
-    ENVIRON_HEALTH,
     ENVIRON_MANAGER,
     ENVIRON_NOTICE,
     ENVIRON_SESSION,
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = [
-    "ENVIRON_HEALTH",
     "ENVIRON_MANAGER",
     "ENVIRON_NOTICE",
     "ENVIRON_SESSION",
@@ -328,7 +326,8 @@ def _with_vary(extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def banner_for(environ: WSGIEnvironment) -> str:
     """The banner the current page should show (see :func:`banner_html`): a notice, else the health."""
-    report = environ.get(ENVIRON_NOTICE) or environ.get(ENVIRON_HEALTH)
+    session = environ.get(ENVIRON_SESSION)
+    report = environ.get(ENVIRON_NOTICE) or (session.health if isinstance(session, RequestSession) else None)
     middleware = environ.get(_APPLIED)
     prefix = middleware.gate.options.prefix if isinstance(middleware, SessionMiddleware) else "/_sessionmw/"
     mount = quote(environ.get("SCRIPT_NAME", "").encode("latin-1", "replace"), safe="/")

@@ -165,7 +165,7 @@ def test_every_modules_public_names_are_documented(module: str) -> None:
 # What users imported from a module before it was split by concept (issue 15): still importable there.
 OLD_PATHS = {
     "sessionmw.integrations.wsgi": [
-        *("ENVIRON_HEALTH", "ENVIRON_MANAGER", "ENVIRON_NOTICE", "ENVIRON_SESSION", "ENVIRON_SESSION_ID"),
+        *("ENVIRON_MANAGER", "ENVIRON_NOTICE", "ENVIRON_SESSION", "ENVIRON_SESSION_ID"),
         *("Options", "RequestSession", "SessionGate", "SessionMiddleware", "banner_for", "banner_html"),
         *("health_json", "install", "private_cache_control", "uninstall", "wants_json"),
     ],

@@ -23,7 +23,6 @@ from sessionmw import (
 )
 from sessionmw.errors import ConfigurationError, StoreUnavailableError
 from sessionmw.integrations.wsgi import (
-    ENVIRON_HEALTH,
     ENVIRON_MANAGER,
     ENVIRON_NOTICE,
     ENVIRON_SESSION,
@@ -245,7 +244,8 @@ def test_app_runs_in_session_scope_with_environ_keys(
     assert inner.session_ids[-1] == sid
     assert environ[ENVIRON_SESSION_ID] == sid
     assert environ[ENVIRON_MANAGER] is manager
-    assert environ[ENVIRON_HEALTH].status == "healthy"
+    assert environ[ENVIRON_SESSION].health.status == "healthy"
+    assert "sessionmw.health" not in environ  # made on demand (RequestSession.health)
     assert environ[ENVIRON_SESSION].id == sid
     assert environ[ENVIRON_NOTICE] is None
     assert current_session_id() is None
@@ -917,7 +917,7 @@ def test_banner_escapes_messages(app: SessionMiddleware, manager: SessionManager
     sid = established(app)
     call(app, cookie=f"sessionmw={sid}")
     environ = inner.environs[-1]
-    environ[ENVIRON_HEALTH] = manager.check_health(sid)
+    environ[ENVIRON_NOTICE] = manager.check_health(sid)  # a report with the check's words
     banner = banner_for(environ)
     assert "<script>" not in banner and "&lt;script&gt;" in banner
 
