@@ -568,8 +568,14 @@ def _market_breaker(app: Dash, backend: MarketBackend, open_for: float) -> Break
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something already listens on ``host:port`` (the demo could not start there)."""
+    """True when something already listens on ``host:port`` (the demo could not start there).
+
+    The probe binds as the server does (``SO_REUSEADDR``, off Windows): connections of a demo
+    that just stopped, left in TIME_WAIT, do not count as a listener.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":  # on Windows the option would let the probe share a listener's port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -290,6 +290,31 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline: float) -> 
 
 
 @contextlib.contextmanager
+def demo_server(port: int, state: Path, log: Path) -> Iterator[None]:
+    """``python -m sessionmw demo --port <port>`` with its state folder in ``state`` and no
+    SESSIONMW_* settings, its output in ``log``; stopped by its pid."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIONMW_")}
+    env["XDG_STATE_HOME"] = str(state)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sessionmw", "demo", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(proc, port, 60.0)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
 def gunicorn_app(tmp_path: Path, source: str, env: dict[str, str]) -> Iterator[str]:
     """gunicorn (2 sync workers) serving ``app`` of the module ``source`` on a free loopback port,
     with ``env`` added to the environment; yields its base URL; stopped by its pid."""

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import socket
 import stat
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +16,7 @@ from typing import Any
 import dash
 import pytest
 from flask.testing import FlaskClient
-from support import callback_payload, fire_callback, free_port, session_cookie, wait_for_port
+from support import callback_payload, demo_server, fire_callback, free_port, session_cookie
 
 from sessionmw import SessionManager, SessionState
 from sessionmw.breaker import get_breaker
@@ -221,6 +217,22 @@ def test_busy_port_is_one_line_naming_port(
     assert f"port {port} is in use" in err and "--port" in err
 
 
+def test_a_port_a_stopped_demo_just_used_is_free(demo_module: ModuleType) -> None:
+    """A restart on the same port right away works: the stopped server's connections, left in
+    TIME_WAIT (it closed them first), are no listener; a listener still is."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug's server
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert demo_module.port_in_use(port)
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server closes first: its side waits in TIME_WAIT
+            client.recv(1)
+    assert not demo_module.port_in_use(port)
+
+
 def test_demo_configures_its_secret(
     demo_module: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -271,27 +283,6 @@ def http(
         if value.startswith("sessionmw="):
             issued = value.split(";")[0].partition("=")[2]
     return status, issued, content
-
-
-@contextlib.contextmanager
-def demo_server(port: int, state: Path, log: Path) -> Iterator[None]:
-    """``python -m sessionmw demo --port <port>`` with its state folder in ``state`` and no
-    SESSIONMW_* settings, its output in ``log``; stopped by its pid."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIONMW_")}
-    env["XDG_STATE_HOME"] = str(state)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sessionmw", "demo", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(proc, port, 60.0)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_a_click_after_a_real_restart_is_refused_as_not_found(
