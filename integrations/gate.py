@@ -336,7 +336,8 @@ class SessionGate:
         store does not know is stored only as a pending id within its window (see
         ``_pending_window``), and an ended or expired record outlives that window, so an id that
         was ever stored never becomes a session again. An id this server issued that the store
-        no longer knows, past its window, is refused to a JSON client like an expired one (its
+        no longer knows, past its window or issued before the store lost its sessions (another
+        incarnation: a restart), is refused to a JSON client like an expired one (its
         ``not_found`` report as the :attr:`RequestSession.refusal`); a page starts afresh.
         """
         manager = self.manager
