@@ -13,6 +13,10 @@ SESSIONMW_TEST_REDIS_URL), under a unique key prefix that is deleted afterwards.
 With ``--gunicorn SECONDS`` it then serves each variant with gunicorn (2 sync workers) on a
 free 127.0.0.1 port and loads it with ``wrk -t2 -c8 -d SECONDS`` sending the session cookie,
 ``--gunicorn-rounds`` times in turn, printing the median requests per second and the ratio to bare.
+The memory store variant runs with ``--preload``: both workers start from one store object, so
+they share its incarnation and store the one cookie wrk sends as a pending id each (each still
+keeps its own sessions, and the store logs that once per worker). Without it each worker would
+build its own store, with its own incarnation, and refuse the other's ids, as after a restart.
 
 Two rows are floors, not products. "floor: bare Flask + cookie + 3 empty hooks" is the bare app
 with three hooks that do nothing and a client sending a cookie shaped like a sessionmw id: what
@@ -51,8 +55,8 @@ FLOOR = "floor: bare Flask + 1 Redis PING"
 HOOKS_FLOOR = "floor: bare Flask + cookie + 3 empty hooks"
 #: The row of SessionMW on a SQLite file (one host, every worker sharing it).
 SQLITE_ROW = "SessionMW, SQLite store"
-#: A cookie value shaped like a sessionmw id (random part, issue time, signature).
-COOKIE_LIKE = "A" * 27 + ".6921ab07." + "B" * 22
+#: A cookie value shaped like a sessionmw id (random part, issue time, store incarnation, signature).
+COOKIE_LIKE = "A" * 27 + ".6921ab07.CCCCCCCC." + "B" * 22
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -260,6 +264,8 @@ def gunicorn_wrk(seconds: int, rounds: int, prefix: str, store_url: str | None) 
                     "SESSIONMW_SECRET_KEY": "bench-secret",
                 }
                 command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
+                if variant == "memory":  # one store object, one incarnation (see the docstring)
+                    command.append("--preload")
                 command += ["--chdir", folder, "--log-level", "warning", "benchapp:app"]
                 proc = subprocess.Popen(command, env=env)
                 servers.append(proc)

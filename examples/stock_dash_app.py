@@ -29,6 +29,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
@@ -59,6 +60,7 @@ __all__ = [
     "FLAGS",
     "apply_fault",
     "create_app",
+    "demo_secret",
     "fault_state",
     "main",
     "port_in_use",
@@ -345,6 +347,45 @@ def _add_fault_routes(app: Dash, backend: MarketBackend) -> None:
     app.server.add_url_rule(FAULTS_PATH, "demo_faults", faults_view, methods=["GET", "POST"])
 
 
+def demo_secret() -> str:
+    """The secret that signs the demo's session ids: ``SESSIONMW_SECRET_KEY`` if set, else the one
+    in ``$XDG_STATE_HOME/sessionmw/demo-secret`` (``~/.local/state/...`` by default; made once
+    with :mod:`secrets`, mode 0600, like Jupyter's cookie secret). It outlives a restart, so the
+    restarted demo knows its old ids for its own and refuses them ("Session not found") instead
+    of running a click on a fresh session. Printed nowhere; a state folder that cannot be
+    written gives a secret for this process only."""
+    configured = os.environ.get("SESSIONMW_SECRET_KEY")
+    if configured:
+        return configured
+    state = os.environ.get("XDG_STATE_HOME", "")
+    folder = (Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state") / "sessionmw"
+    path = folder / "demo-secret"
+    try:
+        kept = path.read_text(encoding="ascii").strip()
+        if kept:
+            return kept
+    except (OSError, UnicodeDecodeError):
+        pass
+    secret = secrets.token_urlsafe(32)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        draft = folder / f".demo-secret.{os.getpid()}"
+        with open(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="ascii") as out:
+            out.write(secret + "\n")
+        try:
+            os.link(draft, path)  # not over a secret another demo made meanwhile
+        except FileExistsError:
+            kept = path.read_text(encoding="ascii").strip()
+            if kept:
+                return kept
+            os.replace(draft, path)  # an empty file (a write cut short): replaced
+        finally:
+            draft.unlink(missing_ok=True)
+    except (OSError, UnicodeDecodeError):
+        _log.debug("cannot keep the demo's secret in %s: this process has its own", path)
+    return secret
+
+
 def create_app(
     *,
     manager: SessionManager | None = None,
@@ -352,6 +393,7 @@ def create_app(
     retry_sleep: Callable[[float], object] = time.sleep,
     clock: Callable[[], float] | None = None,
     open_for: float = 30.0,
+    secret_key: str | None = None,
 ) -> Dash:
     """The demo app over ``backend`` (default: a fresh simulated one), with sessions from ``manager``.
 
@@ -359,6 +401,8 @@ def create_app(
         :class:`~sessionmw.testing.FakeClock`, to show idle and expiry without waiting). The
         market data breaker reads the manager's clock.
     :param open_for: seconds the market data breaker pauses calls once open.
+    :param secret_key: signs the session ids (default: ``SESSIONMW_SECRET_KEY``, else a secret
+        for this process only); :func:`main` passes :func:`demo_secret`.
     """
     backend = backend if backend is not None else MarketBackend()
     if manager is None and clock is not None:
@@ -391,9 +435,11 @@ def create_app(
     config = app.server.config
     # The knobs are operator controls: their requests neither need nor touch a session.
     config["SESSIONMW_EXCLUDE"] = [*config.get("SESSIONMW_EXCLUDE", ()), FAULTS_PATH]
-    # One process: a secret made here signs the new session ids (see the README).
+    # One process: a secret of its own signs the new session ids (main() keeps one across
+    # restarts: demo_secret; see the README).
     config.setdefault(
-        "SESSIONMW_SECRET_KEY", os.environ.get("SESSIONMW_SECRET_KEY") or secrets.token_urlsafe(32)
+        "SESSIONMW_SECRET_KEY",
+        secret_key or os.environ.get("SESSIONMW_SECRET_KEY") or secrets.token_urlsafe(32),
     )
     _add_fault_routes(app, backend)
     SessionMWDash(app, manager=manager)
@@ -522,8 +568,14 @@ def _market_breaker(app: Dash, backend: MarketBackend, open_for: float) -> Break
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something already listens on ``host:port`` (the demo could not start there)."""
+    """True when something already listens on ``host:port`` (the demo could not start there).
+
+    The probe binds as the server does (``SO_REUSEADDR``, off Windows): connections of a demo
+    that just stopped, left in TIME_WAIT, do not count as a listener.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":  # on Windows the option would let the probe share a listener's port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -554,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     # The terminal shows one line per failure; the user already sees a friendly message.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app = create_app(backend=backend, manager=SessionManager(settings))
+    app = create_app(backend=backend, manager=SessionManager(settings), secret_key=demo_secret())
     print(f"sessionmw demo: http://127.0.0.1:{args.port}/", flush=True)
     app.run(host="127.0.0.1", port=args.port, debug=False)
     return 0

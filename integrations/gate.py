@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sessionmw import signals
 from sessionmw.actions import log_failure
-from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionExistsError
+from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionExistsError, StoreError
 from sessionmw.health import HealthReport
 from sessionmw.integrations.http import (
     PlainResponse,
@@ -40,7 +40,6 @@ from sessionmw.manager import STORE_UNAVAILABLE, SessionManager, new_session_id
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import SessionState
 from sessionmw.stores import SessionStore
-from sessionmw.stores.base import NamespacedStore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -72,6 +71,10 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _ID_SHAPE = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
 _is_id = _ID_SHAPE.fullmatch
 _MAC_LENGTH = 22  # base64 characters of the pending id's MAC (132 bits)
+_INCARNATION_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,22}")
+#: What :meth:`SessionGate._unknown_id` says of an id the store does not know.
+_PENDING = "pending"
+_GONE = "gone"
 _SECRET_ENV = "SESSIONMW_SECRET_KEY"
 # Read on every request: module constants are cheaper than attribute lookups.
 _ERROR = SessionState.ERROR
@@ -189,10 +192,25 @@ def _store_namespace(store: SessionStore) -> str:
     one); another store, its class. Pending ids are signed with it, so they are valid only where
     they were issued.
     """
-    if isinstance(store, NamespacedStore):
-        return store.namespace
+    namespace = getattr(store, "namespace", None)  # not isinstance: a store may lack incarnation()
+    if isinstance(namespace, str):
+        return namespace
     kind = type(store)
     return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _store_incarnation(store: SessionStore) -> str | None:
+    """``store``'s :meth:`~sessionmw.stores.base.NamespacedStore.incarnation` (every built-in
+    store has one), or None for a store without one (it counts as one that never changes)."""
+    read = getattr(store, "incarnation", None)
+    if not callable(read):
+        return None
+    incarnation = read()
+    if not (isinstance(incarnation, str) and _INCARNATION_SHAPE.fullmatch(incarnation)):
+        raise ConfigurationError(
+            f"{type(store).__name__}.incarnation() gave {incarnation!r}: use 1 to 22 of [A-Za-z0-9_-]"
+        )
+    return incarnation
 
 
 @dataclasses.dataclass(slots=True)
@@ -264,6 +282,10 @@ class SessionGate:
         self.debug = manager.settings.debug if debug is None else debug
         self._cookie_prefix = options.cookie_name + "="
         self._header_key = options.header_key
+        # The store's incarnation as last read (see _incarnation): read on first use, and again
+        # on the unknown-id path only.
+        self._incarnation_value: str | None = None
+        self._incarnation_read = False
 
     # -- finding the session ------------------------------------------------------------------
 
@@ -312,7 +334,8 @@ class SessionGate:
         store does not know is stored only as a pending id within its window (see
         ``_pending_window``), and an ended or expired record outlives that window, so an id that
         was ever stored never becomes a session again. An id this server issued that the store
-        no longer knows, past its window, is refused to a JSON client like an expired one (its
+        no longer knows, past its window or issued before the store lost its sessions (another
+        incarnation: a restart), is refused to a JSON client like an expired one (its
         ``not_found`` report as the :attr:`RequestSession.refusal`); a page starts afresh.
         """
         manager = self.manager
@@ -324,13 +347,14 @@ class SessionGate:
             # One store operation: the activity, or the report that refuses it (the core's rule).
             record, refusal = manager.touch_or_report(sid)
             if record is None:  # unknown: only a pending id this server issued is stored
-                if self._pending_is_valid(sid):
+                verdict = self._unknown_id(sid)
+                if verdict == _PENDING:
                     pending = RequestSession(
                         sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
                     )
                     pending.ensure_stored()
                     session = pending
-                elif self._issued_at(sid) is not None:
+                elif verdict == _GONE:
                     # Issued here, now gone (deleted, or lost in a restart): not the user's doing. A
                     # JSON client is refused (not_found, like expired); a page starts afresh, silently.
                     gone = refusal
@@ -367,8 +391,12 @@ class SessionGate:
         return session
 
     def _pending_id(self) -> str:
-        """A fresh id (random bits from :mod:`secrets`) signed with the issue time."""
+        """A fresh id (random bits from :mod:`secrets`) signed with the issue time and the store's
+        incarnation (as last read; none if the store has none or was never reachable)."""
         body = f"{new_session_id()}.{int(self.manager.clock()):x}"
+        incarnation = self._incarnation()
+        if incarnation is not None:
+            body = f"{body}.{incarnation}"
         return f"{body}.{self._mac(body)}"
 
     @functools.cached_property
@@ -385,26 +413,61 @@ class SessionGate:
         digest = hmac.new(self._pending_key, body.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode()[:_MAC_LENGTH]
 
-    def _issued_at(self, sid: str) -> int | None:
-        """When this server issued ``sid`` (its signature is valid), or None for any other text."""
+    def _incarnation(self, *, refresh: bool = False) -> str | None:
+        """The store's incarnation as last read (read now if ``refresh``, or never read yet).
+
+        None for a store without one. A store that cannot be reached keeps the last value read
+        (None if none was ever read: ids issued meanwhile carry none until the next refresh).
+        """
+        if refresh or not self._incarnation_read:
+            # Read once even if it fails: a store that is down is not asked on every new client.
+            self._incarnation_read = True
+            try:
+                self._incarnation_value = _store_incarnation(self.manager.store)
+            except StoreError as exc:
+                _log.warning("could not read the session store's incarnation: %s", exc)
+        return self._incarnation_value
+
+    def _signed(self, sid: str) -> tuple[int, str | None] | None:
+        """For an id this server signed: when it was issued and the store incarnation it was
+        issued for (None in an id without one). None for any other text."""
         if not _ID_SHAPE.fullmatch(sid):
             return None
         body, _, mac = sid.rpartition(".")
-        stamp = body.rpartition(".")[2]
         if len(mac) != _MAC_LENGTH or not hmac.compare_digest(mac, self._mac(body)):
             return None
+        parts = body.split(".")
+        if len(parts) not in (2, 3):
+            return None
         try:
-            return int(stamp, 16)
+            issued = int(parts[1], 16)
         except ValueError:
             return None
+        return issued, (parts[2] if len(parts) == 3 else None)
+
+    def _unknown_id(self, sid: str) -> str | None:
+        """What an id the store does not know is: :data:`_PENDING` (issued here, to be stored
+        now), :data:`_GONE` (issued here, no longer stored), or None (not issued here).
+
+        Pending: signed here for the store's current incarnation (re-read now: one round trip on
+        Redis, only on this path) and within its pending window. Gone: past its window, or
+        issued before the store lost its sessions (another incarnation: a restart). An id
+        without an incarnation (issued for a store without one, or one never reached) is judged
+        by its window alone.
+        """
+        signed = self._signed(sid)
+        if signed is None:
+            return None
+        issued, incarnation = signed
+        current = self._incarnation(refresh=True)  # also heals ids issued without one
+        if incarnation is not None and incarnation != current:
+            return _GONE
+        age = self.manager.clock() - issued
+        return _PENDING if -_CLOCK_SLACK <= age <= _pending_window(self.manager.policy) else _GONE
 
     def _pending_is_valid(self, sid: str) -> bool:
-        """True for an id this server issued (valid signature) within the pending window."""
-        issued = self._issued_at(sid)
-        if issued is None:
-            return False
-        age = self.manager.clock() - issued
-        return -_CLOCK_SLACK <= age <= _pending_window(self.manager.policy)
+        """True for an id this server issued for the store as it is, within the pending window."""
+        return self._unknown_id(sid) == _PENDING
 
     def pending_health(self, sid: str) -> HealthReport | None:
         """The report of an issued, not yet stored id (healthy); None if ``sid`` is not one."""

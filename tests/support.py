@@ -290,6 +290,31 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline: float) -> 
 
 
 @contextlib.contextmanager
+def demo_server(port: int, state: Path, log: Path) -> Iterator[None]:
+    """``python -m sessionmw demo --port <port>`` with its state folder in ``state`` and no
+    SESSIONMW_* settings, its output in ``log``; stopped by its pid."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIONMW_")}
+    env["XDG_STATE_HOME"] = str(state)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sessionmw", "demo", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(proc, port, 60.0)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
 def gunicorn_app(tmp_path: Path, source: str, env: dict[str, str]) -> Iterator[str]:
     """gunicorn (2 sync workers) serving ``app`` of the module ``source`` on a free loopback port,
     with ``env`` added to the environment; yields its base URL; stopped by its pid."""
@@ -395,6 +420,26 @@ def _parts(key: str) -> list[str]:
     return key.strip(".").split("...")
 
 
+def callback_payload(
+    app: Any,
+    outputs: list[str],
+    inputs: list[tuple[str, str, Any]],
+    state: list[tuple[str, str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The JSON body Dash's renderer POSTs for one callback of the Dash ``app`` (outputs as
+    ``id.prop``)."""
+    key = next(key for key in app.callback_map if [p.split("@")[0] for p in _parts(key)] == outputs)
+    specs = [part.rsplit(".", 1) for part in _parts(key)]
+    listed = [{"id": oid, "property": prop} for oid, prop in specs]
+    return {
+        "output": key,
+        "outputs": listed if len(listed) > 1 else listed[0],
+        "inputs": [{"id": iid, "property": prop, "value": value} for iid, prop, value in inputs],
+        "state": [{"id": sid, "property": prop, "value": value} for sid, prop, value in state or []],
+        "changedPropIds": [f"{iid}.{prop}" for iid, prop, _ in inputs],
+    }
+
+
 def fire_callback(
     app: Any,
     client: Any,
@@ -406,19 +451,9 @@ def fire_callback(
 ) -> tuple[int, dict[str, Any]]:
     """POST one callback request of the Dash ``app`` the way Dash's renderer does, through the Flask
     test ``client`` (outputs as ``id.prop``); return the status and the JSON body."""
-    key = next(key for key in app.callback_map if [p.split("@")[0] for p in _parts(key)] == outputs)
-    specs = [part.rsplit(".", 1) for part in _parts(key)]
-    listed = [{"id": oid, "property": prop} for oid, prop in specs]
-    payload = {
-        "output": key,
-        "outputs": listed if len(listed) > 1 else listed[0],
-        "inputs": [{"id": iid, "property": prop, "value": value} for iid, prop, value in inputs],
-        "state": [{"id": sid, "property": prop, "value": value} for sid, prop, value in state or []],
-        "changedPropIds": [f"{iid}.{prop}" for iid, prop, _ in inputs],
-    }
     response = client.post(
         "/_dash-update-component",
-        data=json.dumps(payload),
+        data=json.dumps(callback_payload(app, outputs, inputs, state)),
         headers={"Content-Type": "application/json", "Accept": accept},
     )
     return response.status_code, (json.loads(response.data) if response.data else {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -281,6 +282,31 @@ def test_a_second_store_object_sees_the_same_sessions(make_store: StoreFactory) 
     assert record is not None and (record.state, record.error_count) == (SessionState.ERROR, 1)
     outcome = second.update("s1", Event.SUCCESS, T0 + 2, POLICY)
     assert outcome is not None and [c.new for c in outcome.changes] == [SessionState.ACTIVE]
+
+
+def test_the_incarnation_is_shared_and_stable_until_the_sessions_are_lost(
+    kind: str, make_store: StoreFactory, tmp_path: Path
+) -> None:
+    """Every store object on the same sessions reads one incarnation, in the id alphabet, the
+    same on every read; a store that lost its sessions (a new memory store, a new file, a
+    Redis whose data went) reads another."""
+    first, second = make_store(), make_store()
+    incarnation = first.incarnation()  # type: ignore[attr-defined]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{8}", incarnation)
+    assert second.incarnation() == first.incarnation() == incarnation  # type: ignore[attr-defined]
+    if kind == "memory":
+        lost: Any = MemoryStore()
+    elif kind == "sqlite":
+        lost = SQLiteStore(tmp_path / "other.db")
+    else:  # what a restart without persistence leaves: no key under the prefix
+        first._client.delete(f"{{{first.prefix}:incarnation}}")  # type: ignore[attr-defined]
+        lost = second
+    try:
+        assert lost.incarnation() != incarnation
+        assert lost.incarnation() == lost.incarnation()
+    finally:
+        if kind == "sqlite":
+            lost.close()
 
 
 def test_manager_on_the_store_signals_each_transition(make_store: StoreFactory, clock: FakeClock) -> None:

@@ -8,6 +8,7 @@ back. That is what makes a transition happen exactly once when several processes
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -16,7 +17,7 @@ from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.transitions import Change, apply, elapse
 
-__all__ = ["NamespacedStore", "Outcome", "SessionStore", "step"]
+__all__ = ["NamespacedStore", "Outcome", "SessionStore", "new_incarnation", "step"]
 
 
 class Outcome(NamedTuple):
@@ -118,11 +119,33 @@ class SessionStore(Protocol):
 
 @runtime_checkable
 class NamespacedStore(Protocol):
-    """A store that can name where its sessions live (the built-in stores do)."""
+    """A store that can name where its sessions live, and tell when it lost them all (the
+    built-in stores do).
+
+    A store with a :attr:`namespace` but no :meth:`incarnation` is still used for its namespace:
+    it counts as one incarnation that never changes.
+    """
 
     @property
     def namespace(self) -> str:
         """Where this store's sessions live, the same in every process that shares them: an
         SQLite file's real path, a Redis database and key prefix (not the host, which processes may
-        name differently), a memory store's own identity. Pending ids are signed for it."""
+        name differently), ``"memory"`` for a memory store (its :meth:`incarnation` tells one from
+        another). Pending ids are signed for it."""
         ...
+
+    def incarnation(self) -> str:
+        """A short random token (letters, digits, ``_`` and ``-``) that changes exactly when the
+        store loses all its sessions: one per memory store object; one per SQLite file, made with
+        its tables; one per Redis key prefix, made again by the first reader after a restart
+        that lost the data. Pending ids carry it, so an id issued before the loss is known for
+        one that vanished. Never read on the common request path (one round trip on Redis).
+
+        :raises StoreUnavailableError: if the store cannot be reached.
+        """
+        ...
+
+
+def new_incarnation() -> str:
+    """A fresh store incarnation: 48 random bits from :mod:`secrets`, 8 URL-safe characters."""
+    return secrets.token_urlsafe(6)

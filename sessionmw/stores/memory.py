@@ -12,7 +12,7 @@ from sessionmw.errors import SessionExistsError, SessionLimitError
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores._forks import reset_after_fork
-from sessionmw.stores.base import Outcome, step
+from sessionmw.stores.base import Outcome, new_incarnation, step
 from sessionmw.transitions import Change, is_routine_activity, writes_nothing
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ class MemoryStore:
         # (deadline, session_id): at or after deadline the session may be due for expiry or purge.
         self._deadlines: list[tuple[float, str]] = []
         self._forked = False  # set in a forked child until the warning is logged
+        # One per store object: a new store (a restarted process) has none of the old sessions.
+        self._incarnation = new_incarnation()
         reset_after_fork(self)
 
     def _after_fork(self) -> None:
@@ -196,8 +198,13 @@ class MemoryStore:
 
     @property
     def namespace(self) -> str:
-        """This store object (its sessions live in this process only)."""
-        return f"memory:{id(self):x}"
+        """``"memory"``: its :meth:`incarnation` tells one memory store from another."""
+        return "memory"
+
+    def incarnation(self) -> str:
+        """This store object's token (its sessions live in this process only); a forked child
+        keeps its parent's (it starts with a copy of the parent's sessions)."""
+        return self._incarnation
 
     def breakers(self) -> MemoryBreakers:
         """The circuit breaker backend of this store (see :class:`sessionmw.Breaker`)."""

@@ -50,7 +50,7 @@ from sessionmw.errors import IllegalTransitionError as _Refused
 from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores._forks import reset_after_fork
-from sessionmw.stores.base import Outcome
+from sessionmw.stores.base import Outcome, new_incarnation
 from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.records import MAX_RECORD_CHARS, decode_record
 from sessionmw.stores.redis_errors import unreachable_errors
@@ -389,6 +389,14 @@ _EVENT = {event.value: event for event in Event}
 _ACTIVITY = Event.ACTIVITY
 #: The kinds of pub/sub message that carry an invalidation (RESP2).
 _MESSAGES = (b"message", b"smessage")
+
+
+#: The incarnation: the one stored, else the argument, stored now (one round trip, any version).
+_INCARNATION_SCRIPT = (
+    "local current = redis.call('GET', KEYS[1]) "
+    "if current then return current end "
+    "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]"
+)
 
 
 def _text(value: object) -> str:
@@ -900,6 +908,16 @@ class RedisStore:
         a cluster has database 0 only."""
         database = 0 if self._pool is None else int(self._pool.connection_kwargs.get("db") or 0)
         return f"redis:{database}:{self.prefix}"
+
+    def incarnation(self) -> str:
+        """The token under the prefix (one key, ``{prefix:incarnation}``), made by the first
+        reader that finds none: after a restart that lost the data, a new one (one round trip)."""
+        key = f"{{{self.prefix}:incarnation}}"
+        try:
+            value = self._command("EVAL", _INCARNATION_SCRIPT, 1, key, new_incarnation())
+        except self._response_error as exc:
+            raise StoreUnavailableError(f"{self._name} refused the operation: {exc}") from exc
+        return _text(value)
 
     def breakers(self) -> RedisBreakers:
         """The circuit breaker backend in the same Redis (see :class:`sessionmw.Breaker`)."""

@@ -8,9 +8,11 @@ in WAL mode with a busy timeout, so concurrent writers wait for each other inste
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -77,6 +79,9 @@ _TERMINAL = frozenset(state.value for state in SessionState if state.is_terminal
 _STATES = {state.value: state for state in SessionState}
 _LIVE_DELTA = "UPDATE sessionmw_meta SET value = value + ? WHERE key = 'live'"
 _DATA_VERSION = "PRAGMA data_version"
+_INCARNATION_BITS = 48
+_ADD_INCARNATION = "INSERT OR IGNORE INTO sessionmw_meta (key, value) VALUES ('incarnation', ?)"
+_INCARNATION = "SELECT value FROM sessionmw_meta WHERE key = 'incarnation'"
 _ACTIVITY = Event.ACTIVITY
 
 
@@ -190,6 +195,8 @@ class SQLiteStore:
                         f"SQLite store {str(self.path)!r} has schema version {row[0]}; "
                         f"this sessionmw reads version {SCHEMA_VERSION}"
                     )
+                # Made with the tables (a file from an older sessionmw gets one on first open).
+                conn.execute(_ADD_INCARNATION, (secrets.randbits(_INCARNATION_BITS),))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -497,6 +504,18 @@ class SQLiteStore:
     def namespace(self) -> str:
         """The database file's real path."""
         return f"sqlite:{os.path.realpath(self.path)}"
+
+    def incarnation(self) -> str:
+        """The file's token, made with its tables: a replaced file has another (one read)."""
+
+        def work(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(_INCARNATION).fetchone()
+            return None if row is None else int(row[0])
+
+        value = self._run(work, write=False)
+        if value is None:
+            raise StoreUnavailableError(f"SQLite store {str(self.path)!r} has no incarnation")
+        return base64.urlsafe_b64encode(value.to_bytes(_INCARNATION_BITS // 8, "big")).decode()
 
     def breakers(self) -> SQLiteBreakers:
         """The circuit breaker backend in the same file (see :class:`sessionmw.Breaker`)."""

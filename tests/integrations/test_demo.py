@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import stat
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import dash
 import pytest
 from flask.testing import FlaskClient
-from support import fire_callback, session_cookie
+from support import callback_payload, demo_server, fire_callback, free_port, session_cookie
 
 from sessionmw import SessionManager, SessionState
 from sessionmw.breaker import get_breaker
 from sessionmw.demo import load_demo
+from sessionmw.integrations.dash import HEALTH_STORE_ID
 from sessionmw.testing import FakeClock
 
 THRESHOLD = 3
@@ -211,6 +217,22 @@ def test_busy_port_is_one_line_naming_port(
     assert f"port {port} is in use" in err and "--port" in err
 
 
+def test_a_port_a_stopped_demo_just_used_is_free(demo_module: ModuleType) -> None:
+    """A restart on the same port right away works: the stopped server's connections, left in
+    TIME_WAIT (it closed them first), are no listener; a listener still is."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug's server
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert demo_module.port_in_use(port)
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server closes first: its side waits in TIME_WAIT
+            client.recv(1)
+    assert not demo_module.port_in_use(port)
+
+
 def test_demo_configures_its_secret(
     demo_module: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -219,6 +241,87 @@ def test_demo_configures_its_secret(
     with caplog.at_level(logging.WARNING):
         demo_module.create_app(manager=SessionManager(store="memory://"))
     assert not [r for r in caplog.records if "secret key" in r.getMessage()]
+
+
+def test_the_demo_keeps_its_secret_in_the_state_folder(
+    demo_module: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without SESSIONMW_SECRET_KEY the secret is made once in $XDG_STATE_HOME/sessionmw/demo-secret
+    (mode 0600) and read back by the next start; the variable, when set, wins."""
+    monkeypatch.delenv("SESSIONMW_SECRET_KEY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    secret = demo_module.demo_secret()
+    path = tmp_path / "sessionmw" / "demo-secret"
+    assert path.read_text(encoding="ascii").strip() == secret and len(secret) >= 40
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert demo_module.demo_secret() == secret  # a restart reads the same one
+    assert [entry.name for entry in path.parent.iterdir()] == ["demo-secret"]  # no draft left
+    monkeypatch.setenv("SESSIONMW_SECRET_KEY", "from-the-environment")
+    assert demo_module.demo_secret() == "from-the-environment"
+
+
+def http(
+    url: str, *, cookie: str | None = None, accept: str = "text/html", body: Any = None
+) -> tuple[int, str | None, bytes]:
+    """One request to a real server: the status, the ``sessionmw`` cookie it sets (or None), the body."""
+    headers = {"Accept": accept}
+    if cookie is not None:
+        headers["Cookie"] = f"sessionmw={cookie}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, received, content = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            status, received, content = error.code, error.headers, error.read()
+    issued = None
+    for value in received.get_all("Set-Cookie") or []:
+        if value.startswith("sessionmw="):
+            issued = value.split(";")[0].partition("=")[2]
+    return status, issued, content
+
+
+def test_a_click_after_a_real_restart_is_refused_as_not_found(
+    demo_module: ModuleType, tmp_path: Path
+) -> None:
+    """The demo really restarted (stopped by its pid, started again on the same port, the same
+    state folder): the old cookie's click is refused ("Session not found", nothing runs), a JSON
+    request gets 401 not_found, and a page load starts a working session (issue 11)."""
+    app = demo_module.create_app(manager=SessionManager(store="memory://"))
+    scan = callback_payload(app, *_SCAN)
+    port, log = free_port(), tmp_path / "demo.log"
+    base = f"http://127.0.0.1:{port}"
+    with demo_server(port, tmp_path / "state", log):
+        status, sid, _ = http(base + "/")
+        assert status == 200 and sid is not None
+        status, _, content = http(
+            base + "/_dash-update-component", cookie=sid, accept="application/json", body=scan
+        )
+        assert status == 200 and "scan-output" in json.loads(content)["response"]  # stored, and it ran
+    with demo_server(port, tmp_path / "state", log):
+        for _ in range(2):  # every click, not only the first
+            status, issued, content = http(
+                base + "/_dash-update-component", cookie=sid, accept="application/json", body=scan
+            )
+            answer = json.loads(content)
+            assert status == 200 and issued is None and not answer.get("response")  # nothing ran
+            health = answer["sideUpdate"][HEALTH_STORE_ID]["data"]
+            assert health["status"] == "not_found" and health["statement"]["title"] == "Session not found"
+        status, _, content = http(base + "/", cookie=sid, accept="application/json")
+        assert status == 401 and json.loads(content)["status"] == "not_found"
+        status, fresh, _ = http(base + "/", cookie=sid)
+        assert status == 200 and fresh not in (None, sid)
+        status, _, content = http(
+            base + "/_dash-update-component", cookie=fresh, accept="application/json", body=scan
+        )
+        assert status == 200 and "scan-output" in json.loads(content)["response"]
+    secret = (tmp_path / "state" / "sessionmw" / "demo-secret").read_text(encoding="ascii").strip()
+    output = log.read_text(encoding="utf-8", errors="replace")
+    assert secret not in output and "Traceback" not in output and "secret key" not in output
 
 
 def test_a_failed_scan_logs_one_line(

@@ -23,6 +23,7 @@ import pytest
 from browser import ALERT, BANNER, BROWSER_MARKS, THRESHOLD, WAIT, until
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from support import demo_server, free_port
 
 from sessionmw import SessionManager, SessionState
 from sessionmw.demo import load_demo
@@ -518,3 +519,37 @@ new MutationObserver(function () { window.__seenMessages.push(target.textContent
     .observe(target, {childList: true, characterData: true, subtree: true});
 """
 _SEEN = "return window.__seenMessages || [];"
+
+
+def test_walk_not_found_after_a_real_restart(dash_duo: Any, tmp_path: Path) -> None:
+    """The demo really restarted under an open page (``sessionmw demo`` stopped by its pid and
+    started again on the same port): a click says "Session not found" and runs nothing; a refresh
+    starts a session on which the click runs."""
+    port, state, log = free_port(), tmp_path / "state", tmp_path / "demo.log"
+    duo = dash_duo
+    with demo_server(port, state, log):
+        duo.driver.set_window_size(*DESKTOP)
+        duo.driver.get(f"http://127.0.0.1:{port}/")
+        duo.wait_for_element("#scan-run", timeout=WAIT).click()
+        until(lambda: "ACME" in duo.find_element("#scan-output").text, timeout=WAIT)
+    with demo_server(port, state, log):
+        duo.get_logs()
+        duo.reset_log_timestamp()  # the page's fetches while the server was down are not ours
+        field = duo.find_element("#scan-symbols")
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys("NEWCO")
+        duo.find_element("#scan-run").click()
+        until(
+            lambda: "Session not found" in duo.find_element(BANNER).text,
+            timeout=WAIT,
+            msg="the banner never said 'Session not found'",
+        )
+        assert "Refresh" in duo.find_element(BANNER).text
+        until(lambda: duo.find_element("#scan-run").is_enabled(), timeout=WAIT)
+        assert "NEWCO" not in duo.find_element("#scan-output").text  # the click did not run
+        assert duo.get_logs() == []  # the refusal logs no SEVERE console entry
+        duo.find_element("#sessionmw-status").screenshot(str(tmp_path / "banner-not-found-restart.png"))
+        duo.driver.refresh()
+        duo.wait_for_element("#scan-run", timeout=WAIT).click()
+        until(lambda: "NEWCO" in duo.find_element("#scan-output").text, timeout=WAIT)
+        assert "Session not found" not in duo.find_element("#react-entry-point").text

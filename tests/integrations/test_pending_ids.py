@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sessionmw import SessionManager
-from sessionmw.errors import IllegalTransitionError
+from sessionmw.errors import IllegalTransitionError, StoreUnavailableError
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.wsgi import ENVIRON_SESSION, RequestSession, SessionMiddleware
+from sessionmw.manager import new_session_id
+from sessionmw.stores import MemoryStore
 from sessionmw.testing import FakeClock
 
 SECRET = "test-secret"
@@ -63,6 +66,28 @@ def request(app: Any, cookie: str | None = None, header: str | None = None) -> t
         if name == "Set-Cookie" and value.startswith("sessionmw="):
             issued = value.split(";")[0].partition("=")[2]
     return seen["status"], issued
+
+
+def json_request(app: Any, sid: str) -> tuple[str, dict[str, Any]]:
+    """One JSON GET (a Dash callback, an API call) with ``sid`` as the cookie: status line and body."""
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ["HTTP_ACCEPT"] = "application/json"
+    environ["HTTP_COOKIE"] = f"sessionmw={sid}"
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen["status"] = status
+        return lambda data: None
+
+    result = app(environ, start_response)
+    try:
+        data = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return seen["status"], (json.loads(data) if data.startswith(b"{") else {})
 
 
 @pytest.fixture(name="store_url", params=["memory", "sqlite", "redis"])
@@ -349,3 +374,197 @@ def test_both_pages_say_the_same_about_a_vanished_session() -> None:
         return text[start : text.index("\n\n", start)]
 
     assert paragraph("stores.md") == paragraph("wsgi.md")
+
+
+# -- a restart: the store lost every session -----------------------------------------------------
+
+
+def issued_and_used(app: Any, *, stored: bool) -> str:
+    """An id the app issued; sent back once (so stored) if ``stored``."""
+    _, sid = request(app)
+    assert sid is not None
+    if stored:
+        request(app, f"sessionmw={sid}")
+    return sid
+
+
+def assert_refused_then_replaced(app: Any, page: Page, manager: SessionManager, sid: str) -> None:
+    """``sid`` is refused to a JSON client (401 not_found, every time; nothing runs, nothing is
+    stored), and a page load runs under a fresh id, silently, that works."""
+    for _ in range(2):
+        status, body = json_request(app, sid)
+        assert status.startswith("401") and body["status"] == "not_found"
+        assert any("Refresh" in step for step in body["recovery"])
+    assert page.sessions == []  # nothing ran
+    assert manager.store.get(sid) is None and manager.session_count() == 0
+    status, issued = request(app, f"sessionmw={sid}")
+    assert status.startswith("200") and issued not in (None, sid)
+    assert page.sessions[-1].id == issued and page.sessions[-1].notice is None
+    assert manager.store.get(sid) is None
+    assert json_request(app, issued)[0].startswith("200")  # the fresh id works
+    assert stored_live(manager, issued) and manager.get_session(issued).error_count == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["stored", "only-pending"])
+def test_after_a_restart_the_old_id_is_refused_even_within_its_pending_window(
+    stored: bool, clock: FakeClock
+) -> None:
+    """A new process (a new memory store, the same secret) refuses the old process's id, though
+    it is well within its pending window: it is not stored afresh as an empty session."""
+    before = SessionManager(store="memory://", clock=clock)
+    sid = issued_and_used(SessionMiddleware(Page(), manager=before, secret_key=SECRET), stored=stored)
+    clock.advance(60)
+    after = SessionManager(store="memory://", clock=clock)  # the restarted process
+    page = Page()
+    app = SessionMiddleware(page, manager=after, secret_key=SECRET)
+    assert_refused_then_replaced(app, page, after, sid)
+
+
+def test_two_memory_stores_with_one_secret_never_adopt_each_others_ids(clock: FakeClock) -> None:
+    """Same secret and cookie name, two memory stores in one process: neither takes the other's
+    ids, stored or pending (a memory store's sessions are its own)."""
+    one = SessionManager(store="memory://", clock=clock)
+    two = SessionManager(store="memory://", clock=clock)
+    apps = [SessionMiddleware(Page(), manager=manager, secret_key=SECRET) for manager in (one, two)]
+    assert one.store.namespace == two.store.namespace == "memory"  # type: ignore[attr-defined]
+    for issuer, other, other_manager in ((apps[0], apps[1], two), (apps[1], apps[0], one)):
+        for stored in (True, False):
+            sid = issued_and_used(issuer, stored=stored)
+            assert json_request(other, sid)[0].startswith("401")
+            assert request(other, f"sessionmw={sid}")[1] not in (None, sid)
+            assert other_manager.store.get(sid) is None
+
+
+def old_format_id(app: SessionMiddleware, issued: float) -> str:
+    """An id as sessionmw issued them before stores had an incarnation: random.issued.mac."""
+    body = f"{new_session_id()}.{int(issued):x}"
+    return f"{body}.{app.gate._mac(body)}"
+
+
+def test_an_id_without_an_incarnation_is_judged_by_its_window(clock: FakeClock) -> None:
+    """An id of the older format (or issued while the store could not be reached) is stored
+    within its pending window and refused as gone after it, as before."""
+    manager = SessionManager(store="memory://", clock=clock)
+    page = Page()
+    app = SessionMiddleware(page, manager=manager, secret_key=SECRET)
+    fresh = old_format_id(app, clock())
+    assert request(app, f"sessionmw={fresh}")[1] is None
+    assert page.sessions[-1].id == fresh and stored_live(manager, fresh)
+    late = old_format_id(app, clock() - manager.policy.timeout - 60)
+    assert json_request(app, late)[1]["status"] == "not_found"
+    assert manager.store.get(late) is None
+    forged = late[:-1] + ("A" if late[-1] != "A" else "B")
+    assert json_request(app, forged)[0].startswith("200")  # a stranger's id: a fresh one, never refused
+    assert manager.store.get(forged) is None
+
+
+def test_a_store_that_cannot_be_read_issues_ids_without_an_incarnation(clock: FakeClock) -> None:
+    """Its incarnation unreadable (the store down), the gate issues ids without one, read once
+    (not on every new client), and heals on the next unknown id once the store answers."""
+    store = MemoryStore()
+    reads: list[str] = []
+    down = [True]
+
+    def incarnation() -> str:
+        reads.append("read")
+        if down[0]:
+            raise StoreUnavailableError("down")
+        return "inc0"
+
+    store.incarnation = incarnation  # type: ignore[method-assign]
+    manager = SessionManager(store=store, clock=clock)
+    app = SessionMiddleware(Page(), manager=manager, secret_key=SECRET)
+    first, second = (request(app)[1] for _ in range(2))
+    assert first is not None and second is not None
+    assert first.count(".") == second.count(".") == 2 and len(reads) == 1
+    down[0] = False
+    assert request(app, f"sessionmw={first}")[1] is None and stored_live(manager, first)
+    assert len(reads) == 2
+    _, third = request(app)
+    assert third is not None and third.split(".")[2] == "inc0"
+
+
+def test_a_store_without_an_incarnation_counts_as_one_that_never_changes(clock: FakeClock) -> None:
+    """A third-party store with neither namespace nor incarnation: ids as before, stored within
+    their window."""
+
+    class Plain:
+        def __init__(self) -> None:
+            self.inner = MemoryStore()
+            self.max_sessions = None
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("namespace", "incarnation"):
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    manager = SessionManager(store=Plain(), clock=clock)  # type: ignore[arg-type]
+    app = SessionMiddleware(Page(), manager=manager, secret_key=SECRET)
+    _, sid = request(app)
+    assert sid is not None and sid.count(".") == 2
+    request(app, f"sessionmw={sid}")
+    assert manager.store.get(sid) is not None
+
+
+def test_a_replaced_sqlite_file_refuses_the_old_files_ids(tmp_path: Path, clock: FakeClock) -> None:
+    """The file replaced by a new one (a restart on a fresh file): the old id is refused."""
+    path = tmp_path / "sessions.db"
+    before = SessionManager(store=f"sqlite:///{path}", clock=clock)
+    sid = issued_and_used(SessionMiddleware(Page(), manager=before, secret_key=SECRET), stored=True)
+    assert stored_live(before, sid)
+    before.close()
+    for leftover in tmp_path.glob("sessions.db*"):
+        leftover.unlink()
+    clock.advance(60)
+    after = SessionManager(store=f"sqlite:///{path}", clock=clock)
+    try:
+        page = Page()
+        app = SessionMiddleware(page, manager=after, secret_key=SECRET)
+        assert_refused_then_replaced(app, page, after, sid)
+    finally:
+        after.close()
+
+
+def test_an_sqlite_file_keeps_its_incarnation_across_restarts(tmp_path: Path, clock: FakeClock) -> None:
+    """The same file reopened (a restart, another worker): the ids it issued are still good."""
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    before = SessionManager(store=url, clock=clock)
+    sid = issued_and_used(SessionMiddleware(Page(), manager=before, secret_key=SECRET), stored=False)
+    before.close()
+    after = SessionManager(store=url, clock=clock)
+    try:
+        app = SessionMiddleware(Page(), manager=after, secret_key=SECRET)
+        assert request(app, f"sessionmw={sid}")[1] is None and stored_live(after, sid)
+    finally:
+        after.close()
+
+
+def test_a_redis_restart_without_persistence_refuses_the_lost_ids(clock: FakeClock) -> None:
+    """A private redis-server (no persistence) restarted under a running app: the lost session's
+    id, within its pending window, is refused, not stored again. An id issued after the restart
+    but before the app noticed it carries the old incarnation: a page load replaces it, and the
+    new id works (the self-healing the docs describe)."""
+    from test_store_faults import RedisServer, _free_port
+
+    server = RedisServer(_free_port())
+    server.start()
+    manager = SessionManager(store=f"{server.url}?timeout=2&connect_timeout=2", clock=clock)
+    try:
+        page = Page()
+        app = SessionMiddleware(page, manager=manager, secret_key=SECRET)
+        sid = issued_and_used(app, stored=True)
+        assert stored_live(manager, sid)
+        server.stop()
+        server.start()  # no persistence: every session and the incarnation are gone
+        clock.advance(60)
+        _, stale = request(app)  # issued before the app noticed: the old incarnation
+        page.sessions.clear()
+        assert stale is not None
+        assert_refused_then_replaced(app, page, manager, sid)
+        status, healed = request(app, f"sessionmw={stale}")
+        assert status.startswith("200") and healed not in (None, stale)
+        assert manager.store.get(stale) is None
+        assert json_request(app, healed)[0].startswith("200") and stored_live(manager, healed)
+    finally:
+        manager.close()
+        server.stop()
