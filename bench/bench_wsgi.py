@@ -18,9 +18,13 @@ they share its incarnation and store the one cookie wrk sends as a pending id ea
 keeps its own sessions, and the store logs that once per worker). Without it each worker would
 build its own store, with its own incarnation, and refuse the other's ids, as after a restart.
 
-Two rows are floors, not products. "floor: bare Flask + cookie + 3 empty hooks" is the bare app
+Three rows are floors, not products. "floor: bare Flask + cookie + 3 empty hooks" is the bare app
 with three hooks that do nothing and a client sending a cookie shaped like a sessionmw id: what
-Flask charges before a session extension does any work. "floor: bare Flask + 1 Redis PING" is
+Flask charges before a session extension does any work. "floor: hooks + id lookup, scope, Vary"
+is those hooks doing the least any cookie session tracker must on every request, with none of
+sessionmw's rules: find the cookie, check the id's shape, look it up in a dict, make it the
+current session (a context variable) until the teardown, add ``Vary: Cookie``. "floor: bare
+Flask + 1 Redis PING" is
 the bare app doing one redis-py PING per request: the least that any store with one round trip
 per request can add.
 """
@@ -53,6 +57,8 @@ REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/1
 FLOOR = "floor: bare Flask + 1 Redis PING"
 #: The least a cookie session through Flask's hooks can add: the cookie and three empty hooks.
 HOOKS_FLOOR = "floor: bare Flask + cookie + 3 empty hooks"
+#: The hooks floor doing the least any session tracker must: find, check and look up the id, scope, Vary.
+SESSION_FLOOR = "floor: hooks + id lookup, scope, Vary"
 #: The row of SessionMW on a SQLite file (one host, every worker sharing it).
 SQLITE_ROW = "SessionMW, SQLite store"
 #: A cookie value shaped like a sessionmw id (random part, issue time, store incarnation, signature).
@@ -88,6 +94,41 @@ def hooks_floor_app() -> WSGIApp:
 
     def teardown(exc: BaseException | None) -> None:
         return None
+
+    app.before_request(before)
+    app.after_request(after)
+    app.teardown_request(teardown)
+    return app.wsgi_app
+
+
+def session_floor_app() -> WSGIApp:
+    """The hooks floor plus the least a session tracker must do on every request, with none of
+    sessionmw's logic: find its cookie, check the id's shape, look it up in a dict, make it the
+    current session (a context variable) until the teardown, and add ``Vary: Cookie``."""
+    import contextvars
+    import re
+
+    from flask import request
+
+    app = hello_app()
+    sessions = {COOKIE_LIKE: object()}
+    current: contextvars.ContextVar[object] = contextvars.ContextVar("floor_session", default=None)
+    id_shape = re.compile(r"[A-Za-z0-9._:~-]{1,128}").fullmatch
+    tokens: dict[int, contextvars.Token[object]] = {}
+
+    def before() -> None:
+        environ = request._get_current_object().environ  # type: ignore[attr-defined]
+        cookie = environ.get("HTTP_COOKIE", "")
+        value = cookie[len("sessionmw=") :] if cookie.startswith("sessionmw=") else ""
+        record = sessions.get(value) if id_shape(value) else None
+        tokens[id(environ)] = current.set(record)
+
+    def after(response: Any) -> Any:
+        response.headers.add("Vary", "Cookie")
+        return response
+
+    def teardown(exc: BaseException | None) -> None:
+        current.reset(tokens.pop(id(request._get_current_object().environ)))  # type: ignore[attr-defined]
 
     app.before_request(before)
     app.after_request(after)
@@ -347,6 +388,8 @@ def main() -> None:
     clients = {name: Client(wsgi) for name, wsgi in variants.items()}
     clients[HOOKS_FLOOR] = Client(hooks_floor_app())
     clients[HOOKS_FLOOR].cookies["sessionmw"] = COOKIE_LIKE
+    clients[SESSION_FLOOR] = Client(session_floor_app())
+    clients[SESSION_FLOOR].cookies["sessionmw"] = COOKIE_LIKE
     for client in clients.values():  # warm up: sessions issued, returned and stored
         for _ in range(200):
             client.request()
