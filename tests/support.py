@@ -271,6 +271,34 @@ def free_port() -> int:
         return port
 
 
+def stop(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """Stop a server this test started, by its pid: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def run_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Call a WSGI app once, drain and close its body: the status line, headers and body."""
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen["status"], seen["headers"] = status, headers
+        return lambda data: None
+
+    result = app(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return seen["status"], seen["headers"], body
+
+
 def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline: float) -> None:
     """Poll until ``port`` accepts a connection; fail if the process exits or time runs out."""
     end = time.monotonic() + deadline
@@ -306,12 +334,7 @@ def demo_server(port: int, state: Path, log: Path) -> Iterator[None]:
         wait_for_port(proc, port, 60.0)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc, 30)
 
 
 @contextlib.contextmanager
@@ -329,12 +352,7 @@ def gunicorn_app(tmp_path: Path, source: str, env: dict[str, str]) -> Iterator[s
         wait_for_port(proc, port, 30)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, 15)
         if proc.stderr is not None:
             proc.stderr.close()
 

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support import run_wsgi
 
 from sessionmw import SessionManager
 from sessionmw.errors import IllegalTransitionError, StoreUnavailableError
@@ -48,24 +49,12 @@ def request(app: Any, cookie: str | None = None, header: str | None = None) -> t
         environ["HTTP_COOKIE"] = cookie
     if header is not None:
         environ["HTTP_X_SESSION_ID"] = header
-    seen: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        seen["status"], seen["headers"] = status, headers
-        return lambda data: None
-
-    result = app(environ, start_response)
-    try:
-        b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
+    status, headers, _ = run_wsgi(app, environ)
     issued = None
-    for name, value in seen["headers"]:
+    for name, value in headers:
         if name == "Set-Cookie" and value.startswith("sessionmw="):
             issued = value.split(";")[0].partition("=")[2]
-    return seen["status"], issued
+    return status, issued
 
 
 def json_request(app: Any, sid: str) -> tuple[str, dict[str, Any]]:
@@ -74,20 +63,8 @@ def json_request(app: Any, sid: str) -> tuple[str, dict[str, Any]]:
     setup_testing_defaults(environ)
     environ["HTTP_ACCEPT"] = "application/json"
     environ["HTTP_COOKIE"] = f"sessionmw={sid}"
-    seen: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        seen["status"] = status
-        return lambda data: None
-
-    result = app(environ, start_response)
-    try:
-        data = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return seen["status"], (json.loads(data) if data.startswith(b"{") else {})
+    status, _, data = run_wsgi(app, environ)
+    return status, (json.loads(data) if data.startswith(b"{") else {})
 
 
 @pytest.fixture(name="store_url", params=["memory", "sqlite", "redis"])

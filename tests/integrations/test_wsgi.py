@@ -13,6 +13,7 @@ from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
+from support import run_wsgi
 
 from sessionmw import (
     SessionManager,
@@ -101,20 +102,8 @@ def call(
     if https:
         environ["wsgi.url_scheme"] = "https"
         environ["HTTPS"] = "on"
-    seen: dict[str, Any] = {}
+    return Result(*run_wsgi(validator(app), environ))
 
-    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        seen["status"], seen["headers"] = status, response_headers
-        return lambda data: None
-
-    result = validator(app)(environ, start_response)
-    try:
-        data = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return Result(seen["status"], seen["headers"], data)
 
 
 class Recorder:
