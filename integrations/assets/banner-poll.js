@@ -3,6 +3,8 @@ async function (n, current, config) {
     // back): every callback's response already carries the session's health.
     const prefix = (config && config.prefix) || "/_sessionmw/";
     __HOOK__
+    // What is on screen (banner-render.js may have kept it over an older answer in the store).
+    if (window.__sessionmwShown) { current = window.__sessionmwShown.report; }
     if (current && current.sticky) { return window.dash_clientside.no_update; }
     if (current && current.statement && current.statement.status === "reconnected") {
         return window.dash_clientside.no_update;  // the confirmation stays its few seconds
@@ -38,7 +40,9 @@ async function (n, current, config) {
                 !counted) {
             return window.dash_clientside.no_update;  // nothing changed: keep what the last failure said
         }
-        return report;
+        // Stamped with what the page knew: Dash applies this answer a moment later, and a callback
+        // response may come in between (banner-render.js then keeps the newer one on screen).
+        return Object.assign({}, report, {asked: {generation: asked, answers: answers}});
     } catch (e) {
         return {status: "error", healthy: false, statement: (config && config.unreachable) || null};
     }

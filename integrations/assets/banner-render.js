@@ -4,10 +4,16 @@ function (report, config) {
     const styles = (config && config.styles) || {};
     const bootstrap = Boolean(config && config.theme === "bootstrap");
     const hidden = {display: "none"};
-    const said = report && report.statement;
     // What is on screen, and how many times it changed: a poll that was asked before a change
-    // does not overwrite it with its older answer (banner-poll.js).
+    // does not overwrite it with its older answer (banner-poll.js checks when the answer comes;
+    // here, when Dash applies it, for a callback response that came in between).
     const shown = window.__sessionmwShown;
+    const asked = report && report.asked;
+    if (asked && shown && (shown.generation !== asked.generation ||
+                           (window.__sessionmwAnswers || 0) !== asked.answers)) {
+        report = shown.report;
+    }
+    const said = report && report.statement;
     window.__sessionmwShown = {report: report, generation: shown ? shown.generation + 1 : 1};
     const ticking = window.__sessionmwCountdown;
     if (ticking && ticking.timer) { clearInterval(ticking.timer); }

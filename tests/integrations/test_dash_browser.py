@@ -252,7 +252,6 @@ def test_backtests_show_progress_and_results(demo: Demo) -> None:
     demo.shoot("demo-backtests", "#react-entry-point")
 
 
-@pytest.mark.parametrize("demo", [3600], indirect=True)  # no poll after the first: the click must tell
 def test_fault_knob_breaks_the_backend(demo: Demo) -> None:
     """Ticking "Backend down" on the Fault knobs page makes the next scan show the alert."""
     demo.duo.find_element("#tab-faults").click()
