@@ -28,6 +28,7 @@ from sessionmw.breaker_table import (
 )
 from sessionmw.errors import StoreUnavailableError
 from sessionmw.stores._forks import reset_after_fork
+from sessionmw.stores._wal import use_wal
 from sessionmw.stores.redis_errors import unreachable_errors
 
 if TYPE_CHECKING:
@@ -198,7 +199,7 @@ class SQLiteBreakers:
             connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
             try:
                 connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-                connection.execute("PRAGMA journal_mode = WAL")
+                use_wal(connection, self.timeout)
                 connection.execute("BEGIN IMMEDIATE")
                 connection.execute(_SCHEMA)
                 connection.execute("COMMIT")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sessionmw.errors import StoreUnavailableError
 from sessionmw.stores._forks import reset_after_fork
+from sessionmw.stores._wal import use_wal
 from sessionmw.stores.redis_errors import unreachable_errors
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class SQLiteCounters:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
+            use_wal(connection, self.timeout)
             self._local.connection = connection
         return connection
 

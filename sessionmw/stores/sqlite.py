@@ -29,6 +29,7 @@ from sessionmw.errors import (
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores._forks import reset_after_fork
+from sessionmw.stores._wal import use_wal
 from sessionmw.stores.base import Outcome, step
 from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.records import decode_record
@@ -177,7 +178,7 @@ class SQLiteStore:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            use_wal(conn, self.busy_timeout)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("BEGIN IMMEDIATE")
             try:
