@@ -34,7 +34,6 @@ async function (n, current, config) {
         if ((window.__sessionmwAnswers || 0) !== answers || (shown && shown.generation !== asked)) {
             return window.dash_clientside.no_update;  // newer than this answer: keep it
         }
-        if (shown) { current = shown.report; }
         if (current && current.statement && current.status === report.status &&
                 current.error_count === report.error_count && paused(current) === paused(report) &&
                 !counted) {
