@@ -30,3 +30,42 @@ def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
     for number, block in enumerate(python_blocks(page), 1):
         code = compile(block, f"{page.name}[block {number}]", "exec")
         exec(code, namespace)
+
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_HEADING = re.compile(r"^#{1,6} (.+)$", re.MULTILINE)
+_FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors of the page's headings, as GitHub makes them (lowercase, punctuation dropped,
+    spaces as hyphens, a repeated heading numbered)."""
+    text = _FENCE.sub("", page.read_text(encoding="utf-8"))
+    seen: dict[str, int] = {}
+    made: set[str] = set()
+    for heading in _HEADING.findall(text):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        made.add(slug if count == 0 else f"{slug}-{count}")
+    return made
+
+
+def local_links(page: Path) -> list[str]:
+    """The page's links to files of this repository (not to the web), outside code blocks."""
+    text = _FENCE.sub("", page.read_text(encoding="utf-8"))
+    return [link for link in _LINK.findall(text) if "://" not in link and not link.startswith("mailto:")]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if local_links(p)], ids=lambda p: p.name)
+def test_page_links_lead_somewhere(page: Path) -> None:
+    """Every link to another page (or a heading of one) finds it: a renamed heading breaks no link."""
+    broken = []
+    for link in local_links(page):
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists():
+            broken.append(f"{link}: no file {path}")
+        elif anchor and target.suffix == ".md" and anchor not in anchors(target):
+            broken.append(f"{link}: no heading #{anchor} in {target.name}")
+    assert not broken, f"{page.name}: " + "; ".join(broken)
