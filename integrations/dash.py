@@ -55,7 +55,12 @@ from sessionmw.integrations.dash_banner import (
     status_banner,
     uses_bootstrap_css,
 )
-from sessionmw.integrations.dash_callbacks import guard_all_callbacks, guarded_callback, handle_callback_error
+from sessionmw.integrations.dash_callbacks import (
+    guard_all_callbacks,
+    guarded_callback,
+    handle_callback_error,
+    mark_background_requests,
+)
 from sessionmw.integrations.flask import EXTENSION_KEY, SessionMW, SessionMWState
 from sessionmw.manager import SessionManager
 
@@ -157,6 +162,7 @@ class SessionMWDash:
                 SessionMW(server, manager=self._manager, exclude=paths, **options)
             server.extensions[DASH_EXTENSION_KEY] = apps
             server.after_request(refusal_in_banner)
+            server.before_request(mark_background_requests)
         flask_state: SessionMWState = server.extensions[EXTENSION_KEY]
         if self._manager is not None and self._manager is not flask_state.manager:
             raise ValueError(

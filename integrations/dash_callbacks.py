@@ -32,7 +32,7 @@ from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
 from sessionmw.manager import SessionManager
 from sessionmw.translation import UserFacingError, translate
 
-__all__ = ["guard_all_callbacks", "guarded_callback", "handle_callback_error"]
+__all__ = ["guard_all_callbacks", "guarded_callback", "handle_callback_error", "mark_background_requests"]
 
 _log = logging.getLogger("sessionmw.dash")
 
@@ -51,6 +51,47 @@ def _gate_session() -> tuple[SessionMWState | None, RequestSession | None]:
         state if isinstance(state, SessionMWState) else None,
         session if isinstance(session, RequestSession) else None,
     )
+
+
+def mark_background_requests() -> None:
+    """Flask ``before_request``: a background callback's requests (the one that starts its job,
+    and the polls that bring its result) are no operation of their own: their responses count
+    as no success (:attr:`~sessionmw.integrations.gate.RequestSession.counts_success`).
+
+    The job counts its outcome: a guarded job records its failure, or its success, where it
+    runs, and the requests around it neither clear that failure nor stand in for that success.
+    A job's exception that only the poll handles (the app's ``on_error``) is recorded by the poll.
+    """
+    if not request.path.endswith("_dash-update-component"):
+        return
+    session = request.environ.get(ENVIRON_SESSION)
+    if isinstance(session, RequestSession) and ("cacheKey" in request.args or _starts_a_job()):
+        session.counts_success = False
+
+
+def _starts_a_job() -> bool:
+    """True when the current Dash update request is for a background callback (it starts a job)."""
+    _state, app = request_dash_app()
+    if app is None:
+        return False
+    callbacks = app.callback_map
+    if not any(callback.get("background") for callback in callbacks.values()):
+        return False  # no body to read
+    body = request.get_json(silent=True)  # parsed once: Dash reads the same parsed body
+    output = body.get("output") if isinstance(body, dict) else None
+    callback = callbacks.get(output) if isinstance(output, str) else None
+    return bool(callback and callback.get("background"))
+
+
+def _job_succeeded() -> None:
+    """In a background callback's job: count the success on the session (its polls do not)."""
+    manager, session_id = current_manager(), current_session_id()
+    if manager is None or session_id is None:
+        return
+    try:
+        manager.record_success(session_id)
+    except Exception:  # e.g. the store went down (fail_closed): the result stands
+        _log.warning("could not record the success on the session", exc_info=True)
 
 
 def _show(err: UserFacingError, report: HealthReport | None) -> None:
@@ -289,6 +330,8 @@ def _guard(
             if _devtools_on(request_dash_app()[1]):
                 raise  # debug mode: Dash's dev tools show the exception and its traceback
             return _unchanged()
+        if _job_context() is not None:
+            _job_succeeded()
         if clears_alert:
             with _last_set_props_only():
                 hide_alert()

@@ -239,6 +239,9 @@ class RequestSession:
     #: Why the session may not work, as the core reports it (the notice of an expired session,
     #: the health of a disconnected one), or None: a JSON client gets it as the response.
     refusal: HealthReport | None = None
+    #: False for a request that only reports an operation made elsewhere (a Dash background
+    #: callback's poll: its job counts its own outcome): its response is no success.
+    counts_success: bool = True
 
     @property
     def health(self) -> HealthReport:
@@ -520,13 +523,15 @@ class SessionGate:
         return self.error_response(err, environ, True, reconnect=self.options.prefix + "reconnect")
 
     def finish(self, session: RequestSession, status: int) -> None:
-        """After a response: a success (below 400) clears the error count of a session in the error state."""
+        """After a response: a success (below 400) clears the error count of a session in the error
+        state, unless the request recorded an error or counts no success
+        (:attr:`RequestSession.counts_success`)."""
         if _REQUEST_FINISHED.receivers:
             seconds = time.perf_counter() - session.started
             signals.send(
                 _REQUEST_FINISHED, self.manager, session_id=session.id, status=status, seconds=seconds
             )
-        if session.failed or not session.stored:
+        if session.failed or not session.stored or not session.counts_success:
             return
         if status < 400 and session.record.state is _ERROR:
             try:

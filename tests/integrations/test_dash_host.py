@@ -731,21 +731,17 @@ def test_apps_of_one_server_share_its_manager(sessions: SessionManager) -> None:
     assert state is not None and state.manager is sessions
 
 
-@pytest.mark.parametrize("use_async", [False, True], ids=["sync-endpoints", "async-endpoints"])
-def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Path, use_async: bool) -> None:
-    """A guarded background callback (DiskcacheManager, its own process) returns its result; its
-    failure leaves the outputs alone and tells the page, with no exception text. On Dash's sync
-    endpoints and on its async ones (asgiref installed).
+def _background_manager(folder: Path) -> tuple[Any, Any]:
+    """Dash's ``DiskcacheManager`` (its jobs run in their own processes) and its cache.
 
-    Each job makes one ``set_props``, the banner's report: Dash's manager keeps one per job
-    between two polls, and one written while a poll reads and clears them is lost.
+    The cache counts the jobs' ``set_props`` writes (made in their own processes, counted in the
+    cache). The manager has a race of its poll closed (docs/dash.md, known limitations): a poll
+    reads no result yet, the job writes it and exits, and the poll then takes the job for
+    cancelled. Here a job whose result waits still counts as running.
     """
     import diskcache  # type: ignore[import-untyped]
-    from dash.testing import wait
 
     class Cache(diskcache.Cache):  # type: ignore[misc]  # untyped
-        """Counts the jobs' set_props writes (made in their own processes, counted in the cache)."""
-
         def set(self, key: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
             if isinstance(key, str) and key.endswith("-set_props"):
                 self.incr("set_props writes")
@@ -754,10 +750,6 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
     untyped: Any = dash.DiskcacheManager  # its methods are untyped in Dash
 
     class Manager(untyped):  # type: ignore[misc]
-        """Dash's manager with a race of its poll closed (docs/dash.md, known limitations): a
-        poll reads no result yet, the job writes it and exits, and the poll then takes the job
-        for cancelled. Here a job whose result waits still counts as running."""
-
         polled: Any = None
 
         def get_result(self, key: Any, job: Any) -> Any:
@@ -770,9 +762,59 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
             # Gone: its result, if it wrote one before going, is read by the next poll.
             return self.polled is not None and bool(self.result_ready(self.polled))
 
-    cache = Cache(str(tmp_path / "cache"))
-    background = Manager(cache)
-    app = _app(sessions, dash={"background_callback_manager": background, "use_async": use_async})
+    cache = Cache(str(folder / "cache"))
+    return Manager(cache), cache
+
+
+def _end_id(client: FlaskClient) -> str:
+    """The page's ``endId`` (Dash's handle for its background jobs), from a page load."""
+    page = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+    match = _CONFIG.search(page)
+    assert match is not None
+    end_id: str = json.loads(html_module.unescape(match.group(1)))["end_id"]
+    return end_id
+
+
+def _run_job(client: FlaskClient, end_id: str, clicks: int) -> dict[str, Any]:
+    """Click "go" ``clicks`` times' worth: start the background job of ``out.children`` and poll
+    it, as the renderer does, until it ends; the ``response`` and the ``sideUpdate`` it brought.
+
+    Set_props may come before the result. A 204 ends the job with nothing to update, as in the
+    renderer: a poll that falls between the job's set_props and its result delivers the
+    set_props, and the result (no_update) then comes alone, as a 204.
+    """
+    from dash.testing import wait
+
+    payload = {
+        "output": "out.children",
+        "outputs": {"id": "out", "property": "children"},
+        "inputs": [{"id": "go", "property": "n_clicks", "value": clicks}],
+        "state": [],
+        "changedPropIds": ["go.n_clicks"],
+    }
+    job = client.post(f"/_dash-update-component?endId={end_id}", json=payload).get_json()
+    poll = f"/_dash-update-component?cacheKey={job['cacheKey']}&job={job['job']}&endId={end_id}"
+    answer: dict[str, Any] = {"sideUpdate": {}}
+
+    def finished() -> bool:
+        polled = client.post(poll, json=payload)
+        if polled.status_code == 204:
+            answer["response"] = {}
+            return True
+        body = polled.get_json(silent=True) or {}
+        answer["sideUpdate"].update(body.get("sideUpdate", {}))
+        if "response" in body:
+            answer["response"] = body["response"]
+        return "response" in answer
+
+    until: Callable[..., object] = wait.until  # untyped in Dash
+    until(finished, timeout=60)
+    return answer
+
+
+def _background_app(manager: SessionManager, background: Any, use_async: bool) -> dash.Dash:
+    """An app whose guarded background callback fails on the second click."""
+    app = _app(manager, dash={"background_callback_manager": background, "use_async": use_async})
 
     @app.callback(Output("out", "children"), Input("go", "n_clicks"), background=True)
     @guarded_callback
@@ -781,45 +823,24 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
             raise DataLoadError("prices.csv is corrupt")
         return f"background {n_clicks}"
 
-    client = _session_client(app.server)
-    page = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
-    match = _CONFIG.search(page)
-    assert match is not None
-    end_id = json.loads(html_module.unescape(match.group(1)))["end_id"]
+    return app
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync-endpoints", "async-endpoints"])
+def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Path, use_async: bool) -> None:
+    """A guarded background callback (DiskcacheManager, its own process) returns its result; its
+    failure leaves the outputs alone and tells the page, with no exception text. On Dash's sync
+    endpoints and on its async ones (asgiref installed).
+
+    Each job makes one ``set_props``, the banner's report: Dash's manager keeps one per job
+    between two polls, and one written while a poll reads and clears them is lost.
+    """
+    background, cache = _background_manager(tmp_path)
+    client = _session_client(_background_app(sessions, background, use_async).server)
+    end_id = _end_id(client)
     answers: dict[int, dict[str, Any]] = {}
     for clicks in (1, 2):
-        payload = {
-            "output": "out.children",
-            "outputs": {"id": "out", "property": "children"},
-            "inputs": [{"id": "go", "property": "n_clicks", "value": clicks}],
-            "state": [],
-            "changedPropIds": ["go.n_clicks"],
-        }
-        job = client.post(f"/_dash-update-component?endId={end_id}", json=payload).get_json()
-        poll = f"/_dash-update-component?cacheKey={job['cacheKey']}&job={job['job']}&endId={end_id}"
-        answer: dict[str, Any] = answers.setdefault(clicks, {"sideUpdate": {}})
-
-        def finished(
-            poll: str = poll, payload: dict[str, Any] = payload, answer: dict[str, Any] = answer
-        ) -> bool:
-            """One poll, as the renderer does; set_props may come before the result.
-
-            A 204 ends the job with nothing to update, as in the renderer: a poll that falls
-            between the job's set_props and its result delivers the set_props, and the result
-            (no_update) then comes alone, as a 204.
-            """
-            polled = client.post(poll, json=payload)
-            if polled.status_code == 204:
-                answer["response"] = {}
-                return True
-            body = polled.get_json(silent=True) or {}
-            answer["sideUpdate"].update(body.get("sideUpdate", {}))
-            if "response" in body:
-                answer["response"] = body["response"]
-            return "response" in answer
-
-        until: Callable[..., object] = wait.until  # untyped in Dash
-        until(finished, timeout=60)
+        answers[clicks] = _run_job(client, end_id, clicks)
         assert cache.get("set_props writes") == clicks  # one per job
     assert answers[1]["response"]["out"]["children"] == "background 1"
     assert answers[1]["sideUpdate"] == {
@@ -830,3 +851,28 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
     assert list(failed["sideUpdate"]) == ["sessionmw-health"]
     assert failed["sideUpdate"]["sessionmw-health"]["data"]["status"] == "error"
     assert "prices.csv" not in json.dumps(failed)
+
+
+def test_a_background_job_counts_its_own_outcome(tmp_path: Path) -> None:
+    """The job records its failure, or its success, where it runs. The requests around it (the
+    one that starts it, the polls that bring its result, all answered 200) only carry the job:
+    they neither clear a failure nor count as a success, so repeated failing jobs add up as
+    repeated failing callbacks do, and the next job that succeeds clears them.
+
+    On an SQLite store, which the job's process shares (a memory store is copied into it).
+    """
+    sessions = SessionManager(store=f"sqlite:///{tmp_path / 'sessions.db'}", max_error_threshold=3)
+    try:
+        background, _cache = _background_manager(tmp_path)
+        client = _session_client(_background_app(sessions, background, use_async=False).server)
+        end_id = _end_id(client)
+        assert _run_job(client, end_id, 1)["response"]["out"]["children"] == "background 1"
+        assert _errors(sessions, client) == 0
+        for failures in (1, 2):
+            failed = _run_job(client, end_id, 2)
+            assert failed["sideUpdate"]["sessionmw-health"]["data"]["status"] == "error"
+            assert _errors(sessions, client) == failures  # neither the start nor the polls cleared it
+        assert _run_job(client, end_id, 3)["response"]["out"]["children"] == "background 3"
+        assert _errors(sessions, client) == 0  # the job's own success did
+    finally:
+        sessions.close()
