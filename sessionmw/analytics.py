@@ -17,6 +17,7 @@ from sessionmw import signals
 from sessionmw.figures import BUCKET_SECONDS, TOTAL, Stats, counters_for, stats
 from sessionmw.states import SessionState
 from sessionmw.stores.counters import CounterBackend, MemoryCounters
+from sessionmw.translation import translate
 
 if TYPE_CHECKING:
     from sessionmw.manager import SessionManager
@@ -162,9 +163,5 @@ def _kind_of(error: BaseException | str) -> str:
     """The translated kind of an error: its user-facing title, as a counter-name-safe slug."""
     if isinstance(error, str):
         return "message"
-    try:
-        from sessionmw.translation import translate
-    except ImportError:  # pragma: no cover - translate ships with the package
-        return "error"
     title = translate(error).title
     return "".join(ch if ch.isalnum() else "_" for ch in title.lower()).strip("_") or "error"
