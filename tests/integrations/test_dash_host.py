@@ -853,7 +853,8 @@ def test_background_callbacks_are_guarded(sessions: SessionManager, tmp_path: Pa
     assert "prices.csv" not in json.dumps(failed)
 
 
-def test_a_background_job_counts_its_own_outcome(tmp_path: Path) -> None:
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync-endpoints", "async-endpoints"])
+def test_a_background_job_counts_its_own_outcome(tmp_path: Path, use_async: bool) -> None:
     """The job records its failure, or its success, where it runs. The requests around it (the
     one that starts it, the polls that bring its result, all answered 200) only carry the job:
     they neither clear a failure nor count as a success, so repeated failing jobs add up as
@@ -864,7 +865,7 @@ def test_a_background_job_counts_its_own_outcome(tmp_path: Path) -> None:
     sessions = SessionManager(store=f"sqlite:///{tmp_path / 'sessions.db'}", max_error_threshold=3)
     try:
         background, _cache = _background_manager(tmp_path)
-        client = _session_client(_background_app(sessions, background, use_async=False).server)
+        client = _session_client(_background_app(sessions, background, use_async).server)
         end_id = _end_id(client)
         assert _run_job(client, end_id, 1)["response"]["out"]["children"] == "background 1"
         assert _errors(sessions, client) == 0
