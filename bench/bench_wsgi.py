@@ -12,7 +12,8 @@ SESSIONMW_TEST_REDIS_URL), under a unique key prefix that is deleted afterwards.
 
 With ``--gunicorn SECONDS`` it then serves each variant with gunicorn (2 sync workers) on a
 free 127.0.0.1 port and loads it with ``wrk -t2 -c8 -d SECONDS`` sending the session cookie,
-``--gunicorn-rounds`` times in turn, printing the median requests per second and the ratio to bare.
+``--gunicorn-rounds`` times in turn, printing the median requests per second and the ratio to bare
+(the two hooks floors below are served and loaded the same way, with a sessionmw-like cookie).
 The memory store variant runs with ``--preload``: both workers start from one store object, so
 they share its incarnation and store the one cookie wrk sends as a pending id each (each still
 keeps its own sessions, and the store logs that once per worker). Without it each worker would
@@ -240,6 +241,13 @@ elif variant == "redis":
     SessionMW(app, manager=SessionManager(store=os.environ["BENCH_STORE_URL"]))
 elif variant == "sqlite":
     SessionMW(app, manager=SessionManager(store=os.environ["BENCH_SQLITE_URL"]))
+elif variant in ("hooks-floor", "session-floor"):
+    import sys
+
+    sys.path.insert(0, os.environ["BENCH_DIR"])
+    import bench_wsgi
+
+    app = bench_wsgi.hooks_floor_app() if variant == "hooks-floor" else bench_wsgi.session_floor_app()
 elif variant == "flask-session":
     import redis
     from flask_session import Session  # type: ignore[import-untyped]
@@ -286,6 +294,8 @@ def gunicorn_wrk(seconds: int, rounds: int, prefix: str, store_url: str | None) 
         variants["SessionMW, Redis store"] = "redis"
     variants["Flask-Session, Redis (1 write/request)"] = "flask-session"
     variants[FLOOR] = "ping"
+    variants[HOOKS_FLOOR] = "hooks-floor"
+    variants[SESSION_FLOOR] = "session-floor"
     rates: dict[str, list[float]] = {name: [] for name in variants}
     servers: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -303,6 +313,7 @@ def gunicorn_wrk(seconds: int, rounds: int, prefix: str, store_url: str | None) 
                     "BENCH_PREFIX": prefix,
                     "BENCH_SQLITE_URL": f"sqlite:///{os.path.join(folder, 'sessions.db')}",
                     "SESSIONMW_SECRET_KEY": "bench-secret",
+                    "BENCH_DIR": str(Path(__file__).resolve().parent),
                 }
                 command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
                 if variant == "memory":  # one store object, one incarnation (see the docstring)
@@ -312,7 +323,10 @@ def gunicorn_wrk(seconds: int, rounds: int, prefix: str, store_url: str | None) 
                 servers.append(proc)
                 wait_for_port(proc, port, 30.0)
                 base = f"http://127.0.0.1:{port}"
-                cookie = _cookie_header(base, ("sessionmw", "session"))
+                if variant.endswith("-floor"):  # the floors issue no cookie: a sessionmw-like one
+                    cookie = f"sessionmw={COOKIE_LIKE}"
+                else:
+                    cookie = _cookie_header(base, ("sessionmw", "session"))
                 wrk = ["wrk", "-t2", "-c8", f"-d{seconds}s", base + "/"]
                 if cookie:
                     wrk[1:1] = ["-H", f"Cookie: {cookie}"]
