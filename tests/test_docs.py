@@ -1,4 +1,4 @@
-"""Every ```python block in README.md and docs/*.md runs.
+"""Every ```python block in README.md and docs/*.md runs, and every link between them finds its target.
 
 The blocks of one file run in order in one namespace (like a notebook), with ``__name__`` set to
 ``"docs_example"`` so ``if __name__ == "__main__":`` guards keep servers from starting, and with
