@@ -143,7 +143,7 @@ DASHED = "-Abc123_xyz-Q"  # URL-safe base64 ids begin with '-' about one time in
     [
         ("sessions", "show", DASHED, "--store", "{url}"),
         ("sessions", "show", "--store", "{url}", DASHED),
-        ("sessions", "show", "--json", f"--store={{url}}", DASHED),
+        ("sessions", "show", "--json", "--store={url}", DASHED),
         ("health", DASHED, "--store", "{url}"),
         ("health", "--store", "{url}", DASHED, "--json"),
     ],

@@ -613,7 +613,7 @@ def test_rolling_upgrade_cached_uncached_and_older_processes_side_by_side(
     uncached = SessionManager(store=store_from_url(url, cache=False), clock=clock, **SETTINGS)
     older_store = store_from_url(url, cache=False)
     assert isinstance(older_store, RedisStore)
-    older_store._channel = ""  # what a version before 0.x published: nothing (its script had no channel)
+    older_store._channel = ""  # as a sessionmw from before the read cache: its script publishes nothing
     older = SessionManager(store=older_store, clock=clock, **SETTINGS)
     mark = _mark(cached)
     by_uncached, by_older = cached.create_session().session_id, cached.create_session().session_id

@@ -444,7 +444,7 @@ class RedisStore:
         buckets: int = 16,
         max_sessions: int | None = None,
         url: str | None = None,
-        cache: bool = True,
+        cache: bool | str = True,
     ) -> None:
         cache = flag("cache", cache)
         if not _PREFIX.fullmatch(prefix):
@@ -515,8 +515,8 @@ class RedisStore:
         timeout: float = 1.0,
         connect_timeout: float = 1.0,
         max_connections: int = 50,
-        cluster: bool = False,
-        cache: bool = True,
+        cluster: bool | str = False,
+        cache: bool | str = True,
     ) -> RedisStore:
         """A store on the Redis that ``url`` names (``redis://``, ``rediss://`` for TLS, ``unix://``).
 

@@ -134,7 +134,7 @@ class SQLiteStore:
         max_sessions: int | None = None,
         busy_timeout: float = 5.0,
         synchronous: str = "NORMAL",
-        cache: bool = True,
+        cache: bool | str = True,
     ) -> None:
         cache = flag("cache", cache)
         if busy_timeout <= 0:
