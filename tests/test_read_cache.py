@@ -348,7 +348,7 @@ def test_redis_dropped_invalidation_channel_empties_the_cache(redis_url: str, re
     for step in range(3):  # the invalidations of these changes never reach "here"
         there.update("s2", Event.ERROR, T0 + 2 + step * 0.01, POLICY, "boom")
     here.update("s1", Event.ACTIVITY, T0 + 3, POLICY)  # finds the subscription gone
-    outcome = here.update("s2", Event.ACTIVITY, T0 + 3, POLICY)  # subscribed again by now
+    outcome = here.update("s2", Event.ACTIVITY, T0 + 3, POLICY)  # from Redis: no copy left
     assert outcome is not None and outcome.record.state is SessionState.DISCONNECTED
     here.close()
     there.close()
