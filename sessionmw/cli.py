@@ -301,6 +301,34 @@ def _with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+#: The help of a command's session id argument.
+ID_HELP = (
+    "the session id; it may begin with '-' (-Abc...): any argument that is not exactly one of "
+    "the command's options (spelled in full) is the id. An id spelled exactly like an option "
+    "goes last, after '--' (sessions show --store URL -- --json)"
+)
+
+
+class _SessionIdArguments(argparse.ArgumentParser):
+    """The arguments of a command that names a session: its one positional argument is an id,
+    which may begin with '-' (URL-safe base64 ids do, about one time in 64), so only the
+    command's own option strings, exactly (``--store URL``, ``--store=URL``), are options."""
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        if arg_string.startswith("-") and arg_string != "--":
+            name = arg_string.partition("=")[0] if arg_string.startswith("--") else arg_string
+            if name not in self._option_string_actions:
+                return None  # a positional argument: the id
+        return super()._parse_optional(arg_string)
+
+
+def _takes_session_id(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give ``parser`` its session id argument (see :class:`_SessionIdArguments`)."""
+    parser.__class__ = _SessionIdArguments  # argparse makes subparsers of one class per level
+    parser.add_argument("id", metavar="ID", help=ID_HELP)
+    return parser
+
+
 def add_commands(sub: Subparsers) -> None:
     """Add ``sessions``, ``health``, ``sweep`` and ``config`` to the command line."""
     sessions = sub.add_parser("sessions", help="list, show or end sessions")
@@ -311,14 +339,13 @@ def add_commands(sub: Subparsers) -> None:
         "--limit", type=_not_negative, default=1000, help="at most this many rows (default 1000; 0: none)"
     )
     listing.set_defaults(run=_sessions_list)
-    show = _with_store(actions.add_parser("show", help="one session's record and health"))
-    show.add_argument("id")
+    show = _takes_session_id(_with_store(actions.add_parser("show", help="one session's record and health")))
     show.set_defaults(run=_sessions_show)
-    end = _with_store(actions.add_parser("end", help="end a session"))
-    end.add_argument("id")
+    end = _takes_session_id(_with_store(actions.add_parser("end", help="end a session")))
     end.set_defaults(run=_sessions_end)
-    health = _with_store(sub.add_parser("health", help="a session's health; exit 1 unless healthy"))
-    health.add_argument("id")
+    health = _takes_session_id(
+        _with_store(sub.add_parser("health", help="a session's health; exit 1 unless healthy"))
+    )
     health.set_defaults(run=_health)
     sweep = _with_store(sub.add_parser("sweep", help="expire due sessions now"))
     sweep.add_argument("--batch", type=_positive, default=1000, help="sessions per store call (default 1000)")

@@ -131,3 +131,48 @@ def test_health_of_an_unknown_id_is_one_operator_line(tmp_path: Path) -> None:
     assert lines == ["sessionmw: no session 'ghost'"]
     known = sessionmw("health", "alice", "--store", url)
     assert known.returncode == 0 and known.stdout.startswith("alice: healthy")
+
+
+# -- issue 22: ids that begin with '-' ----------------------------------------------------------
+
+DASHED = "-Abc123_xyz-Q"  # URL-safe base64 ids begin with '-' about one time in 64
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sessions", "show", DASHED, "--store", "{url}"),
+        ("sessions", "show", "--store", "{url}", DASHED),
+        ("sessions", "show", "--json", "--store={url}", DASHED),
+        ("health", DASHED, "--store", "{url}"),
+        ("health", "--store", "{url}", DASHED, "--json"),
+    ],
+)
+def test_an_id_that_begins_with_a_dash_is_named_as_it_is(args: tuple[str, ...], tmp_path: Path) -> None:
+    """`sessions show -Abc...` and `health -Abc...` name the session, before or after the options."""
+    url = _sqlite_store(tmp_path, DASHED)
+    result = sessionmw(*(arg.format(url=url) for arg in args))
+    assert result.returncode == 0, result.stderr
+    assert DASHED in result.stdout
+
+
+def test_a_session_whose_id_begins_with_a_dash_can_be_ended(tmp_path: Path) -> None:
+    """`sessions end -h...`: even an id that begins like the help option is the id."""
+    url = _sqlite_store(tmp_path, "-hello", DASHED)
+    for session_id in ("-hello", DASHED):
+        ended = sessionmw("sessions", "end", session_id, "--store", url)
+        assert ended.returncode == 0, ended.stderr
+        assert ended.stdout == f"ended {session_id}\n"
+    again = sessionmw("sessions", "show", "--json", "--store", url, DASHED)
+    assert json.loads(again.stdout)["session"]["state"] == "ended"
+
+
+def test_an_id_spelled_like_an_option_goes_after_double_dash(tmp_path: Path) -> None:
+    """An id that is exactly an option's name (`--json`) is named after `--`, as the help says."""
+    url = _sqlite_store(tmp_path, "--json")
+    result = sessionmw("sessions", "show", "--store", url, "--", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "--json" in result.stdout
+    helped = sessionmw("sessions", "show", "--help")
+    assert "may begin with '-'" in " ".join(helped.stdout.split())
+    assert "after '--'" in " ".join(helped.stdout.split())

@@ -10,6 +10,7 @@ two real workers need no wait.)
 
 from __future__ import annotations
 
+import dataclasses
 import select
 import socket
 import sqlite3
@@ -45,11 +46,23 @@ SETTINGS: dict[str, Any] = {
 }
 
 
+def _subscribed(store: RedisStore) -> None:
+    """Wait until a Redis store's subscriber thread (started on its first use) has finished."""
+    with store._cache_lock:
+        store._current()
+        subscriber = store._subscriber
+    if subscriber is not None:
+        subscriber.join(10)
+        assert not subscriber.is_alive(), "the subscriber thread hangs"
+
+
 def _mark(manager_or_store: SessionManager | SessionStore) -> int:
-    """Read what has arrived on a Redis store's invalidation channel; the count so far."""
+    """Read what has arrived on a Redis store's invalidation channel (subscribing first, if it
+    has not yet); the count so far."""
     store = getattr(manager_or_store, "store", manager_or_store)
     if not isinstance(store, RedisStore) or store._cache is None:
         return 0
+    _subscribed(store)
     with store._cache_lock:
         store._current()
         return store._invalidations
@@ -68,6 +81,12 @@ def _delivered(manager_or_store: SessionManager | SessionStore, mark: int, count
         assert remaining > 0, "no invalidation arrived"
         socks: list[Any] = [listener._sock for listener in listeners if listener._sock is not None]
         select.select(socks, [], [], remaining)  # the message, not a pause
+
+
+def _copied(manager: SessionManager, session_id: str) -> bool:
+    """Whether the manager's store keeps a copy of the session."""
+    cache = getattr(manager.store, "_cache", None)
+    return cache is not None and session_id in cache
 
 
 def _made_elsewhere(store: RedisStore, url: str, changes: Callable[[RedisStore], None], count: int) -> None:
@@ -329,7 +348,7 @@ def test_redis_dropped_invalidation_channel_empties_the_cache(redis_url: str, re
     for step in range(3):  # the invalidations of these changes never reach "here"
         there.update("s2", Event.ERROR, T0 + 2 + step * 0.01, POLICY, "boom")
     here.update("s1", Event.ACTIVITY, T0 + 3, POLICY)  # finds the subscription gone
-    outcome = here.update("s2", Event.ACTIVITY, T0 + 3, POLICY)  # subscribed again by now
+    outcome = here.update("s2", Event.ACTIVITY, T0 + 3, POLICY)  # from Redis: no copy left
     assert outcome is not None and outcome.record.state is SessionState.DISCONNECTED
     here.close()
     there.close()
@@ -486,9 +505,10 @@ def test_redis_copy_of_an_ended_session_is_not_trusted_past_its_retention(
     assert ended is not None and ended.record.state is SessionState.ENDED
     store._client.delete(store._keys("s1")[0])  # what the TTL does, silently
     trips = _RoundTrips(store, monkeypatch)
-    assert store.update("s1", None, T0 + 1 + POLICY.retention - 0.001, POLICY) is not None
+    short = dataclasses.replace(POLICY, retention=WINDOW / 2)  # ends within the copy's window
+    assert store.update("s1", None, T0 + 1 + short.retention - 0.001, short) is not None
     assert trips.count == 0
-    assert store.update("s1", None, T0 + 1 + POLICY.retention, POLICY) is None
+    assert store.update("s1", None, T0 + 1 + short.retention, short) is None
     assert trips.count == 1
     store.close()
 
@@ -506,4 +526,240 @@ def test_redis_user_without_channels_works_without_a_cache(private_redis: _Priva
     assert outcome is not None and outcome.record.error_count == 1
     assert store.update("s1", None, T0 + 2, POLICY) is not None
     assert store._listeners is None and store._cache is not None and len(store._cache) == 0
+    store.close()
+
+
+# -- issue 22: what the cache promises under faults -------------------------------------------
+
+
+def test_a_change_through_a_store_without_a_cache_reaches_the_cached_ones(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """A store built with cache=False (an admin tool, a job) still announces its changes: a
+    worker holding a copy refuses the ended session on its next request."""
+    clock = FakeClock(T0)
+    url = f"{redis_url}?prefix={redis_prefix}"
+    cached = SessionManager(store=url, clock=clock, **SETTINGS)
+    admin = SessionManager(store=store_from_url(url, cache=False), clock=clock, **SETTINGS)
+    mark = _mark(cached)
+    sid = cached.create_session().session_id
+    _delivered(cached, mark)
+    assert cached.touch_or_report(sid)[1] is None
+    assert _copied(cached, sid)
+    mark = _mark(cached)
+    assert admin.end_session(sid)
+    _delivered(cached, mark)
+    record, refusal = cached.touch_or_report(sid)
+    assert refusal is not None and refusal.state == SessionState.ENDED.value
+    assert record is not None and record.state is SessionState.ENDED
+    cached.close()
+    admin.close()
+
+
+@pytest.mark.parametrize("state", [SessionState.ACTIVE, SessionState.DISCONNECTED, SessionState.ENDED])
+def test_a_copy_answers_for_one_window_at_most_whatever_its_state(state: SessionState) -> None:
+    """A copy read at t answers a look (and activity) only until t + the window: never later,
+    even for a session whose state no time changes (disconnected, ended)."""
+    from sessionmw.stores.cache import RecordCache
+
+    cache = RecordCache()
+    record = SessionRecord.new("s1", T0)
+    record.state = state
+    cache.put(record, T0 + 1)
+    assert cache.answer("s1", None, T0 + 1 + WINDOW - 0.001, POLICY) is not None
+    assert cache.answer("s1", None, T0 + 1 + WINDOW, POLICY) is None
+    assert cache.answer("s1", None, T0, POLICY) is None  # a clock behind the read: not trusted
+    assert cache.answer("s1", None, T0 + 2, dataclasses.replace(POLICY, activity_resolution=0.0)) is None
+
+
+def test_after_a_flushdb_looks_are_answered_from_the_copy_for_one_window_at_most(
+    private_redis: _PrivateRedis,
+) -> None:
+    """Window 5 s, idle after 60 s: 30 s after a FLUSHDB (which tells nobody) the worker with a
+    copy says not_found, as the store does, not healthy."""
+    import redis
+
+    clock = FakeClock(T0)
+    settings = {**SETTINGS, "activity_resolution_seconds": 5.0}
+    here = SessionManager(store=private_redis.url, clock=clock, **settings)
+    there = SessionManager(store=private_redis.url, clock=clock, **settings)
+    mark = _mark(there)
+    sid = here.create_session().session_id
+    _delivered(there, mark)  # the create's announcement, before "there" reads the record
+    assert there.check_health(sid).healthy
+    assert _copied(there, sid)
+    admin: Any = redis.Redis.from_url(private_redis.url)
+    admin.flushdb()
+    admin.close()
+    clock.advance(4.9)
+    assert there.check_health(sid).healthy  # within the window: the copy (the documented bound)
+    clock.advance(0.1)
+    assert there.check_health(sid).status == "not_found"
+    clock.advance(25)
+    assert there.check_health(sid).status == here.check_health(sid).status == "not_found"
+    here.close()
+    there.close()
+
+
+def test_rolling_upgrade_cached_uncached_and_older_processes_side_by_side(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """docs/stores.md, the rolling upgrade: a cached worker sees at once what an uncached one of
+    this version changes (it publishes), and what a process of an older version changes (it
+    publishes nothing) one window after it last read the record from Redis, at the latest."""
+    clock = FakeClock(T0)
+    url = f"{redis_url}?prefix={redis_prefix}"
+    cached = SessionManager(store=url, clock=clock, **SETTINGS)
+    uncached = SessionManager(store=store_from_url(url, cache=False), clock=clock, **SETTINGS)
+    older_store = store_from_url(url, cache=False)
+    assert isinstance(older_store, RedisStore)
+    older_store._channel = ""  # as a sessionmw from before the read cache: its script publishes nothing
+    older = SessionManager(store=older_store, clock=clock, **SETTINGS)
+    mark = _mark(cached)
+    by_uncached, by_older = cached.create_session().session_id, cached.create_session().session_id
+    _delivered(cached, mark, 2)
+    for sid in (by_uncached, by_older):
+        assert cached.check_health(sid).healthy
+        assert _copied(cached, sid)  # read at T0
+    mark = _mark(cached)
+    clock.advance(1)
+    uncached.end_session(by_uncached)
+    older.end_session(by_older)
+    _delivered(cached, mark)  # the uncached worker's announcement (the older one sends none)
+    assert cached.check_health(by_uncached).state == SessionState.ENDED.value  # at once
+    clock.advance(WINDOW - 1 - 0.001)
+    assert cached.check_health(by_older).healthy  # the bound: up to one window after the read
+    assert cached.touch_or_report(by_older)[1] is None
+    clock.advance(0.001)
+    assert cached.check_health(by_older).state == SessionState.ENDED.value
+    assert cached.touch_or_report(by_older)[1] is not None
+    for manager in (cached, uncached, older):
+        manager.close()
+
+
+class _Silent:
+    """A loopback listener that accepts connections and never answers (a paused Redis, a
+    network that drops everything): every command waits for its timeout."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.accepted: list[socket.socket] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.server.getsockname()[1]}/0"
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture(name="silent")
+def _silent() -> Iterator[_Silent]:
+    listener = _Silent()
+    yield listener
+    listener.close()
+
+
+@pytest.mark.parametrize("threads", [1, 8])
+def test_a_silent_redis_costs_one_timeout_with_the_cache_on(silent: _Silent, threads: int) -> None:
+    """Fail-closed touch() against a Redis that never answers, default 1 s timeouts: each
+    operation takes its own timeout, with the cache on as off (before: 2 s for one thread, up to
+    15 s with 8, queued behind another's subscription). A fault-injection test of wall time: the
+    bound is generous (1.6 x the timeout) for a loaded machine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    timeout = 1.0
+    store = RedisStore.from_url(silent.url, timeout=timeout, connect_timeout=timeout)
+    manager = SessionManager(store=store, clock=FakeClock(T0), on_store_error="fail_closed", **SETTINGS)
+
+    def touch(_: int) -> float:
+        started = time.perf_counter()
+        with pytest.raises(StoreUnavailableError):
+            manager.touch("s1")
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        waits = sorted(pool.map(touch, range(threads)))
+    print(f"waits with the cache on, {threads} thread(s): {[round(w, 2) for w in waits]}")
+    assert waits[-1] < 1.6 * timeout
+    manager.close()
+
+
+def test_no_request_waits_for_a_subscription(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a subscription is being made (held here until the requests are done), requests
+    are answered by Redis, and nobody holds the cache lock."""
+    import threading
+
+    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+    release, held = threading.Event(), threading.Event()
+    lock_held_meanwhile: list[bool] = []
+    subscriptions = store._subscriptions
+
+    def slow_subscriptions() -> list[tuple[Any, str, list[str]]]:
+        held.set()
+        if not release.wait(10):
+            lock_held_meanwhile.append(True)  # nobody released it: a request waited for us
+        return subscriptions()
+
+    monkeypatch.setattr(store, "_subscriptions", slow_subscriptions)
+    store.create(SessionRecord.new("s1", T0), T0, POLICY)
+    for step in range(3):
+        outcome = store.update("s1", Event.ACTIVITY, T0 + WINDOW * (step + 1), POLICY)
+        assert outcome is not None and outcome.record.last_activity == T0 + WINDOW * (step + 1)
+    assert held.wait(10)
+    lock_held_meanwhile.append(store._cache_lock.locked())
+    release.set()
+    _subscribed(store)
+    assert lock_held_meanwhile == [False]
+    assert store._listeners is not None  # subscribed after all
+    store.close()
+
+
+class _MonotonicClock(FakeClock):
+    """A FakeClock standing in for ``time.monotonic`` in the Redis store's module."""
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_failed_subscription_pauses_the_next_from_the_failure(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt that fails after 0.9 s: the next comes 1 s after the failure, not 0.1 s after
+    it (1 s after the attempt's start), whatever the number of requests meanwhile."""
+    import sessionmw.stores.redis as redis_module
+
+    monotonic = _MonotonicClock(0.0)
+    monkeypatch.setattr(redis_module, "time", monotonic)
+    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+    attempts: list[float] = []
+
+    def failing_subscriptions() -> list[tuple[Any, str, list[str]]]:
+        attempts.append(monotonic.now)
+        monotonic.advance(0.9)  # the attempt takes 0.9 s to fail
+        raise ConnectionError("no answer")
+
+    monkeypatch.setattr(store, "_subscriptions", failing_subscriptions)
+    store.create(SessionRecord.new("s1", T0), T0, POLICY)
+
+    def requests(count: int) -> None:
+        for _ in range(count):
+            assert store.update("s1", None, T0 + 1, POLICY) is not None
+            subscriber = getattr(store, "_subscriber", None)
+            if subscriber is not None:
+                subscriber.join(10)
+
+    requests(5)
+    assert attempts == [0.0]
+    monotonic.advance(0.1)  # 1 s after the start of the attempt, 0.1 s after its failure
+    requests(5)
+    assert attempts == [0.0]
+    monotonic.advance(0.9 - 0.001)
+    requests(5)
+    assert attempts == [0.0]
+    monotonic.advance(0.001)  # 1 s after the failure
+    requests(5)
+    assert attempts == [0.0, 1.9]
     store.close()

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sessionmw.errors import ConfigurationError
 from sessionmw.stores.base import Outcome, SessionStore
 from sessionmw.stores.memory import MemoryStore
+from sessionmw.stores.options import MEMORY_OPTIONS, REDIS_OPTIONS, SQLITE_OPTIONS, flag
 from sessionmw.stores.urls import mask_url
 
 if TYPE_CHECKING:
@@ -31,49 +32,24 @@ __all__ = [
 #: The URL schemes :func:`store_from_url` understands.
 SUPPORTED_SCHEMES: tuple[str, ...] = ("memory", "sqlite", "redis", "rediss")
 
-#: Query options of ``sqlite://`` URLs and how to read them.
-_SQLITE_OPTIONS = {"busy_timeout": float, "synchronous": str, "max_sessions": int}
-
-
-def _flag(text: str) -> bool:
-    """A yes/no URL option: 1, true, yes, on or 0, false, no, off."""
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(text)
-
-
-_flag.__name__ = "yes/no value (1, true, yes, on or 0, false, no, off)"
-
-#: Query options of ``redis://`` URLs that sessionmw reads (the rest go to redis-py).
-_REDIS_OPTIONS: dict[str, Any] = {
-    "prefix": str,
-    "buckets": int,
-    "timeout": float,
-    "connect_timeout": float,
-    "max_connections": int,
-    "max_sessions": int,
-    "cluster": _flag,
-}
-
 
 def store_from_url(url: str, **options: Any) -> SessionStore:
     """The store a URL names; ``options`` (e.g. ``max_sessions``) go to its constructor.
 
-    - ``memory://``
+    - ``memory://`` (options ``max_sessions``, and ``cache``, which changes nothing: the
+      memory store keeps its records in the process)
     - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``, options
-      ``?busy_timeout=5&synchronous=NORMAL``
+      ``?busy_timeout=5&synchronous=NORMAL&cache=true``
     - ``redis://[:password@]host:port/db`` (``rediss://`` for TLS), options
-      ``?prefix=myapp&timeout=1&connect_timeout=1&buckets=16&max_connections=50``, and
-      ``cluster=true`` for a Redis Cluster (the host is any node; database 0); other query
+      ``?prefix=myapp&timeout=1&connect_timeout=1&buckets=16&max_connections=50&cache=true``,
+      and ``cluster=true`` for a Redis Cluster (the host is any node; database 0); other query
       options go to redis-py.
 
-    Options in the URL win over ``options``.
+    Options in the URL win over ``options``. Yes/no options (``cache``, ``cluster``) take
+    :data:`~sessionmw.stores.options.FLAG_WORDS`, in the URL and as arguments.
 
     :raises ConfigurationError: naming the URL (password masked) and the supported schemes if it
-        is not usable.
+        is not usable, or an option the store does not take, or a value it cannot read.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -82,7 +58,10 @@ def store_from_url(url: str, **options: Any) -> SessionStore:
     if scheme == "memory":
         if rest.strip("/"):
             raise _bad_url(url, "memory:// takes no path")
-        return MemoryStore(**options)
+        _check_keywords(url, options, MEMORY_OPTIONS)
+        if "cache" in options:  # nothing to cache: the records are in the process already
+            flag("cache", options["cache"])
+        return MemoryStore(max_sessions=options.get("max_sessions"))
     if scheme == "sqlite":
         return _sqlite(url, options)
     if scheme in ("redis", "rediss"):
@@ -90,9 +69,18 @@ def store_from_url(url: str, **options: Any) -> SessionStore:
     raise _bad_url(url, f"unknown scheme {scheme!r}")
 
 
+def _check_keywords(url: str, options: dict[str, Any], known: dict[str, Any]) -> None:
+    """Refuse a keyword option the URL's store does not take, naming those it does."""
+    for name in options:
+        if name not in known:
+            raise _bad_url(url, f"the store takes no option {name!r} (its options: {', '.join(known)})")
+
+
 def _split_options(
     url: str, query: str, known: dict[str, Any], *, keep_unknown: bool
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The options of ``known`` in a URL's ``query``, read (yes/no ones by :func:`flag`), and
+    the others in their order; an unknown one is refused unless ``keep_unknown``."""
     ours: dict[str, Any] = {}
     others: list[tuple[str, str]] = []
     for name, raw in parse_qsl(query, keep_blank_values=True):
@@ -101,6 +89,12 @@ def _split_options(
             if not keep_unknown:
                 raise _bad_url(url, f"unknown option {name!r} (known: {', '.join(known)})")
             others.append((name, raw))
+            continue
+        if kind is bool:
+            try:
+                ours[name] = flag(name, raw)
+            except ConfigurationError as exc:
+                raise _bad_url(url, f"option {exc}") from None
             continue
         try:
             ours[name] = kind(raw)
@@ -116,7 +110,8 @@ def _sqlite(url: str, options: dict[str, Any]) -> SessionStore:
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     if not path:
         raise _bad_url(url, "it names no database file (for a store in memory use memory://)")
-    ours, _ = _split_options(url, parts.query, _SQLITE_OPTIONS, keep_unknown=False)
+    _check_keywords(url, options, SQLITE_OPTIONS)
+    ours, _ = _split_options(url, parts.query, SQLITE_OPTIONS, keep_unknown=False)
     from sessionmw.stores.sqlite import SQLiteStore
 
     try:
@@ -136,7 +131,8 @@ def _redis(url: str, options: dict[str, Any]) -> SessionStore:
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise _bad_url(url, f"the database {db!r} is not a number")
-    ours, others = _split_options(url, parts.query, _REDIS_OPTIONS, keep_unknown=True)
+    _check_keywords(url, options, REDIS_OPTIONS)
+    ours, others = _split_options(url, parts.query, REDIS_OPTIONS, keep_unknown=True)
     if ours.get("cluster") and (db not in ("", "0") or any(name == "db" for name, _ in others)):
         raise _bad_url(url, "a Redis Cluster has only database 0 (leave the path empty or /0, and no db=)")
     try:

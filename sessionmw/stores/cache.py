@@ -1,8 +1,11 @@
 """The local read cache of the shared stores: copies of records this process may answer from.
 
 A store answers from its cache only what :func:`sessionmw.transitions.writes_nothing` allows (a
-look, or activity within the renewal window, on a copy it knows to be current); anything that
-changes a session goes to the store as one atomic operation, as without the cache. The store
+look, or activity within the renewal window, on a copy it knows to be current), and only within
+the renewal window after the copy was read from the store, whatever the record's state: so a
+change the store could not announce (a record deleted behind its back, a change by a process
+that publishes nothing) is seen at most one window late. Anything that changes a session goes to
+the store as one atomic operation, as without the cache. The store
 keeps the copies current: SQLite empties the cache whenever ``PRAGMA data_version`` says another
 connection committed, Redis drops the copies its invalidation messages name (see
 :class:`sessionmw.stores.redis.RedisStore`). A store that may have missed a change empties it.
@@ -28,25 +31,32 @@ class RecordCache:
     __slots__ = ("_records", "limit")
 
     def __init__(self, limit: int = CACHE_LIMIT) -> None:
-        self._records: dict[str, SessionRecord] = {}
+        # Each copy with the time (the sessions' clock) at which it was read from the store.
+        self._records: dict[str, tuple[SessionRecord, float]] = {}
         #: The most copies kept.
         self.limit = limit
 
     def answer(self, session_id: str, event: Event | None, now: float, policy: Policy) -> Outcome | None:
-        """The outcome of ``event`` at ``now`` from the cached copy, if it writes nothing; else None."""
-        record = self._records.get(session_id)
-        if record is None or not writes_nothing(record, event, now, policy):
+        """The outcome of ``event`` at ``now`` from the cached copy, if it writes nothing and was
+        read less than the renewal window (``policy.activity_resolution``) ago; else None."""
+        cached = self._records.get(session_id)
+        if cached is None:
+            return None
+        record, read_at = cached
+        if not read_at <= now < read_at + policy.activity_resolution:
+            return None  # a copy is trusted for one window at most (0: never)
+        if not writes_nothing(record, event, now, policy):
             return None
         if record.state.is_terminal and now - record.state_changed_at >= policy.retention:
             return None  # the store may have dropped it by now (a Redis TTL tells nobody)
         return Outcome(record.copy(), ())
 
-    def put(self, record: SessionRecord) -> None:
-        """Keep a copy of ``record``, as the store holds it now."""
+    def put(self, record: SessionRecord, now: float) -> None:
+        """Keep a copy of ``record``, as the store holds it at ``now`` (the sessions' clock)."""
         records = self._records
         if len(records) >= self.limit and record.session_id not in records:
             del records[next(iter(records))]
-        records[record.session_id] = record.copy()
+        records[record.session_id] = (record.copy(), now)
 
     def drop(self, session_id: str) -> None:
         """Forget the copy of one session (it changed elsewhere, or is changing here)."""

@@ -37,7 +37,9 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
+from inspect import signature
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 from sessionmw.errors import (
     ConfigurationError,
@@ -52,6 +54,7 @@ from sessionmw.states import Event, SessionState
 from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, new_incarnation
 from sessionmw.stores.cache import RecordCache
+from sessionmw.stores.options import REDIS_OPTIONS, flag
 from sessionmw.stores.records import MAX_RECORD_CHARS, decode_record
 from sessionmw.stores.redis_errors import unreachable_errors
 from sessionmw.stores.urls import mask_url
@@ -65,7 +68,7 @@ if TYPE_CHECKING:
     from sessionmw.stores.breakers import RedisBreakers
     from sessionmw.stores.counters import RedisCounters
 
-__all__ = ["RedisStore", "lua_source"]
+__all__ = ["DRAIN_BOUND", "SUBSCRIBE_PAUSE", "RedisStore", "lua_source"]
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -387,6 +390,10 @@ _DECODER = json.JSONDecoder()
 _NUMBER = (int, float)
 _EVENT = {event.value: event for event in Event}
 _ACTIVITY = Event.ACTIVITY
+#: Seconds between a failed subscription and the next attempt (counted from the failure).
+SUBSCRIBE_PAUSE = 1.0
+#: The most seconds reading one invalidation that has begun to arrive may take (under the lock).
+DRAIN_BOUND = 0.05
 #: The kinds of pub/sub message that carry an invalidation (RESP2).
 _MESSAGES = (b"message", b"smessage")
 
@@ -415,13 +422,18 @@ class RedisStore:
         Redis Cluster can place on different nodes). Every process on a store must agree.
     :param max_sessions: the most live sessions the store accepts; None for no limit.
     :param url: the URL the client came from, for error messages (a password is masked).
-    :param cache: keep a local read cache of records: a look, or activity within the renewal
-        window, on a cached copy makes no round trip. The scripts publish every change but a
-        renewal of ``last_activity`` on an invalidation channel (on a cluster, a shard channel
-        per bucket, ``SPUBLISH``), which this store subscribes to with one connection (on a
-        cluster, one per node); the messages that have arrived are read before each answer from
-        the cache, and a lost subscription (dropped connection, Redis restart, a slot moved)
-        empties the cache until it is subscribed again.
+    :param cache: keep a local read cache of records (a yes/no option, see
+        :func:`~sessionmw.stores.options.flag`): a look, or activity within the renewal window,
+        on a copy read less than the window ago makes no round trip. Whatever ``cache`` says,
+        the scripts publish every change but a renewal of ``last_activity`` on an invalidation
+        channel (on a cluster, a shard channel per bucket, ``SPUBLISH``), so the caches of other
+        processes see this store's changes. A store with a cache subscribes to it with one
+        connection (on a cluster, one per node), in a thread of its own, never on a request's
+        way: until it is subscribed every call goes to Redis. The messages that have arrived
+        are read before each answer from the cache, and a lost subscription (dropped
+        connection, Redis restart, a slot moved) empties the cache until it is subscribed
+        again; after a failed attempt the next waits :data:`SUBSCRIBE_PAUSE` seconds from the
+        failure.
     """
 
     def __init__(
@@ -432,8 +444,9 @@ class RedisStore:
         buckets: int = 16,
         max_sessions: int | None = None,
         url: str | None = None,
-        cache: bool = True,
+        cache: bool | str = True,
     ) -> None:
+        cache = flag("cache", cache)
         if not _PREFIX.fullmatch(prefix):
             raise ConfigurationError(f"prefix={prefix!r} is not valid: use 1 to 64 letters, digits or '_.:-'")
         if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= 16384:
@@ -456,22 +469,27 @@ class RedisStore:
         self._sha = hashlib.sha1(source.encode()).hexdigest()
         self._no_script = redis_module.exceptions.NoScriptError
         self._packed: dict[Policy, str] = {}
-        # The read cache (None without one), the connection subscribed to the invalidation
-        # channel, and a count of the invalidations read: a copy fetched while it moved may be
+        # The invalidation channel the scripts publish on, with a cache or without (others may
+        # cache what this store changes): on a cluster ('{}') a shard channel per bucket.
+        if self._pool is not None:
+            self._channel = f"{prefix}:changes:{self._pool.connection_kwargs.get('db', 0)}"
+        else:
+            self._channel = "{}"
+        # The read cache (None without one), the connections subscribed to the invalidation
+        # channels, and a count of the invalidations read: a copy fetched while it moved may be
         # old already, so it is not kept.
-        self._cache: RecordCache | None = None
-        self._channel = ""
-        if cache:
-            self._cache = RecordCache()
-            if self._pool is not None:
-                self._channel = f"{prefix}:changes:{self._pool.connection_kwargs.get('db', 0)}"
-            else:  # a cluster: a shard channel per bucket (SPUBLISH), in its slot
-                self._channel = "{}"
+        self._cache: RecordCache | None = RecordCache() if cache else None
         # The subscribed connections (one; on a cluster, one per node holding buckets), or None.
         self._listeners: list[redis.connection.AbstractConnection] | None = None
         self._poll: Any = None  # select.poll() on the listeners' sockets: one syscall a request
         self._invalidations = 0
-        self._listen_after = float("-inf")  # after a failed subscription, when to try again
+        # The thread subscribing now (None: none), and when the next may start after a failure,
+        # by time.monotonic() (not the sessions' clock: it only paces the attempts).
+        self._subscriber: threading.Thread | None = None
+        self._listen_after = float("-inf")
+        self._epoch = 0  # bumped by close() and in a forked child: an older subscriber's work is void
+        timed_reads = "timeout" in signature(redis_module.Connection.read_response).parameters
+        self._drain_read: dict[str, Any] = {"timeout": DRAIN_BOUND} if timed_reads else {}
         self._cache_lock = threading.Lock()
         reset_after_fork(self)
 
@@ -480,6 +498,8 @@ class RedisStore:
         parent's), an empty cache."""
         self._cache_lock = threading.Lock()
         self._listeners = self._poll = None
+        self._subscriber = None  # the parent's thread is not in the child
+        self._epoch += 1
         self._listen_after = float("-inf")
         if self._cache is not None:
             self._cache.clear()
@@ -495,8 +515,8 @@ class RedisStore:
         timeout: float = 1.0,
         connect_timeout: float = 1.0,
         max_connections: int = 50,
-        cluster: bool = False,
-        cache: bool = True,
+        cluster: bool | str = False,
+        cache: bool | str = True,
     ) -> RedisStore:
         """A store on the Redis that ``url`` names (``redis://``, ``rediss://`` for TLS, ``unix://``).
 
@@ -506,6 +526,9 @@ class RedisStore:
         :param cluster: ``url`` names a node of a Redis Cluster: talk to the whole cluster
             (:class:`redis.RedisCluster`), each session's script on the node of its slot.
         :param cache: keep a local read cache (see the class).
+        :raises ConfigurationError: if the URL carries an option of sessionmw's (``?prefix=``:
+            those are arguments here; :func:`~sessionmw.stores.store_from_url` reads them from a
+            URL) or one the Redis connection does not take.
         :raises StoreUnavailableError: with ``cluster``, if no node answers or the server is not
             a cluster (redis-py reads the slot map when the store is built).
         """
@@ -513,6 +536,14 @@ class RedisStore:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
+        ours = [name for name, _ in parse_qsl(urlsplit(url).query) if name in REDIS_OPTIONS]
+        if ours:
+            raise ConfigurationError(
+                f"{ours[0]}= in the URL {mask_url(url)!r} is not an option of the Redis connection: "
+                f"give it to RedisStore.from_url({ours[0]}=...), or build the store with "
+                "store_from_url(), which reads it from the URL"
+            )
+        cluster = flag("cluster", cluster)
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if not value > 0:
                 raise ConfigurationError(
@@ -532,6 +563,12 @@ class RedisStore:
                 raise StoreUnavailableError(f"Redis Cluster {mask_url(url)!r} is unavailable: {exc}") from exc
         else:
             pool = redis_module.ConnectionPool.from_url(url, **connection)
+            try:  # a connection object, not connected: redis-py checks its options only so
+                pool.connection_class(**pool.connection_kwargs)
+            except TypeError as exc:
+                raise ConfigurationError(
+                    f"the URL {mask_url(url)!r} has an option redis-py does not take: {exc}"
+                ) from None
             client = redis_module.Redis(connection_pool=pool)
         return cls(client, prefix=prefix, buckets=buckets, max_sessions=max_sessions, url=url, cache=cache)
 
@@ -659,7 +696,7 @@ class RedisStore:
                     seen = self._invalidations
         outcome = self._update(session_id, event, now, policy, error)
         if self._cache is not None:
-            self._keep(session_id, None if outcome is None else outcome.record, seen)
+            self._keep(session_id, None if outcome is None else outcome.record, seen, now)
         return outcome
 
     def _update(
@@ -693,9 +730,10 @@ class RedisStore:
 
     def _current(self) -> bool:
         """Read the invalidations that have arrived; False while there is no subscription (then
-        the cache is empty). Caller holds the cache lock."""
+        the cache is empty, and a thread is started to subscribe). Caller holds the cache lock."""
         if self._listeners is None:
-            return self._listen() and self._drain()
+            self._subscribe_soon()
+            return False
         poll = self._poll
         if poll is not None and not poll.poll(0):  # nothing arrived (a drain empties the buffer)
             return True
@@ -703,13 +741,18 @@ class RedisStore:
 
     def _drain(self) -> bool:
         """Apply every invalidation received, from redis-py's buffers and the sockets; False if
-        a subscription is lost (then the cache is empty)."""
+        a subscription is lost (then the cache is empty).
+
+        Only what has arrived is read: a message cut in two that does not complete within
+        :data:`DRAIN_BOUND` seconds ends the subscription rather than hold the lock (with
+        redis-py 6, whose reads take no timeout, within the store's ``timeout``).
+        """
         assert self._listeners is not None and self._cache is not None
         cache = self._cache
         try:
             for listener in self._listeners:
                 while listener.can_read(timeout=0):
-                    message = listener.read_response()
+                    message = listener.read_response(**self._drain_read)
                     self._invalidations += 1
                     if isinstance(message, list) and len(message) == 3 and message[0] in _MESSAGES:
                         cache.drop(_text(message[2]))
@@ -720,29 +763,55 @@ class RedisStore:
             return False
         return True
 
-    def _listen(self) -> bool:
-        """Subscribe to the invalidation channels (at most once a second after a failure)."""
-        now = time.monotonic()  # not the sessions' clock: this only paces reconnection attempts
-        if now < self._listen_after:
-            return False
+    def _subscribe_soon(self) -> None:
+        """Start a thread that subscribes, unless one is at work or the pause after a failed
+        attempt has not passed. Caller holds the cache lock; nobody waits for the thread."""
+        if self._subscriber is not None or time.monotonic() < self._listen_after:
+            return
+        thread = threading.Thread(
+            target=self._subscribe, args=(self._epoch,), name="sessionmw-redis-subscriber", daemon=True
+        )
+        self._subscriber = thread
+        thread.start()
+
+    def _subscribe(self, epoch: int) -> None:
+        """The subscriber thread: subscribe without the cache lock, then install the connections
+        (unless the store was closed or forked meanwhile). A failure pauses the next attempt
+        for :data:`SUBSCRIBE_PAUSE` seconds from the moment it failed."""
         listeners: list[redis.connection.AbstractConnection] = []
         try:
-            for pool, command, channels in self._subscriptions():
-                # RESP2: a message is a plain three-element reply (RESP3 pushes go to redis-py)
-                listener = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
-                listeners.append(listener)
-                listener.connect()
-                for channel in channels:  # one at a time: a cluster refuses channels of two slots
-                    listener.send_command(command, channel)
-                    reply = listener.read_response()
-                    if not (isinstance(reply, list) and reply and reply[0] == command.lower().encode()):
-                        raise ValueError(f"unexpected answer to {command}: {reply!r}")
+            self._listen(listeners)
         except Exception:  # no subscription: no cache, the store answers every call
-            for listener in listeners:
-                with contextlib.suppress(Exception):
-                    listener.disconnect()  # type: ignore[no-untyped-call]
-            self._listen_after = now + 1.0
-            return False
+            _disconnect(listeners)
+            listeners = []
+        with self._cache_lock:
+            if self._epoch != epoch:
+                stale, listeners = listeners, []
+            else:
+                stale = []
+                self._subscriber = None
+                if listeners:
+                    self._install(listeners)
+                else:
+                    self._listen_after = time.monotonic() + SUBSCRIBE_PAUSE
+        _disconnect(stale)
+
+    def _listen(self, listeners: list[redis.connection.AbstractConnection]) -> None:
+        """Subscribe to the invalidation channels, appending each connection to ``listeners``
+        as it is made (network I/O: never under the cache lock)."""
+        for pool, command, channels in self._subscriptions():
+            # RESP2: a message is a plain three-element reply (RESP3 pushes go to redis-py)
+            listener = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+            listeners.append(listener)
+            listener.connect()
+            for channel in channels:  # one at a time: a cluster refuses channels of two slots
+                listener.send_command(command, channel)
+                reply = listener.read_response()
+                if not (isinstance(reply, list) and reply and reply[0] == command.lower().encode()):
+                    raise ValueError(f"unexpected answer to {command}: {reply!r}")
+
+    def _install(self, listeners: list[redis.connection.AbstractConnection]) -> None:
+        """Use the subscribed connections from now on (caller holds the cache lock)."""
         poll: Any = None
         socks: list[Any] = [listener._sock for listener in listeners if listener._sock is not None]
         # Not on Windows (no poll), nor over TLS (decrypted bytes may wait inside the SSL object,
@@ -753,7 +822,6 @@ class RedisStore:
                 poll.register(sock.fileno(), select.POLLIN)
         self._listeners, self._poll = listeners, poll
         self._invalidations += 1
-        return True
 
     def _subscriptions(self) -> list[tuple[Any, str, list[str]]]:
         """What to subscribe to: (a connection pool of the node, the command, the channels)."""
@@ -778,18 +846,17 @@ class RedisStore:
         self._invalidations += 1
         if self._cache is not None:
             self._cache.clear()
-        for listener in listeners:
-            with contextlib.suppress(Exception):
-                listener.disconnect()  # type: ignore[no-untyped-call]
+        _disconnect(listeners)
 
-    def _keep(self, session_id: str, record: SessionRecord | None, seen: int) -> None:
-        """After a script: keep its record, unless an invalidation arrived since it was sent."""
+    def _keep(self, session_id: str, record: SessionRecord | None, seen: int, now: float) -> None:
+        """After a script at ``now``: keep its record, unless an invalidation arrived since it
+        was sent."""
         cache = self._cache
         assert cache is not None
         with self._cache_lock:
             fresh = seen >= 0 and self._listeners is not None and self._current()
             if record is not None and fresh and seen == self._invalidations:
-                cache.put(record)
+                cache.put(record, now)
             else:
                 cache.drop(session_id)
 
@@ -874,6 +941,8 @@ class RedisStore:
     def close(self) -> None:
         """Close the connection pool's connections (they reopen if the store is used again)."""
         with self._cache_lock:
+            self._epoch += 1  # a subscriber at work now closes what it made
+            self._subscriber = None
             self._lose()
         self._client.close()
         if self._pool is not None:
@@ -924,6 +993,13 @@ class RedisStore:
         from sessionmw.stores.breakers import RedisBreakers
 
         return RedisBreakers(self._client, self.prefix)
+
+
+def _disconnect(listeners: list[redis.connection.AbstractConnection]) -> None:
+    """Close subscribed connections (closing sockets: no wait for the network)."""
+    for listener in listeners:
+        with contextlib.suppress(Exception):
+            listener.disconnect()  # type: ignore[no-untyped-call]
 
 
 def _decode(raw: object, session_id: str, name: str) -> SessionRecord:

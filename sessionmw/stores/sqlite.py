@@ -32,6 +32,7 @@ from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores._wal import use_wal
 from sessionmw.stores.base import Outcome, step
 from sessionmw.stores.cache import RecordCache
+from sessionmw.stores.options import flag
 from sessionmw.stores.records import decode_record
 from sessionmw.transitions import Change, writes_nothing
 
@@ -116,8 +117,9 @@ class SQLiteStore:
     :param synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` (default; in WAL mode a
         crash of the process loses nothing, a power cut may lose the last transactions) or
         ``FULL``.
-    :param cache: keep a local read cache of records (see :mod:`sessionmw.stores.cache`): a look,
-        or activity within the renewal window, is answered from a copy while ``PRAGMA
+    :param cache: keep a local read cache of records (see :mod:`sessionmw.stores.cache`; a yes/no
+        option, see :func:`~sessionmw.stores.options.flag`): a look, or activity within the
+        renewal window, is answered from a copy read less than the window ago while ``PRAGMA
         data_version`` shows no commit by another connection since it was read (any such commit
         empties the cache). False reads the file on every call.
 
@@ -132,8 +134,9 @@ class SQLiteStore:
         max_sessions: int | None = None,
         busy_timeout: float = 5.0,
         synchronous: str = "NORMAL",
-        cache: bool = True,
+        cache: bool | str = True,
     ) -> None:
+        cache = flag("cache", cache)
         if busy_timeout <= 0:
             raise ConfigurationError(f"busy_timeout={busy_timeout!r} is not valid: must be positive")
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
@@ -319,7 +322,7 @@ class SQLiteStore:
                     raise
                 conn.execute("COMMIT")
                 if self._cache is not None:
-                    self._note(version, session_id, None if outcome is None else outcome.record)
+                    self._note(version, session_id, None if outcome is None else outcome.record, now)
                 return outcome
             except sqlite3.Error as exc:
                 raise self._unavailable(exc) from exc
@@ -345,7 +348,7 @@ class SQLiteStore:
         if not writes_nothing(record, event, now, policy):
             return _WRITE
         if cache is not None:
-            cache.put(record)  # a commit between the pragma and the read shows at the next pragma
+            cache.put(record, now)  # a commit between the pragma and the read shows at the next pragma
         return Outcome(record.copy(), ())
 
     def _data_version(self, conn: sqlite3.Connection) -> int:
@@ -356,8 +359,9 @@ class SQLiteStore:
             cursor = self._pragma = conn.cursor()
         return int(cursor.execute(_DATA_VERSION).fetchone()[0])
 
-    def _note(self, version: int, session_id: str, record: SessionRecord | None) -> None:
-        """After this connection's write: keep ``record`` (read at ``version``) in the cache."""
+    def _note(self, version: int, session_id: str, record: SessionRecord | None, now: float) -> None:
+        """After this connection's write: keep ``record`` (read at ``version``, at ``now``) in the
+        cache."""
         cache = self._cache
         assert cache is not None
         if version != self._version:
@@ -366,7 +370,7 @@ class SQLiteStore:
         if record is None:
             cache.drop(session_id)
         else:
-            cache.put(record)
+            cache.put(record, now)
 
     def get(self, session_id: str) -> SessionRecord | None:
         def work(conn: sqlite3.Connection) -> SessionRecord | None:
