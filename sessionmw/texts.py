@@ -74,9 +74,9 @@ class Plural:
     other: str
     count: str = "n"
 
-    def choose(self, number: float) -> str:
-        """The template for ``number``."""
-        return self.one if number == 1 else self.other
+    def choose(self, number: float | str) -> str:
+        """The template for ``number`` (a number, or a number already written out: ``"30"``)."""
+        return self.one if float(number) == 1 else self.other
 
     def format(self, **values: Any) -> str:
         """The sentence for ``values`` (which hold :attr:`count`)."""
@@ -162,14 +162,22 @@ MESSAGES: dict[str, Message] = {
         "Session expired",
         "⏱️ Your session has expired due to inactivity",
         (_REFRESH, "Your inputs are kept in your browser and come back after the refresh."),
-        "Sessions expire after {timeout_minutes} minutes without activity.",
+        Plural(
+            "Sessions expire after {timeout_minutes} minute without activity.",
+            "Sessions expire after {timeout_minutes} minutes without activity.",
+            "timeout_minutes",
+        ),
     ),
     "expired:lifetime_exceeded": Message(
         "⏱️",
         "Session expired",
         "⏱️ Your session has reached its maximum length",
         (_REFRESH, "Your inputs are kept in your browser and come back after the refresh."),
-        "For your security, sessions end after {lifetime_hours} hours.",
+        Plural(
+            "For your security, sessions end after {lifetime_hours} hour.",
+            "For your security, sessions end after {lifetime_hours} hours.",
+            "lifetime_hours",
+        ),
     ),
     "expired:end": Message("🚪", "Session ended", "🚪 This session has ended", (_REFRESH,)),
     "not_found": Message(

@@ -82,3 +82,20 @@ def test_error_report_counts_in_words(clock: FakeClock) -> None:
     assert manager.check_health("s").context.startswith("After 2 more errors in a row")
     manager.record_error("s", ValueError("x"))
     assert manager.check_health("s").context.startswith("After 1 more error in a row")
+
+
+def test_expiry_context_counts_in_words(clock: FakeClock) -> None:
+    """An expired session's context says "after 1 minute" and "after 1 hour", never "1 minutes"."""
+    manager = SessionManager(Settings(session_timeout_minutes=1, idle_after_seconds=30), clock=clock)
+    manager.create_session("s")
+    clock.advance(61)
+    assert manager.check_health("s").context == "Sessions expire after 1 minute without activity."
+    lasting = SessionManager(
+        Settings(absolute_timeout_hours=1, session_timeout_minutes=120, idle_after_seconds=30), clock=clock
+    )
+    lasting.create_session("t")
+    for _ in range(3):
+        clock.advance(15 * 60)
+        lasting.update_session_activity("t")
+    clock.advance(15 * 60 + 1)  # an hour and a second old
+    assert lasting.check_health("t").context == "For your security, sessions end after 1 hour."
