@@ -44,7 +44,14 @@ from sessionmw.breaker_table import (
 from sessionmw.errors import StoreUnavailableError
 from sessionmw.health import register_dependency_source
 from sessionmw.stores.breakers import BreakerBackend, BreakerStore, MemoryBreakers
-from sessionmw.texts import DEPENDENCY_AVAILABLE, DEPENDENCY_PROBING, MESSAGES, PAUSED_FORCED, paused_message
+from sessionmw.texts import (
+    DEPENDENCY_AVAILABLE,
+    DEPENDENCY_PROBING,
+    MESSAGES,
+    PAUSED_FORCED,
+    fill,
+    paused_message,
+)
 from sessionmw.translation import UserFacingError, is_transient
 
 if TYPE_CHECKING:
@@ -96,7 +103,7 @@ class BreakerOpenError(UserFacingError):
         original: BaseException | None = None,
     ) -> None:
         if seconds_left is None:
-            message = PAUSED_FORCED.format(service=service)
+            message = fill(PAUSED_FORCED, {"service": service})
             retry_after = FORCED_RETRY_AFTER
         else:
             seconds = max(1, math.ceil(seconds_left))
@@ -528,9 +535,9 @@ class Breaker:
         state = view.state
         retry_in: float | None = 0.0
         if state is _CLOSED or state is _DISABLED:
-            status, message = "pass", DEPENDENCY_AVAILABLE.format(service=self.service)
+            status, message = "pass", fill(DEPENDENCY_AVAILABLE, {"service": self.service})
         elif state is _HALF_OPEN:
-            status, message = "warn", DEPENDENCY_PROBING.format(service=self.service)
+            status, message = "warn", fill(DEPENDENCY_PROBING, {"service": self.service})
         else:
             error = BreakerOpenError(self.name, self.service, self._seconds_left(view, now))
             status, message, retry_in = "fail", error.message, error.seconds_left

@@ -178,9 +178,9 @@ class HealthReport(dict[str, Any]):
                 "check": failed.name if failed is not None else "",
             }
             fixed = _text_fields(
-                status, state, message, message.message.format(**values), fill(message.context, values)
+                status, state, message, fill(message.message, values), fill(message.context, values)
             )
-            recovery = [step.format(**values) for step in message.recovery]
+            recovery = [fill(step, values) for step in message.recovery]
         report = cls._assemble(
             fixed, recovery, session_id, record.reason, seconds_idle, until_expiry, record.error_count
         )
@@ -356,7 +356,7 @@ def _add_dependencies(report: HealthReport, store: object) -> None:
             status="degraded",
             icon=message.icon,
             title=message.title,
-            message=message.message.format(paused_message=paused[0]["message"]),
+            message=fill(message.message, {"paused_message": paused[0]["message"]}),
             recovery=list(message.recovery),
             context=_as_written(message.context),
         )
@@ -369,7 +369,7 @@ def run_check(name: str, check: HealthCheck, session_id: str, *, debug: bool) ->
     except Exception as exc:
         _log.warning("health check %r raised", name, exc_info=True)
         detail = f" ({type(exc).__name__}: {exc})" if debug else ""
-        return CheckResult(name, False, CHECK_COULD_NOT_RUN.format(check=name) + detail)
+        return CheckResult(name, False, fill(CHECK_COULD_NOT_RUN, {"check": name}) + detail)
     if isinstance(result, CheckResult):
         return result._replace(name=name)
     if isinstance(result, tuple):

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
-from sessionmw.texts import HOW_TO_FIX, WHAT_HAPPENED
+from sessionmw.texts import HOW_TO_FIX, WHAT_HAPPENED, fill
 from sessionmw.translation import UserFacingError
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Wording(Protocol):
 def guidance(said: Wording) -> list[str]:
     """The seed's three-part guidance, line by line: what happened, how to fix it (numbered
     steps), context."""
-    lines = [WHAT_HAPPENED.format(message=said.message)]
+    lines = [fill(WHAT_HAPPENED, {"message": said.message})]
     if said.recovery:
         lines.append(HOW_TO_FIX)
         lines += [f"  {number}. {step}" for number, step in enumerate(said.recovery, 1)]

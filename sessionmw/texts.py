@@ -1,21 +1,23 @@
 """The words: every sentence a user reads about a session, an error or a paused dependency.
 
-This module is the catalogue, and the only place in sessionmw that holds user text. Three
-modules share the work, one step each:
+This module is the catalogue, and the only place in sessionmw that holds user text (a test scans
+the others). Three modules share the work, one step each:
 
 - :mod:`sessionmw.translation` decides the *situation*: which entry applies to an exception, to a
   health report, to a page's statement;
 - this module gives the situation its *words*: a :class:`Message` (icon, title, message, recovery
   steps, context) per situation, and the sentences that go around numbers (a countdown, a
   duration);
-- :mod:`sessionmw.rendering` lays the words out as plain text, Markdown, HTML or a JSON-ready dict
-  (the HTTP pages, the Dash banner and alert, and the CLI use it or the same entries).
+- :mod:`sessionmw.rendering` lays the words out as plain text (the CLI's guidance), Markdown, HTML
+  or a JSON-ready dict; the HTTP banner and pages, the Dash banner and alert show the same words.
 
-Every entry is a whole sentence with named ``{placeholders}``, never assembled from fragments, so
-a translator sees the full sentence. A sentence whose words depend on a number is a
+It is one flat module rather than a subpackage: a translator (and a message extractor) reads the
+whole catalogue top to bottom in one file. Every entry is a whole sentence with named
+``{placeholders}``, never assembled from fragments; a sentence whose words depend on a number is a
 :class:`Plural` (gettext's ``ngettext``: a singular and a plural template, the number in a named
-placeholder). :data:`MESSAGES` is the view the health reports read (the seed's
-``health['message']`` strings, unchanged); the other entries are named constants.
+placeholder); every sentence with placeholders is filled by :func:`fill`; :func:`catalogue` lists
+them all. :data:`MESSAGES` is the view the health reports read (the seed's ``health['message']``
+strings, unchanged); the other entries are named constants.
 
 .. code-block:: python
 
@@ -88,10 +90,14 @@ Template = str | Plural
 
 
 def fill(template: Template, values: Mapping[str, Any]) -> str:
-    """``template`` with its placeholders filled from ``values``."""
+    """``template`` with its placeholders filled from ``values``.
+
+    Every catalogue sentence that has placeholders is filled here (the ones without are shown as
+    written), so this is the one place where a sentence meets its values.
+    """
     if isinstance(template, Plural):
         return template.format(**values)
-    return template.format(**values)
+    return template.format_map(values)
 
 
 class Message(NamedTuple):
@@ -381,10 +387,11 @@ def duration(seconds: float) -> str:
         return _LESS_THAN_A_MINUTE
     hours, minutes = divmod(minutes, 60)
     if hours == 0:
-        return _MINUTES.format(n=minutes)
+        return fill(_MINUTES, {"n": minutes})
     if minutes == 0:
-        return _HOURS.format(n=hours)
-    return _HOURS_AND_MINUTES.format(hours=_HOURS.format(n=hours), minutes=_MINUTES.format(n=minutes))
+        return fill(_HOURS, {"n": hours})
+    words = {"hours": fill(_HOURS, {"n": hours}), "minutes": fill(_MINUTES, {"n": minutes})}
+    return fill(_HOURS_AND_MINUTES, words)
 
 
 def paused_message(service: str, seconds_left: float) -> str:
@@ -392,8 +399,8 @@ def paused_message(service: str, seconds_left: float) -> str:
     :data:`PAUSED_COUNTDOWN`, or :data:`PAUSED_NOW` once no time is left."""
     seconds = math.ceil(seconds_left)
     if seconds <= 0:
-        return PAUSED_NOW.format(service=service)
-    return PAUSED_COUNTDOWN.format(service=service, n=seconds)
+        return fill(PAUSED_NOW, {"service": service})
+    return fill(PAUSED_COUNTDOWN, {"service": service, "n": seconds})
 
 
 def paused_countdown() -> dict[str, str]:

@@ -542,7 +542,10 @@ _BUILTINS: Final[tuple[tuple[Matcher, Translation], ...]] = (
     (BackendProcessError, _from_words(EXCEPTIONS["backend_failed"], transient=True)),
     (TransientError, _from_words(EXCEPTIONS["temporary"], transient=True)),
     (StoreUnavailableError, _from_words(EXCEPTIONS["store_unavailable"], transient=True)),
-    (SessionLimitError, _from_words(EXCEPTIONS["too_many_users"], "warning", transient=True, retry_after=60.0)),
+    (
+        SessionLimitError,
+        _from_words(EXCEPTIONS["too_many_users"], "warning", transient=True, retry_after=60.0),
+    ),
     (SessionExpiredError, _EXPIRED),
     (SessionDisconnectedError, _DISCONNECTED),
     (SessionNotFoundError, _from_words(MESSAGES["not_found"], "warning", status="not_found")),

@@ -352,7 +352,9 @@ def sentences(path: Path) -> Iterator[str]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
         elif isinstance(node, ast.JoinedStr):
-            text = "".join(str(part.value) if isinstance(part, ast.Constant) else "{}" for part in node.values)
+            text = "".join(
+                str(part.value) if isinstance(part, ast.Constant) else "{}" for part in node.values
+            )
         else:
             continue
         if SENTENCE.fullmatch(text.strip()) and len(LOWER_WORD.findall(text)) >= 2:
