@@ -487,6 +487,11 @@ def translate(exc: BaseException, *, debug: bool = False) -> UserFacingError:
 # -- built-in entries: each situation's words come from the catalogue (sessionmw.texts) -----------
 
 
+def _as_is(template: texts.Template) -> str:
+    """``template`` if it needs nothing filled in, else ``""``."""
+    return template if isinstance(template, str) and "{" not in template else ""
+
+
 def _from_words(
     words: Message,
     severity: Severity = "error",
@@ -497,7 +502,7 @@ def _from_words(
 ) -> Translation:
     """The translation of a situation whose words are ``words``; the context is kept only when it
     has no placeholders (an exception has no session to fill them from)."""
-    context = words.context if isinstance(words.context, str) and "{" not in words.context else ""
+    context = _as_is(words.context)
     if transient and retry_after is None:
         retry_after = DEFAULT_RETRY_AFTER
     return Translation(
@@ -635,8 +640,9 @@ def _words(
     status: str, cause: Cause, tone: str, words: Message, actions: tuple[Action, ...] = ()
 ) -> Statement:
     """A statement in the catalogue's ``words`` (which have no placeholders)."""
-    context = words.context if isinstance(words.context, str) else ""
-    return Statement(status, cause, tone, words.title, plain(words.message), words.recovery, context, actions)
+    return Statement(
+        status, cause, tone, words.title, plain(words.message), words.recovery, _as_is(words.context), actions
+    )
 
 
 #: The brief confirmation after a successful reconnect.
@@ -710,25 +716,21 @@ def _own_words(
     report: Mapping[str, Any], status: str, cause: Cause, tone: str, actions: tuple[Action, ...] = ()
 ) -> Statement:
     """The statement in the report's own words; what the report lacks comes from the catalogue's
-    entry for ``status`` (unless it has placeholders the report would have filled)."""
+    entry for ``status``, where it needs nothing filled in."""
     words = MESSAGES[status]
-
-    def text(key: str, default: object) -> str:
-        value = report.get(key)
-        if value:
-            return str(value)
-        return default if isinstance(default, str) and "{" not in default else ""
-
     recovery = report.get("recovery")
-    steps = words.recovery if recovery is None else tuple(str(step) for step in recovery)
+    if recovery is None:
+        steps = tuple(step for step in words.recovery if _as_is(step))
+    else:
+        steps = tuple(str(step) for step in recovery)
     return Statement(
         status,
         cause,
         tone,
-        text("title", words.title),
-        plain(text("message", words.message)),
-        tuple(step for step in steps if "{" not in step) if recovery is None else steps,
-        text("context", words.context),
+        str(report.get("title") or words.title),
+        plain(str(report.get("message") or _as_is(words.message))),
+        steps,
+        str(report.get("context") or _as_is(words.context)),
         actions,
     )
 

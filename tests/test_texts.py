@@ -412,3 +412,12 @@ def test_plural_sentences_name_their_number() -> None:
 def test_the_seeds_messages_keep_their_values() -> None:
     """The seed's ``health['message']`` is a view of the catalogue, with the seed's words."""
     assert texts.MESSAGES["expired"].message == "⏱️ Your session has expired due to inactivity"
+
+
+def test_placeholders_are_named() -> None:
+    """Every placeholder has a name (a translator may reorder them); no positional ``{}``."""
+    for template in _templates():
+        fields = [
+            field for _literal, field, _spec, _conv in string.Formatter().parse(template) if field is not None
+        ]
+        assert all(field.isidentifier() for field in fields), template
