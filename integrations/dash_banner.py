@@ -23,7 +23,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from sessionmw.health import HealthReport
 from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
-from sessionmw.messages import PAUSED, RECONNECTED, UNREACHABLE, statement
+from sessionmw.texts import DISMISS, RECONNECT, paused_countdown
+from sessionmw.translation import RECONNECTED, UNREACHABLE, statement
 
 if TYPE_CHECKING:
     from sessionmw.translation import UserFacingError
@@ -160,7 +161,7 @@ def status_banner(
     config = {
         "reconnected": RECONNECTED.as_dict(),
         "unreachable": UNREACHABLE.as_dict(),
-        "paused": PAUSED,
+        "paused": paused_countdown(),
         "prefix": prefix or "/_sessionmw/",
         "styles": STYLES,
         "fixed": interval_seconds is not None,
@@ -186,12 +187,12 @@ def status_banner(
     if bootstrap:
         close = html.Button(
             id=_ALERT_CLOSE_ID,
-            title="Dismiss",
+            title=DISMISS,
             className="btn-close",
             style={"position": "absolute", "top": "12px", "right": "12px"},
         )
     else:
-        close = html.Button("×", id=_ALERT_CLOSE_ID, title="Dismiss", style=STYLES["close"])
+        close = html.Button("×", id=_ALERT_CLOSE_ID, title=DISMISS, style=STYLES["close"])
     alert = html.Div(
         id=ALERT_ID,
         className="sessionmw-alert alert alert-danger" if bootstrap else "sessionmw-alert",
@@ -217,7 +218,7 @@ def _reconnect_button(bootstrap: bool) -> Any:
         import dash_bootstrap_components as dbc
 
         return dbc.Button(
-            "Reconnect",
+            RECONNECT,
             id=RECONNECT_ID,
             color="danger",
             size="sm",
@@ -226,9 +227,9 @@ def _reconnect_button(bootstrap: bool) -> Any:
         )
     if bootstrap:
         return html.Button(
-            "Reconnect", id=RECONNECT_ID, className="sessionmw-reconnect btn btn-danger btn-sm", style=_HIDDEN
+            RECONNECT, id=RECONNECT_ID, className="sessionmw-reconnect btn btn-danger btn-sm", style=_HIDDEN
         )
-    return html.Button("Reconnect", id=RECONNECT_ID, className="sessionmw-reconnect", style=_HIDDEN)
+    return html.Button(RECONNECT, id=RECONNECT_ID, className="sessionmw-reconnect", style=_HIDDEN)
 
 
 def error_alert(err: UserFacingError) -> list[Any]:
@@ -255,7 +256,7 @@ def with_statement(
     report: Mapping[str, Any], failure: BaseException | None = None, *, sticky: bool = False
 ) -> dict[str, Any]:
     """``report`` as the banner's store holds it: the report plus the one statement the page shows
-    (:func:`sessionmw.messages.statement`; None while all is well)."""
+    (:func:`sessionmw.translation.statement`; None while all is well)."""
     data = dict(report)
     said = statement(report, failure=failure) if report.get("status") else None
     data["statement"] = None if said is None else said.as_dict()

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from sessionmw.health import HealthReport
-from sessionmw.messages import statement
+from sessionmw.texts import RECONNECT
+from sessionmw.translation import statement
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -182,7 +183,8 @@ def user_error_response(
     The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
     disconnected session or a transient error, else 500.
     """
-    from sessionmw.translation import DEFAULT_RETRY_AFTER, format_error
+    from sessionmw.rendering import format_error
+    from sessionmw.translation import DEFAULT_RETRY_AFTER
 
     status = _HTTP_STATUS.get(err.status or "", 503 if err.transient else 500)
     headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
@@ -289,7 +291,7 @@ def banner_html(report: HealthReport | None, *, prefix: str = "/_sessionmw/", ne
         parts.append(
             f'<form method="post" action="{html.escape(prefix)}reconnect">'
             f'<input type="hidden" name="next" value="{html.escape(quote(next_path, safe=_LOCATION_SAFE))}">'
-            '<button type="submit">Reconnect</button></form>'
+            f'<button type="submit">{html.escape(RECONNECT)}</button></form>'
         )
     parts.append("</div>")
     return "".join(parts)

@@ -39,23 +39,24 @@ from sessionmw.errors import (
     TransientError,
 )
 from sessionmw.guard import DEFAULT_RETRY, guarded
-from sessionmw.health import MESSAGES, CheckResult, HealthCheck, HealthReport
+from sessionmw.health import CheckResult, HealthCheck, HealthReport
 from sessionmw.manager import (
     SessionManager,
     get_session_manager,
     new_session_id,
     set_session_manager,
 )
+from sessionmw.rendering import format_error
 from sessionmw.retry import RetryDetails, RetryStrategy, safe_execute
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.settings import Settings
 from sessionmw.states import WORKING_STATES, Event, HealthStatus, SessionState
 from sessionmw.stores import MemoryStore, SessionStore, store_from_url
+from sessionmw.texts import MESSAGES
 from sessionmw.transitions import TRANSITIONS, Change
 from sessionmw.translation import (
     Translation,
     UserFacingError,
-    format_error,
     is_transient,
     register_translation,
     translate,

@@ -44,8 +44,15 @@ from sessionmw.breaker_table import (
 from sessionmw.errors import StoreUnavailableError
 from sessionmw.health import register_dependency_source
 from sessionmw.stores.breakers import BreakerBackend, BreakerStore, MemoryBreakers
+from sessionmw.texts import (
+    DEPENDENCY_AVAILABLE,
+    DEPENDENCY_PROBING,
+    MESSAGES,
+    PAUSED_FORCED,
+    fill,
+    paused_message,
+)
 from sessionmw.translation import UserFacingError, is_transient
-from sessionmw.wording import paused_message
 
 if TYPE_CHECKING:
     from sessionmw.manager import SessionManager
@@ -96,23 +103,20 @@ class BreakerOpenError(UserFacingError):
         original: BaseException | None = None,
     ) -> None:
         if seconds_left is None:
-            message = f"The {service} service is paused for maintenance; please try again later"
+            message = fill(PAUSED_FORCED, {"service": service})
             retry_after = FORCED_RETRY_AFTER
         else:
             seconds = max(1, math.ceil(seconds_left))
             message = paused_message(service, seconds)
             retry_after = float(seconds)
+        words = MESSAGES["degraded"]  # the same words as the health report of a paused dependency
         super().__init__(
             message,
-            title="Service paused",
-            recovery=(
-                "Your session is fine: there is nothing to reconnect.",
-                "Wait for the countdown and try again.",
-                "If it stays paused, contact support.",
-            ),
+            title=words.title,
+            recovery=words.recovery,
             severity="warning",
             transient=True,
-            context="A service this page depends on failed repeatedly, so calls to it are paused.",
+            context=str(words.context),
             original=original,
             retry_after=retry_after,
         )
@@ -531,9 +535,9 @@ class Breaker:
         state = view.state
         retry_in: float | None = 0.0
         if state is _CLOSED or state is _DISABLED:
-            status, message = "pass", f"The {self.service} service is available"
+            status, message = "pass", fill(DEPENDENCY_AVAILABLE, {"service": self.service})
         elif state is _HALF_OPEN:
-            status, message = "warn", f"We are checking whether the {self.service} service is back"
+            status, message = "warn", fill(DEPENDENCY_PROBING, {"service": self.service})
         else:
             error = BreakerOpenError(self.name, self.service, self._seconds_left(view, now))
             status, message, retry_in = "fail", error.message, error.seconds_left

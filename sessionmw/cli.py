@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionMWError, StoreError
-from sessionmw.health import recovery_text
 from sessionmw.manager import SessionManager
+from sessionmw.rendering import recovery_text
 from sessionmw.settings import Settings
 from sessionmw.states import HealthStatus, SessionState
 from sessionmw.stores import MemoryStore, mask_url

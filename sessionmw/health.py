@@ -1,7 +1,7 @@
 """Health reports: what a session's state means to the person using it, and how to recover.
 
-The friendly texts live in :data:`MESSAGES`, one entry per situation, so an app can read them,
-and a UI can show icon, title, message and numbered recovery steps.
+A report carries the words of its situation (:data:`sessionmw.texts.MESSAGES`, filled for the
+session), so a UI can show icon, title, message and numbered recovery steps.
 """
 
 from __future__ import annotations
@@ -12,126 +12,20 @@ from typing import Any, NamedTuple
 
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import HealthStatus, SessionState
-from sessionmw.wording import duration, plural
+from sessionmw.texts import CHECK_COULD_NOT_RUN, MESSAGES, Message, Plural, Template, duration, fill
 
 __all__ = [
-    "MESSAGES",
     "NETWORK_ERRORS",
     "CheckResult",
     "HealthCheck",
     "HealthReport",
-    "Message",
     "cause_of_error",
-    "recovery_text",
     "register_dependency_source",
     "run_check",
 ]
 
 _log = logging.getLogger("sessionmw.health")
 
-
-class Message(NamedTuple):
-    """The user-facing text of one situation. ``{placeholders}`` are filled from the report."""
-
-    icon: str
-    title: str
-    message: str
-    recovery: tuple[str, ...]
-    context: str = ""
-
-
-#: Situation -> text. Keys are health status values, plus ``expired:<reason>`` variants and
-#: ``check_failed``.
-MESSAGES: dict[str, Message] = {
-    "healthy": Message("✅", "Session active", "✅ Your session is active", ()),
-    "idle": Message(
-        "💤",
-        "Session idle",
-        "💤 Your session is idle: no activity for {idle_for}",
-        (
-            "Continue working to keep your session active.",
-            "Without activity it expires in {expires_in}.",
-        ),
-        "Nothing is lost while your session is idle.",
-    ),
-    "error": Message(
-        "⚠️",
-        "Something went wrong",
-        "⚠️ An error occurred while processing your request",
-        (
-            "Try the action again: most errors are temporary.",
-            "If it fails again, refresh the page.",
-            "If the problem continues, contact support.",
-        ),
-        "After {more_errors} in a row your session is disconnected to protect your work.",
-    ),
-    "disconnected": Message(
-        "🔌",
-        "Session disconnected",
-        "🔌 Your session was disconnected after repeated errors",
-        (
-            "Click Reconnect, or refresh the page, to reconnect your session.",
-            "Check your network connection.",
-            "If it keeps disconnecting, contact support.",
-        ),
-        "The errors may come from a backend service that is down for a moment.",
-    ),
-    "expired": Message(
-        "⏱️",
-        "Session expired",
-        "⏱️ Your session has expired due to inactivity",
-        (
-            "Refresh the page to start a new session.",
-            "Your inputs are kept in your browser and come back after the refresh.",
-        ),
-        "Sessions expire after {timeout_minutes} minutes without activity.",
-    ),
-    "expired:lifetime_exceeded": Message(
-        "⏱️",
-        "Session expired",
-        "⏱️ Your session has reached its maximum length",
-        (
-            "Refresh the page to start a new session.",
-            "Your inputs are kept in your browser and come back after the refresh.",
-        ),
-        "For your security, sessions end after {lifetime_hours} hours.",
-    ),
-    "expired:end": Message(
-        "🚪",
-        "Session ended",
-        "🚪 This session has ended",
-        ("Refresh the page to start a new session.",),
-    ),
-    "not_found": Message(
-        "❓",
-        "Session not found",
-        "❓ We could not find your session",
-        (
-            "Refresh the page to start a new session.",
-            "If you were in the middle of something, your inputs are kept in your browser.",
-        ),
-        "Sessions can disappear after a server restart or a long time away.",
-    ),
-    "degraded": Message(
-        "⏸️",
-        "Service paused",
-        "⏸️ {paused_message}",
-        (
-            "Your session is fine: there is nothing to reconnect.",
-            "Wait a moment: the service is tried again by itself.",
-        ),
-        "A service this page depends on failed repeatedly, so calls to it are paused for everyone.",
-    ),
-    "check_failed": Message(
-        "⚠️",
-        "Service unavailable",
-        "⚠️ {check} is not available right now",
-        (
-            "Wait a moment and try again.",
-            "If the problem continues, contact support.",
-        ),
-    ),
-}
 
 _STATUS_OF_STATE: dict[SessionState, HealthStatus] = {
     SessionState.ACTIVE: HealthStatus.HEALTHY,
@@ -249,7 +143,7 @@ class HealthReport(dict[str, Any]):
         kept there are shown too (see :func:`register_dependency_source`)."""
         if record is None:
             message = MESSAGES["not_found"]  # shown as written: nothing to fill in
-            text = _text_fields("not_found", None, message, message.message, message.context)
+            text = _text_fields("not_found", None, message, message.message, _as_written(message.context))
             return cls._assemble(text, [*message.recovery], session_id, None, None, None, 0)
         status, state, terminal = _STATE_INFO[record.state]
         key = status
@@ -279,15 +173,14 @@ class HealthReport(dict[str, Any]):
                 "errors_left": max(1, policy.error_threshold - record.error_count),
                 "idle_for": duration(seconds_idle),
                 "expires_in": duration(until_expiry),
-                "more_errors": plural(max(1, policy.error_threshold - record.error_count), "more error"),
                 "timeout_minutes": _g(policy.timeout / 60),
                 "lifetime_hours": _g(policy.absolute_timeout / 3600),
                 "check": failed.name if failed is not None else "",
             }
             fixed = _text_fields(
-                status, state, message, message.message.format(**values), message.context.format(**values)
+                status, state, message, fill(message.message, values), fill(message.context, values)
             )
-            recovery = [step.format(**values) for step in message.recovery]
+            recovery = [fill(step, values) for step in message.recovery]
         report = cls._assemble(
             fixed, recovery, session_id, record.reason, seconds_idle, until_expiry, record.error_count
         )
@@ -365,7 +258,7 @@ def _fixed_fields(status: str, state: str | None, message: Message) -> dict[str,
     if cached is None or cached[0] is not message:  # first use, or MESSAGES was changed
         fields = None
         if not _needs_format(message):
-            fields = _text_fields(status, state, message, message.message, message.context)
+            fields = _text_fields(status, state, message, message.message, _as_written(message.context))
         cached = _FIXED[status, state] = (message, fields)
     return cached[1]
 
@@ -373,9 +266,14 @@ def _fixed_fields(status: str, state: str | None, message: Message) -> dict[str,
 def _needs_format(message: Message) -> bool:
     needed = _FORMAT_CACHE.get(message)
     if needed is None:
-        text = "".join((message.message, message.context, *message.recovery))
-        needed = _FORMAT_CACHE[message] = "{" in text
+        text = "".join((message.message, *message.recovery, _as_written(message.context)))
+        needed = _FORMAT_CACHE[message] = "{" in text or isinstance(message.context, Plural)
     return needed
+
+
+def _as_written(template: Template) -> str:
+    """``template`` with nothing filled in (a :class:`~sessionmw.texts.Plural`: its plural form)."""
+    return template if isinstance(template, str) else template.other
 
 
 def _g(number: float) -> str:
@@ -458,9 +356,9 @@ def _add_dependencies(report: HealthReport, store: object) -> None:
             status="degraded",
             icon=message.icon,
             title=message.title,
-            message=message.message.format(paused_message=paused[0]["message"]),
+            message=fill(message.message, {"paused_message": paused[0]["message"]}),
             recovery=list(message.recovery),
-            context=message.context,
+            context=_as_written(message.context),
         )
 
 
@@ -471,22 +369,10 @@ def run_check(name: str, check: HealthCheck, session_id: str, *, debug: bool) ->
     except Exception as exc:
         _log.warning("health check %r raised", name, exc_info=True)
         detail = f" ({type(exc).__name__}: {exc})" if debug else ""
-        return CheckResult(name, False, f"⚠️ The {name} check could not run{detail}")
+        return CheckResult(name, False, fill(CHECK_COULD_NOT_RUN, {"check": name}) + detail)
     if isinstance(result, CheckResult):
         return result._replace(name=name)
     if isinstance(result, tuple):
         ok, text = result
         return CheckResult(name, bool(ok), str(text))
     return CheckResult(name, bool(result), "")
-
-
-def recovery_text(health: HealthReport) -> str:
-    """The report as the seed's three-part guidance: what happened, how to fix it, context."""
-    lines = [f"🎯 What happened: {health.message}"]
-    steps = health.recovery
-    if steps:
-        lines.append("🔧 How to fix it:")
-        lines += [f"  {number}. {step}" for number, step in enumerate(steps, 1)]
-    if health.context:
-        lines.append(f"📝 {health.context}")
-    return "\n".join(lines)

@@ -18,7 +18,8 @@ from typing import Any, Literal
 from sessionmw import figures, signals
 from sessionmw.breaker_table import is_dependency_failure
 from sessionmw.errors import CorruptRecordError, StoreError, StoreUnavailableError
-from sessionmw.health import CheckResult, HealthCheck, HealthReport, recovery_text, run_check
+from sessionmw.health import CheckResult, HealthCheck, HealthReport, run_check
+from sessionmw.rendering import recovery_text
 from sessionmw.session import SessionRecord
 from sessionmw.settings import Settings
 from sessionmw.states import WORKING_STATES, Event, SessionState

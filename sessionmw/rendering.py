@@ -1,18 +1,55 @@
-"""Render a :class:`~sessionmw.UserFacingError` for a UI: text, Markdown, HTML or a JSON-ready dict.
+"""The layout of the words: a user-facing text as plain text, Markdown, HTML or a JSON-ready dict.
 
-Every format escapes what it shows; ``detail`` (type, text, traceback) appears only for an error
-built in debug mode.
+The last of three steps (:mod:`sessionmw.translation` picks the situation, :mod:`sessionmw.texts`
+holds its words). :func:`format_error` renders a :class:`~sessionmw.UserFacingError`;
+:func:`recovery_text` a health report as the seed's three-part guidance (what happened, how to fix
+it, context), which the CLI prints. Every format escapes what it shows; ``detail`` (type, text,
+traceback) appears only for an error built in debug mode.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from typing import Any, Literal, overload
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
-from sessionmw.user_errors import UserFacingError
+from sessionmw.texts import HOW_TO_FIX, WHAT_HAPPENED, fill
+from sessionmw.translation import UserFacingError
 
-__all__ = ["format_error"]
+if TYPE_CHECKING:
+    from sessionmw.health import HealthReport
+
+__all__ = ["Wording", "format_error", "guidance", "recovery_text"]
+
+
+class Wording(Protocol):
+    """What every user-facing text has: a :class:`~sessionmw.UserFacingError`, a
+    :class:`~sessionmw.HealthReport`, a :class:`~sessionmw.translation.Statement`."""
+
+    @property
+    def message(self) -> str: ...
+    @property
+    def recovery(self) -> Sequence[str]: ...
+    @property
+    def context(self) -> str: ...
+
+
+def guidance(said: Wording) -> list[str]:
+    """The seed's three-part guidance, line by line: what happened, how to fix it (numbered
+    steps), context."""
+    lines = [fill(WHAT_HAPPENED, {"message": said.message})]
+    if said.recovery:
+        lines.append(HOW_TO_FIX)
+        lines += [f"  {number}. {step}" for number, step in enumerate(said.recovery, 1)]
+    if said.context:
+        lines.append(f"📝 {said.context}")
+    return lines
+
+
+def recovery_text(health: HealthReport) -> str:
+    """The report as the seed's three-part guidance: what happened, how to fix it, context."""
+    return "\n".join(guidance(health))
 
 
 @overload
@@ -53,12 +90,7 @@ def format_error(
 
 
 def _text(err: UserFacingError) -> str:
-    lines = [err.title, f"🎯 What happened: {err.message}"]
-    if err.recovery:
-        lines.append("🔧 How to fix it:")
-        lines += [f"  {number}. {step}" for number, step in enumerate(err.recovery, 1)]
-    if err.context:
-        lines.append(f"📝 {err.context}")
+    lines = [err.title, *guidance(err)]
     if err.detail:
         lines += ["", err.detail]
     return "\n".join(lines)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sessionmw.health import recovery_text
 from sessionmw.manager import SessionManager
+from sessionmw.rendering import recovery_text
 from sessionmw.signals import state_changed
 from sessionmw.states import SessionState
 from sessionmw.testing import FakeClock

@@ -12,10 +12,10 @@ from sessionmw import BreakerOpenError, SessionManager
 from sessionmw.actions import ActionLedger, log_failure
 from sessionmw.errors import DataLoadError
 from sessionmw.health import cause_of_error
-from sessionmw.messages import CAUSES, PAUSED, cause_of, paused_message, plain, statement
 from sessionmw.settings import Settings
 from sessionmw.testing import FakeClock
-from sessionmw.translation import translate
+from sessionmw.texts import PAUSED_COUNTDOWN, PAUSED_NOW, paused_message
+from sessionmw.translation import CAUSES, cause_of, plain, statement, translate
 
 MINUTE = 60.0
 _TRY_AGAIN = ("try the action again", "try again")
@@ -113,10 +113,13 @@ def test_expired_says_refresh_only(small: SessionManager, clock: FakeClock) -> N
 
 
 def test_not_found_is_a_restart_not_the_users_fault(small: SessionManager) -> None:
-    """A session the server no longer knows: the cause is a restart, the step is a refresh."""
-    said = statement(small.check_health("unknown"))
+    """A session the server no longer knows: the cause is a restart, the step is a refresh, and the
+    words are the health report's (one voice: the banner and the page say the same)."""
+    report = small.check_health("unknown")
+    said = statement(report)
     assert said is not None and said.cause == "restarted" and said.actions == ("refresh",)
-    assert "restarted" in said.message and said.context == "Nothing you did caused this."
+    assert said.message == plain(report.message) == "We could not find your session"
+    assert list(said.steps) == report.recovery and "restart" in said.context
 
 
 def test_idle_in_words(clock: FakeClock) -> None:
@@ -127,7 +130,7 @@ def test_idle_in_words(clock: FakeClock) -> None:
     said = statement(manager.check_health("s"))
     assert said is not None and said.tone == "info"
     assert said.message == "Your session is idle: no activity for less than a minute"
-    assert said.context.startswith("Without activity it expires in 1 minute.")
+    assert "Without activity it expires in 1 minute." in said.steps
 
 
 @pytest.mark.parametrize("status", ["idle", "error", "disconnected", "expired", "not_found", "degraded"])
@@ -274,8 +277,7 @@ def test_paused_message_is_the_breakers_own(seconds: float) -> None:
     """The countdown's words are those of the refusal the user's action gets: one voice."""
     refused = BreakerOpenError("market-data", "market data", seconds)
     assert paused_message("market data", seconds) == refused.message
-    many = PAUSED["one" if math.ceil(seconds) == 1 else "many"]
-    assert many.format(service="market data", n=math.ceil(seconds)) == refused.message
+    assert PAUSED_COUNTDOWN.format(service="market data", n=math.ceil(seconds)) == refused.message
 
 
 def test_paused_with_no_time_left_is_trying_now() -> None:
@@ -291,4 +293,4 @@ def test_paused_with_no_time_left_is_trying_now() -> None:
     report["dependencies"][0]["retry_in"] = 1  # type: ignore[index]
     said = statement(report)
     assert said is not None and said.message.endswith("we will try again in 1 second")
-    assert paused_message("market data", -3) == PAUSED["now"].format(service="market data")
+    assert paused_message("market data", -3) == PAUSED_NOW.format(service="market data")

@@ -130,7 +130,6 @@ MODULES = [
     "sessionmw.metrics",
     "sessionmw.rendering",
     "sessionmw.retry",
-    "sessionmw.retry_after",
     "sessionmw.session",
     "sessionmw.settings",
     "sessionmw.signals",
@@ -142,10 +141,10 @@ MODULES = [
     "sessionmw.stores.redis_errors",
     "sessionmw.stores.urls",
     "sessionmw.testing",
+    "sessionmw.texts",
     "sessionmw.tour",
     "sessionmw.transitions",
     "sessionmw.translation",
-    "sessionmw.user_errors",
 ]
 
 
@@ -174,11 +173,6 @@ OLD_PATHS = {
         *("STYLES", "THEMES", "DashState", "SessionMWDash", "dash_state", "dash_static_paths"),
         *("error_alert", "guarded_callback", "handle_callback_error", "preserve", "status_banner"),
         "uses_bootstrap_css",
-    ],
-    "sessionmw.translation": [
-        *("DEFAULT_RETRY_AFTER", "Severity", "Translation", "UserFacingError", "format_error"),
-        *("is_transient", "parse_retry_after", "register_translation", "retry_after_of", "translate"),
-        *("translation_for", "translations", "unregister_translation"),
     ],
 }
 

@@ -1,4 +1,5 @@
-"""Numbers and durations in words (issue 11: "expires in 1 minutes", "no activity for 0 minutes")."""
+"""Numbers and durations in words (issue 11: "expires in 1 minutes", "no activity for 0 minutes"):
+whole sentences with a singular and a plural form, never a noun with an "s" glued on."""
 
 from __future__ import annotations
 
@@ -9,25 +10,28 @@ import pytest
 from sessionmw import SessionManager
 from sessionmw.settings import Settings
 from sessionmw.testing import FakeClock
-from sessionmw.wording import duration, plural
+from sessionmw.texts import MESSAGES, Plural, duration
 
 
 @pytest.mark.parametrize(
     ("count", "expected"),
     [
-        pytest.param(0, "0 errors", id="zero"),
-        pytest.param(1, "1 error", id="one"),
-        pytest.param(2, "2 errors", id="two"),
+        pytest.param(0, "0 errors left", id="zero"),
+        pytest.param(1, "1 error left", id="one"),
+        pytest.param(2, "2 errors left", id="two"),
     ],
 )
 def test_plural(count: int, expected: str) -> None:
-    """The noun is plural unless the count is exactly 1."""
-    assert plural(count, "error") == expected
+    """The plural sentence is used unless the count is exactly 1; the count's placeholder is named."""
+    left = Plural("{left} error left", "{left} errors left", count="left")
+    assert left.format(left=count) == expected
 
 
-def test_plural_irregular() -> None:
-    """An irregular plural is given by the caller."""
-    assert plural(2, "entry", "entries") == "2 entries" and plural(1, "entry", "entries") == "1 entry"
+def test_the_error_context_is_a_plural_sentence() -> None:
+    """The report's "more errors" context is one sentence per form, not a noun made plural."""
+    context = MESSAGES["error"].context
+    assert isinstance(context, Plural) and context.count == "errors_left"
+    assert context.one != context.other
 
 
 @pytest.mark.parametrize(
@@ -78,3 +82,20 @@ def test_error_report_counts_in_words(clock: FakeClock) -> None:
     assert manager.check_health("s").context.startswith("After 2 more errors in a row")
     manager.record_error("s", ValueError("x"))
     assert manager.check_health("s").context.startswith("After 1 more error in a row")
+
+
+def test_expiry_context_counts_in_words(clock: FakeClock) -> None:
+    """An expired session's context says "after 1 minute" and "after 1 hour", never "1 minutes"."""
+    manager = SessionManager(Settings(session_timeout_minutes=1, idle_after_seconds=30), clock=clock)
+    manager.create_session("s")
+    clock.advance(61)
+    assert manager.check_health("s").context == "Sessions expire after 1 minute without activity."
+    lasting = SessionManager(
+        Settings(absolute_timeout_hours=1, session_timeout_minutes=120, idle_after_seconds=30), clock=clock
+    )
+    lasting.create_session("t")
+    for _ in range(3):
+        clock.advance(15 * 60)
+        lasting.update_session_activity("t")
+    clock.advance(15 * 60 + 1)  # an hour and a second old
+    assert lasting.check_health("t").context == "For your security, sessions end after 1 hour."

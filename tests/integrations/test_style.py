@@ -46,7 +46,8 @@ def test_compact_at_phone_width() -> None:
 
 def test_error_html_has_one_error_class() -> None:
     """A friendly error's HTML names its class once (it was ``sessionmw-error sessionmw-error``)."""
-    from sessionmw.translation import format_error, translate
+    from sessionmw.rendering import format_error
+    from sessionmw.translation import translate
 
     html = format_error(translate(ConnectionError("x")), "html")
     assert 'class="sessionmw-error"' in html and "sessionmw-error sessionmw-error" not in html
