@@ -313,6 +313,8 @@ NOT_USER_STRINGS = {
     # The JSON answer to a URL under the endpoints' prefix that no endpoint serves (an API client's
     # mistake, not a session's situation).
     ("integrations/gate.py", "No such sessionmw endpoint."),
+    # The accepted words of a yes/no store option, in a ConfigurationError for the developer.
+    ("sessionmw/stores/options.py", "True or False, or one of "),
 }
 #: A sentence: a capital (after any emoji), then at least two more words, two of them in lower case.
 SENTENCE = re.compile(r"[^A-Za-z]*[A-Z][a-z']*(?: +\S+){2,}")
