@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from sessionmw._forks import ForkSafeLock
 from sessionmw.errors import (
     BackendProcessError,
     DataLoadError,
@@ -88,17 +87,7 @@ class Translation:
 
 # -- the registry ---------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-
-
-
-def _renew_lock() -> None:
-    """In a forked child: a fresh lock (another thread may have held the parent's at the fork)."""
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_renew_lock)
+_lock = ForkSafeLock()
 _by_type: dict[type[BaseException], Translation] = {}
 _predicates: list[tuple[Callable[[BaseException], bool], Translation]] = []  # newest first
 _cache: dict[type[BaseException], Translation] = {}

@@ -39,6 +39,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from sessionmw._forks import reset_after_fork
 from sessionmw.errors import (
     ConfigurationError,
     CorruptRecordError,
@@ -49,7 +50,6 @@ from sessionmw.errors import (
 from sessionmw.errors import IllegalTransitionError as _Refused
 from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
 from sessionmw.states import Event, SessionState
-from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, new_incarnation
 from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.records import MAX_RECORD_CHARS, decode_record
