@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from sessionmw import (
-    BREAKER_TRANSITIONS,
     Breaker,
     BreakerOpenError,
     BreakerState,
@@ -28,6 +27,7 @@ from sessionmw import (
 )
 from sessionmw import breaker as breaker_module
 from sessionmw.breaker_table import (
+    BREAKER_TRANSITIONS,
     BreakerConfig,
     BreakerEvent,
     BreakerOp,

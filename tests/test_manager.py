@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from sessionmw import (
-    MESSAGES,
     CheckResult,
     IllegalTransitionError,
     SessionExistsError,
@@ -22,6 +21,7 @@ from sessionmw import (
     signals,
 )
 from sessionmw.errors import CorruptRecordError
+from sessionmw.health import MESSAGES
 from sessionmw.stores.memory import MemoryStore
 from sessionmw.testing import FakeClock, capture_signals
 

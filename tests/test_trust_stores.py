@@ -24,16 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import shared_store_url
 
-from sessionmw import (
-    CorruptRecordError,
-    HealthStatus,
-    SessionExistsError,
-    SessionLimitError,
-    SessionManager,
-    SessionState,
-)
+from sessionmw import CorruptRecordError, SessionExistsError, SessionLimitError, SessionManager, SessionState
 from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event
+from sessionmw.states import Event, HealthStatus
 from sessionmw.stores import SessionStore, store_from_url
 from sessionmw.stores.records import decode_record
 from sessionmw.stores.redis import RedisStore, _written
