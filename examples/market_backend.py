@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sessionmw.errors import BackendProcessError, DataLoadError, TransientError
+from sessionmw import BackendProcessError, DataLoadError, TransientError
 
 __all__ = [
     "DEFAULT_SYMBOLS",

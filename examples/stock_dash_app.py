@@ -37,10 +37,17 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 from market_backend import DEFAULT_SYMBOLS, BacktestJob, Faults, MarketBackend, ScanRow, parse_symbols
 
-from sessionmw import Breaker, BreakerState, SessionManager, Settings, current_session_id
+from sessionmw import (
+    BackendProcessError,
+    Breaker,
+    BreakerState,
+    RetryStrategy,
+    SessionManager,
+    Settings,
+    current_session_id,
+    guarded,
+)
 from sessionmw.actions import ActionLedger, log_failure
-from sessionmw.errors import BackendProcessError
-from sessionmw.guard import guarded
 from sessionmw.integrations.dash import (
     SessionMWDash,
     dash_state,
@@ -50,7 +57,6 @@ from sessionmw.integrations.dash import (
     status_banner,
 )
 from sessionmw.integrations.flask import current_session
-from sessionmw.retry import RetryStrategy
 
 __all__ = [
     "BREAKER_NAME",

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 from sessionmw import signals
 from sessionmw.figures import BUCKET_SECONDS, TOTAL, Stats, counters_for, stats
 from sessionmw.states import SessionState
-from sessionmw.stores.counters import CounterBackend, MemoryCounters
+from sessionmw.stores.counters import CounterBackend
 from sessionmw.translation import translate
 
 if TYPE_CHECKING:
     from sessionmw.manager import SessionManager
     from sessionmw.session import SessionRecord
 
-__all__ = ["TOTAL", "Analytics", "CounterBackend", "MemoryCounters", "Stats", "counters_for", "stats"]
+__all__ = ["TOTAL", "Analytics", "Stats", "counters_for", "stats"]
 
 #: Upper bounds (seconds) of the latency histogram's buckets.
 LATENCY_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

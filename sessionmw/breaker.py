@@ -21,8 +21,6 @@ import contextvars
 import functools
 import inspect
 import math
-import os
-import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -43,6 +41,7 @@ from sessionmw.breaker_table import (
 )
 from sessionmw.errors import StoreUnavailableError
 from sessionmw.health import register_dependency_source
+from sessionmw.stores._beside import Beside, beside
 from sessionmw.stores.breakers import BreakerBackend, BreakerStore, MemoryBreakers
 from sessionmw.texts import (
     DEPENDENCY_AVAILABLE,
@@ -131,30 +130,20 @@ class BreakerOpenError(UserFacingError):
 
 # -- one backend per store, and the process's breakers ---------------------------------------------
 
-_BACKENDS: weakref.WeakKeyDictionary[Any, BreakerBackend] = weakref.WeakKeyDictionary()
-_BACKENDS_LOCK = threading.Lock()
+
+def _breakers_of(store: SessionStore) -> BreakerBackend:
+    return store.breakers() if isinstance(store, BreakerStore) else MemoryBreakers()
 
 
+_BREAKERS: Beside[BreakerBackend] = Beside(_breakers_of)
 
-def _renew_backends_lock() -> None:
-    """In a forked child: a fresh lock (another thread may have held the parent's at the fork)."""
-    global _BACKENDS_LOCK
-    _BACKENDS_LOCK = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_renew_backends_lock)
 # The process's breakers, by name (weakly held: a breaker nobody uses any more is not reported).
 _REGISTRY: weakref.WeakValueDictionary[str, Breaker] = weakref.WeakValueDictionary()
 
 
 def breakers_for(store: SessionStore) -> BreakerBackend:
     """The breaker backend that lives beside ``store`` (one per store object)."""
-    with _BACKENDS_LOCK:
-        backend = _BACKENDS.get(store)
-        if backend is None:
-            backend = store.breakers() if isinstance(store, BreakerStore) else MemoryBreakers()
-            _BACKENDS[store] = backend
-        return backend
+    return beside(store, _BREAKERS)
 
 
 def all_breakers() -> list[Breaker]:

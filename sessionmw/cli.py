@@ -243,26 +243,23 @@ def _counting(manager: SessionManager) -> bool:
     return bool(counters_for(manager.store).read([TOTAL]).get(TOTAL))
 
 
-def _positive(text: str) -> int:
-    """An argument that must be a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number (1 or more)")
-    return value
+def _whole_number(least: int, must: str) -> Callable[[str], int]:
+    """An argument type: a whole number of at least ``least``; else the error says it ``must`` be."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r} must be {must}")
+        return value
+
+    return parse
 
 
-def _not_negative(text: str) -> int:
-    """An argument that must be a whole number of at least 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+_positive = _whole_number(1, "a positive whole number (1 or more)")
+_not_negative = _whole_number(0, "0 or more")
 
 
 def _config(args: argparse.Namespace) -> int:

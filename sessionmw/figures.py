@@ -10,12 +10,10 @@ Prometheus collector read them.
 from __future__ import annotations
 
 import dataclasses
-import os
-import threading
-import weakref
 from collections import defaultdict
 from typing import Any
 
+from sessionmw.stores._beside import Beside, beside
 from sessionmw.stores.base import SessionStore
 from sessionmw.stores.counters import CounterBackend, CountingStore, MemoryCounters
 
@@ -26,29 +24,17 @@ TOTAL = 0
 #: Seconds per bucket.
 BUCKET_SECONDS = 60
 
-# One backend per live store object (weakly held: a new store never inherits a dead one's counts).
-_BACKENDS: weakref.WeakKeyDictionary[SessionStore, CounterBackend] = weakref.WeakKeyDictionary()
-_BACKENDS_LOCK = threading.Lock()
+
+def _counters_of(store: SessionStore) -> CounterBackend:
+    return store.counters() if isinstance(store, CountingStore) else MemoryCounters()
 
 
-def _renew_lock() -> None:
-    """In a forked child: a fresh lock (another thread may have held the parent's)."""
-    global _BACKENDS_LOCK
-    _BACKENDS_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_lock)
+_COUNTERS: Beside[CounterBackend] = Beside(_counters_of)
 
 
 def counters_for(store: SessionStore) -> CounterBackend:
     """The counter backend that lives beside ``store`` (one per store object)."""
-    with _BACKENDS_LOCK:
-        backend = _BACKENDS.get(store)
-        if backend is None:
-            backend = store.counters() if isinstance(store, CountingStore) else MemoryCounters()
-            _BACKENDS[store] = backend
-        return backend
+    return beside(store, _COUNTERS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,15 +7,14 @@ The manager never decides a transition itself: it asks the store to apply an eve
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from sessionmw import figures, signals
+from sessionmw._forks import ForkSafeLock
 from sessionmw.breaker_table import is_dependency_failure
 from sessionmw.errors import CorruptRecordError, StoreError, StoreUnavailableError
 from sessionmw.health import CheckResult, HealthCheck, HealthReport, run_check
@@ -383,17 +382,7 @@ def short_id(session_id: str) -> str:
 
 
 _default: SessionManager | None = None
-_default_lock = threading.Lock()
-
-
-
-def _renew_default_lock() -> None:
-    """In a forked child: a fresh lock (another thread may have held the parent's at the fork)."""
-    global _default_lock
-    _default_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_renew_default_lock)
+_default_lock = ForkSafeLock()
 
 
 def get_session_manager() -> SessionManager:

@@ -130,15 +130,7 @@ def is_routine_activity(record: SessionRecord, now: float, policy: Policy) -> bo
     lifetime) is due. Stores use it to skip the general :func:`elapse` and :func:`apply` on the
     most common update; the outcome is the same.
     """
-    state = record.state
-    if state not in ACTIVITY_KEEPS:
-        return False
-    idle = now - record.last_activity
-    return (
-        now - record.created_at < policy.absolute_timeout
-        and idle < policy.timeout
-        and (idle < policy.idle_after or state not in IDLING)
-    )
+    return record.state in ACTIVITY_KEEPS and writes_nothing(record, None, now, policy)
 
 
 def writes_nothing(record: SessionRecord, event: Event | None, now: float, policy: Policy) -> bool:
@@ -150,22 +142,24 @@ def writes_nothing(record: SessionRecord, event: Event | None, now: float, polic
     write is what makes idleness and expiry come up to the window early, never late. Only this
     rule lets a store (or its read cache) answer without writing.
     """
+    # Written out (no calls): every look and most activity of every request come through here.
+    state = record.state
     if event is None:
-        state = record.state
         if state is _X or state is _N:
             return True
-        idle = now - record.last_activity
-        return (
-            now - record.created_at < policy.absolute_timeout
-            and idle < policy.timeout
-            and (idle < policy.idle_after or state not in IDLING)
-        )
-    if event is not _ACTIVITY:
+    elif event is _ACTIVITY:
+        resolution = policy.activity_resolution
+        if state not in ACTIVITY_KEEPS or not (resolution > 0 and now - record.last_activity < resolution):
+            return False
+    else:
         return False
-    resolution = policy.activity_resolution
-    if not (resolution > 0 and now - record.last_activity < resolution):
-        return False
-    return is_routine_activity(record, now, policy)
+    # No time-derived change (lifetime, timeout, idleness) is due.
+    idle = now - record.last_activity
+    return (
+        now - record.created_at < policy.absolute_timeout
+        and idle < policy.timeout
+        and (idle < policy.idle_after or state not in IDLING)
+    )
 
 
 def apply(

@@ -31,16 +31,15 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import math
-import os
 import re
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from sessionmw import texts
+from sessionmw._forks import ForkSafeLock
 from sessionmw.errors import (
     BackendProcessError,
     DataLoadError,
@@ -332,16 +331,7 @@ class Translation:
 
 # -- the registry ---------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-
-
-def _renew_lock() -> None:
-    """In a forked child: a fresh lock (another thread may have held the parent's at the fork)."""
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_renew_lock)
+_lock = ForkSafeLock()
 _by_type: dict[type[BaseException], Translation] = {}
 _predicates: list[tuple[Callable[[BaseException], bool], Translation]] = []  # newest first
 _cache: dict[type[BaseException], Translation] = {}

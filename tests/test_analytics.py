@@ -9,8 +9,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sessionmw import SessionManager, signals
-from sessionmw.analytics import Analytics, MemoryCounters, stats
+from sessionmw.analytics import Analytics, stats
 from sessionmw.metrics import instrument
+from sessionmw.stores.counters import MemoryCounters
 from sessionmw.testing import FakeClock
 
 MINUTE = 60.0

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from sessionmw import (
-    BREAKER_TRANSITIONS,
     Breaker,
     BreakerOpenError,
     BreakerState,
@@ -28,6 +27,7 @@ from sessionmw import (
 )
 from sessionmw import breaker as breaker_module
 from sessionmw.breaker_table import (
+    BREAKER_TRANSITIONS,
     BreakerConfig,
     BreakerEvent,
     BreakerOp,
@@ -35,6 +35,7 @@ from sessionmw.breaker_table import (
     mermaid,
     step,
 )
+from sessionmw.stores import _beside
 from sessionmw.stores.breakers import BreakerBackend, lua_source
 from sessionmw.testing import FakeClock, capture_signals, force_breaker
 
@@ -507,7 +508,7 @@ class CountingBackend:
 def _counted(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[Breaker, CountingBackend]]:
     manager = SessionManager(store=f"sqlite:///{tmp_path / 's.db'}", clock=clock)
     counting = CountingBackend(breaker_module.breakers_for(manager.store))
-    breaker_module._BACKENDS[manager.store] = counting
+    _beside._BESIDE[manager.store][breaker_module._BREAKERS] = counting
     yield Breaker("counted", failure_threshold=3, open_for=30.0, manager=manager, clock=clock), counting
     manager.close()
 

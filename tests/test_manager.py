@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from sessionmw import (
-    MESSAGES,
     CheckResult,
     IllegalTransitionError,
     SessionExistsError,
@@ -24,6 +23,7 @@ from sessionmw import (
 from sessionmw.errors import CorruptRecordError
 from sessionmw.stores.memory import MemoryStore
 from sessionmw.testing import FakeClock, capture_signals
+from sessionmw.texts import MESSAGES
 
 MINUTE = 60.0
 

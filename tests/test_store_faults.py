@@ -10,13 +10,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from sessionmw import (
-    HealthStatus,
-    SessionManager,
-    SessionState,
-    StoreUnavailableError,
-    translate,
-)
+from sessionmw import SessionManager, SessionState, StoreUnavailableError, translate
+from sessionmw.states import HealthStatus
 from sessionmw.testing import FakeClock, capture_signals
 
 

@@ -20,7 +20,6 @@ from support import assert_same_outcome, created, shared_store_url, walk
 from sessionmw import (
     ConfigurationError,
     CorruptRecordError,
-    HealthStatus,
     IllegalTransitionError,
     SessionExistsError,
     SessionLimitError,
@@ -30,7 +29,7 @@ from sessionmw import (
 )
 from sessionmw.analytics import TOTAL
 from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event
+from sessionmw.states import Event, HealthStatus
 from sessionmw.stores import SUPPORTED_SCHEMES, MemoryStore, SessionStore, store_from_url
 from sessionmw.stores.redis import RedisStore, lua_source
 from sessionmw.stores.sqlite import DUE_QUERY, SQLiteStore

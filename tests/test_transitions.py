@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessionmw import IllegalTransitionError, Policy, SessionRecord, SessionState
+from sessionmw import IllegalTransitionError, SessionRecord, SessionState
+from sessionmw.session import Policy
 from sessionmw.states import Event
 from sessionmw.stores.base import step
 from sessionmw.transitions import TRANSITIONS, apply, elapse, is_routine_activity, mermaid, next_state

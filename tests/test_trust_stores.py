@@ -27,14 +27,13 @@ from support import shared_store_url
 from sessionmw import (
     ConfigurationError,
     CorruptRecordError,
-    HealthStatus,
     SessionExistsError,
     SessionLimitError,
     SessionManager,
     SessionState,
 )
 from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event
+from sessionmw.states import Event, HealthStatus
 from sessionmw.stores import SessionStore, store_from_url
 from sessionmw.stores.records import decode_record
 from sessionmw.stores.redis import RedisStore, _written
@@ -276,8 +275,8 @@ def test_sqlite_store_lock_held_at_fork_does_not_hang_the_child(tmp_path: Path) 
 def test_locks_held_at_fork_do_not_hang_the_child(target: str) -> None:
     """A lock held by another thread at the fork (the memory store's, the memory counters', the
     analytics registry's) is fresh in the child: no operation there waits for ever."""
-    from sessionmw import analytics, figures
-    from sessionmw.stores import MemoryStore
+    from sessionmw import analytics
+    from sessionmw.stores import MemoryStore, _beside
     from sessionmw.stores.counters import MemoryCounters
 
     store = MemoryStore()
@@ -285,7 +284,7 @@ def test_locks_held_at_fork_do_not_hang_the_child(target: str) -> None:
     counters = analytics.counters_for(store)
     assert isinstance(counters, MemoryCounters)
     lock = {"memory store": store._lock, "memory counters": counters._lock}.get(
-        target, figures._BACKENDS_LOCK
+        target, _beside._LOCK
     )
 
     def child() -> object:
@@ -606,7 +605,7 @@ def test_redis_census_keys_share_the_sessions_slot(redis_url: str, redis_prefix:
 def test_module_locks_are_fresh_in_a_forked_child(where: str) -> None:
     """A module-level lock another thread held at the fork does not block the child for ever."""
     from sessionmw import breaker, manager, translation
-    from sessionmw.stores import MemoryStore
+    from sessionmw.stores import MemoryStore, _beside
 
     class Flaky(Exception):
         pass
@@ -619,7 +618,7 @@ def test_module_locks_are_fresh_in_a_forked_child(where: str) -> None:
     lock = {
         "default manager": manager._default_lock,
         "translation registry": translation._lock,
-        "breaker backends": breaker._BACKENDS_LOCK,
+        "breaker backends": _beside._LOCK,
     }[where]
     manager.set_session_manager(None)
     with lock:  # as if another thread were inside at the fork

@@ -63,9 +63,9 @@ def store_from_url(url: str, **options: Any) -> SessionStore:
             flag("cache", options["cache"])
         return MemoryStore(max_sessions=options.get("max_sessions"))
     if scheme == "sqlite":
-        return _sqlite(url, options)
+        return _sqlite_store(url, options)
     if scheme in ("redis", "rediss"):
-        return _redis(url, options)
+        return _redis_store(url, options)
     raise _bad_url(url, f"unknown scheme {scheme!r}")
 
 
@@ -103,7 +103,7 @@ def _split_options(
     return ours, others
 
 
-def _sqlite(url: str, options: dict[str, Any]) -> SessionStore:
+def _sqlite_store(url: str, options: dict[str, Any]) -> SessionStore:
     parts = urlsplit(url)
     if parts.netloc:
         raise _bad_url(url, "sqlite URLs have no host: write sqlite:///relative.db or sqlite:////abs/path.db")
@@ -120,7 +120,7 @@ def _sqlite(url: str, options: dict[str, Any]) -> SessionStore:
         raise _bad_url(url, str(exc)) from None
 
 
-def _redis(url: str, options: dict[str, Any]) -> SessionStore:
+def _redis_store(url: str, options: dict[str, Any]) -> SessionStore:
     parts = urlsplit(url)
     if not parts.hostname:
         raise _bad_url(url, "it names no host")

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
+from sessionmw._forks import reset_after_fork
 from sessionmw.breaker_table import (
     BreakerConfig,
     BreakerEvent,
@@ -27,7 +28,6 @@ from sessionmw.breaker_table import (
     step,
 )
 from sessionmw.errors import StoreUnavailableError
-from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores._wal import use_wal
 from sessionmw.stores.redis_errors import unreachable_errors
 

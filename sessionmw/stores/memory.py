@@ -8,10 +8,10 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from sessionmw._forks import reset_after_fork
 from sessionmw.errors import SessionExistsError, SessionLimitError
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
-from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, new_incarnation, step
 from sessionmw.transitions import Change, is_routine_activity, writes_nothing
 
@@ -109,13 +109,12 @@ class MemoryStore:
             record = self._records.get(session_id)
             if record is None:
                 return None
+            if writes_nothing(record, event, now, policy):  # renewed by another thread since the look
+                return Outcome(record, ())
             if event is _ACTIVITY and is_routine_activity(record, now, policy):
-                # what elapse() and apply() would do, without the detour; within the renewal
-                # window (renewed by another thread since the look above) not even that
-                resolution = policy.activity_resolution
-                if not (resolution > 0 and now - record.last_activity < resolution):
-                    record = self._records[session_id] = record.copy()
-                    record.last_activity = now
+                # what elapse() and apply() would do, without the detour
+                record = self._records[session_id] = record.copy()
+                record.last_activity = now
                 return Outcome(record, ())
             record = record.copy()
             was_live = record.state not in _TERMINAL

@@ -41,6 +41,7 @@ from inspect import signature
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from sessionmw._forks import reset_after_fork
 from sessionmw.errors import (
     ConfigurationError,
     CorruptRecordError,
@@ -51,7 +52,6 @@ from sessionmw.errors import (
 from sessionmw.errors import IllegalTransitionError as _Refused
 from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
 from sessionmw.states import Event, SessionState
-from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores.base import Outcome, new_incarnation
 from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.options import REDIS_OPTIONS, flag

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from sessionmw._forks import reset_after_fork
 from sessionmw.errors import (
     ConfigurationError,
     CorruptRecordError,
@@ -28,7 +29,6 @@ from sessionmw.errors import (
 )
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
-from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores._wal import use_wal
 from sessionmw.stores.base import Outcome, step
 from sessionmw.stores.cache import RecordCache
@@ -58,17 +58,6 @@ CREATE TABLE IF NOT EXISTS sessionmw_sessions (
 CREATE INDEX IF NOT EXISTS sessionmw_sessions_due ON sessionmw_sessions (due);
 CREATE INDEX IF NOT EXISTS sessionmw_sessions_state ON sessionmw_sessions (state);
 """
-#: Bumped in a forked child, so a store opens its own connection instead of the inherited one.
-_FORKS = [0]
-
-
-def _forked() -> None:
-    _FORKS[0] += 1
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forked)
-
 _SELECT = "SELECT data FROM sessionmw_sessions WHERE id = ?"
 #: The sweep's query: answered by the index on ``due``, so it reads only the due rows.
 DUE_QUERY = "SELECT id, state, data FROM sessionmw_sessions WHERE due <= ? ORDER BY due LIMIT ?"
@@ -148,7 +137,8 @@ class SQLiteStore:
         self._synchronous = synchronous.upper()
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        self._forks = _FORKS[0]
+        # In a forked child: the parent's connection, kept (never used, never closed here).
+        self._inherited: sqlite3.Connection | None = None
         # The read cache, and the connection's data_version it is known current at (None: the
         # connection is new, the cache empty). data_version counts other connections' commits.
         self._cache: RecordCache | None = RecordCache() if cache else None
@@ -160,6 +150,7 @@ class SQLiteStore:
         """In a forked child: a fresh lock (another thread may have held the parent's); the
         inherited connection is left alone and a new one opened on next use."""
         self._lock = threading.Lock()
+        self._inherited, self._conn = self._conn, None
         self._forget()
 
     def _forget(self) -> None:
@@ -174,7 +165,7 @@ class SQLiteStore:
     def _connection(self) -> sqlite3.Connection:
         """The open connection, (re)opened after a fork or a failure; caller holds the lock."""
         conn = self._conn
-        if conn is not None and self._forks == _FORKS[0]:
+        if conn is not None:
             return conn
         conn = sqlite3.connect(
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
@@ -209,7 +200,7 @@ class SQLiteStore:
             conn.close()
             raise
         self._forget()
-        self._conn, self._forks = conn, _FORKS[0]
+        self._conn = conn
         return conn
 
     def _run(self, work: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
@@ -294,7 +285,7 @@ class SQLiteStore:
         with self._lock:
             try:
                 conn = self._conn
-                if conn is None or self._forks != _FORKS[0]:
+                if conn is None:
                     conn = self._connection()
                 if event is None or event is _ACTIVITY:
                     quiet = self._read_quietly(conn, session_id, event, now, policy)
@@ -482,9 +473,7 @@ class SQLiteStore:
     def close(self) -> None:
         """Close this process's connection (it is reopened if the store is used again)."""
         with self._lock:
-            if self._forks == _FORKS[0]:
-                self._drop_connection()
-            self._conn = None
+            self._drop_connection()
 
     def counters(self) -> SQLiteCounters:
         """The analytics counter backend in the same file (see :mod:`sessionmw.analytics`)."""

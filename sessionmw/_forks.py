@@ -3,17 +3,18 @@
 A lock another thread held at the fork stays locked for ever in the child, and a SQLite
 connection must never be used in two processes. Objects that hold either register here with
 :func:`reset_after_fork`; in a forked child their ``_after_fork()`` runs before any other code,
-so they start with fresh locks and open their own connections when next used. (Redis
-connection pools check the process id themselves.)
+so they start with fresh locks and open their own connections when next used. A module-level
+lock is a :class:`ForkSafeLock`. (Redis connection pools check the process id themselves.)
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from typing import Protocol
 
-__all__ = ["ForkAware", "fork_generation", "reset_after_fork"]
+__all__ = ["ForkAware", "ForkSafeLock", "reset_after_fork"]
 
 
 class ForkAware(Protocol):
@@ -23,12 +24,6 @@ class ForkAware(Protocol):
 
 
 _AWARE: weakref.WeakSet[ForkAware] = weakref.WeakSet()
-_GENERATION = [0]
-
-
-def fork_generation() -> int:
-    """How many forks lie between the first process and this one (0 in the first process)."""
-    return _GENERATION[0]
 
 
 def reset_after_fork(obj: ForkAware) -> None:
@@ -36,8 +31,27 @@ def reset_after_fork(obj: ForkAware) -> None:
     _AWARE.add(obj)
 
 
+class ForkSafeLock:
+    """A ``threading.Lock`` (used in a ``with`` block) that a forked child gets fresh: another
+    thread may have held the parent's at the fork."""
+
+    __slots__ = ("__weakref__", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
 def _in_child() -> None:
-    _GENERATION[0] += 1
     for obj in list(_AWARE):
         obj._after_fork()
 
