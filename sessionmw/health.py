@@ -84,7 +84,7 @@ MESSAGES: dict[str, Message] = {
             "Refresh the page to start a new session.",
             "Your inputs are kept in your browser and come back after the refresh.",
         ),
-        "Sessions expire after {timeout_minutes} minutes without activity.",
+        "Sessions expire after {timeout} without activity.",
     ),
     "expired:lifetime_exceeded": Message(
         "⏱️",
@@ -94,7 +94,7 @@ MESSAGES: dict[str, Message] = {
             "Refresh the page to start a new session.",
             "Your inputs are kept in your browser and come back after the refresh.",
         ),
-        "For your security, sessions end after {lifetime_hours} hours.",
+        "For your security, sessions end after {lifetime}.",
     ),
     "expired:end": Message(
         "🚪",
@@ -282,6 +282,8 @@ class HealthReport(dict[str, Any]):
                 "more_errors": plural(max(1, policy.error_threshold - record.error_count), "more error"),
                 "timeout_minutes": _g(policy.timeout / 60),
                 "lifetime_hours": _g(policy.absolute_timeout / 3600),
+                "timeout": _span(policy.timeout),
+                "lifetime": _span(policy.absolute_timeout),
                 "check": failed.name if failed is not None else "",
             }
             fixed = _text_fields(
@@ -376,6 +378,13 @@ def _needs_format(message: Message) -> bool:
         text = "".join((message.message, message.context, *message.recovery))
         needed = _FORMAT_CACHE[message] = "{" in text
     return needed
+
+
+def _span(seconds: float) -> str:
+    """A policy's length as a person says it: "1 minute", "30 minutes", "12 hours", "45 seconds"."""
+    if seconds < 60:
+        return plural(max(1, round(seconds)), "second")
+    return duration(seconds)
 
 
 def _g(number: float) -> str:

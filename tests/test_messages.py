@@ -292,3 +292,24 @@ def test_paused_with_no_time_left_is_trying_now() -> None:
     said = statement(report)
     assert said is not None and said.message.endswith("we will try again in 1 second")
     assert paused_message("market data", -3) == PAUSED["now"].format(service="market data")
+
+
+
+@pytest.mark.parametrize(
+    ("minutes", "hours", "said"),
+    [
+        (1, 1, ("Sessions expire after 1 minute without activity.", "sessions end after 1 hour.")),
+        (30, 12, ("Sessions expire after 30 minutes without activity.", "sessions end after 12 hours.")),
+        (0.5, 1.5, ("Sessions expire after 30 seconds without activity.", "end after 1 hour 30 minutes.")),
+    ],
+)
+def test_the_policy_is_said_in_plain_numbers(minutes: float, hours: float, said: tuple[str, str]) -> None:
+    """An expired session's context names the timeout as a person says it: "1 minute", not "1 minutes"."""
+    from sessionmw.health import HealthReport
+    from sessionmw.session import Policy, SessionRecord
+    from sessionmw.states import SessionState
+
+    policy = Policy(idle_after=10, timeout=minutes * 60, absolute_timeout=hours * 3600)
+    for reason, text in (("timeout", said[0]), ("lifetime_exceeded", said[1])):
+        record = SessionRecord("s", SessionState.EXPIRED, 0.0, 0.0, 0, None, 1.0, reason)
+        assert text in HealthReport.build("s", record, 2.0, policy).context
