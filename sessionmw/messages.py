@@ -30,6 +30,7 @@ __all__ = [
     "PAUSED",
     "RECONNECTED",
     "UNREACHABLE",
+    "UNREACHABLE_LOCAL",
     "Cause",
     "Statement",
     "cause_of",
@@ -89,14 +90,30 @@ UNREACHABLE: Final = Statement(
     "The server cannot be reached right now.",
     ("Check your network connection.", "Wait a moment: this page checks again by itself."),
 )
+#: The same, for a page served from this computer (``localhost``): no network is involved, the
+#: server stopped (or is restarting).
+UNREACHABLE_LOCAL: Final = Statement(
+    "error",
+    "backend",
+    "warning",
+    "Server not running",
+    "The server of this page, on this computer, is not answering: it was stopped or is restarting.",
+    ("Start the server again if it was stopped.", "Wait a moment: this page checks again by itself."),
+)
 
 
 def plain(text: str) -> str:
     """``text`` without the emoji (and spaces) it starts with: the seed's messages carry one."""
     start = 0
-    while start < len(text) and not (text[start].isalnum() or text[start] in "\"'(\u201c"):
+    # Emoji, their variation selectors and joiners are all above U+2000; ASCII text stays whole.
+    while start < len(text) and _decoration(text[start]):
         start += 1
     return text[start:]
+
+
+def _decoration(char: str) -> bool:
+    """A space, or an emoji's part (no letter, no digit, no quotation mark)."""
+    return char.isspace() or (ord(char) >= 0x2000 and not char.isalnum() and char not in "\u201c\u2018")
 
 
 def cause_of(failure: BaseException | None) -> Cause:
@@ -117,7 +134,11 @@ def cause_of(failure: BaseException | None) -> Cause:
 
 
 def statement(
-    report: Mapping[str, Any], *, failure: BaseException | None = None, reconnected: bool = False
+    report: Mapping[str, Any],
+    *,
+    failure: BaseException | None = None,
+    reconnected: bool = False,
+    inputs_kept: bool = True,
 ) -> Statement | None:
     """The one statement for a page showing a session with health ``report``; None: nothing to say.
 
@@ -127,8 +148,29 @@ def statement(
         Without it the report's ``cause`` (from the session's last error) does.
     :param reconnected: True right after a reconnect succeeded: a healthy session then gets a
         short confirmation.
+    :param inputs_kept: False for a page that does not keep what the user typed across a reload
+        or a reconnect (a server-rendered page; a Dash page keeps them with ``preserve``): no
+        step then promises it.
     :raises ValueError: for a report without a known ``status``.
     """
+    said = _statement(report, failure, reconnected)
+    if said is None or inputs_kept:
+        return said
+    steps = tuple(_WITHOUT_INPUTS.get(step, step) for step in said.steps)
+    return dataclasses.replace(said, steps=tuple(step for step in steps if step))
+
+
+#: A step that promises the user's inputs, as a page that does not keep them says it ('': dropped).
+_WITHOUT_INPUTS: Final[dict[str, str]] = {
+    "Then click Reconnect: your inputs are kept.": "Then click Reconnect.",
+    "Click Reconnect: your inputs are kept.": "Click Reconnect.",
+    "Your inputs come back after the refresh.": "",
+}
+
+
+def _statement(
+    report: Mapping[str, Any], failure: BaseException | None, reconnected: bool
+) -> Statement | None:
     status = report.get("status")
     if status == "healthy":
         if failure is not None:  # a failure the session is not blamed for (a breaker counted it)
@@ -229,8 +271,12 @@ def _error(report: Mapping[str, Any], failure: BaseException | None) -> Statemen
         )
     err = failure if isinstance(failure, UserFacingError) else translate(failure)
     cause = cause_of(failure)
-    if cause == "network":
-        steps: tuple[str, ...] = ("Check your network connection, then try the action again.",)
+    if err.original is None and err.recovery:  # raised by the app with its own steps: its words
+        steps: tuple[str, ...] = tuple(err.recovery)
+    elif cause == "network":  # the server's connection to a service: the user's network reached us
+        steps = (
+            "Try the action again in a moment: the connection may come back by itself.",
+        )
     else:
         steps = (
             "Try the action again: most errors are temporary.",
@@ -243,9 +289,9 @@ def _error(report: Mapping[str, Any], failure: BaseException | None) -> Statemen
 
 def _disconnected(cause: Cause) -> Statement:
     if cause == "network":
-        message = "Your session was disconnected after repeated network errors."
+        message = "Your session was disconnected after repeated connection errors."
         steps: tuple[str, ...] = (
-            "Check your network connection.",
+            "Wait a moment for the connection to the service to come back.",
             "Then click Reconnect: your inputs are kept.",
         )
     elif cause == "backend":

@@ -61,13 +61,19 @@ def test_disconnected_by_backend_never_blames_the_network(small: SessionManager)
 
 
 def test_disconnected_by_network(small: SessionManager) -> None:
-    """Connection errors: the steps name the network, then Reconnect."""
+    """Connection errors inside the server (its link to a service): waiting, then Reconnect; no
+    advice about the user's network, which reached the server (issue 27)."""
     exc = ConnectionRefusedError("refused")
     _disconnect(small, exc)
     said = statement(small.check_health("s"), failure=translate(exc))
     assert said is not None and said.cause == "network"
-    assert said.steps[0] == "Check your network connection."
+    assert said.steps[0] == "Wait a moment for the connection to the service to come back."
+    assert "network" not in " ".join((said.message, *said.steps)).lower()
     assert said.actions == ("reconnect",)
+    small.reconnect("s")
+    small.record_error("s", exc)
+    said = statement(small.check_health("s"), failure=exc)
+    assert said is not None and "network" not in " ".join(said.steps).lower()
 
 
 def test_error_names_the_failure_without_emoji(small: SessionManager) -> None:

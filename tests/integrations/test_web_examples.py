@@ -174,7 +174,9 @@ def test_wsgi_example_page_is_styled(manager: SessionManager) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
-def test_operator_commands_read_the_apps_policy(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_operator_commands_read_the_apps_policy(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """An app made with a 1-minute timeout: `sessionmw sessions list` and `sessionmw health`, run
     with no such setting, judge its session by that minute, as the page's health report does."""
     from support import shared_store_url
