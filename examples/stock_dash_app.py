@@ -208,7 +208,7 @@ def _scanner_page() -> html.Div:
                     )
                 ),
             ),
-            html.Button("Scan", id="scan-run", style=_BUTTON),
+            html.Button("Scan", id="scan-run", className="demo-action", style=_BUTTON),
             dcc.Loading(html.Div(id="scan-output", style={"marginTop": "16px"}), id="scan-loading"),
         ],
         style={"padding": "16px 0"},
@@ -235,7 +235,7 @@ def _backtest_page() -> html.Div:
                 "Slow",
                 preserve(dcc.Input(id="bt-slow", type="number", value=30, style={**_INPUT, "width": "60px"})),
             ),
-            html.Button("Run backtests", id="bt-run", style=_BUTTON),
+            html.Button("Run backtests", id="bt-run", className="demo-action", style=_BUTTON),
             html.Div(
                 [
                     html.Progress(id="bt-progress", value="0", max="100", style={"width": "320px"}),
@@ -523,6 +523,16 @@ def create_app(
         label = f"{len(job.results)} of {len(job.symbols)} done"
         return str(round(job.progress * 100)), label, _results_table(job), job.done
 
+    # A new run starts from an empty bar at once, in the browser (not the last run's full bar
+    # and "5 of 5 done" beside the spinner until the server answers).
+    app.clientside_callback(
+        "function (clicks) { return ['0', '', '']; }",
+        Output("bt-progress", "value", allow_duplicate=True),
+        Output("bt-progress-label", "children", allow_duplicate=True),
+        Output("bt-output", "children", allow_duplicate=True),
+        Input("bt-run", "n_clicks"),
+        prevent_initial_call=True,
+    )
     app.clientside_callback(
         _KNOBS,
         Output("fault-flags", "value"),
