@@ -272,7 +272,8 @@ def html_page(title: str, content: str) -> bytes:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{stylesheet()}</style></head>\n<body>\n{content}\n</body></html>\n"
+        f"<title>{title}</title><style>{stylesheet()}</style></head>\n"
+        f'<body class="sessionmw-page">\n{content}\n</body></html>\n'
     ).encode()
 
 
