@@ -105,14 +105,11 @@ class BreakerOpenError(UserFacingError):
         super().__init__(
             message,
             title="Service paused",
-            recovery=(
-                "Your session is fine: there is nothing to reconnect.",
-                "Wait for the countdown and try again.",
-                "If it stays paused, contact support.",
-            ),
+            recovery=("Wait for the countdown and try again.", "If it stays paused, contact support."),
             severity="warning",
             transient=True,
-            context="A service this page depends on failed repeatedly, so calls to it are paused.",
+            context="Your session is fine: there is nothing to reconnect. A service this page depends "
+            "on failed repeatedly, so calls to it are paused.",
             original=original,
             retry_after=retry_after,
         )

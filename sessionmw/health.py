@@ -117,10 +117,10 @@ MESSAGES: dict[str, Message] = {
         "Service paused",
         "⏸️ {paused_message}",
         (
-            "Your session is fine: there is nothing to reconnect.",
-            "Wait a moment: the service is tried again by itself.",
+            "Wait for the countdown to end: the service is tried again by itself.",
         ),
-        "A service this page depends on failed repeatedly, so calls to it are paused for everyone.",
+        "Your session is fine: there is nothing to reconnect. A service this page depends on failed "
+        "repeatedly, so calls to it are paused for everyone.",
     ),
     "check_failed": Message(
         "⚠️",

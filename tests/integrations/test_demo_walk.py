@@ -480,6 +480,8 @@ def test_walk_backend_dies_pauses_and_recovers(walk: Walk) -> None:
     )
     banner = walk.shown(BANNER)
     assert "nothing to reconnect" in banner and "Try the action again" not in banner
+    steps = [step.text for step in duo.find_elements("#sessionmw-banner-steps li")]
+    assert steps and steps[0].startswith("Wait for the countdown"), steps  # step 1 is an action
     assert not duo.find_element("#sessionmw-reconnect").is_displayed()
     walk.check("demo-paused", phone=True)
     # More clicks while paused: refused at once, the backend is left alone, nobody disconnects.
