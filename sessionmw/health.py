@@ -70,8 +70,7 @@ MESSAGES: dict[str, Message] = {
         "Session disconnected",
         "🔌 Your session was disconnected after repeated errors",
         (
-            "Click Reconnect, or refresh the page, to reconnect your session.",
-            "Check your network connection.",
+            "Click Reconnect to reconnect your session (a page refresh does not).",
             "If it keeps disconnecting, contact support.",
         ),
         "The errors may come from a backend service that is down for a moment.",
