@@ -6,6 +6,8 @@ import json
 import logging
 import socket
 import stat
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -486,7 +488,8 @@ def test_the_demo_logs_one_warning_per_failure_and_nothing_per_request(
     scan = callback_payload(app, *_SCAN)
     port, log = free_port(), tmp_path / "demo.log"
     base = f"http://127.0.0.1:{port}"
-    with demo_server(port, tmp_path / "state", log, "--fault", "down"):
+    store = f"sqlite:///{tmp_path / 'sessions.db'}"
+    with demo_server(port, tmp_path / "state", log, "--fault", "down", "--store", store):
         _, sid, _ = http(base + "/")
         http(base + "/", cookie=sid)
         for _ in range(3):
@@ -515,6 +518,13 @@ def test_the_demo_logs_one_warning_per_failure_and_nothing_per_request(
     ], lines
     assert not [line for line in lines if "@" in line or "\x1b[" in line or "Traceback" in line]
     assert not [line for line in warnings if "Service paused" in line], lines
+    # The demo counts for `sessionmw stats` on the store it was given.
+    stats = subprocess.run(
+        [sys.executable, "-m", "sessionmw", "stats", "--json", "--store", store],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    figures = json.loads(stats.stdout)
+    assert figures["counting"] is True and figures["counts"]["sessions.created"] == 1
 
 
 def test_the_demos_options_are_the_documented_ones() -> None:
