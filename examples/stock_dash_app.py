@@ -613,6 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"e.g. sessionmw demo --port {args.port + 1}",
             file=sys.stderr,
         )
+        manager.close()
         return 1
     # The terminal shows one WARNING line per failure (the user already sees a friendly message)
     # and nothing per routine request: no request log, no second "running on" line.
@@ -620,10 +621,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(backend=backend, manager=manager, secret_key=demo_secret())
     app.logger.setLevel(logging.WARNING)  # Dash's own "Dash is running on ..."
-    Analytics(manager).connect()  # `sessionmw stats` counts the demo's sessions
+    analytics = Analytics(manager).connect()  # `sessionmw stats` counts the demo's sessions
     where = mask_url(manager.settings.store_url)
     print(f"sessionmw demo: http://127.0.0.1:{args.port}/ (sessions in {where})", flush=True)
-    app.run(host="127.0.0.1", port=args.port, debug=False)
+    try:
+        app.run(host="127.0.0.1", port=args.port, debug=False)
+    finally:
+        analytics.disconnect()
+        manager.close()
     return 0
 
 

@@ -22,6 +22,7 @@ from sessionmw.settings import Settings
 __all__ = [
     "DEMO_ERROR_THRESHOLD",
     "DEMO_FILE",
+    "DEMO_POLL_SECONDS",
     "EPILOG",
     "FAULT_CHOICES",
     "DemoUnavailableError",
@@ -41,6 +42,9 @@ FAULT_CHOICES = ("transient", "down", "dies", "slow", "bad-data")
 #: ``SESSIONMW_MAX_ERROR_THRESHOLD`` says otherwise.
 DEMO_ERROR_THRESHOLD = 3
 _THRESHOLD_ENV = ("SESSIONMW_MAX_ERROR_THRESHOLD", "MAX_ERROR_THRESHOLD")
+#: Seconds between the demo page's health polls, unless ``SESSIONMW_HEALTH_CHECK_INTERVAL_SECONDS``
+#: says otherwise: a server that goes away shows within seconds, even without a click.
+DEMO_POLL_SECONDS = 5.0
 
 
 class DemoUnavailableError(RuntimeError):
@@ -105,7 +109,7 @@ def run_demo(
 
 def demo_settings(args: argparse.Namespace) -> Settings:
     """The demo's settings: the environment's, with the options of :func:`add_arguments` on top,
-    and :data:`DEMO_ERROR_THRESHOLD` unless the environment sets a threshold.
+    :data:`DEMO_ERROR_THRESHOLD` and :data:`DEMO_POLL_SECONDS` unless the environment sets them.
 
     :raises ConfigurationError: naming the option or variable that is not valid.
     """
@@ -113,6 +117,8 @@ def demo_settings(args: argparse.Namespace) -> Settings:
     changes: dict[str, object] = {}
     if not any(name in os.environ for name in _THRESHOLD_ENV):
         changes["max_error_threshold"] = DEMO_ERROR_THRESHOLD
+    if settings.sources.get("health_check_interval_seconds", "default") == "default":
+        changes["health_check_interval_seconds"] = DEMO_POLL_SECONDS
     if args.store:
         changes["store_url"] = args.store
     if args.idle_after is not None:

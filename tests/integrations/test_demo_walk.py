@@ -26,7 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from support import demo_server, free_port
 
 from sessionmw import SessionManager, SessionState
-from sessionmw.demo import load_demo
+from sessionmw.demo import DEMO_POLL_SECONDS, load_demo
 from sessionmw.testing import FakeClock
 
 pytestmark = BROWSER_MARKS
@@ -619,6 +619,12 @@ def test_walk_the_server_goes_away_and_comes_back(dash_duo: Any, tmp_path: Path)
         duo.wait_for_element("#scan-run", timeout=WAIT).click()
         until(lambda: "ACME" in duo.find_element("#scan-output").text, timeout=WAIT)
         duo.get_logs()
+    # No click: the page's own poll notices within seconds.
+    until(
+        lambda: "Server not running" in walk_banner(duo),
+        timeout=DEMO_POLL_SECONDS + 2,
+        msg="the page did not notice the server was gone",
+    )
     server_gone(duo, tmp_path)
     server_gone(duo)  # and again: every click, not only the first
     with demo_server(port, state, log, *store):
