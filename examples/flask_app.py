@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
+from typing import Any
 
-from flask import Flask, jsonify, redirect, render_template_string
+from flask import Flask, jsonify, redirect, render_template_string, request
 from flask.typing import ResponseReturnValue
 
-from sessionmw import SessionManager
+from sessionmw import SessionManager, current_session_id
+from sessionmw.actions import log_failure
 from sessionmw.integrations.flask import SessionMW, current_session
 from sessionmw.integrations.style import stylesheet
 
@@ -53,9 +56,22 @@ class FlakyBackend:
         return {"symbol": "ACME", "price": 100 + number}
 
 
+class QuietFlask(Flask):
+    """Flask, logging a failed request as one line: the user already sees a friendly message, and
+    the traceback is there at DEBUG (Flask's documented place to change this: ``log_exception``)."""
+
+    def log_exception(self, exc_info: Any) -> None:
+        exc = exc_info[1]
+        if exc is None or self.logger.isEnabledFor(logging.DEBUG):
+            super().log_exception(exc_info)
+            return
+        what = f"{request.method} {request.path}"
+        log_failure(self.logger, exc, callback=what, session_id=current_session_id())
+
+
 def create_app(manager: SessionManager | None = None, backend: FlakyBackend | None = None) -> Flask:
     """The example app; ``manager`` and ``backend`` can be replaced (tests do)."""
-    app = Flask(__name__)
+    app = QuietFlask(__name__)
     app.config["SECRET_KEY"] = "change-me"  # also signs sessionmw's new session ids
     app.config["SESSIONMW_EXCLUDE"] = ["/backend/"]  # the switch is the operator's, not session work
     quotes = backend or FlakyBackend()
@@ -85,6 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    print(f"Serving on http://127.0.0.1:{args.port}/", flush=True)
     create_app().run(host="127.0.0.1", port=args.port)
 
 

@@ -41,13 +41,15 @@ from sessionmw import (
     BackendProcessError,
     Breaker,
     BreakerState,
+    ConfigurationError,
     RetryStrategy,
     SessionManager,
-    Settings,
     current_session_id,
     guarded,
 )
-from sessionmw.actions import ActionLedger, log_failure
+from sessionmw.actions import ActionLedger
+from sessionmw.analytics import Analytics
+from sessionmw.demo import EPILOG, FAULT_CHOICES, add_arguments, demo_settings
 from sessionmw.integrations.dash import (
     SessionMWDash,
     dash_state,
@@ -57,6 +59,7 @@ from sessionmw.integrations.dash import (
     status_banner,
 )
 from sessionmw.integrations.flask import current_session
+from sessionmw.stores import mask_url
 
 __all__ = [
     "BREAKER_NAME",
@@ -74,9 +77,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("stock_dash_app")
-_THRESHOLD_ENV = ("SESSIONMW_MAX_ERROR_THRESHOLD", "MAX_ERROR_THRESHOLD")
-#: The ``--fault`` choices of the command line.
-FAULT_CHOICES = ("transient", "down", "dies", "slow", "bad-data")
 #: The fault checklist's values (the faults that stay on until turned off).
 FLAGS = ("down", "dies", "slow", "bad-data")
 #: The circuit breaker every backend call goes through (the market data service).
@@ -214,7 +214,7 @@ def _scanner_page() -> html.Div:
                     )
                 ),
             ),
-            html.Button("Scan", id="scan-run", style=_BUTTON),
+            html.Button("Scan", id="scan-run", className="demo-action", style=_BUTTON),
             dcc.Loading(html.Div(id="scan-output", style={"marginTop": "16px"}), id="scan-loading"),
         ],
         style={"padding": "16px 0"},
@@ -241,7 +241,7 @@ def _backtest_page() -> html.Div:
                 "Slow",
                 preserve(dcc.Input(id="bt-slow", type="number", value=30, style={**_INPUT, "width": "60px"})),
             ),
-            html.Button("Run backtests", id="bt-run", style=_BUTTON),
+            html.Button("Run backtests", id="bt-run", className="demo-action", style=_BUTTON),
             html.Div(
                 [
                     html.Progress(id="bt-progress", value="0", max="100", style={"width": "320px"}),
@@ -519,9 +519,9 @@ def create_app(
             # the polling is logged but not counted again toward disconnecting the session.
             if ledger.counts(current_session_id() or "", "bt-tick", job.id):
                 handle_callback_error(exc)
-            else:  # not counted again, and not a success either: one quiet line
+            else:  # not counted again, and not a success either: logged once already
                 current_session.failed = True
-                log_failure(_log, exc, callback="bt-tick", session_id=current_session_id())
+                _log.debug("bt-tick failed again for job %s: %s", job.id, type(exc).__name__)
             done = f"{len(job.results)} of {len(job.symbols)}"
             note = _stale(f"Stopped after {done}: the backtests could not continue (see the message above).")
             results = [note, _results_table(job)] if job.results else note
@@ -529,6 +529,16 @@ def create_app(
         label = f"{len(job.results)} of {len(job.symbols)} done"
         return str(round(job.progress * 100)), label, _results_table(job), job.done
 
+    # A new run starts from an empty bar at once, in the browser (not the last run's full bar
+    # and "5 of 5 done" beside the spinner until the server answers).
+    app.clientside_callback(
+        "function (clicks) { return ['0', '', '']; }",
+        Output("bt-progress", "value", allow_duplicate=True),
+        Output("bt-progress-label", "children", allow_duplicate=True),
+        Output("bt-output", "children", allow_duplicate=True),
+        Input("bt-run", "n_clicks"),
+        prevent_initial_call=True,
+    )
     app.clientside_callback(
         _KNOBS,
         Output("fault-flags", "value"),
@@ -590,31 +600,41 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve the demo on 127.0.0.1."""
-    parser = argparse.ArgumentParser(description="The sessionmw stock-analysis demo (Dash).")
-    parser.add_argument("--port", type=int, default=8050)
-    parser.add_argument(
-        "--fault", action="append", choices=FAULT_CHOICES, default=[], help="start with a fault on"
-    )
+    """Serve the demo on 127.0.0.1 (the options: :func:`sessionmw.demo.add_arguments`)."""
+    parser = argparse.ArgumentParser(description="The sessionmw stock-analysis demo (Dash).", epilog=EPILOG)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     backend = MarketBackend()
     for name in args.fault:
         apply_fault(backend.faults, name)
-    settings = Settings.from_env()
-    if not any(name in os.environ for name in _THRESHOLD_ENV):
-        settings = settings.replace(max_error_threshold=3)  # the demo disconnects after 3 failures
+    try:
+        settings = demo_settings(args)
+        manager = SessionManager(settings)
+    except ConfigurationError as exc:
+        print(f"sessionmw demo: {exc}", file=sys.stderr)
+        return 2
     if port_in_use(args.port):
         print(
             f"sessionmw demo: port {args.port} is in use; choose another with --port, "
             f"e.g. sessionmw demo --port {args.port + 1}",
             file=sys.stderr,
         )
+        manager.close()
         return 1
-    # The terminal shows one line per failure; the user already sees a friendly message.
+    # The terminal shows one WARNING line per failure (the user already sees a friendly message)
+    # and nothing per routine request: no request log, no second "running on" line.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app = create_app(backend=backend, manager=SessionManager(settings), secret_key=demo_secret())
-    print(f"sessionmw demo: http://127.0.0.1:{args.port}/", flush=True)
-    app.run(host="127.0.0.1", port=args.port, debug=False)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = create_app(backend=backend, manager=manager, secret_key=demo_secret())
+    app.logger.setLevel(logging.WARNING)  # Dash's own "Dash is running on ..."
+    analytics = Analytics(manager).connect()  # `sessionmw stats` counts the demo's sessions
+    where = mask_url(manager.settings.store_url)
+    print(f"sessionmw demo: http://127.0.0.1:{args.port}/ (sessions in {where})", flush=True)
+    try:
+        app.run(host="127.0.0.1", port=args.port, debug=False)
+    finally:
+        analytics.disconnect()
+        manager.close()
     return 0
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-from wsgiref.simple_server import make_server
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from sessionmw import SessionManager, current_session_id
 from sessionmw.integrations.style import stylesheet
@@ -66,12 +67,20 @@ def create_app(manager: SessionManager | None = None, *, secret_key: str | None 
     return wrapped
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """wsgiref's handler without its line per request (a failure is logged once, by sessionmw)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve the example on 127.0.0.1."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
-    with make_server("127.0.0.1", args.port, create_app()) as server:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with make_server("127.0.0.1", args.port, create_app(), handler_class=_QuietHandler) as server:
         print(f"Serving on http://127.0.0.1:{args.port}/", flush=True)
         server.serve_forever()
 

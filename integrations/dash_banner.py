@@ -23,8 +23,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from sessionmw.health import HealthReport
 from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
+from sessionmw.integrations.style import ICONS, STATUS_ICONS
 from sessionmw.texts import DISMISS, RECONNECT, paused_countdown
-from sessionmw.translation import RECONNECTED, UNREACHABLE, statement
+from sessionmw.translation import RECONNECTED, UNREACHABLE, UNREACHABLE_LOCAL, statement
 
 if TYPE_CHECKING:
     from sessionmw.translation import UserFacingError
@@ -39,6 +40,7 @@ __all__ = [
     "STATUS_ID",
     "STYLES",
     "THEMES",
+    "UNREACHABLE_RETRY_SECONDS",
     "check_theme",
     "error_alert",
     "hide_alert",
@@ -72,6 +74,8 @@ STATUS_ID = "sessionmw-status"
 _CONFIG_ID = "sessionmw-config"
 _ALERT_BODY_ID = "sessionmw-alert-body"
 _ALERT_CLOSE_ID = "sessionmw-alert-close"
+#: Seconds between the page's questions while the server cannot be reached.
+UNREACHABLE_RETRY_SECONDS = 2.0
 _PARTS = ("icon", "title", "message", "steps", "context")
 
 # -- look -------------------------------------------------------------------------------------
@@ -161,6 +165,7 @@ def status_banner(
     config = {
         "reconnected": RECONNECTED.as_dict(),
         "unreachable": UNREACHABLE.as_dict(),
+        "unreachable_local": UNREACHABLE_LOCAL.as_dict(),
         "paused": paused_countdown(),
         "prefix": prefix or "/_sessionmw/",
         "styles": STYLES,
@@ -344,50 +349,6 @@ def refusal_in_banner(response: Any) -> Any:
     return response
 
 
-#: The banner's icon by what it says: inline SVG, drawn once, in front of the title (no emoji
-#: font needed).
-ICONS: dict[str, str] = {
-    name: "data:image/svg+xml;utf8," + svg.replace("#", "%23")
-    for name, svg in {
-        "info": (
-            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#1e3a8a' "
-            "stroke-width='2.2' stroke-linecap='round'><circle cx='12' cy='12' r='9'/>"
-            "<path d='M12 7v5l3 2'/></svg>"
-        ),
-        "warning": (
-            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#b45309' "
-            "stroke-width='2.2' stroke-linecap='round' stroke-linejoin='round'>"
-            "<path d='M12 3l10 18H2z'/><path d='M12 10v4M12 17.5v.5'/></svg>"
-        ),
-        "error": (
-            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#b91c1c' "
-            "stroke-width='2.2' stroke-linecap='round'><circle cx='12' cy='12' r='9'/>"
-            "<path d='M8 12h8'/></svg>"
-        ),
-        "ended": (
-            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#374151' "
-            "stroke-width='2.2' stroke-linecap='round'><circle cx='12' cy='12' r='9'/>"
-            "<path d='M12 7v5M12 16v.5'/></svg>"
-        ),
-        "success": (
-            "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' stroke='#15803d' "
-            "stroke-width='2.4' stroke-linecap='round' stroke-linejoin='round'>"
-            "<circle cx='12' cy='12' r='9'/><path d='M8 12l3 3 5-6'/></svg>"
-        ),
-    }.items()
-}
-#: Which icon each statement status gets.
-_ICON_OF_STATUS = {
-    "idle": ICONS["info"],
-    "error": ICONS["warning"],
-    "degraded": ICONS["warning"],
-    "disconnected": ICONS["error"],
-    "expired": ICONS["ended"],
-    "not_found": ICONS["ended"],
-    "reconnected": ICONS["success"],
-}
-
-
 # -- clientside -------------------------------------------------------------------------------
 
 _POLL = _asset("banner-poll.js").replace(
@@ -397,9 +358,10 @@ _RECONNECT = _asset("banner-reconnect.js").replace("__STORE__", HEALTH_STORE_ID)
 _RENDER = (
     _asset("banner-render.js")
     .replace("__COLORS__", json.dumps({**_BOOTSTRAP_COLORS, "degraded": "warning", "reconnected": "success"}))
-    .replace("__ICONS__", json.dumps(_ICON_OF_STATUS))
+    .replace("__ICONS__", json.dumps(STATUS_ICONS))
     .replace("__MESSAGE__", f"{BANNER_ID}-message")
     .replace("__POLL__", POLL_ID)
+    .replace("__RETRY_MS__", str(int(UNREACHABLE_RETRY_SECONDS * 1000)))
 )
 _DISMISS = _asset("banner-dismiss.js")
 

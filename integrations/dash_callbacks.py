@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
 from sessionmw import signals
-from sessionmw.actions import log_failure
+from sessionmw.actions import log_failure, was_logged
 from sessionmw.context import current_manager, current_session_id
 from sessionmw.health import HealthReport
 from sessionmw.integrations.dash_apps import request_dash_app
@@ -182,11 +182,12 @@ def handle_callback_error(exc: Exception) -> None:
     manager = state.manager if state is not None else current_manager()
     session_id = session.id if session is not None else current_session_id()
     recorded = session is not None and _RECORDED in request.environ
+    logged = was_logged(exc)  # by @guarded code inside the callback: one line per failure
     what = _callback_name()
     if state is not None and not recorded:
-        err = state.gate.fail(session, exc, what=what)  # logs one line, records, translates
+        err = state.gate.fail(session, exc, what=what, log=not logged)  # logs, records, translates
     else:
-        if not recorded:  # @guarded code that recorded it logged it already: one line per failure
+        if not recorded and not logged:  # @guarded code that recorded it logged it already
             debug = manager.settings.debug if manager is not None else False
             log_failure(_log, exc, callback=what, session_id=session_id, debug=debug)
         if not recorded and manager is not None and session_id is not None:
@@ -215,7 +216,9 @@ def _callback_name() -> str:
     if isinstance(first, list) and first:
         first = first[0]
     if isinstance(first, dict) and "id" in first:
-        return f"callback {first['id']}.{first.get('property', '')}"[:90]
+        # Without Dash's "@<hash>" of an output it allows to be duplicated: the names a developer wrote.
+        prop = str(first.get("property", "")).partition("@")[0]
+        return f"callback {first['id']}.{prop}"[:90]
     return "callback"
 
 

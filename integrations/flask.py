@@ -45,7 +45,7 @@ from sessionmw.integrations.gate import (
     RequestSession,
     SessionGate,
 )
-from sessionmw.integrations.http import PlainResponse, banner_html, private_cache_control
+from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected, private_cache_control
 from sessionmw.manager import SessionManager
 from sessionmw.settings import Settings
 
@@ -257,7 +257,8 @@ class _Hooks:
         report = environ.get(ENVIRON_NOTICE)
         if report is None and isinstance(session, RequestSession):
             report = session.health
-        return Markup(banner_html(report, prefix=self.prefix, next_path=request.path))
+        done = just_reconnected(environ)
+        return Markup(banner_html(report, prefix=self.prefix, next_path=request.path, reconnected=done))
 
 
 def _request_hooks(

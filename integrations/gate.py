@@ -23,6 +23,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sessionmw import signals
 from sessionmw.actions import log_failure
@@ -30,11 +31,14 @@ from sessionmw.errors import ConfigurationError, IllegalTransitionError, Session
 from sessionmw.health import HealthReport
 from sessionmw.integrations.http import (
     PlainResponse,
+    back_path,
+    error_page_html,
     health_report_response,
     json_response,
     next_path,
     user_error_response,
     wants_json,
+    with_reconnected,
 )
 from sessionmw.manager import STORE_UNAVAILABLE, SessionManager, new_session_id
 from sessionmw.session import Policy, SessionRecord
@@ -583,7 +587,16 @@ class SessionGate:
         The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
         disconnected session or a transient error, else 500.
         """
-        return user_error_response(err, as_json=wants_json(environ, via_header), reconnect=reconnect)
+        as_json = wants_json(environ, via_header)
+        page = None
+        if not as_json:  # the banner's words for the session now, Reconnect if due, a way back
+            session = environ.get(ENVIRON_SESSION)
+            report = None
+            if isinstance(session, RequestSession) and session.stored:
+                report = self.manager.check_health(session.id)
+            mount = quote(environ.get("SCRIPT_NAME", "").encode("latin-1", "replace"), safe="/")
+            page = error_page_html(err, report, prefix=mount + self.options.prefix, back=back_path(environ))
+        return user_error_response(err, as_json=as_json, reconnect=reconnect, page=page)
 
     def health_response(self, environ: WSGIEnvironment) -> PlainResponse:
         """``GET health``: the caller's session health, never creating or touching a session.
@@ -613,10 +626,11 @@ class SessionGate:
         if not wants_json(environ, via_header) and environ.get("CONTENT_TYPE", "").startswith(
             "application/x-www-form-urlencoded"
         ):
+            back = next_path(environ)  # the page comes back with "Reconnected" when it worked
             return PlainResponse(
                 "303 See Other",
                 [
-                    ("Location", next_path(environ)),
+                    ("Location", with_reconnected(back) if reconnected else back),
                     ("Content-Type", "text/plain"),
                     ("Cache-Control", "no-store"),
                 ],

@@ -14,11 +14,12 @@ import json
 import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from sessionmw.health import HealthReport
+from sessionmw.rendering import format_error
 from sessionmw.texts import RECONNECT
-from sessionmw.translation import statement
+from sessionmw.translation import Statement, statement
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -26,18 +27,23 @@ if TYPE_CHECKING:
     from sessionmw.translation import UserFacingError
 
 __all__ = [
+    "RECONNECTED_QUERY",
     "PlainResponse",
+    "back_path",
     "banner_html",
+    "error_page_html",
     "health_json",
     "health_report_response",
     "html_page",
     "json_response",
+    "just_reconnected",
     "next_path",
     "page_path",
     "private_cache_control",
     "status_line",
     "user_error_response",
     "wants_json",
+    "with_reconnected",
 ]
 
 _JSON_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
@@ -176,9 +182,10 @@ def json_response(status: int, data: Any, headers: Iterable[tuple[str, str]] = (
 
 
 def user_error_response(
-    err: UserFacingError, *, as_json: bool, reconnect: str | None = None
+    err: UserFacingError, *, as_json: bool, reconnect: str | None = None, page: str | None = None
 ) -> PlainResponse:
-    """``err`` as JSON (with the ``reconnect`` URL, if given) or as an HTML page.
+    """``err`` as JSON (with the ``reconnect`` URL, if given) or as an HTML page (``page``, the
+    page's escaped body, e.g. from :func:`error_page_html`; by default ``err`` rendered alone).
 
     The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
     disconnected session or a transient error, else 500.
@@ -199,7 +206,8 @@ def user_error_response(
         body = json.dumps(data).encode()
     else:
         headers.append(("Content-Type", "text/html; charset=utf-8"))
-        body = html_page(html.escape(err.title), format_error(err, "html"))
+        content = page if page is not None else format_error(err, "html")
+        body = html_page(html.escape(err.title), content)
     return PlainResponse(status_line(status), headers, body)
 
 
@@ -267,27 +275,95 @@ def html_page(title: str, content: str) -> bytes:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{stylesheet()}</style></head>\n<body>\n{content}\n</body></html>\n"
+        f"<title>{title}</title><style>{stylesheet()}</style></head>\n"
+        f'<body class="sessionmw-page">\n{content}\n</body></html>\n'
     ).encode()
 
 
-def banner_html(report: HealthReport | None, *, prefix: str = "/_sessionmw/", next_path: str = "/") -> str:
-    """The status banner for ``report`` as escaped HTML; empty for a healthy session or None.
+def banner_html(
+    report: HealthReport | None,
+    *,
+    prefix: str = "/_sessionmw/",
+    next_path: str = "/",
+    reconnected: bool = False,
+) -> str:
+    """The status banner for ``report`` as escaped HTML; empty when there is nothing to say.
 
-    A disconnected session's banner has a Reconnect button (a form POST to ``<prefix>reconnect``)
-    that comes back to ``next_path`` (percent-encoded here; a path that is not local comes back to ``/``).
+    It says what the Dash banner says (:func:`sessionmw.translation.statement`, with the same SVG
+    icon, :data:`~sessionmw.integrations.style.STATUS_ICONS`), less any step promising inputs
+    kept (a server-rendered page does not keep them). A disconnected session's banner has a
+    Reconnect button (a form POST to ``<prefix>reconnect``) that comes back to ``next_path``
+    (percent-encoded here; a path that is not local comes back to ``/``), where ``reconnected``
+    (True right after it succeeded) shows the brief "Reconnected" confirmation.
     """
-    if report is None or report.healthy:
+    if report is None:
         return ""
-    steps = "".join(f"<li>{html.escape(step)}</li>" for step in report.recovery)
+    said = statement(report, reconnected=reconnected and report.healthy, inputs_kept=False)
+    if said is None:
+        return ""
+    return _statement_html(said, "status", prefix=prefix, next_path=next_path)
+
+
+#: The query a page comes back with after a Reconnect that worked (its banner then confirms it).
+RECONNECTED_QUERY = "sessionmw=reconnected"
+
+
+def with_reconnected(path: str) -> str:
+    """``path`` with :data:`RECONNECTED_QUERY` added: where a Reconnect form comes back to."""
+    return f"{path}{'&' if '?' in path else '?'}{RECONNECTED_QUERY}"
+
+
+def just_reconnected(environ: WSGIEnvironment) -> bool:
+    """True for the page a Reconnect that worked came back to (see :func:`with_reconnected`)."""
+    return RECONNECTED_QUERY in environ.get("QUERY_STRING", "").split("&")
+
+
+def back_path(environ: WSGIEnvironment) -> str:
+    """Where an error page's way back leads: the page the request came from (its ``Referer``, when
+    on this host), else the app's root."""
+    root = quote(environ.get("SCRIPT_NAME", "").encode("latin-1", "replace"), safe="/") + "/"
+    referer = urlsplit(environ.get("HTTP_REFERER", ""))
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    if referer.netloc and referer.netloc == host and referer.path:
+        path = _local_path(referer.path + (f"?{referer.query}" if referer.query else ""))
+        return root if path == "/" and root != "/" else path
+    return root
+
+
+def error_page_html(
+    err: UserFacingError, report: HealthReport | None, *, prefix: str = "/_sessionmw/", back: str = "/"
+) -> str:
+    """An error page's body: what the banner says for ``report`` and the failure ``err`` (the same
+    words and icon as the Dash banner; with Reconnect when the failure disconnected the session),
+    and a way back to ``back``. Without a report (no session), ``err`` as it is."""
+    said = None if report is None else statement(report, failure=err, inputs_kept=False)
+    if said is None:
+        content = format_error(err, "html")
+    else:
+        content = _statement_html(said, "alert", prefix=prefix, next_path=back)
+    if err.detail:  # debug mode only
+        content += f'<pre class="sessionmw-error-detail">{html.escape(err.detail)}</pre>'
+    target = html.escape(quote(back, safe=_LOCATION_SAFE))
+    return f'{content}<p class="sessionmw-back"><a href="{target}">Back to the page</a></p>'
+
+
+
+def _statement_html(said: Statement, role: str, *, prefix: str, next_path: str) -> str:
+    """A :class:`~sessionmw.translation.Statement` as the banner's HTML (see :func:`banner_html`)."""
+    from sessionmw.integrations.style import ICONS, STATUS_ICONS
+
+    icon = STATUS_ICONS.get(said.status, ICONS["warning"])
+    steps = "".join(f"<li>{html.escape(step)}</li>" for step in said.steps)
+    status, tone = html.escape(said.status), html.escape(said.tone)
     parts = [
-        f'<div class="sessionmw-banner sessionmw-{html.escape(report.status)}" role="status">',
-        f"<strong>{html.escape(report.title)}</strong> <span>{html.escape(report.message)}</span>",
+        f'<div class="sessionmw-banner sessionmw-{status} sessionmw-tone-{tone}" role="{role}">',
+        f'<img class="sessionmw-icon" src="{html.escape(icon)}" alt="" width="18" height="18">',
+        f"<strong>{html.escape(said.title)}</strong> — <span>{html.escape(said.message)}</span>",
         f"<ol>{steps}</ol>" if steps else "",
     ]
-    if report.context:
-        parts.append(f"<p>{html.escape(report.context)}</p>")
-    if report.status == "disconnected":
+    if said.context:
+        parts.append(f"<p>{html.escape(said.context)}</p>")
+    if "reconnect" in said.actions:
         parts.append(
             f'<form method="post" action="{html.escape(prefix)}reconnect">'
             f'<input type="hidden" name="next" value="{html.escape(quote(next_path, safe=_LOCATION_SAFE))}">'

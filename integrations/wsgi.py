@@ -36,6 +36,7 @@ from sessionmw.integrations.http import (
     PlainResponse,
     banner_html,
     health_json,
+    just_reconnected,
     page_path,
     private_cache_control,
     wants_json,
@@ -331,7 +332,9 @@ def banner_for(environ: WSGIEnvironment) -> str:
     middleware = environ.get(_APPLIED)
     prefix = middleware.gate.options.prefix if isinstance(middleware, SessionMiddleware) else "/_sessionmw/"
     mount = quote(environ.get("SCRIPT_NAME", "").encode("latin-1", "replace"), safe="/")
-    return banner_html(report, prefix=mount + prefix, next_path=page_path(environ))
+    return banner_html(
+        report, prefix=mount + prefix, next_path=page_path(environ), reconnected=just_reconnected(environ)
+    )
 
 
 def _chain(start: Any) -> Iterator[Any]:

@@ -12,6 +12,7 @@ traceback only at DEBUG or in debug mode.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from collections.abc import Hashable
 
 from sessionmw.manager import short_id
 
-__all__ = ["ActionLedger", "log_failure"]
+__all__ = ["ActionLedger", "log_failure", "mark_logged", "was_logged"]
 
 
 def log_failure(
@@ -49,6 +50,22 @@ def log_failure(
         exc_info=exc if with_traceback else None,
         extra={"callback": callback, "error_type": kind, "session": session},
     )
+
+
+_LOGGED = "_sessionmw_logged"
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Note on ``exc`` that its failure was logged (e.g. by ``@guarded`` code inside a callback), so
+    that the adapter that catches it next does not log it a second time (see :func:`was_logged`)."""
+    with contextlib.suppress(AttributeError):  # an exception type with __slots__: not noted
+        setattr(exc, _LOGGED, True)
+
+
+def was_logged(exc: BaseException) -> bool:
+    """True when :func:`mark_logged` noted ``exc`` (or the exception it was translated from)."""
+    original = getattr(exc, "original", None)
+    return bool(getattr(exc, _LOGGED, False) or getattr(original, _LOGGED, False))
 
 
 class ActionLedger:

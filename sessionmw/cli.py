@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionMWError, StoreError
 from sessionmw.manager import SessionManager
 from sessionmw.rendering import recovery_text
+from sessionmw.session import Policy
 from sessionmw.settings import Settings
 from sessionmw.states import HealthStatus, SessionState
 from sessionmw.stores import MemoryStore, mask_url
+from sessionmw.stores.base import PolicyStore
 
 __all__ = ["add_commands"]
 
@@ -34,6 +36,15 @@ MEMORY_NOTE = (
     "sessionmw: note: the store is memory://, which holds only the sessions of the process that "
     "uses it: this command sees its own empty store, not your app's. Give the app and this "
     "command a shared store with --store or SESSIONMW_STORE_URL (sqlite:///path/sessions.db on "
+    "one host, redis://host:6379/0 on several)."
+)
+
+#: Said on stderr by ``config`` on ``memory://``: the settings shown are right, but the other
+#: commands will not see the app's sessions.
+CONFIG_MEMORY_NOTE = (
+    "sessionmw: note: the store is memory://: an app on it keeps its sessions inside its own "
+    "process, where `sessionmw sessions`, `health`, `stats` and `breakers` cannot see them. Give the "
+    "app and these commands a shared store with SESSIONMW_STORE_URL (sqlite:///path/sessions.db on "
     "one host, redis://host:6379/0 on several)."
 )
 
@@ -59,11 +70,20 @@ def _manager(args: argparse.Namespace) -> Iterator[SessionManager]:
     if isinstance(manager.store, MemoryStore):
         print(MEMORY_NOTE, file=sys.stderr)
     try:
+        saved = _saved_policy(manager)
+        if saved is not None:  # the app's timeouts, not this command's defaults
+            manager.policy = saved
         yield manager
     except StoreError as exc:
         raise CommandError(f"session store failed: {exc}", EXIT_UNHEALTHY) from None
     finally:
         manager.close()
+
+
+def _saved_policy(manager: SessionManager) -> Policy | None:
+    """The policy the store's sessions were made with (saved by the app), or None."""
+    store = manager.store
+    return store.saved_policy() if isinstance(store, PolicyStore) else None
 
 
 def _out(args: argparse.Namespace) -> TextIO:
@@ -271,8 +291,13 @@ def _config(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     if str(settings.store_url).partition("://")[0].lower() == "memory":
-        print(MEMORY_NOTE, file=sys.stderr)
+        print(CONFIG_MEMORY_NOTE, file=sys.stderr)
     rows = {name: (getattr(settings, name), source) for name, source in settings.sources.items()}
+    saved = _policy_in(settings)
+    if saved is not None:  # what the app's sessions are judged by: the other commands use it too
+        for name, value in _policy_settings(saved).items():
+            if value != getattr(settings, name):
+                rows[name] = (value, "the store: the app's sessions are made with it")
     if "store_url" in rows:  # a password in the URL is not printed
         url, source = rows["store_url"]
         rows["store_url"] = (mask_url(str(url)), source)
@@ -288,6 +313,32 @@ def _config(args: argparse.Namespace) -> int:
     for name, (value, source) in rows.items():
         out.write(f"{name:32} {value!s:30} ({source})\n")
     return EXIT_OK
+
+
+def _policy_in(settings: Settings) -> Policy | None:
+    """The policy saved in the settings' store (None: memory://, none saved, or unreachable)."""
+    if str(settings.store_url).partition("://")[0].lower() == "memory":
+        return None
+    try:
+        manager = SessionManager(settings.replace(on_store_error="fail_closed"))
+    except ConfigurationError:
+        return None
+    try:
+        return _saved_policy(manager)
+    except StoreError:
+        return None
+    finally:
+        manager.close()
+
+
+def _policy_settings(policy: Policy) -> dict[str, float]:
+    """``policy`` as the settings that make it."""
+    return {
+        "session_timeout_minutes": policy.timeout / 60,
+        "idle_after_seconds": policy.idle_after,
+        "absolute_timeout_hours": policy.absolute_timeout / 3600,
+        "max_error_threshold": policy.error_threshold,
+    }
 
 
 def _with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

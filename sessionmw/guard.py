@@ -36,6 +36,7 @@ from typing import Any, Final, TypeVar, cast, overload
 
 import wrapt
 
+from sessionmw.actions import mark_logged
 from sessionmw.breaker import Breaker, BreakerOpenError
 from sessionmw.context import Scope, current_debug, current_scope
 from sessionmw.errors import IllegalTransitionError, StoreError
@@ -155,6 +156,9 @@ def _failure_handler(
 
     def fail(error: UserFacingError) -> Any:
         _log_failure(name, error)
+        mark_logged(error)  # an adapter that catches it next logs no second line
+        if error.original is not None:
+            mark_logged(error.original)
         if on_error is not None:
             return on_error(error)
         if default is not _MISSING:
@@ -167,13 +171,17 @@ def _failure_handler(
 
 
 def _log_failure(name: str, error: UserFacingError) -> None:
-    """One WARNING per final failure, with structured fields and no full session id."""
-    if not _log.isEnabledFor(logging.WARNING):
+    """One WARNING per final failure, with structured fields and no full session id; a call an
+    open breaker refused did not fail (nothing ran): one INFO line says so."""
+    refused = isinstance(error, BreakerOpenError) or isinstance(error.original, BreakerOpenError)
+    level = logging.INFO if refused else logging.WARNING
+    if not _log.isEnabledFor(level):
         return
     scope = current_scope()
     original = error.original
-    _log.warning(
-        "%s failed: %s",
+    _log.log(
+        level,
+        "%s refused: %s" if refused else "%s failed: %s",
         name,
         error.title,
         extra={

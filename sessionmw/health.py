@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import HealthStatus, SessionState
-from sessionmw.texts import CHECK_COULD_NOT_RUN, MESSAGES, Message, Plural, Template, duration, fill
+from sessionmw.texts import CHECK_COULD_NOT_RUN, MESSAGES, Message, Plural, Template, duration, fill, span
 
 __all__ = [
     "NETWORK_ERRORS",
@@ -175,6 +175,8 @@ class HealthReport(dict[str, Any]):
                 "expires_in": duration(until_expiry),
                 "timeout_minutes": _g(policy.timeout / 60),
                 "lifetime_hours": _g(policy.absolute_timeout / 3600),
+                "timeout": span(policy.timeout),
+                "lifetime": span(policy.absolute_timeout),
                 "check": failed.name if failed is not None else "",
             }
             fixed = _text_fields(

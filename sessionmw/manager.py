@@ -23,7 +23,7 @@ from sessionmw.session import SessionRecord
 from sessionmw.settings import Settings
 from sessionmw.states import WORKING_STATES, Event, SessionState
 from sessionmw.stores import SessionStore, store_from_url
-from sessionmw.stores.base import Outcome
+from sessionmw.stores.base import Outcome, PolicyStore
 from sessionmw.transitions import Change
 
 __all__ = [
@@ -97,6 +97,7 @@ class SessionManager:
         self.store: SessionStore = store
         self.clock = clock
         self._checks: dict[str, HealthCheck] = {}
+        self._policy_saved = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -115,6 +116,8 @@ class SessionManager:
         now = self.clock()
         record = SessionRecord.new(session_id, now)
         self._guard("create_session", _RAISE, self.store.create, record, now, self.policy)
+        if not self._policy_saved:
+            self._save_policy()
         _log.info("session created", extra={"session": short_id(session_id)})
         signals.send(signals.session_created, self, session_id=session_id, session=record.copy())
         return record
@@ -292,6 +295,19 @@ class SessionManager:
         if outcome.refused is not None and raise_refused:
             raise outcome.refused
         return outcome
+
+    def _save_policy(self) -> None:
+        """Keep the policy in the store, once, with the first session this manager makes: the
+        operator's commands (``sessionmw sessions list``, ``health``) judge the sessions by it."""
+        if not isinstance(self.store, PolicyStore):
+            self._policy_saved = True
+            return
+        try:
+            self.store.save_policy(self.policy)
+        except StoreError as exc:  # the session is made: tried again with the next one
+            _log.debug("cannot keep the policy in the store: %s", exc)
+        else:
+            self._policy_saved = True
 
     def _guard(self, operation: str, fallback: Any, call: Callable[..., Any], *args: Any) -> Any:
         """Call the store; on failure report it, then return ``fallback`` or raise."""

@@ -51,6 +51,7 @@ __all__ = [
     "STATEMENTS",
     "STEPS_AFTER_FAILURE",
     "WHAT_HAPPENED",
+    "WITHOUT_INPUTS",
     "Message",
     "Plural",
     "Template",
@@ -59,6 +60,7 @@ __all__ = [
     "fill",
     "paused_countdown",
     "paused_message",
+    "span",
 ]
 
 
@@ -157,8 +159,7 @@ MESSAGES: dict[str, Message] = {
         "Session disconnected",
         "🔌 Your session was disconnected after repeated errors",
         (
-            "Click Reconnect, or refresh the page, to reconnect your session.",
-            "Check your network connection.",
+            "Click Reconnect to reconnect your session (a page refresh does not).",
             "If it keeps disconnecting, contact support.",
         ),
         "The errors may come from a backend service that is down for a moment.",
@@ -168,22 +169,14 @@ MESSAGES: dict[str, Message] = {
         "Session expired",
         "⏱️ Your session has expired due to inactivity",
         (_REFRESH, "Your inputs are kept in your browser and come back after the refresh."),
-        Plural(
-            "Sessions expire after {timeout_minutes} minute without activity.",
-            "Sessions expire after {timeout_minutes} minutes without activity.",
-            "timeout_minutes",
-        ),
+        "Sessions expire after {timeout} without activity.",
     ),
     "expired:lifetime_exceeded": Message(
         "⏱️",
         "Session expired",
         "⏱️ Your session has reached its maximum length",
         (_REFRESH, "Your inputs are kept in your browser and come back after the refresh."),
-        Plural(
-            "For your security, sessions end after {lifetime_hours} hour.",
-            "For your security, sessions end after {lifetime_hours} hours.",
-            "lifetime_hours",
-        ),
+        "For your security, sessions end after {lifetime}.",
     ),
     "expired:end": Message("🚪", "Session ended", "🚪 This session has ended", (_REFRESH,)),
     "not_found": Message(
@@ -197,11 +190,9 @@ MESSAGES: dict[str, Message] = {
         "⏸️",
         "Service paused",
         "⏸️ {paused_message}",
-        (
-            "Your session is fine: there is nothing to reconnect.",
-            "Wait a moment: the service is tried again by itself.",
-        ),
-        "A service this page depends on failed repeatedly, so calls to it are paused for everyone.",
+        ("Wait for the countdown to end: the service is tried again by itself.",),
+        "Your session is fine: there is nothing to reconnect. A service this page depends on failed "
+        "repeatedly, so calls to it are paused for everyone.",
     ),
     "check_failed": Message(
         "⚠️",
@@ -223,8 +214,11 @@ STATEMENTS: Final[Mapping[str, Message]] = {
     "disconnected:network": Message(
         "🔌",
         "Session disconnected",
-        "Your session was disconnected after repeated network errors.",
-        ("Check your network connection.", "Then click Reconnect: your inputs are kept."),
+        "Your session was disconnected after repeated connection errors.",
+        (
+            "Wait a moment for the connection to the service to come back.",
+            "Then click Reconnect: your inputs are kept.",
+        ),
         "Until you reconnect, actions are paused to protect your work.",
     ),
     "disconnected:backend": Message(
@@ -241,10 +235,23 @@ STATEMENTS: Final[Mapping[str, Message]] = {
         "The server cannot be reached right now.",
         ("Check your network connection.", "Wait a moment: this page checks again by itself."),
     ),
+    "unreachable:local": Message(
+        "🔌",
+        "Server not running",
+        "The server of this page, on this computer, is not answering: it was stopped or is restarting.",
+        ("Start the server again if it was stopped.", "Wait a moment: this page checks again by itself."),
+    ),
+}
+#: A step that promises the user's inputs, as a page that does not keep them says it ('': dropped);
+#: see :func:`sessionmw.translation.statement` (``inputs_kept=False``).
+WITHOUT_INPUTS: Final[Mapping[str, str]] = {
+    "Then click Reconnect: your inputs are kept.": "Then click Reconnect.",
+    "Click Reconnect: your inputs are kept.": "Click Reconnect.",
+    "Your inputs come back after the refresh.": "",
 }
 #: The steps after a failed action, by its cause (``network`` or ``backend``).
 STEPS_AFTER_FAILURE: Final[Mapping[str, tuple[str, ...]]] = {
-    "network": ("Check your network connection, then try the action again.",),
+    "network": ("Try the action again in a moment: the connection may come back by itself.",),
     "backend": (
         "Try the action again: most errors are temporary.",
         "If it keeps failing, wait a minute: the data service may be down.",
@@ -367,6 +374,7 @@ DISMISS: Final = "Dismiss"
 # -- numbers in words -----------------------------------------------------------------------------
 
 _LESS_THAN_A_MINUTE: Final = "less than a minute"
+_SECONDS: Final = Plural("{n} second", "{n} seconds")
 _MINUTES: Final = Plural("{n} minute", "{n} minutes")
 _HOURS: Final = Plural("{n} hour", "{n} hours")
 #: Hours and minutes together (``{hours}``, ``{minutes}``: each already in words).
@@ -392,6 +400,14 @@ def duration(seconds: float) -> str:
         return fill(_HOURS, {"n": hours})
     words = {"hours": fill(_HOURS, {"n": hours}), "minutes": fill(_MINUTES, {"n": minutes})}
     return fill(_HOURS_AND_MINUTES, words)
+
+
+def span(seconds: float) -> str:
+    """A policy's length as a person says it: "45 seconds", "1 minute", "12 hours" (unlike
+    :func:`duration`, a length under a minute is said in seconds: it is a setting, not a wait)."""
+    if 0 <= seconds < 60:
+        return fill(_SECONDS, {"n": max(1, round(seconds))})
+    return duration(seconds)
 
 
 def paused_message(service: str, seconds_left: float) -> str:
@@ -424,6 +440,7 @@ def catalogue() -> list[Template]:
             found.append(entry.context)
     for steps in STEPS_AFTER_FAILURE.values():
         found += steps
+    found += [step for step in WITHOUT_INPUTS.values() if step]
     found += [
         CHECK_COULD_NOT_RUN,
         PAUSED_COUNTDOWN,
@@ -436,6 +453,7 @@ def catalogue() -> list[Template]:
         RECONNECT,
         DISMISS,
         _LESS_THAN_A_MINUTE,
+        _SECONDS,
         _MINUTES,
         _HOURS,
         _HOURS_AND_MINUTES,

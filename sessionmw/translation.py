@@ -53,7 +53,7 @@ from sessionmw.errors import (
     TransientError,
 )
 from sessionmw.health import NETWORK_ERRORS
-from sessionmw.texts import EXCEPTIONS, MESSAGES, STATEMENTS, STEPS_AFTER_FAILURE, Message
+from sessionmw.texts import EXCEPTIONS, MESSAGES, STATEMENTS, STEPS_AFTER_FAILURE, WITHOUT_INPUTS, Message
 
 if TYPE_CHECKING:
     from sessionmw.health import HealthReport
@@ -64,6 +64,7 @@ __all__ = [
     "RECONNECTED",
     "SEVERITIES",
     "UNREACHABLE",
+    "UNREACHABLE_LOCAL",
     "Cause",
     "Severity",
     "Statement",
@@ -621,9 +622,15 @@ class Statement:
 def plain(text: str) -> str:
     """``text`` without the emoji (and spaces) it starts with: the seed's messages carry one."""
     start = 0
-    while start < len(text) and not (text[start].isalnum() or text[start] in "\"'(\u201c"):
+    # Emoji, their variation selectors and joiners are all above U+2000; ASCII text stays whole.
+    while start < len(text) and _decoration(text[start]):
         start += 1
     return text[start:]
+
+
+def _decoration(char: str) -> bool:
+    """A space, or an emoji's part (no letter, no digit, no quotation mark)."""
+    return char.isspace() or (ord(char) >= 0x2000 and not char.isalnum() and char not in "\u201c\u2018")
 
 
 def _words(
@@ -639,6 +646,9 @@ def _words(
 RECONNECTED: Final = _words("reconnected", "unknown", "success", STATEMENTS["reconnected"])
 #: What a page says when it cannot reach the server at all (its health poll failed).
 UNREACHABLE: Final = _words("error", "network", "warning", STATEMENTS["unreachable"])
+#: The same, for a page served from this computer (``localhost``): no network is involved, the
+#: server stopped (or is restarting).
+UNREACHABLE_LOCAL: Final = _words("error", "backend", "warning", STATEMENTS["unreachable:local"])
 
 
 def cause_of(failure: BaseException | None) -> Cause:
@@ -659,7 +669,11 @@ def cause_of(failure: BaseException | None) -> Cause:
 
 
 def statement(
-    report: Mapping[str, Any], *, failure: BaseException | None = None, reconnected: bool = False
+    report: Mapping[str, Any],
+    *,
+    failure: BaseException | None = None,
+    reconnected: bool = False,
+    inputs_kept: bool = True,
 ) -> Statement | None:
     """The one statement for a page showing a session with health ``report``; None: nothing to say.
 
@@ -672,8 +686,21 @@ def statement(
         Without it the report's ``cause`` (from the session's last error) does.
     :param reconnected: True right after a reconnect succeeded: a healthy session then gets a
         short confirmation.
+    :param inputs_kept: False for a page that does not keep what the user typed across a reload
+        or a reconnect (a server-rendered page; a Dash page keeps them with ``preserve``): no
+        step then promises it.
     :raises ValueError: for a report without a known ``status``.
     """
+    said = _statement(report, failure, reconnected)
+    if said is None or inputs_kept:
+        return said
+    steps = tuple(WITHOUT_INPUTS.get(step, step) for step in said.steps)
+    return dataclasses.replace(said, steps=tuple(step for step in steps if step))
+
+
+def _statement(
+    report: Mapping[str, Any], failure: BaseException | None, reconnected: bool
+) -> Statement | None:
     status = report.get("status")
     if status == "healthy":
         if failure is not None:  # a failure the session is not blamed for (a breaker counted it)
@@ -746,7 +773,10 @@ def _error(report: Mapping[str, Any], failure: BaseException | None) -> Statemen
         return _own_words(report, "error", "unknown", "warning")
     err = failure if isinstance(failure, UserFacingError) else translate(failure)
     cause = cause_of(failure)
-    steps = STEPS_AFTER_FAILURE["network" if cause == "network" else "backend"]
+    if err.original is None and err.recovery:  # raised by the app with its own steps: its words
+        steps: tuple[str, ...] = tuple(err.recovery)
+    else:  # network: the server's connection to a service (the user's own network reached us)
+        steps = STEPS_AFTER_FAILURE["network" if cause == "network" else "backend"]
     return Statement(
         "error", cause, "warning", err.title, plain(err.message), steps, str(report.get("context") or "")
     )

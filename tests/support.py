@@ -318,14 +318,14 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline: float) -> 
 
 
 @contextlib.contextmanager
-def demo_server(port: int, state: Path, log: Path) -> Iterator[None]:
-    """``python -m sessionmw demo --port <port>`` with its state folder in ``state`` and no
+def demo_server(port: int, state: Path, log: Path, *options: str) -> Iterator[None]:
+    """``python -m sessionmw demo --port <port> OPTIONS`` with its state folder in ``state`` and no
     SESSIONMW_* settings, its output in ``log``; stopped by its pid."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIONMW_")}
     env["XDG_STATE_HOME"] = str(state)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sessionmw", "demo", "--port", str(port)],
+            [sys.executable, "-m", "sessionmw", "demo", "--port", str(port), *options],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

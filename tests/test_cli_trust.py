@@ -86,7 +86,6 @@ def test_tour_into_a_closed_pipe_prints_no_traceback() -> None:
         ("health", "ghost"),
         ("sweep",),
         ("stats",),
-        ("config",),
     ],
 )
 def test_every_command_on_memory_says_it_sees_only_its_own_process(args: tuple[str, ...]) -> None:
@@ -96,6 +95,16 @@ def test_every_command_on_memory_says_it_sees_only_its_own_process(args: tuple[s
     assert "sqlite:///" in result.stderr and "redis://" in result.stderr
     if "--json" in args:
         assert json.loads(result.stdout) == []  # the note stays out of the JSON
+
+
+def test_config_on_memory_says_what_is_true_for_it() -> None:
+    """`config` shows settings, which memory:// does not hide: its note says that the other
+    commands will not see an app's sessions there, not that it sees an empty store (issue 27)."""
+    result = sessionmw("config")
+    assert result.returncode == 0
+    assert "memory://" in result.stderr and "sessionmw sessions" in result.stderr
+    assert "sqlite:///" in result.stderr and "redis://" in result.stderr
+    assert "this command sees its own empty store" not in result.stderr
 
 
 def test_stats_says_when_no_process_counts(tmp_path: Path) -> None:

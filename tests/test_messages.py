@@ -61,13 +61,19 @@ def test_disconnected_by_backend_never_blames_the_network(small: SessionManager)
 
 
 def test_disconnected_by_network(small: SessionManager) -> None:
-    """Connection errors: the steps name the network, then Reconnect."""
+    """Connection errors inside the server (its link to a service): waiting, then Reconnect; no
+    advice about the user's network, which reached the server (issue 27)."""
     exc = ConnectionRefusedError("refused")
     _disconnect(small, exc)
     said = statement(small.check_health("s"), failure=translate(exc))
     assert said is not None and said.cause == "network"
-    assert said.steps[0] == "Check your network connection."
+    assert said.steps[0] == "Wait a moment for the connection to the service to come back."
+    assert "network" not in " ".join((said.message, *said.steps)).lower()
     assert said.actions == ("reconnect",)
+    small.reconnect("s")
+    small.record_error("s", exc)
+    said = statement(small.check_health("s"), failure=exc)
+    assert said is not None and "network" not in " ".join(said.steps).lower()
 
 
 def test_error_names_the_failure_without_emoji(small: SessionManager) -> None:
@@ -294,3 +300,24 @@ def test_paused_with_no_time_left_is_trying_now() -> None:
     said = statement(report)
     assert said is not None and said.message.endswith("we will try again in 1 second")
     assert paused_message("market data", -3) == PAUSED_NOW.format(service="market data")
+
+
+
+@pytest.mark.parametrize(
+    ("minutes", "hours", "said"),
+    [
+        (1, 1, ("Sessions expire after 1 minute without activity.", "sessions end after 1 hour.")),
+        (30, 12, ("Sessions expire after 30 minutes without activity.", "sessions end after 12 hours.")),
+        (0.5, 1.5, ("Sessions expire after 30 seconds without activity.", "end after 1 hour 30 minutes.")),
+    ],
+)
+def test_the_policy_is_said_in_plain_numbers(minutes: float, hours: float, said: tuple[str, str]) -> None:
+    """An expired session's context names the timeout as a person says it: "1 minute", not "1 minutes"."""
+    from sessionmw.health import HealthReport
+    from sessionmw.session import Policy, SessionRecord
+    from sessionmw.states import SessionState
+
+    policy = Policy(idle_after=10, timeout=minutes * 60, absolute_timeout=hours * 3600)
+    for reason, text in (("timeout", said[0]), ("lifetime_exceeded", said[1])):
+        record = SessionRecord("s", SessionState.EXPIRED, 0.0, 0.0, 0, None, 1.0, reason)
+        assert text in HealthReport.build("s", record, 2.0, policy).context

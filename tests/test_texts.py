@@ -304,6 +304,7 @@ def test_a_sentence_outside_the_catalogue_is_caught() -> None:
 #: Modules whose sentences are not for the end user, and why.
 NOT_USER_TEXT = {
     "sessionmw/__main__.py": "the operator command's help",
+    "sessionmw/demo.py": "the demo command's options and help, read by the developer who starts it",
     "sessionmw/tour.py": "the tour's narration for a developer (its session guidance is recovery_text)",
     "sessionmw/metrics.py": "Prometheus help texts, read by operators",
     "sessionmw/errors.py": "technical exception texts: translate() replaces them for users",

@@ -34,7 +34,7 @@ async function (n, current, config) {
         if ((window.__sessionmwAnswers || 0) !== answers || (shown && shown.generation !== asked)) {
             return window.dash_clientside.no_update;  // newer than this answer: keep it
         }
-        if (current && current.statement && current.status === report.status &&
+        if (current && current.statement && !current.unreachable && current.status === report.status &&
                 current.error_count === report.error_count && paused(current) === paused(report) &&
                 !counted) {
             return window.dash_clientside.no_update;  // nothing changed: keep what the last failure said
@@ -43,6 +43,7 @@ async function (n, current, config) {
         // response may come in between (banner-render.js then keeps the newer one on screen).
         return Object.assign({}, report, {asked: {generation: asked, answers: answers}});
     } catch (e) {
-        return {status: "error", healthy: false, statement: (config && config.unreachable) || null};
+        // the banner says so, and asks again every few seconds (banner-render.js)
+        return window.__sessionmwUnreachable();
     }
 }

@@ -18,6 +18,19 @@ function (report, config) {
     const ticking = window.__sessionmwCountdown;
     if (ticking && ticking.timer) { clearInterval(ticking.timer); }
     window.__sessionmwCountdown = null;
+    // The server cannot be reached: ask again every few seconds (not at the next poll, minutes
+    // away), so the page carries on by itself as soon as the server is back.
+    if (window.__sessionmwRetry) { clearTimeout(window.__sessionmwRetry); }
+    window.__sessionmwRetry = report && report.unreachable ? setTimeout(function () {
+        window.__sessionmwRetry = null;
+        window.dash_clientside.set_props("__POLL__", {n_intervals: Date.now()});
+    }, __RETRY_MS__) : null;
+    // The page's state, for stylesheets: e.g. the app's action buttons look unavailable while
+    // the server would refuse them (disconnected, expired, not found, unreachable).
+    const root = document.documentElement;
+    root.className = root.className.replace(/\bsessionmw-state-\S+/g, "").trim();
+    const state = !report || !said ? "" : (report.unreachable ? "unreachable" : String(said.status || ""));
+    if (state) { root.className = (root.className + " sessionmw-state-" + state).trim(); }
     if (!report || !said) {
         return [hidden, "sessionmw-banner", "", "", "", [], "", hidden];
     }

@@ -8,16 +8,28 @@ back. That is what makes a transition happen exactly once when several processes
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import secrets
 from collections.abc import Iterator
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from sessionmw.errors import IllegalTransitionError
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.transitions import Change, apply, elapse
 
-__all__ = ["NamespacedStore", "Outcome", "SessionStore", "new_incarnation", "step"]
+__all__ = [
+    "NamespacedStore",
+    "Outcome",
+    "PolicyStore",
+    "SessionStore",
+    "new_incarnation",
+    "policy_from_json",
+    "policy_to_json",
+    "step",
+]
 
 
 class Outcome(NamedTuple):
@@ -144,6 +156,51 @@ class NamespacedStore(Protocol):
         :raises StoreUnavailableError: if the store cannot be reached.
         """
         ...
+
+
+@runtime_checkable
+class PolicyStore(Protocol):
+    """A store that keeps the :class:`~sessionmw.session.Policy` its sessions are made with (the
+    built-in stores do), so that another process (the ``sessionmw`` operator commands) judges
+    them by the app's timeouts, not by its own defaults.
+    """
+
+    def save_policy(self, policy: Policy) -> None:
+        """Keep ``policy`` as the one the store's sessions are made with (the last one saved wins).
+
+        :raises StoreUnavailableError: if the store cannot be reached.
+        """
+        ...
+
+    def saved_policy(self) -> Policy | None:
+        """The policy last saved, or None when no app saved one (or it cannot be read).
+
+        :raises StoreUnavailableError: if the store cannot be reached.
+        """
+        ...
+
+
+def policy_to_json(policy: Policy) -> str:
+    """``policy`` as the JSON text a store keeps."""
+    return json.dumps(dataclasses.asdict(policy), separators=(",", ":"), sort_keys=True)
+
+
+def policy_from_json(text: object) -> Policy | None:
+    """The policy in ``text`` (from :func:`policy_to_json`); None if it is not one (a store
+    written by another version keeps its unknown fields out)."""
+    try:
+        data = json.loads(text if isinstance(text, (str, bytes)) else "")
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Policy):
+        value = data.get(field.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        values[field.name] = int(value) if field.name == "error_threshold" else float(value)
+    return Policy(**values) if values else None
 
 
 def new_incarnation() -> str:

@@ -54,6 +54,7 @@ class MemoryStore:
         self._forked = False  # set in a forked child until the warning is logged
         # One per store object: a new store (a restarted process) has none of the old sessions.
         self._incarnation = new_incarnation()
+        self._policy: Policy | None = None
         reset_after_fork(self)
 
     def _after_fork(self) -> None:
@@ -204,6 +205,14 @@ class MemoryStore:
         """This store object's token (its sessions live in this process only); a forked child
         keeps its parent's (it starts with a copy of the parent's sessions)."""
         return self._incarnation
+
+    def save_policy(self, policy: Policy) -> None:
+        """Keep ``policy`` as the one this store's sessions are made with."""
+        self._policy = policy
+
+    def saved_policy(self) -> Policy | None:
+        """The policy last saved here, or None."""
+        return self._policy
 
     def breakers(self) -> MemoryBreakers:
         """The circuit breaker backend of this store (see :class:`sessionmw.Breaker`)."""

@@ -52,7 +52,7 @@ from sessionmw.errors import (
 from sessionmw.errors import IllegalTransitionError as _Refused
 from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
 from sessionmw.states import Event, SessionState
-from sessionmw.stores.base import Outcome, new_incarnation
+from sessionmw.stores.base import Outcome, new_incarnation, policy_from_json, policy_to_json
 from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.options import REDIS_OPTIONS, flag
 from sessionmw.stores.records import MAX_RECORD_CHARS, decode_record
@@ -987,6 +987,15 @@ class RedisStore:
         except self._response_error as exc:
             raise StoreUnavailableError(f"{self._name} refused the operation: {exc}") from exc
         return _text(value)
+
+    def save_policy(self, policy: Policy) -> None:
+        """Keep ``policy`` under the prefix (one key, ``{prefix:policy}``), for the operator's commands."""
+        self._command("SET", f"{{{self.prefix}:policy}}", policy_to_json(policy))
+
+    def saved_policy(self) -> Policy | None:
+        """The policy last saved under the prefix, or None (one round trip)."""
+        raw = self._command("GET", f"{{{self.prefix}:policy}}")
+        return None if raw is None else policy_from_json(_text(raw))
 
     def breakers(self) -> RedisBreakers:
         """The circuit breaker backend in the same Redis (see :class:`sessionmw.Breaker`)."""

@@ -30,7 +30,7 @@ from sessionmw.errors import (
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
 from sessionmw.stores._wal import use_wal
-from sessionmw.stores.base import Outcome, step
+from sessionmw.stores.base import Outcome, policy_from_json, policy_to_json, step
 from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.options import flag
 from sessionmw.stores.records import decode_record
@@ -74,6 +74,8 @@ _INCARNATION_BITS = 48
 _ADD_INCARNATION = "INSERT OR IGNORE INTO sessionmw_meta (key, value) VALUES ('incarnation', ?)"
 _INCARNATION = "SELECT value FROM sessionmw_meta WHERE key = 'incarnation'"
 _ACTIVITY = Event.ACTIVITY
+_SAVE_POLICY = "INSERT OR REPLACE INTO sessionmw_meta (key, value) VALUES ('policy', ?)"
+_SAVED_POLICY = "SELECT value FROM sessionmw_meta WHERE key = 'policy'"
 
 
 #: Returned by ``_read_quietly`` when the event needs the write transaction.
@@ -510,6 +512,25 @@ class SQLiteStore:
         if value is None:
             raise StoreUnavailableError(f"SQLite store {str(self.path)!r} has no incarnation")
         return base64.urlsafe_b64encode(value.to_bytes(_INCARNATION_BITS // 8, "big")).decode()
+
+    def save_policy(self, policy: Policy) -> None:
+        """Keep ``policy`` in the file (``sessionmw_meta``), for the operator's commands."""
+        text = policy_to_json(policy)
+
+        def work(conn: sqlite3.Connection) -> None:
+            # JSON text in the INTEGER column: SQLite's type affinity keeps text that is no number.
+            conn.execute(_SAVE_POLICY, (text,))
+
+        self._run(work)
+
+    def saved_policy(self) -> Policy | None:
+        """The policy last saved in the file, or None (one read)."""
+
+        def work(conn: sqlite3.Connection) -> object:
+            row = conn.execute(_SAVED_POLICY).fetchone()
+            return None if row is None else row[0]
+
+        return policy_from_json(self._run(work, write=False))
 
     def breakers(self) -> SQLiteBreakers:
         """The circuit breaker backend in the same file (see :class:`sessionmw.Breaker`)."""

@@ -6,6 +6,8 @@ import json
 import logging
 import socket
 import stat
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -471,3 +473,84 @@ def test_the_pause_is_set_by_create_app(
     _fire(app, client, *_SCAN)
     _status, body = _fire(app, client, *_SCAN)
     assert _banner_data(body)["dependencies"][0]["retry_in"] == 5
+
+
+# -- its terminal and its options (issue 27) ----------------------------------------------------
+
+
+def test_the_demo_logs_one_warning_per_failure_and_nothing_per_request(
+    demo_module: ModuleType, tmp_path: Path
+) -> None:
+    """The real demo's output: its address once; no line per request (pages, knob syncs, health
+    polls); one WARNING per failed click, named as the developer wrote it (no Dash-internal ids);
+    a click the paused service refused is not logged as a failure."""
+    app = demo_module.create_app(manager=SessionManager(store="memory://"))
+    scan = callback_payload(app, *_SCAN)
+    port, log = free_port(), tmp_path / "demo.log"
+    base = f"http://127.0.0.1:{port}"
+    store = f"sqlite:///{tmp_path / 'sessions.db'}"
+    with demo_server(port, tmp_path / "state", log, "--fault", "down", "--store", store):
+        _, sid, _ = http(base + "/")
+        http(base + "/", cookie=sid)
+        for _ in range(3):
+            http(base + "/demo/faults", accept="application/json")
+            http(base + "/_sessionmw/health?page=1", cookie=sid, accept="application/health+json")
+        for _ in range(2):  # "Backend down": two failed clicks
+            http(base + "/_dash-update-component", cookie=sid, accept="application/json", body=scan)
+        status, _, _ = http(base + "/demo/faults", accept="application/json", body={"flags": ["dies"]})
+        assert status == 200
+        click = base + "/_dash-update-component"
+        answers = [  # the service dies: a failure, the breaker opens, then a refusal
+            json.loads(http(click, cookie=sid, accept="application/json", body=scan)[2]) for _ in range(3)
+        ]
+        titles = [_banner_data(answer)["statement"]["title"] for answer in answers]
+        assert titles[0] == "Background service failed" and titles[-1] == "Service paused", titles
+    lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert sum("sessionmw demo: http://127.0.0.1:" in line for line in lines) == 1
+    assert not [line for line in lines if "GET /" in line or "POST /" in line or "Dash is running" in line]
+    warnings = [line for line in lines if line.startswith("WARNING")]
+    # Two "Backend down" clicks, the first click on the dead service; the second one's last try
+    # was refused by the breaker it opened, and the third was refused outright: not failures.
+    assert [line.rpartition(" failed: ")[2] for line in warnings] == [
+        "Session not running",
+        "Session not running",
+        "Background service failed",
+    ], lines
+    assert not [line for line in lines if "@" in line or "\x1b[" in line or "Traceback" in line]
+    assert not [line for line in warnings if "Service paused" in line], lines
+    # The demo counts for `sessionmw stats` on the store it was given.
+    stats = subprocess.run(
+        [sys.executable, "-m", "sessionmw", "stats", "--json", "--store", store],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    figures = json.loads(stats.stdout)
+    assert figures["counting"] is True and figures["counts"]["sessions.created"] == 1
+
+
+def test_the_demos_options_are_the_documented_ones() -> None:
+    """`sessionmw demo --help`, the README and docs/dash.md name the same options, and every
+    `--fault` value the docs show is one the command takes (each has its row in docs/dash.md)."""
+    import argparse
+    import re
+
+    from sessionmw.demo import FAULT_CHOICES, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = {flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")}
+    options.discard("--help")
+    ignored = {"--help"}
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    dash_doc = (root / "docs" / "dash.md").read_text(encoding="utf-8")
+    for name, text in (("README.md", readme), ("docs/dash.md", dash_doc)):
+        shown = set(re.findall(r"sessionmw demo((?: --?[\w-]+(?: [^\s`-][^\s`]*)?)+)", text))
+        used = {flag for line in shown for flag in re.findall(r"--[\w-]+", line)} - ignored
+        assert options <= used, f"{name} never shows {sorted(options - used)}"
+        assert used <= options, f"{name} shows options the demo does not take: {sorted(used - options)}"
+        faults = set(re.findall(r"--fault ([a-z][\w-]*)", text))
+        assert faults <= set(FAULT_CHOICES), f"{name}: {sorted(faults - set(FAULT_CHOICES))}"
+        assert "SESSIONMW_STORE_URL" in text, f"{name} does not say the demo takes SESSIONMW_STORE_URL"
+    rows = set(re.findall(r"^\| `([\w-]+)`", dash_doc, re.MULTILINE))
+    assert set(FAULT_CHOICES) <= rows, f"docs/dash.md has no row for {sorted(set(FAULT_CHOICES) - rows)}"
+    assert load_demo().FAULT_CHOICES == FAULT_CHOICES

@@ -26,7 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from support import demo_server, free_port
 
 from sessionmw import SessionManager, SessionState
-from sessionmw.demo import load_demo
+from sessionmw.demo import DEMO_POLL_SECONDS, load_demo
 from sessionmw.testing import FakeClock
 
 pytestmark = BROWSER_MARKS
@@ -59,6 +59,15 @@ CONTRADICTIONS = (
     ("Session expired", "Reconnect"),
     ("Session not found", "Try the action again"),
 )
+
+
+#: True when a table's box shows all of it (no sideways scroll).
+_FITS = "return arguments[0].parentElement.scrollWidth <= arguments[0].parentElement.clientWidth;"
+
+
+def _words(text: str) -> str:
+    """``text``'s words, whatever the line breaks; a countdown's seconds do not count."""
+    return re.sub(r"\d+ seconds?", "N seconds", " ".join(text.split()))
 
 
 @dataclasses.dataclass
@@ -104,10 +113,16 @@ class Walk:
         status_only = name.startswith(("banner-", "alert-"))
         self.shoot(name, "#sessionmw-status" if status_only else "#react-entry-point")
         if phone:
+            said = _words(self.shown(BANNER))
             self.duo.driver.set_window_size(*PHONE)
             try:
                 banner_height = self.duo.find_element("#sessionmw-status").size["height"]
                 assert banner_height < PHONE[1] / 2, f"{name}: the messages fill the phone's screen"
+                # A phone hears all the banner says ("After N more errors", "it expires in ...").
+                assert _words(self.shown(BANNER)) == said, f"{name}: the phone's banner drops words"
+                for table in self.duo.find_elements("#scan-results, #bt-results-table"):
+                    if table.is_displayed():  # every column on screen, no sideways scroll
+                        assert self.duo.driver.execute_script(_FITS, table), f"{name}: the table is cut off"
                 self.shoot(f"{name}-phone")
             finally:
                 self.duo.driver.set_window_size(*DESKTOP)
@@ -189,7 +204,7 @@ def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
     assert header.text == "Stock analysis" and header.find_elements(By.TAG_NAME, "img")
     walk.scan()
     duo.wait_for_element("#scan-results", timeout=WAIT)
-    walk.check("demo-scanner")
+    walk.check("demo-scanner", phone=True)
     duo.driver.set_window_size(*PHONE)
     walk.shoot("demo-phone")
     duo.driver.set_window_size(*DESKTOP)
@@ -208,7 +223,7 @@ def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
     # "Fail the next 2 calls" counts down as the calls are used (the scanner retries through them).
     duo.find_element("#fault-transient").click()
     walk.wait_shown("#fault-summary", "next 2 calls fail")
-    walk.check("knobs-transient")
+    walk.check("knobs-transient", phone=True)
     walk.scan()
     until(lambda: walk.backend.faults.transient_failures == 0, timeout=WAIT)
     assert walk.shown(ALERT) == ""
@@ -253,7 +268,7 @@ def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
     assert walk.errors() == 1
     record = walk.manager.get_session(walk.session_id())
     assert record is not None and record.state is SessionState.ERROR
-    walk.check("demo-backtests-stopped")
+    walk.check("demo-backtests-stopped", phone=True)
     assert walk.severe() == []
 
     # Fixed: the backtests run to the end.
@@ -263,7 +278,7 @@ def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
     duo.wait_for_element("#bt-run", timeout=WAIT).click()
     duo.wait_for_text_to_equal("#bt-progress-label", "5 of 5 done", timeout=WAIT)
     walk.wait_hidden(BANNER)
-    walk.check("demo-backtests")
+    walk.check("demo-backtests", phone=True)
     assert walk.severe() == []
 
 
@@ -277,7 +292,7 @@ def test_walk_disconnect_knobs_reconnect_idle(walk: Walk) -> None:
         until(lambda n=clicks: walk.errors() >= n, timeout=WAIT, msg="the failure was not recorded")
         if clicks == 1:
             walk.wait_shown(BANNER, "Session not running")
-            walk.check("alert-backend-down")
+            walk.check("alert-backend-down", phone=True)
     walk.wait_shown(BANNER, "Session disconnected")
     walk.check("banner-disconnected", phone=True)
 
@@ -465,6 +480,8 @@ def test_walk_backend_dies_pauses_and_recovers(walk: Walk) -> None:
     )
     banner = walk.shown(BANNER)
     assert "nothing to reconnect" in banner and "Try the action again" not in banner
+    steps = [step.text for step in duo.find_elements("#sessionmw-banner-steps li")]
+    assert steps and steps[0].startswith("Wait for the countdown"), steps  # step 1 is an action
     assert not duo.find_element("#sessionmw-reconnect").is_displayed()
     walk.check("demo-paused", phone=True)
     # More clicks while paused: refused at once, the backend is left alone, nobody disconnects.
@@ -532,7 +549,10 @@ def test_walk_not_found_after_a_real_restart(dash_duo: Any, tmp_path: Path) -> N
         duo.driver.get(f"http://127.0.0.1:{port}/")
         duo.wait_for_element("#scan-run", timeout=WAIT).click()
         until(lambda: "ACME" in duo.find_element("#scan-output").text, timeout=WAIT)
+    server_gone(duo)
     with demo_server(port, state, log):
+        # The page finds the server again by itself, and says what it finds: the session is gone.
+        until(lambda: "Session not found" in walk_banner(duo), timeout=BACK, msg="the banner stayed")
         duo.get_logs()
         duo.reset_log_timestamp()  # the page's fetches while the server was down are not ours
         field = duo.find_element("#scan-symbols")
@@ -553,3 +573,65 @@ def test_walk_not_found_after_a_real_restart(dash_duo: Any, tmp_path: Path) -> N
         duo.wait_for_element("#scan-run", timeout=WAIT).click()
         until(lambda: "NEWCO" in duo.find_element("#scan-output").text, timeout=WAIT)
         assert "Session not found" not in duo.find_element("#react-entry-point").text
+
+
+#: Seconds within which the page shows that the server went away, or came back (issue 27).
+BACK = 5
+
+
+def walk_banner(duo: Any) -> str:
+    """The banner's text ('' when hidden)."""
+    found = duo.find_elements(BANNER)
+    return str(found[0].text) if found and found[0].is_displayed() else ""
+
+
+def server_gone(duo: Any, shots: Path | None = None) -> None:
+    """The server is stopped: a click says so within :data:`BACK` seconds, with steps for a server
+    on this computer (no network advice), and the button it disabled is usable again at once."""
+    duo.find_element("#scan-run").click()
+    until(lambda: "Server not running" in walk_banner(duo), timeout=BACK, msg="the banner never said it")
+    until(lambda: duo.find_element("#scan-run").is_enabled(), timeout=BACK, msg="Scan stayed disabled")
+    banner = walk_banner(duo)
+    assert "network" not in banner and "Start the server again" in banner, banner
+    assert "Refresh" not in banner and "Reconnect" not in banner
+    console = [entry["message"] for entry in duo.get_logs()]
+    assert not [line for line in console if "Callback failed" in line], console
+    if shots is not None:
+        duo.find_element("#sessionmw-status").screenshot(str(shots / "banner-server-gone.png"))
+        duo.driver.set_window_size(*PHONE)
+        try:
+            assert "Start the server again" in walk_banner(duo)
+            duo.find_element("#react-entry-point").screenshot(str(shots / "banner-server-gone-phone.png"))
+        finally:
+            duo.driver.set_window_size(*DESKTOP)
+
+
+def test_walk_the_server_goes_away_and_comes_back(dash_duo: Any, tmp_path: Path) -> None:
+    """The demo stops under an open page and starts again on a store that kept its sessions: a
+    click while it is down says so at once and leaves Scan usable; once it is back the page finds
+    it by itself (the banner goes within 5 s), and the next click runs."""
+    port, state, log = free_port(), tmp_path / "state", tmp_path / "demo.log"
+    store = ("--store", f"sqlite:///{tmp_path / 'sessions.db'}")
+    duo = dash_duo
+    with demo_server(port, state, log, *store):
+        duo.driver.set_window_size(*DESKTOP)
+        duo.driver.get(f"http://127.0.0.1:{port}/")
+        duo.wait_for_element("#scan-run", timeout=WAIT).click()
+        until(lambda: "ACME" in duo.find_element("#scan-output").text, timeout=WAIT)
+        duo.get_logs()
+    # No click: the page's own poll notices within seconds.
+    until(
+        lambda: "Server not running" in walk_banner(duo),
+        timeout=DEMO_POLL_SECONDS + 2,
+        msg="the page did not notice the server was gone",
+    )
+    server_gone(duo, tmp_path)
+    server_gone(duo)  # and again: every click, not only the first
+    with demo_server(port, state, log, *store):
+        until(lambda: walk_banner(duo) == "", timeout=BACK, msg="the banner stayed with the server back")
+        field = duo.find_element("#scan-symbols")
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys("NEWCO")
+        duo.find_element("#scan-run").click()
+        until(lambda: "NEWCO" in duo.find_element("#scan-output").text, timeout=WAIT)
+        assert walk_banner(duo) == ""

@@ -26,7 +26,9 @@ def _rule(selector: str) -> dict[str, str]:
     return declared
 
 
-@pytest.mark.parametrize("status", ["idle", "disconnected", "expired", "not_found"])
+@pytest.mark.parametrize(
+    "status", ["idle", "disconnected", "expired", "not_found", "degraded", "reconnected"]
+)
 def test_status_colours_match_the_dash_banner(status: str) -> None:
     """Each status has the Dash banner's background, border and text colour."""
     rule = _rule(f".sessionmw-{status}")

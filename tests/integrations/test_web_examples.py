@@ -168,3 +168,53 @@ def test_wsgi_example_page_is_styled(manager: SessionManager) -> None:
     client = Client(load("wsgi_app").create_app(manager, secret_key="k"))
     page = client.get("/").get_data(as_text=True)
     assert ".sessionmw-banner" in page and 'name="viewport"' in page
+
+
+# -- the operator's commands agree with the page (issue 27) ---------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_operator_commands_read_the_apps_policy(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """An app made with a 1-minute timeout: `sessionmw sessions list` and `sessionmw health`, run
+    with no such setting, judge its session by that minute, as the page's health report does."""
+    from support import shared_store_url
+
+    url = shared_store_url(kind, request, tmp_path)
+    manager = SessionManager(store=url, session_timeout_minutes=1, idle_after_seconds=20)
+    try:
+        app = load("flask_app").create_app(manager)
+        with app.test_client() as client:
+            for _ in range(2):  # the first issues a pending id, the second comes back with it: stored
+                assert client.get("/api/quote", headers={"Accept": "application/json"}).status_code == 200
+            page = client.get("/_sessionmw/health?page=1").get_json()["session"]
+            cookie = client.get_cookie("sessionmw")
+        assert cookie is not None
+        session_id = cookie.value
+    finally:
+        manager.close()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIONMW_")}
+
+    def command(*args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "sessionmw", *args, "--json", "--store", url],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    (row,) = command("sessions", "list")
+    health = command("health", session_id)
+    assert row["id"] == session_id
+    # The page's numbers and the commands': under the minute, never the default half hour.
+    for seconds in (page["seconds_until_expiry"], row["expires_in_seconds"], health["seconds_until_expiry"]):
+        assert 0 < seconds <= 60
+    assert health["seconds_until_expiry"] <= page["seconds_until_expiry"]
+    config = subprocess.run(
+        [sys.executable, "-m", "sessionmw", "config", "--json"],
+        capture_output=True, text=True, env={**env, "SESSIONMW_STORE_URL": url}, timeout=60, check=False,
+    )
+    settings = json.loads(config.stdout)
+    assert settings["session_timeout_minutes"]["value"] == 1
+    assert settings["idle_after_seconds"]["value"] == 20

@@ -447,15 +447,16 @@ def test_reconnect_endpoint_reactivates_a_disconnected_session(
 
 
 def test_reconnect_form_post_redirects_back(app: SessionMiddleware, manager: SessionManager) -> None:
-    """The banner's form POST reconnects and redirects to the local page it came from only."""
+    """The banner's form POST reconnects and redirects to the local page it came from only; the
+    page comes back marked, so that its banner confirms it ("Reconnected")."""
     sid = established(app)
     _disconnect(manager, sid)
     result = call(app, "/_sessionmw/reconnect", method="POST", cookie=f"sessionmw={sid}", body=b"next=/page")
-    assert (result.code, result.header("Location")) == (303, "/page")
+    assert (result.code, result.header("Location")) == (303, "/page?sessionmw=reconnected")
     evil = call(
         app, "/_sessionmw/reconnect", method="POST", cookie=f"sessionmw={sid}", body=b"next=//evil.test/"
     )
-    assert evil.header("Location") == "/"
+    assert str(evil.header("Location")).partition("?")[0] == "/"
 
 
 def test_reconnect_of_an_unknown_session_is_a_conflict(app: SessionMiddleware) -> None:
