@@ -18,6 +18,9 @@ from typing import Final, NamedTuple
 
 __all__ = [
     "BREAKER_TRANSITIONS",
+    "MAX_OPEN_FOR",
+    "MAX_WINDOW",
+    "OPERATOR_OPS",
     "BreakerConfig",
     "BreakerEvent",
     "BreakerOp",
@@ -76,6 +79,17 @@ class BreakerOp(enum.StrEnum):
     FORCE_OPEN = "force_open"
     FORCE_CLOSE = "force_close"
     DISABLE = "disable"
+    #: A probe ended without an outcome (cancelled): its slot is given back at once.
+    RELEASE = "release"
+
+
+#: The operations of an operator: they replace a corrupt record instead of failing on it.
+OPERATOR_OPS: Final = frozenset({BreakerOp.FORCE_OPEN, BreakerOp.FORCE_CLOSE, BreakerOp.DISABLE})
+
+#: The longest ``open_for`` a breaker accepts (a day): no ``Retry-After`` is ever longer.
+MAX_OPEN_FOR: Final = 86_400.0
+#: The longest outcome window a breaker accepts (and a stored record may carry).
+MAX_WINDOW: Final = 10_000
 
 
 _C, _O, _H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
@@ -213,6 +227,10 @@ def _event_of(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerC
             _push(record, "1", config)
             return _E.TRIP if _tripped(record, config) else _E.FAILURE
         return None
+    if op is BreakerOp.RELEASE:
+        if state is _H and record.probes > 0:
+            record.probes -= 1
+        return None
     if op is BreakerOp.FORCE_OPEN:
         return _E.FORCE_OPEN
     if op is BreakerOp.FORCE_CLOSE:
@@ -297,11 +315,13 @@ def check_config(config: BreakerConfig) -> BreakerConfig:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    if config.window > MAX_WINDOW:
+        raise ValueError(f"window must be at most {MAX_WINDOW} calls, not {config.window!r}")
     open_for = config.open_for
     if isinstance(open_for, bool) or not isinstance(open_for, int | float) or not math.isfinite(open_for):
         raise ValueError(f"open_for must be a finite number of seconds, not {open_for!r}")
-    if open_for <= 0:
-        raise ValueError(f"open_for must be > 0 seconds, not {open_for!r}")
+    if not 0 < open_for <= MAX_OPEN_FOR:
+        raise ValueError(f"open_for must be > 0 and at most {MAX_OPEN_FOR:g} seconds, not {open_for!r}")
     rate = config.failure_rate
     if rate is not None and (
         isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1

@@ -502,6 +502,9 @@ class CountingBackend:
     def records(self) -> list[BreakerRecord]:
         return self.inner.records()
 
+    def scan(self) -> list[Any]:
+        return self.inner.scan()
+
 
 @pytest.fixture(name="counted")
 def _counted(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[Breaker, CountingBackend]]:

@@ -6,16 +6,27 @@ atomic store operation**, as for sessions: a lock (memory), one ``BEGIN IMMEDIAT
 decision is :func:`sessionmw.breaker_table.step` (the Lua script carries the same table), so every
 process on a store sees one breaker: four processes failing at once open it once, and in
 HALF_OPEN exactly ``half_open_calls`` probes are admitted across all of them.
+
+A stored record that is not one this version wrote (a state it does not know, a count that is not
+a whole number, a window that is not ``0``/``1`` text, a Redis key that is not a hash) is
+**corrupt**: an operation on it raises :class:`CorruptBreakerError` (one line naming the key),
+except an operator's (``force_open``, ``close``, ``disable``), which replaces it with a fresh
+record. Listing the breakers skips it and logs that line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from sessionmw.breaker_table import (
+    MAX_WINDOW,
+    OPERATOR_OPS,
     BreakerConfig,
     BreakerEvent,
     BreakerOp,
@@ -26,7 +37,7 @@ from sessionmw.breaker_table import (
     lua_table,
     step,
 )
-from sessionmw.errors import StoreUnavailableError
+from sessionmw.errors import CorruptRecordError, StoreUnavailableError
 from sessionmw.stores._forks import reset_after_fork
 from sessionmw.stores._wal import use_wal
 from sessionmw.stores.redis_errors import unreachable_errors
@@ -37,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BreakerBackend",
     "BreakerStore",
+    "CorruptBreakerError",
     "MemoryBreakers",
     "RedisBreakers",
     "SQLiteBreakers",
@@ -44,6 +56,43 @@ __all__ = [
 
 #: What one operation returns: the record afterwards, and what :func:`step` did.
 Applied = tuple[BreakerRecord, StepResult]
+
+_log = logging.getLogger("sessionmw.breaker")
+
+
+class CorruptBreakerError(CorruptRecordError):
+    """A breaker's stored record cannot be read; the message is one line naming its key.
+
+    ``Breaker.close()`` (or ``sessionmw breakers close NAME``) replaces it with a fresh record.
+    """
+
+    def __init__(self, breaker: str, where: str, reason: str) -> None:
+        super().__init__(
+            f"breaker record {where} is unreadable: {_one_line(reason)}"
+            f" (`sessionmw breakers close {breaker}` replaces it)"
+        )
+        #: The breaker's name.
+        self.breaker = breaker
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped, cut to 200 characters."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text[:200])
+
+
+#: What :meth:`BreakerBackend.scan` finds for each breaker: its record, or why it is unreadable.
+Found = BreakerRecord | CorruptBreakerError
+
+
+def _readable(found: Iterable[Found]) -> list[BreakerRecord]:
+    """The readable records of ``found``; each unreadable one is logged (one line naming its key)."""
+    records: list[BreakerRecord] = []
+    for item in found:
+        if isinstance(item, CorruptBreakerError):
+            _log.warning("%s", item, extra={"breaker": item.breaker})
+        else:
+            records.append(item)
+    return records
 
 
 class BreakerBackend(Protocol):
@@ -63,7 +112,11 @@ class BreakerBackend(Protocol):
         ...
 
     def records(self) -> list[BreakerRecord]:
-        """Every breaker the store holds, by name."""
+        """Every readable breaker the store holds, by name (each unreadable one is logged)."""
+        ...
+
+    def scan(self) -> list[Found]:
+        """Every breaker the store holds, by name: its record, or a :class:`CorruptBreakerError`."""
         ...
 
 
@@ -107,9 +160,17 @@ class MemoryBreakers:
             result = _counted_step(record, op, now, config, successes, rejections)
             return record.copy(), result
 
+    def seed(self, record: BreakerRecord) -> None:
+        """Start the breaker of ``record.name`` from a copy of ``record`` (a process's last view)."""
+        with self._lock:
+            self._records[record.name] = record.copy()
+
     def records(self) -> list[BreakerRecord]:
         with self._lock:
             return [self._records[name].copy() for name in sorted(self._records)]
+
+    def scan(self) -> list[Found]:
+        return list(self.records())
 
 
 _COLUMNS = (
@@ -154,20 +215,77 @@ def _counted_step(
 
 
 _UNCHANGED: Final = StepResult(None, False)
+_STATES: Final = {state.value: state for state in BreakerState}
+#: Counts are whole numbers in [0, 2**53): every store keeps them exactly.
+_MAX_COUNT: Final = 2**53
+
+
+class _Unreadable(ValueError):
+    """One stored value is not what this version writes."""
+
+
+def _state(value: Any) -> BreakerState:
+    state = _STATES.get(value) if isinstance(value, str) else None
+    if state is None:
+        raise _Unreadable(f"state {value!r:.60} is not a breaker state")
+    return state
+
+
+def _count(value: Any) -> int:
+    number: float | int | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value)
+        except ValueError:
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+    if number is None or (isinstance(number, float) and not number.is_integer()):
+        raise _Unreadable(f"{value!r:.60} is not a whole number")
+    if not 0 <= number < _MAX_COUNT:
+        raise _Unreadable(f"{value!r:.60} is out of range")
+    return int(number)
+
+
+def _time(value: Any) -> float:
+    number: float | None = None
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if number is None or not math.isfinite(number):
+        raise _Unreadable(f"{value!r:.60} is not a time in seconds")
+    return number
+
+
+def _window(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_WINDOW or value.strip("01"):
+        raise _Unreadable("window is not a text of 0s and 1s")
+    return value
+
+
 #: How each of :data:`_COLUMNS` is read back from a row, a script's reply or a hash (all strings
-#: for Redis).
+#: for Redis), refusing anything this version does not write.
 _KINDS: Final[tuple[Callable[[Any], Any], ...]] = (
-    BreakerState, int, str, float, int, float, int, int, int, int, float
+    _state, _count, _window, _time, _count, _time, _count, _count, _count, _count, _time
 )
 
 
-def _record_of(name: str, values: Sequence[Any]) -> BreakerRecord:
-    """A breaker's record from its :data:`_COLUMNS` values, in that order."""
-    return BreakerRecord(name, *(kind(value) for kind, value in zip(_KINDS, values, strict=True)))
+def _record_of(name: str, values: Sequence[Any], where: str) -> BreakerRecord:
+    """A breaker's record from its :data:`_COLUMNS` values, in that order.
 
-
-def _row_record(row: tuple[Any, ...]) -> BreakerRecord:
-    return _record_of(row[0], row[1:])
+    :raises CorruptBreakerError: if a value is not one this version writes.
+    """
+    read: list[Any] = []
+    for column, kind, value in zip(_COLUMNS, _KINDS, values, strict=True):
+        try:
+            read.append(kind(value))
+        except _Unreadable as exc:
+            reason = str(exc) if column in ("state", "window") else f"{column} {exc}"
+            raise CorruptBreakerError(name, where, reason) from None
+    return BreakerRecord(name, *read)
 
 
 def _record_row(record: BreakerRecord) -> tuple[Any, ...]:
@@ -182,6 +300,7 @@ class SQLiteBreakers:
     """
 
     def __init__(self, path: str, *, timeout: float = 5.0) -> None:
+        #: The SQLite file.
         self.path = path
         self.timeout = timeout
         self._local = threading.local()
@@ -224,7 +343,12 @@ class SQLiteBreakers:
                 return self._select(connection, name, now), _UNCHANGED
             connection.execute("BEGIN IMMEDIATE")
             try:
-                record = self._select(connection, name, now)
+                try:
+                    record = self._select(connection, name, now)
+                except CorruptBreakerError:
+                    if op not in OPERATOR_OPS:
+                        raise
+                    record = BreakerRecord(name, changed_at=now)  # an operator replaces it
                 result = _counted_step(record, op, now, config, successes, rejections)
                 connection.execute(_UPSERT, _record_row(record))
                 connection.execute("COMMIT")
@@ -236,17 +360,29 @@ class SQLiteBreakers:
             raise StoreUnavailableError(f"SQLite breakers at {self.path}: {exc}") from exc
         return record, result
 
-    @staticmethod
-    def _select(connection: sqlite3.Connection, name: str, now: float) -> BreakerRecord:
+    def _select(self, connection: sqlite3.Connection, name: str, now: float) -> BreakerRecord:
         row = connection.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
-        return BreakerRecord(name, changed_at=now) if row is None else _row_record(row)
+        return BreakerRecord(name, changed_at=now) if row is None else self._row_record(row)
+
+    def _row_record(self, row: tuple[Any, ...]) -> BreakerRecord:
+        name = row[0]
+        return _record_of(name, row[1:], f"{name!r:.120} in {self.path} (table sessionmw_breakers)")
 
     def records(self) -> list[BreakerRecord]:
+        return _readable(self.scan())
+
+    def scan(self) -> list[Found]:
         try:
             rows = self._connect().execute(f"{_SELECT} ORDER BY name").fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreUnavailableError(f"SQLite breakers at {self.path}: {exc}") from exc
-        return [_row_record(row) for row in rows]
+        found: list[Found] = []
+        for row in rows:
+            try:
+                found.append(self._row_record(row))
+            except CorruptBreakerError as exc:
+                found.append(exc)
+        return found
 
 
 #: The Redis script: one breaker operation on the breaker's hash, the table generated from
@@ -260,10 +396,47 @@ local min_calls, open_for, half_open_calls = tonumber(ARGV[6]), tonumber(ARGV[7]
 local successes, rejections = tonumber(ARGV[9]), tonumber(ARGV[10])
 local r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
            successful=0, failed=0, rejected=0, changed_at=now}
-local h = redis.call('HGETALL', key)
-for i = 1, #h, 2 do
-  local f, v = h[i], h[i + 1]
-  if f == 'state' or f == 'window' then r[f] = v else r[f] = tonumber(v) end
+local STATES = {closed=true, open=true, half_open=true, forced_open=true, disabled=true}
+local COUNTS = {'failures', 'probes', 'opens', 'successful', 'failed', 'rejected'}
+local TIMES = {'open_until', 'probe_at', 'changed_at'}
+-- Read the stored record into r; the reason it is unreadable, or nil (as _record_of decides).
+local function unreadable()
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'none' then return nil end
+  if kind ~= 'hash' then return 'it is a Redis ' .. kind .. ', not a hash' end
+  local h = redis.call('HGETALL', key)
+  local got = {}
+  for i = 1, #h, 2 do got[h[i]] = h[i + 1] end
+  if not STATES[got.state or ''] then
+    return 'state ' .. string.sub(tostring(got.state), 1, 40) .. ' is not a breaker state'
+  end
+  local w = got.window
+  if w == nil or string.find(w, '[^01]') or string.len(w) > %(max_window)d then
+    return 'window is not a text of 0s and 1s'
+  end
+  r.state, r.window = got.state, w
+  for _, f in ipairs(COUNTS) do
+    local x = tonumber(got[f] or '')
+    if x == nil or x ~= x or x < 0 or x >= 2^53 or math.floor(x) ~= x then
+      return f .. ' ' .. string.sub(tostring(got[f]), 1, 40) .. ' is not a whole number in range'
+    end
+    r[f] = x
+  end
+  for _, f in ipairs(TIMES) do
+    local x = tonumber(got[f] or '')
+    if x == nil or x ~= x or x == math.huge or x == -math.huge then
+      return f .. ' ' .. string.sub(tostring(got[f]), 1, 40) .. ' is not a time in seconds'
+    end
+    r[f] = x
+  end
+  return nil
+end
+local why = unreadable()
+if why then
+  if op ~= 'force_open' and op ~= 'force_close' and op ~= 'disable' then return {'corrupt', why} end
+  redis.call('DEL', key)  -- an operator's command replaces it
+  r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
+       successful=0, failed=0, rejected=0, changed_at=now}
 end
 local function fmt(x) return string.format('%%.17g', x) end
 local function out(old, event, admitted)
@@ -298,6 +471,8 @@ elseif op == 'failure' or op == 'probe_failure' then
     r.failures = r.failures + 1; push('1')
     if tripped() then event = 'trip' else event = 'failure' end
   end
+elseif op == 'release' then
+  if s == 'half_open' and r.probes > 0 then r.probes = r.probes - 1 end
 elseif op == 'force_open' or op == 'force_close' or op == 'disable' then event = op end
 local admitted = op == 'admit' and (s == 'closed' or s == 'disabled')
 local old, new = s, s
@@ -325,7 +500,7 @@ return out('', '', admitted)
 
 def lua_source() -> str:
     """The Redis script's source, with the table generated from the Python one."""
-    return _LUA % {"table": lua_table()}
+    return _LUA % {"table": lua_table(), "max_window": MAX_WINDOW}
 
 
 class RedisBreakers:
@@ -376,35 +551,59 @@ class RedisBreakers:
             reply = self._script(keys=[self._key(name)], args=args)
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis breakers: {type(exc).__name__}") from exc
-        values = [item.decode() if isinstance(item, bytes) else str(item) for item in reply]
-        record = _record_of(name, values[:11])
+        values = [item.decode(errors="replace") if isinstance(item, bytes) else str(item) for item in reply]
+        if values[0] == "corrupt":
+            raise CorruptBreakerError(name, self._where(name), values[1])
+        record = _record_of(name, values[:11], self._where(name))
         change = None
         if values[11]:
             change = Change(BreakerState(values[11]), record.state, BreakerEvent(values[12]))
         return record, StepResult(change, values[13] == "1")
 
+    def _where(self, name: str) -> str:
+        return f"in Redis key {self._key(name)!r:.160}"
+
     def records(self) -> list[BreakerRecord]:
+        return _readable(self.scan())
+
+    def scan(self) -> list[Found]:
         """Every breaker in the store: two round trips (the names, then their hashes in a pipeline)."""
+        import redis as redis_module
+
         try:
             names = sorted(
-                item.decode() if isinstance(item, bytes) else str(item)
+                item.decode(errors="replace") if isinstance(item, bytes) else str(item)
                 for item in self.client.smembers(self._index)
             )
             with self.client.pipeline(transaction=False) as pipe:
                 for name in names:
                     pipe.hgetall(self._key(name))
-                replies = pipe.execute()
+                replies = pipe.execute(raise_on_error=False)
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis breakers: {type(exc).__name__}") from exc
-        return [_hash_record(name, reply) for name, reply in zip(names, replies, strict=True) if reply]
+        found: list[Found] = []
+        for name, reply in zip(names, replies, strict=True):
+            if isinstance(reply, redis_module.ResponseError):  # WRONGTYPE: not a hash
+                found.append(CorruptBreakerError(name, self._where(name), "it is not a Redis hash"))
+            elif isinstance(reply, BaseException):
+                raise StoreUnavailableError(f"Redis breakers: {type(reply).__name__}") from reply
+            elif reply:
+                try:
+                    found.append(self._hash_record(name, reply))
+                except CorruptBreakerError as exc:
+                    found.append(exc)
+        return found
 
-
-def _hash_record(name: str, reply: dict[Any, Any]) -> BreakerRecord:
-    """A breaker's hash as the script wrote it."""
-    values = {
-        (key.decode() if isinstance(key, bytes) else str(key)): (
-            value.decode() if isinstance(value, bytes) else str(value)
-        )
-        for key, value in reply.items()
-    }
-    return _record_of(name, [values[column] for column in _COLUMNS])
+    def _hash_record(self, name: str, reply: dict[Any, Any]) -> BreakerRecord:
+        """A breaker's hash as the script wrote it."""
+        values: dict[str, Any] = {}
+        for key, value in reply.items():
+            field = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+            try:
+                values[field] = value.decode() if isinstance(value, bytes) else str(value)
+            except UnicodeDecodeError:
+                values[field] = value  # (not text: refused by its column's kind)
+        missing = [column for column in _COLUMNS if column not in values]
+        if missing:
+            raise CorruptBreakerError(name, self._where(name), f"it has no field {missing[0]!r}")
+        return _record_of(name, [values[column] for column in _COLUMNS], self._where(name))
