@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import os
 import subprocess
 import sys
@@ -170,3 +171,55 @@ def test_health_reports_consult_breakers_only_once_a_process_has_one() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_unknown_name_is_refused_and_nothing_is_made(tmp_path: Path) -> None:
+    """`breakers open nope` (a typo) exits 1 with one line naming the known breakers, and makes no
+    phantom forced-open breaker."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    manager = SessionManager(store=url)
+    Breaker("market-data", manager=manager).force_open()
+    manager.close()
+    refused = sessionmw("breakers", "open", "nope", "--store", url)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "sessionmw: no breaker named 'nope' in this store (it has: market-data); a breaker is there once"
+        " the app has used it"
+    ]
+    listed = sessionmw("breakers", "--store", url, "--json")
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["market-data"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_corrupt_breaker_is_named_the_others_listed_and_close_repairs_it(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """One unreadable breaker (a bogus state in SQLite, a Redis key that is not a hash): the listing
+    shows the others, names it in one line on stderr (no traceback) and exits 1; `breakers close
+    NAME` replaces it."""
+    if kind == "sqlite":
+        path = tmp_path / "s.db"
+        url = f"sqlite:///{path}"
+    else:
+        prefix = request.getfixturevalue("redis_prefix")
+        url = f"{request.getfixturevalue('redis_url')}?prefix={prefix}"
+    manager = SessionManager(store=url)
+    for name in ("market-data", "scanner"):
+        Breaker(name, manager=manager).force_open()
+    if kind == "sqlite":
+        with sqlite3.connect(path) as connection:
+            connection.execute("UPDATE sessionmw_breakers SET state = 'bogus' WHERE name = 'market-data'")
+    else:
+        client = manager.store._client  # type: ignore[attr-defined]
+        client.delete(f"{{{prefix}:breaker:market-data}}")
+        client.set(f"{{{prefix}:breaker:market-data}}", "a string")
+    manager.close()
+    listed = sessionmw("breakers", "--store", url)
+    assert listed.returncode == 1
+    assert "scanner" in listed.stdout and "market-data" not in listed.stdout
+    (line,) = listed.stderr.strip().splitlines()[-1:]
+    assert "market-data" in line and "unreadable" in line and "Traceback" not in listed.stderr
+    repaired = sessionmw("breakers", "close", "market-data", "--store", url, "--json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert [(row["name"], row["state"]) for row in json.loads(repaired.stdout)] == [("market-data", "closed")]
+    assert sessionmw("breakers", "--store", url).returncode == 0

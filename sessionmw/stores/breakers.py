@@ -153,9 +153,7 @@ class MemoryBreakers:
     ) -> Applied:
         with self._lock:
             record = self._records.get(name)
-            if record is None:
-                if _reads_only(op, successes, rejections):
-                    return BreakerRecord(name, changed_at=now), _UNCHANGED
+            if record is None:  # (a first read adds it too: listings show every breaker used)
                 record = self._records[name] = BreakerRecord(name, changed_at=now)
             result = _counted_step(record, op, now, config, successes, rejections)
             return record.copy(), result
@@ -194,6 +192,9 @@ _SCHEMA = (
     " failed INTEGER NOT NULL, rejected INTEGER NOT NULL, changed_at REAL NOT NULL)"
 )
 _SELECT = f"SELECT name, {', '.join(_COLUMNS)} FROM sessionmw_breakers"
+_ADD = (
+    f"INSERT OR IGNORE INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 12)})"
+)
 _UPSERT = (
     f"INSERT INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 12)})"
     f" ON CONFLICT (name) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS)}"
@@ -340,11 +341,17 @@ class SQLiteBreakers:
         try:
             connection = self._connect()
             if _reads_only(op, successes, rejections):
-                return self._select(connection, name, now), _UNCHANGED
+                found = self._select(connection, name)
+                if found is not None:
+                    return found, _UNCHANGED
+                # A breaker the store does not hold yet is added (closed, no counts), so that the
+                # operator's listing shows every breaker an app has used.
+                connection.execute(_ADD, _record_row(BreakerRecord(name, changed_at=now)))
+                return self._select(connection, name) or BreakerRecord(name, changed_at=now), _UNCHANGED
             connection.execute("BEGIN IMMEDIATE")
             try:
                 try:
-                    record = self._select(connection, name, now)
+                    record = self._select(connection, name) or BreakerRecord(name, changed_at=now)
                 except CorruptBreakerError:
                     if op not in OPERATOR_OPS:
                         raise
@@ -360,9 +367,9 @@ class SQLiteBreakers:
             raise StoreUnavailableError(f"SQLite breakers at {self.path}: {exc}") from exc
         return record, result
 
-    def _select(self, connection: sqlite3.Connection, name: str, now: float) -> BreakerRecord:
+    def _select(self, connection: sqlite3.Connection, name: str) -> BreakerRecord | None:
         row = connection.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
-        return BreakerRecord(name, changed_at=now) if row is None else self._row_record(row)
+        return None if row is None else self._row_record(row)
 
     def _row_record(self, row: tuple[Any, ...]) -> BreakerRecord:
         name = row[0]
@@ -400,9 +407,10 @@ local STATES = {closed=true, open=true, half_open=true, forced_open=true, disabl
 local COUNTS = {'failures', 'probes', 'opens', 'successful', 'failed', 'rejected'}
 local TIMES = {'open_until', 'probe_at', 'changed_at'}
 -- Read the stored record into r; the reason it is unreadable, or nil (as _record_of decides).
+local missing = false
 local function unreadable()
   local kind = redis.call('TYPE', key)['ok']
-  if kind == 'none' then return nil end
+  if kind == 'none' then missing = true; return nil end
   if kind ~= 'hash' then return 'it is a Redis ' .. kind .. ', not a hash' end
   local h = redis.call('HGETALL', key)
   local got = {}
@@ -444,7 +452,8 @@ local function out(old, event, admitted)
           tostring(r.opens), tostring(r.successful), tostring(r.failed), tostring(r.rejected),
           fmt(r.changed_at), old, event, admitted and '1' or '0'}
 end
-if op == 'read' and successes == 0 and rejections == 0 then return out('', '', false) end
+-- (a first read adds a missing breaker, so that listings show every breaker used)
+if op == 'read' and successes == 0 and rejections == 0 and not missing then return out('', '', false) end
 r.successful = r.successful + successes
 r.rejected = r.rejected + rejections
 local function push(o) if rate >= 0 then r.window = string.sub(r.window .. o, -size) end end
