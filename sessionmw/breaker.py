@@ -36,6 +36,7 @@ from sessionmw._steps import Steps, drive, run
 from sessionmw.breaker_table import (
     BREAKER_TRANSITIONS,
     DEPENDENCY_MARK,
+    MAX_OPEN_FOR,
     OPERATOR_OPS,
     BreakerConfig,
     BreakerOp,
@@ -184,6 +185,12 @@ def _counts_predicate(counts: CountsOn | None) -> Callable[[BaseException], bool
 _Ticket = contextvars.ContextVar[tuple[int, ...]]
 
 
+class _Timed(int):
+    """A ticket that carries when its call started (monotonic), for a breaker that judges slowness."""
+
+    start: float
+
+
 #: Seconds a process works on its own view after a store error before one call tries the store
 #: again (``store_backoff``'s default), and the most it may be set to.
 STORE_BACKOFF: Final = 2.0
@@ -212,6 +219,11 @@ class Breaker:
         at least ``min_calls`` were made (None: consecutive failures only).
     :param open_for: seconds an open breaker rejects calls before it admits probes (at most a day).
     :param half_open_calls: probes admitted at once in HALF_OPEN, across all processes.
+    :param slow_call_duration: a call that takes this many seconds or more (monotonic clock) is
+        slow, whether it succeeds or fails with a counted failure (None: durations are not read).
+    :param slow_call_rate: open the breaker when this fraction of the last ``window`` calls were
+        slow, once at least ``min_calls`` were made (default 1.0 with ``slow_call_duration``). A slow
+        probe counts as a failed probe.
     :param counts: which failures count: exception classes or a predicate (default: the retry's
         transient rule, :func:`~sessionmw.is_transient`). Other exceptions pass through uncounted.
     :param count_cancelled: count a call that ends by cancellation (an outer ``asyncio.wait_for``
@@ -250,6 +262,8 @@ class Breaker:
         min_calls: int = 10,
         open_for: float = 30.0,
         half_open_calls: int = 1,
+        slow_call_duration: float | None = None,
+        slow_call_rate: float | None = None,
         counts: CountsOn | None = None,
         count_cancelled: bool = False,
         service: str | None = None,
@@ -287,6 +301,13 @@ class Breaker:
                 raise ConfigurationError(
                     f"Breaker {name!r}: {what} must be callable, not {type(given).__name__}"
                 )
+        if slow_call_rate is not None and slow_call_duration is None:
+            raise ConfigurationError("slow_call_rate needs slow_call_duration (when a call is slow)")
+        if slow_call_duration is not None:
+            slow_call_duration = _seconds(
+                "slow_call_duration", slow_call_duration, 0.0, MAX_OPEN_FOR, low_open=True
+            )
+            slow_call_rate = 1.0 if slow_call_rate is None else slow_call_rate
         if not isinstance(count_cancelled, bool):
             raise ConfigurationError(f"count_cancelled must be True or False, not {count_cancelled!r}")
         #: The breaker's name.
@@ -294,15 +315,19 @@ class Breaker:
         try:
             #: The trip policy.
             self.config = check_config(
-                BreakerConfig(failure_threshold, failure_rate, window, min_calls, open_for, half_open_calls)
+                BreakerConfig(
+                    failure_threshold, failure_rate, window, min_calls, open_for, half_open_calls,
+                    slow_call_rate,
+                )
             )
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         #: The service's name as users see it.
         self.service = service or name.replace("-", " ").replace("_", " ")
-        # A success while the view shows no failures is counted here and rides along with the next
-        # round trip (with a failure rate, every outcome goes to the store).
-        self._counts_locally = self.config.failure_rate is None
+        #: Seconds from which a call is slow (None: durations are not read).
+        self.slow_call_duration = slow_call_duration
+        if slow_call_duration is not None:
+            self._admit = self._timed_admit  # type: ignore[method-assign]
         #: Seconds a process trusts its view of the state.
         self.state_ttl = _seconds("state_ttl", state_ttl, 0.0, 60.0)
         #: Seconds a process keeps off its store after a store error.
@@ -364,20 +389,25 @@ class Breaker:
         """Call ``func(*args, **kwargs)`` through the breaker: refused at once with
         :class:`BreakerOpenError` while it is open, the outcome recorded otherwise."""
         # The closed breaker's path, inlined (_admit and _succeeded): the overhead every call pays.
+        # (With slow_call_duration, the one more clock read is the one after the call.)
         view = self._view
-        ticket = _CALL if view.state is _CLOSED and self.monotonic() < self._fresh_until else self._admit()
+        start = self.monotonic()
+        ticket = _CALL if view.state is _CLOSED and start < self._fresh_until else self._admit()
         try:
             result = func(*args, **kwargs)
         except Exception as exc:
-            self._failed(ticket, exc)
+            self._failed(ticket, exc, start)
             raise
         except BaseException as exc:
-            self._interrupted(ticket, exc)
+            self._interrupted(ticket, exc, start)
             raise
-        if ticket == _CALL and self._counts_locally and not self._view.failures:
+        limit = self.slow_call_duration
+        if ticket == _CALL and not self._view.failures and (
+            limit is None or self.monotonic() - start < limit
+        ):
             self._successes += 1
         else:
-            self._succeeded(ticket)
+            self._succeeded(ticket, start)
         return result
 
     async def call_async(self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -454,6 +484,12 @@ class Breaker:
 
     # -- the steps, for @guarded -----------------------------------------------------------------
 
+    def _timed_admit(self) -> int:
+        """:meth:`_admit` for a breaker that judges slowness: the ticket carries the call's start."""
+        ticket = _Timed(Breaker._admit(self))
+        ticket.start = self.monotonic()
+        return ticket
+
     def _admit(self) -> int:
         """Admit a call (a ticket) or raise :class:`BreakerOpenError`. No round trip while the
         view is fresh and the breaker closed or open."""
@@ -511,39 +547,56 @@ class Breaker:
             left = view.seconds_left(now)
         return min(self.config.open_for, max(0.0, left))
 
-    def _succeeded(self, ticket: int) -> None:
-        if ticket == _PROBE:
-            self._apply(BreakerOp.PROBE_SUCCESS, self.clock())
-        elif self._counts_locally and (ticket == _PASS or not self._view.failures):
-            self._successes += 1  # nothing to reset: counted with the next round trip
-        else:
-            self._apply(BreakerOp.SUCCESS, self.clock())
+    def _slow(self, ticket: int, start: float | None) -> bool:
+        """True if the call of ``ticket`` (started at ``start`` unless the ticket says) was slow."""
+        limit = self.slow_call_duration
+        if limit is None:
+            return False
+        if isinstance(ticket, _Timed):
+            start = ticket.start
+        return start is not None and self.monotonic() - start >= limit
 
-    def _failed(self, ticket: int, error: BaseException) -> BreakerOpenError | None:
+    def _succeeded(self, ticket: int, start: float | None = None) -> None:
+        slow = self._slow(ticket, start)
+        if ticket == _PROBE:  # (a slow probe has not shown the service well)
+            self._apply(BreakerOp.PROBE_FAILURE if slow else BreakerOp.PROBE_SUCCESS, self.clock())
+        elif not slow and (ticket == _PASS or not self._view.failures):
+            self._successes += 1  # nothing to reset: counted (and put in the window) with the next round trip
+        else:
+            self._apply(BreakerOp.SLOW_SUCCESS if slow else BreakerOp.SUCCESS, self.clock())
+
+    def _failed(
+        self, ticket: int, error: BaseException, start: float | None = None
+    ) -> BreakerOpenError | None:
         """Record a failed call; if the breaker is open afterwards, the error a further attempt
         would meet (so a retry stops now instead of waiting first)."""
         if not self._counts(error) or isinstance(error, BreakerOpenError):
-            if ticket == _PROBE:  # the service answered: the probe succeeded
-                self._apply(BreakerOp.PROBE_SUCCESS, self.clock())
+            if ticket == _PROBE:  # the service answered: the probe succeeded (unless slow)
+                slow = self._slow(ticket, start)
+                self._apply(BreakerOp.PROBE_FAILURE if slow else BreakerOp.PROBE_SUCCESS, self.clock())
             return None
         self._last_failure = error
         with contextlib.suppress(AttributeError, TypeError):  # an exception class with __slots__
             setattr(error, DEPENDENCY_MARK, self.name)
-        return self._record_failure(ticket, error)
+        return self._record_failure(ticket, error, self._slow(ticket, start))
 
-    def _record_failure(self, ticket: int, error: BaseException) -> BreakerOpenError | None:
+    def _record_failure(self, ticket: int, error: BaseException, slow: bool) -> BreakerOpenError | None:
         now = self.clock()
-        view = self._apply(BreakerOp.PROBE_FAILURE if ticket == _PROBE else BreakerOp.FAILURE, now)[0]
+        if ticket == _PROBE:
+            op = BreakerOp.PROBE_FAILURE
+        else:
+            op = BreakerOp.SLOW_FAILURE if slow else BreakerOp.FAILURE
+        view = self._apply(op, now)[0]
         if view.state is _OPEN or view.state is _FORCED_OPEN:
             return BreakerOpenError(self.name, self.service, self._seconds_left(view, now), original=error)
         return None
 
-    def _interrupted(self, ticket: int, error: BaseException) -> None:
+    def _interrupted(self, ticket: int, error: BaseException, start: float | None = None) -> None:
         """A call ended by a BaseException that is not an Exception (a cancellation, ...): a
         cancellation is a failure if ``count_cancelled``; else nothing is counted, and a probe's
         slot is given back at once (the next caller may probe)."""
         if self.count_cancelled and isinstance(error, asyncio.CancelledError):
-            self._record_failure(ticket, error)
+            self._record_failure(ticket, error, self._slow(ticket, start))
         elif ticket == _PROBE:
             self._apply(BreakerOp.RELEASE, self.clock())
 

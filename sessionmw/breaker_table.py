@@ -51,7 +51,8 @@ class BreakerEvent(enum.StrEnum):
     SUCCESS = "success"
     #: A call failed and the trip policy is not met.
     FAILURE = "failure"
-    #: A call failed and the trip policy is met (consecutive failures or failure rate).
+    #: A call failed (or was slow) and the trip policy is met (consecutive failures, failure rate
+    #: or slow-call rate).
     TRIP = "trip"
     #: A call was asked for after ``open_for`` passed: it is admitted as a probe.
     PROBE = "probe"
@@ -74,6 +75,9 @@ class BreakerOp(enum.StrEnum):
     ADMIT = "admit"
     SUCCESS = "success"
     FAILURE = "failure"
+    #: A success or a counted failure that took ``slow_call_duration`` or longer.
+    SLOW_SUCCESS = "slow_success"
+    SLOW_FAILURE = "slow_failure"
     PROBE_SUCCESS = "probe_success"
     PROBE_FAILURE = "probe_failure"
     FORCE_OPEN = "force_open"
@@ -126,6 +130,13 @@ class BreakerConfig:
     min_calls: int = 10
     open_for: float = 30.0
     half_open_calls: int = 1
+    #: Also open when this fraction of the last ``window`` calls were slow (None: slowness ignored).
+    slow_call_rate: float | None = None
+
+    @property
+    def keeps_window(self) -> bool:
+        """True if the last ``window`` outcomes are kept (a failure rate or a slow-call rate)."""
+        return self.failure_rate is not None or self.slow_call_rate is not None
 
 
 @dataclasses.dataclass(slots=True)
@@ -136,7 +147,8 @@ class BreakerRecord:
     state: BreakerState = _C
     #: Consecutive failures while closed.
     failures: int = 0
-    #: The outcomes of the last calls while closed, oldest first: ``"1"`` a failure, ``"0"`` a success.
+    #: The outcomes of the last calls while closed, oldest first: ``"0"`` a success, ``"1"`` a
+    #: failure, ``"2"`` a slow success, ``"3"`` a slow failure.
     window: str = ""
     #: When an OPEN breaker admits its first probe (store clock, seconds).
     open_until: float = 0.0
@@ -152,6 +164,8 @@ class BreakerRecord:
     rejected: int = 0
     #: When the state last changed.
     changed_at: float = 0.0
+    #: Calls that took ``slow_call_duration`` or longer, ever (also counted in successful or failed).
+    slow: int = 0
 
     def copy(self) -> BreakerRecord:
         """A copy that can be changed without touching this record."""
@@ -185,14 +199,17 @@ class StepResult(NamedTuple):
 def _tripped(record: BreakerRecord, config: BreakerConfig) -> bool:
     if record.failures >= config.failure_threshold:
         return True
-    rate = config.failure_rate
-    if rate is None or len(record.window) < config.min_calls:
+    window = record.window
+    if len(window) < config.min_calls:
         return False
-    return record.window.count("1") >= rate * len(record.window) - 1e-9
+    rate, slow_rate = config.failure_rate, config.slow_call_rate
+    if rate is not None and window.count("1") + window.count("3") >= rate * len(window) - 1e-9:
+        return True
+    return slow_rate is not None and window.count("2") + window.count("3") >= slow_rate * len(window) - 1e-9
 
 
 def _push(record: BreakerRecord, outcome: str, config: BreakerConfig) -> None:
-    if config.failure_rate is not None:
+    if config.keeps_window:
         record.window = (record.window + outcome)[-config.window :]
 
 
@@ -209,22 +226,26 @@ def _event_of(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerC
         if state is _O or state is _F or state is _H:
             record.rejected += 1
         return None
-    if op is BreakerOp.SUCCESS or op is BreakerOp.PROBE_SUCCESS:
+    if op is BreakerOp.SUCCESS or op is BreakerOp.PROBE_SUCCESS or op is BreakerOp.SLOW_SUCCESS:
         record.successful += 1
         if op is BreakerOp.PROBE_SUCCESS and state is _H:
             return _E.PROBE_SUCCESS
+        slow = op is BreakerOp.SLOW_SUCCESS
+        record.slow += slow
         if state is _C:
             record.failures = 0
-            _push(record, "0", config)
-            return _E.SUCCESS
+            _push(record, "2" if slow else "0", config)
+            return _E.TRIP if slow and _tripped(record, config) else _E.SUCCESS
         return None
-    if op is BreakerOp.FAILURE or op is BreakerOp.PROBE_FAILURE:
+    if op is BreakerOp.FAILURE or op is BreakerOp.PROBE_FAILURE or op is BreakerOp.SLOW_FAILURE:
         record.failed += 1
         if op is BreakerOp.PROBE_FAILURE and state is _H:
             return _E.PROBE_FAILURE
+        slow = op is BreakerOp.SLOW_FAILURE
+        record.slow += slow
         if state is _C:
             record.failures += 1
-            _push(record, "1", config)
+            _push(record, "3" if slow else "1", config)
             return _E.TRIP if _tripped(record, config) else _E.FAILURE
         return None
     if op is BreakerOp.RELEASE:
@@ -322,11 +343,12 @@ def check_config(config: BreakerConfig) -> BreakerConfig:
         raise ValueError(f"open_for must be a finite number of seconds, not {open_for!r}")
     if not 0 < open_for <= MAX_OPEN_FOR:
         raise ValueError(f"open_for must be > 0 and at most {MAX_OPEN_FOR:g} seconds, not {open_for!r}")
-    rate = config.failure_rate
-    if rate is not None and (
-        isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1
-    ):
-        raise ValueError(f"failure_rate must be a fraction in (0, 1] or None, not {rate!r}")
+    for name in ("failure_rate", "slow_call_rate"):
+        rate = getattr(config, name)
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1
+        ):
+            raise ValueError(f"{name} must be a fraction in (0, 1] or None, not {rate!r}")
     if config.min_calls > config.window:
         raise ValueError(f"min_calls ({config.min_calls}) must not exceed window ({config.window})")
     return config

@@ -382,6 +382,7 @@ def _breakers(args: argparse.Namespace) -> int:
             "successful": r.successful,
             "failed": r.failed,
             "rejected": r.rejected,
+            "slow": r.slow,
         }
         for r in found
         if not isinstance(r, CorruptBreakerError) and (args.action == "list" or r.name == args.name)

@@ -587,6 +587,7 @@ _CONFIGS = st.builds(
     min_calls=st.integers(1, 4),
     open_for=st.sampled_from([5.0, 30.0]),
     half_open_calls=st.integers(1, 2),
+    slow_call_rate=st.sampled_from([None, 0.5, 1.0]),
 )
 
 
@@ -594,8 +595,9 @@ _CONFIGS = st.builds(
 def test_the_shared_backends_decide_as_the_memory_one(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Random operations, counts riding along and clock jumps: SQLite's transactions and Redis's
-    Lua script leave the same records as :func:`step` under a lock, and report the same changes."""
+    """Random operations (slow outcomes and released probes among them), counts riding along and
+    clock jumps: SQLite's transactions and Redis's Lua script leave the same records as
+    :func:`step` under a lock, and report the same changes."""
     from hypothesis import given
 
     from sessionmw.stores.breakers import MemoryBreakers

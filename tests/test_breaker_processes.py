@@ -115,6 +115,57 @@ def test_four_processes_racing_in_half_open_admit_one_probe(
     manager.close()
 
 
+def _slow_caller(url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+    """One process: CALLS calls, every other one slow (2 s on its monotonic clock, from 1 s), through a
+    breaker that opens when half of the last 20 calls were slow; counts what it saw."""
+    clock = FakeClock(START)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker(
+        "slow",
+        failure_threshold=10**6,
+        slow_call_duration=1.0,
+        slow_call_rate=0.5,
+        window=20,
+        min_calls=20,
+        open_for=OPEN_FOR,
+        manager=manager,
+        clock=clock,
+        state_ttl=0,
+    )
+    outcomes: Counter[str] = Counter()
+    with capture_signals() as sent:
+        barrier.wait(timeout=60)
+        for call in range(CALLS):
+            seconds = 2.0 if (call + worker) % 2 else 0.0
+            try:
+                breaker.call(clock.advance, seconds)
+            except BreakerOpenError:
+                outcomes["rejected"] += 1
+            else:
+                outcomes["slow" if seconds else "fast"] += 1
+        breaker.snapshot()  # (a plain success rides along with the next round trip: this one)
+    manager.close()
+    results.put((Counter(s.name for s in sent), outcomes))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_count_slow_calls_exactly(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """4 processes, half their calls slow: the store counts every slow call and every success the
+    callers saw, and the slow-call rate opens the breaker once."""
+    url = shared_store_url(kind, request, tmp_path)
+    sent, outcomes = _run(_slow_caller, url)
+    assert sent["breaker-opened"] == 1
+    manager = SessionManager(store=url, clock=FakeClock(START))
+    (record,) = breaker_module.breakers_for(manager.store).records()
+    assert (record.state, record.opens) == (BreakerState.OPEN, 1)
+    assert record.slow == outcomes["slow"] and record.successful == outcomes["slow"] + outcomes["fast"]
+    assert outcomes["slow"] + outcomes["fast"] >= 20  # min_calls
+    assert outcomes["rejected"] > 0
+    manager.close()
+
+
 # -- a Redis outage ---------------------------------------------------------------------------------
 
 

@@ -183,20 +183,24 @@ _COLUMNS = (
     "failed",
     "rejected",
     "changed_at",
+    "slow",
 )
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sessionmw_breakers ("
     " name TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL,"
     " window TEXT NOT NULL, open_until REAL NOT NULL, probes INTEGER NOT NULL,"
     " probe_at REAL NOT NULL, opens INTEGER NOT NULL, successful INTEGER NOT NULL,"
-    " failed INTEGER NOT NULL, rejected INTEGER NOT NULL, changed_at REAL NOT NULL)"
+    " failed INTEGER NOT NULL, rejected INTEGER NOT NULL, changed_at REAL NOT NULL,"
+    " slow INTEGER NOT NULL DEFAULT 0)"
 )
+#: A table made before the slow-call count gets its column (existing rows: 0).
+_ADD_SLOW = "ALTER TABLE sessionmw_breakers ADD COLUMN slow INTEGER NOT NULL DEFAULT 0"
 _SELECT = f"SELECT name, {', '.join(_COLUMNS)} FROM sessionmw_breakers"
 _ADD = (
-    f"INSERT OR IGNORE INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 12)})"
+    f"INSERT OR IGNORE INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
 )
 _UPSERT = (
-    f"INSERT INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 12)})"
+    f"INSERT INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
     f" ON CONFLICT (name) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS)}"
 )
 
@@ -209,9 +213,12 @@ def _reads_only(op: BreakerOp, successes: int, rejections: int) -> bool:
 def _counted_step(
     record: BreakerRecord, op: BreakerOp, now: float, config: BreakerConfig, successes: int, rejections: int
 ) -> StepResult:
-    """Add the counts a process gathered without a round trip, then :func:`step` (in place)."""
+    """Add the counts a process gathered without a round trip (its plain successes also enter a
+    closed breaker's window, before this operation's outcome), then :func:`step` (in place)."""
     record.successful += successes
     record.rejected += rejections
+    if successes and record.state is BreakerState.CLOSED and config.keeps_window:
+        record.window = (record.window + "0" * min(successes, config.window))[-config.window :]
     return step(record, op, now, config)
 
 
@@ -262,15 +269,15 @@ def _time(value: Any) -> float:
 
 
 def _window(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > MAX_WINDOW or value.strip("01"):
-        raise _Unreadable("window is not a text of 0s and 1s")
+    if not isinstance(value, str) or len(value) > MAX_WINDOW or value.strip("0123"):
+        raise _Unreadable("window is not a text of the digits 0 to 3")
     return value
 
 
 #: How each of :data:`_COLUMNS` is read back from a row, a script's reply or a hash (all strings
 #: for Redis), refusing anything this version does not write.
 _KINDS: Final[tuple[Callable[[Any], Any], ...]] = (
-    _state, _count, _window, _time, _count, _time, _count, _count, _count, _count, _time
+    _state, _count, _window, _time, _count, _time, _count, _count, _count, _count, _time, _count
 )
 
 
@@ -322,6 +329,9 @@ class SQLiteBreakers:
                 use_wal(connection, self.timeout)
                 connection.execute("BEGIN IMMEDIATE")
                 connection.execute(_SCHEMA)
+                columns = {row[1] for row in connection.execute("PRAGMA table_info(sessionmw_breakers)")}
+                if "slow" not in columns:
+                    connection.execute(_ADD_SLOW)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.close()
@@ -400,11 +410,11 @@ local key = KEYS[1]
 local op, now = ARGV[1], tonumber(ARGV[2])
 local threshold, rate, size = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local min_calls, open_for, half_open_calls = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local successes, rejections = tonumber(ARGV[9]), tonumber(ARGV[10])
+local successes, rejections, slow_rate = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
-           successful=0, failed=0, rejected=0, changed_at=now}
+           successful=0, failed=0, rejected=0, changed_at=now, slow=0}
 local STATES = {closed=true, open=true, half_open=true, forced_open=true, disabled=true}
-local COUNTS = {'failures', 'probes', 'opens', 'successful', 'failed', 'rejected'}
+local COUNTS = {'failures', 'probes', 'opens', 'successful', 'failed', 'rejected', 'slow'}
 local TIMES = {'open_until', 'probe_at', 'changed_at'}
 -- Read the stored record into r; the reason it is unreadable, or nil (as _record_of decides).
 local missing = false
@@ -419,9 +429,10 @@ local function unreadable()
     return 'state ' .. string.sub(tostring(got.state), 1, 40) .. ' is not a breaker state'
   end
   local w = got.window
-  if w == nil or string.find(w, '[^01]') or string.len(w) > %(max_window)d then
-    return 'window is not a text of 0s and 1s'
+  if w == nil or string.find(w, '[^0-3]') or string.len(w) > %(max_window)d then
+    return 'window is not a text of the digits 0 to 3'
   end
+  got.slow = got.slow or '0'  -- (a record written before the slow-call count)
   r.state, r.window = got.state, w
   for _, f in ipairs(COUNTS) do
     local x = tonumber(got[f] or '')
@@ -444,24 +455,30 @@ if why then
   if op ~= 'force_open' and op ~= 'force_close' and op ~= 'disable' then return {'corrupt', why} end
   redis.call('DEL', key)  -- an operator's command replaces it
   r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
-       successful=0, failed=0, rejected=0, changed_at=now}
+       successful=0, failed=0, rejected=0, changed_at=now, slow=0}
 end
 local function fmt(x) return string.format('%%.17g', x) end
 local function out(old, event, admitted)
   return {r.state, tostring(r.failures), r.window, fmt(r.open_until), tostring(r.probes), fmt(r.probe_at),
           tostring(r.opens), tostring(r.successful), tostring(r.failed), tostring(r.rejected),
-          fmt(r.changed_at), old, event, admitted and '1' or '0'}
+          fmt(r.changed_at), tostring(r.slow), old, event, admitted and '1' or '0'}
 end
 -- (a first read adds a missing breaker, so that listings show every breaker used)
 if op == 'read' and successes == 0 and rejections == 0 and not missing then return out('', '', false) end
+local function push(o)
+  if rate >= 0 or slow_rate >= 0 then r.window = string.sub(r.window .. o, -size) end
+end
 r.successful = r.successful + successes
 r.rejected = r.rejected + rejections
-local function push(o) if rate >= 0 then r.window = string.sub(r.window .. o, -size) end end
+if successes > 0 and r.state == 'closed' then push(string.rep('0', math.min(successes, size))) end
 local function tripped()
   if r.failures >= threshold then return true end
-  if rate < 0 or string.len(r.window) < min_calls then return false end
-  local _, ones = string.gsub(r.window, '1', '')
-  return ones >= rate * string.len(r.window) - 1e-9
+  local n = string.len(r.window)
+  if n < min_calls then return false end
+  local _, failed = string.gsub(r.window, '[13]', '')
+  if rate >= 0 and failed >= rate * n - 1e-9 then return true end
+  local _, slow = string.gsub(r.window, '[23]', '')
+  return slow_rate >= 0 and slow >= slow_rate * n - 1e-9
 end
 local s, event = r.state, nil
 if op == 'admit' then
@@ -469,16 +486,27 @@ if op == 'admit' then
   elseif s == 'half_open' and (r.probes < half_open_calls or now >= r.probe_at + open_for) then
     event = 'probe'
   elseif s == 'open' or s == 'forced_open' or s == 'half_open' then r.rejected = r.rejected + 1 end
-elseif op == 'success' or op == 'probe_success' then
+elseif op == 'success' or op == 'probe_success' or op == 'slow_success' then
   r.successful = r.successful + 1
+  local slow = op == 'slow_success'
   if op == 'probe_success' and s == 'half_open' then event = 'probe_success'
-  elseif s == 'closed' then r.failures = 0; push('0'); event = 'success' end
-elseif op == 'failure' or op == 'probe_failure' then
+  else
+    if slow then r.slow = r.slow + 1 end
+    if s == 'closed' then
+      r.failures = 0; push(slow and '2' or '0')
+      if slow and tripped() then event = 'trip' else event = 'success' end
+    end
+  end
+elseif op == 'failure' or op == 'probe_failure' or op == 'slow_failure' then
   r.failed = r.failed + 1
+  local slow = op == 'slow_failure'
   if op == 'probe_failure' and s == 'half_open' then event = 'probe_failure'
-  elseif s == 'closed' then
-    r.failures = r.failures + 1; push('1')
-    if tripped() then event = 'trip' else event = 'failure' end
+  else
+    if slow then r.slow = r.slow + 1 end
+    if s == 'closed' then
+      r.failures = r.failures + 1; push(slow and '3' or '1')
+      if tripped() then event = 'trip' else event = 'failure' end
+    end
   end
 elseif op == 'release' then
   if s == 'half_open' and r.probes > 0 then r.probes = r.probes - 1 end
@@ -501,7 +529,8 @@ if event then
 end
 redis.call('HSET', key, 'state', r.state, 'failures', r.failures, 'window', r.window,
   'open_until', fmt(r.open_until), 'probes', r.probes, 'probe_at', fmt(r.probe_at), 'opens', r.opens,
-  'successful', r.successful, 'failed', r.failed, 'rejected', r.rejected, 'changed_at', fmt(r.changed_at))
+  'successful', r.successful, 'failed', r.failed, 'rejected', r.rejected, 'changed_at', fmt(r.changed_at),
+  'slow', r.slow)
 if new ~= old then return out(old, event, admitted) end
 return out('', '', admitted)
 """
@@ -541,6 +570,7 @@ class RedisBreakers:
         rejections: int = 0,
     ) -> Applied:
         rate = -1.0 if config.failure_rate is None else config.failure_rate
+        slow_rate = -1.0 if config.slow_call_rate is None else config.slow_call_rate
         args = [
             op.value,
             repr(float(now)),
@@ -552,6 +582,7 @@ class RedisBreakers:
             config.half_open_calls,
             successes,
             rejections,
+            repr(float(slow_rate)),
         ]
         try:
             if name not in self._known:
@@ -563,11 +594,11 @@ class RedisBreakers:
         values = [item.decode(errors="replace") if isinstance(item, bytes) else str(item) for item in reply]
         if values[0] == "corrupt":
             raise CorruptBreakerError(name, self._where(name), values[1])
-        record = _record_of(name, values[:11], self._where(name))
+        record = _record_of(name, values[:12], self._where(name))
         change = None
-        if values[11]:
-            change = Change(BreakerState(values[11]), record.state, BreakerEvent(values[12]))
-        return record, StepResult(change, values[13] == "1")
+        if values[12]:
+            change = Change(BreakerState(values[12]), record.state, BreakerEvent(values[13]))
+        return record, StepResult(change, values[14] == "1")
 
     def _where(self, name: str) -> str:
         return f"in Redis key {self._key(name)!r:.160}"
@@ -612,6 +643,7 @@ class RedisBreakers:
                 values[field] = value.decode() if isinstance(value, bytes) else str(value)
             except UnicodeDecodeError:
                 values[field] = value  # (not text: refused by its column's kind)
+        values.setdefault("slow", "0")  # (a record written before the slow-call count)
         missing = [column for column in _COLUMNS if column not in values]
         if missing:
             raise CorruptBreakerError(name, self._where(name), f"it has no field {missing[0]!r}")
