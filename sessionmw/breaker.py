@@ -219,6 +219,11 @@ class Breaker:
         at least ``min_calls`` were made (None: consecutive failures only).
     :param open_for: seconds an open breaker rejects calls before it admits probes (at most a day).
     :param half_open_calls: probes admitted at once in HALF_OPEN, across all processes.
+    :param success_threshold: probe successes that close a half-open breaker (pybreaker's
+        ``success_threshold``); each success frees its slot for the next probe, a failure reopens it.
+    :param max_open_for: let the open period grow after each failed probe in a row, by
+        ``open_for_multiplier`` (default 2, in [1, 10]), up to this many seconds (None: always
+        ``open_for``); back to ``open_for`` once the breaker closes. Shared like the state.
     :param slow_call_duration: a call that takes this many seconds or more (monotonic clock) is
         slow, whether it succeeds or fails with a counted failure (None: durations are not read).
     :param slow_call_rate: open the breaker when this fraction of the last ``window`` calls were
@@ -264,6 +269,9 @@ class Breaker:
         half_open_calls: int = 1,
         slow_call_duration: float | None = None,
         slow_call_rate: float | None = None,
+        max_open_for: float | None = None,
+        open_for_multiplier: float = 2.0,
+        success_threshold: int = 1,
         counts: CountsOn | None = None,
         count_cancelled: bool = False,
         service: str | None = None,
@@ -317,7 +325,7 @@ class Breaker:
             self.config = check_config(
                 BreakerConfig(
                     failure_threshold, failure_rate, window, min_calls, open_for, half_open_calls,
-                    slow_call_rate,
+                    slow_call_rate, open_for_multiplier, max_open_for, success_threshold,
                 )
             )
         except ValueError as exc:
@@ -537,7 +545,7 @@ class Breaker:
         )
 
     def _seconds_left(self, view: BreakerRecord, now: float) -> float | None:
-        """Until a probe may be admitted: None while forced open; never more than ``open_for``
+        """Until a probe may be admitted: None while forced open; never more than the open period
         (a wall clock stepped back, or a stored time from far ahead, tells nobody to wait longer)."""
         if view.state is _FORCED_OPEN:
             return None
@@ -545,7 +553,7 @@ class Breaker:
             left = view.probe_at + self.config.open_for - now
         else:
             left = view.seconds_left(now)
-        return min(self.config.open_for, max(0.0, left))
+        return min(self.config.open_period(view.reopens), max(0.0, left))
 
     def _slow(self, ticket: int, start: float | None) -> bool:
         """True if the call of ``ticket`` (started at ``start`` unless the ticket says) was slow."""

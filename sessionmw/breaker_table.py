@@ -132,6 +132,22 @@ class BreakerConfig:
     half_open_calls: int = 1
     #: Also open when this fraction of the last ``window`` calls were slow (None: slowness ignored).
     slow_call_rate: float | None = None
+    #: After each failed probe the next open period is this many times longer ...
+    open_for_multiplier: float = 2.0
+    #: ... up to this many seconds (None: every open period is ``open_for``).
+    max_open_for: float | None = None
+    #: Probe successes that close a half-open breaker (each success frees its probe's slot).
+    success_threshold: int = 1
+
+    def open_period(self, reopens: int) -> float:
+        """Seconds an OPEN breaker refuses calls after ``reopens`` failed probes in a row."""
+        longest = self.max_open_for
+        period = self.open_for
+        if longest is None:
+            return period
+        for _ in range(min(reopens, 64)):
+            period = min(period * self.open_for_multiplier, longest)
+        return period
 
     @property
     def keeps_window(self) -> bool:
@@ -166,6 +182,10 @@ class BreakerRecord:
     changed_at: float = 0.0
     #: Calls that took ``slow_call_duration`` or longer, ever (also counted in successful or failed).
     slow: int = 0
+    #: Failed probes in a row since the breaker last closed (each lengthens the next open period).
+    reopens: int = 0
+    #: Probe successes in the current HALF_OPEN period.
+    probe_successes: int = 0
 
     def copy(self) -> BreakerRecord:
         """A copy that can be changed without touching this record."""
@@ -229,7 +249,11 @@ def _event_of(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerC
     if op is BreakerOp.SUCCESS or op is BreakerOp.PROBE_SUCCESS or op is BreakerOp.SLOW_SUCCESS:
         record.successful += 1
         if op is BreakerOp.PROBE_SUCCESS and state is _H:
-            return _E.PROBE_SUCCESS
+            record.probe_successes += 1
+            if record.probe_successes >= config.success_threshold:
+                return _E.PROBE_SUCCESS
+            record.probes = max(0, record.probes - 1)  # its slot goes to the next probe
+            return None
         slow = op is BreakerOp.SLOW_SUCCESS
         record.slow += slow
         if state is _C:
@@ -285,13 +309,18 @@ def step(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerConfig
 def _enter(record: BreakerRecord, new: BreakerState, now: float, config: BreakerConfig) -> None:
     if new is not record.state:
         record.changed_at = now
+        record.probe_successes = 0
     if new is _O or (new is _F and record.state is not _F):
         record.opens += 1
+    if new is _O and record.state is _H:
+        record.reopens += 1
+    elif new is _C:
+        record.reopens = 0
     record.state = new
     record.failures = 0
     record.window = ""
     if new is _O:
-        record.open_until = now + config.open_for
+        record.open_until = now + config.open_period(record.reopens)
     if new is not _H:
         record.probes = 0
 
@@ -332,7 +361,7 @@ def lua_table() -> str:
 
 def check_config(config: BreakerConfig) -> BreakerConfig:
     """Return ``config`` if every setting is usable, else raise :class:`ValueError` naming it."""
-    for name in ("failure_threshold", "window", "min_calls", "half_open_calls"):
+    for name in ("failure_threshold", "window", "min_calls", "half_open_calls", "success_threshold"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
@@ -343,6 +372,18 @@ def check_config(config: BreakerConfig) -> BreakerConfig:
         raise ValueError(f"open_for must be a finite number of seconds, not {open_for!r}")
     if not 0 < open_for <= MAX_OPEN_FOR:
         raise ValueError(f"open_for must be > 0 and at most {MAX_OPEN_FOR:g} seconds, not {open_for!r}")
+    longest = config.max_open_for
+    if longest is not None and (
+        isinstance(longest, bool)
+        or not isinstance(longest, int | float)
+        or not open_for <= longest <= MAX_OPEN_FOR
+    ):
+        raise ValueError(
+            f"max_open_for must be seconds in [open_for, {MAX_OPEN_FOR:g}] or None, not {longest!r}"
+        )
+    growth = config.open_for_multiplier
+    if isinstance(growth, bool) or not isinstance(growth, int | float) or not 1 <= growth <= 10:
+        raise ValueError(f"open_for_multiplier must be a number in [1, 10], not {growth!r}")
     for name in ("failure_rate", "slow_call_rate"):
         rate = getattr(config, name)
         if rate is not None and (

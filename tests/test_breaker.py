@@ -588,6 +588,9 @@ _CONFIGS = st.builds(
     open_for=st.sampled_from([5.0, 30.0]),
     half_open_calls=st.integers(1, 2),
     slow_call_rate=st.sampled_from([None, 0.5, 1.0]),
+    open_for_multiplier=st.sampled_from([2.0, 3.0]),
+    max_open_for=st.sampled_from([None, 40.0]),
+    success_threshold=st.integers(1, 2),
 )
 
 

@@ -149,8 +149,8 @@ def test_bad_slow_settings_are_named(kwargs: dict[str, Any], named: str) -> None
 
 
 def test_a_table_made_before_the_slow_count_gets_its_column(tmp_path: Path) -> None:
-    """An SQLite file whose breaker table has no `slow` column (an older sessionmw): its rows read
-    with slow 0, and counting goes on."""
+    """An SQLite file whose breaker table has none of the later counts (an older sessionmw): its
+    rows read with 0 for each."""
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as connection:
         connection.execute(
@@ -165,6 +165,7 @@ def test_a_table_made_before_the_slow_count_gets_its_column(tmp_path: Path) -> N
         )
     (record,) = SQLiteBreakers(str(path)).records()
     assert (record.name, record.failures, record.successful, record.slow) == ("old", 1, 7, 0)
+    assert (record.reopens, record.probe_successes) == (0, 0)  # (the recovery counts: also added)
 
 
 def test_a_redis_hash_without_the_slow_count_reads_as_zero(redis_url: str, redis_prefix: str) -> None:

@@ -184,6 +184,8 @@ _COLUMNS = (
     "rejected",
     "changed_at",
     "slow",
+    "reopens",
+    "probe_successes",
 )
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sessionmw_breakers ("
@@ -191,16 +193,16 @@ _SCHEMA = (
     " window TEXT NOT NULL, open_until REAL NOT NULL, probes INTEGER NOT NULL,"
     " probe_at REAL NOT NULL, opens INTEGER NOT NULL, successful INTEGER NOT NULL,"
     " failed INTEGER NOT NULL, rejected INTEGER NOT NULL, changed_at REAL NOT NULL,"
-    " slow INTEGER NOT NULL DEFAULT 0)"
+    " slow INTEGER NOT NULL DEFAULT 0, reopens INTEGER NOT NULL DEFAULT 0,"
+    " probe_successes INTEGER NOT NULL DEFAULT 0)"
 )
-#: A table made before the slow-call count gets its column (existing rows: 0).
-_ADD_SLOW = "ALTER TABLE sessionmw_breakers ADD COLUMN slow INTEGER NOT NULL DEFAULT 0"
+#: The counts added after the first version: a table made before gets their columns (rows: 0).
+_LATER_COUNTS: Final = ("slow", "reopens", "probe_successes")
 _SELECT = f"SELECT name, {', '.join(_COLUMNS)} FROM sessionmw_breakers"
-_ADD = (
-    f"INSERT OR IGNORE INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
-)
+_MARKS = ", ".join("?" * (len(_COLUMNS) + 1))
+_ADD = f"INSERT OR IGNORE INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({_MARKS})"
 _UPSERT = (
-    f"INSERT INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
+    f"INSERT INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({_MARKS})"
     f" ON CONFLICT (name) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS)}"
 )
 
@@ -277,7 +279,8 @@ def _window(value: Any) -> str:
 #: How each of :data:`_COLUMNS` is read back from a row, a script's reply or a hash (all strings
 #: for Redis), refusing anything this version does not write.
 _KINDS: Final[tuple[Callable[[Any], Any], ...]] = (
-    _state, _count, _window, _time, _count, _time, _count, _count, _count, _count, _time, _count
+    _state, _count, _window, _time, _count, _time, _count, _count, _count, _count, _time,
+    _count, _count, _count,
 )
 
 
@@ -330,8 +333,11 @@ class SQLiteBreakers:
                 connection.execute("BEGIN IMMEDIATE")
                 connection.execute(_SCHEMA)
                 columns = {row[1] for row in connection.execute("PRAGMA table_info(sessionmw_breakers)")}
-                if "slow" not in columns:
-                    connection.execute(_ADD_SLOW)
+                for column in _LATER_COUNTS:
+                    if column not in columns:
+                        connection.execute(
+                            f"ALTER TABLE sessionmw_breakers ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                        )
                 connection.execute("COMMIT")
             except BaseException:
                 connection.close()
@@ -411,10 +417,12 @@ local op, now = ARGV[1], tonumber(ARGV[2])
 local threshold, rate, size = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local min_calls, open_for, half_open_calls = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local successes, rejections, slow_rate = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local max_open, growth, success_threshold = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
-           successful=0, failed=0, rejected=0, changed_at=now, slow=0}
+           successful=0, failed=0, rejected=0, changed_at=now, slow=0, reopens=0, probe_successes=0}
 local STATES = {closed=true, open=true, half_open=true, forced_open=true, disabled=true}
-local COUNTS = {'failures', 'probes', 'opens', 'successful', 'failed', 'rejected', 'slow'}
+local COUNTS = {'failures', 'probes', 'opens', 'successful', 'failed', 'rejected', 'slow', 'reopens',
+                'probe_successes'}
 local TIMES = {'open_until', 'probe_at', 'changed_at'}
 -- Read the stored record into r; the reason it is unreadable, or nil (as _record_of decides).
 local missing = false
@@ -432,7 +440,9 @@ local function unreadable()
   if w == nil or string.find(w, '[^0-3]') or string.len(w) > %(max_window)d then
     return 'window is not a text of the digits 0 to 3'
   end
-  got.slow = got.slow or '0'  -- (a record written before the slow-call count)
+  -- (a record written before these counts)
+  got.slow, got.reopens = got.slow or '0', got.reopens or '0'
+  got.probe_successes = got.probe_successes or '0'
   r.state, r.window = got.state, w
   for _, f in ipairs(COUNTS) do
     local x = tonumber(got[f] or '')
@@ -455,13 +465,14 @@ if why then
   if op ~= 'force_open' and op ~= 'force_close' and op ~= 'disable' then return {'corrupt', why} end
   redis.call('DEL', key)  -- an operator's command replaces it
   r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
-       successful=0, failed=0, rejected=0, changed_at=now, slow=0}
+       successful=0, failed=0, rejected=0, changed_at=now, slow=0, reopens=0, probe_successes=0}
 end
 local function fmt(x) return string.format('%%.17g', x) end
 local function out(old, event, admitted)
   return {r.state, tostring(r.failures), r.window, fmt(r.open_until), tostring(r.probes), fmt(r.probe_at),
           tostring(r.opens), tostring(r.successful), tostring(r.failed), tostring(r.rejected),
-          fmt(r.changed_at), tostring(r.slow), old, event, admitted and '1' or '0'}
+          fmt(r.changed_at), tostring(r.slow), tostring(r.reopens), tostring(r.probe_successes),
+          old, event, admitted and '1' or '0'}
 end
 -- (a first read adds a missing breaker, so that listings show every breaker used)
 if op == 'read' and successes == 0 and rejections == 0 and not missing then return out('', '', false) end
@@ -489,7 +500,10 @@ if op == 'admit' then
 elseif op == 'success' or op == 'probe_success' or op == 'slow_success' then
   r.successful = r.successful + 1
   local slow = op == 'slow_success'
-  if op == 'probe_success' and s == 'half_open' then event = 'probe_success'
+  if op == 'probe_success' and s == 'half_open' then
+    r.probe_successes = r.probe_successes + 1
+    if r.probe_successes >= success_threshold then event = 'probe_success'
+    else r.probes = math.max(0, r.probes - 1) end
   else
     if slow then r.slow = r.slow + 1 end
     if s == 'closed' then
@@ -520,17 +534,25 @@ if event then
     r.probes = r.probes + 1; r.probe_at = now; admitted = true
   end
   if new ~= s or event == 'force_close' or event == 'force_open' then
-    if new ~= s then r.changed_at = now end
+    if new ~= s then r.changed_at = now; r.probe_successes = 0 end
     if new == 'open' or (new == 'forced_open' and s ~= 'forced_open') then r.opens = r.opens + 1 end
+    if new == 'open' and s == 'half_open' then r.reopens = r.reopens + 1
+    elseif new == 'closed' then r.reopens = 0 end
     r.state = new; r.failures = 0; r.window = ''
-    if new == 'open' then r.open_until = now + open_for end
+    if new == 'open' then
+      local period = open_for
+      if max_open >= 0 then
+        for _ = 1, math.min(r.reopens, 64) do period = math.min(period * growth, max_open) end
+      end
+      r.open_until = now + period
+    end
     if new ~= 'half_open' then r.probes = 0 end
   end
 end
 redis.call('HSET', key, 'state', r.state, 'failures', r.failures, 'window', r.window,
   'open_until', fmt(r.open_until), 'probes', r.probes, 'probe_at', fmt(r.probe_at), 'opens', r.opens,
   'successful', r.successful, 'failed', r.failed, 'rejected', r.rejected, 'changed_at', fmt(r.changed_at),
-  'slow', r.slow)
+  'slow', r.slow, 'reopens', r.reopens, 'probe_successes', r.probe_successes)
 if new ~= old then return out(old, event, admitted) end
 return out('', '', admitted)
 """
@@ -583,6 +605,9 @@ class RedisBreakers:
             successes,
             rejections,
             repr(float(slow_rate)),
+            repr(float(-1.0 if config.max_open_for is None else config.max_open_for)),
+            repr(float(config.open_for_multiplier)),
+            config.success_threshold,
         ]
         try:
             if name not in self._known:
@@ -594,11 +619,12 @@ class RedisBreakers:
         values = [item.decode(errors="replace") if isinstance(item, bytes) else str(item) for item in reply]
         if values[0] == "corrupt":
             raise CorruptBreakerError(name, self._where(name), values[1])
-        record = _record_of(name, values[:12], self._where(name))
+        size = len(_COLUMNS)
+        record = _record_of(name, values[:size], self._where(name))
         change = None
-        if values[12]:
-            change = Change(BreakerState(values[12]), record.state, BreakerEvent(values[13]))
-        return record, StepResult(change, values[14] == "1")
+        if values[size]:
+            change = Change(BreakerState(values[size]), record.state, BreakerEvent(values[size + 1]))
+        return record, StepResult(change, values[size + 2] == "1")
 
     def _where(self, name: str) -> str:
         return f"in Redis key {self._key(name)!r:.160}"
@@ -643,7 +669,8 @@ class RedisBreakers:
                 values[field] = value.decode() if isinstance(value, bytes) else str(value)
             except UnicodeDecodeError:
                 values[field] = value  # (not text: refused by its column's kind)
-        values.setdefault("slow", "0")  # (a record written before the slow-call count)
+        for column in _LATER_COUNTS:  # (a record written before these counts)
+            values.setdefault(column, "0")
         missing = [column for column in _COLUMNS if column not in values]
         if missing:
             raise CorruptBreakerError(name, self._where(name), f"it has no field {missing[0]!r}")
