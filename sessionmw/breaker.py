@@ -769,7 +769,9 @@ class Breaker:
     def dependency(self, now: float | None = None) -> dict[str, Any]:
         """The breaker as a session's health report shows it: ``name``, ``service``, ``state``,
         ``status`` (``pass`` closed or disabled, ``warn`` half-open, ``fail`` open or forced open),
-        ``retry_in`` (whole seconds until a probe; None while forced open) and ``message``. Reads the
+        ``retry_in`` (whole seconds until a probe; None while forced open), ``message``, and
+        ``failure_rate`` and ``slow_call_rate`` over the window (None without one, or before any
+        call in it: only a breaker with ``failure_rate`` or ``slow_call_duration`` keeps it). Reads the
         store at most once per ``state_ttl``; while the store is down, this process's last view."""
         if now is None:
             now = self.clock()
@@ -786,6 +788,7 @@ class Breaker:
         else:
             error = BreakerOpenError(self.name, self.service, self._seconds_left(view, now))
             status, message, retry_in = "fail", error.message, error.seconds_left
+        failure_rate, slow_call_rate = view.window_rates()
         return {
             "name": self.name,
             "service": self.service,
@@ -793,6 +796,8 @@ class Breaker:
             "status": status,
             "retry_in": None if retry_in is None else math.ceil(retry_in),
             "message": message,
+            "failure_rate": None if failure_rate is None else round(failure_rate, 4),
+            "slow_call_rate": None if slow_call_rate is None else round(slow_call_rate, 4),
         }
 
     def paused(self, now: float | None = None) -> dict[str, Any] | None:

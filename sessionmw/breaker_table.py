@@ -191,6 +191,17 @@ class BreakerRecord:
         """A copy that can be changed without touching this record."""
         return dataclasses.replace(self)
 
+    def window_rates(self) -> tuple[float | None, float | None]:
+        """The failure rate and the slow-call rate over the window's calls (None: it holds none;
+        the window is kept with ``failure_rate`` or ``slow_call_rate``)."""
+        window = self.window
+        if not window:
+            return None, None
+        size = len(window)
+        failed = window.count("1") + window.count("3")
+        slow = window.count("2") + window.count("3")
+        return failed / size, slow / size
+
     def seconds_left(self, now: float) -> float:
         """Seconds until an OPEN breaker admits a probe (0 in any other state, or when due)."""
         if self.state is not _O:

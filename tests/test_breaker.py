@@ -377,6 +377,8 @@ def test_sessions_are_not_blamed_and_recover_by_themselves(
                 "status": "fail",
                 "retry_in": 30,
                 "message": "The market data service is paused; we will try again in 30 seconds",
+                "failure_rate": None,
+                "slow_call_rate": None,
             }
         ]
         assert {"name": "breaker:market-data", "status": "fail"}.items() <= health.checks[-1].items()

@@ -223,3 +223,39 @@ def test_a_corrupt_breaker_is_named_the_others_listed_and_close_repairs_it(
     assert repaired.returncode == 0, repaired.stderr
     assert [(row["name"], row["state"]) for row in json.loads(repaired.stdout)] == [("market-data", "closed")]
     assert sessionmw("breakers", "--store", url).returncode == 0
+
+
+def test_failure_and_slow_call_rates_in_health_and_prometheus(
+    manager: SessionManager, clock: FakeClock
+) -> None:
+    """A breaker with a window: its failure and slow-call rates over the window are in the health
+    report's check and in two Prometheus gauges; slow calls are an outcome of the calls counter."""
+    pytest.importorskip("prometheus_client")
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from sessionmw.metrics import SessionCollector
+
+    breaker = Breaker(
+        "scanner",
+        failure_rate=0.9,
+        slow_call_duration=1.0,
+        window=10,
+        min_calls=10,
+        manager=manager,
+        clock=clock,
+        state_ttl=0,
+    )
+    breaker.call(clock.advance, 0.0)
+    breaker.call(clock.advance, 2.0)  # slow
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            breaker.call(_fail)
+    sid = manager.create_session().session_id
+    (check,) = [c for c in manager.check_health(sid).checks if c["name"] == "breaker:scanner"]
+    assert (check["failure_rate"], check["slow_call_rate"]) == (0.5, 0.25)
+    registry = CollectorRegistry()
+    registry.register(SessionCollector(manager))
+    text = generate_latest(registry).decode()
+    assert 'sessionmw_breaker_failure_rate{breaker="scanner"} 0.5' in text
+    assert 'sessionmw_breaker_slow_call_rate{breaker="scanner"} 0.25' in text
+    assert 'sessionmw_breaker_calls_total{breaker="scanner",outcome="slow"} 1.0' in text
