@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from support import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
 
 from sessionmw import (
     BREAKER_TRANSITIONS,
@@ -52,13 +53,6 @@ EXPECTED = {
     **{(state, E.DISABLE): S.DISABLED for state in S},
 }
 
-
-@pytest.fixture(autouse=True)
-def _no_other_tests_breakers() -> Iterator[None]:
-    """A session's health lists the process's breakers: only this test's."""
-    breaker_module._REGISTRY.clear()
-    yield
-    breaker_module._REGISTRY.clear()
 
 
 CONFIG = BreakerConfig(failure_threshold=3, open_for=30.0, half_open_calls=1)

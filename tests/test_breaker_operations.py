@@ -59,10 +59,6 @@ def test_a_command_without_a_name_is_a_usage_error() -> None:
 
 def test_prometheus_state_gauge_and_calls_by_outcome(manager: SessionManager, clock: FakeClock) -> None:
     pytest.importorskip("prometheus_client")
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from sessionmw.metrics import SessionCollector
-
     breaker = Breaker("scanner", failure_threshold=2, manager=manager, clock=clock, state_ttl=0)
     breaker.call(lambda: None)
     for _ in range(2):
@@ -71,9 +67,7 @@ def test_prometheus_state_gauge_and_calls_by_outcome(manager: SessionManager, cl
     with pytest.raises(BreakerOpenError):
         breaker.call(lambda: None)
     breaker.snapshot()  # the refusal's count rides along with the next round trip
-    registry = CollectorRegistry()
-    registry.register(SessionCollector(manager))
-    text = generate_latest(registry).decode()
+    text = _prometheus_text(manager)
     assert 'sessionmw_breaker_state{breaker="scanner",state="open"} 1.0' in text
     assert 'sessionmw_breaker_state{breaker="scanner",state="closed"} 0.0' in text
     assert 'sessionmw_breaker_calls_total{breaker="scanner",outcome="successful"} 1.0' in text
@@ -83,6 +77,17 @@ def test_prometheus_state_gauge_and_calls_by_outcome(manager: SessionManager, cl
 
 def _fail() -> None:
     raise ConnectionError("down")
+
+
+def _prometheus_text(manager: SessionManager) -> str:
+    """What a Prometheus scrape of the collector ``instrument`` registers would read."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from sessionmw.metrics import SessionCollector
+
+    registry = CollectorRegistry()
+    registry.register(SessionCollector(manager))
+    return generate_latest(registry).decode()
 
 
 def test_health_json_warns_for_a_paused_dependency(manager: SessionManager, clock: FakeClock) -> None:
@@ -231,10 +236,6 @@ def test_failure_and_slow_call_rates_in_health_and_prometheus(
     """A breaker with a window: its failure and slow-call rates over the window are in the health
     report's check and in two Prometheus gauges; slow calls are an outcome of the calls counter."""
     pytest.importorskip("prometheus_client")
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from sessionmw.metrics import SessionCollector
-
     breaker = Breaker(
         "scanner",
         failure_rate=0.9,
@@ -253,9 +254,7 @@ def test_failure_and_slow_call_rates_in_health_and_prometheus(
     sid = manager.create_session().session_id
     (check,) = [c for c in manager.check_health(sid).checks if c["name"] == "breaker:scanner"]
     assert (check["failure_rate"], check["slow_call_rate"]) == (0.5, 0.25)
-    registry = CollectorRegistry()
-    registry.register(SessionCollector(manager))
-    text = generate_latest(registry).decode()
+    text = _prometheus_text(manager)
     assert 'sessionmw_breaker_failure_rate{breaker="scanner"} 0.5' in text
     assert 'sessionmw_breaker_slow_call_rate{breaker="scanner"} 0.25' in text
     assert 'sessionmw_breaker_calls_total{breaker="scanner",outcome="slow"} 1.0' in text

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from support import run_processes, shared_store_url
 
-from sessionmw import Breaker, BreakerOpenError, BreakerState, SessionManager, UserFacingError, guarded
+from sessionmw import (
+    Breaker,
+    BreakerOpenError,
+    BreakerRecord,
+    BreakerState,
+    SessionManager,
+    UserFacingError,
+    guarded,
+)
 from sessionmw import breaker as breaker_module
 from sessionmw.testing import FakeClock, capture_signals, force_breaker
 
@@ -81,22 +89,29 @@ def _run(target: Any, url: str) -> tuple[Counter[str], Counter[str]]:
     return sent, outcomes
 
 
+def _opened_once(target: Any, url: str) -> tuple[Counter[str], BreakerRecord]:
+    """Run ``target`` in the processes; assert one breaker_opened in all and one open in the store;
+    return what the processes counted and the store's record."""
+    sent, outcomes = _run(target, url)
+    assert sent["breaker-opened"] == 1
+    manager = SessionManager(store=url, clock=FakeClock(START))
+    (record,) = breaker_module.breakers_for(manager.store).records()
+    manager.close()
+    assert (record.state, record.opens) == (BreakerState.OPEN, 1)
+    return outcomes, record
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
 def test_four_processes_open_it_once(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """4 processes failing at once: one breaker_opened in total, and the store counted one open."""
     url = shared_store_url(kind, request, tmp_path)
-    sent, outcomes = _run(_opener, url)
-    assert sent["breaker-opened"] == 1
-    manager = SessionManager(store=url, clock=FakeClock(START))
-    (record,) = breaker_module.breakers_for(manager.store).records()
-    assert (record.state, record.opens) == (BreakerState.OPEN, 1)
+    outcomes, record = _opened_once(_opener, url)
     # every failure counted once in the store: none lost to a store error (fail-open)
     assert record.failed == outcomes["failed"], outcomes
     # a refusal costs no round trip: its count rides along with the process's next one (the
     # last refusal of each process had none)
     assert outcomes["rejected"] - WORKERS <= record.rejected <= outcomes["rejected"]
     assert outcomes["failed"] + outcomes["rejected"] == WORKERS * CALLS
-    manager.close()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
@@ -155,15 +170,10 @@ def test_four_processes_count_slow_calls_exactly(
     """4 processes, half their calls slow: the store counts every slow call and every success the
     callers saw, and the slow-call rate opens the breaker once."""
     url = shared_store_url(kind, request, tmp_path)
-    sent, outcomes = _run(_slow_caller, url)
-    assert sent["breaker-opened"] == 1
-    manager = SessionManager(store=url, clock=FakeClock(START))
-    (record,) = breaker_module.breakers_for(manager.store).records()
-    assert (record.state, record.opens) == (BreakerState.OPEN, 1)
+    outcomes, record = _opened_once(_slow_caller, url)
     assert record.slow == outcomes["slow"] and record.successful == outcomes["slow"] + outcomes["fast"]
     assert outcomes["slow"] + outcomes["fast"] >= 20  # min_calls
     assert outcomes["rejected"] > 0
-    manager.close()
 
 
 # -- a Redis outage ---------------------------------------------------------------------------------

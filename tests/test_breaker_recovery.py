@@ -4,21 +4,13 @@ both kept in the store and so shared by every process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
 
 from sessionmw import Breaker, BreakerOpenError, BreakerState, ConfigurationError, SessionManager
-from sessionmw import breaker as breaker_module
 from sessionmw.testing import FakeClock, force_breaker
-
-
-@pytest.fixture(autouse=True)
-def _no_other_tests_breakers() -> Iterator[None]:
-    breaker_module._REGISTRY.clear()
-    yield
-    breaker_module._REGISTRY.clear()
 
 
 def _fail() -> None:

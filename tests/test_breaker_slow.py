@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
 
 from sessionmw import (
     Breaker,
@@ -23,13 +23,6 @@ from sessionmw import (
 from sessionmw import breaker as breaker_module
 from sessionmw.stores.breakers import SQLiteBreakers
 from sessionmw.testing import FakeClock, capture_signals, force_breaker
-
-
-@pytest.fixture(autouse=True)
-def _no_other_tests_breakers() -> Iterator[None]:
-    breaker_module._REGISTRY.clear()
-    yield
-    breaker_module._REGISTRY.clear()
 
 
 def _slow_breaker(manager: SessionManager, **kwargs: Any) -> Breaker:

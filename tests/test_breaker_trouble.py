@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
 
 from sessionmw import (
     Breaker,
@@ -33,12 +34,6 @@ from sessionmw.testing import FakeClock, capture_signals, force_breaker
 
 T0 = 1_700_000_000.0
 
-
-@pytest.fixture(autouse=True)
-def _no_other_tests_breakers() -> Iterator[None]:
-    breaker_module._REGISTRY.clear()
-    yield
-    breaker_module._REGISTRY.clear()
 
 
 class Flaky:
