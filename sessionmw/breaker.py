@@ -565,7 +565,7 @@ class Breaker:
         return start is not None and self.monotonic() - start >= limit
 
     def _succeeded(self, ticket: int, start: float | None = None) -> None:
-        slow = self._slow(ticket, start)
+        slow = self.slow_call_duration is not None and self._slow(ticket, start)
         if ticket == _PROBE:  # (a slow probe has not shown the service well)
             self._apply(BreakerOp.PROBE_FAILURE if slow else BreakerOp.PROBE_SUCCESS, self.clock())
         elif not slow and (ticket == _PASS or not self._view.failures):
