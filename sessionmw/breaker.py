@@ -251,10 +251,6 @@ class Breaker:
     :param store_backoff: after a store error (or an unreadable record), seconds this process
         works on its own view without touching the store; then one call tries the store again
         (at most 300).
-
-    .. versionchanged:: 2.1
-       ``monotonic``, ``store_backoff`` and ``count_cancelled``; ``clock`` defaults to the
-       manager's; a bad ``manager`` or ``store`` is refused when the breaker is made.
     """
 
     def __init__(
