@@ -130,6 +130,54 @@ def test_four_processes_racing_in_half_open_admit_one_probe(
     manager.close()
 
 
+def _recoverer(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+    """One process: after open_for, CALLS successful calls through a breaker that admits 2 probes
+    at once and closes after 3 probe successes."""
+    clock = FakeClock(START + OPEN_FOR + 1)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker(
+        "shared",
+        failure_threshold=5,
+        open_for=OPEN_FOR,
+        half_open_calls=2,
+        success_threshold=3,
+        manager=manager,
+        clock=clock,
+        state_ttl=0,
+    )
+    outcomes: Counter[str] = Counter()
+    with capture_signals() as sent:
+        barrier.wait(timeout=60)
+        for _ in range(CALLS):
+            try:
+                breaker.call(lambda: None)
+            except BreakerOpenError:
+                outcomes["rejected"] += 1
+            else:
+                outcomes["admitted"] += 1
+    manager.close()
+    results.put((Counter(s.name for s in sent), outcomes))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_close_it_once_after_the_shared_success_threshold(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Half-open with 2 probe slots and a success threshold of 3, 4 processes racing: it is
+    half-opened once and closed once, by the third probe success counted across them all."""
+    url = shared_store_url(kind, request, tmp_path)
+    clock = FakeClock(START)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker("shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock)
+    force_breaker(breaker, "open")
+    sent, outcomes = _run(_recoverer, url)
+    assert (sent["breaker-half-opened"], sent["breaker-closed"]) == (1, 1)
+    record = breaker.snapshot()
+    assert (record.state, record.opens, record.probe_successes) == (BreakerState.CLOSED, 1, 0)
+    assert outcomes["admitted"] + outcomes["rejected"] == WORKERS * CALLS
+    manager.close()
+
+
 def _slow_caller(url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
     """One process: CALLS calls, every other one slow (2 s on its monotonic clock, from 1 s), through a
     breaker that opens when half of the last 20 calls were slow; counts what it saw."""
