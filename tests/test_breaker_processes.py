@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.synchronize
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +44,33 @@ def _opener(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier
     breaker = Breaker(
         "shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock, state_ttl=0
     )
+
+    def attempt(_call: int) -> str:
+        try:
+            breaker.call(_fail)
+        except ConnectionError:
+            return "failed"
+        raise AssertionError("the backend is down")
+
+    _race(manager, barrier, results, attempt)
+
+
+def _race(
+    manager: SessionManager,
+    barrier: multiprocessing.synchronize.Barrier,
+    results: Any,
+    attempt: Callable[[int], str],
+) -> None:
+    """Once every process is ready, ``attempt(call)`` CALLS times as fast as possible (its outcome's
+    name, or "rejected" for a BreakerOpenError); put the signals sent and the outcomes counted."""
     outcomes: Counter[str] = Counter()
     with capture_signals() as sent:
         barrier.wait(timeout=60)
-        for _ in range(CALLS):
+        for call in range(CALLS):
             try:
-                breaker.call(_fail)
+                outcomes[attempt(call)] += 1
             except BreakerOpenError:
                 outcomes["rejected"] += 1
-            except ConnectionError:
-                outcomes["failed"] += 1
     manager.close()
     for signal in sent:  # (none expected: named in a failing assertion's message)
         if signal.name == "store-error":
@@ -114,16 +131,22 @@ def test_four_processes_open_it_once(kind: str, request: pytest.FixtureRequest, 
     assert outcomes["failed"] + outcomes["rejected"] == WORKERS * CALLS
 
 
+def _forced_open(url: str) -> tuple[SessionManager, Breaker]:
+    """The breaker "shared" opened in the store at START (so due for probes at START + OPEN_FOR)."""
+    clock = FakeClock(START)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker("shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock)
+    force_breaker(breaker, "open")
+    return manager, breaker
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
 def test_four_processes_racing_in_half_open_admit_one_probe(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """After open_for, 4 processes x CALLS attempts: exactly one probe is admitted."""
     url = shared_store_url(kind, request, tmp_path)
-    clock = FakeClock(START)
-    manager = SessionManager(store=url, clock=clock)
-    breaker = Breaker("shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock)
-    force_breaker(breaker, "open")
+    manager, breaker = _forced_open(url)
     _sent, outcomes = _run(_prober, url)
     assert outcomes["admitted"] == 1
     assert breaker.snapshot().state is BreakerState.HALF_OPEN
@@ -145,18 +168,12 @@ def _recoverer(url: str, _worker: int, barrier: multiprocessing.synchronize.Barr
         clock=clock,
         state_ttl=0,
     )
-    outcomes: Counter[str] = Counter()
-    with capture_signals() as sent:
-        barrier.wait(timeout=60)
-        for _ in range(CALLS):
-            try:
-                breaker.call(lambda: None)
-            except BreakerOpenError:
-                outcomes["rejected"] += 1
-            else:
-                outcomes["admitted"] += 1
-    manager.close()
-    results.put((Counter(s.name for s in sent), outcomes))
+
+    def attempt(_call: int) -> str:
+        breaker.call(lambda: None)
+        return "admitted"
+
+    _race(manager, barrier, results, attempt)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
@@ -166,10 +183,7 @@ def test_four_processes_close_it_once_after_the_shared_success_threshold(
     """Half-open with 2 probe slots and a success threshold of 3, 4 processes racing: it is
     half-opened once and closed once, by the third probe success counted across them all."""
     url = shared_store_url(kind, request, tmp_path)
-    clock = FakeClock(START)
-    manager = SessionManager(store=url, clock=clock)
-    breaker = Breaker("shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock)
-    force_breaker(breaker, "open")
+    manager, breaker = _forced_open(url)
     sent, outcomes = _run(_recoverer, url)
     assert (sent["breaker-half-opened"], sent["breaker-closed"]) == (1, 1)
     record = breaker.snapshot()
@@ -195,20 +209,15 @@ def _slow_caller(url: str, worker: int, barrier: multiprocessing.synchronize.Bar
         clock=clock,
         state_ttl=0,
     )
-    outcomes: Counter[str] = Counter()
-    with capture_signals() as sent:
-        barrier.wait(timeout=60)
-        for call in range(CALLS):
-            seconds = 2.0 if (call + worker) % 2 else 0.0
-            try:
-                breaker.call(clock.advance, seconds)
-            except BreakerOpenError:
-                outcomes["rejected"] += 1
-            else:
-                outcomes["slow" if seconds else "fast"] += 1
-        breaker.snapshot()  # (a plain success rides along with the next round trip: this one)
-    manager.close()
-    results.put((Counter(s.name for s in sent), outcomes))
+
+    def attempt(call: int) -> str:
+        seconds = 2.0 if (call + worker) % 2 else 0.0
+        breaker.call(clock.advance, seconds)
+        if call == CALLS - 1:
+            breaker.snapshot()  # (a plain success rides along with the next round trip: this one)
+        return "slow" if seconds else "fast"
+
+    _race(manager, barrier, results, attempt)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
