@@ -18,6 +18,9 @@ from typing import Final, NamedTuple
 
 __all__ = [
     "BREAKER_TRANSITIONS",
+    "MAX_OPEN_FOR",
+    "MAX_WINDOW",
+    "OPERATOR_OPS",
     "BreakerConfig",
     "BreakerEvent",
     "BreakerOp",
@@ -48,7 +51,8 @@ class BreakerEvent(enum.StrEnum):
     SUCCESS = "success"
     #: A call failed and the trip policy is not met.
     FAILURE = "failure"
-    #: A call failed and the trip policy is met (consecutive failures or failure rate).
+    #: A call failed (or was slow) and the trip policy is met (consecutive failures, failure rate
+    #: or slow-call rate).
     TRIP = "trip"
     #: A call was asked for after ``open_for`` passed: it is admitted as a probe.
     PROBE = "probe"
@@ -71,11 +75,25 @@ class BreakerOp(enum.StrEnum):
     ADMIT = "admit"
     SUCCESS = "success"
     FAILURE = "failure"
+    #: A success or a counted failure that took ``slow_call_duration`` or longer.
+    SLOW_SUCCESS = "slow_success"
+    SLOW_FAILURE = "slow_failure"
     PROBE_SUCCESS = "probe_success"
     PROBE_FAILURE = "probe_failure"
     FORCE_OPEN = "force_open"
     FORCE_CLOSE = "force_close"
     DISABLE = "disable"
+    #: A probe ended without an outcome (cancelled): its slot is given back at once.
+    RELEASE = "release"
+
+
+#: The operations of an operator: they replace a corrupt record instead of failing on it.
+OPERATOR_OPS: Final = frozenset({BreakerOp.FORCE_OPEN, BreakerOp.FORCE_CLOSE, BreakerOp.DISABLE})
+
+#: The longest ``open_for`` a breaker accepts (a day): no ``Retry-After`` is ever longer.
+MAX_OPEN_FOR: Final = 86_400.0
+#: The longest outcome window a breaker accepts (and a stored record may carry).
+MAX_WINDOW: Final = 10_000
 
 
 _C, _O, _H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
@@ -112,6 +130,29 @@ class BreakerConfig:
     min_calls: int = 10
     open_for: float = 30.0
     half_open_calls: int = 1
+    #: Also open when this fraction of the last ``window`` calls were slow (None: slowness ignored).
+    slow_call_rate: float | None = None
+    #: After each failed probe the next open period is this many times longer ...
+    open_for_multiplier: float = 2.0
+    #: ... up to this many seconds (None: every open period is ``open_for``).
+    max_open_for: float | None = None
+    #: Probe successes that close a half-open breaker (each success frees its probe's slot).
+    success_threshold: int = 1
+
+    def open_period(self, reopens: int) -> float:
+        """Seconds an OPEN breaker refuses calls after ``reopens`` failed probes in a row."""
+        longest = self.max_open_for
+        period = self.open_for
+        if longest is None:
+            return period
+        for _ in range(min(reopens, 64)):
+            period = min(period * self.open_for_multiplier, longest)
+        return period
+
+    @property
+    def keeps_window(self) -> bool:
+        """True if the last ``window`` outcomes are kept (a failure rate or a slow-call rate)."""
+        return self.failure_rate is not None or self.slow_call_rate is not None
 
 
 @dataclasses.dataclass(slots=True)
@@ -122,7 +163,8 @@ class BreakerRecord:
     state: BreakerState = _C
     #: Consecutive failures while closed.
     failures: int = 0
-    #: The outcomes of the last calls while closed, oldest first: ``"1"`` a failure, ``"0"`` a success.
+    #: The outcomes of the last calls while closed, oldest first: ``"0"`` a success, ``"1"`` a
+    #: failure, ``"2"`` a slow success, ``"3"`` a slow failure.
     window: str = ""
     #: When an OPEN breaker admits its first probe (store clock, seconds).
     open_until: float = 0.0
@@ -138,10 +180,27 @@ class BreakerRecord:
     rejected: int = 0
     #: When the state last changed.
     changed_at: float = 0.0
+    #: Calls that took ``slow_call_duration`` or longer, ever (also counted in successful or failed).
+    slow: int = 0
+    #: Failed probes in a row since the breaker last closed (each lengthens the next open period).
+    reopens: int = 0
+    #: Probe successes in the current HALF_OPEN period.
+    probe_successes: int = 0
 
     def copy(self) -> BreakerRecord:
         """A copy that can be changed without touching this record."""
         return dataclasses.replace(self)
+
+    def window_rates(self) -> tuple[float | None, float | None]:
+        """The failure rate and the slow-call rate over the window's calls (None: it holds none;
+        the window is kept with ``failure_rate`` or ``slow_call_rate``)."""
+        window = self.window
+        if not window:
+            return None, None
+        size = len(window)
+        failed = window.count("1") + window.count("3")
+        slow = window.count("2") + window.count("3")
+        return failed / size, slow / size
 
     def seconds_left(self, now: float) -> float:
         """Seconds until an OPEN breaker admits a probe (0 in any other state, or when due)."""
@@ -171,14 +230,17 @@ class StepResult(NamedTuple):
 def _tripped(record: BreakerRecord, config: BreakerConfig) -> bool:
     if record.failures >= config.failure_threshold:
         return True
-    rate = config.failure_rate
-    if rate is None or len(record.window) < config.min_calls:
+    window = record.window
+    if len(window) < config.min_calls:
         return False
-    return record.window.count("1") >= rate * len(record.window) - 1e-9
+    rate, slow_rate = config.failure_rate, config.slow_call_rate
+    if rate is not None and window.count("1") + window.count("3") >= rate * len(window) - 1e-9:
+        return True
+    return slow_rate is not None and window.count("2") + window.count("3") >= slow_rate * len(window) - 1e-9
 
 
 def _push(record: BreakerRecord, outcome: str, config: BreakerConfig) -> None:
-    if config.failure_rate is not None:
+    if config.keeps_window:
         record.window = (record.window + outcome)[-config.window :]
 
 
@@ -195,23 +257,35 @@ def _event_of(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerC
         if state is _O or state is _F or state is _H:
             record.rejected += 1
         return None
-    if op is BreakerOp.SUCCESS or op is BreakerOp.PROBE_SUCCESS:
+    if op is BreakerOp.SUCCESS or op is BreakerOp.PROBE_SUCCESS or op is BreakerOp.SLOW_SUCCESS:
         record.successful += 1
         if op is BreakerOp.PROBE_SUCCESS and state is _H:
-            return _E.PROBE_SUCCESS
+            record.probe_successes += 1
+            if record.probe_successes >= config.success_threshold:
+                return _E.PROBE_SUCCESS
+            record.probes = max(0, record.probes - 1)  # its slot goes to the next probe
+            return None
+        slow = op is BreakerOp.SLOW_SUCCESS
+        record.slow += slow
         if state is _C:
             record.failures = 0
-            _push(record, "0", config)
-            return _E.SUCCESS
+            _push(record, "2" if slow else "0", config)
+            return _E.TRIP if slow and _tripped(record, config) else _E.SUCCESS
         return None
-    if op is BreakerOp.FAILURE or op is BreakerOp.PROBE_FAILURE:
+    if op is BreakerOp.FAILURE or op is BreakerOp.PROBE_FAILURE or op is BreakerOp.SLOW_FAILURE:
         record.failed += 1
         if op is BreakerOp.PROBE_FAILURE and state is _H:
             return _E.PROBE_FAILURE
+        slow = op is BreakerOp.SLOW_FAILURE
+        record.slow += slow
         if state is _C:
             record.failures += 1
-            _push(record, "1", config)
+            _push(record, "3" if slow else "1", config)
             return _E.TRIP if _tripped(record, config) else _E.FAILURE
+        return None
+    if op is BreakerOp.RELEASE:
+        if state is _H and record.probes > 0:
+            record.probes -= 1
         return None
     if op is BreakerOp.FORCE_OPEN:
         return _E.FORCE_OPEN
@@ -246,13 +320,18 @@ def step(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerConfig
 def _enter(record: BreakerRecord, new: BreakerState, now: float, config: BreakerConfig) -> None:
     if new is not record.state:
         record.changed_at = now
+        record.probe_successes = 0
     if new is _O or (new is _F and record.state is not _F):
         record.opens += 1
+    if new is _O and record.state is _H:
+        record.reopens += 1
+    elif new is _C:
+        record.reopens = 0
     record.state = new
     record.failures = 0
     record.window = ""
     if new is _O:
-        record.open_until = now + config.open_for
+        record.open_until = now + config.open_period(record.reopens)
     if new is not _H:
         record.probes = 0
 
@@ -293,20 +372,35 @@ def lua_table() -> str:
 
 def check_config(config: BreakerConfig) -> BreakerConfig:
     """Return ``config`` if every setting is usable, else raise :class:`ValueError` naming it."""
-    for name in ("failure_threshold", "window", "min_calls", "half_open_calls"):
+    for name in ("failure_threshold", "window", "min_calls", "half_open_calls", "success_threshold"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    if config.window > MAX_WINDOW:
+        raise ValueError(f"window must be at most {MAX_WINDOW} calls, not {config.window!r}")
     open_for = config.open_for
     if isinstance(open_for, bool) or not isinstance(open_for, int | float) or not math.isfinite(open_for):
         raise ValueError(f"open_for must be a finite number of seconds, not {open_for!r}")
-    if open_for <= 0:
-        raise ValueError(f"open_for must be > 0 seconds, not {open_for!r}")
-    rate = config.failure_rate
-    if rate is not None and (
-        isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1
+    if not 0 < open_for <= MAX_OPEN_FOR:
+        raise ValueError(f"open_for must be > 0 and at most {MAX_OPEN_FOR:g} seconds, not {open_for!r}")
+    longest = config.max_open_for
+    if longest is not None and (
+        isinstance(longest, bool)
+        or not isinstance(longest, int | float)
+        or not open_for <= longest <= MAX_OPEN_FOR
     ):
-        raise ValueError(f"failure_rate must be a fraction in (0, 1] or None, not {rate!r}")
+        raise ValueError(
+            f"max_open_for must be seconds in [open_for, {MAX_OPEN_FOR:g}] or None, not {longest!r}"
+        )
+    growth = config.open_for_multiplier
+    if isinstance(growth, bool) or not isinstance(growth, int | float) or not 1 <= growth <= 10:
+        raise ValueError(f"open_for_multiplier must be a number in [1, 10], not {growth!r}")
+    for name in ("failure_rate", "slow_call_rate"):
+        rate = getattr(config, name)
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1
+        ):
+            raise ValueError(f"{name} must be a fraction in (0, 1] or None, not {rate!r}")
     if config.min_calls > config.window:
         raise ValueError(f"min_calls ({config.min_calls}) must not exceed window ({config.window})")
     return config

@@ -337,6 +337,10 @@ def _wrapper(
             result = wrapped(*args, **kwargs)
         except Exception as exc:
             return recovered(scope, record, ticket, (wrapped, args, kwargs), exc, start)
+        except BaseException as exc:  # (not a failure: a probe's slot goes back, see Breaker)
+            if breaker is not None:
+                breaker._interrupted(ticket, exc)
+            raise
         # succeeded(), inlined for the hot path: a call here costs every successful call.
         if breaker is not None:
             breaker._succeeded(ticket)
@@ -356,6 +360,10 @@ def _wrapper(
             result = await wrapped(*args, **kwargs)
         except Exception as exc:
             attempt, first = failing(wrapped, ticket, exc)
+        except BaseException as exc:  # a cancellation: as the breaker's count_cancelled says
+            if breaker is not None:
+                breaker._interrupted(ticket, exc)
+            raise
         else:
             succeeded(scope, record, ticket)
             return result

@@ -347,6 +347,7 @@ def _add_dependencies(report: HealthReport, store: object) -> None:
                 "healthy": item["status"] == "pass",
                 "message": item["message"],
                 "status": item["status"],
+                **{key: item[key] for key in ("failure_rate", "slow_call_rate") if key in item},
             }
             for item in items
         ),

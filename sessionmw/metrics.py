@@ -109,8 +109,10 @@ class SessionCollector(Collector):
 def breaker_metrics(store: SessionStore, namespace: str = "sessionmw") -> Iterator[Metric]:
     """The circuit breakers' families, from the store in one read: ``<ns>_breaker_state`` (1 for
     each breaker's current state, 0 for the others) and ``<ns>_breaker_calls`` by outcome
-    (successful, failed, rejected; a process's refusals and plain successes reach the store with
-    its next round trip, so they may lag by ``state_ttl``)."""
+    (successful, failed, rejected, slow; a process's refusals and plain successes reach the store
+    with its next round trip, so they may lag by ``state_ttl``), and for each breaker that keeps a
+    window (``failure_rate`` or ``slow_call_duration``) with calls in it, ``<ns>_breaker_failure_rate``
+    and ``<ns>_breaker_slow_call_rate`` over that window."""
     from sessionmw.breaker import breakers_for
     from sessionmw.breaker_table import BreakerState
 
@@ -125,14 +127,28 @@ def breaker_metrics(store: SessionStore, namespace: str = "sessionmw") -> Iterat
         "Calls through a circuit breaker by outcome.",
         labels=["breaker", "outcome"],
     )
+    rates = {
+        kind: GaugeMetricFamily(
+            f"{namespace}_breaker_{kind}",
+            f"The {kind.replace('_', ' ')} over a circuit breaker's window of last calls.",
+            labels=["breaker"],
+        )
+        for kind in ("failure_rate", "slow_call_rate")
+    }
     for record in records:
         for state in BreakerState:
             states.add_metric([record.name, state.value], 1.0 if record.state is state else 0.0)
         calls.add_metric([record.name, "successful"], float(record.successful))
         calls.add_metric([record.name, "failed"], float(record.failed))
         calls.add_metric([record.name, "rejected"], float(record.rejected))
+        calls.add_metric([record.name, "slow"], float(record.slow))
+        failure_rate, slow_call_rate = record.window_rates()
+        if failure_rate is not None and slow_call_rate is not None:  # (a window with calls in it)
+            rates["failure_rate"].add_metric([record.name], failure_rate)
+            rates["slow_call_rate"].add_metric([record.name], slow_call_rate)
     yield states
     yield calls
+    yield from rates.values()
 
 
 def _count_by_state(store: SessionStore) -> dict[SessionState, int]:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from sessionmw import SessionManager
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event, SessionState
@@ -564,3 +566,14 @@ def _cluster_ok(client: Any) -> bool:
     if isinstance(info, dict):
         return bool(info.get("cluster_state") == "ok")
     return b"cluster_state:ok" in info
+
+
+@pytest.fixture(autouse=True)
+def fresh_breaker_registry() -> Iterator[None]:
+    """The process's registry of breakers emptied around each test of a module that imports this
+    (a session's health lists the process's breakers: only that test's)."""
+    from sessionmw import breaker as breaker_module
+
+    breaker_module._REGISTRY.clear()
+    yield
+    breaker_module._REGISTRY.clear()

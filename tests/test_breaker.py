@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from support import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
 
 from sessionmw import (
     Breaker,
@@ -53,13 +54,6 @@ EXPECTED = {
     **{(state, E.DISABLE): S.DISABLED for state in S},
 }
 
-
-@pytest.fixture(autouse=True)
-def _no_other_tests_breakers() -> Iterator[None]:
-    """A session's health lists the process's breakers: only this test's."""
-    breaker_module._REGISTRY.clear()
-    yield
-    breaker_module._REGISTRY.clear()
 
 
 CONFIG = BreakerConfig(failure_threshold=3, open_for=30.0, half_open_calls=1)
@@ -378,6 +372,8 @@ def test_sessions_are_not_blamed_and_recover_by_themselves(
                 "status": "fail",
                 "retry_in": 30,
                 "message": "The market data service is paused; we will try again in 30 seconds",
+                "failure_rate": None,
+                "slow_call_rate": None,
             }
         ]
         assert {"name": "breaker:market-data", "status": "fail"}.items() <= health.checks[-1].items()
@@ -503,6 +499,9 @@ class CountingBackend:
     def records(self) -> list[BreakerRecord]:
         return self.inner.records()
 
+    def scan(self) -> list[Any]:
+        return self.inner.scan()
+
 
 @pytest.fixture(name="counted")
 def _counted(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[Breaker, CountingBackend]]:
@@ -585,6 +584,10 @@ _CONFIGS = st.builds(
     min_calls=st.integers(1, 4),
     open_for=st.sampled_from([5.0, 30.0]),
     half_open_calls=st.integers(1, 2),
+    slow_call_rate=st.sampled_from([None, 0.5, 1.0]),
+    open_for_multiplier=st.sampled_from([2.0, 3.0]),
+    max_open_for=st.sampled_from([None, 40.0]),
+    success_threshold=st.integers(1, 2),
 )
 
 
@@ -592,8 +595,9 @@ _CONFIGS = st.builds(
 def test_the_shared_backends_decide_as_the_memory_one(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Random operations, counts riding along and clock jumps: SQLite's transactions and Redis's
-    Lua script leave the same records as :func:`step` under a lock, and report the same changes."""
+    """Random operations (slow outcomes and released probes among them), counts riding along and
+    clock jumps: SQLite's transactions and Redis's Lua script leave the same records as
+    :func:`step` under a lock, and report the same changes."""
     from hypothesis import given
 
     from sessionmw.stores.breakers import MemoryBreakers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -58,10 +59,6 @@ def test_a_command_without_a_name_is_a_usage_error() -> None:
 
 def test_prometheus_state_gauge_and_calls_by_outcome(manager: SessionManager, clock: FakeClock) -> None:
     pytest.importorskip("prometheus_client")
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from sessionmw.metrics import SessionCollector
-
     breaker = Breaker("scanner", failure_threshold=2, manager=manager, clock=clock, state_ttl=0)
     breaker.call(lambda: None)
     for _ in range(2):
@@ -70,9 +67,7 @@ def test_prometheus_state_gauge_and_calls_by_outcome(manager: SessionManager, cl
     with pytest.raises(BreakerOpenError):
         breaker.call(lambda: None)
     breaker.snapshot()  # the refusal's count rides along with the next round trip
-    registry = CollectorRegistry()
-    registry.register(SessionCollector(manager))
-    text = generate_latest(registry).decode()
+    text = _prometheus_text(manager)
     assert 'sessionmw_breaker_state{breaker="scanner",state="open"} 1.0' in text
     assert 'sessionmw_breaker_state{breaker="scanner",state="closed"} 0.0' in text
     assert 'sessionmw_breaker_calls_total{breaker="scanner",outcome="successful"} 1.0' in text
@@ -82,6 +77,17 @@ def test_prometheus_state_gauge_and_calls_by_outcome(manager: SessionManager, cl
 
 def _fail() -> None:
     raise ConnectionError("down")
+
+
+def _prometheus_text(manager: SessionManager) -> str:
+    """What a Prometheus scrape of the collector ``instrument`` registers would read."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from sessionmw.metrics import SessionCollector
+
+    registry = CollectorRegistry()
+    registry.register(SessionCollector(manager))
+    return generate_latest(registry).decode()
 
 
 def test_health_json_warns_for_a_paused_dependency(manager: SessionManager, clock: FakeClock) -> None:
@@ -170,3 +176,85 @@ def test_health_reports_consult_breakers_only_once_a_process_has_one() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_unknown_name_is_refused_and_nothing_is_made(tmp_path: Path) -> None:
+    """`breakers open nope` (a typo) exits 1 with one line naming the known breakers, and makes no
+    phantom forced-open breaker."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    manager = SessionManager(store=url)
+    Breaker("market-data", manager=manager).force_open()
+    manager.close()
+    refused = sessionmw("breakers", "open", "nope", "--store", url)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "sessionmw: no breaker named 'nope' in this store (it has: market-data); a breaker is there once"
+        " the app has used it"
+    ]
+    listed = sessionmw("breakers", "--store", url, "--json")
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["market-data"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_corrupt_breaker_is_named_the_others_listed_and_close_repairs_it(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """One unreadable breaker (a bogus state in SQLite, a Redis key that is not a hash): the listing
+    shows the others, names it in one line on stderr (no traceback) and exits 1; `breakers close
+    NAME` replaces it."""
+    if kind == "sqlite":
+        path = tmp_path / "s.db"
+        url = f"sqlite:///{path}"
+    else:
+        prefix = request.getfixturevalue("redis_prefix")
+        url = f"{request.getfixturevalue('redis_url')}?prefix={prefix}"
+    manager = SessionManager(store=url)
+    for name in ("market-data", "scanner"):
+        Breaker(name, manager=manager).force_open()
+    if kind == "sqlite":
+        with sqlite3.connect(path) as connection:
+            connection.execute("UPDATE sessionmw_breakers SET state = 'bogus' WHERE name = 'market-data'")
+    else:
+        client = manager.store._client  # type: ignore[attr-defined]
+        client.delete(f"{{{prefix}:breaker:market-data}}")
+        client.set(f"{{{prefix}:breaker:market-data}}", "a string")
+    manager.close()
+    listed = sessionmw("breakers", "--store", url)
+    assert listed.returncode == 1
+    assert "scanner" in listed.stdout and "market-data" not in listed.stdout
+    (line,) = listed.stderr.strip().splitlines()[-1:]
+    assert "market-data" in line and "unreadable" in line and "Traceback" not in listed.stderr
+    repaired = sessionmw("breakers", "close", "market-data", "--store", url, "--json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert [(row["name"], row["state"]) for row in json.loads(repaired.stdout)] == [("market-data", "closed")]
+    assert sessionmw("breakers", "--store", url).returncode == 0
+
+
+def test_failure_and_slow_call_rates_in_health_and_prometheus(
+    manager: SessionManager, clock: FakeClock
+) -> None:
+    """A breaker with a window: its failure and slow-call rates over the window are in the health
+    report's check and in two Prometheus gauges; slow calls are an outcome of the calls counter."""
+    pytest.importorskip("prometheus_client")
+    breaker = Breaker(
+        "scanner",
+        failure_rate=0.9,
+        slow_call_duration=1.0,
+        window=10,
+        min_calls=10,
+        manager=manager,
+        clock=clock,
+        state_ttl=0,
+    )
+    breaker.call(clock.advance, 0.0)
+    breaker.call(clock.advance, 2.0)  # slow
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            breaker.call(_fail)
+    sid = manager.create_session().session_id
+    (check,) = [c for c in manager.check_health(sid).checks if c["name"] == "breaker:scanner"]
+    assert (check["failure_rate"], check["slow_call_rate"]) == (0.5, 0.25)
+    text = _prometheus_text(manager)
+    assert 'sessionmw_breaker_failure_rate{breaker="scanner"} 0.5' in text
+    assert 'sessionmw_breaker_slow_call_rate{breaker="scanner"} 0.25' in text
+    assert 'sessionmw_breaker_calls_total{breaker="scanner",outcome="slow"} 1.0' in text

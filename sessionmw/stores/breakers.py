@@ -6,17 +6,28 @@ atomic store operation**, as for sessions: a lock (memory), one ``BEGIN IMMEDIAT
 decision is :func:`sessionmw.breaker_table.step` (the Lua script carries the same table), so every
 process on a store sees one breaker: four processes failing at once open it once, and in
 HALF_OPEN exactly ``half_open_calls`` probes are admitted across all of them.
+
+A stored record that is not one this version wrote (a state it does not know, a count that is not
+a whole number, a window that is not ``0``/``1`` text, a Redis key that is not a hash) is
+**corrupt**: an operation on it raises :class:`CorruptBreakerError` (one line naming the key),
+except an operator's (``force_open``, ``close``, ``disable``), which replaces it with a fresh
+record. Listing the breakers skips it and logs that line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from sessionmw._forks import reset_after_fork
 from sessionmw.breaker_table import (
+    MAX_WINDOW,
+    OPERATOR_OPS,
     BreakerConfig,
     BreakerEvent,
     BreakerOp,
@@ -27,7 +38,7 @@ from sessionmw.breaker_table import (
     lua_table,
     step,
 )
-from sessionmw.errors import StoreUnavailableError
+from sessionmw.errors import CorruptRecordError, StoreUnavailableError
 from sessionmw.stores._wal import use_wal
 from sessionmw.stores.redis_errors import unreachable_errors
 
@@ -37,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BreakerBackend",
     "BreakerStore",
+    "CorruptBreakerError",
     "MemoryBreakers",
     "RedisBreakers",
     "SQLiteBreakers",
@@ -44,6 +56,43 @@ __all__ = [
 
 #: What one operation returns: the record afterwards, and what :func:`step` did.
 Applied = tuple[BreakerRecord, StepResult]
+
+_log = logging.getLogger("sessionmw.breaker")
+
+
+class CorruptBreakerError(CorruptRecordError):
+    """A breaker's stored record cannot be read; the message is one line naming its key.
+
+    ``Breaker.close()`` (or ``sessionmw breakers close NAME``) replaces it with a fresh record.
+    """
+
+    def __init__(self, breaker: str, where: str, reason: str) -> None:
+        super().__init__(
+            f"breaker record {where} is unreadable: {_one_line(reason)}"
+            f" (`sessionmw breakers close {breaker}` replaces it)"
+        )
+        #: The breaker's name.
+        self.breaker = breaker
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped, cut to 200 characters."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text[:200])
+
+
+#: What :meth:`BreakerBackend.scan` finds for each breaker: its record, or why it is unreadable.
+Found = BreakerRecord | CorruptBreakerError
+
+
+def _readable(found: Iterable[Found]) -> list[BreakerRecord]:
+    """The readable records of ``found``; each unreadable one is logged (one line naming its key)."""
+    records: list[BreakerRecord] = []
+    for item in found:
+        if isinstance(item, CorruptBreakerError):
+            _log.warning("%s", item, extra={"breaker": item.breaker})
+        else:
+            records.append(item)
+    return records
 
 
 class BreakerBackend(Protocol):
@@ -63,7 +112,11 @@ class BreakerBackend(Protocol):
         ...
 
     def records(self) -> list[BreakerRecord]:
-        """Every breaker the store holds, by name."""
+        """Every readable breaker the store holds, by name (each unreadable one is logged)."""
+        ...
+
+    def scan(self) -> list[Found]:
+        """Every breaker the store holds, by name: its record, or a :class:`CorruptBreakerError`."""
         ...
 
 
@@ -100,16 +153,22 @@ class MemoryBreakers:
     ) -> Applied:
         with self._lock:
             record = self._records.get(name)
-            if record is None:
-                if _reads_only(op, successes, rejections):
-                    return BreakerRecord(name, changed_at=now), _UNCHANGED
+            if record is None:  # (a first read adds it too: listings show every breaker used)
                 record = self._records[name] = BreakerRecord(name, changed_at=now)
             result = _counted_step(record, op, now, config, successes, rejections)
             return record.copy(), result
 
+    def seed(self, record: BreakerRecord) -> None:
+        """Start the breaker of ``record.name`` from a copy of ``record`` (a process's last view)."""
+        with self._lock:
+            self._records[record.name] = record.copy()
+
     def records(self) -> list[BreakerRecord]:
         with self._lock:
             return [self._records[name].copy() for name in sorted(self._records)]
+
+    def scan(self) -> list[Found]:
+        return list(self.records())
 
 
 _COLUMNS = (
@@ -124,17 +183,26 @@ _COLUMNS = (
     "failed",
     "rejected",
     "changed_at",
+    "slow",
+    "reopens",
+    "probe_successes",
 )
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sessionmw_breakers ("
     " name TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL,"
     " window TEXT NOT NULL, open_until REAL NOT NULL, probes INTEGER NOT NULL,"
     " probe_at REAL NOT NULL, opens INTEGER NOT NULL, successful INTEGER NOT NULL,"
-    " failed INTEGER NOT NULL, rejected INTEGER NOT NULL, changed_at REAL NOT NULL)"
+    " failed INTEGER NOT NULL, rejected INTEGER NOT NULL, changed_at REAL NOT NULL,"
+    " slow INTEGER NOT NULL DEFAULT 0, reopens INTEGER NOT NULL DEFAULT 0,"
+    " probe_successes INTEGER NOT NULL DEFAULT 0)"
 )
+#: The counts added after the first version: a table made before gets their columns (rows: 0).
+_LATER_COUNTS: Final = ("slow", "reopens", "probe_successes")
 _SELECT = f"SELECT name, {', '.join(_COLUMNS)} FROM sessionmw_breakers"
+_MARKS = ", ".join("?" * (len(_COLUMNS) + 1))
+_ADD = f"INSERT OR IGNORE INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({_MARKS})"
 _UPSERT = (
-    f"INSERT INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 12)})"
+    f"INSERT INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({_MARKS})"
     f" ON CONFLICT (name) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS)}"
 )
 
@@ -147,27 +215,88 @@ def _reads_only(op: BreakerOp, successes: int, rejections: int) -> bool:
 def _counted_step(
     record: BreakerRecord, op: BreakerOp, now: float, config: BreakerConfig, successes: int, rejections: int
 ) -> StepResult:
-    """Add the counts a process gathered without a round trip, then :func:`step` (in place)."""
+    """Add the counts a process gathered without a round trip (its plain successes also enter a
+    closed breaker's window, before this operation's outcome), then :func:`step` (in place)."""
     record.successful += successes
     record.rejected += rejections
+    if successes and record.state is BreakerState.CLOSED and config.keeps_window:
+        record.window = (record.window + "0" * min(successes, config.window))[-config.window :]
     return step(record, op, now, config)
 
 
 _UNCHANGED: Final = StepResult(None, False)
+_STATES: Final = {state.value: state for state in BreakerState}
+#: Counts are whole numbers in [0, 2**53): every store keeps them exactly.
+_MAX_COUNT: Final = 2**53
+
+
+class _Unreadable(ValueError):
+    """One stored value is not what this version writes."""
+
+
+def _state(value: Any) -> BreakerState:
+    state = _STATES.get(value) if isinstance(value, str) else None
+    if state is None:
+        raise _Unreadable(f"state {value!r:.60} is not a breaker state")
+    return state
+
+
+def _count(value: Any) -> int:
+    number: float | int | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value)
+        except ValueError:
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+    if number is None or (isinstance(number, float) and not number.is_integer()):
+        raise _Unreadable(f"{value!r:.60} is not a whole number")
+    if not 0 <= number < _MAX_COUNT:
+        raise _Unreadable(f"{value!r:.60} is out of range")
+    return int(number)
+
+
+def _time(value: Any) -> float:
+    number: float | None = None
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if number is None or not math.isfinite(number):
+        raise _Unreadable(f"{value!r:.60} is not a time in seconds")
+    return number
+
+
+def _window(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_WINDOW or value.strip("0123"):
+        raise _Unreadable("window is not a text of the digits 0 to 3")
+    return value
+
+
 #: How each of :data:`_COLUMNS` is read back from a row, a script's reply or a hash (all strings
-#: for Redis).
+#: for Redis), refusing anything this version does not write.
 _KINDS: Final[tuple[Callable[[Any], Any], ...]] = (
-    BreakerState, int, str, float, int, float, int, int, int, int, float
+    _state, _count, _window, _time, _count, _time, _count, _count, _count, _count, _time,
+    _count, _count, _count,
 )
 
 
-def _record_of(name: str, values: Sequence[Any]) -> BreakerRecord:
-    """A breaker's record from its :data:`_COLUMNS` values, in that order."""
-    return BreakerRecord(name, *(kind(value) for kind, value in zip(_KINDS, values, strict=True)))
+def _record_of(name: str, values: Sequence[Any], where: str) -> BreakerRecord:
+    """A breaker's record from its :data:`_COLUMNS` values, in that order.
 
-
-def _row_record(row: tuple[Any, ...]) -> BreakerRecord:
-    return _record_of(row[0], row[1:])
+    :raises CorruptBreakerError: if a value is not one this version writes.
+    """
+    read: list[Any] = []
+    for column, kind, value in zip(_COLUMNS, _KINDS, values, strict=True):
+        try:
+            read.append(kind(value))
+        except _Unreadable as exc:
+            reason = str(exc) if column in ("state", "window") else f"{column} {exc}"
+            raise CorruptBreakerError(name, where, reason) from None
+    return BreakerRecord(name, *read)
 
 
 def _record_row(record: BreakerRecord) -> tuple[Any, ...]:
@@ -182,6 +311,7 @@ class SQLiteBreakers:
     """
 
     def __init__(self, path: str, *, timeout: float = 5.0) -> None:
+        #: The SQLite file.
         self.path = path
         self.timeout = timeout
         self._local = threading.local()
@@ -202,6 +332,12 @@ class SQLiteBreakers:
                 use_wal(connection, self.timeout)
                 connection.execute("BEGIN IMMEDIATE")
                 connection.execute(_SCHEMA)
+                columns = {row[1] for row in connection.execute("PRAGMA table_info(sessionmw_breakers)")}
+                for column in _LATER_COUNTS:
+                    if column not in columns:
+                        connection.execute(
+                            f"ALTER TABLE sessionmw_breakers ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                        )
                 connection.execute("COMMIT")
             except BaseException:
                 connection.close()
@@ -221,10 +357,21 @@ class SQLiteBreakers:
         try:
             connection = self._connect()
             if _reads_only(op, successes, rejections):
-                return self._select(connection, name, now), _UNCHANGED
+                found = self._select(connection, name)
+                if found is not None:
+                    return found, _UNCHANGED
+                # A breaker the store does not hold yet is added (closed, no counts), so that the
+                # operator's listing shows every breaker an app has used.
+                connection.execute(_ADD, _record_row(BreakerRecord(name, changed_at=now)))
+                return self._select(connection, name) or BreakerRecord(name, changed_at=now), _UNCHANGED
             connection.execute("BEGIN IMMEDIATE")
             try:
-                record = self._select(connection, name, now)
+                try:
+                    record = self._select(connection, name) or BreakerRecord(name, changed_at=now)
+                except CorruptBreakerError:
+                    if op not in OPERATOR_OPS:
+                        raise
+                    record = BreakerRecord(name, changed_at=now)  # an operator replaces it
                 result = _counted_step(record, op, now, config, successes, rejections)
                 connection.execute(_UPSERT, _record_row(record))
                 connection.execute("COMMIT")
@@ -236,17 +383,29 @@ class SQLiteBreakers:
             raise StoreUnavailableError(f"SQLite breakers at {self.path}: {exc}") from exc
         return record, result
 
-    @staticmethod
-    def _select(connection: sqlite3.Connection, name: str, now: float) -> BreakerRecord:
+    def _select(self, connection: sqlite3.Connection, name: str) -> BreakerRecord | None:
         row = connection.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
-        return BreakerRecord(name, changed_at=now) if row is None else _row_record(row)
+        return None if row is None else self._row_record(row)
+
+    def _row_record(self, row: tuple[Any, ...]) -> BreakerRecord:
+        name = row[0]
+        return _record_of(name, row[1:], f"{name!r:.120} in {self.path} (table sessionmw_breakers)")
 
     def records(self) -> list[BreakerRecord]:
+        return _readable(self.scan())
+
+    def scan(self) -> list[Found]:
         try:
             rows = self._connect().execute(f"{_SELECT} ORDER BY name").fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreUnavailableError(f"SQLite breakers at {self.path}: {exc}") from exc
-        return [_row_record(row) for row in rows]
+        found: list[Found] = []
+        for row in rows:
+            try:
+                found.append(self._row_record(row))
+            except CorruptBreakerError as exc:
+                found.append(exc)
+        return found
 
 
 #: The Redis script: one breaker operation on the breaker's hash, the table generated from
@@ -257,29 +416,80 @@ local key = KEYS[1]
 local op, now = ARGV[1], tonumber(ARGV[2])
 local threshold, rate, size = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local min_calls, open_for, half_open_calls = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local successes, rejections = tonumber(ARGV[9]), tonumber(ARGV[10])
+local successes, rejections, slow_rate = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local max_open, growth, success_threshold = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
-           successful=0, failed=0, rejected=0, changed_at=now}
-local h = redis.call('HGETALL', key)
-for i = 1, #h, 2 do
-  local f, v = h[i], h[i + 1]
-  if f == 'state' or f == 'window' then r[f] = v else r[f] = tonumber(v) end
+           successful=0, failed=0, rejected=0, changed_at=now, slow=0, reopens=0, probe_successes=0}
+local STATES = {closed=true, open=true, half_open=true, forced_open=true, disabled=true}
+local COUNTS = {'failures', 'probes', 'opens', 'successful', 'failed', 'rejected', 'slow', 'reopens',
+                'probe_successes'}
+local TIMES = {'open_until', 'probe_at', 'changed_at'}
+-- Read the stored record into r; the reason it is unreadable, or nil (as _record_of decides).
+local missing = false
+local function unreadable()
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'none' then missing = true; return nil end
+  if kind ~= 'hash' then return 'it is a Redis ' .. kind .. ', not a hash' end
+  local h = redis.call('HGETALL', key)
+  local got = {}
+  for i = 1, #h, 2 do got[h[i]] = h[i + 1] end
+  if not STATES[got.state or ''] then
+    return 'state ' .. string.sub(tostring(got.state), 1, 40) .. ' is not a breaker state'
+  end
+  local w = got.window
+  if w == nil or string.find(w, '[^0-3]') or string.len(w) > %(max_window)d then
+    return 'window is not a text of the digits 0 to 3'
+  end
+  -- (a record written before these counts)
+  got.slow, got.reopens = got.slow or '0', got.reopens or '0'
+  got.probe_successes = got.probe_successes or '0'
+  r.state, r.window = got.state, w
+  for _, f in ipairs(COUNTS) do
+    local x = tonumber(got[f] or '')
+    if x == nil or x ~= x or x < 0 or x >= 2^53 or math.floor(x) ~= x then
+      return f .. ' ' .. string.sub(tostring(got[f]), 1, 40) .. ' is not a whole number in range'
+    end
+    r[f] = x
+  end
+  for _, f in ipairs(TIMES) do
+    local x = tonumber(got[f] or '')
+    if x == nil or x ~= x or x == math.huge or x == -math.huge then
+      return f .. ' ' .. string.sub(tostring(got[f]), 1, 40) .. ' is not a time in seconds'
+    end
+    r[f] = x
+  end
+  return nil
+end
+local why = unreadable()
+if why then
+  if op ~= 'force_open' and op ~= 'force_close' and op ~= 'disable' then return {'corrupt', why} end
+  redis.call('DEL', key)  -- an operator's command replaces it
+  r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
+       successful=0, failed=0, rejected=0, changed_at=now, slow=0, reopens=0, probe_successes=0}
 end
 local function fmt(x) return string.format('%%.17g', x) end
 local function out(old, event, admitted)
   return {r.state, tostring(r.failures), r.window, fmt(r.open_until), tostring(r.probes), fmt(r.probe_at),
           tostring(r.opens), tostring(r.successful), tostring(r.failed), tostring(r.rejected),
-          fmt(r.changed_at), old, event, admitted and '1' or '0'}
+          fmt(r.changed_at), tostring(r.slow), tostring(r.reopens), tostring(r.probe_successes),
+          old, event, admitted and '1' or '0'}
 end
-if op == 'read' and successes == 0 and rejections == 0 then return out('', '', false) end
+-- (a first read adds a missing breaker, so that listings show every breaker used)
+if op == 'read' and successes == 0 and rejections == 0 and not missing then return out('', '', false) end
+local function push(o)
+  if rate >= 0 or slow_rate >= 0 then r.window = string.sub(r.window .. o, -size) end
+end
 r.successful = r.successful + successes
 r.rejected = r.rejected + rejections
-local function push(o) if rate >= 0 then r.window = string.sub(r.window .. o, -size) end end
+if successes > 0 and r.state == 'closed' then push(string.rep('0', math.min(successes, size))) end
 local function tripped()
   if r.failures >= threshold then return true end
-  if rate < 0 or string.len(r.window) < min_calls then return false end
-  local _, ones = string.gsub(r.window, '1', '')
-  return ones >= rate * string.len(r.window) - 1e-9
+  local n = string.len(r.window)
+  if n < min_calls then return false end
+  local _, failed = string.gsub(r.window, '[13]', '')
+  if rate >= 0 and failed >= rate * n - 1e-9 then return true end
+  local _, slow = string.gsub(r.window, '[23]', '')
+  return slow_rate >= 0 and slow >= slow_rate * n - 1e-9
 end
 local s, event = r.state, nil
 if op == 'admit' then
@@ -287,17 +497,33 @@ if op == 'admit' then
   elseif s == 'half_open' and (r.probes < half_open_calls or now >= r.probe_at + open_for) then
     event = 'probe'
   elseif s == 'open' or s == 'forced_open' or s == 'half_open' then r.rejected = r.rejected + 1 end
-elseif op == 'success' or op == 'probe_success' then
+elseif op == 'success' or op == 'probe_success' or op == 'slow_success' then
   r.successful = r.successful + 1
-  if op == 'probe_success' and s == 'half_open' then event = 'probe_success'
-  elseif s == 'closed' then r.failures = 0; push('0'); event = 'success' end
-elseif op == 'failure' or op == 'probe_failure' then
-  r.failed = r.failed + 1
-  if op == 'probe_failure' and s == 'half_open' then event = 'probe_failure'
-  elseif s == 'closed' then
-    r.failures = r.failures + 1; push('1')
-    if tripped() then event = 'trip' else event = 'failure' end
+  local slow = op == 'slow_success'
+  if op == 'probe_success' and s == 'half_open' then
+    r.probe_successes = r.probe_successes + 1
+    if r.probe_successes >= success_threshold then event = 'probe_success'
+    else r.probes = math.max(0, r.probes - 1) end
+  else
+    if slow then r.slow = r.slow + 1 end
+    if s == 'closed' then
+      r.failures = 0; push(slow and '2' or '0')
+      if slow and tripped() then event = 'trip' else event = 'success' end
+    end
   end
+elseif op == 'failure' or op == 'probe_failure' or op == 'slow_failure' then
+  r.failed = r.failed + 1
+  local slow = op == 'slow_failure'
+  if op == 'probe_failure' and s == 'half_open' then event = 'probe_failure'
+  else
+    if slow then r.slow = r.slow + 1 end
+    if s == 'closed' then
+      r.failures = r.failures + 1; push(slow and '3' or '1')
+      if tripped() then event = 'trip' else event = 'failure' end
+    end
+  end
+elseif op == 'release' then
+  if s == 'half_open' and r.probes > 0 then r.probes = r.probes - 1 end
 elseif op == 'force_open' or op == 'force_close' or op == 'disable' then event = op end
 local admitted = op == 'admit' and (s == 'closed' or s == 'disabled')
 local old, new = s, s
@@ -308,16 +534,25 @@ if event then
     r.probes = r.probes + 1; r.probe_at = now; admitted = true
   end
   if new ~= s or event == 'force_close' or event == 'force_open' then
-    if new ~= s then r.changed_at = now end
+    if new ~= s then r.changed_at = now; r.probe_successes = 0 end
     if new == 'open' or (new == 'forced_open' and s ~= 'forced_open') then r.opens = r.opens + 1 end
+    if new == 'open' and s == 'half_open' then r.reopens = r.reopens + 1
+    elseif new == 'closed' then r.reopens = 0 end
     r.state = new; r.failures = 0; r.window = ''
-    if new == 'open' then r.open_until = now + open_for end
+    if new == 'open' then
+      local period = open_for
+      if max_open >= 0 then
+        for _ = 1, math.min(r.reopens, 64) do period = math.min(period * growth, max_open) end
+      end
+      r.open_until = now + period
+    end
     if new ~= 'half_open' then r.probes = 0 end
   end
 end
 redis.call('HSET', key, 'state', r.state, 'failures', r.failures, 'window', r.window,
   'open_until', fmt(r.open_until), 'probes', r.probes, 'probe_at', fmt(r.probe_at), 'opens', r.opens,
-  'successful', r.successful, 'failed', r.failed, 'rejected', r.rejected, 'changed_at', fmt(r.changed_at))
+  'successful', r.successful, 'failed', r.failed, 'rejected', r.rejected, 'changed_at', fmt(r.changed_at),
+  'slow', r.slow, 'reopens', r.reopens, 'probe_successes', r.probe_successes)
 if new ~= old then return out(old, event, admitted) end
 return out('', '', admitted)
 """
@@ -325,7 +560,7 @@ return out('', '', admitted)
 
 def lua_source() -> str:
     """The Redis script's source, with the table generated from the Python one."""
-    return _LUA % {"table": lua_table()}
+    return _LUA % {"table": lua_table(), "max_window": MAX_WINDOW}
 
 
 class RedisBreakers:
@@ -357,6 +592,7 @@ class RedisBreakers:
         rejections: int = 0,
     ) -> Applied:
         rate = -1.0 if config.failure_rate is None else config.failure_rate
+        slow_rate = -1.0 if config.slow_call_rate is None else config.slow_call_rate
         args = [
             op.value,
             repr(float(now)),
@@ -368,6 +604,10 @@ class RedisBreakers:
             config.half_open_calls,
             successes,
             rejections,
+            repr(float(slow_rate)),
+            repr(float(-1.0 if config.max_open_for is None else config.max_open_for)),
+            repr(float(config.open_for_multiplier)),
+            config.success_threshold,
         ]
         try:
             if name not in self._known:
@@ -376,35 +616,62 @@ class RedisBreakers:
             reply = self._script(keys=[self._key(name)], args=args)
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis breakers: {type(exc).__name__}") from exc
-        values = [item.decode() if isinstance(item, bytes) else str(item) for item in reply]
-        record = _record_of(name, values[:11])
+        values = [item.decode(errors="replace") if isinstance(item, bytes) else str(item) for item in reply]
+        if values[0] == "corrupt":
+            raise CorruptBreakerError(name, self._where(name), values[1])
+        size = len(_COLUMNS)
+        record = _record_of(name, values[:size], self._where(name))
         change = None
-        if values[11]:
-            change = Change(BreakerState(values[11]), record.state, BreakerEvent(values[12]))
-        return record, StepResult(change, values[13] == "1")
+        if values[size]:
+            change = Change(BreakerState(values[size]), record.state, BreakerEvent(values[size + 1]))
+        return record, StepResult(change, values[size + 2] == "1")
+
+    def _where(self, name: str) -> str:
+        return f"in Redis key {self._key(name)!r:.160}"
 
     def records(self) -> list[BreakerRecord]:
+        return _readable(self.scan())
+
+    def scan(self) -> list[Found]:
         """Every breaker in the store: two round trips (the names, then their hashes in a pipeline)."""
+        import redis as redis_module
+
         try:
             names = sorted(
-                item.decode() if isinstance(item, bytes) else str(item)
+                item.decode(errors="replace") if isinstance(item, bytes) else str(item)
                 for item in self.client.smembers(self._index)
             )
             with self.client.pipeline(transaction=False) as pipe:
                 for name in names:
                     pipe.hgetall(self._key(name))
-                replies = pipe.execute()
+                replies = pipe.execute(raise_on_error=False)
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis breakers: {type(exc).__name__}") from exc
-        return [_hash_record(name, reply) for name, reply in zip(names, replies, strict=True) if reply]
+        found: list[Found] = []
+        for name, reply in zip(names, replies, strict=True):
+            if isinstance(reply, redis_module.ResponseError):  # WRONGTYPE: not a hash
+                found.append(CorruptBreakerError(name, self._where(name), "it is not a Redis hash"))
+            elif isinstance(reply, BaseException):
+                raise StoreUnavailableError(f"Redis breakers: {type(reply).__name__}") from reply
+            elif reply:
+                try:
+                    found.append(self._hash_record(name, reply))
+                except CorruptBreakerError as exc:
+                    found.append(exc)
+        return found
 
-
-def _hash_record(name: str, reply: dict[Any, Any]) -> BreakerRecord:
-    """A breaker's hash as the script wrote it."""
-    values = {
-        (key.decode() if isinstance(key, bytes) else str(key)): (
-            value.decode() if isinstance(value, bytes) else str(value)
-        )
-        for key, value in reply.items()
-    }
-    return _record_of(name, [values[column] for column in _COLUMNS])
+    def _hash_record(self, name: str, reply: dict[Any, Any]) -> BreakerRecord:
+        """A breaker's hash as the script wrote it."""
+        values: dict[str, Any] = {}
+        for key, value in reply.items():
+            field = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+            try:
+                values[field] = value.decode() if isinstance(value, bytes) else str(value)
+            except UnicodeDecodeError:
+                values[field] = value  # (not text: refused by its column's kind)
+        for column in _LATER_COUNTS:  # (a record written before these counts)
+            values.setdefault(column, "0")
+        missing = [column for column in _COLUMNS if column not in values]
+        if missing:
+            raise CorruptBreakerError(name, self._where(name), f"it has no field {missing[0]!r}")
+        return _record_of(name, [values[column] for column in _COLUMNS], self._where(name))
