@@ -41,14 +41,10 @@ from sessionmw import Breaker, BreakerState, SessionManager, Settings, current_s
 from sessionmw.actions import ActionLedger, log_failure
 from sessionmw.errors import BackendProcessError
 from sessionmw.guard import guarded
-from sessionmw.integrations.dash import (
-    SessionMWDash,
-    dash_state,
-    guarded_callback,
-    handle_callback_error,
-    preserve,
-    status_banner,
-)
+from sessionmw.integrations.dash import SessionMWDash, preserve
+from sessionmw.integrations.dash_apps import dash_state
+from sessionmw.integrations.dash_banner import status_banner
+from sessionmw.integrations.dash_callbacks import guarded_callback, handle_callback_error
 from sessionmw.integrations.flask import current_session
 from sessionmw.retry import RetryStrategy
 

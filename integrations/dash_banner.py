@@ -22,7 +22,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
 from sessionmw.health import HealthReport
-from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
+from sessionmw.integrations.environ import ENVIRON_SESSION
+from sessionmw.integrations.request_session import RequestSession
 from sessionmw.messages import PAUSED, RECONNECTED, UNREACHABLE, statement
 
 if TYPE_CHECKING:

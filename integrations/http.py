@@ -25,8 +25,11 @@ if TYPE_CHECKING:
     from sessionmw.translation import UserFacingError
 
 __all__ = [
+    "FORM_LIMIT",
     "PlainResponse",
+    "accepts_json",
     "banner_html",
+    "form_next_path",
     "health_json",
     "health_report_response",
     "html_page",
@@ -84,7 +87,12 @@ def private_cache_control(value: str) -> str:
 
 def wants_json(environ: WSGIEnvironment, via_header: bool = False) -> bool:
     """True when the client prefers JSON to HTML (``Accept``); on a tie, API clients get JSON."""
-    accept = environ.get("HTTP_ACCEPT", "")
+    return accepts_json(environ.get("HTTP_ACCEPT", ""), via_header)
+
+
+def accepts_json(accept: str | None, via_header: bool = False) -> bool:
+    """True when an ``Accept`` header value prefers JSON to HTML; on a tie (or without one), API
+    clients (``via_header``) get JSON."""
     if not accept:
         return via_header
     json_q = html_q = app_any = text_any = star = -1.0
@@ -201,15 +209,23 @@ def user_error_response(
     return PlainResponse(status_line(status), headers, body)
 
 
+#: The most of a form POST to ``reconnect`` that is read (its ``next`` field is a path).
+FORM_LIMIT = 4096
+
+
 def next_path(environ: WSGIEnvironment) -> str:
     """Where a form POST to ``reconnect`` goes back to: its ``next`` field if a local path, else ``/``."""
     try:
-        length = min(int(environ.get("CONTENT_LENGTH") or 0), 4096)
+        length = min(int(environ.get("CONTENT_LENGTH") or 0), FORM_LIMIT)
     except ValueError:
         length = 0
-    data = environ["wsgi.input"].read(length) if length > 0 else b""
-    form = parse_qs(data.decode("utf-8", "replace"))  # a browser posts it encoded; curl may not
-    return _local_path(form.get("next", ["/"])[0])
+    return form_next_path(environ["wsgi.input"].read(length) if length > 0 else b"")
+
+
+def form_next_path(form: bytes) -> str:
+    """The ``next`` field of a url-encoded form body if it is a local path, else ``/``."""
+    fields = parse_qs(form.decode("utf-8", "replace"))  # a browser posts it encoded; curl may not
+    return _local_path(fields.get("next", ["/"])[0])
 
 
 #: What a ``Location`` path may hold as it is: RFC 3986's unreserved and reserved characters, and ``%``.

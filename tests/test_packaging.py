@@ -123,8 +123,13 @@ MODULES = [
     "sessionmw.integrations.dash_banner",
     "sessionmw.integrations.dash_callbacks",
     "sessionmw.integrations.flask",
+    "sessionmw.integrations.environ",
     "sessionmw.integrations.gate",
     "sessionmw.integrations.http",
+    "sessionmw.integrations.options",
+    "sessionmw.integrations.pending_ids",
+    "sessionmw.integrations.request",
+    "sessionmw.integrations.request_session",
     "sessionmw.integrations.wsgi",
     "sessionmw.manager",
     "sessionmw.metrics",
@@ -164,17 +169,6 @@ def test_every_modules_public_names_are_documented(module: str) -> None:
 
 # What users imported from a module before it was split by concept (issue 15): still importable there.
 OLD_PATHS = {
-    "sessionmw.integrations.wsgi": [
-        *("ENVIRON_MANAGER", "ENVIRON_NOTICE", "ENVIRON_SESSION", "ENVIRON_SESSION_ID"),
-        *("Options", "RequestSession", "SessionGate", "SessionMiddleware", "banner_for", "banner_html"),
-        *("health_json", "install", "private_cache_control", "uninstall", "wants_json"),
-    ],
-    "sessionmw.integrations.dash": [
-        *("ALERT_ID", "BANNER_ID", "DASH_EXTENSION_KEY", "HEALTH_STORE_ID", "POLL_ID", "RECONNECT_ID"),
-        *("STYLES", "THEMES", "DashState", "SessionMWDash", "dash_state", "dash_static_paths"),
-        *("error_alert", "guarded_callback", "handle_callback_error", "preserve", "status_banner"),
-        "uses_bootstrap_css",
-    ],
     "sessionmw.translation": [
         *("DEFAULT_RETRY_AFTER", "Severity", "Translation", "UserFacingError", "format_error"),
         *("is_transient", "parse_retry_after", "register_translation", "retry_after_of", "translate"),

@@ -110,7 +110,9 @@ def dash_app(manager: SessionManager, *, fails: bool = False) -> Any:
     from dash import Input, Output, html
 
     from sessionmw.errors import TransientError
-    from sessionmw.integrations.dash import SessionMWDash, guarded_callback, status_banner
+    from sessionmw.integrations.dash import SessionMWDash
+    from sessionmw.integrations.dash_banner import status_banner
+    from sessionmw.integrations.dash_callbacks import guarded_callback
 
     app = dash.Dash(__name__)
     app.layout = html.Div([status_banner(), html.Button(id="go"), html.Div(id="out")])
