@@ -23,7 +23,7 @@ from sessionmw.manager import new_session_id
 from sessionmw.session import Policy
 from sessionmw.stores import SessionStore
 
-__all__ = ["CLOCK_SLACK", "PendingIds", "Verdict", "pending_window"]
+__all__ = ["CLOCK_SLACK", "INCARNATION_MAX_AGE", "PendingIds", "Verdict", "pending_window"]
 
 _log = logging.getLogger("sessionmw.wsgi")
 
@@ -33,6 +33,9 @@ _MAC_LENGTH = 22  # base64 characters of the MAC (132 bits)
 
 #: Seconds a pending id's issue time may lie in the future (clocks of hosts that disagree a little).
 CLOCK_SLACK = 60.0
+#: Seconds the store's incarnation, as last read, judges the ids that come back: a store that
+#: lost its sessions is noticed within this long, for one read a second at most per process.
+INCARNATION_MAX_AGE = 1.0
 
 
 class Verdict(enum.Enum):
@@ -107,9 +110,11 @@ class PendingIds:
         # The secret bound to what issues the ids: an app with the same secret but its own
         # sessions (another store, prefix or cookie) refuses them.
         self._key = hmac.new(secret_key, issuer.encode(), hashlib.sha256).digest()
-        # The store's incarnation as last read: read on first use, and again by verdict() only.
+        # The store's incarnation as last read, and when (None: never); read on first use, and
+        # again by verdict() only, when older than INCARNATION_MAX_AGE or the last read failed.
         self._incarnation: str | None = None
-        self._incarnation_read = False
+        self._read_at: float | None = None
+        self._read_failed = False
 
     def issue(self) -> str:
         """A fresh id signed with the issue time and the store's incarnation (as last read; none if
@@ -125,19 +130,27 @@ class PendingIds:
         digest = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode()[:_MAC_LENGTH]
 
-    def incarnation(self, *, refresh: bool = False) -> str | None:
-        """The store's incarnation as last read (read now if ``refresh``, or never read yet).
+    def incarnation(self, *, max_age: float | None = None) -> str | None:
+        """The store's incarnation as last read; read now if never read yet or, given ``max_age``,
+        if the last read failed or is ``max_age`` seconds old.
 
         None for a store without one. A store that cannot be reached keeps the last value read
-        (None if none was ever read: ids issued meanwhile carry none until the next refresh).
+        (None if none was ever read: ids issued meanwhile carry none until the next read).
         """
-        if refresh or not self._incarnation_read:
-            # Read once even if it fails: a store that is down is not asked on every new client.
-            self._incarnation_read = True
-            try:
-                self._incarnation = _store_incarnation(self.store)
-            except StoreError as exc:
-                _log.warning("could not read the session store's incarnation: %s", exc)
+        read_at = self._read_at
+        if read_at is not None:
+            if max_age is None:
+                return self._incarnation
+            if not self._read_failed and 0.0 <= self.clock() - read_at < max_age:
+                return self._incarnation
+        # Read once even if it fails: a store that is down is not asked on every new client.
+        self._read_at = self.clock()
+        try:
+            self._incarnation = _store_incarnation(self.store)
+            self._read_failed = False
+        except StoreError as exc:
+            self._read_failed = True
+            _log.warning("could not read the session store's incarnation: %s", exc)
         return self._incarnation
 
     def signed(self, sid: str) -> tuple[int, str | None] | None:
@@ -161,17 +174,17 @@ class PendingIds:
         """What an id the store does not know is: :attr:`Verdict.PENDING`, :attr:`Verdict.GONE`,
         or None (not issued here: no store operation).
 
-        Pending: signed here for the store's current incarnation (re-read now: one store operation,
-        only for an id signed here) and within its pending window. Gone: past its window, or
-        issued before the store lost its sessions (another incarnation: a restart). An id without
-        an incarnation (issued for a store without one, or one never reached) is judged by its
-        window alone.
+        Pending: signed here for the store's current incarnation (as read at most
+        :data:`INCARNATION_MAX_AGE` ago: a store operation only for an id signed here, and at most
+        once a second) and within its pending window. Gone: past its window, or issued before the
+        store lost its sessions (another incarnation: a restart). An id without an incarnation
+        (issued for a store without one, or one never reached) is judged by its window alone.
         """
         signed = self.signed(sid)
         if signed is None:
             return None
         issued, incarnation = signed
-        current = self.incarnation(refresh=True)  # also heals ids issued without one
+        current = self.incarnation(max_age=INCARNATION_MAX_AGE)  # also heals ids issued without one
         if incarnation is not None and incarnation != current:
             return Verdict.GONE
         age = self.clock() - issued
