@@ -115,7 +115,7 @@ def counted_middleware(manager: SessionManager) -> Any:
 
 
 def counted_flask(manager: SessionManager) -> Any:
-    app = with_flask(manager)
+    app: Flask = with_flask(manager)
 
     @app.get("/fails")
     def fails() -> Any:
@@ -124,7 +124,10 @@ def counted_flask(manager: SessionManager) -> Any:
     return app
 
 
-COUNTED: dict[str, Callable[[SessionManager], Any]] = {"middleware": counted_middleware, "flask": counted_flask}
+COUNTED: dict[str, Callable[[SessionManager], Any]] = {
+    "middleware": counted_middleware,
+    "flask": counted_flask,
+}
 
 
 class Counted:
