@@ -39,23 +39,21 @@ class EnvironRequest:
     :param environ: the request's environ.
     """
 
-    __slots__ = ("environ",)
+    __slots__ = ("cookies", "environ", "path")
 
     def __init__(self, environ: WSGIEnvironment) -> None:
         #: The environ read.
         self.environ = environ
+        #: ``PATH_INFO`` (read at once: every request needs it).
+        self.path: str = environ.get("PATH_INFO", "")
+        #: ``HTTP_COOKIE`` (read at once: every request needs it).
+        self.cookies: str = environ.get("HTTP_COOKIE", "")
 
     @property
     def method(self) -> str:
         """``REQUEST_METHOD`` (``GET`` if missing)."""
         method: str = self.environ.get("REQUEST_METHOD", "GET")
         return method
-
-    @property
-    def path(self) -> str:
-        """``PATH_INFO``."""
-        path: str = self.environ.get("PATH_INFO", "")
-        return path
 
     @property
     def query_string(self) -> str:
@@ -74,12 +72,6 @@ class EnvironRequest:
         """``REMOTE_ADDR``, or None."""
         address: str | None = self.environ.get("REMOTE_ADDR") or None
         return address
-
-    @property
-    def cookies(self) -> str:
-        """``HTTP_COOKIE``."""
-        cookies: str = self.environ.get("HTTP_COOKIE", "")
-        return cookies
 
     def header(self, name: str) -> str | None:
         """The header ``name`` (lower case) from its ``HTTP_*`` key (``CONTENT_TYPE`` and

@@ -310,11 +310,11 @@ def _request_hooks(
             if name.lower() == "vary":
                 vary = value
                 break
-        merged = vary_with_cookie(vary)
-        if merged is not None:
-            if vary is None:
-                headers.add("Vary", merged)
-            else:
+        if vary is None:  # the common case, without a call
+            headers.add("Vary", "Cookie")
+        else:
+            merged = vary_with_cookie(vary)
+            if merged is not None:
                 headers["Vary"] = merged
         if session.issue_cookie or session.via_header:
             for name, value in gate.session_headers(session, EnvironRequest(environ)):

@@ -75,6 +75,7 @@ class Admission(NamedTuple):
 
 
 _UNTRACKED = Admission(None, None)
+_admitted = tuple.__new__
 
 
 def vary_with_cookie(vary: str | None) -> str | None:
@@ -108,19 +109,32 @@ class SessionGate:
         self.pending = PendingIds(
             manager.store, options.secret_key, options.cookie_name, manager.clock, manager.policy
         )
+
+    @property
+    def options(self) -> Options:
+        """Cookie, header, endpoint and exclusion settings (replace them as a whole, e.g. with
+        :func:`dataclasses.replace`; the cookie name and the secret stay those the gate was made with)."""
+        return self._options
+
+    @options.setter
+    def options(self, options: Options) -> None:
+        self._options = options
+        # Read on every request: plain attributes are cheaper than the options' fields.
         self._cookie_prefix = options.cookie_name + "="
         self._header = options.header_name.lower()
+        self._prefix = options.prefix
+        self._metrics_path = options.metrics_path
+        self._excludes = bool(options.exclude)
 
     # -- deciding -----------------------------------------------------------------------------
 
     def tracks(self, path: str) -> bool:
         """False for a path that neither creates nor touches a session: the endpoints under the
         prefix, the metrics path and the excluded paths."""
-        options = self.options
         return not (
-            path.startswith(options.prefix)
-            or path == options.metrics_path
-            or (options.exclude and options.excluded(path))
+            path.startswith(self._prefix)
+            or path == self._metrics_path
+            or (self._excludes and self._options.excluded(path))
         )
 
     def admit(self, request: RequestView) -> Admission:
@@ -130,15 +144,15 @@ class SessionGate:
         refused (:meth:`refusal`). A store failure while finding the session is answered as an error.
         """
         path = request.path
-        if not self.tracks(path):
-            options = self.options
-            if path == options.metrics_path:
-                return Admission(None, self.metrics_response())
-            if path.startswith(options.prefix):
-                try:
-                    return Admission(None, self.endpoint(request, path[len(options.prefix) :]))
-                except Exception as exc:  # e.g. the store is down with fail_closed
-                    return Admission(None, self.error_response(self.fail(None, exc), request, True))
+        if path == self._metrics_path:
+            return Admission(None, self.metrics_response())
+        prefix = self._prefix
+        if path.startswith(prefix):
+            try:
+                return Admission(None, self.endpoint(request, path[len(prefix) :]))
+            except Exception as exc:  # e.g. the store is down with fail_closed
+                return Admission(None, self.error_response(self.fail(None, exc), request, True))
+        if self._excludes and self._options.excluded(path):
             return _UNTRACKED
         try:
             session = self.begin(request)
@@ -148,7 +162,7 @@ class SessionGate:
             refusal = self.refusal(session, request)
             if refusal is not None:
                 return Admission(session, self.with_session_headers(refusal, session, request))
-        return Admission(session, None)
+        return _admitted(Admission, (session, None))  # (no Python-level __new__: every request)
 
     # -- finding the session ------------------------------------------------------------------
 
@@ -174,7 +188,7 @@ class SessionGate:
             return header[len(prefix) :].strip().strip('"')
         for part in header.split(";"):
             name, sep, value = part.strip().partition("=")
-            if sep and name == self.options.cookie_name:
+            if sep and name == self._options.cookie_name:
                 return value.strip().strip('"')
         return None
 
