@@ -284,16 +284,17 @@ def _request_hooks(
         if not tracks(environ.get("PATH_INFO", "")):
             return None
         view = EnvironRequest(environ)
-        session = gate.begin(view)
+        session, refusal = gate.admit(view)  # a store failure raises: Flask's error handling
+        if session is None:  # (not on a tracked path)
+            return None
         environ[ENVIRON_MANAGER] = manager
         environ[ENVIRON_SESSION] = session
         environ[ENVIRON_SESSION_ID] = session.id
         environ[ENVIRON_NOTICE] = session.notice
         environ[_SESSION] = session
-        environ[_SCOPE] = enter_scope(manager, session.id, session.store_pending)  # as session_scope() does
-        if session.refusal is None:
-            return None  # nothing to refuse (the common case)
-        refusal = gate.refusal(session, view)  # after_request adds the session's headers
+        store_pending = None if session.stored else session.ensure_stored  # (RequestSession.store_pending)
+        environ[_SCOPE] = enter_scope(manager, session.id, store_pending)  # as session_scope() does
+        # A refusal: after_request adds the session's headers, as to any response of the request.
         return None if refusal is None else _to_flask(refusal)
 
     def after_request(response: Response) -> Response:

@@ -65,7 +65,8 @@ class Admission(NamedTuple):
     ``(None, None)``: the app serves it outside any session (an excluded path);
     ``(None, answer)``: the gate answers (an endpoint, the metrics, the store failing);
     ``(session, None)``: the app serves it in ``session``;
-    ``(session, answer)``: ``session`` is refused (its headers are in the answer).
+    ``(session, answer)``: ``session`` is refused (add its headers to the answer:
+    :meth:`SessionGate.with_session_headers`).
     """
 
     #: The session serving the request, or None.
@@ -139,30 +140,95 @@ class SessionGate:
 
     def admit(self, request: RequestView) -> Admission:
         """Decide what becomes of ``request`` (see :class:`Admission`): the endpoints and the
-        metrics are answered here, an excluded path passes, any other finds its session
-        (:meth:`begin`: one store operation) and a JSON client whose session may not work is
-        refused (:meth:`refusal`). A store failure while finding the session is answered as an error.
+        metrics are answered here, an excluded path passes, and any other finds its session and
+        is admitted with one store operation (:meth:`~sessionmw.SessionManager.touch_or_report`,
+        the activity or the core's refusal). A JSON client whose session may not work is refused
+        (:meth:`refusal`): the adapter adds the session's headers to that answer
+        (:meth:`with_session_headers`), as to any response of the request. A store failure
+        raises (e.g. the store down with ``fail_closed``): the adapter answers it
+        (:meth:`failed_admission`) or leaves it to its framework's error handling.
+
+        A session that may work is served; an expired or ended one is replaced by a fresh pending
+        id, with its report as the :attr:`RequestSession.notice`; a disconnected one is kept, with
+        its report as the :attr:`RequestSession.refusal` (a JSON client is refused).
+
+        An unknown, malformed or forged id is never adopted: a new pending id is issued, stored
+        only when the client sends it back (so clients that drop cookies store nothing). This is
+        also what a client whose session vanished gets (deleted, or lost by the store): an id the
+        store does not know is stored only as a pending id within its window (see
+        :func:`~sessionmw.integrations.pending_ids.pending_window`), and an ended or expired record
+        outlives that window, so an id that was ever stored never becomes a session again. An id
+        this server issued that the store no longer knows, past its window or issued before the
+        store lost its sessions (another incarnation: a restart), is refused to a JSON client like
+        an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
+        starts afresh.
         """
         path = request.path
         if path == self._metrics_path:
             return Admission(None, self.metrics_response())
         prefix = self._prefix
         if path.startswith(prefix):
-            try:
-                return Admission(None, self.endpoint(request, path[len(prefix) :]))
-            except Exception as exc:  # e.g. the store is down with fail_closed
-                return Admission(None, self.error_response(self.fail(None, exc), request, True))
+            return Admission(None, self.endpoint(request, path[len(prefix) :]))
         if self._excludes and self._options.excluded(path):
             return _UNTRACKED
-        try:
-            session = self.begin(request)
-        except Exception as exc:  # e.g. the store is full, or down with fail_closed
-            return Admission(None, self.error_response(self.fail(None, exc), request, False))
+        # (one method, no call layers: on every request)
+        manager = self.manager
+        sid, via_header = self.client_id(request)
+        session: RequestSession | None = None
+        notice: HealthReport | None = None
+        gone: HealthReport | None = None
+        if sid is not None:
+            # One store operation: the activity, or the report that refuses it (the core's rule).
+            record, refusal = manager.touch_or_report(sid)
+            if record is None:  # unknown: only a pending id this server issued is stored
+                verdict = self.pending.verdict(sid)
+                if verdict is _PENDING:
+                    pending = RequestSession(
+                        sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
+                    )
+                    pending.ensure_stored()
+                    session = pending
+                elif verdict is _GONE:
+                    # Issued here, now gone (deleted, or lost in a restart): not the user's
+                    # doing. A JSON client is refused (not_found, like expired); a page starts
+                    # afresh, silently.
+                    gone = refusal
+            elif refusal is None:  # it may work
+                if record.reason == STORE_UNAVAILABLE:
+                    # Fail-open with the store down: the id cannot be verified, so it is not
+                    # adopted. The request runs under a throwaway id; the cookie is left alone.
+                    fresh = self.pending.issue()
+                    unverified = SessionRecord.new(fresh, manager.clock())
+                    unverified.reason = STORE_UNAVAILABLE
+                    session = RequestSession(fresh, manager, unverified, True, False, via_header)
+                else:
+                    session = RequestSession(sid, manager, record, True, False, via_header)
+            elif record.state.is_terminal:  # expired or ended: replaced, and the user is told once
+                notice = refusal
+            else:  # disconnected: kept (its page shows the banner), a JSON client is refused
+                session = RequestSession(
+                    sid, manager, record, True, False, via_header, refusal=refusal
+                )
+        if session is None:
+            fresh = self.pending.issue()
+            session = RequestSession(
+                fresh,
+                manager,
+                SessionRecord.new(fresh, manager.clock()),
+                False,
+                True,
+                via_header,
+                notice,
+                refusal=notice if gone is None else gone,
+            )
         if session.refusal is not None:
-            refusal = self.refusal(session, request)
-            if refusal is not None:
-                return Admission(session, self.with_session_headers(refusal, session, request))
+            return Admission(session, self.refusal(session, request))
         return _admitted(Admission, (session, None))  # (no Python-level __new__: every request)
+
+    def failed_admission(self, request: RequestView, exc: Exception) -> PlainResponse:
+        """The answer to a request that :meth:`admit` raised for (the store down with
+        ``fail_closed``, or full): ``exc`` logged and translated; JSON for the endpoints' clients."""
+        return self.error_response(self.fail(None, exc), request, request.path.startswith(self._prefix))
 
     # -- finding the session ------------------------------------------------------------------
 
@@ -191,73 +257,6 @@ class SessionGate:
             if sep and name == self._options.cookie_name:
                 return value.strip().strip('"')
         return None
-
-    def begin(self, request: RequestView) -> RequestSession:
-        """Find the request's session and admit the request: one store operation
-        (:meth:`~sessionmw.SessionManager.touch_or_report`, the activity or the core's refusal).
-
-        A session that may work is served; an expired or ended one is replaced by a fresh pending
-        id, with its report as the :attr:`RequestSession.notice`; a disconnected one is kept, with
-        its report as the :attr:`RequestSession.refusal` (a JSON client is refused).
-
-        An unknown, malformed or forged id is never adopted: a new pending id is issued, stored
-        only when the client sends it back (so clients that drop cookies store nothing). This is
-        also what a client whose session vanished gets (deleted, or lost by the store): an id the
-        store does not know is stored only as a pending id within its window (see
-        :func:`~sessionmw.integrations.pending_ids.pending_window`), and an ended or expired record
-        outlives that window, so an id that was ever stored never becomes a session again. An id
-        this server issued that the store no longer knows, past its window or issued before the
-        store lost its sessions (another incarnation: a restart), is refused to a JSON client like
-        an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
-        starts afresh.
-        """
-        manager = self.manager
-        sid, via_header = self.client_id(request)
-        session: RequestSession | None = None
-        notice: HealthReport | None = None
-        gone: HealthReport | None = None
-        if sid is not None:
-            # One store operation: the activity, or the report that refuses it (the core's rule).
-            record, refusal = manager.touch_or_report(sid)
-            if record is None:  # unknown: only a pending id this server issued is stored
-                verdict = self.pending.verdict(sid)
-                if verdict is _PENDING:
-                    pending = RequestSession(
-                        sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
-                    )
-                    pending.ensure_stored()
-                    session = pending
-                elif verdict is _GONE:
-                    # Issued here, now gone (deleted, or lost in a restart): not the user's doing. A
-                    # JSON client is refused (not_found, like expired); a page starts afresh, silently.
-                    gone = refusal
-            elif refusal is None:  # it may work
-                if record.reason == STORE_UNAVAILABLE:
-                    # Fail-open with the store down: the id cannot be verified, so it is not adopted.
-                    # The request runs under a throwaway id; the client's cookie is left alone.
-                    fresh = self.pending.issue()
-                    unverified = SessionRecord.new(fresh, manager.clock())
-                    unverified.reason = STORE_UNAVAILABLE
-                    session = RequestSession(fresh, manager, unverified, True, False, via_header)
-                else:
-                    session = RequestSession(sid, manager, record, True, False, via_header)
-            elif record.state.is_terminal:  # expired or ended: replaced, and the user is told once
-                notice = refusal
-            else:  # disconnected: kept (its page shows the banner), a JSON client is refused
-                session = RequestSession(sid, manager, record, True, False, via_header, refusal=refusal)
-        if session is None:
-            fresh = self.pending.issue()
-            session = RequestSession(
-                fresh,
-                manager,
-                SessionRecord.new(fresh, manager.clock()),
-                False,
-                True,
-                via_header,
-                notice,
-                refusal=notice if gone is None else gone,
-            )
-        return session
 
     def pending_health(self, sid: str) -> HealthReport | None:
         """The report of an issued, not yet stored id (healthy); None if ``sid`` is not one.

@@ -91,7 +91,10 @@ class SessionMiddleware:
         environ[_APPLIED] = self
         gate = self.gate
         request = EnvironRequest(environ)
-        session, answer = gate.admit(request)
+        try:
+            session, answer = gate.admit(request)
+        except Exception as exc:  # e.g. the store is full, or down with fail_closed
+            return _answer(gate.failed_admission(request, exc), environ, start_response)
         if session is None:
             if answer is None:  # an excluded path
                 return self.app(environ, start_response)
@@ -101,7 +104,7 @@ class SessionMiddleware:
         environ[ENVIRON_SESSION_ID] = session.id
         environ[ENVIRON_NOTICE] = session.notice
         if answer is not None:  # refused
-            return _answer(answer, environ, start_response)
+            return _answer(gate.with_session_headers(answer, session, request), environ, start_response)
         started: list[str] = []
 
         def session_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -111,7 +114,8 @@ class SessionMiddleware:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
-        token = enter_scope(gate.manager, session.id, session.store_pending)  # as session_scope() does
+        store_pending = None if session.stored else session.ensure_stored  # (RequestSession.store_pending)
+        token = enter_scope(gate.manager, session.id, store_pending)  # as session_scope() does
         try:
             result = self.app(environ, session_start_response)
         except Exception as exc:

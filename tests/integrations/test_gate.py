@@ -75,6 +75,22 @@ def test_a_known_id_runs_in_its_session(gate: SessionGate) -> None:
     assert gate.response_headers(session, request, []) == [("Vary", "Cookie")]
 
 
+def test_a_store_failure_is_left_to_the_adapter(gate: SessionGate) -> None:
+    """``admit`` raises what the store raised; ``failed_admission`` is the friendly answer."""
+    from sessionmw.errors import StoreUnavailableError
+
+    def down(*args: object) -> None:
+        raise StoreUnavailableError("down")
+
+    gate.manager.settings = dataclasses.replace(gate.manager.settings, on_store_error="fail_closed")
+    gate.manager.store.update = down  # type: ignore[method-assign,assignment]
+    request = Request(cookies="sessionmw=abc", headers=(("accept", "application/json"),))
+    with pytest.raises(StoreUnavailableError):
+        gate.admit(request)
+    answer = gate.failed_admission(request, StoreUnavailableError("down"))
+    assert answer.status_code == 503 and "down" not in answer.body.decode()
+
+
 def test_the_gate_answers_its_endpoints_and_passes_excluded_paths(gate: SessionGate) -> None:
     """Endpoints are answered without a session; an excluded path goes to the app without one."""
     session, answer = gate.admit(Request(path="/_sessionmw/health", query_string="page=1"))
@@ -85,8 +101,9 @@ def test_the_gate_answers_its_endpoints_and_passes_excluded_paths(gate: SessionG
     assert gate.admit(Request(path="/static/app.css")) == (None, None)
 
 
-def test_a_disconnected_json_client_is_refused_with_its_headers(gate: SessionGate) -> None:
-    """The refusal is the gate's answer, carrying the session's ``Vary``; a page is served."""
+def test_a_disconnected_json_client_is_refused(gate: SessionGate) -> None:
+    """The refusal is the gate's answer (with the session's headers added, as to any response
+    of the session); a page is served, its session's refusal kept for the banner."""
     manager = gate.manager
     sid = manager.create_session().session_id
     for _ in range(manager.policy.error_threshold):
@@ -94,6 +111,7 @@ def test_a_disconnected_json_client_is_refused_with_its_headers(gate: SessionGat
     as_json = Request(cookies=f"sessionmw={sid}", headers=(("accept", "application/json"),))
     session, answer = gate.admit(as_json)
     assert session is not None and answer is not None and answer.status_code == 503
+    answer = gate.with_session_headers(answer, session, as_json)
     assert ("Vary", "Cookie") in answer.headers
     assert json.loads(answer.body)["reconnect"] == "/_sessionmw/reconnect"
     session, answer = gate.admit(Request(cookies=f"sessionmw={sid}", headers=(("accept", "text/html"),)))
