@@ -270,7 +270,7 @@ def _request_hooks(
     Callable[[], Response | None], Callable[[Response], Response], Callable[[BaseException | None], None]
 ]:
     """The ``before_request``, ``after_request`` and ``teardown_request`` functions for ``gate``."""
-    tracks = gate.tracks
+    admit = gate.admit
     manager = gate.manager
     # The request object itself, found once per hook: each attribute read through the ``request``
     # proxy looks the request up again (about 0.5 µs apiece).
@@ -281,11 +281,9 @@ def _request_hooks(
         environ = current_request().environ
         if ENVIRON_SESSION in environ:
             return None  # a SessionMiddleware in front of the app did it already
-        if not tracks(environ.get("PATH_INFO", "")):
-            return None
-        view = EnvironRequest(environ)
-        session, refusal = gate.admit(view)  # a store failure raises: Flask's error handling
-        if session is None:  # (not on a tracked path)
+        # The blueprint serves the endpoints; a store failure raises into Flask's error handling.
+        session, refusal = admit(EnvironRequest(environ), endpoints=False)
+        if session is None:  # an endpoint, the metrics or an excluded path: no session
             return None
         environ[ENVIRON_MANAGER] = manager
         environ[ENVIRON_SESSION] = session

@@ -129,18 +129,10 @@ class SessionGate:
 
     # -- deciding -----------------------------------------------------------------------------
 
-    def tracks(self, path: str) -> bool:
-        """False for a path that neither creates nor touches a session: the endpoints under the
-        prefix, the metrics path and the excluded paths."""
-        return not (
-            path.startswith(self._prefix)
-            or path == self._metrics_path
-            or (self._excludes and self._options.excluded(path))
-        )
-
-    def admit(self, request: RequestView) -> Admission:
+    def admit(self, request: RequestView, *, endpoints: bool = True) -> Admission:
         """Decide what becomes of ``request`` (see :class:`Admission`): the endpoints and the
-        metrics are answered here, an excluded path passes, and any other finds its session and
+        metrics are answered here (or, with ``endpoints=False``, passed to the app: a framework
+        that routes them itself), an excluded path passes, and any other finds its session and
         is admitted with one store operation (:meth:`~sessionmw.SessionManager.touch_or_report`,
         the activity or the core's refusal). A JSON client whose session may not work is refused
         (:meth:`refusal`): the adapter adds the session's headers to that answer
@@ -165,10 +157,10 @@ class SessionGate:
         """
         path = request.path
         if path == self._metrics_path:
-            return Admission(None, self.metrics_response())
+            return Admission(None, self.metrics_response()) if endpoints else _UNTRACKED
         prefix = self._prefix
         if path.startswith(prefix):
-            return Admission(None, self.endpoint(request, path[len(prefix) :]))
+            return Admission(None, self.endpoint(request, path[len(prefix) :])) if endpoints else _UNTRACKED
         if self._excludes and self._options.excluded(path):
             return _UNTRACKED
         # (one method, no call layers: on every request)

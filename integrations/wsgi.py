@@ -217,7 +217,8 @@ class _Body:
 
     def __iter__(self) -> Iterator[bytes]:
         manager, session_id = self._gate.manager, self._session.id
-        store_pending = self._session.store_pending  # a no-op once the session is stored
+        session = self._session
+        store_pending = None if session.stored else session.ensure_stored  # (RequestSession.store_pending)
         iterator = iter(self._result)
         while True:
             token = enter_scope(manager, session_id, store_pending)  # only while the app makes a chunk
