@@ -50,14 +50,10 @@ from sessionmw import (
 from sessionmw.actions import ActionLedger
 from sessionmw.analytics import Analytics
 from sessionmw.demo import EPILOG, FAULT_CHOICES, add_arguments, demo_settings
-from sessionmw.integrations.dash import (
-    SessionMWDash,
-    dash_state,
-    guarded_callback,
-    handle_callback_error,
-    preserve,
-    status_banner,
-)
+from sessionmw.integrations.dash import SessionMWDash, preserve
+from sessionmw.integrations.dash_apps import dash_state
+from sessionmw.integrations.dash_banner import status_banner
+from sessionmw.integrations.dash_callbacks import guarded_callback, handle_callback_error
 from sessionmw.integrations.flask import current_session
 from sessionmw.stores import mask_url
 

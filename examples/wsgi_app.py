@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from sessionmw import SessionManager, current_session_id
+from sessionmw.integrations.environ import ENVIRON_SESSION
 from sessionmw.integrations.style import stylesheet
-from sessionmw.integrations.wsgi import ENVIRON_SESSION, SessionMiddleware, banner_for
+from sessionmw.integrations.wsgi import SessionMiddleware, banner_for
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -20,7 +20,7 @@ A Dash request refused because the session expired or disconnected updates the b
 This module is the extension; the banner (layout, looks, its JavaScript) is
 :mod:`sessionmw.integrations.dash_banner`, guarded callbacks are
 :mod:`sessionmw.integrations.dash_callbacks`, and the per-app state is
-:mod:`sessionmw.integrations.dash_apps`. Their public names are importable from here too.
+:mod:`sessionmw.integrations.dash_apps`: import their names from there (one path per name).
 """
 
 from __future__ import annotations
@@ -39,51 +39,21 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from sessionmw.integrations.dash_apps import DASH_EXTENSION_KEY, DashState, ServerApps, dash_state
 from sessionmw.integrations.dash_banner import (
-    ALERT_ID,
-    BANNER_ID,
-    HEALTH_STORE_ID,
-    POLL_ID,
-    RECONNECT_ID,
     STATUS_ID,
-    STYLES,
-    THEMES,
     check_theme,
-    error_alert,
     refusal_in_banner,
     register_banner_callbacks,
     resolve_theme,
     status_banner,
-    uses_bootstrap_css,
 )
 from sessionmw.integrations.dash_callbacks import (
     guard_all_callbacks,
-    guarded_callback,
-    handle_callback_error,
     mark_background_requests,
 )
 from sessionmw.integrations.flask import EXTENSION_KEY, SessionMW, SessionMWState
 from sessionmw.manager import SessionManager
 
-__all__ = [
-    "ALERT_ID",
-    "BANNER_ID",
-    "DASH_EXTENSION_KEY",
-    "HEALTH_STORE_ID",
-    "POLL_ID",
-    "RECONNECT_ID",
-    "STYLES",
-    "THEMES",
-    "DashState",
-    "SessionMWDash",
-    "dash_state",
-    "dash_static_paths",
-    "error_alert",
-    "guarded_callback",
-    "handle_callback_error",
-    "preserve",
-    "status_banner",
-    "uses_bootstrap_css",
-]
+__all__ = ["SessionMWDash", "dash_static_paths", "preserve"]
 
 
 def preserve(component: Any, storage: str = "local") -> Any:

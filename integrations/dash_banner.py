@@ -22,8 +22,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
 from sessionmw.health import HealthReport
-from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
-from sessionmw.integrations.style import ICONS, STATUS_ICONS
+from sessionmw.integrations.environ import ENVIRON_SESSION
+from sessionmw.integrations.request_session import RequestSession
+from sessionmw.integrations.style import STATUS_ICONS
 from sessionmw.texts import DISMISS, RECONNECT, paused_countdown
 from sessionmw.translation import RECONNECTED, UNREACHABLE, UNREACHABLE_LOCAL, statement
 
@@ -34,7 +35,6 @@ __all__ = [
     "ALERT_ID",
     "BANNER_ID",
     "HEALTH_STORE_ID",
-    "ICONS",
     "POLL_ID",
     "RECONNECT_ID",
     "STATUS_ID",

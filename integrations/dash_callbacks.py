@@ -27,9 +27,11 @@ from sessionmw.context import current_manager, current_session_id
 from sessionmw.health import HealthReport
 from sessionmw.integrations.dash_apps import request_dash_app
 from sessionmw.integrations.dash_banner import hide_alert, show_alert
+from sessionmw.integrations.environ import ENVIRON_SESSION
 from sessionmw.integrations.flask import EXTENSION_KEY, SessionMWState
-from sessionmw.integrations.gate import ENVIRON_SESSION, RequestSession
+from sessionmw.integrations.request_session import RequestSession
 from sessionmw.manager import SessionManager
+from sessionmw.session import SessionRecord
 from sessionmw.translation import UserFacingError, translate
 
 __all__ = ["guard_all_callbacks", "guarded_callback", "handle_callback_error", "mark_background_requests"]
@@ -56,7 +58,7 @@ def _gate_session() -> tuple[SessionMWState | None, RequestSession | None]:
 def mark_background_requests() -> None:
     """Flask ``before_request``: a background callback's requests (the one that starts its job,
     and the polls that bring its result) are no operation of their own: their responses count
-    as no success (:attr:`~sessionmw.integrations.gate.RequestSession.counts_success`).
+    as no success (:attr:`~sessionmw.integrations.request_session.RequestSession.counts_success`).
 
     The job counts its outcome: a guarded job records its failure, or its success, where it
     runs, and the requests around it neither clear that failure nor stand in for that success.
@@ -154,7 +156,7 @@ def _refusal() -> tuple[UserFacingError, HealthReport | None] | None:
     shows; None when it may.
 
     The core decides (:meth:`~sessionmw.SessionManager.touch_or_report`): the gate did for the
-    request (its :attr:`~sessionmw.integrations.gate.RequestSession.refusal`); in a session scope
+    request (its :attr:`~sessionmw.integrations.request_session.RequestSession.refusal`); in a session scope
     without the gate, the callback is admitted here, as ``@guarded`` admits a call.
     """
     _, session = _gate_session()
@@ -184,22 +186,27 @@ def handle_callback_error(exc: Exception) -> None:
     recorded = session is not None and _RECORDED in request.environ
     logged = was_logged(exc)  # by @guarded code inside the callback: one line per failure
     what = _callback_name()
+    after: SessionRecord | None = None  # the session as the error left it: no read to show it
     if state is not None and not recorded:
         err = state.gate.fail(session, exc, what=what, log=not logged)  # logs, records, translates
+        after = session.after_error if session is not None else None
     else:
         if not recorded and not logged:  # @guarded code that recorded it logged it already
             debug = manager.settings.debug if manager is not None else False
             log_failure(_log, exc, callback=what, session_id=session_id, debug=debug)
         if not recorded and manager is not None and session_id is not None:
             try:
-                manager.record_error(session_id, exc)
+                after = manager.record_error(session_id, exc)
             except Exception:
                 _log.exception("could not record the error on the session")
         if session is not None:
             session.failed = True  # the response must not count as a success
         debug = manager.settings.debug if manager is not None else False
         err = translate(exc, debug=debug)
-    _show(err, _health_now(manager, session_id))
+    if after is not None and manager is not None and session_id is not None:
+        _show(err, manager.health_of(session_id, after))
+    else:
+        _show(err, _health_now(manager, session_id))
 
 
 def _callback_name() -> str:

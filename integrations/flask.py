@@ -7,11 +7,12 @@
 
 It uses Flask's own hooks (``before_request``, ``after_request``, ``teardown_request``, the
 ``got_request_exception`` signal, a last-resort handler for 500) and the request logic of
-:mod:`sessionmw.integrations.gate`; Flask's error pipeline (the app's handlers, ``TESTING``,
-``PROPAGATE_EXCEPTIONS``, ``DEBUG``, teardown, logging) is observed, never replaced.
-``current_session`` is the request's :class:`~sessionmw.integrations.gate.RequestSession`;
-``sessionmw_banner()`` in templates renders the status banner; a blueprint serves the ``health``
-and ``reconnect`` endpoints. See ``docs/flask.md`` for every configuration key.
+:class:`~sessionmw.integrations.gate.SessionGate`; Flask's error pipeline (the app's handlers,
+``TESTING``, ``PROPAGATE_EXCEPTIONS``, ``DEBUG``, teardown, logging) is observed, never replaced.
+``current_session`` is the request's
+:class:`~sessionmw.integrations.request_session.RequestSession`; ``sessionmw_banner()`` in
+templates renders the status banner; a blueprint serves the ``health`` and ``reconnect`` endpoints.
+See ``docs/flask.md`` for every configuration key.
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.flask needs Flask: pip install 'sessionmw[flask]'") from exc
 
 from sessionmw.context import enter_scope, leave_scope
-from sessionmw.integrations.gate import (
+from sessionmw.integrations.environ import (
+    ENVIRON_MANAGER,
     ENVIRON_NOTICE,
     ENVIRON_SESSION,
-    Options,
-    RequestSession,
-    SessionGate,
+    ENVIRON_SESSION_ID,
+    EnvironRequest,
 )
-from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected, private_cache_control
+from sessionmw.integrations.gate import SessionGate, cache_control_with_cookie, vary_with_cookie
+from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected
+from sessionmw.integrations.options import Options
+from sessionmw.integrations.request_session import RequestSession
 from sessionmw.manager import SessionManager
 from sessionmw.settings import Settings
 
@@ -54,7 +58,7 @@ __all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session"]
 #: The key of the extension's state in ``app.extensions``.
 EXTENSION_KEY = "sessionmw"
 
-#: ``app.config`` key -> :class:`~sessionmw.integrations.gate.Options` field.
+#: ``app.config`` key -> :class:`~sessionmw.integrations.options.Options` field.
 _OPTION_KEYS = {
     "SESSIONMW_COOKIE_NAME": "cookie_name",
     "SESSIONMW_HEADER_NAME": "header_name",
@@ -232,7 +236,7 @@ class _Hooks:
             err = translate(original, debug=self.gate.debug)
         session: RequestSession | None = environ.get(_SESSION) or environ.get(ENVIRON_SESSION)
         via_header = session.via_header if session is not None else False
-        return _to_flask(self.gate.error_response(err, environ, via_header))
+        return _to_flask(self.gate.error_response(err, EnvironRequest(environ), via_header, session))
 
     def template_context(self) -> dict[str, Any]:
         """The context processor: ``sessionmw_banner`` in every template."""
@@ -240,11 +244,11 @@ class _Hooks:
 
     def health(self) -> Response:
         """``GET <prefix>health``."""
-        return _to_flask(self.gate.health_response(request.environ))
+        return _to_flask(self.gate.health_response(EnvironRequest(request.environ)))
 
     def reconnect(self) -> Response:
         """``POST <prefix>reconnect``."""
-        return _to_flask(self.gate.reconnect_response(request.environ))
+        return _to_flask(self.gate.reconnect_response(EnvironRequest(request.environ)))
 
     def metrics(self) -> Response:
         """``GET <metrics_path>``: the Prometheus exposition."""
@@ -267,9 +271,7 @@ def _request_hooks(
     Callable[[], Response | None], Callable[[Response], Response], Callable[[BaseException | None], None]
 ]:
     """The ``before_request``, ``after_request`` and ``teardown_request`` functions for ``gate``."""
-    prefix = gate.options.prefix
-    metrics_path = gate.options.metrics_path
-    exclude = bool(gate.options.exclude)
+    admit = gate.admit
     manager = gate.manager
     # The request object itself, found once per hook: each attribute read through the ``request``
     # proxy looks the request up again (about 0.5 µs apiece).
@@ -280,19 +282,23 @@ def _request_hooks(
         environ = current_request().environ
         if ENVIRON_SESSION in environ:
             return None  # a SessionMiddleware in front of the app did it already
-        path: str = environ.get("PATH_INFO", "")
-        if path.startswith(prefix) or path == metrics_path or (exclude and gate.excluded(path)):
+        # The blueprint serves the endpoints; a store failure raises into Flask's error handling.
+        session, refusal = admit(EnvironRequest(environ), endpoints=False)
+        if session is None:  # an endpoint, the metrics or an excluded path: no session
             return None
-        session = gate.begin(environ)
+        environ[ENVIRON_MANAGER] = manager
+        environ[ENVIRON_SESSION] = session
+        environ[ENVIRON_SESSION_ID] = session.id
+        environ[ENVIRON_NOTICE] = session.notice
         environ[_SESSION] = session
-        environ[_SCOPE] = enter_scope(manager, session.id, session.store_pending)  # as session_scope() does
-        if session.refusal is None:
-            return None  # nothing to refuse (the common case)
-        refusal = gate.state_response(session, environ)
+        store_pending = None if session.stored else session.ensure_stored  # (RequestSession.store_pending)
+        environ[_SCOPE] = enter_scope(manager, session.id, store_pending)  # as session_scope() does
+        # A refusal: after_request adds the session's headers, as to any response of the request.
         return None if refusal is None else _to_flask(refusal)
 
     def after_request(response: Response) -> Response:
-        """Add the cookie and ``Vary: Cookie``; a success clears an error session's count."""
+        """Add the session's headers (the gate's decision: cookie, ``Vary``, ``Cache-Control``);
+        a success clears an error session's count."""
         environ = current_request().environ
         session: RequestSession | None = environ.get(_SESSION)
         if session is None:
@@ -304,19 +310,17 @@ def _request_hooks(
             if name.lower() == "vary":
                 vary = value
                 break
-        if vary is None:
+        if vary is None:  # the common case, without a call
             headers.add("Vary", "Cookie")
         else:
-            if not vary:
-                headers["Vary"] = "Cookie"
-            elif vary.strip() != "*" and "cookie" not in vary.lower():
-                headers["Vary"] = f"{vary}, Cookie"
+            merged = vary_with_cookie(vary)
+            if merged is not None:
+                headers["Vary"] = merged
         if session.issue_cookie or session.via_header:
-            for name, value in gate.session_headers(session, environ):
+            for name, value in gate.session_headers(session, EnvironRequest(environ)):
                 headers.add(name, value)
             if session.issue_cookie:
-                existing = headers.get("Cache-Control")
-                headers["Cache-Control"] = "private" if not existing else private_cache_control(existing)
+                headers["Cache-Control"] = cache_control_with_cookie(headers.get("Cache-Control"))
         gate.finish(session, response.status_code)
         return response
 
@@ -339,6 +343,6 @@ def _current() -> RequestSession:
     return session
 
 
-#: The current request's :class:`~sessionmw.integrations.gate.RequestSession` (``.id``,
+#: The current request's :class:`~sessionmw.integrations.request_session.RequestSession` (``.id``,
 #: ``.health``, ``.state``, ``.notice``).
 current_session: RequestSession = cast(RequestSession, LocalProxy(_current))

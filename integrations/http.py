@@ -24,14 +24,18 @@ from sessionmw.translation import Statement, statement
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+    from sessionmw.integrations.request import RequestView
     from sessionmw.translation import UserFacingError
 
 __all__ = [
+    "FORM_LIMIT",
     "RECONNECTED_QUERY",
     "PlainResponse",
+    "accepts_json",
     "back_path",
     "banner_html",
     "error_page_html",
+    "form_next_path",
     "health_json",
     "health_report_response",
     "html_page",
@@ -91,7 +95,12 @@ def private_cache_control(value: str) -> str:
 
 def wants_json(environ: WSGIEnvironment, via_header: bool = False) -> bool:
     """True when the client prefers JSON to HTML (``Accept``); on a tie, API clients get JSON."""
-    accept = environ.get("HTTP_ACCEPT", "")
+    return accepts_json(environ.get("HTTP_ACCEPT", ""), via_header)
+
+
+def accepts_json(accept: str | None, via_header: bool = False) -> bool:
+    """True when an ``Accept`` header value prefers JSON to HTML; on a tie (or without one), API
+    clients (``via_header``) get JSON."""
     if not accept:
         return via_header
     json_q = html_q = app_any = text_any = star = -1.0
@@ -211,15 +220,23 @@ def user_error_response(
     return PlainResponse(status_line(status), headers, body)
 
 
+#: The most of a form POST to ``reconnect`` that is read (its ``next`` field is a path).
+FORM_LIMIT = 4096
+
+
 def next_path(environ: WSGIEnvironment) -> str:
     """Where a form POST to ``reconnect`` goes back to: its ``next`` field if a local path, else ``/``."""
     try:
-        length = min(int(environ.get("CONTENT_LENGTH") or 0), 4096)
+        length = min(int(environ.get("CONTENT_LENGTH") or 0), FORM_LIMIT)
     except ValueError:
         length = 0
-    data = environ["wsgi.input"].read(length) if length > 0 else b""
-    form = parse_qs(data.decode("utf-8", "replace"))  # a browser posts it encoded; curl may not
-    return _local_path(form.get("next", ["/"])[0])
+    return form_next_path(environ["wsgi.input"].read(length) if length > 0 else b"")
+
+
+def form_next_path(form: bytes) -> str:
+    """The ``next`` field of a url-encoded form body if it is a local path, else ``/``."""
+    fields = parse_qs(form.decode("utf-8", "replace"))  # a browser posts it encoded; curl may not
+    return _local_path(fields.get("next", ["/"])[0])
 
 
 #: What a ``Location`` path may hold as it is: RFC 3986's unreserved and reserved characters, and ``%``.
@@ -318,13 +335,12 @@ def just_reconnected(environ: WSGIEnvironment) -> bool:
     return RECONNECTED_QUERY in environ.get("QUERY_STRING", "").split("&")
 
 
-def back_path(environ: WSGIEnvironment) -> str:
+def back_path(request: RequestView) -> str:
     """Where an error page's way back leads: the page the request came from (its ``Referer``, when
     on this host), else the app's root."""
-    root = quote(environ.get("SCRIPT_NAME", "").encode("latin-1", "replace"), safe="/") + "/"
-    referer = urlsplit(environ.get("HTTP_REFERER", ""))
-    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-    if referer.netloc and referer.netloc == host and referer.path:
+    root = quote(request.root_path.encode("latin-1", "replace"), safe="/") + "/"
+    referer = urlsplit(request.header("referer") or "")
+    if referer.netloc and referer.netloc == request.header("host") and referer.path:
         path = _local_path(referer.path + (f"?{referer.query}" if referer.query else ""))
         return root if path == "/" and root != "/" else path
     return root

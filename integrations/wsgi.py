@@ -9,9 +9,9 @@ counts as activity, and runs inside :func:`sessionmw.session_scope`. An exceptio
 becomes a friendly HTML or JSON error page and is recorded on the session. Two endpoints serve
 the session's health and reconnect it. See ``docs/wsgi.md`` for every option.
 
-The request logic this middleware shares with the Flask extension is in
-:mod:`sessionmw.integrations.gate`, the HTTP helpers in :mod:`sessionmw.integrations.http`;
-their public names are importable from here too.
+The request logic is :class:`~sessionmw.integrations.gate.SessionGate`'s, protocol-free: this
+module only translates an environ to its view (:class:`~sessionmw.integrations.environ.EnvironRequest`)
+and the gate's decisions to ``start_response``.
 """
 
 from __future__ import annotations
@@ -22,47 +22,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sessionmw.context import enter_scope, leave_scope
-from sessionmw.errors import ConfigurationError
-from sessionmw.integrations.gate import (
+from sessionmw.integrations.environ import (
     ENVIRON_MANAGER,
     ENVIRON_NOTICE,
     ENVIRON_SESSION,
     ENVIRON_SESSION_ID,
-    Options,
-    RequestSession,
-    SessionGate,
+    EnvironRequest,
 )
-from sessionmw.integrations.http import (
-    PlainResponse,
-    banner_html,
-    health_json,
-    just_reconnected,
-    page_path,
-    private_cache_control,
-    wants_json,
-)
+from sessionmw.integrations.gate import SessionGate
+from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected, page_path
+from sessionmw.integrations.options import Options, check_propagate_exceptions
+from sessionmw.integrations.request_session import RequestSession
 from sessionmw.manager import SessionManager, get_session_manager
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = [
-    "ENVIRON_MANAGER",
-    "ENVIRON_NOTICE",
-    "ENVIRON_SESSION",
-    "ENVIRON_SESSION_ID",
-    "Options",
-    "RequestSession",
-    "SessionGate",
-    "SessionMiddleware",
-    "banner_for",
-    "banner_html",
-    "health_json",
-    "install",
-    "private_cache_control",
-    "uninstall",
-    "wants_json",
-]
+__all__ = ["SessionMiddleware", "banner_for", "install", "uninstall"]
 
 _APPLIED = "sessionmw.applied"  # environ key: the middleware that serves the request
 
@@ -101,15 +77,8 @@ class SessionMiddleware:
             Options.build(secret_key=secret_key, **options),
             debug=debug,
         )
-        if propagate_exceptions is not None and not isinstance(propagate_exceptions, bool):
-            raise ConfigurationError(
-                f"propagate_exceptions={propagate_exceptions!r} must be True, False or None"
-            )
         #: Re-raise the app's exceptions after recording them (None: see the class's docstring).
-        self.propagate_exceptions = propagate_exceptions
-        self._prefix = self.gate.options.prefix
-        self._metrics_path = self.gate.options.metrics_path
-        self._exclude = bool(self.gate.options.exclude)
+        self.propagate_exceptions = check_propagate_exceptions(propagate_exceptions)
 
     @property
     def manager(self) -> SessionManager:
@@ -121,33 +90,32 @@ class SessionMiddleware:
             return self.app(environ, start_response)
         environ[_APPLIED] = self
         gate = self.gate
-        path: str = environ.get("PATH_INFO", "")
-        if (
-            path.startswith(self._prefix)
-            or path == self._metrics_path
-            or (self._exclude and gate.excluded(path))
-        ):
-            return self._not_tracked(environ, start_response, path)
+        request = EnvironRequest(environ)
         try:
-            session = gate.begin(environ)
+            session, answer = gate.admit(request)
         except Exception as exc:  # e.g. the store is full, or down with fail_closed
-            err = gate.fail(None, exc)
-            return _answer(gate.error_response(err, environ, False), environ, start_response)
-        extra = gate.session_headers(session, environ) if session.issue_cookie or session.via_header else []
-        if session.refusal is not None:
-            refusal = gate.state_response(session, environ)
-            if refusal is not None:
-                return _answer(refusal, environ, start_response, _with_vary(extra))
+            return _answer(gate.failed_admission(request, exc), environ, start_response)
+        if session is None:
+            if answer is None:  # an excluded path
+                return self.app(environ, start_response)
+            return _answer(answer, environ, start_response)
+        environ[ENVIRON_MANAGER] = gate.manager
+        environ[ENVIRON_SESSION] = session
+        environ[ENVIRON_SESSION_ID] = session.id
+        environ[ENVIRON_NOTICE] = session.notice
+        if answer is not None:  # refused
+            return _answer(gate.with_session_headers(answer, session, request), environ, start_response)
         started: list[str] = []
 
         def session_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             started.append(status)
-            headers = _add_session_headers(headers, extra)
+            headers = gate.response_headers(session, request, headers)
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
-        token = enter_scope(gate.manager, session.id, session.store_pending)  # as session_scope() does
+        store_pending = None if session.stored else session.ensure_stored  # (RequestSession.store_pending)
+        token = enter_scope(gate.manager, session.id, store_pending)  # as session_scope() does
         try:
             result = self.app(environ, session_start_response)
         except Exception as exc:
@@ -158,9 +126,11 @@ class SessionMiddleware:
                 raise
             if not is_response or started:
                 err = gate.fail(session, exc)
-                response = gate.error_response(err, environ, session.via_header)
+                response = gate.with_session_headers(
+                    gate.error_response(err, request, session.via_header, session), session, request
+                )
                 exc_info = sys.exc_info() if started else None
-                return _answer(response, environ, start_response, _with_vary(extra), exc_info)
+                return _answer(response, environ, start_response, exc_info)
             as_response: Any = exc
             result = as_response(environ, session_start_response)
         finally:
@@ -182,31 +152,12 @@ class SessionMiddleware:
             return self.propagate_exceptions
         return self.gate.debug or _host_propagates(self.app)
 
-    def _not_tracked(
-        self, environ: WSGIEnvironment, start_response: StartResponse, path: str
-    ) -> Iterable[bytes]:
-        """Serve the metrics path, an endpoint under the prefix, or an excluded path (no session)."""
-        gate = self.gate
-        if path == self._metrics_path:
-            return _answer(gate.metrics_response(), environ, start_response)
-        if path.startswith(self._prefix):
-            try:
-                response = gate.endpoint(environ, path[len(self._prefix) :])
-            except Exception as exc:  # e.g. the store is down with fail_closed
-                response = gate.error_response(gate.fail(None, exc), environ, True)
-            return _answer(response, environ, start_response)
-        return self.app(environ, start_response)
-
 
 def _answer(
-    response: PlainResponse,
-    environ: WSGIEnvironment,
-    start_response: StartResponse,
-    extra: list[tuple[str, str]] | None = None,
-    exc_info: Any = None,
+    response: PlainResponse, environ: WSGIEnvironment, start_response: StartResponse, exc_info: Any = None
 ) -> list[bytes]:
-    """Send a response of ours; a HEAD request gets its headers only."""
-    body = response.send(start_response, extra, exc_info)
+    """Send a response of the gate's; a HEAD request gets its headers only."""
+    body = response.send(start_response, None, exc_info)
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else body
 
 
@@ -266,7 +217,8 @@ class _Body:
 
     def __iter__(self) -> Iterator[bytes]:
         manager, session_id = self._gate.manager, self._session.id
-        store_pending = self._session.store_pending  # a no-op once the session is stored
+        session = self._session
+        store_pending = None if session.stored else session.ensure_stored  # (RequestSession.store_pending)
         iterator = iter(self._result)
         while True:
             token = enter_scope(manager, session_id, store_pending)  # only while the app makes a chunk
@@ -290,39 +242,6 @@ class _Body:
         finally:
             if self._started:
                 self._gate.finish(self._session, int(self._started[-1][:3]))
-
-
-def _add_session_headers(
-    headers: list[tuple[str, str]], extra: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """``headers`` plus the session headers, ``Vary: Cookie``, and no shared caching of a new cookie."""
-    headers = list(headers)
-    vary_at = -1
-    cache_at = -1
-    for index, (name, _) in enumerate(headers):
-        lowered = name.lower()
-        if lowered == "vary":
-            vary_at = index
-        elif lowered == "cache-control":
-            cache_at = index
-    if vary_at < 0:
-        headers.append(("Vary", "Cookie"))
-    else:
-        value = headers[vary_at][1]
-        if value.strip() != "*" and "cookie" not in value.lower():
-            headers[vary_at] = (headers[vary_at][0], f"{value}, Cookie")
-    if extra:
-        headers.extend(extra)
-        if any(name == "Set-Cookie" for name, _ in extra):
-            if cache_at < 0:
-                headers.append(("Cache-Control", "private"))
-            else:
-                headers[cache_at] = (headers[cache_at][0], private_cache_control(headers[cache_at][1]))
-    return headers
-
-
-def _with_vary(extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [*extra, ("Vary", "Cookie")]
 
 
 def banner_for(environ: WSGIEnvironment) -> str:

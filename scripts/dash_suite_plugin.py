@@ -19,7 +19,8 @@ if os.environ.get("SESSIONMW_DASH_ATTACH") == "1":
     from flask import Flask
 
     from sessionmw import SessionManager
-    from sessionmw.integrations.dash import SessionMWDash, dash_state
+    from sessionmw.integrations.dash import SessionMWDash
+    from sessionmw.integrations.dash_apps import dash_state
 
     _init_app = dash.Dash.init_app
 

@@ -176,27 +176,37 @@ class SessionManager:
                 return record, None
         return record, self._report(session_id, record, now)
 
-    def record_error(self, session_id: str, error: BaseException | str) -> bool:
+    def record_error(self, session_id: str, error: BaseException | str) -> SessionRecord | None:
         """Record an error (an exception or a message); at the threshold the session disconnects.
 
-        Returns False if the session does not exist, or if ``error`` is a dependency's (a failure a
-        :class:`~sessionmw.Breaker` counted, or its refusal): those never count against a session.
+        Returns the session as the error left it (one store operation: no need to read it again),
+        or None (false, like the False it used to return) if the session does not exist, or if
+        ``error`` is a dependency's (a failure a :class:`~sessionmw.Breaker` counted, or its
+        refusal): those never count against a session and cost no store operation.
         """
         if is_dependency_failure(error):
-            return False
+            return None
         outcome = self._update(session_id, Event.ERROR, describe_error(error), "record_error")
         if outcome is None:
-            return False
-        signals.send(signals.error_recorded, self, session_id=session_id, session=outcome.record, error=error)
-        return True
+            return None
+        record = outcome.record
+        signals.send(signals.error_recorded, self, session_id=session_id, session=record, error=error)
+        return record
 
     def record_success(self, session_id: str) -> bool:
         """Record a successful operation: clears the error count, an error session is active again."""
         return self._update(session_id, Event.SUCCESS, None, "record_success") is not None
 
-    def reconnect(self, session_id: str) -> bool:
-        """Take a disconnected (or erroring) session back to active with a clean error count."""
-        return self._update(session_id, Event.RECONNECT, None, "reconnect") is not None
+    def reconnect(self, session_id: str) -> SessionRecord | None:
+        """Take a disconnected (or erroring) session back to active with a clean error count.
+
+        Returns the session as it is now (one store operation: no need to read it again), or None
+        (false) if it does not exist.
+
+        :raises IllegalTransitionError: if the session is expired or ended.
+        """
+        outcome = self._update(session_id, Event.RECONNECT, None, "reconnect")
+        return None if outcome is None else outcome.record
 
     def end_session(self, session_id: str) -> bool:
         """End a session on purpose (logout). Returns False if it does not exist."""
@@ -239,6 +249,12 @@ class SessionManager:
         now = self.clock()
         outcome = self._update(session_id, None, None, "check_health", raise_refused=False, now=now)
         return self._report(session_id, None if outcome is None else outcome.record, now)
+
+    def health_of(self, session_id: str, record: SessionRecord | None) -> HealthReport:
+        """The health of a session the caller already holds (what :meth:`reconnect`,
+        :meth:`record_error` or :meth:`touch` returned; None: not found), as :meth:`check_health`
+        reports it, custom checks included, without reading the store again."""
+        return self._report(session_id, record, self.clock())
 
     def _report(self, session_id: str, record: SessionRecord | None, now: float) -> HealthReport:
         """The health report of ``record`` as read at ``now``, with the custom checks run."""

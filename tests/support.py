@@ -1,5 +1,5 @@
 """Helpers the tests share (imported as ``support``): fake sleeps, a store that counts its
-operations and sessions in each state, servers on loopback."""
+operations (``CountedStore``) and sessions in each state, servers on loopback."""
 
 from __future__ import annotations
 
@@ -49,8 +49,14 @@ class Sleeps:
         self(seconds)
 
 
-class CountingStore:
-    """A store that counts the operations made on the store it wraps."""
+class CountedStore:
+    """A store that counts every operation made on the store it wraps: its sessions (``create``,
+    ``update:<event>``, ``get``, ...), its ``incarnation`` reads, and the operations of the breaker
+    (``breaker:<op>``) and counter (``counters:<method>``) backends kept beside them.
+
+    Not to be confused with :class:`sessionmw.stores.counters.CountingStore`, the protocol of a
+    store that keeps analytics counters.
+    """
 
     def __init__(self, inner: SessionStore) -> None:
         self.inner = inner
@@ -87,8 +93,67 @@ class CountingStore:
         self.calls["records"] += 1
         return self.inner.records(state)
 
+    @property
+    def namespace(self) -> str:
+        """The wrapped store's namespace (no operation: a name)."""
+        namespace = getattr(self.inner, "namespace", None)
+        if not isinstance(namespace, str):
+            raise AttributeError("namespace")
+        return namespace
+
+    @property
+    def incarnation(self) -> Callable[[], str]:
+        """The wrapped store's ``incarnation``, counted (missing if the wrapped store has none)."""
+        read = getattr(self.inner, "incarnation", None)
+        if read is None:
+            raise AttributeError("incarnation")
+
+        def incarnation() -> str:
+            self.calls["incarnation"] += 1
+            return str(read())
+
+        return incarnation
+
+    def breakers(self) -> Any:
+        """The wrapped store's breaker backend (a memory one if it keeps none), counted."""
+        from sessionmw.stores.breakers import MemoryBreakers
+
+        make = getattr(self.inner, "breakers", None)
+        return _CountedBackend(make() if make is not None else MemoryBreakers(), self.calls, "breaker")
+
+    def counters(self) -> Any:
+        """The wrapped store's counter backend (a memory one if it keeps none), counted."""
+        from sessionmw.stores.counters import MemoryCounters
+
+        make = getattr(self.inner, "counters", None)
+        return _CountedBackend(make() if make is not None else MemoryCounters(), self.calls, "counters")
+
     def close(self) -> None:
         self.inner.close()
+
+
+class _CountedBackend:
+    """A breaker or counter backend whose operations are counted as ``<kind>:<what>`` (a breaker's
+    ``apply`` by its operation, e.g. ``breaker:read``)."""
+
+    def __init__(self, inner: Any, calls: Counter[str], kind: str) -> None:
+        self._inner = inner
+        self._calls = calls
+        self._kind = kind
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if not callable(method):
+            return method
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            what = name
+            if name == "apply" and len(args) > 1:  # apply(name, op, ...): by the operation
+                what = getattr(args[1], "value", name)
+            self._calls[f"{self._kind}:{what}"] += 1
+            return method(*args, **kwargs)
+
+        return counted
 
 
 def created(store: SessionStore, session_id: str, now: float, policy: Policy) -> str:

@@ -93,7 +93,7 @@ def _prometheus_text(manager: SessionManager) -> str:
 def test_health_json_warns_for_a_paused_dependency(manager: SessionManager, clock: FakeClock) -> None:
     """application/health+json: a degraded session is `warn`; an open breaker's check `fail`, a
     half-open one's `warn`."""
-    from sessionmw.integrations.wsgi import health_json
+    from sessionmw.integrations.http import health_json
     from sessionmw.testing import force_breaker
 
     breaker = Breaker("scanner", manager=manager, clock=clock, state_ttl=0)

@@ -71,11 +71,11 @@ def test_live_duplicate_refused_terminal_replaced(manager: SessionManager, clock
 
 
 def test_unknown_session_operations_return_false(manager: SessionManager) -> None:
-    """Mutating an unknown session reports False instead of raising."""
+    """Mutating an unknown session reports False (None where the record is returned) instead of raising."""
     assert manager.update_session_activity("nope") is False
-    assert manager.record_error("nope", "boom") is False
+    assert manager.record_error("nope", "boom") is None
     assert manager.record_success("nope") is False
-    assert manager.reconnect("nope") is False
+    assert manager.reconnect("nope") is None
     assert manager.end_session("nope") is False
     assert manager.get_session("nope") is None
 

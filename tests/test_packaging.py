@@ -258,8 +258,13 @@ MODULES = [
     "sessionmw.integrations.dash_banner",
     "sessionmw.integrations.dash_callbacks",
     "sessionmw.integrations.flask",
+    "sessionmw.integrations.environ",
     "sessionmw.integrations.gate",
     "sessionmw.integrations.http",
+    "sessionmw.integrations.options",
+    "sessionmw.integrations.pending_ids",
+    "sessionmw.integrations.request",
+    "sessionmw.integrations.request_session",
     "sessionmw.integrations.wsgi",
     "sessionmw.manager",
     "sessionmw.metrics",
@@ -294,29 +299,3 @@ def test_every_modules_public_names_are_documented(module: str) -> None:
     assert names, f"{module} has no __all__"
     assert [name for name in names if not hasattr(imported, name)] == []
     assert [name for name in names if f"`{name}" not in docs] == []
-
-
-# What users imported from a module before it was split by concept (issue 15): still importable there.
-OLD_PATHS = {
-    "sessionmw.integrations.wsgi": [
-        *("ENVIRON_MANAGER", "ENVIRON_NOTICE", "ENVIRON_SESSION", "ENVIRON_SESSION_ID"),
-        *("Options", "RequestSession", "SessionGate", "SessionMiddleware", "banner_for", "banner_html"),
-        *("health_json", "install", "private_cache_control", "uninstall", "wants_json"),
-    ],
-    "sessionmw.integrations.dash": [
-        *("ALERT_ID", "BANNER_ID", "DASH_EXTENSION_KEY", "HEALTH_STORE_ID", "POLL_ID", "RECONNECT_ID"),
-        *("STYLES", "THEMES", "DashState", "SessionMWDash", "dash_state", "dash_static_paths"),
-        *("error_alert", "guarded_callback", "handle_callback_error", "preserve", "status_banner"),
-        "uses_bootstrap_css",
-    ],
-}
-
-
-@pytest.mark.parametrize("module", list(OLD_PATHS))
-def test_names_stay_importable_from_before_the_split(module: str) -> None:
-    """A module split in several keeps every public name it had, in its ``__all__`` too."""
-    import importlib
-
-    imported = importlib.import_module(module)
-    assert [name for name in OLD_PATHS[module] if not hasattr(imported, name)] == []
-    assert set(OLD_PATHS[module]) <= set(imported.__all__)

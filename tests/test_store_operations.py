@@ -1,6 +1,6 @@
 """A guarded call costs one store operation, whatever state its session is in.
 
-The counting store (``support.CountingStore``) wraps any store; the adapters' request paths are
+The counting store (``support.CountedStore``) wraps any store; the adapters' request paths are
 counted with it in ``tests/integrations/test_adapter_store_operations.py``.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from support import (
-    CountingStore,
+    CountedStore,
     disconnected_session,
     error_session,
     expired_session,
@@ -45,7 +45,7 @@ CASES: dict[str, tuple[Callable[[SessionManager, FakeClock], str], dict[str, int
 def test_a_guarded_call_makes_one_store_operation(case: str, kind: str, clock: FakeClock) -> None:
     """Admitting (or refusing) the call is one store operation: no second read to explain a refusal."""
     make, expected, refusal = CASES[case]
-    store = CountingStore(MemoryStore())
+    store = CountedStore(MemoryStore())
     manager = SessionManager(store=store, clock=clock)
     session_id = make(manager, clock)
     calls: list[str] = []

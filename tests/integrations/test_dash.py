@@ -21,21 +21,19 @@ from sessionmw import DataLoadError, SessionManager, SessionState, TransientErro
 from sessionmw.__main__ import main
 from sessionmw.demo import DemoUnavailableError, load_demo
 from sessionmw.guard import guarded
-from sessionmw.integrations.dash import (
+from sessionmw.integrations.dash import SessionMWDash, dash_static_paths, preserve
+from sessionmw.integrations.dash_apps import dash_state
+from sessionmw.integrations.dash_banner import (
     ALERT_ID,
     BANNER_ID,
     HEALTH_STORE_ID,
     POLL_ID,
     RECONNECT_ID,
-    SessionMWDash,
-    dash_state,
-    dash_static_paths,
     error_alert,
-    guarded_callback,
-    preserve,
     status_banner,
     uses_bootstrap_css,
 )
+from sessionmw.integrations.dash_callbacks import guarded_callback
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw.testing import FakeClock

@@ -304,7 +304,8 @@ def test_bootstrap_themed_app_gets_bootstrap_banner_and_button(dash_duo: Any, tm
     import dash
     from dash import html
 
-    from sessionmw.integrations.dash import SessionMWDash, status_banner
+    from sessionmw.integrations.dash import SessionMWDash
+    from sessionmw.integrations.dash_banner import status_banner
 
     clock = FakeClock()
     manager = SessionManager(

@@ -20,15 +20,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sessionmw import DataLoadError, SessionManager
-from sessionmw.integrations.dash import (
-    ALERT_ID,
-    BANNER_ID,
-    HEALTH_STORE_ID,
-    SessionMWDash,
-    dash_state,
-    guarded_callback,
-    status_banner,
-)
+from sessionmw.integrations.dash import SessionMWDash
+from sessionmw.integrations.dash_apps import dash_state
+from sessionmw.integrations.dash_banner import ALERT_ID, BANNER_ID, HEALTH_STORE_ID, status_banner
+from sessionmw.integrations.dash_callbacks import guarded_callback
 from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
 
@@ -702,7 +697,7 @@ def test_production_mode_keeps_the_friendly_alert(sessions: SessionManager) -> N
 
 def test_handle_callback_error_as_a_callbacks_own_on_error(sessions: SessionManager) -> None:
     """handle_callback_error works as one callback's on_error: the alert, outputs unchanged."""
-    from sessionmw.integrations.dash import handle_callback_error
+    from sessionmw.integrations.dash_callbacks import handle_callback_error
 
     app = _app(sessions)
 

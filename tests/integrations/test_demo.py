@@ -23,7 +23,7 @@ from support import callback_payload, demo_server, fire_callback, free_port, ses
 from sessionmw import SessionManager, SessionState
 from sessionmw.breaker import get_breaker
 from sessionmw.demo import load_demo
-from sessionmw.integrations.dash import HEALTH_STORE_ID
+from sessionmw.integrations.dash_banner import HEALTH_STORE_ID
 from sessionmw.testing import FakeClock
 
 THRESHOLD = 3

@@ -19,11 +19,21 @@ from support import run_wsgi
 
 from sessionmw import SessionManager
 from sessionmw.errors import IllegalTransitionError, StoreUnavailableError
+from sessionmw.integrations.environ import ENVIRON_SESSION
 from sessionmw.integrations.flask import SessionMW
-from sessionmw.integrations.wsgi import ENVIRON_SESSION, RequestSession, SessionMiddleware
+from sessionmw.integrations.gate import SessionGate
+from sessionmw.integrations.pending_ids import Verdict
+from sessionmw.integrations.request_session import RequestSession
+from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw.manager import new_session_id
 from sessionmw.stores import MemoryStore
 from sessionmw.testing import FakeClock
+
+
+def is_pending(gate: SessionGate, sid: str) -> bool:
+    """True when ``gate`` would store ``sid`` as a pending id now."""
+    return gate.pending.verdict(sid) is Verdict.PENDING
+
 
 SECRET = "test-secret"
 
@@ -215,9 +225,9 @@ def test_ids_are_bound_to_the_cookie_name(manager: SessionManager) -> None:
     """Two middlewares on one store and secret but with their own cookies keep their ids apart."""
     one = SessionMiddleware(Page(), manager=manager, secret_key=SECRET, cookie_name="one")
     two = SessionMiddleware(Page(), manager=manager, secret_key=SECRET, cookie_name="two")
-    sid = one.gate._pending_id()
-    assert one.gate._pending_is_valid(sid)
-    assert not two.gate._pending_is_valid(sid)
+    sid = one.gate.pending.issue()
+    assert is_pending(one.gate, sid)
+    assert not is_pending(two.gate, sid)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
@@ -238,9 +248,9 @@ def test_ids_are_bound_to_the_store(kind: str, request: pytest.FixtureRequest, t
         issuer, worker, *elsewhere = (
             SessionMiddleware(Page(), manager=manager, secret_key=SECRET).gate for manager in managers
         )
-        sid = issuer._pending_id()
-        assert worker._pending_is_valid(sid)
-        assert not any(gate._pending_is_valid(sid) for gate in elsewhere)
+        sid = issuer.pending.issue()
+        assert is_pending(worker, sid)
+        assert not any(is_pending(gate, sid) for gate in elsewhere)
     finally:
         for manager in managers:
             manager.close()
@@ -278,15 +288,15 @@ def test_only_an_intact_signed_id_is_accepted(
 ) -> None:
     """A pending id this app issued is accepted; the same id with any one character changed is not."""
     gate = SessionMiddleware(Page(), manager=manager, secret_key=SECRET).gate
-    sid = gate._pending_id()
-    assert gate._pending_is_valid(sid)
+    sid = gate.pending.issue()
+    assert is_pending(gate, sid)
     position %= len(sid)
     tampered = sid[:position] + replacement + sid[position + 1 :]
     if tampered != sid:
-        assert not gate._pending_is_valid(tampered)
+        assert not is_pending(gate, tampered)
     cut = data.draw(st.integers(min_value=0, max_value=len(sid) - 1))
-    assert not gate._pending_is_valid(sid[:cut])
-    assert not gate._pending_is_valid(sid + data.draw(ID_LIKE.filter(bool)))
+    assert not is_pending(gate, sid[:cut])
+    assert not is_pending(gate, sid + data.draw(ID_LIKE.filter(bool)))
 
 
 @settings(deadline=None)
@@ -296,7 +306,7 @@ def test_the_pending_check_never_raises(text: str) -> None:
     """Any text at all (non-ASCII too) is simply not a pending id."""
     manager = SessionManager(store="memory://")
     gate = SessionMiddleware(Page(), manager=manager, secret_key=SECRET).gate
-    assert gate._pending_is_valid(text) is False
+    assert is_pending(gate, text) is False
     assert gate.pending_health(text) is None
 
 
@@ -422,7 +432,7 @@ def test_two_memory_stores_with_one_secret_never_adopt_each_others_ids(clock: Fa
 def old_format_id(app: SessionMiddleware, issued: float) -> str:
     """An id as sessionmw issued them before stores had an incarnation: random.issued.mac."""
     body = f"{new_session_id()}.{int(issued):x}"
-    return f"{body}.{app.gate._mac(body)}"
+    return f"{body}.{app.gate.pending.mac(body)}"
 
 
 def test_an_id_without_an_incarnation_is_judged_by_its_window(clock: FakeClock) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sessionmw import SessionManager
-from sessionmw.integrations.dash import STYLES
+from sessionmw.integrations.dash_banner import STYLES
 from sessionmw.integrations.style import stylesheet
 
 _KEYS = {"background": "background", "borderColor": "border-color", "color": "color"}

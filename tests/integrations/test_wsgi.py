@@ -23,18 +23,14 @@ from sessionmw import (
     set_session_manager,
 )
 from sessionmw.errors import ConfigurationError, StoreUnavailableError
-from sessionmw.integrations.wsgi import (
+from sessionmw.integrations.environ import (
     ENVIRON_MANAGER,
     ENVIRON_NOTICE,
     ENVIRON_SESSION,
     ENVIRON_SESSION_ID,
-    SessionMiddleware,
-    banner_for,
-    install,
-    private_cache_control,
-    uninstall,
-    wants_json,
 )
+from sessionmw.integrations.http import private_cache_control, wants_json
+from sessionmw.integrations.wsgi import SessionMiddleware, banner_for, install, uninstall
 from sessionmw.stores import MemoryStore
 from sessionmw.testing import FakeClock
 

@@ -1,0 +1,219 @@
+"""SessionGate without any protocol: a plain request view in, decisions and header lists out."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import io
+import json
+from collections import Counter
+
+import pytest
+
+from sessionmw import SessionManager
+from sessionmw.integrations.environ import EnvironRequest
+from sessionmw.integrations.gate import SessionGate, vary_with_cookie
+from sessionmw.integrations.options import Options
+from sessionmw.integrations.request import RequestView
+from sessionmw.integrations.request_session import RequestSession
+from sessionmw.testing import FakeClock
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A request as any protocol could hand it over (what an ASGI adapter will build from a scope)."""
+
+    method: str = "GET"
+    path: str = "/"
+    root_path: str = ""
+    query_string: str = ""
+    scheme: str = "http"
+    remote_address: str | None = "127.0.0.1"
+    cookies: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    form: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        return next((value for key, value in self.headers if key == name), None)
+
+    def body(self, limit: int) -> bytes:
+        return self.form[:limit]
+
+
+@pytest.fixture(name="gate")
+def _gate(clock: FakeClock) -> SessionGate:
+    manager = SessionManager(store="memory://", clock=clock)
+    return SessionGate(manager, Options.build(secret_key="test-secret", exclude=["/static/"]))
+
+
+def test_a_plain_view_is_a_request_view() -> None:
+    """The gate needs nothing of WSGI: any object with the view's attributes will do."""
+    view: RequestView = Request()
+    assert view.header("accept") is None
+
+
+def test_a_new_client_gets_a_pending_session_and_its_cookie(gate: SessionGate) -> None:
+    """No id: the app runs in a fresh pending session; its response sets the cookie, privately."""
+    request = Request()
+    session, answer = gate.admit(request)
+    assert answer is None and isinstance(session, RequestSession)
+    assert not session.stored and session.issue_cookie
+    headers = gate.response_headers(session, request, [("Content-Type", "text/html")])
+    names = Counter(name for name, _ in headers)
+    assert names == {"Content-Type": 1, "Vary": 1, "Set-Cookie": 1, "Cache-Control": 1}
+    assert dict(headers)["Cache-Control"] == "private"
+    assert dict(headers)["Set-Cookie"].startswith(f"sessionmw={session.id}; Path=/; HttpOnly")
+    assert "Secure" in gate.cookie_header(session.id, Request(scheme="https"))
+
+
+def test_a_known_id_runs_in_its_session(gate: SessionGate) -> None:
+    """The cookie's session is admitted; the response only gains ``Vary: Cookie``."""
+    sid = gate.manager.create_session().session_id
+    request = Request(cookies=f"theme=dark; sessionmw={sid}")
+    session, answer = gate.admit(request)
+    assert answer is None and session is not None and session.id == sid and session.stored
+    assert gate.response_headers(session, request, []) == [("Vary", "Cookie")]
+
+
+def test_a_store_failure_is_left_to_the_adapter(gate: SessionGate) -> None:
+    """``admit`` raises what the store raised; ``failed_admission`` is the friendly answer."""
+    from sessionmw.errors import StoreUnavailableError
+
+    def down(*args: object) -> None:
+        raise StoreUnavailableError("down")
+
+    gate.manager.settings = dataclasses.replace(gate.manager.settings, on_store_error="fail_closed")
+    gate.manager.store.update = down  # type: ignore[method-assign,assignment]
+    request = Request(cookies="sessionmw=abc", headers=(("accept", "application/json"),))
+    with pytest.raises(StoreUnavailableError):
+        gate.admit(request)
+    answer = gate.failed_admission(request, StoreUnavailableError("down"))
+    assert answer.status_code == 503 and "down" not in answer.body.decode()
+
+
+def test_the_gate_answers_its_endpoints_and_passes_excluded_paths(gate: SessionGate) -> None:
+    """Endpoints are answered without a session; an excluded path goes to the app without one."""
+    session, answer = gate.admit(Request(path="/_sessionmw/health", query_string="page=1"))
+    assert session is None and answer is not None and answer.status_code == 200
+    assert json.loads(answer.body)["session"]["status"] == "not_found"
+    session, answer = gate.admit(Request(method="PUT", path="/_sessionmw/health"))
+    assert answer is not None and answer.status_code == 405
+    assert gate.admit(Request(path="/static/app.css")) == (None, None)
+
+
+def test_a_disconnected_json_client_is_refused(gate: SessionGate) -> None:
+    """The refusal is the gate's answer (with the session's headers added, as to any response
+    of the session); a page is served, its session's refusal kept for the banner."""
+    manager = gate.manager
+    sid = manager.create_session().session_id
+    for _ in range(manager.policy.error_threshold):
+        manager.record_error(sid, ConnectionError("down"))
+    as_json = Request(cookies=f"sessionmw={sid}", headers=(("accept", "application/json"),))
+    session, answer = gate.admit(as_json)
+    assert session is not None and answer is not None and answer.status_code == 503
+    answer = gate.with_session_headers(answer, session, as_json)
+    assert ("Vary", "Cookie") in answer.headers
+    assert json.loads(answer.body)["reconnect"] == "/_sessionmw/reconnect"
+    session, answer = gate.admit(Request(cookies=f"sessionmw={sid}", headers=(("accept", "text/html"),)))
+    assert session is not None and answer is None and session.refusal is not None
+
+
+def test_a_form_reconnect_goes_back_to_its_page(gate: SessionGate) -> None:
+    """The banner's form post reads the body through the view and redirects to a local path."""
+    request = Request(
+        method="POST",
+        path="/_sessionmw/reconnect",
+        headers=(("content-type", "application/x-www-form-urlencoded"),),
+        form=b"next=%2Freport%3Fday%3D2",
+    )
+    _, answer = gate.admit(request)
+    assert answer is not None and answer.status == "303 See Other"
+    assert dict(answer.headers)["Location"] == "/report?day=2"
+
+
+@pytest.mark.parametrize(
+    ("app_vary", "expected"),
+    [
+        pytest.param(None, "Cookie", id="none"),
+        pytest.param("", "Cookie", id="empty"),
+        pytest.param("Accept-Encoding", "Accept-Encoding, Cookie", id="other"),
+        pytest.param("accept, cookie", None, id="covered"),
+        pytest.param(" * ", None, id="star"),
+    ],
+)
+def test_vary_always_covers_the_cookie(app_vary: str | None, expected: str | None) -> None:
+    """Every response of a session varies on ``Cookie``; an app's own ``Vary`` is kept."""
+    assert vary_with_cookie(app_vary) == expected
+
+
+@pytest.mark.parametrize(
+    ("app_cache_control", "expected"),
+    [
+        pytest.param("public, max-age=60, s-maxage=600", "max-age=60, private", id="public"),
+        pytest.param("no-store", "no-store", id="no-store"),
+        pytest.param("private, max-age=5", "private, max-age=5", id="private"),
+    ],
+)
+def test_a_response_that_sets_the_cookie_is_never_shared(
+    gate: SessionGate, app_cache_control: str, expected: str
+) -> None:
+    """A response with ``Set-Cookie`` is never stored by a shared cache, whatever the app said."""
+    request = Request()
+    session, _ = gate.admit(request)
+    assert session is not None
+    headers = dict(gate.response_headers(session, request, [("Cache-Control", app_cache_control)]))
+    assert headers["Cache-Control"] == expected
+
+
+def test_an_environ_is_read_through_the_view() -> None:
+    """The WSGI view reads PEP 3333's keys, and the body only as far as asked."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/x",
+        "QUERY_STRING": "a=1",
+        "wsgi.url_scheme": "https",
+        "REMOTE_ADDR": "10.0.0.1",
+        "HTTP_COOKIE": "sessionmw=abc",
+        "HTTP_X_SESSION_ID": "abc",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "CONTENT_LENGTH": "12",
+        "wsgi.input": io.BytesIO(b"next=%2Fpage&more"),
+    }
+    view = EnvironRequest(environ)
+    assert (view.method, view.path, view.query_string, view.scheme) == ("POST", "/x", "a=1", "https")
+    assert (view.remote_address, view.cookies) == ("10.0.0.1", "sessionmw=abc")
+    assert view.header("x-session-id") == "abc"
+    assert view.header("content-type") == "application/x-www-form-urlencoded"
+    assert view.body(5) == b"next="
+
+
+INTEGRATION_MODULES = [
+    "dash",
+    "dash_apps",
+    "dash_banner",
+    "dash_callbacks",
+    "environ",
+    "flask",
+    "gate",
+    "http",
+    "options",
+    "pending_ids",
+    "request",
+    "request_session",
+    "style",
+    "wsgi",
+]
+
+
+def test_every_name_has_one_import_path() -> None:
+    """No adapter module re-exports another's names: each public name is in one ``__all__``."""
+    homes: dict[str, list[str]] = {}
+    for name in INTEGRATION_MODULES:
+        module = importlib.import_module(f"sessionmw.integrations.{name}")
+        for exported in module.__all__:
+            homes.setdefault(exported, []).append(name)
+            value = getattr(module, exported)
+            if inspect.isclass(value) or inspect.isfunction(value):  # (not a proxy's borrowed name)
+                assert value.__module__ == module.__name__, f"{name}.{exported} is {value.__module__}'s"
+    assert {name: where for name, where in homes.items() if len(where) > 1} == {}
