@@ -469,7 +469,10 @@ class Breaker:
             if awaiting:
                 result = yield result
         except Exception as exc:
-            opened = (yield self._awaited(self._failed, ticket, exc)) if awaiting else self._failed(ticket, exc)
+            if awaiting:
+                opened = yield self._awaited(self._failed, ticket, exc)
+            else:
+                opened = self._failed(ticket, exc)
             if opened is not None:
                 raise opened from exc
             raise

@@ -210,7 +210,9 @@ def _refused(
     return record, UserFacingError.from_health(refusal)
 
 
-def _settle(scope: Scope, record: SessionRecord, error: UserFacingError | None, awaiting: bool) -> Steps[None]:
+def _settle(
+    scope: Scope, record: SessionRecord, error: UserFacingError | None, awaiting: bool
+) -> Steps[None]:
     """Record the call's final outcome on the session (bookkeeping never breaks a call)."""
     manager, session_id, _pending = scope
     # The session may have ended or disconnected meanwhile, or the store failed closed.

@@ -310,7 +310,8 @@ class SessionManager:
 
     async def atouch(self, session_id: str) -> SessionRecord | None:
         """:meth:`touch`, without blocking the event loop."""
-        return self._touched(session_id, await self._aupdate(session_id, _ACTIVITY, None, "update_session_activity"))
+        outcome = await self._aupdate(session_id, _ACTIVITY, None, "update_session_activity")
+        return self._touched(session_id, outcome)
 
     async def atouch_or_report(self, session_id: str) -> tuple[SessionRecord | None, HealthReport | None]:
         """:meth:`touch_or_report`, without blocking the event loop."""

@@ -28,7 +28,15 @@ from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event
 from sessionmw.stores.base import Outcome, SessionStore
 
-__all__ = ["AsyncNative", "AsyncOperations", "AsyncStore", "async_store", "blocks", "off_loop", "running_asyncio"]
+__all__ = [
+    "AsyncNative",
+    "AsyncOperations",
+    "AsyncStore",
+    "async_store",
+    "blocks",
+    "off_loop",
+    "running_asyncio",
+]
 
 T = TypeVar("T")
 

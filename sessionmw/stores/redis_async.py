@@ -167,9 +167,8 @@ def _async_client(store: RedisStore) -> Any:
 
     kind = getattr(connections, pool.connection_class.__name__, connections.Connection)
     kwargs = {**pool.connection_kwargs, "retry": no_retry}
-    return aredis.Redis(
-        connection_pool=aredis.ConnectionPool(connection_class=kind, max_connections=pool.max_connections, **kwargs)
-    )
+    pool_of_loop = aredis.ConnectionPool(connection_class=kind, max_connections=pool.max_connections, **kwargs)
+    return aredis.Redis(connection_pool=pool_of_loop)
 
 
 # The options of a sync cluster client that the async one takes as they are.
