@@ -139,7 +139,8 @@ async def test_no_store_call_blocks_the_loop_thread(
     manager = SessionManager(store=_url(kind, request, tmp_path, "threads"), clock=FakeClock())
     watched = STORE_METHODS + (("_call",) if kind == "redis" else ())
     calls = _record_threads(manager.store, watched)
-    native = _record_threads(manager.store.async_operations(), ("_call",)) if kind == "redis" else []
+    store: Any = manager.store
+    native = _record_threads(store.async_operations(), ("_call",)) if kind == "redis" else []
     loop_thread = threading.get_ident()
 
     @guarded(retry=None, default="failed")

@@ -456,6 +456,7 @@ class RedisStore:
 
         self._errors: tuple[type[BaseException], ...] = unreachable_errors()
         self._response_error = redis_module.ResponseError
+        self._failures: tuple[type[BaseException], ...] = (*self._errors, self._response_error)
         self.max_sessions = max_sessions
         #: The key prefix.
         self.prefix = prefix
@@ -605,7 +606,7 @@ class RedisStore:
                 result = self._evalsha(keys, args)
             except self._no_script:  # the server forgot the script (restart, SCRIPT FLUSH)
                 result = self._script(keys=keys, args=args)
-        except (*self._errors, self._response_error) as exc:
+        except self._failures as exc:
             raise self._failure(exc) from exc
         return self._checked(result)
 

@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event
 from sessionmw.stores.base import Outcome
-
-if TYPE_CHECKING:
-    from sessionmw.stores.redis import RedisStore
 
 __all__ = ["AsyncRedisOperations"]
 
@@ -38,12 +35,13 @@ class AsyncRedisOperations:
     ``delete`` as coroutines on ``redis.asyncio`` (made by :meth:`RedisStore.async_operations
     <sessionmw.stores.redis.RedisStore.async_operations>`)."""
 
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(self, store: Any) -> None:
+        """``store``: the :class:`~sessionmw.stores.redis.RedisStore` (typed ``Any``: this
+        module sits below it, and the store imports it only when asked for it)."""
         import redis as redis_module
 
         self._store = store
         self._no_script = redis_module.exceptions.NoScriptError
-        self._caught: tuple[type[BaseException], ...] = (*store._errors, store._response_error)
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
@@ -78,7 +76,7 @@ class AsyncRedisOperations:
                 result = await client.execute_command("EVALSHA", store._sha, len(keys), *keys, *args)
             except self._no_script:  # the server forgot the script (restart, SCRIPT FLUSH)
                 result = await client.execute_command("EVAL", store._source, len(keys), *keys, *args)
-        except self._caught as exc:
+        except store._failures as exc:
             raise store._failure(exc) from exc
         return store._checked(result)
 
@@ -97,11 +95,12 @@ class AsyncRedisOperations:
         """:meth:`RedisStore.update <sessionmw.stores.redis.RedisStore.update>`, awaited (the
         read cache first, as there)."""
         store = self._store
+        answer: Outcome | None
         answer, seen = store._cached(session_id, event, now, policy)
         if answer is not None:
             return answer  # no round trip
         keys, args = store._update_call(session_id, event, now, policy, error)
-        outcome = store._outcome(session_id, now, await self._call(keys, args))
+        outcome: Outcome | None = store._outcome(session_id, now, await self._call(keys, args))
         if store._cache is not None:
             store._keep(session_id, None if outcome is None else outcome.record, seen, now)
         return outcome
@@ -140,7 +139,7 @@ class AsyncRedisOperations:
             raise store._failure(exc) from exc
 
 
-def _async_client(store: RedisStore) -> Any:
+def _async_client(store: Any) -> Any:
     """A ``redis.asyncio`` client to the store's server or cluster, with its options: from the
     store's URL when :meth:`RedisStore.from_url` made it, else read off its sync client."""
     import redis.asyncio as aredis
