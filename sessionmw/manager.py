@@ -175,21 +175,19 @@ class SessionManager:
         outcome = self._update(
             session_id, _ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
         )
-        return self._admission(session_id, outcome, now)
-
-    def _admission(
-        self, session_id: str, outcome: Outcome | None, now: float
-    ) -> tuple[SessionRecord | None, HealthReport | None]:
-        """What :meth:`touch_or_report` answers for the store's ``outcome`` at ``now``."""
-        if outcome is None:
-            return None, self._report(session_id, None, now)
-        record = outcome.record
-        if outcome.refused is None:
-            if _ACTIVITY_SIGNAL.receivers:  # on every request: no call when nobody listens
-                signals.send(_ACTIVITY_SIGNAL, self, session_id=session_id)
-            if record.state in WORKING_STATES:
-                return record, None
+        if self._admits(session_id, outcome):
+            return outcome.record, None  # type: ignore[union-attr]  # (admitted: an outcome)
+        record = None if outcome is None else outcome.record
         return record, self._report(session_id, record, now)
+
+    def _admits(self, session_id: str, outcome: Outcome | None) -> bool:
+        """True if :meth:`touch_or_report`'s update ``outcome`` lets the session work (its
+        activity then signalled); else the caller reports why not."""
+        if outcome is None or outcome.refused is not None:
+            return False
+        if _ACTIVITY_SIGNAL.receivers:  # on every request: no call when nobody listens
+            signals.send(_ACTIVITY_SIGNAL, self, session_id=session_id)
+        return outcome.record.state in WORKING_STATES
 
     def record_error(self, session_id: str, error: BaseException | str) -> bool:
         """Record an error (an exception or a message); at the threshold the session disconnects.
@@ -253,9 +251,6 @@ class SessionManager:
         """
         now = self.clock()
         outcome = self._update(session_id, None, None, "check_health", raise_refused=False, now=now)
-        return self._reported(session_id, outcome, now)
-
-    def _reported(self, session_id: str, outcome: Outcome | None, now: float) -> HealthReport:
         return self._report(session_id, None if outcome is None else outcome.record, now)
 
     def _report(self, session_id: str, record: SessionRecord | None, now: float) -> HealthReport:
@@ -319,7 +314,10 @@ class SessionManager:
         outcome = await self._aupdate(
             session_id, _ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
         )
-        return self._admission(session_id, outcome, now)
+        if self._admits(session_id, outcome):
+            return outcome.record, None  # type: ignore[union-attr]  # (admitted: an outcome)
+        record = None if outcome is None else outcome.record
+        return record, await self.async_store.call(self._report, session_id, record, now)
 
     async def arecord_error(self, session_id: str, error: BaseException | str) -> bool:
         """:meth:`record_error`, without blocking the event loop."""
@@ -348,11 +346,13 @@ class SessionManager:
         return bool(await self._aguard("delete_session", False, self.async_store.delete(session_id)))
 
     async def acheck_health(self, session_id: str) -> HealthReport:
-        """:meth:`check_health`, without blocking the event loop (custom health checks are sync
-        callables and run on the loop: keep them quick)."""
+        """:meth:`check_health`, without blocking the event loop: the report (its custom health
+        checks, the breakers it reads from the store) is made as the store is called, in a
+        worker thread unless the store never waits."""
         now = self.clock()
         outcome = await self._aupdate(session_id, None, None, "check_health", raise_refused=False, now=now)
-        return self._reported(session_id, outcome, now)
+        record = None if outcome is None else outcome.record
+        return await self.async_store.call(self._report, session_id, record, now)
 
     async def aclose(self) -> None:
         """Close the async connections of the running loop (Redis: its ``redis.asyncio`` client),
