@@ -405,6 +405,8 @@ class SessionManager:
             outcome = self.store.update(session_id, event, now, self.policy, error)
         except (CorruptRecordError, StoreUnavailableError) as exc:
             return self._update_failed(session_id, operation, exc, now)
+        if outcome is not None and not outcome.changes and outcome.refused is None:
+            return outcome  # nothing to announce or raise (most requests): no further call
         return self._updated(outcome, raise_refused)
 
     def _update_failed(self, session_id: str, operation: str, exc: StoreError, now: float) -> Outcome | None:

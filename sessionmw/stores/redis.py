@@ -505,6 +505,7 @@ class RedisStore:
         self._cache_lock = threading.Lock()
         self._listeners = self._poll = None
         self._subscriber = None  # the parent's thread is not in the child
+        self._async = None  # the parent's loops and their connections are not the child's
         self._epoch += 1
         self._listen_after = float("-inf")
         if self._cache is not None:
