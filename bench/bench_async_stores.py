@@ -45,7 +45,9 @@ def best_sync(call: Callable[[], Any], calls: int) -> float:
     return min(times) * 1e6
 
 
-def best_async(call: Callable[[], Awaitable[Any]], calls: int, backend: str, close: Callable[[], Awaitable[None]]) -> float:
+def best_async(
+    call: Callable[[], Awaitable[Any]], calls: int, backend: str, close: Callable[[], Awaitable[None]]
+) -> float:
     """Microseconds per awaited call on ``backend``'s loop (one loop for all the rounds)."""
 
     async def main() -> float:
@@ -92,7 +94,8 @@ def main() -> None:
     options = parser.parse_args()
     calls = 300 if options.quick else 3000
     prefix = f"bench-async-{secrets.token_hex(4)}"
-    print(f"python {sys.version.split()[0]}, {calls} calls a round, best of {ROUNDS} rounds, µs per operation")
+    version = sys.version.split()[0]
+    print(f"python {version}, {calls} calls a round, best of {ROUNDS} rounds, µs per operation")
     print("| store | sync | asyncio | trio | asyncio, sync call in a thread |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:

@@ -337,3 +337,24 @@ async def test_async_redis_cluster_has_the_same_outcomes(anyio_backend: str, red
 
 async def test_off_loop_runs_in_a_worker_thread(anyio_backend: str) -> None:
     assert await off_loop(threading.get_ident) != threading.get_ident()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_store_given_a_client_gets_an_async_client_with_its_options(
+    anyio_backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    """A store built from a redis-py client (not a URL): the async client reads the same server,
+    database and timeouts off it."""
+    import redis
+
+    from sessionmw.stores.redis import RedisStore
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=3)
+    store = RedisStore(client, prefix=redis_prefix, cache=False)
+    manager = SessionManager(store=store, clock=FakeClock())
+    record = await manager.acreate_session()
+    assert manager.get_session(record.session_id) is not None  # written where the sync client reads
+    async_client = store.async_operations()._client()
+    kwargs = async_client.connection_pool.connection_kwargs
+    assert (kwargs["db"], kwargs["socket_timeout"]) == (client.connection_pool.connection_kwargs["db"], 3)
+    await manager.aclose()

@@ -166,7 +166,8 @@ def _async_client(store: Any) -> Any:
 
     kind = getattr(connections, pool.connection_class.__name__, connections.Connection)
     kwargs = {**pool.connection_kwargs, "retry": no_retry}
-    pool_of_loop = aredis.ConnectionPool(connection_class=kind, max_connections=pool.max_connections, **kwargs)
+    limit = pool.max_connections
+    pool_of_loop = aredis.ConnectionPool(connection_class=kind, max_connections=limit, **kwargs)
     return aredis.Redis(connection_pool=pool_of_loop)
 
 
