@@ -374,8 +374,12 @@ class SessionManager:
         """:meth:`_update` with the store call awaited."""
         if now is None:
             now = self.clock()
+        view = self.async_store
         try:
-            outcome = await self.async_store.update(session_id, event, now, self.policy, error)
+            if view.inline:  # the memory store: no coroutine layer
+                outcome = self.store.update(session_id, event, now, self.policy, error)
+            else:
+                outcome = await view.update(session_id, event, now, self.policy, error)
         except (CorruptRecordError, StoreUnavailableError) as exc:
             return self._update_failed(session_id, operation, exc, now)
         return self._updated(outcome, raise_refused)

@@ -113,13 +113,14 @@ class AsyncStore:
     def __init__(self, store: SessionStore) -> None:
         #: The store the calls go to.
         self.store = store
-        self._inline = not blocks(store)
+        #: True if the store's calls are made inline (a store that never waits).
+        self.inline = not blocks(store)
         self._native: AsyncOperations | None = (
-            store.async_operations() if isinstance(store, AsyncNative) and not self._inline else None
+            store.async_operations() if isinstance(store, AsyncNative) and not self.inline else None
         )
 
     def __repr__(self) -> str:
-        way = "inline" if self._inline else ("native or thread" if self._native else "thread")
+        way = "inline" if self.inline else ("native or thread" if self._native else "thread")
         return f"AsyncStore({self.store!r}, {way})"
 
     def _ops(self) -> AsyncOperations | None:
@@ -129,7 +130,7 @@ class AsyncStore:
 
     async def _call(self, name: str, *args: Any) -> Any:
         method = getattr(self.store, name)
-        if self._inline:
+        if self.inline:
             return method(*args)
         native = self._ops()
         if native is not None:
@@ -157,7 +158,7 @@ class AsyncStore:
     async def call(self, func: Callable[..., T], *args: Any) -> T:
         """Any other sync call that reaches this store (a breaker's, the adapter's), made as the
         store's own calls are: inline for a store that never waits, else in a worker thread."""
-        if self._inline:
+        if self.inline:
             return func(*args)
         return await off_loop(func, *args)
 
