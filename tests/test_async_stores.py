@@ -358,3 +358,31 @@ async def test_a_store_given_a_client_gets_an_async_client_with_its_options(
     kwargs = async_client.connection_pool.connection_kwargs
     assert (kwargs["db"], kwargs["socket_timeout"]) == (client.connection_pool.connection_kwargs["db"], 3)
     await manager.aclose()
+
+
+async def test_an_async_guarded_call_stores_a_pending_session_off_the_loop(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """A session the adapter issued and has not stored yet is stored at its first use for work:
+    on the async path, in a worker thread for a store that may wait, then admitted."""
+    from sessionmw.context import enter_scope, leave_scope
+
+    manager = SessionManager(store=f"sqlite:///{tmp_path / 'pending.db'}", clock=FakeClock())
+    stored: list[int] = []
+
+    def store_pending() -> None:
+        stored.append(threading.get_ident())
+        manager.create_session("pending-1")
+
+    @guarded(retry=None)
+    async def work() -> str:
+        return "done"
+
+    token = enter_scope(manager, "pending-1", store_pending)
+    try:
+        assert await work() == "done"
+    finally:
+        leave_scope(token)
+    assert stored and stored[0] != threading.get_ident()
+    assert (await manager.aget_session("pending-1")) is not None
+    await manager.aclose()
