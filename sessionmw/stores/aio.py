@@ -8,9 +8,9 @@ which picks, once per store, how each call is made:
   operations hold a lock for microseconds and do no I/O): a worker thread would cost more than
   the call;
 - **awaited natively** for a store that offers async operations of its own
-  (:class:`AsyncNative`: the Redis store, through ``redis.asyncio``), when the loop is asyncio's;
-- **in a worker thread** for everything else (the SQLite store, a store of the application's,
-  and the Redis store under trio, which ``redis.asyncio`` does not serve), with
+  (:class:`AsyncNative`: the Redis store, through ``redis.asyncio``; under trio, which
+  ``redis.asyncio`` does not serve, it sends only its round trips to a worker thread);
+- **in a worker thread** for everything else (the SQLite store, a store of the application's), with
   :func:`anyio.to_thread.run_sync` (``pip install 'sessionmw[async]'``; without anyio, under
   asyncio, :func:`asyncio.to_thread`).
 
@@ -120,22 +120,16 @@ class AsyncStore:
         )
 
     def __repr__(self) -> str:
-        way = "inline" if self.inline else ("native or thread" if self._native else "thread")
+        way = "inline" if self.inline else ("native" if self._native else "thread")
         return f"AsyncStore({self.store!r}, {way})"
 
-    def _ops(self) -> AsyncOperations | None:
-        """The native operations, when there are some and the loop can run them."""
-        native = self._native
-        return native if native is not None and running_asyncio() else None
-
     async def _call(self, name: str, *args: Any) -> Any:
-        method = getattr(self.store, name)
         if self.inline:
-            return method(*args)
-        native = self._ops()
+            return getattr(self.store, name)(*args)
+        native = self._native
         if native is not None:
             return await getattr(native, name)(*args)
-        return await off_loop(method, *args)
+        return await off_loop(getattr(self.store, name), *args)
 
     def create(self, record: SessionRecord, now: float, policy: Policy) -> Awaitable[None]:
         """:meth:`SessionStore.create`, awaited."""
@@ -164,9 +158,8 @@ class AsyncStore:
 
     async def aclose(self) -> None:
         """Close the native connections of the running loop (the store's own stay open)."""
-        native = self._ops()
-        if native is not None:
-            await native.aclose()
+        if self._native is not None:
+            await self._native.aclose()
 
 
 def async_store(store: SessionStore) -> AsyncStore:

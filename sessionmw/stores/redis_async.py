@@ -13,8 +13,8 @@ or an activity within the renewal window answered from the cache makes no round 
 
 ``redis.asyncio`` connections belong to the loop that made them: each running loop gets a client
 of its own (the same URL and options), closed by :meth:`AsyncRedisOperations.aclose`. Under trio,
-which ``redis.asyncio`` does not serve, :mod:`sessionmw.stores.aio` calls the sync store in a
-worker thread instead.
+which ``redis.asyncio`` does not serve, only the round trips go to a worker thread (the sync
+client's): the read cache still answers on the loop.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 from sessionmw.session import Policy, SessionRecord
 from sessionmw.states import Event
+from sessionmw.stores.aio import off_loop, running_asyncio
 from sessionmw.stores.base import Outcome
 
 __all__ = ["AsyncRedisOperations"]
@@ -57,7 +58,9 @@ class AsyncRedisOperations:
         return client
 
     async def aclose(self) -> None:
-        """Close the running loop's client and its connections."""
+        """Close the running loop's client and its connections (under trio: none)."""
+        if not running_asyncio():
+            return
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
@@ -70,6 +73,8 @@ class AsyncRedisOperations:
     async def _call(self, keys: list[str], args: list[Any]) -> Any:
         """The store's script, EVALSHA first, loaded again on NOSCRIPT: one round trip."""
         store = self._store
+        if not running_asyncio():  # trio: the sync client's round trip, in a worker thread
+            return await off_loop(store._call, keys, args)
         client = self._client()
         try:
             try:
@@ -110,6 +115,8 @@ class AsyncRedisOperations:
         from sessionmw.stores.records import decode_record
 
         store = self._store
+        if not running_asyncio():
+            return await off_loop(store.get, session_id)
         try:
             raw = await self._client().execute_command("GET", store._keys(session_id)[0])
         except store._errors as exc:
@@ -130,6 +137,8 @@ class AsyncRedisOperations:
 
     async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         store = self._store
+        if not running_asyncio():
+            return await off_loop(store._pipeline, commands)
         try:
             pipe = self._client().pipeline(transaction=False)
             for command in commands:
