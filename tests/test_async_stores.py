@@ -386,3 +386,25 @@ async def test_an_async_guarded_call_stores_a_pending_session_off_the_loop(
     assert stored and stored[0] != threading.get_ident()
     assert (await manager.aget_session("pending-1")) is not None
     await manager.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_cluster_store_given_a_client_gets_an_async_cluster_client(
+    anyio_backend: str, redis_cluster_url: str
+) -> None:
+    import redis
+
+    from sessionmw.stores.redis import RedisStore
+
+    client = redis.RedisCluster.from_url(redis_cluster_url)
+    store = RedisStore(client, prefix=f"aio{secrets.token_hex(4)}", cache=False)
+    manager = SessionManager(store=store, clock=FakeClock())
+    calls = _record_threads(store, (*STORE_METHODS, "_call"))
+    ids = [f"c{n}" for n in range(8)]  # over the cluster's nodes
+    for session_id in ids:
+        await manager.acreate_session(session_id)
+        assert (await manager.atouch(session_id)) is not None
+    await manager.aclose()
+    assert calls == []  # redis.asyncio's cluster client made every call
+    assert all(manager.get_session(session_id) is not None for session_id in ids)  # where sync reads
+    client.close()
