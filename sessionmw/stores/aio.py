@@ -99,8 +99,11 @@ async def off_loop(func: Callable[..., T], *args: Any) -> T:
     except ImportError:
         import asyncio
 
-        if not running_asyncio():  # pragma: no cover - trio without anyio cannot be running
-            raise
+        if not running_asyncio():
+            raise RuntimeError(
+                "sessionmw's async store path needs anyio outside asyncio (trio): "
+                "pip install 'sessionmw[async]'"
+            ) from None
         # shield: the store call completes even if the caller is cancelled (as anyio's does)
         return await asyncio.shield(asyncio.to_thread(func, *args))
     return await to_thread.run_sync(functools.partial(func, *args))
@@ -108,7 +111,8 @@ async def off_loop(func: Callable[..., T], *args: Any) -> T:
 
 class AsyncStore:
     """A store's operations for async callers: inline, native or in a worker thread (see the
-    module). Made by :func:`async_store`, one per store object."""
+    module). A manager keeps one: :attr:`SessionManager.async_store
+    <sessionmw.SessionManager.async_store>`."""
 
     def __init__(self, store: SessionStore) -> None:
         #: The store the calls go to.
@@ -163,6 +167,6 @@ class AsyncStore:
 
 
 def async_store(store: SessionStore) -> AsyncStore:
-    """The :class:`AsyncStore` of ``store`` (a manager keeps one: :attr:`SessionManager.aio
-    <sessionmw.SessionManager.aio>`)."""
+    """A new :class:`AsyncStore` of ``store`` (a manager keeps one: :attr:`SessionManager.async_store
+    <sessionmw.SessionManager.async_store>`)."""
     return AsyncStore(store)
