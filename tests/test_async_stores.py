@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -408,3 +409,14 @@ async def test_a_cluster_store_given_a_client_gets_an_async_cluster_client(
     assert calls == []  # redis.asyncio's cluster client made every call
     assert all(manager.get_session(session_id) is not None for session_id in ids)  # where sync reads
     client.close()
+
+
+async def test_without_anyio_asyncio_uses_its_own_threads_and_trio_is_told_what_to_install(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "anyio", None)  # as if not installed: importing it fails
+    if anyio_backend == "asyncio":
+        assert await off_loop(threading.get_ident) != threading.get_ident()
+    else:
+        with pytest.raises(RuntimeError, match=r"pip install 'sessionmw\[async\]'"):
+            await off_loop(threading.get_ident)
