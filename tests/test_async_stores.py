@@ -48,7 +48,7 @@ def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path, name: str) -
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / f'{name}.db'}"
     redis_url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-    return f"{redis_url}?prefix={prefix}-{name}"  # (the fixture deletes every key under its prefix)
+    return f"{redis_url}?prefix={prefix}:{name}"  # (the fixture deletes every key under '{prefix:')
 
 
 @pytest.fixture(name="pair")
@@ -208,8 +208,11 @@ async def test_a_slow_sqlite_store_leaves_the_loop_running(anyio_backend: str, t
     await manager.aclose()
 
 
-async def test_breaker_calls_reach_a_sqlite_store_off_the_loop(anyio_backend: str, tmp_path: Path) -> None:
-    manager = SessionManager(store=f"sqlite:///{tmp_path / 'breakers.db'}", clock=FakeClock())
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_breaker_calls_reach_a_shared_store_off_the_loop(
+    kind: str, anyio_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    manager = SessionManager(store=_url(kind, request, tmp_path, "breakers"), clock=FakeClock())
     breaker = Breaker("prices", manager=manager, failure_threshold=2, clock=manager.clock)
     backend = breaker._backend()[0]
     calls = _record_threads(backend, ("apply",))
