@@ -48,6 +48,7 @@ from sessionmw.errors import ConfigurationError, CorruptRecordError, StoreError,
 from sessionmw.health import register_dependency_source
 from sessionmw.manager import SessionManager
 from sessionmw.stores._beside import Beside, beside
+from sessionmw.stores.aio import blocks, off_loop
 from sessionmw.stores.base import SessionStore
 from sessionmw.stores.breakers import Applied, BreakerBackend, BreakerStore, MemoryBreakers
 from sessionmw.texts import (
@@ -409,19 +410,29 @@ class Breaker:
         return result
 
     async def call_async(self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """:meth:`call` for an ``async def`` function; a call cancelled meanwhile is recorded as
-        ``count_cancelled`` says (a probe gives its slot back at once)."""
-        ticket = self._admit()
+        """:meth:`call` for an ``async def`` function; the breaker's store calls never block the
+        event loop (a worker thread for a store that may wait: :mod:`sessionmw.stores.aio`). A call
+        cancelled meanwhile is recorded as ``count_cancelled`` says (a probe gives its slot back at
+        once)."""
+        ticket = await self._awaited(self._admit)
         try:
             result = await func(*args, **kwargs)
         except Exception as exc:
-            self._failed(ticket, exc)
+            await self._awaited(self._failed, ticket, exc)
             raise
         except BaseException as exc:
+            # Recorded at once, not awaited: a cancelled task (or trio scope) may not await again.
             self._interrupted(ticket, exc)
             raise
-        self._succeeded(ticket)
+        await self._awaited(self._succeeded, ticket)
         return result
+
+    async def _awaited(self, step: Callable[..., T], *args: Any) -> T:
+        """A step that may reach the store, for an async caller: inline on a backend that never
+        waits (the memory store's), else in a worker thread."""
+        if blocks(self._backend()[0]):
+            return await off_loop(step, *args)
+        return step(*args)
 
     def __enter__(self) -> Breaker:
         ticket = self._admit()
@@ -625,20 +636,26 @@ class Breaker:
         self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaiting: bool
     ) -> Steps[Any]:
         """One attempt through the breaker, written once for sync and async (:mod:`sessionmw._steps`)."""
-        ticket = self._admit()
+        ticket = (yield self._awaited(self._admit)) if awaiting else self._admit()
         try:
             result = func(*args, **kwargs)
             if awaiting:
                 result = yield result
         except Exception as exc:
-            opened = self._failed(ticket, exc)
+            if awaiting:
+                opened = yield self._awaited(self._failed, ticket, exc)
+            else:
+                opened = self._failed(ticket, exc)
             if opened is not None:
                 raise opened from exc
             raise
         except BaseException as exc:
-            self._interrupted(ticket, exc)
+            self._interrupted(ticket, exc)  # at once: a cancelled caller may not await again
             raise
-        self._succeeded(ticket)
+        if awaiting:
+            yield self._awaited(self._succeeded, ticket)
+        else:
+            self._succeeded(ticket)
         return result
 
     def _backend(self) -> tuple[BreakerBackend, str]:

@@ -10,7 +10,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from sessionmw import figures, signals
@@ -23,6 +23,7 @@ from sessionmw.session import SessionRecord
 from sessionmw.settings import Settings
 from sessionmw.states import WORKING_STATES, Event, SessionState
 from sessionmw.stores import SessionStore, store_from_url
+from sessionmw.stores.aio import AsyncStore, off_loop
 from sessionmw.stores.base import Outcome, PolicyStore
 from sessionmw.transitions import Change
 
@@ -98,6 +99,7 @@ class SessionManager:
         self.clock = clock
         self._checks: dict[str, HealthCheck] = {}
         self._policy_saved = False
+        self._async_store: AsyncStore | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -109,15 +111,22 @@ class SessionManager:
             replaced; a live one raises :class:`~sessionmw.SessionExistsError`.
         :raises SessionLimitError: when the store is at ``max_sessions``.
         """
+        record, now = self._new_record(session_id)
+        self._guard("create_session", _RAISE, self.store.create, record, now, self.policy)
+        if not self._policy_saved:
+            self._save_policy()
+        return self._created(record)
+
+    def _new_record(self, session_id: str | None) -> tuple[SessionRecord, float]:
         if session_id is None:
             session_id = new_session_id()
         else:
             check_session_id(session_id)
         now = self.clock()
-        record = SessionRecord.new(session_id, now)
-        self._guard("create_session", _RAISE, self.store.create, record, now, self.policy)
-        if not self._policy_saved:
-            self._save_policy()
+        return SessionRecord.new(session_id, now), now
+
+    def _created(self, record: SessionRecord) -> SessionRecord:
+        session_id = record.session_id
         _log.info("session created", extra={"session": short_id(session_id)})
         signals.send(signals.session_created, self, session_id=session_id, session=record.copy())
         return record
@@ -145,7 +154,9 @@ class SessionManager:
         :raises IllegalTransitionError: if the session is expired or ended (time changes that
             the call observed are kept and signalled first).
         """
-        outcome = self._update(session_id, Event.ACTIVITY, None, "update_session_activity")
+        return self._touched(session_id, self._update(session_id, _ACTIVITY, None, "update_session_activity"))
+
+    def _touched(self, session_id: str, outcome: Outcome | None) -> SessionRecord | None:
         if outcome is None:
             return None
         signals.send(signals.activity, self, session_id=session_id)
@@ -166,15 +177,19 @@ class SessionManager:
         outcome = self._update(
             session_id, _ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
         )
-        if outcome is None:
-            return None, self._report(session_id, None, now)
-        record = outcome.record
-        if outcome.refused is None:
-            if _ACTIVITY_SIGNAL.receivers:  # on every request: no call when nobody listens
-                signals.send(_ACTIVITY_SIGNAL, self, session_id=session_id)
-            if record.state in WORKING_STATES:
-                return record, None
+        if self._admits(session_id, outcome):
+            return outcome.record, None  # type: ignore[union-attr]  # (admitted: an outcome)
+        record = None if outcome is None else outcome.record
         return record, self._report(session_id, record, now)
+
+    def _admits(self, session_id: str, outcome: Outcome | None) -> bool:
+        """True if :meth:`touch_or_report`'s update ``outcome`` lets the session work (its
+        activity then signalled); else the caller reports why not."""
+        if outcome is None or outcome.refused is not None:
+            return False
+        if _ACTIVITY_SIGNAL.receivers:  # on every request: no call when nobody listens
+            signals.send(_ACTIVITY_SIGNAL, self, session_id=session_id)
+        return outcome.record.state in WORKING_STATES
 
     def record_error(self, session_id: str, error: BaseException | str) -> SessionRecord | None:
         """Record an error (an exception or a message); at the threshold the session disconnects.
@@ -187,6 +202,11 @@ class SessionManager:
         if is_dependency_failure(error):
             return None
         outcome = self._update(session_id, Event.ERROR, describe_error(error), "record_error")
+        return self._error_recorded(session_id, error, outcome)
+
+    def _error_recorded(
+        self, session_id: str, error: BaseException | str, outcome: Outcome | None
+    ) -> SessionRecord | None:
         if outcome is None:
             return None
         record = outcome.record
@@ -282,6 +302,118 @@ class SessionManager:
         """Stop running the health check ``name``; unknown names are ignored."""
         self._checks.pop(name, None)
 
+    # -- the same operations for async callers ----------------------------------------------------
+    # Each is its sync namesake with the store call awaited through :attr:`async_store` (inline
+    # for the memory store, redis.asyncio for Redis under asyncio, a worker thread for SQLite and
+    # anything else that may wait): the logic around the call is the sync method's own helpers.
+
+    @property
+    def async_store(self) -> AsyncStore:
+        """How this manager's store is called from async code (see :mod:`sessionmw.stores.aio`)."""
+        view = self._async_store
+        if view is None or view.store is not self.store:
+            view = self._async_store = AsyncStore(self.store)
+        return view
+
+    async def acreate_session(self, session_id: str | None = None) -> SessionRecord:
+        """:meth:`create_session`, without blocking the event loop."""
+        record, now = self._new_record(session_id)
+        await self._aguard("create_session", _RAISE, self.async_store.create(record, now, self.policy))
+        if not self._policy_saved:
+            await off_loop(self._save_policy)
+        return self._created(record)
+
+    async def aget_session(self, session_id: str) -> SessionRecord | None:
+        """:meth:`get_session`, without blocking the event loop."""
+        outcome = await self._aupdate(session_id, None, None, "get_session")
+        return None if outcome is None else outcome.record
+
+    async def atouch(self, session_id: str) -> SessionRecord | None:
+        """:meth:`touch`, without blocking the event loop."""
+        outcome = await self._aupdate(session_id, _ACTIVITY, None, "update_session_activity")
+        return self._touched(session_id, outcome)
+
+    async def atouch_or_report(self, session_id: str) -> tuple[SessionRecord | None, HealthReport | None]:
+        """:meth:`touch_or_report`, without blocking the event loop."""
+        now = self.clock()
+        outcome = await self._aupdate(
+            session_id, _ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
+        )
+        if self._admits(session_id, outcome):
+            return outcome.record, None  # type: ignore[union-attr]  # (admitted: an outcome)
+        record = None if outcome is None else outcome.record
+        return record, await self.async_store.call(self._report, session_id, record, now)
+
+    async def arecord_error(self, session_id: str, error: BaseException | str) -> SessionRecord | None:
+        """:meth:`record_error`, without blocking the event loop."""
+        if is_dependency_failure(error):
+            return None
+        outcome = await self._aupdate(session_id, Event.ERROR, describe_error(error), "record_error")
+        return self._error_recorded(session_id, error, outcome)
+
+    async def arecord_success(self, session_id: str) -> bool:
+        """:meth:`record_success`, without blocking the event loop."""
+        return await self._aupdate(session_id, Event.SUCCESS, None, "record_success") is not None
+
+    async def areconnect(self, session_id: str) -> SessionRecord | None:
+        """:meth:`reconnect`, without blocking the event loop."""
+        outcome = await self._aupdate(session_id, Event.RECONNECT, None, "reconnect")
+        return None if outcome is None else outcome.record
+
+    async def aend_session(self, session_id: str) -> bool:
+        """:meth:`end_session`, without blocking the event loop."""
+        return await self._aupdate(session_id, Event.END, None, "end_session") is not None
+
+    async def adelete_session(self, session_id: str) -> bool:
+        """:meth:`delete_session`, without blocking the event loop."""
+        return bool(await self._aguard("delete_session", False, self.async_store.delete(session_id)))
+
+    async def acheck_health(self, session_id: str) -> HealthReport:
+        """:meth:`check_health`, without blocking the event loop: the report (its custom health
+        checks, the breakers it reads from the store) is made as the store is called, in a
+        worker thread unless the store never waits."""
+        now = self.clock()
+        outcome = await self._aupdate(session_id, None, None, "check_health", raise_refused=False, now=now)
+        record = None if outcome is None else outcome.record
+        return await self.async_store.call(self._report, session_id, record, now)
+
+    async def aclose(self) -> None:
+        """Close the async connections of the running loop (Redis: its ``redis.asyncio`` client),
+        then the store's own, in a worker thread if closing may wait."""
+        view = self.async_store
+        await view.aclose()
+        await view.call(self.store.close)
+
+    async def _aupdate(
+        self,
+        session_id: str,
+        event: Event | None,
+        error: str | None,
+        operation: str,
+        *,
+        raise_refused: bool = True,
+        now: float | None = None,
+    ) -> Outcome | None:
+        """:meth:`_update` with the store call awaited."""
+        if now is None:
+            now = self.clock()
+        view = self.async_store
+        try:
+            if view.inline:  # the memory store: no coroutine layer
+                outcome = self.store.update(session_id, event, now, self.policy, error)
+            else:
+                outcome = await view.update(session_id, event, now, self.policy, error)
+        except (CorruptRecordError, StoreUnavailableError) as exc:
+            return self._update_failed(session_id, operation, exc, now)
+        return self._updated(outcome, raise_refused)
+
+    async def _aguard(self, operation: str, fallback: Any, call: Awaitable[Any]) -> Any:
+        """:meth:`_guard` for an awaited store call."""
+        try:
+            return await call
+        except (CorruptRecordError, StoreUnavailableError) as exc:
+            return self._guard_failed(operation, fallback, exc)
+
     # -- internals ------------------------------------------------------------------------------
 
     def _update(
@@ -298,12 +430,22 @@ class SessionManager:
             now = self.clock()
         try:  # the hot path: no extra call layer
             outcome = self.store.update(session_id, event, now, self.policy, error)
-        except CorruptRecordError as exc:
-            self._store_failed(operation, exc, can_fail_open=True)
+        except (CorruptRecordError, StoreUnavailableError) as exc:
+            return self._update_failed(session_id, operation, exc, now)
+        if outcome is not None and not outcome.changes and outcome.refused is None:
+            return outcome  # nothing to announce or raise (most requests): no further call
+        return self._updated(outcome, raise_refused)
+
+    def _update_failed(self, session_id: str, operation: str, exc: StoreError, now: float) -> Outcome | None:
+        """A failed update: reported, then (failing open) an unknown session for an unreadable
+        record, a stand-in for an unreachable store."""
+        self._store_failed(operation, exc, can_fail_open=True)
+        if isinstance(exc, CorruptRecordError):
             return None  # an unreadable record counts as an unknown session
-        except StoreUnavailableError as exc:
-            self._store_failed(operation, exc, can_fail_open=True)
-            return _fail_open_outcome(session_id, now)
+        return _fail_open_outcome(session_id, now)
+
+    def _updated(self, outcome: Outcome | None, raise_refused: bool) -> Outcome | None:
+        """After an update: its changes announced, its refusal raised (if asked)."""
         if outcome is None:
             return None
         for change in outcome.changes:
@@ -329,12 +471,12 @@ class SessionManager:
         """Call the store; on failure report it, then return ``fallback`` or raise."""
         try:
             return call(*args)
-        except CorruptRecordError as exc:
-            self._store_failed(operation, exc, can_fail_open=fallback is not _RAISE)
-            return None
-        except StoreUnavailableError as exc:
-            self._store_failed(operation, exc, can_fail_open=fallback is not _RAISE)
-            return fallback
+        except (CorruptRecordError, StoreUnavailableError) as exc:
+            return self._guard_failed(operation, fallback, exc)
+
+    def _guard_failed(self, operation: str, fallback: Any, exc: StoreError) -> Any:
+        self._store_failed(operation, exc, can_fail_open=fallback is not _RAISE)
+        return None if isinstance(exc, CorruptRecordError) else fallback
 
     def _store_failed(self, operation: str, exc: StoreError, *, can_fail_open: bool) -> None:
         """Log and signal a store failure; re-raise it unless the manager fails open."""

@@ -557,6 +557,40 @@ def get_json(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], 
             return error.code, dict(error.headers), json.loads(error.read())
 
 
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, without persistence; stopped by pid."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import shutil
+
+        import pytest
+
+        executable = shutil.which("redis-server")
+        if executable is None:
+            pytest.skip("redis-server is not installed")
+        command = [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "no", "--dir", str(self.folder)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(self.process, self.port, 20)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+            self.process = None
+
+
 class LocalRedisCluster:
     """A Redis Cluster of ``nodes`` primaries on free loopback ports, in ``folder``; stopped by pid.
 

@@ -14,7 +14,6 @@ import dataclasses
 import select
 import socket
 import sqlite3
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import assert_same_outcome, created, free_port, wait_for_port, walk
+from support import PrivateRedis, assert_same_outcome, created, free_port, walk
 
 from sessionmw import SessionManager, SessionState, StoreUnavailableError
 from sessionmw.session import Policy, SessionRecord
@@ -354,47 +353,15 @@ def test_redis_dropped_invalidation_channel_empties_the_cache(redis_url: str, re
     there.close()
 
 
-class _PrivateRedis:
-    """A redis-server of the test's own on a free loopback port, without persistence; stopped by pid."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import shutil
-
-        executable = shutil.which("redis-server")
-        if executable is None:
-            pytest.skip("redis-server is not installed")
-        command = [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", str(self.folder)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for_port(self.process, self.port, 20)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            if self.process.stderr is not None:
-                self.process.stderr.close()
-            self.process = None
-
-
 @pytest.fixture(name="private_redis")
-def _private_redis(tmp_path: Path) -> Iterator[_PrivateRedis]:
-    server = _PrivateRedis(tmp_path)
+def _private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
     server.start()
     yield server
     server.stop()
 
 
-def test_redis_restart_empties_the_cache(private_redis: _PrivateRedis) -> None:
+def test_redis_restart_empties_the_cache(private_redis: PrivateRedis) -> None:
     store = RedisStore.from_url(private_redis.url)
     sids = [f"s{n}" for n in range(3)]
     _made_elsewhere(store, private_redis.url, _creating(*sids), 3)
@@ -415,7 +382,7 @@ def test_redis_restart_empties_the_cache(private_redis: _PrivateRedis) -> None:
     store.close()
 
 
-def test_redis_outage_follows_on_store_error(private_redis: _PrivateRedis) -> None:
+def test_redis_outage_follows_on_store_error(private_redis: PrivateRedis) -> None:
     store = RedisStore.from_url(private_redis.url)
     manager = SessionManager(store=store, clock=FakeClock(T0), on_store_error="fail_closed", **SETTINGS)
     sid = manager.create_session().session_id
@@ -513,7 +480,7 @@ def test_redis_copy_of_an_ended_session_is_not_trusted_past_its_retention(
     store.close()
 
 
-def test_redis_user_without_channels_works_without_a_cache(private_redis: _PrivateRedis) -> None:
+def test_redis_user_without_channels_works_without_a_cache(private_redis: PrivateRedis) -> None:
     """Redis 7's ACL gives new users no pub/sub channels: the scripts still work, with no cache."""
     import redis
 
@@ -573,7 +540,7 @@ def test_a_copy_answers_for_one_window_at_most_whatever_its_state(state: Session
 
 
 def test_after_a_flushdb_looks_are_answered_from_the_copy_for_one_window_at_most(
-    private_redis: _PrivateRedis,
+    private_redis: PrivateRedis,
 ) -> None:
     """Window 5 s, idle after 60 s: 30 s after a FLUSHDB (which tells nobody) the worker with a
     copy says not_found, as the store does, not healthy."""

@@ -133,6 +133,9 @@ class MemoryBreakers:
     """Breakers in a dict, for the memory store (and a process's own breakers while a shared
     store is down); thread-safe."""
 
+    #: Its calls never wait: async callers make them inline (see :mod:`sessionmw.stores.aio`).
+    blocks = False
+
     def __init__(self) -> None:
         self._records: dict[str, BreakerRecord] = {}
         self._lock = threading.Lock()

@@ -44,6 +44,10 @@ class MemoryStore:
     processes do not share its sessions.
     """
 
+    #: Its calls never wait (a lock held for microseconds, no I/O): async callers make them inline
+    #: (see :mod:`sessionmw.stores.aio`).
+    blocks = False
+
     def __init__(self, *, max_sessions: int | None = None) -> None:
         self.max_sessions = max_sessions
         self._records: dict[str, SessionRecord] = {}

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
     from sessionmw.stores.breakers import RedisBreakers
     from sessionmw.stores.counters import RedisCounters
+    from sessionmw.stores.redis_async import AsyncRedisOperations
 
 __all__ = ["DRAIN_BOUND", "SUBSCRIBE_PAUSE", "RedisStore", "lua_source"]
 
@@ -455,6 +456,7 @@ class RedisStore:
 
         self._errors: tuple[type[BaseException], ...] = unreachable_errors()
         self._response_error = redis_module.ResponseError
+        self._failures: tuple[type[BaseException], ...] = (*self._errors, self._response_error)
         self.max_sessions = max_sessions
         #: The key prefix.
         self.prefix = prefix
@@ -464,7 +466,7 @@ class RedisStore:
         # A plain client's one pool; a cluster client routes each command to its slot's node.
         self._pool: redis.ConnectionPool | None = getattr(client, "connection_pool", None)
         self._name = f"Redis store {mask_url(url)!r}" if url else f"Redis store (prefix {prefix!r})"
-        source = lua_source()
+        source = self._source = lua_source()  # the one script, for the sync and async paths
         self._script = client.register_script(source)
         self._sha = hashlib.sha1(source.encode()).hexdigest()
         self._no_script = redis_module.exceptions.NoScriptError
@@ -491,6 +493,10 @@ class RedisStore:
         timed_reads = "timeout" in signature(redis_module.Connection.read_response).parameters
         self._drain_read: dict[str, Any] = {"timeout": DRAIN_BOUND} if timed_reads else {}
         self._cache_lock = threading.Lock()
+        # How an async client is made (from_url's URL and options; else read off ``client``),
+        # and the async operations, made on first use (see sessionmw.stores.aio).
+        self._async_source: tuple[str, dict[str, Any], bool] | None = None
+        self._async: AsyncRedisOperations | None = None
         reset_after_fork(self)
 
     def _after_fork(self) -> None:
@@ -499,6 +505,7 @@ class RedisStore:
         self._cache_lock = threading.Lock()
         self._listeners = self._poll = None
         self._subscriber = None  # the parent's thread is not in the child
+        self._async = None  # the parent's loops and their connections are not the child's
         self._epoch += 1
         self._listen_after = float("-inf")
         if self._cache is not None:
@@ -570,7 +577,9 @@ class RedisStore:
                     f"the URL {mask_url(url)!r} has an option redis-py does not take: {exc}"
                 ) from None
             client = redis_module.Redis(connection_pool=pool)
-        return cls(client, prefix=prefix, buckets=buckets, max_sessions=max_sessions, url=url, cache=cache)
+        store = cls(client, prefix=prefix, buckets=buckets, max_sessions=max_sessions, url=url, cache=cache)
+        store._async_source = (url, connection, cluster)
+        return store
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -598,10 +607,18 @@ class RedisStore:
                 result = self._evalsha(keys, args)
             except self._no_script:  # the server forgot the script (restart, SCRIPT FLUSH)
                 result = self._script(keys=keys, args=args)
-        except self._errors as exc:
-            raise StoreUnavailableError(f"{self._name} is unavailable: {type(exc).__name__}: {exc}") from exc
-        except self._response_error as exc:
-            raise StoreUnavailableError(f"{self._name} refused the operation: {exc}") from exc
+        except self._failures as exc:
+            raise self._failure(exc) from exc
+        return self._checked(result)
+
+    def _failure(self, exc: BaseException) -> StoreUnavailableError:
+        """The store's error for a redis-py one (unreachable, or refused)."""
+        if isinstance(exc, self._response_error):
+            return StoreUnavailableError(f"{self._name} refused the operation: {exc}")
+        return StoreUnavailableError(f"{self._name} is unavailable: {type(exc).__name__}: {exc}")
+
+    def _checked(self, result: Any) -> Any:
+        """A script's reply, if it is one (a record, or a non-empty list)."""
         if not (isinstance(result, bytes) or (isinstance(result, list) and result)):
             raise StoreUnavailableError(f"{self._name} gave an unexpected answer")
         return result
@@ -657,19 +674,33 @@ class RedisStore:
     def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
         """Store a new session; the cap is checked by the creating script itself on one server
         (exact), and just before it on a cluster (whose buckets live on several nodes)."""
+        if self._counts_before_create():
+            self._check_room(record, self._pipeline(self._live_commands(now)))
+        keys, args = self._create_call(record, now, policy)
+        self._forget(record.session_id)
+        self._created(record, self._call(keys, args))
+
+    def _counts_before_create(self) -> bool:
+        """True on a capped cluster: one script cannot read every node's buckets."""
+        return self.max_sessions is not None and self._pool is None
+
+    def _check_room(self, record: SessionRecord, live_counts: list[Any]) -> None:
+        if self.max_sessions is not None and sum(live_counts) >= self.max_sessions:
+            raise SessionLimitError("the session store is full", session_id=record.session_id)
+
+    def _create_call(self, record: SessionRecord, now: float, policy: Policy) -> tuple[list[str], list[str]]:
+        """The create script's keys and arguments (on one server, with the cap and every bucket)."""
         keys = self._script_keys(record.session_id)
         cap = ""
-        if self.max_sessions is not None:
-            if self._pool is None:  # a cluster: one script cannot read every node's buckets
-                if self._live_at(now) >= self.max_sessions:
-                    raise SessionLimitError("the session store is full", session_id=record.session_id)
-            else:
-                cap = str(self.max_sessions)
-                keys += [f"{self._tag(bucket)}:expiry" for bucket in range(self.buckets)]
+        if self.max_sessions is not None and self._pool is not None:
+            cap = str(self.max_sessions)
+            keys += [f"{self._tag(bucket)}:expiry" for bucket in range(self.buckets)]
         data = json.dumps(record.to_dict(), separators=(",", ":"))
-        args = [*self._args("create", now, policy), data, cap]
-        self._forget(record.session_id)
-        status = _text(self._call(keys, args)[0])
+        return keys, [*self._args("create", now, policy), data, cap]
+
+    def _created(self, record: SessionRecord, result: Any) -> None:
+        """Raise what the create script's reply says went wrong."""
+        status = _text(result[0])
         if status == "exists":
             raise SessionExistsError("a live session with this id exists", session_id=record.session_id)
         if status == "full":
@@ -699,14 +730,40 @@ class RedisStore:
             self._keep(session_id, None if outcome is None else outcome.record, seen, now)
         return outcome
 
+    def _cached(
+        self, session_id: str, event: Event | None, now: float, policy: Policy
+    ) -> tuple[Outcome | None, int]:
+        """The read cache's answer (None: ask Redis) and the invalidations seen before asking:
+        :meth:`update`'s first part, for the async path (the invalidations that have arrived are
+        read after a poll that does not wait)."""
+        if self._cache is None:
+            return None, -1
+        with self._cache_lock:
+            if not self._current():
+                return None, -1
+            if event is None or event is _ACTIVITY:
+                answer = self._cache.answer(session_id, event, now, policy)
+                if answer is not None:
+                    return answer, -1
+            return None, self._invalidations
+
     def _update(
         self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None
     ) -> Outcome | None:
         """The update script: one round trip."""
+        keys, args = self._update_call(session_id, event, now, policy, error)
+        return self._outcome(session_id, now, self._call(keys, args))
+
+    def _update_call(
+        self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None
+    ) -> tuple[list[str], list[str]]:
         args = self._args("update", now, policy, "" if event is None else event.value)
         if error is not None:
             args.append(error)
-        result = self._call(self._script_keys(session_id), args)
+        return self._script_keys(session_id), args
+
+    def _outcome(self, session_id: str, now: float, result: Any) -> Outcome | None:
+        """The update script's reply, read."""
         if isinstance(result, bytes):  # no change, nothing refused: the record as the script wrote it
             return Outcome(_written(result, self._name), ())
         status = _text(result[0])
@@ -954,10 +1011,8 @@ class RedisStore:
 
         return RedisCounters(self._client, self.prefix)
 
-    def _live_at(self, now: float) -> int:
-        """Live sessions not yet past their expiry time, over all buckets (one round trip)."""
-        commands = [("ZCOUNT", f"{self._tag(b)}:expiry", f"({now!r}", "+inf") for b in range(self.buckets)]
-        return sum(self._pipeline(commands))
+    def _live_commands(self, now: float) -> list[tuple[Any, ...]]:
+        return [("ZCOUNT", f"{self._tag(b)}:expiry", f"({now!r}", "+inf") for b in range(self.buckets)]
 
     def _pipeline(self, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
         try:
@@ -996,6 +1051,16 @@ class RedisStore:
         """The policy last saved under the prefix, or None (one round trip)."""
         raw = self._command("GET", f"{{{self.prefix}:policy}}")
         return None if raw is None else policy_from_json(_text(raw))
+
+    def async_operations(self) -> AsyncRedisOperations:
+        """The store's operations through ``redis.asyncio`` (the same scripts and read cache),
+        for asyncio's loop (see :mod:`sessionmw.stores.aio`)."""
+        ops = self._async
+        if ops is None:
+            from sessionmw.stores.redis_async import AsyncRedisOperations
+
+            ops = self._async = AsyncRedisOperations(self)
+        return ops
 
     def breakers(self) -> RedisBreakers:
         """The circuit breaker backend in the same Redis (see :class:`sessionmw.Breaker`)."""

@@ -1,0 +1,172 @@
+"""The async path to a store: every call awaited without blocking the event loop.
+
+An async caller (``@guarded`` on an ``async def``, :meth:`Breaker.call_async
+<sessionmw.Breaker.call_async>`, an ASGI adapter) reaches a store through :func:`async_store`,
+which picks, once per store, how each call is made:
+
+- **inline** for a store that never waits (:attr:`blocks` False: the memory store, whose
+  operations hold a lock for microseconds and do no I/O): a worker thread would cost more than
+  the call;
+- **awaited natively** for a store that offers async operations of its own
+  (:class:`AsyncNative`: the Redis store, through ``redis.asyncio``; under trio, which
+  ``redis.asyncio`` does not serve, it sends only its round trips to a worker thread);
+- **in a worker thread** for everything else (the SQLite store, a store of the application's), with
+  :func:`anyio.to_thread.run_sync` (``pip install 'sessionmw[async]'``; without anyio, under
+  asyncio, :func:`asyncio.to_thread`).
+
+A cancelled caller does not cancel a store operation under way in a thread: the operation is one
+atomic store update, and it completes (anyio's default), so what it changed is never half-known.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from sessionmw.session import Policy, SessionRecord
+from sessionmw.states import Event
+from sessionmw.stores.base import Outcome, SessionStore
+
+__all__ = [
+    "AsyncNative",
+    "AsyncOperations",
+    "AsyncStore",
+    "async_store",
+    "blocks",
+    "off_loop",
+    "running_asyncio",
+]
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class AsyncOperations(Protocol):
+    """The request-path operations of a store, as coroutines (the :class:`SessionStore` methods
+    of the same names and arguments)."""
+
+    async def create(self, record: SessionRecord, now: float, policy: Policy) -> None: ...
+
+    async def update(
+        self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None = None
+    ) -> Outcome | None: ...
+
+    async def get(self, session_id: str) -> SessionRecord | None: ...
+
+    async def delete(self, session_id: str) -> bool: ...
+
+    async def aclose(self) -> None:
+        """Close the connections of the running event loop."""
+        ...
+
+
+@runtime_checkable
+class AsyncNative(Protocol):
+    """A store with async operations of its own, for asyncio's loop (the Redis store)."""
+
+    def async_operations(self) -> AsyncOperations:
+        """The store's async operations (one object per store)."""
+        ...
+
+
+def blocks(store: object) -> bool:
+    """True if a call to ``store`` may wait (on a file, the network, another process): then an
+    async caller makes it off the loop. A store says it never waits with a class attribute
+    ``blocks = False`` (the memory store does); a store that says nothing may wait."""
+    return bool(getattr(store, "blocks", True))
+
+
+def running_asyncio() -> bool:
+    """True if the running event loop is asyncio's (False under trio)."""
+    try:
+        import sniffio
+    except ImportError:  # no anyio (nor sniffio): only asyncio is served
+        return True
+    try:
+        return sniffio.current_async_library() == "asyncio"
+    except sniffio.AsyncLibraryNotFoundError:
+        return True
+
+
+async def off_loop(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in a worker thread, awaited (anyio's threads; without anyio, asyncio's).
+
+    The thread completes its call even if the caller is cancelled meanwhile.
+    """
+    try:
+        from anyio import to_thread
+    except ImportError:
+        import asyncio
+
+        if not running_asyncio():
+            raise RuntimeError(
+                "sessionmw's async store path needs anyio outside asyncio (trio): "
+                "pip install 'sessionmw[async]'"
+            ) from None
+        # shield: the store call completes even if the caller is cancelled (as anyio's does)
+        return await asyncio.shield(asyncio.to_thread(func, *args))
+    return await to_thread.run_sync(functools.partial(func, *args))
+
+
+class AsyncStore:
+    """A store's operations for async callers: inline, native or in a worker thread (see the
+    module). A manager keeps one: :attr:`SessionManager.async_store
+    <sessionmw.SessionManager.async_store>`."""
+
+    def __init__(self, store: SessionStore) -> None:
+        #: The store the calls go to.
+        self.store = store
+        #: True if the store's calls are made inline (a store that never waits).
+        self.inline = not blocks(store)
+        self._native: AsyncOperations | None = (
+            store.async_operations() if isinstance(store, AsyncNative) and not self.inline else None
+        )
+
+    def __repr__(self) -> str:
+        way = "inline" if self.inline else ("native" if self._native else "thread")
+        return f"AsyncStore({self.store!r}, {way})"
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        if self.inline:
+            return getattr(self.store, name)(*args)
+        native = self._native
+        if native is not None:
+            return await getattr(native, name)(*args)
+        return await off_loop(getattr(self.store, name), *args)
+
+    def create(self, record: SessionRecord, now: float, policy: Policy) -> Awaitable[None]:
+        """:meth:`SessionStore.create`, awaited."""
+        return self._call("create", record, now, policy)
+
+    def update(
+        self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None = None
+    ) -> Awaitable[Outcome | None]:
+        """:meth:`SessionStore.update`, awaited."""
+        return self._call("update", session_id, event, now, policy, error)
+
+    def get(self, session_id: str) -> Awaitable[SessionRecord | None]:
+        """:meth:`SessionStore.get`, awaited."""
+        return self._call("get", session_id)
+
+    def delete(self, session_id: str) -> Awaitable[bool]:
+        """:meth:`SessionStore.delete`, awaited."""
+        return self._call("delete", session_id)
+
+    async def call(self, func: Callable[..., T], *args: Any) -> T:
+        """Any other sync call that reaches this store (a breaker's, the adapter's), made as the
+        store's own calls are: inline for a store that never waits, else in a worker thread."""
+        if self.inline:
+            return func(*args)
+        return await off_loop(func, *args)
+
+    async def aclose(self) -> None:
+        """Close the native connections of the running loop (the store's own stay open)."""
+        if self._native is not None:
+            await self._native.aclose()
+
+
+def async_store(store: SessionStore) -> AsyncStore:
+    """A new :class:`AsyncStore` of ``store`` (a manager keeps one: :attr:`SessionManager.async_store
+    <sessionmw.SessionManager.async_store>`)."""
+    return AsyncStore(store)
