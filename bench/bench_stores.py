@@ -25,9 +25,9 @@ from typing import Any
 import redis
 
 from sessionmw import SessionManager
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.stores.redis import RedisStore
-from sessionmw.stores.sqlite import SQLiteStore
+from sessionmw._session import Policy, SessionRecord
+from sessionmw.stores._redis import RedisStore
+from sessionmw.stores._sqlite import SQLiteStore
 from sessionmw.testing import FakeClock
 
 T0 = 1_700_000_000.0

@@ -37,6 +37,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
+from sessionmw._manager import SessionManager
 from sessionmw.integrations.dash_apps import DASH_EXTENSION_KEY, DashState, ServerApps, dash_state
 from sessionmw.integrations.dash_banner import (
     STATUS_ID,
@@ -51,7 +52,6 @@ from sessionmw.integrations.dash_callbacks import (
     mark_background_requests,
 )
 from sessionmw.integrations.flask import EXTENSION_KEY, SessionMW, SessionMWState
-from sessionmw.manager import SessionManager
 
 __all__ = ["SessionMWDash", "dash_static_paths", "preserve"]
 

@@ -15,7 +15,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
-from sessionmw.manager import SessionManager
+from sessionmw._manager import SessionManager
 
 __all__ = ["DASH_EXTENSION_KEY", "DashState", "ServerApps", "dash_state", "request_dash_app"]
 

@@ -22,16 +22,16 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
 from sessionmw import signals
+from sessionmw._context import current_manager, current_session_id
+from sessionmw._manager import SessionManager
+from sessionmw._session import SessionRecord
 from sessionmw.actions import log_failure, was_logged
-from sessionmw.context import current_manager, current_session_id
 from sessionmw.health import HealthReport
 from sessionmw.integrations.dash_apps import request_dash_app
 from sessionmw.integrations.dash_banner import hide_alert, show_alert
 from sessionmw.integrations.environ import ENVIRON_SESSION
 from sessionmw.integrations.flask import EXTENSION_KEY, SessionMWState
 from sessionmw.integrations.request_session import RequestSession
-from sessionmw.manager import SessionManager
-from sessionmw.session import SessionRecord
 from sessionmw.translation import UserFacingError, translate
 
 __all__ = ["guard_all_callbacks", "guarded_callback", "handle_callback_error", "mark_background_requests"]
@@ -282,7 +282,7 @@ def guarded_callback(
       becomes the callback's outputs, as with Dash's ``on_error`` (None: outputs unchanged).
     - In debug mode (Dash's dev tools UI on) an exception no handler of yours takes is recorded
       and raised again, so the dev tools show it with its traceback.
-    - ``retry``: opt-in, a :class:`~sessionmw.retry.RetryStrategy` (or any decorator) applied to
+    - ``retry``: opt-in, a :class:`~sessionmw._retry.RetryStrategy` (or any decorator) applied to
       the whole callback. A callback is a POST and may have side effects, so none by default;
       prefer ``@guarded(retry=...)`` on the backend calls that only read.
     - ``clears_alert``: hide a previous alert when this callback succeeds.

@@ -38,7 +38,9 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.flask needs Flask: pip install 'sessionmw[flask]'") from exc
 
-from sessionmw.context import enter_scope, leave_scope
+from sessionmw._context import enter_scope, leave_scope
+from sessionmw._manager import SessionManager
+from sessionmw._settings import Settings
 from sessionmw.integrations.environ import (
     ENVIRON_MANAGER,
     ENVIRON_NOTICE,
@@ -50,8 +52,6 @@ from sessionmw.integrations.gate import SessionGate, cache_control_with_cookie, 
 from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected
 from sessionmw.integrations.options import Options
 from sessionmw.integrations.request_session import RequestSession
-from sessionmw.manager import SessionManager
-from sessionmw.settings import Settings
 
 __all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session"]
 

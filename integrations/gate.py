@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
 
 from sessionmw import signals
+from sessionmw._errors import IllegalTransitionError
+from sessionmw._manager import STORE_UNAVAILABLE, SessionManager
+from sessionmw._session import SessionRecord
+from sessionmw._states import SessionState
 from sessionmw.actions import log_failure
-from sessionmw.errors import IllegalTransitionError
 from sessionmw.health import HealthReport
 from sessionmw.integrations.http import (
     FORM_LIMIT,
@@ -41,9 +44,6 @@ from sessionmw.integrations.http import (
 from sessionmw.integrations.options import Options
 from sessionmw.integrations.pending_ids import PendingIds, Verdict
 from sessionmw.integrations.request_session import RequestSession
-from sessionmw.manager import STORE_UNAVAILABLE, SessionManager
-from sessionmw.session import SessionRecord
-from sessionmw.states import SessionState
 
 if TYPE_CHECKING:
     from sessionmw.integrations.request import RequestView

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from sessionmw.errors import ConfigurationError
+from sessionmw._errors import ConfigurationError
 
 __all__ = ["Options", "check_propagate_exceptions"]
 

@@ -2,7 +2,7 @@
 
 A pending id is ``random.issued[.incarnation].mac``: random bits from :mod:`secrets`, the issue
 time (hex seconds), the store's incarnation as last read (see
-:meth:`~sessionmw.stores.base.NamespacedStore.incarnation`), and an HMAC bound to the secret, the
+:meth:`~sessionmw.stores._base.NamespacedStore.incarnation`), and an HMAC bound to the secret, the
 cookie name and the store's namespace. :class:`PendingIds` issues them and judges an id the store
 does not know: pending (issued here, for the store as it is, within its window), gone (issued
 here, no longer stored), or a stranger's.
@@ -18,9 +18,9 @@ import logging
 import re
 from collections.abc import Callable
 
-from sessionmw.errors import ConfigurationError, StoreError
-from sessionmw.manager import new_session_id
-from sessionmw.session import Policy
+from sessionmw._errors import ConfigurationError, StoreError
+from sessionmw._manager import new_session_id
+from sessionmw._session import Policy
 from sessionmw.stores import SessionStore
 
 __all__ = ["CLOCK_SLACK", "INCARNATION_MAX_AGE", "PendingIds", "Verdict", "pending_window"]
@@ -59,7 +59,7 @@ def pending_window(policy: Policy) -> float:
 
 def _store_namespace(store: SessionStore) -> str:
     """What names ``store``'s sessions alike in every process that shares them: its
-    :attr:`~sessionmw.stores.base.NamespacedStore.namespace` (every built-in store has one), else
+    :attr:`~sessionmw.stores._base.NamespacedStore.namespace` (every built-in store has one), else
     its class."""
     namespace = getattr(store, "namespace", None)  # not isinstance: a store may lack incarnation()
     if isinstance(namespace, str):

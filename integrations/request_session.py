@@ -7,11 +7,11 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from sessionmw.errors import SessionExistsError
+from sessionmw._errors import SessionExistsError
+from sessionmw._manager import SessionManager
+from sessionmw._session import SessionRecord
+from sessionmw._states import SessionState
 from sessionmw.health import HealthReport
-from sessionmw.manager import SessionManager
-from sessionmw.session import SessionRecord
-from sessionmw.states import SessionState
 
 __all__ = ["RequestSession"]
 

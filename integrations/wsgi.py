@@ -21,7 +21,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from sessionmw.context import enter_scope, leave_scope
+from sessionmw._context import enter_scope, leave_scope
+from sessionmw._manager import SessionManager, get_session_manager
 from sessionmw.integrations.environ import (
     ENVIRON_MANAGER,
     ENVIRON_NOTICE,
@@ -33,7 +34,6 @@ from sessionmw.integrations.gate import SessionGate
 from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected, page_path
 from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.request_session import RequestSession
-from sessionmw.manager import SessionManager, get_session_manager
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -9,9 +9,9 @@ define them are private. With them come the modules :mod:`sessionmw.signals` and
 from __future__ import annotations
 
 from sessionmw import signals, testing
-from sessionmw.breaker import Breaker, BreakerOpenError, BreakerState
-from sessionmw.context import current_manager, current_session_id, session_scope
-from sessionmw.errors import (
+from sessionmw._breaker import Breaker, BreakerOpenError, BreakerState
+from sessionmw._context import current_manager, current_session_id, session_scope
+from sessionmw._errors import (
     BackendProcessError,
     ConfigurationError,
     CorruptRecordError,
@@ -28,19 +28,19 @@ from sessionmw.errors import (
     StoreUnavailableError,
     TransientError,
 )
-from sessionmw.guard import guarded
-from sessionmw.health import CheckResult, HealthReport
-from sessionmw.manager import (
+from sessionmw._guard import guarded
+from sessionmw._manager import (
     SessionManager,
     get_session_manager,
     new_session_id,
     set_session_manager,
 )
+from sessionmw._retry import RetryDetails, RetryStrategy, safe_execute
+from sessionmw._session import SessionRecord
+from sessionmw._settings import Settings
+from sessionmw._states import SessionState
+from sessionmw.health import CheckResult, HealthReport
 from sessionmw.rendering import format_error
-from sessionmw.retry import RetryDetails, RetryStrategy, safe_execute
-from sessionmw.session import SessionRecord
-from sessionmw.settings import Settings
-from sessionmw.states import SessionState
 from sessionmw.translation import (
     Translation,
     UserFacingError,

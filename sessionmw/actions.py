@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from sessionmw.manager import short_id
+from sessionmw._manager import short_id
 
 __all__ = ["ActionLedger", "log_failure", "mark_logged", "was_logged"]
 

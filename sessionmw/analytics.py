@@ -2,7 +2,7 @@
 
 :class:`Analytics` subscribes to a manager's signals and adds each event to a per-minute bucket
 and to an all-time total in a :class:`CounterBackend` that lives beside the sessions (memory,
-SQLite or Redis). :func:`stats` (from :mod:`sessionmw.figures`) reads a window of buckets back
+SQLite or Redis). :func:`stats` (from :mod:`sessionmw._figures`) reads a window of buckets back
 and derives the seed's figures: expiration rate, error frequency per session-hour and recovery
 rates.
 """
@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sessionmw import signals
-from sessionmw.figures import BUCKET_SECONDS, TOTAL, Stats, counters_for, stats
-from sessionmw.states import SessionState
+from sessionmw._figures import BUCKET_SECONDS, TOTAL, Stats, counters_for, stats
+from sessionmw._states import SessionState
 from sessionmw.stores.counters import CounterBackend
 from sessionmw.translation import translate
 
 if TYPE_CHECKING:
-    from sessionmw.manager import SessionManager
-    from sessionmw.session import SessionRecord
+    from sessionmw._manager import SessionManager
+    from sessionmw._session import SessionRecord
 
 __all__ = ["TOTAL", "Analytics", "Stats", "counters_for", "stats"]
 
@@ -74,7 +74,7 @@ class Analytics:
     def _mark_counting(self) -> None:
         """Add to the all-time bucket that a process counts (``sessionmw stats`` tells zeros from
         nobody counting); a store failure here is not the app's problem."""
-        from sessionmw.errors import StoreError
+        from sessionmw._errors import StoreError
 
         with contextlib.suppress(StoreError):
             self.backend.add((TOTAL,), {"analytics.connected": 1.0})

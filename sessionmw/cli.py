@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sessionmw.errors import ConfigurationError, IllegalTransitionError, SessionMWError, StoreError
-from sessionmw.manager import SessionManager
+from sessionmw._errors import ConfigurationError, IllegalTransitionError, SessionMWError, StoreError
+from sessionmw._manager import SessionManager
+from sessionmw._session import Policy
+from sessionmw._settings import Settings
+from sessionmw._states import HealthStatus, SessionState
 from sessionmw.rendering import recovery_text
-from sessionmw.session import Policy
-from sessionmw.settings import Settings
-from sessionmw.states import HealthStatus, SessionState
 from sessionmw.stores import MemoryStore, mask_url
-from sessionmw.stores.base import PolicyStore
+from sessionmw.stores._base import PolicyStore
 
 __all__ = ["add_commands"]
 
@@ -420,7 +420,7 @@ def _add_breaker_command(sub: Subparsers) -> None:
 
 
 def _breakers(args: argparse.Namespace) -> int:
-    from sessionmw.breaker import Breaker, breakers_for
+    from sessionmw._breaker import Breaker, breakers_for
     from sessionmw.stores.breakers import CorruptBreakerError
 
     out = _out(args)

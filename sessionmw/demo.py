@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from sessionmw.errors import ConfigurationError
-from sessionmw.settings import Settings
+from sessionmw._errors import ConfigurationError
+from sessionmw._settings import Settings
 
 __all__ = [
     "DEMO_ERROR_THRESHOLD",

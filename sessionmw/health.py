@@ -10,8 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import HealthStatus, SessionState
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import HealthStatus, SessionState
 from sessionmw.texts import CHECK_COULD_NOT_RUN, MESSAGES, Message, Plural, Template, duration, fill, span
 
 __all__ = [
@@ -316,7 +316,7 @@ def register_dependency_source(source: Callable[[object], list[dict[str, Any]]])
     """Have every report of a live session show the dependencies ``source(store)`` returns (the
     session manager's store: the breakers kept there).
 
-    :mod:`sessionmw.breaker` registers its breakers here. Each item is a dict with ``name``,
+    :mod:`sessionmw._breaker` registers its breakers here. Each item is a dict with ``name``,
     ``status`` (``pass``, ``warn`` or ``fail``) and ``message`` (a breaker adds ``service``,
     ``state`` and ``retry_in``). Each becomes a check ``breaker:<name>``; those not passing are
     listed under ``dependencies`` and make a healthy or idle session ``degraded``.

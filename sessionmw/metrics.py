@@ -27,14 +27,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "sessionmw.metrics needs prometheus_client: pip install 'sessionmw[prometheus]'"
     ) from exc
 
+from sessionmw._states import SessionState
 from sessionmw.analytics import LATENCY_BOUNDS, TOTAL, Analytics, counters_for
-from sessionmw.states import SessionState
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from sessionmw.manager import SessionManager
-    from sessionmw.stores.base import SessionStore
+    from sessionmw._manager import SessionManager
+    from sessionmw.stores._base import SessionStore
 
 __all__ = ["SessionCollector", "breaker_metrics", "instrument"]
 
@@ -113,8 +113,8 @@ def breaker_metrics(store: SessionStore, namespace: str = "sessionmw") -> Iterat
     with its next round trip, so they may lag by ``state_ttl``), and for each breaker that keeps a
     window (``failure_rate`` or ``slow_call_duration``) with calls in it, ``<ns>_breaker_failure_rate``
     and ``<ns>_breaker_slow_call_rate`` over that window."""
-    from sessionmw.breaker import breakers_for
-    from sessionmw.breaker_table import BreakerState
+    from sessionmw._breaker import breakers_for
+    from sessionmw._breaker_table import BreakerState
 
     records = breakers_for(store).records()
     states = GaugeMetricFamily(

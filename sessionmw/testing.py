@@ -22,9 +22,9 @@ from typing import Any
 from blinker import NamedSignal
 
 from sessionmw import signals as _signals
-from sessionmw.breaker import Breaker
-from sessionmw.breaker_table import BreakerOp, BreakerRecord, BreakerState
-from sessionmw.retry import is_testing, set_testing
+from sessionmw._breaker import Breaker
+from sessionmw._breaker_table import BreakerOp, BreakerRecord, BreakerState
+from sessionmw._retry import is_testing, set_testing
 
 __all__ = ["FakeClock", "SentSignal", "capture_signals", "force_breaker", "is_testing", "set_testing"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sessionmw.manager import SessionManager
+from sessionmw._manager import SessionManager
+from sessionmw._states import SessionState
 from sessionmw.rendering import recovery_text
 from sessionmw.signals import state_changed
-from sessionmw.states import SessionState
 from sessionmw.testing import FakeClock
 
 __all__ = ["run_tour"]

@@ -39,8 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from sessionmw import texts
-from sessionmw._forks import ForkSafeLock
-from sessionmw.errors import (
+from sessionmw._errors import (
     BackendProcessError,
     DataLoadError,
     IllegalTransitionError,
@@ -52,6 +51,7 @@ from sessionmw.errors import (
     StoreUnavailableError,
     TransientError,
 )
+from sessionmw._forks import ForkSafeLock
 from sessionmw.health import NETWORK_ERRORS
 from sessionmw.texts import EXCEPTIONS, MESSAGES, STATEMENTS, STEPS_AFTER_FAILURE, WITHOUT_INPUTS, Message
 

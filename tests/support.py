@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sessionmw import SessionManager
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event, SessionState
-from sessionmw.stores.base import Outcome, SessionStore
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event, SessionState
+from sessionmw._transitions import Change
+from sessionmw.stores._base import Outcome, SessionStore
 from sessionmw.testing import FakeClock
-from sessionmw.transitions import Change
 
 if TYPE_CHECKING:  # (bench/bench_wsgi.py imports this module without pytest)
     import pytest
@@ -671,7 +671,7 @@ def _cluster_ok(client: Any) -> bool:
 def fresh_breaker_registry() -> Iterator[None]:
     """The process's registry of breakers emptied around each test of a module that imports this
     (a session's health lists the process's breakers: only that test's)."""
-    from sessionmw import breaker as breaker_module
+    from sessionmw import _breaker as breaker_module
 
     breaker_module._REGISTRY.clear()
     yield

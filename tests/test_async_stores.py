@@ -19,12 +19,12 @@ import pytest
 from support import PrivateRedis
 
 from sessionmw import Breaker, SessionManager, UserFacingError, guarded, session_scope
-from sessionmw.errors import StoreUnavailableError
+from sessionmw._errors import StoreUnavailableError
+from sessionmw._session import SessionRecord
 from sessionmw.health import HealthReport
-from sessionmw.session import SessionRecord
 from sessionmw.stores import store_from_url
+from sessionmw.stores._sqlite import SQLiteStore
 from sessionmw.stores.aio import off_loop
-from sessionmw.stores.sqlite import SQLiteStore
 from sessionmw.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -351,7 +351,7 @@ async def test_a_store_given_a_client_gets_an_async_client_with_its_options(
     database and timeouts off it."""
     import redis
 
-    from sessionmw.stores.redis import RedisStore
+    from sessionmw.stores._redis import RedisStore
 
     client = redis.Redis.from_url(redis_url, socket_timeout=3)
     store = RedisStore(client, prefix=redis_prefix, cache=False)
@@ -369,7 +369,7 @@ async def test_an_async_guarded_call_stores_a_pending_session_off_the_loop(
 ) -> None:
     """A session the adapter issued and has not stored yet is stored at its first use for work:
     on the async path, in a worker thread for a store that may wait, then admitted."""
-    from sessionmw.context import enter_scope, leave_scope
+    from sessionmw._context import enter_scope, leave_scope
 
     manager = SessionManager(store=f"sqlite:///{tmp_path / 'pending.db'}", clock=FakeClock())
     stored: list[int] = []
@@ -398,7 +398,7 @@ async def test_a_cluster_store_given_a_client_gets_an_async_cluster_client(
 ) -> None:
     import redis
 
-    from sessionmw.stores.redis import RedisStore
+    from sessionmw.stores._redis import RedisStore
 
     client = redis.RedisCluster.from_url(redis_cluster_url)
     store = RedisStore(client, prefix=f"aio{secrets.token_hex(4)}", cache=False)

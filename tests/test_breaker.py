@@ -26,8 +26,8 @@ from sessionmw import (
     session_scope,
     signals,
 )
-from sessionmw import breaker as breaker_module
-from sessionmw.breaker_table import (
+from sessionmw import _breaker as breaker_module
+from sessionmw._breaker_table import (
     BREAKER_TRANSITIONS,
     BreakerConfig,
     BreakerEvent,

@@ -21,8 +21,8 @@ from sessionmw import (
     UserFacingError,
     guarded,
 )
-from sessionmw import breaker as breaker_module
-from sessionmw.breaker_table import BreakerRecord
+from sessionmw import _breaker as breaker_module
+from sessionmw._breaker_table import BreakerRecord
 from sessionmw.testing import FakeClock, capture_signals, force_breaker
 
 WORKERS = 4

@@ -20,7 +20,7 @@ from sessionmw import (
     guarded,
     signals,
 )
-from sessionmw import breaker as breaker_module
+from sessionmw import _breaker as breaker_module
 from sessionmw.stores.breakers import SQLiteBreakers
 from sessionmw.testing import FakeClock, capture_signals, force_breaker
 

@@ -26,9 +26,9 @@ from sessionmw import (
     session_scope,
     signals,
 )
-from sessionmw import breaker as breaker_module
-from sessionmw.breaker_table import BreakerOp, BreakerRecord
-from sessionmw.errors import StoreUnavailableError
+from sessionmw import _breaker as breaker_module
+from sessionmw._breaker_table import BreakerOp, BreakerRecord
+from sessionmw._errors import StoreUnavailableError
 from sessionmw.stores._beside import _BESIDE
 from sessionmw.stores.breakers import BreakerBackend, CorruptBreakerError
 from sessionmw.testing import FakeClock, capture_signals, force_breaker
@@ -459,12 +459,12 @@ def test_a_corrupt_record_is_named_once_and_the_breaker_serves_meanwhile(
     manager, key = damaged
     breaker = Breaker("market-data", manager=manager, failure_threshold=2)
     with (
-        caplog.at_level(logging.WARNING, logger="sessionmw.breaker"),
+        caplog.at_level(logging.WARNING, logger="sessionmw._breaker"),
         capture_signals(signals.store_error) as sent,
     ):
         for _ in range(5):
             assert breaker.call(lambda: "ok") == "ok"
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "sessionmw.breaker"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "sessionmw._breaker"]
     assert key in line and "unreadable" in line and "\n" not in line
     assert isinstance(sent[0].kwargs["error"], CorruptBreakerError)
     for _ in range(2):
@@ -512,7 +512,7 @@ def test_listing_skips_a_corrupt_record_and_logs_it(
     damaged: tuple[SessionManager, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     manager, key = damaged
-    with caplog.at_level(logging.WARNING, logger="sessionmw.breaker"):
+    with caplog.at_level(logging.WARNING, logger="sessionmw._breaker"):
         records = breaker_module.breakers_for(manager.store).records()
     assert [record.name for record in records] == ["other"]
     assert any(key in r.getMessage() for r in caplog.records)

@@ -23,10 +23,10 @@ from sessionmw import (
     guarded,
     session_scope,
 )
-from sessionmw.guard import DEFAULT_RETRY
-from sessionmw.session import Policy
-from sessionmw.stores.base import Outcome
-from sessionmw.stores.memory import MemoryStore
+from sessionmw._guard import DEFAULT_RETRY
+from sessionmw._session import Policy
+from sessionmw.stores._base import Outcome
+from sessionmw.stores._memory import MemoryStore
 from sessionmw.testing import FakeClock, set_testing
 
 

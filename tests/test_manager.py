@@ -20,8 +20,8 @@ from sessionmw import (
     set_session_manager,
     signals,
 )
-from sessionmw.errors import CorruptRecordError
-from sessionmw.stores.memory import MemoryStore
+from sessionmw._errors import CorruptRecordError
+from sessionmw.stores._memory import MemoryStore
 from sessionmw.testing import FakeClock, capture_signals
 from sessionmw.texts import MESSAGES
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from sessionmw import SessionManager, Settings
 from sessionmw.__main__ import main
-from sessionmw.errors import ConfigurationError, StoreUnavailableError
+from sessionmw._errors import ConfigurationError, StoreUnavailableError
 from sessionmw.stores import mask_url, store_from_url
 
 #: Every form redis-py (and our sqlite:// parser) reads a password from, the password as ``{}``.

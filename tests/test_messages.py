@@ -9,10 +9,10 @@ import math
 import pytest
 
 from sessionmw import BreakerOpenError, SessionManager
+from sessionmw._errors import DataLoadError
+from sessionmw._settings import Settings
 from sessionmw.actions import ActionLedger, log_failure
-from sessionmw.errors import DataLoadError
 from sessionmw.health import cause_of_error
-from sessionmw.settings import Settings
 from sessionmw.testing import FakeClock
 from sessionmw.texts import PAUSED_COUNTDOWN, PAUSED_NOW, paused_message
 from sessionmw.translation import CAUSES, cause_of, plain, statement, translate
@@ -313,9 +313,9 @@ def test_paused_with_no_time_left_is_trying_now() -> None:
 )
 def test_the_policy_is_said_in_plain_numbers(minutes: float, hours: float, said: tuple[str, str]) -> None:
     """An expired session's context names the timeout as a person says it: "1 minute", not "1 minutes"."""
+    from sessionmw._session import Policy, SessionRecord
+    from sessionmw._states import SessionState
     from sessionmw.health import HealthReport
-    from sessionmw.session import Policy, SessionRecord
-    from sessionmw.states import SessionState
 
     policy = Policy(idle_after=10, timeout=minutes * 60, absolute_timeout=hours * 3600)
     for reason, text in (("timeout", said[0]), ("lifetime_exceeded", said[1])):

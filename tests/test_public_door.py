@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = """\
 import json, sys
 import sessionmw
-names = ("sessionmw.stores.sqlite", "sessionmw.stores.redis", "redis")
+names = ("sessionmw.stores._sqlite", "sessionmw.stores._redis", "redis")
 before = sorted(name for name in names if name in sys.modules)
 stores = (sessionmw.stores.SQLiteStore.__module__, sessionmw.stores.RedisStore.__module__)
 print(json.dumps({"before": before, "stores": stores}))
@@ -30,7 +30,7 @@ def test_import_loads_no_persistent_store_until_one_is_used() -> None:
     result = subprocess.run([sys.executable, "-I", "-c", PROBE], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == {
         "before": [],
-        "stores": ["sessionmw.stores.sqlite", "sessionmw.stores.redis"],
+        "stores": ["sessionmw.stores._sqlite", "sessionmw.stores._redis"],
     }
 
 

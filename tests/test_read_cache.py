@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 from support import PrivateRedis, assert_same_outcome, created, free_port, walk
 
 from sessionmw import SessionManager, SessionState, StoreUnavailableError
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event
 from sessionmw.stores import MemoryStore, SessionStore, store_from_url
-from sessionmw.stores.redis import RedisStore
-from sessionmw.stores.sqlite import SQLiteStore
+from sessionmw.stores._redis import RedisStore
+from sessionmw.stores._sqlite import SQLiteStore
 from sessionmw.testing import FakeClock, capture_signals
 
 T0 = 1_700_000_000.0
@@ -696,7 +696,7 @@ def test_a_failed_subscription_pauses_the_next_from_the_failure(
 ) -> None:
     """An attempt that fails after 0.9 s: the next comes 1 s after the failure, not 0.1 s after
     it (1 s after the attempt's start), whatever the number of requests meanwhile."""
-    import sessionmw.stores.redis as redis_module
+    import sessionmw.stores._redis as redis_module
 
     monotonic = _MonotonicClock(0.0)
     monkeypatch.setattr(redis_module, "time", monotonic)

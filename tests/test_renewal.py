@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from sessionmw import ConfigurationError, SessionManager, SessionState, Settings
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.settings import RESOLUTION_SHARE
-from sessionmw.states import Event
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._settings import RESOLUTION_SHARE
+from sessionmw._states import Event
+from sessionmw._transitions import writes_nothing
 from sessionmw.testing import FakeClock, capture_signals
-from sessionmw.transitions import writes_nothing
 
 IDLE, TIMEOUT_MINUTES, WINDOW = 60.0, 10.0, 20.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionmw import ConfigurationError, Settings
-from sessionmw.settings import ENVIRONMENT_VARIABLES
+from sessionmw._settings import ENVIRONMENT_VARIABLES
 
 
 def test_defaults_are_the_seeds() -> None:

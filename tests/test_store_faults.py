@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from sessionmw import SessionManager, SessionState, StoreUnavailableError, translate
-from sessionmw.states import HealthStatus
+from sessionmw._states import HealthStatus
 from sessionmw.testing import FakeClock, capture_signals
 
 

@@ -22,8 +22,8 @@ from support import (
 )
 
 from sessionmw import HealthReport, SessionManager, UserFacingError, guarded, session_scope
-from sessionmw.states import Event
-from sessionmw.stores.memory import MemoryStore
+from sessionmw._states import Event
+from sessionmw.stores._memory import MemoryStore
 from sessionmw.testing import FakeClock
 
 ACTIVITY = f"update:{Event.ACTIVITY}"

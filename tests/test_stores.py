@@ -27,14 +27,14 @@ from sessionmw import (
     SessionState,
     StoreUnavailableError,
 )
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event, HealthStatus
+from sessionmw._transitions import TRANSITIONS
 from sessionmw.analytics import TOTAL
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event, HealthStatus
 from sessionmw.stores import SUPPORTED_SCHEMES, MemoryStore, SessionStore, store_from_url
-from sessionmw.stores.redis import RedisStore, lua_source
-from sessionmw.stores.sqlite import DUE_QUERY, SQLiteStore
+from sessionmw.stores._redis import RedisStore, lua_source
+from sessionmw.stores._sqlite import DUE_QUERY, SQLiteStore
 from sessionmw.testing import FakeClock, capture_signals
-from sessionmw.transitions import TRANSITIONS
 
 POLICY = Policy(idle_after=10.0, timeout=30.0, absolute_timeout=100.0, error_threshold=3, retention=20.0)
 T0 = 1_700_000_000.0

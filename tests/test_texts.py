@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from sessionmw import BreakerOpenError, SessionManager, texts
-from sessionmw.breaker import _REGISTRY as BREAKERS
-from sessionmw.breaker import Breaker
-from sessionmw.errors import DataLoadError, SessionExpiredError
+from sessionmw._breaker import _REGISTRY as BREAKERS
+from sessionmw._breaker import Breaker
+from sessionmw._errors import DataLoadError, SessionExpiredError
+from sessionmw._settings import Settings
 from sessionmw.health import HealthReport
 from sessionmw.integrations.http import banner_html, health_json, user_error_response
 from sessionmw.rendering import format_error, recovery_text
-from sessionmw.settings import Settings
 from sessionmw.testing import FakeClock, force_breaker
 from sessionmw.texts import Plural, Template, catalogue
 from sessionmw.translation import (
@@ -307,7 +307,7 @@ NOT_USER_TEXT = {
     "sessionmw/demo.py": "the demo command's options and help, read by the developer who starts it",
     "sessionmw/tour.py": "the tour's narration for a developer (its session guidance is recovery_text)",
     "sessionmw/metrics.py": "Prometheus help texts, read by operators",
-    "sessionmw/errors.py": "technical exception texts: translate() replaces them for users",
+    "sessionmw/_errors.py": "technical exception texts: translate() replaces them for users",
 }
 #: Single strings that are not for the end user, by module.
 NOT_USER_STRINGS = {

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionmw import IllegalTransitionError, SessionRecord, SessionState
-from sessionmw.session import Policy
-from sessionmw.states import Event
-from sessionmw.stores.base import step
-from sessionmw.transitions import TRANSITIONS, apply, elapse, is_routine_activity, mermaid, next_state
+from sessionmw._session import Policy
+from sessionmw._states import Event
+from sessionmw._transitions import TRANSITIONS, apply, elapse, is_routine_activity, mermaid, next_state
+from sessionmw.stores._base import step
 
 S, E = SessionState, Event
 POLICY = Policy(idle_after=300, timeout=1800, absolute_timeout=43200, error_threshold=5)

@@ -32,12 +32,12 @@ from sessionmw import (
     SessionManager,
     SessionState,
 )
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event, HealthStatus
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event, HealthStatus
 from sessionmw.stores import SessionStore, store_from_url
+from sessionmw.stores._redis import RedisStore, _written
+from sessionmw.stores._sqlite import SQLiteStore
 from sessionmw.stores.records import decode_record
-from sessionmw.stores.redis import RedisStore, _written
-from sessionmw.stores.sqlite import SQLiteStore
 from sessionmw.testing import FakeClock
 
 POLICY = Policy(idle_after=10.0, timeout=30.0, absolute_timeout=100.0, error_threshold=3, retention=20.0)
@@ -570,7 +570,7 @@ def test_redis_census_equals_a_full_scan_after_random_operations(census_url: str
 def test_sqlite_census_is_one_query_on_the_state_index(tmp_path: Path) -> None:
     """On SQLite the counts by state are one query answered from the index on ``state``, and
     they equal the records' states."""
-    from sessionmw.stores.sqlite import CENSUS_QUERY
+    from sessionmw.stores._sqlite import CENSUS_QUERY
 
     store = SQLiteStore(tmp_path / "s.db")
     for number in range(6):
@@ -604,7 +604,9 @@ def test_redis_census_keys_share_the_sessions_slot(redis_url: str, redis_prefix:
 @pytest.mark.parametrize("where", ["default manager", "translation registry", "breaker backends"])
 def test_module_locks_are_fresh_in_a_forked_child(where: str) -> None:
     """A module-level lock another thread held at the fork does not block the child for ever."""
-    from sessionmw import breaker, manager, translation
+    from sessionmw import _breaker as breaker
+    from sessionmw import _manager as manager
+    from sessionmw import translation
     from sessionmw.stores import MemoryStore, _beside
 
     class Flaky(Exception):

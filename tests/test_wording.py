@@ -8,7 +8,7 @@ import math
 import pytest
 
 from sessionmw import SessionManager
-from sessionmw.settings import Settings
+from sessionmw._settings import Settings
 from sessionmw.testing import FakeClock
 from sessionmw.texts import MESSAGES, Plural, duration
 

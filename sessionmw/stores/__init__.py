@@ -8,15 +8,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sessionmw.errors import ConfigurationError
-from sessionmw.stores.base import Outcome, SessionStore
-from sessionmw.stores.memory import MemoryStore
+from sessionmw._errors import ConfigurationError
+from sessionmw.stores._base import Outcome, SessionStore
+from sessionmw.stores._memory import MemoryStore
+from sessionmw.stores._urls import mask_url
 from sessionmw.stores.options import MEMORY_OPTIONS, REDIS_OPTIONS, SQLITE_OPTIONS, flag
-from sessionmw.stores.urls import mask_url
 
 if TYPE_CHECKING:
-    from sessionmw.stores.redis import RedisStore
-    from sessionmw.stores.sqlite import SQLiteStore
+    from sessionmw.stores._redis import RedisStore
+    from sessionmw.stores._sqlite import SQLiteStore
 
 __all__ = [
     "SUPPORTED_SCHEMES",
@@ -112,7 +112,7 @@ def _sqlite_store(url: str, options: dict[str, Any]) -> SessionStore:
         raise _bad_url(url, "it names no database file (for a store in memory use memory://)")
     _check_keywords(url, options, SQLITE_OPTIONS)
     ours, _ = _split_options(url, parts.query, SQLITE_OPTIONS, keep_unknown=False)
-    from sessionmw.stores.sqlite import SQLiteStore
+    from sessionmw.stores._sqlite import SQLiteStore
 
     try:
         return SQLiteStore(path, **{**options, **ours})
@@ -139,7 +139,7 @@ def _redis_store(url: str, options: dict[str, Any]) -> SessionStore:
         import redis  # noqa: F401 - checks the extra is installed
     except ImportError:
         raise _bad_url(url, "redis-py is not installed (pip install 'sessionmw[redis]')") from None
-    from sessionmw.stores.redis import RedisStore
+    from sessionmw.stores._redis import RedisStore
 
     client_url = urlunsplit(parts._replace(query=urlencode(others)))
     try:
@@ -158,11 +158,11 @@ def _bad_url(url: str, why: str) -> ConfigurationError:
 def __getattr__(name: str) -> Any:
     """``SQLiteStore`` and ``RedisStore`` are imported on first use (with their client libraries)."""
     if name == "SQLiteStore":
-        from sessionmw.stores.sqlite import SQLiteStore
+        from sessionmw.stores._sqlite import SQLiteStore
 
         return SQLiteStore
     if name == "RedisStore":
-        from sessionmw.stores.redis import RedisStore
+        from sessionmw.stores._redis import RedisStore
 
         return RedisStore
     raise AttributeError(f"module 'sessionmw.stores' has no attribute {name!r}")

@@ -2,8 +2,8 @@
 live store (weakly held: a new store never inherits a dead one's breakers or counts).
 
 A :class:`Beside` names one kind of thing and how a store makes it; :func:`beside` finds it, or
-makes it on first use. :func:`sessionmw.breaker.breakers_for` and
-:func:`sessionmw.figures.counters_for` are the two kinds.
+makes it on first use. :func:`sessionmw._breaker.breakers_for` and
+:func:`sessionmw._figures.counters_for` are the two kinds.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
 from sessionmw._forks import ForkSafeLock
-from sessionmw.stores.base import SessionStore
+from sessionmw.stores._base import SessionStore
 
 __all__ = ["Beside", "beside"]
 

@@ -24,9 +24,9 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event
-from sessionmw.stores.base import Outcome, SessionStore
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event
+from sessionmw.stores._base import Outcome, SessionStore
 
 __all__ = [
     "AsyncNative",

@@ -3,7 +3,7 @@
 Every operation on a breaker (read, admit, record an outcome, an operator's command) is **one
 atomic store operation**, as for sessions: a lock (memory), one ``BEGIN IMMEDIATE`` transaction
 (SQLite), one Lua script on the breaker's own hash-tagged key (Redis, Redis Cluster). The
-decision is :func:`sessionmw.breaker_table.step` (the Lua script carries the same table), so every
+decision is :func:`sessionmw._breaker_table.step` (the Lua script carries the same table), so every
 process on a store sees one breaker: four processes failing at once open it once, and in
 HALF_OPEN exactly ``half_open_calls`` probes are admitted across all of them.
 
@@ -24,8 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
-from sessionmw._forks import reset_after_fork
-from sessionmw.breaker_table import (
+from sessionmw._breaker_table import (
     MAX_WINDOW,
     OPERATOR_OPS,
     BreakerConfig,
@@ -38,7 +37,8 @@ from sessionmw.breaker_table import (
     lua_table,
     step,
 )
-from sessionmw.errors import CorruptRecordError, StoreUnavailableError
+from sessionmw._errors import CorruptRecordError, StoreUnavailableError
+from sessionmw._forks import reset_after_fork
 from sessionmw.stores._wal import use_wal
 from sessionmw.stores.redis_errors import unreachable_errors
 
@@ -57,7 +57,7 @@ __all__ = [
 #: What one operation returns: the record afterwards, and what :func:`step` did.
 Applied = tuple[BreakerRecord, StepResult]
 
-_log = logging.getLogger("sessionmw.breaker")
+_log = logging.getLogger("sessionmw._breaker")
 
 
 class CorruptBreakerError(CorruptRecordError):
@@ -412,7 +412,7 @@ class SQLiteBreakers:
 
 
 #: The Redis script: one breaker operation on the breaker's hash, the table generated from
-#: :data:`~sessionmw.breaker_table.BREAKER_TRANSITIONS`. Mirrors :func:`~sessionmw.breaker_table.step`.
+#: :data:`~sessionmw._breaker_table.BREAKER_TRANSITIONS`. Mirrors :func:`~sessionmw._breaker_table.step`.
 _LUA = """
 local T = %(table)s
 local key = KEYS[1]

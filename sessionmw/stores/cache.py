@@ -1,6 +1,6 @@
 """The local read cache of the shared stores: copies of records this process may answer from.
 
-A store answers from its cache only what :func:`sessionmw.transitions.writes_nothing` allows (a
+A store answers from its cache only what :func:`sessionmw._transitions.writes_nothing` allows (a
 look, or activity within the renewal window, on a copy it knows to be current), and only within
 the renewal window after the copy was read from the store, whatever the record's state: so a
 change the store could not announce (a record deleted behind its back, a change by a process
@@ -8,15 +8,15 @@ that publishes nothing) is seen at most one window late. Anything that changes a
 the store as one atomic operation, as without the cache. The store
 keeps the copies current: SQLite empties the cache whenever ``PRAGMA data_version`` says another
 connection committed, Redis drops the copies its invalidation messages name (see
-:class:`sessionmw.stores.redis.RedisStore`). A store that may have missed a change empties it.
+:class:`sessionmw.stores._redis.RedisStore`). A store that may have missed a change empties it.
 """
 
 from __future__ import annotations
 
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event
-from sessionmw.stores.base import Outcome
-from sessionmw.transitions import writes_nothing
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event
+from sessionmw._transitions import writes_nothing
+from sessionmw.stores._base import Outcome
 
 __all__ = ["CACHE_LIMIT", "RecordCache"]
 

@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from sessionmw._errors import StoreUnavailableError
 from sessionmw._forks import reset_after_fork
-from sessionmw.errors import StoreUnavailableError
 from sessionmw.stores._wal import use_wal
 from sessionmw.stores.redis_errors import unreachable_errors
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessionmw.errors import ConfigurationError
+from sessionmw._errors import ConfigurationError
 
 __all__ = ["FLAG_WORDS", "MEMORY_OPTIONS", "REDIS_OPTIONS", "SQLITE_OPTIONS", "flag"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from sessionmw.errors import CorruptRecordError
-from sessionmw.session import SessionRecord
+from sessionmw._errors import CorruptRecordError
+from sessionmw._session import SessionRecord
 
 __all__ = ["MAX_RECORD_CHARS", "decode_record"]
 

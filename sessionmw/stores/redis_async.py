@@ -1,7 +1,7 @@
 """The Redis store's request-path operations through ``redis.asyncio``, for asyncio's loop.
 
 The same store, the same scripts: :class:`AsyncRedisOperations` sends the :class:`RedisStore
-<sessionmw.stores.redis.RedisStore>`'s one Lua script (its source and SHA, built once by the
+<sessionmw.stores._redis.RedisStore>`'s one Lua script (its source and SHA, built once by the
 store) with EVALSHA, and on ``NOSCRIPT`` (a restarted server, ``SCRIPT FLUSH``) loads it again
 and runs it; it builds the script's keys and arguments and reads its replies with the store's
 own methods, so nothing of the protocol is written twice. A Redis Cluster is served by
@@ -23,21 +23,21 @@ import asyncio
 import weakref
 from typing import Any
 
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event
+from sessionmw.stores._base import Outcome
 from sessionmw.stores.aio import off_loop, running_asyncio
-from sessionmw.stores.base import Outcome
 
 __all__ = ["AsyncRedisOperations"]
 
 
 class AsyncRedisOperations:
-    """:class:`~sessionmw.stores.redis.RedisStore`'s ``create``, ``update``, ``get`` and
+    """:class:`~sessionmw.stores._redis.RedisStore`'s ``create``, ``update``, ``get`` and
     ``delete`` as coroutines on ``redis.asyncio`` (made by :meth:`RedisStore.async_operations
-    <sessionmw.stores.redis.RedisStore.async_operations>`)."""
+    <sessionmw.stores._redis.RedisStore.async_operations>`)."""
 
     def __init__(self, store: Any) -> None:
-        """``store``: the :class:`~sessionmw.stores.redis.RedisStore` (typed ``Any``: this
+        """``store``: the :class:`~sessionmw.stores._redis.RedisStore` (typed ``Any``: this
         module sits below it, and the store imports it only when asked for it)."""
         import redis as redis_module
 
@@ -86,7 +86,7 @@ class AsyncRedisOperations:
         return store._checked(result)
 
     async def create(self, record: SessionRecord, now: float, policy: Policy) -> None:
-        """:meth:`RedisStore.create <sessionmw.stores.redis.RedisStore.create>`, awaited."""
+        """:meth:`RedisStore.create <sessionmw.stores._redis.RedisStore.create>`, awaited."""
         store = self._store
         if store._counts_before_create():
             store._check_room(record, await self._pipeline(store._live_commands(now)))
@@ -97,7 +97,7 @@ class AsyncRedisOperations:
     async def update(
         self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None = None
     ) -> Outcome | None:
-        """:meth:`RedisStore.update <sessionmw.stores.redis.RedisStore.update>`, awaited (the
+        """:meth:`RedisStore.update <sessionmw.stores._redis.RedisStore.update>`, awaited (the
         read cache first, as there)."""
         store = self._store
         answer: Outcome | None
@@ -111,7 +111,7 @@ class AsyncRedisOperations:
         return outcome
 
     async def get(self, session_id: str) -> SessionRecord | None:
-        """:meth:`RedisStore.get <sessionmw.stores.redis.RedisStore.get>`, awaited."""
+        """:meth:`RedisStore.get <sessionmw.stores._redis.RedisStore.get>`, awaited."""
         from sessionmw.stores.records import decode_record
 
         store = self._store
@@ -124,8 +124,8 @@ class AsyncRedisOperations:
         return None if raw is None else decode_record(raw, session_id, store._name)
 
     async def delete(self, session_id: str) -> bool:
-        """:meth:`RedisStore.delete <sessionmw.stores.redis.RedisStore.delete>`, awaited."""
-        from sessionmw.session import Policy
+        """:meth:`RedisStore.delete <sessionmw.stores._redis.RedisStore.delete>`, awaited."""
+        from sessionmw._session import Policy
 
         store = self._store
         args = store._args("delete", 0.0, Policy())

@@ -19,10 +19,10 @@ from support import SESSION_KINDS, CountedStore
 from werkzeug.test import Client
 
 from sessionmw import SessionManager
+from sessionmw._states import Event
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.wsgi import SessionMiddleware
-from sessionmw.states import Event
-from sessionmw.stores.memory import MemoryStore
+from sessionmw.stores._memory import MemoryStore
 from sessionmw.testing import FakeClock
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class Counted:
     report of a live session: ``state_ttl=0``)."""
 
     def __init__(self, adapter: str, clock: FakeClock) -> None:
-        from sessionmw.breaker import Breaker
+        from sessionmw._breaker import Breaker
 
         self.store = CountedStore(MemoryStore())
         self.manager = SessionManager(store=self.store, clock=clock)
@@ -251,7 +251,7 @@ def dash_app(manager: SessionManager, *, fails: bool = False) -> Any:
     import dash
     from dash import Input, Output, html
 
-    from sessionmw.errors import TransientError
+    from sessionmw._errors import TransientError
     from sessionmw.integrations.dash import SessionMWDash
     from sessionmw.integrations.dash_banner import status_banner
     from sessionmw.integrations.dash_callbacks import guarded_callback

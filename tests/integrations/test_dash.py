@@ -19,8 +19,8 @@ from support import fire_callback, session_cookie
 
 from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
 from sessionmw.__main__ import main
+from sessionmw._guard import guarded
 from sessionmw.demo import DemoUnavailableError, load_demo
-from sessionmw.guard import guarded
 from sessionmw.integrations.dash import SessionMWDash, dash_static_paths, preserve
 from sessionmw.integrations.dash_apps import dash_state
 from sessionmw.integrations.dash_banner import (

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from support import callback_payload, demo_server, fire_callback, free_port, session_cookie
 
 from sessionmw import SessionManager, SessionState
-from sessionmw.breaker import get_breaker
+from sessionmw._breaker import get_breaker
 from sessionmw.demo import load_demo
 from sessionmw.integrations.dash_banner import HEALTH_STORE_ID
 from sessionmw.testing import FakeClock

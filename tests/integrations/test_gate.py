@@ -78,7 +78,7 @@ def test_a_known_id_runs_in_its_session(gate: SessionGate) -> None:
 
 def test_a_store_failure_is_left_to_the_adapter(gate: SessionGate) -> None:
     """``admit`` raises what the store raised; ``failed_admission`` is the friendly answer."""
-    from sessionmw.errors import StoreUnavailableError
+    from sessionmw._errors import StoreUnavailableError
 
     def down(*args: object) -> None:
         raise StoreUnavailableError("down")

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 from support import run_wsgi
 
 from sessionmw import SessionManager
-from sessionmw.errors import IllegalTransitionError, StoreUnavailableError
+from sessionmw._errors import IllegalTransitionError, StoreUnavailableError
+from sessionmw._manager import new_session_id
 from sessionmw.integrations.environ import ENVIRON_SESSION
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.gate import SessionGate
 from sessionmw.integrations.pending_ids import Verdict
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.integrations.wsgi import SessionMiddleware
-from sessionmw.manager import new_session_id
 from sessionmw.stores import MemoryStore
 from sessionmw.testing import FakeClock
 

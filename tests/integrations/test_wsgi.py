@@ -22,7 +22,7 @@ from sessionmw import (
     current_session_id,
     set_session_manager,
 )
-from sessionmw.errors import ConfigurationError, StoreUnavailableError
+from sessionmw._errors import ConfigurationError, StoreUnavailableError
 from sessionmw.integrations.environ import (
     ENVIRON_MANAGER,
     ENVIRON_NOTICE,

@@ -1,7 +1,7 @@
 """The store protocol: what the manager needs from a place that keeps sessions.
 
 Every operation that changes a session is **one atomic store operation**: the store applies the
-passage of time and the event with :mod:`sessionmw.transitions` while it holds the session (a lock,
+passage of time and the event with :mod:`sessionmw._transitions` while it holds the session (a lock,
 a ``BEGIN IMMEDIATE`` transaction, a Lua script), so the manager never reads, modifies and writes
 back. That is what makes a transition happen exactly once when several processes share a store.
 """
@@ -15,10 +15,10 @@ import secrets
 from collections.abc import Iterator
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from sessionmw.errors import IllegalTransitionError
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event, SessionState
-from sessionmw.transitions import Change, apply, elapse
+from sessionmw._errors import IllegalTransitionError
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event, SessionState
+from sessionmw._transitions import Change, apply, elapse
 
 __all__ = [
     "NamespacedStore",
@@ -160,7 +160,7 @@ class NamespacedStore(Protocol):
 
 @runtime_checkable
 class PolicyStore(Protocol):
-    """A store that keeps the :class:`~sessionmw.session.Policy` its sessions are made with (the
+    """A store that keeps the :class:`~sessionmw._session.Policy` its sessions are made with (the
     built-in stores do), so that another process (the ``sessionmw`` operator commands) judges
     them by the app's timeouts, not by its own defaults.
     """

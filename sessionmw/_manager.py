@@ -13,19 +13,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from sessionmw import figures, signals
+from sessionmw import _figures as figures
+from sessionmw import signals
+from sessionmw._breaker_table import is_dependency_failure
+from sessionmw._errors import CorruptRecordError, StoreError, StoreUnavailableError
 from sessionmw._forks import ForkSafeLock
-from sessionmw.breaker_table import is_dependency_failure
-from sessionmw.errors import CorruptRecordError, StoreError, StoreUnavailableError
+from sessionmw._session import SessionRecord
+from sessionmw._settings import Settings
+from sessionmw._states import WORKING_STATES, Event, SessionState
+from sessionmw._transitions import Change
 from sessionmw.health import CheckResult, HealthCheck, HealthReport, run_check
 from sessionmw.rendering import recovery_text
-from sessionmw.session import SessionRecord
-from sessionmw.settings import Settings
-from sessionmw.states import WORKING_STATES, Event, SessionState
 from sessionmw.stores import SessionStore, store_from_url
+from sessionmw.stores._base import Outcome, PolicyStore
 from sessionmw.stores.aio import AsyncStore, off_loop
-from sessionmw.stores.base import Outcome, PolicyStore
-from sessionmw.transitions import Change
 
 __all__ = [
     "SESSION_ID_BYTES",
@@ -167,7 +168,7 @@ class SessionManager:
 
         Returns ``(record, refusal)``: the session as it is now (None if unknown) and, when it may
         not work (unknown, expired, ended or disconnected: see
-        :data:`~sessionmw.states.WORKING_STATES`), the :class:`~sessionmw.HealthReport` that
+        :data:`~sessionmw._states.WORKING_STATES`), the :class:`~sessionmw.HealthReport` that
         explains the refusal (:meth:`UserFacingError.from_health
         <sessionmw.UserFacingError.from_health>` turns it into the error to show); else None.
         Unlike :meth:`touch` it never raises for an expired or ended session; store failures are

@@ -2,7 +2,7 @@
 
 The seed's variable names (``SESSION_TIMEOUT_MINUTES``, ``MAX_ERROR_THRESHOLD``,
 ``HEALTH_CHECK_INTERVAL_SECONDS``) are read, and the same names prefixed ``SESSIONMW_`` win over
-them. A value sessionmw cannot use raises :class:`~sessionmw.errors.ConfigurationError` naming the
+them. A value sessionmw cannot use raises :class:`~sessionmw._errors.ConfigurationError` naming the
 variable and the value.
 """
 
@@ -14,9 +14,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
-from sessionmw.errors import ConfigurationError
-from sessionmw.session import Policy
-from sessionmw.stores.urls import mask_url
+from sessionmw._errors import ConfigurationError
+from sessionmw._session import Policy
+from sessionmw.stores._urls import mask_url
 
 __all__ = ["ENVIRONMENT_VARIABLES", "RESOLUTION_SHARE", "Settings"]
 

@@ -13,8 +13,8 @@ import dataclasses
 from collections import defaultdict
 from typing import Any
 
+from sessionmw.stores._base import SessionStore
 from sessionmw.stores._beside import Beside, beside
-from sessionmw.stores.base import SessionStore
 from sessionmw.stores.counters import CounterBackend, CountingStore, MemoryCounters
 
 __all__ = ["BUCKET_SECONDS", "TOTAL", "Stats", "counters_for", "stats"]

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
-from sessionmw.errors import IllegalTransitionError
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event, SessionState
+from sessionmw._errors import IllegalTransitionError
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event, SessionState
 
 __all__ = [
     "ACTIVITY_KEEPS",

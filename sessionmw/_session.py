@@ -6,8 +6,8 @@ import dataclasses
 import math
 from typing import Any
 
-from sessionmw.errors import CorruptRecordError
-from sessionmw.states import SessionState
+from sessionmw._errors import CorruptRecordError
+from sessionmw._states import SessionState
 
 __all__ = ["Policy", "SessionRecord"]
 
@@ -41,7 +41,7 @@ class SessionRecord:
 
     A record a store hands out is the caller's to read, never to change: the memory store hands
     out the record it keeps (copy-on-write: a change stores a changed copy, so a record once
-    handed out never changes). Only :mod:`sessionmw.transitions` changes a record, inside a
+    handed out never changes). Only :mod:`sessionmw._transitions` changes a record, inside a
     store's atomic operation.
     """
 

@@ -8,12 +8,12 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from sessionmw._errors import SessionExistsError, SessionLimitError
 from sessionmw._forks import reset_after_fork
-from sessionmw.errors import SessionExistsError, SessionLimitError
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event, SessionState
-from sessionmw.stores.base import Outcome, new_incarnation, step
-from sessionmw.transitions import Change, is_routine_activity, writes_nothing
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event, SessionState
+from sessionmw._transitions import Change, is_routine_activity, writes_nothing
+from sessionmw.stores._base import Outcome, new_incarnation, step
 
 if TYPE_CHECKING:
     from sessionmw.stores.breakers import MemoryBreakers
@@ -104,7 +104,7 @@ class MemoryStore:
             self._warn_forked()
         # Copy-on-write: a stored record is never changed (a change stores a changed copy), so
         # one that the update leaves as it is (a look, or activity within the renewal window:
-        # sessionmw.transitions.writes_nothing) is answered as it is: no lock, no copy.
+        # sessionmw._transitions.writes_nothing) is answered as it is: no lock, no copy.
         record = self._records.get(session_id)
         if record is None:
             return None

@@ -1,7 +1,7 @@
 """The embedded store: one SQLite file, shared safely by every process on one host.
 
 Each operation is one ``BEGIN IMMEDIATE`` transaction: read the row, apply
-:func:`sessionmw.stores.base.step` (the transition table) in Python, write the row. SQLite runs
+:func:`sessionmw.stores._base.step` (the transition table) in Python, write the row. SQLite runs
 in WAL mode with a busy timeout, so concurrent writers wait for each other instead of failing;
 ``database is locked`` beyond the timeout becomes :class:`~sessionmw.StoreUnavailableError`.
 """
@@ -19,22 +19,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from sessionmw._forks import reset_after_fork
-from sessionmw.errors import (
+from sessionmw._errors import (
     ConfigurationError,
     CorruptRecordError,
     SessionExistsError,
     SessionLimitError,
     StoreUnavailableError,
 )
-from sessionmw.session import Policy, SessionRecord
-from sessionmw.states import Event, SessionState
+from sessionmw._forks import reset_after_fork
+from sessionmw._session import Policy, SessionRecord
+from sessionmw._states import Event, SessionState
+from sessionmw._transitions import Change, writes_nothing
+from sessionmw.stores._base import Outcome, policy_from_json, policy_to_json, step
 from sessionmw.stores._wal import use_wal
-from sessionmw.stores.base import Outcome, policy_from_json, policy_to_json, step
 from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.options import flag
 from sessionmw.stores.records import decode_record
-from sessionmw.transitions import Change, writes_nothing
 
 if TYPE_CHECKING:
     from sessionmw.stores.breakers import SQLiteBreakers
@@ -114,7 +114,7 @@ class SQLiteStore:
         data_version`` shows no commit by another connection since it was read (any such commit
         empties the cache). False reads the file on every call.
 
-    A look, or activity within the renewal window (:func:`sessionmw.transitions.writes_nothing`),
+    A look, or activity within the renewal window (:func:`sessionmw._transitions.writes_nothing`),
     takes no write lock: it reads the row (or the cached copy) and writes nothing.
     """
 

@@ -40,14 +40,14 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 import wrapt
 
 from sessionmw import signals
+from sessionmw._breaker import BreakerOpenError
+from sessionmw._context import current_debug, current_scope
+from sessionmw._errors import SessionMWError
 from sessionmw._steps import Steps, drive, run
-from sessionmw.breaker import BreakerOpenError
-from sessionmw.context import current_debug, current_scope
-from sessionmw.errors import SessionMWError
 from sessionmw.translation import UserFacingError, is_transient, retry_after_of, translate
 
 if TYPE_CHECKING:
-    from sessionmw.manager import SessionManager
+    from sessionmw._manager import SessionManager
 
 __all__ = [
     "RetryDetails",

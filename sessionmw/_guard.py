@@ -27,7 +27,7 @@ a sync and an async version that differ only where the async one awaits (a gener
 object, and the sync wrapper goes straight to the call outside any session without a breaker:
 the success path stays straight-line code (callgrind on ``bench/bench_retry.py``'s cases: the same
 instructions as the four wrappers it replaced without a session, 0.7 % more in a memory session,
-2.5 % fewer with a breaker). The retries themselves are :mod:`sessionmw.retry`'s one loop.
+2.5 % fewer with a breaker). The retries themselves are :mod:`sessionmw._retry`'s one loop.
 """
 
 from __future__ import annotations
@@ -41,16 +41,16 @@ from typing import Any, Final, TypeVar, cast, overload
 
 import wrapt
 
+from sessionmw._breaker import Breaker, BreakerOpenError
+from sessionmw._context import Scope, current_debug, current_scope
+from sessionmw._errors import IllegalTransitionError, StoreError
+from sessionmw._manager import short_id
+from sessionmw._retry import RetryStrategy
+from sessionmw._session import SessionRecord
+from sessionmw._states import SessionState
 from sessionmw._steps import Steps, drive, run
 from sessionmw.actions import mark_logged
-from sessionmw.breaker import Breaker, BreakerOpenError
-from sessionmw.context import Scope, current_debug, current_scope
-from sessionmw.errors import IllegalTransitionError, StoreError
 from sessionmw.health import HealthReport
-from sessionmw.manager import short_id
-from sessionmw.retry import RetryStrategy
-from sessionmw.session import SessionRecord
-from sessionmw.states import SessionState
 from sessionmw.translation import UserFacingError
 from sessionmw.translation import translate as _translate
 
@@ -70,7 +70,7 @@ _MISSING: Final = _Missing()
 DEFAULT_RETRY: Final = RetryStrategy()
 
 # A module constant: read on every guarded call, 8 ns against 55 ns through the class (as measured
-# for the enum aliases in sessionmw.transitions).
+# for the enum aliases in sessionmw._transitions).
 _ERROR: Final = SessionState.ERROR
 _log = logging.getLogger("sessionmw")
 _QUIET: Final = (IllegalTransitionError, StoreError)  # session bookkeeping never breaks a call

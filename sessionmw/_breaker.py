@@ -9,7 +9,7 @@
 
 A breaker's state and counts live in the session manager's store (memory, SQLite, Redis, Redis
 Cluster) and change in one atomic store operation per recorded outcome, so every process sees the
-same breaker. The decision is the table in :mod:`sessionmw.breaker_table`. Each process keeps a
+same breaker. The decision is the table in :mod:`sessionmw._breaker_table`. Each process keeps a
 view of the state for ``state_ttl`` seconds: a closed breaker costs no round trip to check, and
 rejecting a call while OPEN costs none either.
 """
@@ -31,8 +31,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
 
 from sessionmw import signals
-from sessionmw._steps import Steps, drive, run
-from sessionmw.breaker_table import (
+from sessionmw._breaker_table import (
     BREAKER_TRANSITIONS,
     DEPENDENCY_MARK,
     MAX_OPEN_FOR,
@@ -44,12 +43,13 @@ from sessionmw.breaker_table import (
     StepResult,
     check_config,
 )
-from sessionmw.errors import ConfigurationError, CorruptRecordError, StoreError, StoreUnavailableError
+from sessionmw._errors import ConfigurationError, CorruptRecordError, StoreError, StoreUnavailableError
+from sessionmw._manager import SessionManager
+from sessionmw._steps import Steps, drive, run
 from sessionmw.health import register_dependency_source
-from sessionmw.manager import SessionManager
+from sessionmw.stores._base import SessionStore
 from sessionmw.stores._beside import Beside, beside
 from sessionmw.stores.aio import blocks, off_loop
-from sessionmw.stores.base import SessionStore
 from sessionmw.stores.breakers import Applied, BreakerBackend, BreakerStore, MemoryBreakers
 from sessionmw.texts import (
     DEPENDENCY_AVAILABLE,
@@ -191,7 +191,7 @@ class _Timed(int):
 STORE_BACKOFF: Final = 2.0
 MAX_STORE_BACKOFF: Final = 300.0
 
-_log = logging.getLogger("sessionmw.breaker")
+_log = logging.getLogger("sessionmw._breaker")
 
 
 def _seconds(name: str, value: object, low: float, high: float, *, low_open: bool = False) -> float:
@@ -663,7 +663,7 @@ class Breaker:
             return breakers_for(self._store), "fail_open"
         manager = self._manager
         if manager is None:
-            from sessionmw.manager import get_session_manager
+            from sessionmw._manager import get_session_manager
 
             manager = get_session_manager()
             self._last_store = weakref.ref(manager.store)

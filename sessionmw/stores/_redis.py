@@ -2,7 +2,7 @@
 
 Each operation is **one round trip**: a Lua script that reads the record, applies the passage of
 time and the event, writes the record back with a TTL and updates the expiry index, atomically.
-The script's transition table is generated from :data:`sessionmw.transitions.TRANSITIONS` (and its
+The script's transition table is generated from :data:`sessionmw._transitions.TRANSITIONS` (and its
 names from the enums) when this module builds it, so the table still lives in one place.
 
 The common request, an activity that changes no state, takes the script's fast path: it reads
@@ -41,26 +41,26 @@ from inspect import signature
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sessionmw._forks import reset_after_fork
-from sessionmw.errors import (
+from sessionmw._errors import (
     ConfigurationError,
     CorruptRecordError,
     SessionExistsError,
     SessionLimitError,
     StoreUnavailableError,
 )
-from sessionmw.errors import IllegalTransitionError as _Refused
-from sessionmw.session import RECORD_VERSION, Policy, SessionRecord
-from sessionmw.states import Event, SessionState
-from sessionmw.stores.base import Outcome, new_incarnation, policy_from_json, policy_to_json
+from sessionmw._errors import IllegalTransitionError as _Refused
+from sessionmw._forks import reset_after_fork
+from sessionmw._session import RECORD_VERSION, Policy, SessionRecord
+from sessionmw._states import Event, SessionState
+from sessionmw._transitions import ACTIVITY_KEEPS as _ACTIVITY_KEEPS
+from sessionmw._transitions import IDLING as _IDLES
+from sessionmw._transitions import TRANSITIONS, Change
+from sessionmw.stores._base import Outcome, new_incarnation, policy_from_json, policy_to_json
+from sessionmw.stores._urls import mask_url
 from sessionmw.stores.cache import RecordCache
 from sessionmw.stores.options import REDIS_OPTIONS, flag
 from sessionmw.stores.records import MAX_RECORD_CHARS, decode_record
 from sessionmw.stores.redis_errors import unreachable_errors
-from sessionmw.stores.urls import mask_url
-from sessionmw.transitions import ACTIVITY_KEEPS as _ACTIVITY_KEEPS
-from sessionmw.transitions import IDLING as _IDLES
-from sessionmw.transitions import TRANSITIONS, Change
 
 if TYPE_CHECKING:
     import redis
@@ -97,7 +97,7 @@ def _lua_names() -> str:
 
 
 def _lua_fast_sets() -> str:
-    """The sets the fast path needs, as :func:`sessionmw.transitions.is_routine_activity` reads
+    """The sets the fast path needs, as :func:`sessionmw._transitions.is_routine_activity` reads
     them off the table (the states where activity changes nothing but the clock, those where
     idleness is a transition), and the live and terminal states."""
     same = [s for s in SessionState if s in _ACTIVITY_KEEPS]
@@ -136,7 +136,7 @@ local function num(x) return string.format('%.17g', x) end
 """
 
 # The fast path: a look, or an activity, that decides no transition (no time-derived change is
-# due, and activity keeps the state: sessionmw.transitions.is_routine_activity). It reads the few
+# due, and activity keeps the state: sessionmw._transitions.is_routine_activity). It reads the few
 # fields it needs straight from the JSON the store wrote and only rewrites last_activity (within
 # the renewal window, nothing), instead of decoding and re-encoding the record. It publishes no
 # invalidation: a copy whose last_activity is older only sends its reader to the store sooner.
@@ -159,7 +159,7 @@ if op == 'update' and (extra == '' or extra == ACTIVITY) then
         end
         if extra == ACTIVITY and ACTIVITY_KEEPS[state] and not due then
           if resolution > 0 and now - last < resolution then
-            return raw  -- within the renewal window: no write (sessionmw.transitions.writes_nothing)
+            return raw  -- within the renewal window: no write (sessionmw._transitions.writes_nothing)
           end
           local record = string.sub(raw, 1, from - 1) .. now_text .. string.sub(raw, upto)
           local expiry = math.min(now + timeout, created + absolute)
@@ -173,7 +173,7 @@ if op == 'update' and (extra == '' or extra == ACTIVITY) then
 end
 """
 
-# The rules of sessionmw.transitions.elapse/apply, over the generated table. Numbers go in as
+# The rules of sessionmw._transitions.elapse/apply, over the generated table. Numbers go in as
 # Python's round-trip repr and come back formatted with %.17g, so Lua's doubles and Python's
 # floats agree bit for bit (the differential test in tests/test_stores.py checks it).
 _LUA_RULES = r"""
@@ -212,7 +212,7 @@ local function enter(r, new, ev, now, changes)
   changes[#changes + 1] = ev
   r.state, r.state_changed_at, r.reason = new, now, ev
 end
--- sessionmw.transitions.elapse
+-- sessionmw._transitions.elapse
 local function elapse(r, now, p, changes)
   local s = r.state
   if TERMINAL[s] then return end
@@ -224,7 +224,7 @@ local function elapse(r, now, p, changes)
   else return end
   enter(r, T[s][ev], ev, now, changes)
 end
--- sessionmw.transitions.apply; returns the refused event, if any
+-- sessionmw._transitions.apply; returns the refused event, if any
 local function apply(r, ev, now, p, err, changes)
   if ev == EV.ERROR and r.error_count + 1 >= p.threshold then ev = EV.ERROR_THRESHOLD end
   local s = r.state

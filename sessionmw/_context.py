@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 if TYPE_CHECKING:
-    from sessionmw.manager import SessionManager
+    from sessionmw._manager import SessionManager
 
 __all__ = [
     "Scope",
