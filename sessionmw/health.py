@@ -14,11 +14,10 @@ from sessionmw._session import Policy, SessionRecord
 from sessionmw._states import HealthStatus, SessionState
 from sessionmw.texts import CHECK_COULD_NOT_RUN, MESSAGES, Message, Plural, Template, duration, fill, span
 
+# The door's names defined here (CheckResult, HealthReport) are imported from sessionmw.
 __all__ = [
     "NETWORK_ERRORS",
-    "CheckResult",
     "HealthCheck",
-    "HealthReport",
     "cause_of_error",
     "register_dependency_source",
     "run_check",

@@ -20,7 +20,8 @@ from sessionmw.translation import UserFacingError
 if TYPE_CHECKING:
     from sessionmw.health import HealthReport
 
-__all__ = ["Wording", "format_error", "guidance", "recovery_text"]
+# The door's names defined here (format_error) are imported from sessionmw.
+__all__ = ["Wording", "guidance", "recovery_text"]
 
 
 class Wording(Protocol):

@@ -58,6 +58,8 @@ from sessionmw.texts import EXCEPTIONS, MESSAGES, STATEMENTS, STEPS_AFTER_FAILUR
 if TYPE_CHECKING:
     from sessionmw.health import HealthReport
 
+# The door's names defined here (Translation, UserFacingError, is_transient, register_translation,
+# translate, unregister_translation) are imported from sessionmw.
 __all__ = [
     "CAUSES",
     "DEFAULT_RETRY_AFTER",
@@ -68,21 +70,15 @@ __all__ = [
     "Cause",
     "Severity",
     "Statement",
-    "Translation",
-    "UserFacingError",
     "cause_of",
     "checked_severity",
-    "is_transient",
     "parse_retry_after",
     "plain",
     "recovery_steps",
-    "register_translation",
     "retry_after_of",
     "statement",
-    "translate",
     "translation_for",
     "translations",
-    "unregister_translation",
 ]
 
 # -- Retry-After: how long a client is told to wait, and how long a server asked us to wait --------

@@ -40,15 +40,6 @@ def test_the_door_gives_the_modules_signals_and_testing() -> None:
     assert {"signals", "testing"} <= set(sessionmw.__all__)
 
 
-#: The text modules (translation, user_errors, rendering, messages, wording, retry_after, health)
-#: are being merged into one catalogue (issue 23, item 1), which decides their public names; until
-#: then their ``__all__`` still lists a few of the door's names.
-TEXT_MODULES = {
-    f"sessionmw.{name}"
-    for name in ("translation", "user_errors", "rendering", "messages", "wording", "retry_after", "health")
-}
-
-
 def _public_modules() -> list[str]:
     """Every importable module of sessionmw whose path has no underscored part."""
     found = ["sessionmw"]
@@ -65,7 +56,7 @@ def test_every_name_of_the_door_has_one_import_path() -> None:
     elsewhere = {
         module: sorted(door & set(getattr(importlib.import_module(module), "__all__", ())))
         for module in _public_modules()
-        if module != "sessionmw" and module not in TEXT_MODULES
+        if module != "sessionmw"
     }
     assert {module: names for module, names in elsewhere.items() if names} == {}
 
@@ -85,16 +76,6 @@ def test_the_door_holds_what_the_guide_teaches() -> None:
     assert side_doors == ["annotations"]  # from __future__ import annotations
 
 
-#: Public modules that still list another public module's names, and who removes them: the gate
-#: split drops the "before the split" aliases of integrations.wsgi and integrations.dash (issue 23,
-#: item 2), the catalogue work those of the text modules. Nothing else may join this list.
-ALIASES_BEING_REMOVED = {
-    "sessionmw.integrations.wsgi",
-    "sessionmw.integrations.dash",
-    *TEXT_MODULES,
-}
-
-
 def test_every_public_name_has_one_import_path() -> None:
     """Across all public modules, one ``__all__`` lists each public object under its name: a
     subpackage's ``__init__`` names it, its private module defines it (``sessionmw.stores``
@@ -107,6 +88,6 @@ def test_every_public_name_has_one_import_path() -> None:
     repeated = {
         name: found
         for (name, _), found in places.items()
-        if len([module for module in found if module not in ALIASES_BEING_REMOVED]) > 1
+        if len(found) > 1
     }
     assert repeated == {}
