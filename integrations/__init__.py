@@ -5,3 +5,5 @@ itself imports no framework. The middleware and the Flask extension share ``.gat
 logic) and ``.http`` (HTTP helpers); the Dash extension is built from ``.dash_banner``,
 ``.dash_callbacks`` and ``.dash_apps``.
 """
+
+__all__: list[str] = []  # the adapters are its modules, imported by name
