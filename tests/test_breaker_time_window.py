@@ -4,6 +4,7 @@ seconds in per-second buckets, the same on every store and exact across processe
 from __future__ import annotations
 
 import multiprocessing.synchronize
+import random
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,7 @@ from sessionmw import (
 )
 from sessionmw import _breaker as breaker_module
 from sessionmw._breaker_table import BreakerConfig, BreakerOp
-from sessionmw.stores.breakers import CorruptBreakerError
+from sessionmw.stores.breakers import CorruptBreakerError, MemoryBreakers
 from sessionmw.testing import FakeClock, capture_signals
 
 START = 1_700_000_000
@@ -217,6 +218,51 @@ def test_a_table_made_before_buckets_gains_the_column(tmp_path: Path, clock: Fak
     _calls(breaker, failures=1)
     record = breaker.snapshot()
     assert (record.successful, record.failed, record.buckets) == (7, 1, f"{int(clock.now)}:1:1:0")
+    manager.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_the_stores_step_a_time_window_exactly_as_memory_does(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """500 random operations (outcomes, slow ones, batched successes, admits, an operator's close)
+    at random times, some a little in the past: the store's record after each equals the memory
+    backend's (the Python step), so the Lua script mirrors it."""
+    config = BreakerConfig(
+        failure_threshold=6,
+        failure_rate=0.5,
+        slow_call_rate=0.75,
+        window=5,
+        min_calls=3,
+        open_for=4.0,
+        window_type="time",
+    )
+    manager = SessionManager(store=shared_store_url(kind, request, tmp_path), clock=FakeClock(START))
+    store, memory = breaker_module.breakers_for(manager.store), MemoryBreakers()
+    ops = [
+        BreakerOp.SUCCESS,
+        BreakerOp.FAILURE,
+        BreakerOp.SLOW_SUCCESS,
+        BreakerOp.SLOW_FAILURE,
+        BreakerOp.ADMIT,
+        BreakerOp.PROBE_SUCCESS,
+        BreakerOp.PROBE_FAILURE,
+        BreakerOp.READ,
+    ]
+    chance = random.Random(26)
+    now = float(START)
+    most_buckets, trips = 0, 0
+    for _ in range(500):
+        now += chance.choice([0.0, 0.3, 0.9, 2.5, 7.0])
+        when = now - chance.choice([0.0, 0.0, 1.2])  # (another process's clock a little behind)
+        op = BreakerOp.FORCE_CLOSE if chance.random() < 0.02 else chance.choice(ops)
+        successes = chance.choice([0, 0, 1, 3])
+        expected, expected_result = memory.apply("w", op, when, config, successes)
+        found, result = store.apply("w", op, when, config, successes)
+        assert (found, result) == (expected, expected_result)
+        most_buckets = max(most_buckets, len(found.buckets.split(",")) if found.buckets else 0)
+        trips += result.change is not None and result.change.new is BreakerState.OPEN
+    assert most_buckets >= 3 and trips >= 5  # (the sequence tries what it means to)
     manager.close()
 
 
