@@ -41,6 +41,7 @@ from sessionmw._breaker_table import (
     BreakerRecord,
     BreakerState,
     StepResult,
+    WindowType,
     check_config,
 )
 from sessionmw._errors import ConfigurationError, CorruptRecordError, StoreError, StoreUnavailableError
@@ -212,6 +213,10 @@ class Breaker:
     :param failure_threshold: consecutive counted failures that open it.
     :param failure_rate: also open it when this fraction of the last ``window`` calls failed, once
         at least ``min_calls`` were made (None: consecutive failures only).
+    :param window_type: ``"count"`` (default): the window is the last ``window`` calls (at most
+        10,000); ``"time"``: the calls of the last ``window`` seconds (at most 3,600), counted in
+        per-second buckets of the store clock, older seconds dropped as time moves on (Resilience4j's
+        ``TIME_BASED`` sliding window); ``min_calls`` may then exceed ``window``.
     :param open_for: seconds an open breaker rejects calls before it admits probes (at most a day).
     :param half_open_calls: probes admitted at once in HALF_OPEN, across all processes.
     :param success_threshold: probe successes that close a half-open breaker (pybreaker's
@@ -256,6 +261,7 @@ class Breaker:
         failure_rate: float | None = None,
         window: int = 20,
         min_calls: int = 10,
+        window_type: WindowType = "count",
         open_for: float = 30.0,
         half_open_calls: int = 1,
         slow_call_duration: float | None = None,
@@ -316,7 +322,7 @@ class Breaker:
             self.config = check_config(
                 BreakerConfig(
                     failure_threshold, failure_rate, window, min_calls, open_for, half_open_calls,
-                    slow_call_rate, open_for_multiplier, max_open_for, success_threshold,
+                    slow_call_rate, open_for_multiplier, max_open_for, success_threshold, window_type,
                 )
             )
         except ValueError as exc:

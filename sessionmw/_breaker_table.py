@@ -14,11 +14,12 @@ import enum
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 __all__ = [
     "BREAKER_TRANSITIONS",
     "MAX_OPEN_FOR",
+    "MAX_TIME_WINDOW",
     "MAX_WINDOW",
     "OPERATOR_OPS",
     "BreakerConfig",
@@ -27,6 +28,8 @@ __all__ = [
     "BreakerRecord",
     "BreakerState",
     "StepResult",
+    "WindowType",
+    "add_successes",
     "is_dependency_failure",
     "lua_table",
     "mermaid",
@@ -94,6 +97,11 @@ OPERATOR_OPS: Final = frozenset({BreakerOp.FORCE_OPEN, BreakerOp.FORCE_CLOSE, Br
 MAX_OPEN_FOR: Final = 86_400.0
 #: The longest outcome window a breaker accepts (and a stored record may carry).
 MAX_WINDOW: Final = 10_000
+#: The longest time-based window a breaker accepts, in seconds (an hour: at most 3,600 buckets).
+MAX_TIME_WINDOW: Final = 3_600
+
+#: What a breaker's ``window`` counts: its last calls (``"count"``) or its last seconds (``"time"``).
+WindowType = Literal["count", "time"]
 
 
 _C, _O, _H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
@@ -138,6 +146,9 @@ class BreakerConfig:
     max_open_for: float | None = None
     #: Probe successes that close a half-open breaker (each success frees its probe's slot).
     success_threshold: int = 1
+    #: ``"count"``: the window is the last ``window`` calls; ``"time"``: the calls of the last
+    #: ``window`` seconds, in per-second buckets (Resilience4j's ``TIME_BASED`` sliding window).
+    window_type: WindowType = "count"
 
     def open_period(self, reopens: int) -> float:
         """Seconds an OPEN breaker refuses calls after ``reopens`` failed probes in a row."""
@@ -186,6 +197,9 @@ class BreakerRecord:
     reopens: int = 0
     #: Probe successes in the current HALF_OPEN period.
     probe_successes: int = 0
+    #: A time-based window's calls while closed, oldest first: ``second:calls:failed:slow`` per
+    #: second that had calls (whole seconds of the store clock), comma-separated.
+    buckets: str = ""
 
     def copy(self) -> BreakerRecord:
         """A copy that can be changed without touching this record."""
@@ -193,14 +207,24 @@ class BreakerRecord:
 
     def window_rates(self) -> tuple[float | None, float | None]:
         """The failure rate and the slow-call rate over the window's calls (None: it holds none;
-        the window is kept with ``failure_rate`` or ``slow_call_rate``)."""
-        window = self.window
-        if not window:
+        the window is kept with ``failure_rate`` or ``slow_call_rate``; a time-based window as of
+        its last recorded call)."""
+        calls, failed, slow = self.window_counts()
+        if not calls:
             return None, None
-        size = len(window)
-        failed = window.count("1") + window.count("3")
-        slow = window.count("2") + window.count("3")
-        return failed / size, slow / size
+        return failed / calls, slow / calls
+
+    def window_counts(self) -> tuple[int, int, int]:
+        """The calls in the window, and how many of them failed and were slow."""
+        if self.buckets:
+            calls = failed = slow = 0
+            for _second, bucket_calls, bucket_failed, bucket_slow in parse_buckets(self.buckets):
+                calls += bucket_calls
+                failed += bucket_failed
+                slow += bucket_slow
+            return calls, failed, slow
+        window = self.window
+        return len(window), window.count("1") + window.count("3"), window.count("2") + window.count("3")
 
     def seconds_left(self, now: float) -> float:
         """Seconds until an OPEN breaker admits a probe (0 in any other state, or when due)."""
@@ -230,18 +254,61 @@ class StepResult(NamedTuple):
 def _tripped(record: BreakerRecord, config: BreakerConfig) -> bool:
     if record.failures >= config.failure_threshold:
         return True
-    window = record.window
-    if len(window) < config.min_calls:
+    calls, failed, slow = record.window_counts()
+    if calls < config.min_calls:
         return False
     rate, slow_rate = config.failure_rate, config.slow_call_rate
-    if rate is not None and window.count("1") + window.count("3") >= rate * len(window) - 1e-9:
+    if rate is not None and failed >= rate * calls - 1e-9:
         return True
-    return slow_rate is not None and window.count("2") + window.count("3") >= slow_rate * len(window) - 1e-9
+    return slow_rate is not None and slow >= slow_rate * calls - 1e-9
 
 
-def _push(record: BreakerRecord, outcome: str, config: BreakerConfig) -> None:
-    if config.keeps_window:
+def parse_buckets(text: str) -> list[list[int]]:
+    """A time-based window's buckets, ``[second, calls, failed, slow]`` each, from their text."""
+    return [[int(number) for number in bucket.split(":")] for bucket in text.split(",")] if text else []
+
+
+def _add_to_buckets(
+    record: BreakerRecord, now: float, config: BreakerConfig, calls: int, failed: int, slow: int
+) -> None:
+    """Add calls to the bucket of ``now``'s second and drop the buckets older than the window.
+
+    A ``now`` before the newest bucket (another process's clock a little behind) counts in the
+    newest bucket: the buckets stay in order, at most ``window`` of them.
+    """
+    buckets = parse_buckets(record.buckets)
+    second = max(0, math.floor(now), buckets[-1][0] if buckets else 0)
+    oldest = second - config.window + 1
+    kept = [bucket for bucket in buckets if bucket[0] >= oldest]
+    if kept and kept[-1][0] == second:
+        kept[-1][1] += calls
+        kept[-1][2] += failed
+        kept[-1][3] += slow
+    else:
+        kept.append([second, calls, failed, slow])
+    record.buckets = ",".join(f"{s}:{c}:{f}:{w}" for s, c, f, w in kept)
+    record.window = ""
+
+
+def _push(record: BreakerRecord, outcome: str, now: float, config: BreakerConfig) -> None:
+    if not config.keeps_window:
+        return
+    if config.window_type == "time":
+        _add_to_buckets(record, now, config, 1, int(outcome in "13"), int(outcome in "23"))
+    else:
         record.window = (record.window + outcome)[-config.window :]
+        record.buckets = ""
+
+
+def add_successes(record: BreakerRecord, successes: int, now: float, config: BreakerConfig) -> None:
+    """Put ``successes`` plain successes a process saw without a round trip in a closed breaker's
+    window, at ``now`` (the round trip that brings them)."""
+    if not successes or record.state is not _C or not config.keeps_window:
+        return
+    if config.window_type == "time":
+        _add_to_buckets(record, now, config, successes, 0, 0)
+    else:
+        _push(record, "0" * min(successes, config.window), now, config)
 
 
 def _event_of(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerConfig) -> BreakerEvent | None:
@@ -269,7 +336,7 @@ def _event_of(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerC
         record.slow += slow
         if state is _C:
             record.failures = 0
-            _push(record, "2" if slow else "0", config)
+            _push(record, "2" if slow else "0", now, config)
             return _E.TRIP if slow and _tripped(record, config) else _E.SUCCESS
         return None
     if op is BreakerOp.FAILURE or op is BreakerOp.PROBE_FAILURE or op is BreakerOp.SLOW_FAILURE:
@@ -280,7 +347,7 @@ def _event_of(record: BreakerRecord, op: BreakerOp, now: float, config: BreakerC
         record.slow += slow
         if state is _C:
             record.failures += 1
-            _push(record, "3" if slow else "1", config)
+            _push(record, "3" if slow else "1", now, config)
             return _E.TRIP if _tripped(record, config) else _E.FAILURE
         return None
     if op is BreakerOp.RELEASE:
@@ -330,6 +397,7 @@ def _enter(record: BreakerRecord, new: BreakerState, now: float, config: Breaker
     record.state = new
     record.failures = 0
     record.window = ""
+    record.buckets = ""
     if new is _O:
         record.open_until = now + config.open_period(record.reopens)
     if new is not _H:
@@ -376,6 +444,13 @@ def check_config(config: BreakerConfig) -> BreakerConfig:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    if config.window_type not in ("count", "time"):
+        raise ValueError(f"window_type must be 'count' or 'time', not {config.window_type!r}")
+    timed = config.window_type == "time"
+    if timed and config.window > MAX_TIME_WINDOW:
+        raise ValueError(
+            f"window must be at most {MAX_TIME_WINDOW} seconds with window_type='time', not {config.window!r}"
+        )
     if config.window > MAX_WINDOW:
         raise ValueError(f"window must be at most {MAX_WINDOW} calls, not {config.window!r}")
     open_for = config.open_for
@@ -401,6 +476,6 @@ def check_config(config: BreakerConfig) -> BreakerConfig:
             isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1
         ):
             raise ValueError(f"{name} must be a fraction in (0, 1] or None, not {rate!r}")
-    if config.min_calls > config.window:
+    if not timed and config.min_calls > config.window:
         raise ValueError(f"min_calls ({config.min_calls}) must not exceed window ({config.window})")
     return config

@@ -8,7 +8,8 @@ process on a store sees one breaker: four processes failing at once open it once
 HALF_OPEN exactly ``half_open_calls`` probes are admitted across all of them.
 
 A stored record that is not one this version wrote (a state it does not know, a count that is not
-a whole number, a window that is not ``0``/``1`` text, a Redis key that is not a hash) is
+a whole number, a window that is not ``0``-``3`` text, time buckets that are not
+``second:calls:failed:slow`` numbers (or more than an hour of them), a Redis key that is not a hash) is
 **corrupt**: an operation on it raises :class:`CorruptBreakerError` (one line naming the key),
 except an operator's (``force_open``, ``close``, ``disable``), which replaces it with a fresh
 record. Listing the breakers skips it and logs that line.
@@ -19,12 +20,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from sessionmw._breaker_table import (
+    MAX_TIME_WINDOW,
     MAX_WINDOW,
     OPERATOR_OPS,
     BreakerConfig,
@@ -34,6 +37,7 @@ from sessionmw._breaker_table import (
     BreakerState,
     Change,
     StepResult,
+    add_successes,
     lua_table,
     step,
 )
@@ -189,6 +193,7 @@ _COLUMNS = (
     "slow",
     "reopens",
     "probe_successes",
+    "buckets",
 )
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sessionmw_breakers ("
@@ -197,10 +202,12 @@ _SCHEMA = (
     " probe_at REAL NOT NULL, opens INTEGER NOT NULL, successful INTEGER NOT NULL,"
     " failed INTEGER NOT NULL, rejected INTEGER NOT NULL, changed_at REAL NOT NULL,"
     " slow INTEGER NOT NULL DEFAULT 0, reopens INTEGER NOT NULL DEFAULT 0,"
-    " probe_successes INTEGER NOT NULL DEFAULT 0)"
+    " probe_successes INTEGER NOT NULL DEFAULT 0, buckets TEXT NOT NULL DEFAULT '')"
 )
 #: The counts added after the first version: a table made before gets their columns (rows: 0).
 _LATER_COUNTS: Final = ("slow", "reopens", "probe_successes")
+#: The texts added after the first version (rows: empty).
+_LATER_TEXTS: Final = ("buckets",)
 _SELECT = f"SELECT name, {', '.join(_COLUMNS)} FROM sessionmw_breakers"
 _MARKS = ", ".join("?" * (len(_COLUMNS) + 1))
 _ADD = f"INSERT OR IGNORE INTO sessionmw_breakers (name, {', '.join(_COLUMNS)}) VALUES ({_MARKS})"
@@ -222,8 +229,7 @@ def _counted_step(
     closed breaker's window, before this operation's outcome), then :func:`step` (in place)."""
     record.successful += successes
     record.rejected += rejections
-    if successes and record.state is BreakerState.CLOSED and config.keeps_window:
-        record.window = (record.window + "0" * min(successes, config.window))[-config.window :]
+    add_successes(record, successes, now, config)
     return step(record, op, now, config)
 
 
@@ -279,11 +285,30 @@ def _window(value: Any) -> str:
     return value
 
 
+#: A stored bucket's numbers are below this (every store keeps them exactly).
+_MAX_BUCKET_NUMBER: Final = 10**15
+_BUCKET: Final = re.compile(r"([0-9]+):([0-9]+):([0-9]+):([0-9]+)")
+
+
+def _buckets(value: Any) -> str:
+    """A time-based window's buckets as :func:`~sessionmw._breaker_table.step` writes them."""
+    if not isinstance(value, str):
+        raise _Unreadable("buckets is not text")
+    if value:
+        pieces = value.split(",")
+        if len(pieces) > MAX_TIME_WINDOW or not all(
+            (found := _BUCKET.fullmatch(piece)) and all(int(n) < _MAX_BUCKET_NUMBER for n in found.groups())
+            for piece in pieces
+        ):
+            raise _Unreadable("buckets is not a text of second:calls:failed:slow numbers")
+    return value
+
+
 #: How each of :data:`_COLUMNS` is read back from a row, a script's reply or a hash (all strings
 #: for Redis), refusing anything this version does not write.
 _KINDS: Final[tuple[Callable[[Any], Any], ...]] = (
     _state, _count, _window, _time, _count, _time, _count, _count, _count, _count, _time,
-    _count, _count, _count,
+    _count, _count, _count, _buckets,
 )
 
 
@@ -297,7 +322,7 @@ def _record_of(name: str, values: Sequence[Any], where: str) -> BreakerRecord:
         try:
             read.append(kind(value))
         except _Unreadable as exc:
-            reason = str(exc) if column in ("state", "window") else f"{column} {exc}"
+            reason = str(exc) if column in ("state", "window", "buckets") else f"{column} {exc}"
             raise CorruptBreakerError(name, where, reason) from None
     return BreakerRecord(name, *read)
 
@@ -340,6 +365,11 @@ class SQLiteBreakers:
                     if column not in columns:
                         connection.execute(
                             f"ALTER TABLE sessionmw_breakers ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                        )
+                for column in _LATER_TEXTS:
+                    if column not in columns:
+                        connection.execute(
+                            f"ALTER TABLE sessionmw_breakers ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"
                         )
                 connection.execute("COMMIT")
             except BaseException:
@@ -421,14 +451,30 @@ local threshold, rate, size = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARG
 local min_calls, open_for, half_open_calls = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local successes, rejections, slow_rate = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local max_open, growth, success_threshold = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local timed = ARGV[15] == 'time'
 local r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
-           successful=0, failed=0, rejected=0, changed_at=now, slow=0, reopens=0, probe_successes=0}
+           successful=0, failed=0, rejected=0, changed_at=now, slow=0, reopens=0, probe_successes=0,
+           buckets=''}
 local STATES = {closed=true, open=true, half_open=true, forced_open=true, disabled=true}
 local COUNTS = {'failures', 'probes', 'opens', 'successful', 'failed', 'rejected', 'slow', 'reopens',
                 'probe_successes'}
 local TIMES = {'open_until', 'probe_at', 'changed_at'}
 -- Read the stored record into r; the reason it is unreadable, or nil (as _record_of decides).
 local missing = false
+-- A time-based window's buckets, {second, calls, failed, slow} each (as parse_buckets), or nil
+-- if the text is not what this version writes (as _buckets decides).
+local function buckets_of(text)
+  local list = {}
+  if text == '' then return list end
+  for piece in string.gmatch(text .. ',', '([^,]*),') do
+    local a, b, c, d = string.match(piece, '^([0-9]+):([0-9]+):([0-9]+):([0-9]+)$')
+    if a == nil or #list >= %(max_time_window)d then return nil end
+    local bucket = {tonumber(a), tonumber(b), tonumber(c), tonumber(d)}
+    for _, x in ipairs(bucket) do if x >= 1e15 then return nil end end
+    list[#list + 1] = bucket
+  end
+  return list
+end
 local function unreadable()
   local kind = redis.call('TYPE', key)['ok']
   if kind == 'none' then missing = true; return nil end
@@ -446,7 +492,9 @@ local function unreadable()
   -- (a record written before these counts)
   got.slow, got.reopens = got.slow or '0', got.reopens or '0'
   got.probe_successes = got.probe_successes or '0'
-  r.state, r.window = got.state, w
+  local b = got.buckets or ''
+  if buckets_of(b) == nil then return 'buckets is not a text of second:calls:failed:slow numbers' end
+  r.state, r.window, r.buckets = got.state, w, b
   for _, f in ipairs(COUNTS) do
     local x = tonumber(got[f] or '')
     if x == nil or x ~= x or x < 0 or x >= 2^53 or math.floor(x) ~= x then
@@ -468,30 +516,68 @@ if why then
   if op ~= 'force_open' and op ~= 'force_close' and op ~= 'disable' then return {'corrupt', why} end
   redis.call('DEL', key)  -- an operator's command replaces it
   r = {state='closed', failures=0, window='', open_until=0, probes=0, probe_at=0, opens=0,
-       successful=0, failed=0, rejected=0, changed_at=now, slow=0, reopens=0, probe_successes=0}
+       successful=0, failed=0, rejected=0, changed_at=now, slow=0, reopens=0, probe_successes=0,
+       buckets=''}
 end
 local function fmt(x) return string.format('%%.17g', x) end
 local function out(old, event, admitted)
   return {r.state, tostring(r.failures), r.window, fmt(r.open_until), tostring(r.probes), fmt(r.probe_at),
           tostring(r.opens), tostring(r.successful), tostring(r.failed), tostring(r.rejected),
           fmt(r.changed_at), tostring(r.slow), tostring(r.reopens), tostring(r.probe_successes),
-          old, event, admitted and '1' or '0'}
+          r.buckets, old, event, admitted and '1' or '0'}
 end
 -- (a first read adds a missing breaker, so that listings show every breaker used)
 if op == 'read' and successes == 0 and rejections == 0 and not missing then return out('', '', false) end
+local keeps = rate >= 0 or slow_rate >= 0
+-- As _add_to_buckets: add to the bucket of now's second, drop the buckets older than the window.
+local function add_to_buckets(calls, failed, slow)
+  local list = buckets_of(r.buckets)
+  local second = math.max(0, math.floor(now))
+  if #list > 0 and list[#list][1] > second then second = list[#list][1] end
+  local kept = {}
+  for _, bucket in ipairs(list) do
+    if bucket[1] >= second - size + 1 then kept[#kept + 1] = bucket end
+  end
+  local last = kept[#kept]
+  if last and last[1] == second then
+    last[2], last[3], last[4] = last[2] + calls, last[3] + failed, last[4] + slow
+  else kept[#kept + 1] = {second, calls, failed, slow} end
+  local parts = {}
+  for i, bucket in ipairs(kept) do
+    parts[i] = string.format('%%d:%%d:%%d:%%d', bucket[1], bucket[2], bucket[3], bucket[4])
+  end
+  r.buckets = table.concat(parts, ',')
+  r.window = ''
+end
 local function push(o)
-  if rate >= 0 or slow_rate >= 0 then r.window = string.sub(r.window .. o, -size) end
+  if not keeps then return end
+  if timed then
+    add_to_buckets(1, (o == '1' or o == '3') and 1 or 0, (o == '2' or o == '3') and 1 or 0)
+  else r.window = string.sub(r.window .. o, -size); r.buckets = '' end
 end
 r.successful = r.successful + successes
 r.rejected = r.rejected + rejections
-if successes > 0 and r.state == 'closed' then push(string.rep('0', math.min(successes, size))) end
+if successes > 0 and r.state == 'closed' and keeps then
+  if timed then add_to_buckets(successes, 0, 0) else push(string.rep('0', math.min(successes, size))) end
+end
+-- As BreakerRecord.window_counts: the calls in the window, failed and slow.
+local function window_counts()
+  if r.buckets ~= '' then
+    local n, failed, slow = 0, 0, 0
+    for _, bucket in ipairs(buckets_of(r.buckets)) do
+      n, failed, slow = n + bucket[2], failed + bucket[3], slow + bucket[4]
+    end
+    return n, failed, slow
+  end
+  local _, failed = string.gsub(r.window, '[13]', '')
+  local _, slow = string.gsub(r.window, '[23]', '')
+  return string.len(r.window), failed, slow
+end
 local function tripped()
   if r.failures >= threshold then return true end
-  local n = string.len(r.window)
+  local n, failed, slow = window_counts()
   if n < min_calls then return false end
-  local _, failed = string.gsub(r.window, '[13]', '')
   if rate >= 0 and failed >= rate * n - 1e-9 then return true end
-  local _, slow = string.gsub(r.window, '[23]', '')
   return slow_rate >= 0 and slow >= slow_rate * n - 1e-9
 end
 local s, event = r.state, nil
@@ -541,7 +627,7 @@ if event then
     if new == 'open' or (new == 'forced_open' and s ~= 'forced_open') then r.opens = r.opens + 1 end
     if new == 'open' and s == 'half_open' then r.reopens = r.reopens + 1
     elseif new == 'closed' then r.reopens = 0 end
-    r.state = new; r.failures = 0; r.window = ''
+    r.state = new; r.failures = 0; r.window = ''; r.buckets = ''
     if new == 'open' then
       local period = open_for
       if max_open >= 0 then
@@ -555,7 +641,7 @@ end
 redis.call('HSET', key, 'state', r.state, 'failures', r.failures, 'window', r.window,
   'open_until', fmt(r.open_until), 'probes', r.probes, 'probe_at', fmt(r.probe_at), 'opens', r.opens,
   'successful', r.successful, 'failed', r.failed, 'rejected', r.rejected, 'changed_at', fmt(r.changed_at),
-  'slow', r.slow, 'reopens', r.reopens, 'probe_successes', r.probe_successes)
+  'slow', r.slow, 'reopens', r.reopens, 'probe_successes', r.probe_successes, 'buckets', r.buckets)
 if new ~= old then return out(old, event, admitted) end
 return out('', '', admitted)
 """
@@ -563,7 +649,7 @@ return out('', '', admitted)
 
 def lua_source() -> str:
     """The Redis script's source, with the table generated from the Python one."""
-    return _LUA % {"table": lua_table(), "max_window": MAX_WINDOW}
+    return _LUA % {"table": lua_table(), "max_window": MAX_WINDOW, "max_time_window": MAX_TIME_WINDOW}
 
 
 class RedisBreakers:
@@ -611,6 +697,7 @@ class RedisBreakers:
             repr(float(-1.0 if config.max_open_for is None else config.max_open_for)),
             repr(float(config.open_for_multiplier)),
             config.success_threshold,
+            config.window_type,
         ]
         try:
             if name not in self._known:
@@ -674,6 +761,8 @@ class RedisBreakers:
                 values[field] = value  # (not text: refused by its column's kind)
         for column in _LATER_COUNTS:  # (a record written before these counts)
             values.setdefault(column, "0")
+        for column in _LATER_TEXTS:
+            values.setdefault(column, "")
         missing = [column for column in _COLUMNS if column not in values]
         if missing:
             raise CorruptBreakerError(name, self._where(name), f"it has no field {missing[0]!r}")
