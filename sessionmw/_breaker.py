@@ -503,20 +503,16 @@ class Breaker:
 
     def _timed_admit(self) -> int:
         """:meth:`_admit` for a breaker that judges slowness: the ticket carries the call's start."""
-        ticket = _Timed(self._decide())
+        ticket = _Timed(Breaker._admit(self, True))
         ticket.start = self.monotonic()
         return ticket
 
-    def _admit(self) -> int:
-        """Admit a call (a ticket) or raise :class:`BreakerOpenError`; the ticket carries the call's
-        start while someone subscribes to the outcome signals (their ``seconds``)."""
-        if _SUCCEEDED.receivers or _FAILED.receivers or _IGNORED.receivers:
+    def _admit(self, untimed: bool = False) -> int:
+        """Admit a call (a ticket) or raise :class:`BreakerOpenError`. No round trip while the
+        view is fresh and the breaker closed or open. While someone subscribes to the outcome
+        signals, the ticket carries the call's start (their ``seconds``) unless ``untimed``."""
+        if not untimed and (_SUCCEEDED.receivers or _FAILED.receivers or _IGNORED.receivers):
             return self._timed_admit()
-        return self._decide()
-
-    def _decide(self) -> int:
-        """A ticket, or raise :class:`BreakerOpenError`. No round trip while the view is fresh and
-        the breaker closed or open."""
         view = self._view
         if self.monotonic() < self._fresh_until:
             state = view.state
