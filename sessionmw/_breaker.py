@@ -501,8 +501,9 @@ class Breaker:
 
     # -- the steps, for @guarded -----------------------------------------------------------------
 
-    def _timed_admit(self) -> int:
-        """:meth:`_admit` for a breaker that judges slowness: the ticket carries the call's start."""
+    def _timed_admit(self, untimed: bool = False) -> int:
+        """:meth:`_admit` for a breaker that judges slowness: the ticket always carries the call's
+        start (``untimed``, for :meth:`_admit`'s signature, is ignored)."""
         ticket = _Timed(Breaker._admit(self, True))
         ticket.start = self.monotonic()
         return ticket
