@@ -13,7 +13,7 @@ import pytest
 from blinker import NamedSignal
 from support import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
 
-from sessionmw import Breaker, BreakerState, SessionManager, guarded, signals
+from sessionmw import Breaker, BreakerState, RetryStrategy, SessionManager, guarded, signals
 from sessionmw.testing import FakeClock, capture_signals, force_breaker
 
 OUTCOMES = (
@@ -183,3 +183,24 @@ def test_nothing_is_sent_when_nobody_subscribes(
         breaker.close()
         breaker.call(_taking(clock, 0.0))
     assert calls == ["breaker-call-succeeded"] and sent == []
+
+
+def test_each_attempt_of_a_retry_is_a_call(manager: SessionManager, clock: FakeClock) -> None:
+    breaker = _breaker(manager)
+    errors = [ConnectionError("first"), ConnectionError("second")]
+
+    @guarded(breaker=breaker, retry=RetryStrategy(max_attempts=3, sleep=lambda seconds: None))
+    def fetch() -> str:
+        clock.advance(0.5)
+        if errors:
+            raise errors.pop(0)
+        return "prices"
+
+    first, second = errors
+    with capture_signals(*OUTCOMES) as sent:
+        assert fetch() == "prices"
+    assert [(signal.name, signal.kwargs.get("error")) for signal in sent] == [
+        ("breaker-call-failed", first),
+        ("breaker-call-failed", second),
+        ("breaker-call-succeeded", None),
+    ]
