@@ -105,8 +105,9 @@ breaker_call_failed: NamedSignal = _signals.signal("breaker-call-failed")
 #: ``count_cancelled``). Kwargs: ``name``, ``error``, ``seconds``.
 breaker_call_ignored: NamedSignal = _signals.signal("breaker-call-ignored")
 #: A call the breaker counted as slow (``slow_call_duration``), sent after its
-#: ``breaker_call_succeeded`` or ``breaker_call_failed``. Kwargs: ``name``, ``seconds``, ``error``
-#: (None for a call that returned).
+#: ``breaker_call_succeeded`` or ``breaker_call_failed`` (or ``breaker_call_ignored``: a half-open
+#: probe is judged slow whatever it raised). Kwargs: ``name``, ``seconds``, ``error`` (None for a
+#: call that returned).
 breaker_call_slow: NamedSignal = _signals.signal("breaker-call-slow")
 
 
