@@ -204,3 +204,19 @@ def test_each_attempt_of_a_retry_is_a_call(manager: SessionManager, clock: FakeC
         ("breaker-call-failed", second),
         ("breaker-call-succeeded", None),
     ]
+
+
+def test_a_slow_probe_that_raised_an_ignored_exception_is_ignored_and_slow(
+    manager: SessionManager, clock: FakeClock
+) -> None:
+    breaker = _breaker(manager)
+    force_breaker(breaker, "open")
+    clock.advance(breaker.config.open_for)
+    ignored = ValueError("answered, late")
+    with capture_signals(*OUTCOMES) as sent:
+        _through("call", breaker, _taking(clock, 2.0, ignored))
+    assert [(signal.name, signal.kwargs) for signal in sent] == [
+        ("breaker-call-ignored", {"name": "market-data", "seconds": pytest.approx(2.0), "error": ignored}),
+        ("breaker-call-slow", {"name": "market-data", "seconds": pytest.approx(2.0), "error": ignored}),
+    ]
+    assert breaker.state is BreakerState.OPEN  # a slow probe is a failed probe
