@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
 
+from blinker import NamedSignal
+
 from sessionmw import signals
 from sessionmw._breaker_table import (
     BREAKER_TRANSITIONS,
@@ -85,6 +87,10 @@ _FORCED_OPEN, _DISABLED = BreakerState.FORCED_OPEN, BreakerState.DISABLED
 _CALL: Final = 0
 _PROBE: Final = 1
 _PASS: Final = 2
+
+# The per-call outcome signals: each is sent only when someone subscribes (one attribute check).
+_SUCCEEDED, _FAILED = signals.breaker_call_succeeded, signals.breaker_call_failed
+_IGNORED, _SLOW = signals.breaker_call_ignored, signals.breaker_call_slow
 
 #: Seconds a client is told to wait while a breaker is forced open (no end is known).
 FORCED_RETRY_AFTER: Final = 60.0
@@ -411,6 +417,8 @@ class Breaker:
             limit is None or self.monotonic() - start < limit
         ):
             self._successes += 1
+            if _SUCCEEDED.receivers:
+                signals.send(_SUCCEEDED, self, name=self.name, seconds=self.monotonic() - start)
         else:
             self._succeeded(ticket, start)
         return result
@@ -499,15 +507,19 @@ class Breaker:
 
     # -- the steps, for @guarded -----------------------------------------------------------------
 
-    def _timed_admit(self) -> int:
-        """:meth:`_admit` for a breaker that judges slowness: the ticket carries the call's start."""
-        ticket = _Timed(Breaker._admit(self))
+    def _timed_admit(self, untimed: bool = False) -> int:
+        """:meth:`_admit` for a breaker that judges slowness: the ticket always carries the call's
+        start (``untimed``, for :meth:`_admit`'s signature, is ignored)."""
+        ticket = _Timed(Breaker._admit(self, True))
         ticket.start = self.monotonic()
         return ticket
 
-    def _admit(self) -> int:
+    def _admit(self, untimed: bool = False) -> int:
         """Admit a call (a ticket) or raise :class:`BreakerOpenError`. No round trip while the
-        view is fresh and the breaker closed or open."""
+        view is fresh and the breaker closed or open. While someone subscribes to the outcome
+        signals, the ticket carries the call's start (their ``seconds``) unless ``untimed``."""
+        if not untimed and (_SUCCEEDED.receivers or _FAILED.receivers or _IGNORED.receivers):
+            return self._timed_admit()
         view = self._view
         if self.monotonic() < self._fresh_until:
             state = view.state
@@ -562,17 +574,31 @@ class Breaker:
             left = view.seconds_left(now)
         return min(self.config.open_period(view.reopens), max(0.0, left))
 
-    def _slow(self, ticket: int, start: float | None) -> bool:
-        """True if the call of ``ticket`` (started at ``start`` unless the ticket says) was slow."""
+    def _timing(self, ticket: int, start: float | None) -> tuple[float | None, bool]:
+        """The call's duration (None if unknown, or if neither slowness nor a subscriber needs
+        it) and whether it was slow; ``start`` unless the ticket carries it."""
         limit = self.slow_call_duration
-        if limit is None:
-            return False
+        if limit is None and not (_FAILED.receivers or _IGNORED.receivers or _SUCCEEDED.receivers):
+            return None, False
         if isinstance(ticket, _Timed):
             start = ticket.start
-        return start is not None and self.monotonic() - start >= limit
+        if start is None:
+            return None, False
+        seconds = self.monotonic() - start
+        return seconds, limit is not None and seconds >= limit
+
+    def _tell(self, signal: NamedSignal, seconds: float | None, **kwargs: Any) -> None:
+        """Send a per-call outcome signal (only when someone subscribes)."""
+        if signal.receivers:
+            signals.send(signal, self, name=self.name, seconds=seconds, **kwargs)
 
     def _succeeded(self, ticket: int, start: float | None = None) -> None:
-        slow = self.slow_call_duration is not None and self._slow(ticket, start)
+        slow = False
+        if self.slow_call_duration is not None or _SUCCEEDED.receivers:  # (else nothing to time)
+            seconds, slow = self._timing(ticket, start)
+            self._tell(_SUCCEEDED, seconds)
+            if slow:
+                self._tell(_SLOW, seconds, error=None)
         if ticket == _PROBE:  # (a slow probe has not shown the service well)
             self._apply(BreakerOp.PROBE_FAILURE if slow else BreakerOp.PROBE_SUCCESS, self.clock())
         elif not slow and (ticket == _PASS or not self._view.failures):
@@ -585,17 +611,25 @@ class Breaker:
     ) -> BreakerOpenError | None:
         """Record a failed call; if the breaker is open afterwards, the error a further attempt
         would meet (so a retry stops now instead of waiting first)."""
+        seconds, slow = self._timing(ticket, start)
         if not self._counts(error) or isinstance(error, BreakerOpenError):
+            self._tell(_IGNORED, seconds, error=error)
             if ticket == _PROBE:  # the service answered: the probe succeeded (unless slow)
-                slow = self._slow(ticket, start)
+                if slow:
+                    self._tell(_SLOW, seconds, error=error)
                 self._apply(BreakerOp.PROBE_FAILURE if slow else BreakerOp.PROBE_SUCCESS, self.clock())
             return None
         self._last_failure = error
         with contextlib.suppress(AttributeError, TypeError):  # an exception class with __slots__
             setattr(error, DEPENDENCY_MARK, self.name)
-        return self._record_failure(ticket, error, self._slow(ticket, start))
+        return self._record_failure(ticket, error, seconds, slow)
 
-    def _record_failure(self, ticket: int, error: BaseException, slow: bool) -> BreakerOpenError | None:
+    def _record_failure(
+        self, ticket: int, error: BaseException, seconds: float | None, slow: bool
+    ) -> BreakerOpenError | None:
+        self._tell(_FAILED, seconds, error=error)
+        if slow:
+            self._tell(_SLOW, seconds, error=error)
         now = self.clock()
         if ticket == _PROBE:
             op = BreakerOp.PROBE_FAILURE
@@ -610,9 +644,12 @@ class Breaker:
         """A call ended by a BaseException that is not an Exception (a cancellation, ...): a
         cancellation is a failure if ``count_cancelled``; else nothing is counted, and a probe's
         slot is given back at once (the next caller may probe)."""
+        seconds, slow = self._timing(ticket, start)
         if self.count_cancelled and isinstance(error, asyncio.CancelledError):
-            self._record_failure(ticket, error, self._slow(ticket, start))
-        elif ticket == _PROBE:
+            self._record_failure(ticket, error, seconds, slow)
+            return
+        self._tell(_IGNORED, seconds, error=error)
+        if ticket == _PROBE:
             self._apply(BreakerOp.RELEASE, self.clock())
 
     def _through(self, func: Callable[..., Any], is_async: bool) -> Callable[..., Any]:

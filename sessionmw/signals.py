@@ -18,6 +18,10 @@ from blinker import NamedSignal, Namespace
 
 __all__ = [
     "activity",
+    "breaker_call_failed",
+    "breaker_call_ignored",
+    "breaker_call_slow",
+    "breaker_call_succeeded",
     "breaker_closed",
     "breaker_half_opened",
     "breaker_opened",
@@ -83,6 +87,28 @@ breaker_half_opened: NamedSignal = _signals.signal("breaker-half-opened")
 breaker_closed: NamedSignal = _signals.signal("breaker-closed")
 #: A call was refused by an open breaker (sent in the refusing process). Kwargs: ``name``, ``state``.
 breaker_rejected: NamedSignal = _signals.signal("breaker-rejected")
+
+# A call through a breaker sends exactly one of breaker_call_succeeded, breaker_call_failed,
+# breaker_call_ignored and breaker_rejected, in the calling process (each attempt of a retry is a
+# call); breaker_call_slow comes besides. ``seconds`` is the call's duration on the breaker's
+# monotonic clock (None if the call started before anyone subscribed and the breaker does not read
+# durations). A signal nobody subscribes to costs one attribute check.
+
+#: A call through a breaker returned. Sender: the :class:`~sessionmw.Breaker`. Kwargs: ``name``,
+#: ``seconds``.
+breaker_call_succeeded: NamedSignal = _signals.signal("breaker-call-succeeded")
+#: A call through a breaker raised a failure it counts (its ``counts``; a cancellation with
+#: ``count_cancelled``). Kwargs: ``name``, ``error`` (the exception), ``seconds``.
+breaker_call_failed: NamedSignal = _signals.signal("breaker-call-failed")
+#: A call through a breaker raised an exception it does not count (``counts`` says no, a
+#: :class:`~sessionmw.BreakerOpenError` of another breaker, a cancellation without
+#: ``count_cancelled``). Kwargs: ``name``, ``error``, ``seconds``.
+breaker_call_ignored: NamedSignal = _signals.signal("breaker-call-ignored")
+#: A call the breaker counted as slow (``slow_call_duration``), sent after its
+#: ``breaker_call_succeeded`` or ``breaker_call_failed`` (or ``breaker_call_ignored``: a half-open
+#: probe is judged slow whatever it raised). Kwargs: ``name``, ``seconds``, ``error`` (None for a
+#: call that returned).
+breaker_call_slow: NamedSignal = _signals.signal("breaker-call-slow")
 
 
 def send(signal: NamedSignal, sender: Any, /, **kwargs: Any) -> None:
