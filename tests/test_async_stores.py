@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import PrivateRedis
+from support.redis_servers import PrivateRedis
 
 from sessionmw import Breaker, SessionManager, UserFacingError, guarded, session_scope
 from sessionmw._errors import StoreUnavailableError
@@ -242,7 +242,7 @@ async def test_the_memory_store_is_called_inline(anyio_backend: str) -> None:
 
 
 async def test_an_unreachable_redis_fails_open_as_the_sync_path_does(anyio_backend: str) -> None:
-    from support import free_port
+    from support.servers import free_port
 
     store = store_from_url(f"redis://127.0.0.1:{free_port()}/0?timeout=0.5&connect_timeout=0.5")
     manager = SessionManager(store=store, clock=FakeClock())

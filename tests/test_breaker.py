@@ -13,7 +13,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from support import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
+from support.fakes import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
 
 from sessionmw import (
     Breaker,
@@ -53,7 +53,6 @@ EXPECTED = {
     **{(state, E.FORCE_CLOSE): S.CLOSED for state in S},
     **{(state, E.DISABLE): S.DISABLED for state in S},
 }
-
 
 
 CONFIG = BreakerConfig(failure_threshold=3, open_for=30.0, half_open_calls=1)

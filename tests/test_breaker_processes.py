@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import run_processes, shared_store_url
+from support.processes import run_processes
+from support.stores import shared_store_url
 
 from sessionmw import (
     Breaker,

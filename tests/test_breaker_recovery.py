@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
+from support.fakes import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
 
 from sessionmw import Breaker, BreakerOpenError, BreakerState, ConfigurationError, SessionManager
 from sessionmw.testing import FakeClock, force_breaker

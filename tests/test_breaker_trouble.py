@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
+from support.fakes import fresh_breaker_registry  # noqa: F401  (autouse: each test with a fresh registry)
 
 from sessionmw import (
     Breaker,
@@ -34,7 +34,6 @@ from sessionmw.stores.breakers import BreakerBackend, CorruptBreakerError
 from sessionmw.testing import FakeClock, capture_signals, force_breaker
 
 T0 = 1_700_000_000.0
-
 
 
 class Flaky:

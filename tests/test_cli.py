@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import shared_store_url
+from support.stores import shared_store_url
 
 from sessionmw.__main__ import main
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support import Sleeps
+from support.fakes import Sleeps
 
 from sessionmw import (
     RetryStrategy,

@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import PrivateRedis, assert_same_outcome, created, free_port, walk
+from support.redis_servers import PrivateRedis
+from support.servers import free_port
+from support.stores import assert_same_outcome, created, walk
 
 from sessionmw import SessionManager, SessionState, StoreUnavailableError
 from sessionmw._session import Policy, SessionRecord

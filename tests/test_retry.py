@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import Sleeps
+from support.fakes import Sleeps
 
 from sessionmw import (
     BackendProcessError,

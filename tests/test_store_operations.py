@@ -1,6 +1,6 @@
 """A guarded call costs one store operation, whatever state its session is in.
 
-The counting store (``support.CountedStore``) wraps any store; the adapters' request paths are
+The counting store (``support.fakes.CountedStore``) wraps any store; the adapters' request paths are
 counted with it in ``tests/integrations/test_adapter_store_operations.py``.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support import (
+from support.fakes import (
     CountedStore,
     disconnected_session,
     error_session,

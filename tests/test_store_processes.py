@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import SPAWN, collect, run_processes, shared_store_url
+from support.processes import SPAWN, collect, run_processes
+from support.stores import shared_store_url
 
 from sessionmw import SessionManager, SessionState
 from sessionmw.testing import FakeClock, capture_signals

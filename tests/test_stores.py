@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
-from support import assert_same_outcome, created, shared_store_url, walk
+from support.stores import assert_same_outcome, created, shared_store_url, walk
 
 from sessionmw import (
     ConfigurationError,
@@ -704,7 +704,7 @@ def test_redis_cluster_spreads_buckets_over_nodes_and_keeps_each_session_on_one(
 )
 def test_redis_cluster_url_that_reaches_no_cluster_says_why(redis_url: str, where: str, named: str) -> None:
     """cluster=true on a plain Redis, or on a port where nothing listens, is a clear error at once."""
-    from support import free_port
+    from support.servers import free_port
 
     url = redis_url.rsplit("/", 1)[0] + "/0" if where == "plain" else f"redis://127.0.0.1:{free_port()}/0"
     with pytest.raises(StoreUnavailableError, match=named) as info:
@@ -715,7 +715,7 @@ def test_redis_cluster_url_that_reaches_no_cluster_says_why(redis_url: str, wher
 def test_a_cluster_whose_nodes_all_stopped_is_unavailable(tmp_path: Path) -> None:
     """With every node of a cluster gone, each store call raises StoreUnavailableError (so the
     manager fails open or closed as configured), and so do the counters."""
-    from support import LocalRedisCluster
+    from support.redis_servers import LocalRedisCluster
 
     cluster = LocalRedisCluster(str(tmp_path))
     try:  # stop() kills whatever start() got running, even if it failed half-way

@@ -22,7 +22,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import shared_store_url
+from support.stores import shared_store_url
 
 from sessionmw import (
     ConfigurationError,
@@ -283,9 +283,7 @@ def test_locks_held_at_fork_do_not_hang_the_child(target: str) -> None:
     store.create(SessionRecord.new("s1", T0), T0, POLICY)
     counters = analytics.counters_for(store)
     assert isinstance(counters, MemoryCounters)
-    lock = {"memory store": store._lock, "memory counters": counters._lock}.get(
-        target, _beside._LOCK
-    )
+    lock = {"memory store": store._lock, "memory counters": counters._lock}.get(target, _beside._LOCK)
 
     def child() -> object:
         outcome = store.update("s1", Event.ACTIVITY, T0 + 1, POLICY)

@@ -1,4 +1,4 @@
-"""The store operations of every adapter's request paths, counted by ``support.CountedStore``:
+"""The store operations of every adapter's request paths, counted by ``support.fakes.CountedStore``:
 sessions, ``incarnation`` reads and breaker operations alike.
 
 A healthy, idle, error, disconnected, expired or unknown session costs one store update (the
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask, jsonify
-from support import SESSION_KINDS, CountedStore
+from support.fakes import SESSION_KINDS, CountedStore
 from werkzeug.test import Client
 
 from sessionmw import SessionManager
@@ -202,7 +202,7 @@ def test_an_error_costs_the_activity_and_the_error(counted: Counted) -> None:
 def test_a_reconnect_reports_what_the_store_answered(counted: Counted, clock: FakeClock) -> None:
     """Reconnecting a disconnected session is one operation: its outcome is the health the
     response shows (with the breaker, as every report of a live session), not read again."""
-    from support import disconnected_session
+    from support.fakes import disconnected_session
 
     sid = disconnected_session(counted.manager, clock)
     counted.client.set_cookie("sessionmw", sid)

@@ -15,7 +15,7 @@ import pytest
 from dash import Input, Output, html
 from flask import Flask
 from flask.testing import FlaskClient
-from support import fire_callback, session_cookie
+from support.servers import fire_callback, session_cookie
 
 from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
 from sessionmw.__main__ import main

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import ALERT, BANNER, BROWSER_MARKS, THRESHOLD, WAIT, until
 from selenium.webdriver.common.keys import Keys
+from support.browser import ALERT, BANNER, BROWSER_MARKS, THRESHOLD, WAIT, until
 
 from sessionmw import DataLoadError, SessionManager, SessionState
 from sessionmw.demo import load_demo

@@ -18,7 +18,7 @@ from typing import Any
 import dash
 import pytest
 from flask.testing import FlaskClient
-from support import callback_payload, demo_server, fire_callback, free_port, session_cookie
+from support.servers import callback_payload, demo_server, fire_callback, free_port, session_cookie
 
 from sessionmw import SessionManager, SessionState
 from sessionmw._breaker import get_breaker
@@ -521,7 +521,10 @@ def test_the_demo_logs_one_warning_per_failure_and_nothing_per_request(
     # The demo counts for `sessionmw stats` on the store it was given.
     stats = subprocess.run(
         [sys.executable, "-m", "sessionmw", "stats", "--json", "--store", store],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     figures = json.loads(stats.stdout)
     assert figures["counting"] is True and figures["counts"]["sessions.created"] == 1

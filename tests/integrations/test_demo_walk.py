@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import ALERT, BANNER, BROWSER_MARKS, THRESHOLD, WAIT, until
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from support import demo_server, free_port
+from support.browser import ALERT, BANNER, BROWSER_MARKS, THRESHOLD, WAIT, until
+from support.servers import demo_server, free_port
 
 from sessionmw import SessionManager, SessionState
 from sessionmw.demo import DEMO_POLL_SECONDS, load_demo

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import flask_gunicorn, get_json
+from support.servers import flask_gunicorn, get_json
 
 from sessionmw import SessionManager
 

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from support import run_wsgi
+from support.servers import run_wsgi
 
 from sessionmw import SessionManager
 from sessionmw._errors import IllegalTransitionError, StoreUnavailableError

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from support import free_port, wait_for_port
+from support.servers import free_port, wait_for_port
 
 from sessionmw import SessionManager, SessionState
 
@@ -179,7 +179,7 @@ def test_operator_commands_read_the_apps_policy(
 ) -> None:
     """An app made with a 1-minute timeout: `sessionmw sessions list` and `sessionmw health`, run
     with no such setting, judge its session by that minute, as the page's health report does."""
-    from support import shared_store_url
+    from support.stores import shared_store_url
 
     url = shared_store_url(kind, request, tmp_path)
     manager = SessionManager(store=url, session_timeout_minutes=1, idle_after_seconds=20)
@@ -199,7 +199,11 @@ def test_operator_commands_read_the_apps_policy(
     def command(*args: str) -> Any:
         done = subprocess.run(
             [sys.executable, "-m", "sessionmw", *args, "--json", "--store", url],
-            capture_output=True, text=True, env=env, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
@@ -213,7 +217,11 @@ def test_operator_commands_read_the_apps_policy(
     assert health["seconds_until_expiry"] <= page["seconds_until_expiry"]
     config = subprocess.run(
         [sys.executable, "-m", "sessionmw", "config", "--json"],
-        capture_output=True, text=True, env={**env, "SESSIONMW_STORE_URL": url}, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env={**env, "SESSIONMW_STORE_URL": url},
+        timeout=60,
+        check=False,
     )
     settings = json.loads(config.stdout)
     assert settings["session_timeout_minutes"]["value"] == 1

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import BROWSER_MARKS, WAIT, until
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from support import free_port, stop, wait_for_port
+from support.browser import BROWSER_MARKS, WAIT, until
+from support.servers import free_port, stop, wait_for_port
 
 pytestmark = BROWSER_MARKS
 

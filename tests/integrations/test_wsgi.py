@@ -13,7 +13,7 @@ from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
-from support import run_wsgi
+from support.servers import run_wsgi
 
 from sessionmw import (
     SessionManager,
@@ -99,7 +99,6 @@ def call(
         environ["wsgi.url_scheme"] = "https"
         environ["HTTPS"] = "on"
     return Result(*run_wsgi(validator(app), environ))
-
 
 
 class Recorder:
