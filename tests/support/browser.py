@@ -1,5 +1,6 @@
-"""What the browser tests share (``test_dash_browser.py``, ``test_demo_walk.py``): headless chromium
-through dash.testing's ``dash_duo``, and the demo's page selectors.
+"""What the browser tests share (``adapters/test_dash_browser.py``,
+``operations/test_demo_walk_browser.py``): headless chromium through dash.testing's ``dash_duo``, and the
+demo's page selectors.
 
 Importing this module skips the importing test module when chromedriver is missing (outside CI).
 """

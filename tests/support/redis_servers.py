@@ -1,17 +1,58 @@
-"""Redis servers of a test's own (``PrivateRedis``, ``LocalRedisCluster``) on free loopback ports."""
+"""Redis servers of a test's own (``RedisServer``, ``PrivateRedis``, ``LocalRedisCluster``) on free loopback
+ports, started and stopped by pid."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from support.servers import free_port, wait_for_port
+
+
+class RedisServer:
+    """A redis-server without persistence on a loopback port, started and stopped by its pid."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        """Start the server and return once it says it accepts connections."""
+        executable = shutil.which("redis-server")
+        assert executable is not None, "redis-server is not installed"
+        self.process = subprocess.Popen(
+            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:  # blocks until the server logs its readiness
+            if "Ready to accept connections" in line:
+                return
+        raise AssertionError(f"redis-server on port {self.port} exited with {self.process.wait()}")
+
+    def stop(self) -> None:
+        """Stop the server (by its pid) and wait for it to exit."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()
+
+    def admin(self) -> redis.Redis:
+        """A plain client of this server, for the test's own commands."""
+        return redis.Redis.from_url(self.url, socket_timeout=5)
 
 
 class PrivateRedis:
