@@ -1,9 +1,9 @@
-"""The store conformance suite (memory, SQLite, Redis), store URLs, and Redis against the model."""
+"""The store conformance suite (memory, SQLite, Redis), corrupt records, store URLs, Redis Cluster, and
+Redis against the model."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import secrets
 import sqlite3
@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis.crc import key_slot
-from support.stores import assert_same_outcome, created, shared_store_url, walk
+from support.stores import POLICY, T0, assert_same_outcome, created, new_record, shared_store_url, walk
 
 from sessionmw import (
     ConfigurationError,
@@ -29,15 +28,11 @@ from sessionmw import (
 )
 from sessionmw._session import Policy, SessionRecord
 from sessionmw._states import Event, HealthStatus
-from sessionmw._transitions import TRANSITIONS
 from sessionmw.analytics import TOTAL
 from sessionmw.stores import SUPPORTED_SCHEMES, MemoryStore, SessionStore, store_from_url
-from sessionmw.stores._redis import RedisStore, lua_source
-from sessionmw.stores._sqlite import DUE_QUERY, SQLiteStore
+from sessionmw.stores._redis import RedisStore
+from sessionmw.stores._sqlite import SQLiteStore
 from sessionmw.testing import FakeClock, capture_signals
-
-POLICY = Policy(idle_after=10.0, timeout=30.0, absolute_timeout=100.0, error_threshold=3, retention=20.0)
-T0 = 1_700_000_000.0
 
 StoreFactory = Callable[..., SessionStore]
 
@@ -80,47 +75,41 @@ def _store(make_store: StoreFactory) -> SessionStore:
     return make_store()
 
 
-def _new(store: SessionStore, session_id: str, now: float = T0) -> SessionRecord:
-    record = SessionRecord.new(session_id, now)
-    store.create(record, now, POLICY)
-    return record
-
-
 # -- conformance ------------------------------------------------------------------------------
 
 
 def test_created_session_reads_back_equal(store: SessionStore) -> None:
     """A created session reads back exactly as it was written."""
-    record = _new(store, "s1", T0 + 0.123456789)
+    record = new_record(store, "s1", T0 + 0.123456789)
     assert store.get("s1") == record
     assert store.get("unknown") is None
 
 
 def test_live_duplicate_is_refused_and_terminal_one_replaced(store: SessionStore) -> None:
     """Creating over a live session fails; over an ended one it starts afresh."""
-    _new(store, "s1")
+    new_record(store, "s1")
     with pytest.raises(SessionExistsError):
-        _new(store, "s1", T0 + 1)
+        new_record(store, "s1", T0 + 1)
     store.update("s1", Event.END, T0 + 2, POLICY)
-    fresh = _new(store, "s1", T0 + 3)
+    fresh = new_record(store, "s1", T0 + 3)
     assert store.get("s1") == fresh
     assert store.count() == 1
 
 
 def test_duplicate_of_an_expired_but_unswept_session_is_replaced(store: SessionStore) -> None:
     """A session past its timeout counts as gone when its id is created again."""
-    _new(store, "s1")
-    _new(store, "s2", T0 + POLICY.timeout)
-    fresh = _new(store, "s1", T0 + POLICY.timeout + 1)
+    new_record(store, "s1")
+    new_record(store, "s2", T0 + POLICY.timeout)
+    fresh = new_record(store, "s1", T0 + POLICY.timeout + 1)
     assert store.get("s1") == fresh
     assert store.count() == 2
 
 
 def test_refused_create_changes_nothing(store: SessionStore) -> None:
     """A create refused because the session is live leaves the stored record as it was."""
-    record = _new(store, "s1")
+    record = new_record(store, "s1")
     with pytest.raises(SessionExistsError):
-        _new(store, "s1", T0 + POLICY.idle_after + 1)
+        new_record(store, "s1", T0 + POLICY.idle_after + 1)
     assert store.get("s1") == record
 
 
@@ -132,7 +121,7 @@ def test_update_of_unknown_session_is_none(store: SessionStore) -> None:
 
 def test_activity_moves_the_inactivity_clock(store: SessionStore) -> None:
     """Activity records its time; nothing changes state."""
-    _new(store, "s1")
+    new_record(store, "s1")
     outcome = store.update("s1", Event.ACTIVITY, T0 + 5.5, POLICY)
     assert outcome is not None
     assert outcome.changes == ()
@@ -143,7 +132,7 @@ def test_activity_moves_the_inactivity_clock(store: SessionStore) -> None:
 
 def test_time_makes_a_session_idle_then_expired_once(store: SessionStore) -> None:
     """Idle after idle_after, expired after the timeout, each change reported once."""
-    _new(store, "s1")
+    new_record(store, "s1")
     idle = store.update("s1", None, T0 + 11, POLICY)
     assert idle is not None and [(c.old, c.new) for c in idle.changes] == [
         (SessionState.ACTIVE, SessionState.IDLE)
@@ -158,7 +147,7 @@ def test_time_makes_a_session_idle_then_expired_once(store: SessionStore) -> Non
 
 def test_errors_count_and_disconnect_at_the_threshold(store: SessionStore) -> None:
     """Errors are counted; the threshold-th error disconnects; success would clear them."""
-    _new(store, "s1")
+    new_record(store, "s1")
     states = []
     for i in range(4):
         outcome = store.update("s1", Event.ERROR, T0 + i, POLICY, f"boom {i}")
@@ -183,7 +172,7 @@ def test_errors_count_and_disconnect_at_the_threshold(store: SessionStore) -> No
 
 def test_refused_event_keeps_the_time_changes(store: SessionStore) -> None:
     """Activity on a timed-out session is refused, and the expiry itself still holds."""
-    _new(store, "s1")
+    new_record(store, "s1")
     outcome = store.update("s1", Event.ACTIVITY, T0 + 40, POLICY)
     assert outcome is not None
     assert isinstance(outcome.refused, IllegalTransitionError)
@@ -195,7 +184,7 @@ def test_refused_event_keeps_the_time_changes(store: SessionStore) -> None:
 
 def test_delete_removes_a_session(store: SessionStore) -> None:
     """Deleting a session removes it and frees its place; a second delete finds nothing."""
-    _new(store, "s1")
+    new_record(store, "s1")
     assert store.delete("s1") is True
     assert store.get("s1") is None
     assert store.delete("s1") is False
@@ -205,8 +194,8 @@ def test_delete_removes_a_session(store: SessionStore) -> None:
 def test_sweep_expires_only_due_sessions_once(store: SessionStore) -> None:
     """Sweep expires the due sessions, reports each once and leaves the others alone."""
     for i in range(5):
-        _new(store, f"old{i}")
-    _new(store, "fresh", T0 + 25)
+        new_record(store, f"old{i}")
+    new_record(store, "fresh", T0 + 25)
     changes = store.sweep(T0 + 31, POLICY)
     assert sorted(c.session_id for c in changes) == [f"old{i}" for i in range(5)]
     assert {(c.new, c.event) for c in changes} == {(SessionState.EXPIRED, Event.TIMEOUT)}
@@ -220,7 +209,7 @@ def test_sweep_expires_only_due_sessions_once(store: SessionStore) -> None:
 def test_sweep_respects_its_limit(store: SessionStore) -> None:
     """A sweep expires at most ``limit`` sessions; the next one takes the rest."""
     for i in range(7):
-        _new(store, f"s{i}")
+        new_record(store, f"s{i}")
     first = store.sweep(T0 + 31, POLICY, limit=3)
     second = store.sweep(T0 + 31, POLICY, limit=100)
     assert len(first) == 3
@@ -229,7 +218,7 @@ def test_sweep_respects_its_limit(store: SessionStore) -> None:
 
 def test_sweep_skips_sessions_with_recent_activity(store: SessionStore) -> None:
     """A session active since its first deadline is not expired by the sweep."""
-    _new(store, "s1")
+    new_record(store, "s1")
     store.update("s1", Event.ACTIVITY, T0 + 20, POLICY)
     assert store.sweep(T0 + 31, POLICY) == []
     assert [c.session_id for c in store.sweep(T0 + 51, POLICY)] == ["s1"]
@@ -237,7 +226,7 @@ def test_sweep_skips_sessions_with_recent_activity(store: SessionStore) -> None:
 
 def test_sweep_drops_terminal_records_after_retention(store: SessionStore) -> None:
     """An ended session is kept for the retention (to say "expired"), then dropped."""
-    _new(store, "s1")
+    new_record(store, "s1")
     store.update("s1", Event.END, T0 + 1, POLICY)
     store.sweep(T0 + 10, POLICY)
     assert store.get("s1") is not None
@@ -247,9 +236,9 @@ def test_sweep_drops_terminal_records_after_retention(store: SessionStore) -> No
 
 def test_count_and_records_by_state(store: SessionStore) -> None:
     """Counts and listings agree with the states of the sessions."""
-    _new(store, "a")
-    _new(store, "b")
-    _new(store, "c")
+    new_record(store, "a")
+    new_record(store, "b")
+    new_record(store, "c")
     store.update("b", Event.ERROR, T0 + 1, POLICY, "x")
     store.update("c", Event.END, T0 + 1, POLICY)
     assert store.count() == 2
@@ -262,20 +251,20 @@ def test_count_and_records_by_state(store: SessionStore) -> None:
 def test_max_sessions_refuses_new_and_never_evicts(make_store: StoreFactory) -> None:
     """At the cap a new session is refused, live ones stay; an ended one frees a place."""
     store = make_store(max_sessions=2)
-    _new(store, "a")
-    _new(store, "b")
+    new_record(store, "a")
+    new_record(store, "b")
     with pytest.raises(SessionLimitError, match="full"):
-        _new(store, "c")
+        new_record(store, "c")
     assert store.get("a") is not None and store.get("b") is not None
     store.update("a", Event.END, T0 + 1, POLICY)
-    _new(store, "c", T0 + 2)
+    new_record(store, "c", T0 + 2)
     assert store.count() == 2
 
 
 def test_a_second_store_object_sees_the_same_sessions(make_store: StoreFactory) -> None:
     """Sessions written through one store object are read, same state, through another."""
     first, second = make_store(), make_store()
-    _new(first, "s1")
+    new_record(first, "s1")
     first.update("s1", Event.ERROR, T0 + 1, POLICY, "x")
     record = second.get("s1")
     assert record is not None and (record.state, record.error_count) == (SessionState.ERROR, 1)
@@ -367,7 +356,7 @@ def test_corrupt_record_is_reported_and_treated_as_unknown(
     store: SessionStore, raw: str, clock: FakeClock
 ) -> None:
     """A corrupt record raises CorruptRecordError; the manager reports it and answers not_found."""
-    _new(store, "s1", clock())
+    new_record(store, "s1", clock())
     _corrupt(store, "s1", raw)
     with pytest.raises(CorruptRecordError):
         store.get("s1")
@@ -390,220 +379,6 @@ def test_redis_foreign_value_type_is_corrupt(redis_url: str, redis_prefix: str) 
     with pytest.raises(CorruptRecordError):
         store.update("s1", Event.ACTIVITY, T0, POLICY)
     store.close()
-
-
-# -- SQLite specifics ---------------------------------------------------------------------------
-
-
-def test_sqlite_schema_is_versioned_and_uses_wal(tmp_path: Path) -> None:
-    """The file carries its schema version, runs in WAL mode, and a foreign version is refused."""
-    path = tmp_path / "s.db"
-    store = SQLiteStore(path)
-    _new(store, "s1")
-    store.close()
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert (
-            conn.execute("SELECT value FROM sessionmw_meta WHERE key = 'schema_version'").fetchone()[0] == 1
-        )
-        conn.execute("UPDATE sessionmw_meta SET value = 99 WHERE key = 'schema_version'")
-    conn.close()
-    with pytest.raises(StoreUnavailableError, match="schema version 99"):
-        SQLiteStore(path).get("s1")
-
-
-def test_sqlite_lock_beyond_the_busy_timeout_is_store_unavailable(tmp_path: Path) -> None:
-    """A write held up past the busy timeout raises StoreUnavailableError naming the file."""
-    path = tmp_path / "s.db"
-    store = SQLiteStore(path, busy_timeout=0.05)
-    _new(store, "s1")
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(StoreUnavailableError, match=r"s\.db.*locked"):
-            store.update("s1", Event.ACTIVITY, T0 + 1, POLICY)
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-    outcome = store.update("s1", Event.ACTIVITY, T0 + 2, POLICY)  # recovers by itself
-    assert outcome is not None and outcome.record.last_activity == T0 + 2
-    store.close()
-
-
-def test_sqlite_sweep_reads_through_the_due_index(tmp_path: Path) -> None:
-    """The sweep's query is answered by the index on the due time, not by scanning every row."""
-    store = SQLiteStore(tmp_path / "s.db")
-    _new(store, "s1")
-    store.close()
-    with sqlite3.connect(tmp_path / "s.db") as conn:
-        plan = conn.execute(f"EXPLAIN QUERY PLAN {DUE_QUERY}", (T0, 10)).fetchall()
-    conn.close()
-    details = " ".join(str(row[-1]) for row in plan)
-    assert "USING INDEX sessionmw_sessions_due" in details
-    assert "SCAN sessionmw_sessions" not in details.replace("USING INDEX", "")
-
-
-def test_sqlite_sessions_survive_closing_the_store(tmp_path: Path) -> None:
-    """Sessions are still there when the file is opened again."""
-    path = tmp_path / "s.db"
-    store = SQLiteStore(path)
-    record = _new(store, "s1")
-    store.close()
-    assert SQLiteStore(path).get("s1") == record
-
-
-# -- Redis specifics ----------------------------------------------------------------------------
-
-
-def test_redis_keys_of_a_session_share_one_cluster_slot(redis_url: str, redis_prefix: str) -> None:
-    """A session's record and its bucket's indexes hash to one slot; sessions spread over the
-    buckets, and (with the default prefix) the buckets over 16 slots.
-
-    Which slots a prefix's 16 bucket tags land on is CRC16's doing: two of them shared a slot for
-    2 of 3,000 random prefixes (one failed CI-like run), so the spread over slots is checked on
-    the default prefix.
-    """
-    store = RedisStore.from_url(redis_url, prefix=redis_prefix, buckets=16)
-    for session_id in ("a", "b", "some-longer-id"):
-        assert len({key_slot(key.encode()) for key in store._keys(session_id)}) == 1
-    assert len({store._keys(f"s{i}")[1] for i in range(200)}) == 16  # every bucket used
-    store.close()
-    default = RedisStore.from_url(redis_url, buckets=16)  # no key is written
-    assert len({key_slot(default._keys(f"s{i}")[1].encode()) for i in range(200)}) == 16
-    default.close()
-
-
-def test_redis_records_have_ttls(redis_url: str, redis_prefix: str) -> None:
-    """Live records expire in Redis after timeout + retention, ended ones after the retention."""
-    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
-    _new(store, "live")
-    _new(store, "done")
-    store.update("done", Event.END, T0, POLICY)
-    client: Any = store._client
-    live_ttl = client.pttl(store._keys("live")[0])
-    done_ttl = client.pttl(store._keys("done")[0])
-    assert (
-        (POLICY.timeout + POLICY.retention - 1) * 1000
-        < live_ttl
-        <= (POLICY.timeout + POLICY.retention) * 1000
-    )
-    assert (POLICY.retention - 1) * 1000 < done_ttl <= POLICY.retention * 1000
-    store.close()
-
-
-def test_redis_record_is_json_with_exact_numbers(redis_url: str, redis_prefix: str) -> None:
-    """The stored record is the JSON of SessionRecord.to_dict, timestamps to the last bit."""
-    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
-    now = T0 + 0.1 + 1e-6
-    _new(store, "s1", now)
-    store.update("s1", Event.ERROR, now + 1 / 3, POLICY, 'quote " and \u00e9')
-    raw = store._client.get(store._keys("s1")[0])
-    assert raw is not None
-    data = json.loads(raw)
-    assert data["last_activity"] == now + 1 / 3
-    assert data["last_error"] == 'quote " and \u00e9'
-    assert SessionRecord.from_dict(data) == store.get("s1")
-    store.close()
-
-
-def _redis_state(store: RedisStore, session_id: str) -> tuple[dict[str, object], float | None, int]:
-    """The stored record (parsed), its expiry-index score and its TTL in milliseconds."""
-    key, index, _ = store._keys(session_id)
-    raw = store._client.get(key)
-    assert raw is not None
-    return json.loads(raw), store._client.zscore(index, session_id), int(store._client.pttl(key))
-
-
-@pytest.mark.parametrize(
-    ("event", "advance", "age"),
-    [
-        (Event.ACTIVITY, 1.5, 0),  # the fast path: only last_activity changes
-        (Event.ACTIVITY, 1.5, 80),  # the fast path near the lifetime's end: expiry by lifetime
-        (None, 1.5, 0),  # a look: nothing to write
-        (Event.ACTIVITY, 12.0, 0),  # idle first, then active again: the full path
-        (Event.ACTIVITY, 45.0, 0),  # expired: refused, by the full path
-        (Event.ACTIVITY, 6.0, 95),  # past the lifetime, not idle: expired by the full path
-        (Event.ERROR, 1.5, 0),  # any other event: the full path
-    ],
-    ids=["activity", "activity-near-lifetime", "look", "idle-then-activity", "expired", "lifetime", "error"],
-)
-def test_redis_fast_path_agrees_with_the_full_path(
-    redis_url: str, redis_prefix: str, event: Event | None, advance: float, age: int
-) -> None:
-    """A record in the store's own JSON layout and the same record laid out otherwise (which only
-    the full, validating path reads) give the same outcome, record, index score and TTL."""
-    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
-    now = T0 + 1 / 3
-    for session_id in ("fast", "full"):
-        _new(store, session_id, now)
-    for second in range(5, age + 1, 5):  # regular activity: the session lives to ``age``
-        for session_id in ("fast", "full"):
-            store.update(session_id, Event.ACTIVITY, now + second, POLICY)
-    record = store.get("full")
-    assert record is not None
-    reordered = dict(reversed(list(record.to_dict().items())))  # valid, but not the store's layout
-    store._client.set(store._keys("full")[0], json.dumps(reordered, indent=1), px=60_000)
-    # A time whose shortest repr (what the fast path splices in) and %.17g (what the full path
-    # writes) differ as text, so the stored bytes tell which path wrote them.
-    later = float(int(now + age + advance)) + 0.1
-    assert repr(later) != format(later, ".17g")
-    outcomes = {sid: store.update(sid, event, later, POLICY, "boom") for sid in ("fast", "full")}
-    fast, full = outcomes["fast"], outcomes["full"]
-    assert fast is not None and full is not None
-    assert dataclasses.replace(fast.record, session_id="full") == full.record
-    assert [c._replace(session_id="full") for c in fast.changes] == list(full.changes)
-    assert repr(fast.refused) == repr(full.refused).replace("'full'", "'fast'")
-    fast_data, fast_score, fast_ttl = _redis_state(store, "fast")
-    full_data, full_score, full_ttl = _redis_state(store, "full")
-    assert {**fast_data, "id": "full"} == full_data
-    assert fast_score == full_score
-    if event is not None:  # both rewrote the record: the same TTL, give or take the test's run time
-        assert abs(fast_ttl - full_ttl) < 1_000
-    if event is Event.ACTIVITY and fast.refused is None:
-        assert fast.record.last_activity == later
-    raw_fast, raw_full = (store._client.get(store._keys(sid)[0]) for sid in ("fast", "full"))
-    assert isinstance(raw_fast, bytes) and isinstance(raw_full, bytes)
-    took_fast_path = event is Event.ACTIVITY and not fast.changes and fast.refused is None
-    if took_fast_path:  # only last_activity was spliced in, as Python wrote it
-        assert f'"last_activity":{later!r},'.encode() in raw_fast
-    if event is not None:  # the full path re-encoded the reordered record with %.17g
-        assert f'"last_activity":{format(full.record.last_activity, ".17g")},'.encode() in raw_full
-    store.close()
-
-
-@pytest.mark.parametrize(
-    ("find", "put"),
-    [
-        (b'{"v":1,', b'{"v":99,'),
-        (b',"created_at":', b',"created_at":"soon","was":'),
-        (b'"error_count":0,', b'"error_count":-3,'),
-        (b'"last_error":null,', b'"last_error":5,'),
-        (b'"state_changed_at":', b'"state_changed_at":"then","was":'),
-        (b'"reconnected_at":null}', b'"reconnected_at":null}garbage'),
-    ],
-    ids=["other-version", "created-at-text", "negative-errors", "error-not-text", "time-text", "trailing"],
-)
-def test_redis_fast_path_leaves_odd_records_to_the_full_path(
-    redis_url: str, redis_prefix: str, find: bytes, put: bytes
-) -> None:
-    """A record that looks like the store's layout but is not a valid record is reported as corrupt."""
-    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
-    _new(store, "s1")
-    key = store._keys("s1")[0]
-    raw = store._client.get(key)
-    assert isinstance(raw, bytes) and find in raw
-    store._client.set(key, raw.replace(find, put, 1))
-    with pytest.raises(CorruptRecordError):
-        store.update("s1", Event.ACTIVITY, T0 + 1, POLICY)
-    store.close()
-
-
-def test_lua_script_carries_every_transition() -> None:
-    """The Lua table is generated from TRANSITIONS: every row appears, under its state."""
-    source = lua_source()
-    for (state, event), new in TRANSITIONS.items():
-        assert f'["{event.value}"]="{new.value}"' in source
-        assert f'["{state.value}"]=' in source
 
 
 # -- URLs ---------------------------------------------------------------------------------------
@@ -678,7 +453,7 @@ def test_redis_cluster_spreads_buckets_over_nodes_and_keeps_each_session_on_one(
     assert isinstance(store, RedisStore)
     ids = [f"s{i}" for i in range(64)]
     for session_id in ids:
-        _new(store, session_id)
+        new_record(store, session_id)
         store.update(session_id, Event.ACTIVITY, T0 + 1, POLICY)
     cluster: Any = RedisCluster.from_url(redis_cluster_url)
     try:
@@ -721,7 +496,7 @@ def test_a_cluster_whose_nodes_all_stopped_is_unavailable(tmp_path: Path) -> Non
     try:  # stop() kills whatever start() got running, even if it failed half-way
         cluster.start()
         store = store_from_url(f"{cluster.url}?prefix=gone&cluster=true&timeout=0.5&connect_timeout=0.5")
-        _new(store, "s1")
+        new_record(store, "s1")
         counters = store.counters()  # type: ignore[attr-defined]
         counters.add([1], {"requests": 1.0})
     finally:
@@ -730,7 +505,7 @@ def test_a_cluster_whose_nodes_all_stopped_is_unavailable(tmp_path: Path) -> Non
         "update": lambda: store.update("s1", Event.ACTIVITY, T0 + 1, POLICY),
         "get": lambda: store.get("s1"),
         "count": lambda: store.count(),
-        "create": lambda: _new(store, "s2"),
+        "create": lambda: new_record(store, "s2"),
         "sweep": lambda: store.sweep(T0 + 1, POLICY),
         "counters": lambda: counters.read([1]),
     }

@@ -14,6 +14,17 @@ from sessionmw._session import Policy, SessionRecord
 from sessionmw._states import Event
 from sessionmw.stores._base import Outcome, SessionStore
 
+#: The policy the store tests run with, and the clock time they start at.
+POLICY = Policy(idle_after=10.0, timeout=30.0, absolute_timeout=100.0, error_threshold=3, retention=20.0)
+T0 = 1_700_000_000.0
+
+
+def new_record(store: SessionStore, session_id: str, now: float = T0) -> SessionRecord:
+    """Create a new session ``session_id`` in ``store`` under :data:`POLICY`; its record."""
+    record = SessionRecord.new(session_id, now)
+    store.create(record, now, POLICY)
+    return record
+
 
 def created(store: SessionStore, session_id: str, now: float, policy: Policy) -> str:
     """Create a new session ``session_id`` in ``store``: ``"created"``, or ``"exists"`` if it did."""
