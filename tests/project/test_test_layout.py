@@ -40,14 +40,13 @@ STILL_MISSING = {
     "tests/stores/test_beside.py",
     "tests/stores/test_breakers.py",
     "tests/stores/test_redis_async.py",
-    "tests/stores/test_redis_errors.py",
     "tests/model/test_session.py",
     "tests/model/test_errors.py",
     "tests/model/test_signals.py",
     "tests/model/test_breaker_table.py",
 }
 #: How many there were when the list was written: it never grows past this.
-MISSING_AT_MOST = 22
+MISSING_AT_MOST = 21
 
 
 def area_of_layer() -> dict[str, str]:
