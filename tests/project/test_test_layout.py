@@ -37,7 +37,6 @@ STILL_MISSING = {
     "tests/words/test_rendering.py",
     "tests/words/test_health.py",
     "tests/stores/test_base.py",
-    "tests/stores/test_beside.py",
     "tests/stores/test_breakers.py",
     "tests/stores/test_redis_async.py",
     "tests/model/test_session.py",
@@ -46,7 +45,7 @@ STILL_MISSING = {
     "tests/model/test_breaker_table.py",
 }
 #: How many there were when the list was written: it never grows past this.
-MISSING_AT_MOST = 21
+MISSING_AT_MOST = 20
 
 
 def area_of_layer() -> dict[str, str]:
