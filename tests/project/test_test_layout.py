@@ -40,12 +40,11 @@ STILL_MISSING = {
     "tests/stores/test_breakers.py",
     "tests/stores/test_redis_async.py",
     "tests/model/test_session.py",
-    "tests/model/test_errors.py",
     "tests/model/test_signals.py",
     "tests/model/test_breaker_table.py",
 }
 #: How many there were when the list was written: it never grows past this.
-MISSING_AT_MOST = 20
+MISSING_AT_MOST = 19
 
 
 def area_of_layer() -> dict[str, str]:
