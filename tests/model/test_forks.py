@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from support.stores import POLICY, T0
 
-from sessionmw import (
-    SessionManager,
-)
+from sessionmw import SessionManager
 from sessionmw._session import SessionRecord
 from sessionmw._states import Event
 from sessionmw.stores._redis import RedisStore

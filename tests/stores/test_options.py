@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionmw import (
-    ConfigurationError,
-)
+from sessionmw import ConfigurationError
 from sessionmw.stores import store_from_url
 from sessionmw.stores._redis import RedisStore
 from sessionmw.stores._sqlite import SQLiteStore

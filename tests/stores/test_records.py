@@ -17,10 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.stores import POLICY, T0, shared_store_url
 
-from sessionmw import (
-    CorruptRecordError,
-    SessionManager,
-)
+from sessionmw import CorruptRecordError, SessionManager
 from sessionmw._session import SessionRecord
 from sessionmw._states import Event, HealthStatus
 from sessionmw.stores import SessionStore, store_from_url

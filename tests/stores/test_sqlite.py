@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from support.stores import POLICY, T0, new_record
 
-from sessionmw import (
-    StoreUnavailableError,
-)
+from sessionmw import StoreUnavailableError
 from sessionmw._states import Event
 from sessionmw.stores._sqlite import DUE_QUERY, SQLiteStore
 

@@ -13,11 +13,7 @@ from typing import Any
 import pytest
 from support.stores import POLICY, T0, shared_store_url
 
-from sessionmw import (
-    SessionExistsError,
-    SessionManager,
-    SessionState,
-)
+from sessionmw import SessionExistsError, SessionManager, SessionState
 from sessionmw._session import SessionRecord
 from sessionmw._states import Event
 from sessionmw.stores import store_from_url
