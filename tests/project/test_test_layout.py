@@ -33,7 +33,6 @@ STILL_MISSING = {
     "tests/adapters/test_request.py",
     "tests/adapters/test_request_session.py",
     "tests/core/test_actions.py",
-    "tests/core/test_figures.py",
     "tests/words/test_rendering.py",
     "tests/words/test_health.py",
     "tests/stores/test_base.py",
@@ -44,7 +43,7 @@ STILL_MISSING = {
     "tests/model/test_breaker_table.py",
 }
 #: How many there were when the list was written: it never grows past this.
-MISSING_AT_MOST = 19
+MISSING_AT_MOST = 18
 
 
 def area_of_layer() -> dict[str, str]:
