@@ -45,6 +45,10 @@ def pytest_setup_options() -> Any:
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
         "--window-size=1100,900",
     ):
         options.add_argument(argument)
