@@ -33,10 +33,13 @@ per request can add.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import secrets
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -48,10 +51,6 @@ from flask import Flask, session
 from sessionmw import SessionManager
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.wsgi import SessionMiddleware
-
-# The tests' server helpers (tests/support.py): a free port, waiting for a server to listen.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support import free_port, wait_for_port
 
 REDIS_URL = os.environ.get("SESSIONMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: The least any store can add with one round trip per request: a redis-py PING from the view.
@@ -65,6 +64,26 @@ SQLITE_ROW = "SessionMW, SQLite store"
 #: A cookie value shaped like a sessionmw id (random part, issue time, store incarnation, signature).
 COOKIE_LIKE = "A" * 27 + ".6921ab07.CCCCCCCC." + "B" * 22
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (for the gunicorn round)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline: float) -> None:
+    """Poll until gunicorn listens on ``port``; fail if it exits or ``deadline`` seconds pass."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode}")
+        time.sleep(0.05)
+    raise SystemExit(f"gunicorn did not listen on port {port} within {deadline} s")
 
 
 def hello_app(write_flask_session: bool = False, ping: Any = None) -> Flask:

@@ -34,10 +34,28 @@ if os.environ.get("SESSIONMW_DASH_ATTACH") == "1":
 
 
 def pytest_setup_options() -> Any:
-    """dash.testing's hook: headless chromium, as in sessionmw's own tests (``DASH_TEST_CHROMEPATH`` wins)."""
-    from support import chrome_options  # tests/support.py: scripts/dash-suite puts tests/ on the path
+    """dash.testing's hook: headless Debian chromium, as root in CI (``DASH_TEST_CHROMEPATH`` wins)."""
+    import shutil
 
-    return chrome_options()
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1100,900",
+    ):
+        options.add_argument(argument)
+    binary = os.environ.get("DASH_TEST_CHROMEPATH") or shutil.which("chromium")
+    if binary:
+        options.binary_location = binary
+    return options
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-# Tests import their shared helpers as ``support`` (tests/support.py).
+# Tests import their shared helpers from the ``support`` package (tests/support/), one module per kind.
 sys.path.insert(0, os.path.dirname(__file__))
 
-from support import Sleeps, chrome_options, shared_store_url
+from support.chrome import chrome_options
+from support.fakes import Sleeps
+from support.stores import shared_store_url
 
 from sessionmw import SessionManager, set_session_manager
 from sessionmw.testing import FakeClock, set_testing
@@ -105,7 +107,7 @@ def _spawn_importable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(name="url")
 def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A store URL of the test module's ``kind`` fixture (see ``support.shared_store_url``)."""
+    """A store URL of the test module's ``kind`` fixture (see ``support.stores.shared_store_url``)."""
     return shared_store_url(kind, request, tmp_path)
 
 
@@ -136,7 +138,7 @@ def _redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     """
     import shutil
 
-    from support import LocalRedisCluster
+    from support.redis_servers import LocalRedisCluster
 
     if shutil.which("redis-server") is None:
         message = "redis-server is not installed (apt-get install redis-server)"

@@ -1,0 +1,228 @@
+"""The WSGI and Flask examples: their behaviour in-process, and each one served by its own command."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.cookiejar import CookieJar
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from support.servers import free_port, wait_for_port
+
+from sessionmw import SessionManager, SessionState
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def load(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def serving(script: str, port: int, deadline: float = 20.0) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python examples/<script> --port PORT``; yield once the port accepts connections."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / script), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        wait_for_port(proc, port, deadline)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+class Browser:
+    """A tiny HTTP client with a cookie jar, for loopback servers only."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+    def get(
+        self, path: str, accept: str = "text/html", method: str = "GET"
+    ) -> tuple[int, dict[str, str], str]:
+        request = urllib.request.Request(self.base + path, headers={"Accept": accept}, method=method)
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, dict(error.headers), error.read().decode()
+
+
+# -- in process ----------------------------------------------------------------------------------
+
+
+def test_wsgi_example_tracks_errors_and_disconnects(manager: SessionManager) -> None:
+    """The WSGI example records each /fail on the session; at the threshold the page offers Reconnect."""
+    from werkzeug.test import Client
+
+    client = Client(load("wsgi_app").create_app(manager, secret_key="k"))
+    assert client.get("/").status_code == 200
+    client.get("/")
+    sid = client.get_cookie("sessionmw")
+    assert sid is not None
+    for _ in range(manager.policy.error_threshold):
+        failed = client.get("/fail", headers={"Accept": "application/json"})
+        assert failed.status_code == 503
+        assert "10.0.0.7" not in failed.get_data(as_text=True)
+    record = manager.get_session(sid.value)
+    assert record is not None and record.state is SessionState.DISCONNECTED
+    assert "Reconnect" in client.get("/").get_data(as_text=True)
+
+
+def test_flask_example_flaky_backend_gives_friendly_json(manager: SessionManager) -> None:
+    """Every third quote fails as a friendly 503 JSON error recorded on the session; the next succeeds."""
+    module = load("flask_app")
+    app = module.create_app(manager, module.FlakyBackend(fail_every=3))
+    with app.test_client() as client:
+        responses = [client.get("/api/quote", headers={"Accept": "application/json"}) for _ in range(6)]
+        cookie = client.get_cookie("sessionmw")
+    assert [r.status_code for r in responses] == [200, 200, 503, 200, 200, 503]
+    body: Any = responses[2].get_json()
+    assert body["transient"] is True and body["recovery"]
+    assert "10.0.0.9" not in json.dumps(body)
+    assert cookie is not None
+    record = manager.get_session(cookie.value)
+    assert record is not None and (record.state, record.error_count) == (SessionState.ERROR, 1)
+
+
+# -- served by their own command -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", ["wsgi_app.py", "flask_app.py"])
+def test_example_serves_with_one_command(script: str) -> None:
+    """``python examples/<script> --port N`` serves the page, the health endpoint and a friendly error."""
+    port = free_port()
+    with serving(script, port):
+        browser = Browser(port)
+        status, headers, page = browser.get("/")
+        assert status == 200 and "<h1>" in page
+        status, headers, _ = browser.get("/_sessionmw/health", accept="application/json")
+        assert status == 200 and headers["Content-Type"] == "application/health+json"
+        failing = "/fail" if script == "wsgi_app.py" else "/api/quote"
+        results = [browser.get(failing, accept="application/json") for _ in range(3)]
+        errors = [body for code, _, body in results if code == 503]
+        assert errors, results
+        assert "Traceback" not in errors[0] and json.loads(errors[0])["recovery"]
+
+
+# -- first contact (issue 11) --------------------------------------------------------------------
+
+
+def test_flask_example_backend_switch_reaches_the_banner(manager: SessionManager) -> None:
+    """Switched off on the page, the backend fails every call: JSON clients get 503 with
+    Retry-After, and after five failures the page shows the styled banner with Reconnect."""
+    app = load("flask_app").create_app(manager)
+    with app.test_client() as client:
+        assert client.get("/").status_code == 200
+        assert client.post("/backend/off").status_code == 303
+        for _ in range(manager.policy.error_threshold):
+            failed = client.get("/api/quote", headers={"Accept": "application/json"})
+            assert failed.status_code == 503 and failed.headers["Retry-After"].isdigit()
+            assert failed.get_json()["recovery"]
+        page = client.get("/").get_data(as_text=True)
+        assert "Session disconnected" in page and "Reconnect" in page
+        assert ".sessionmw-banner" in page and "&#39;Segoe UI&#39;" not in page  # the CSS, unescaped
+        assert client.post("/backend/on").status_code == 303  # the switch works while disconnected
+        assert "backend on" in client.get("/").get_data(as_text=True)
+        browser = client.get("/api/quote", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert browser.status_code == 503 and "text/html" in browser.headers["Content-Type"]
+
+
+def test_flask_example_unknown_switch_is_named(manager: SessionManager) -> None:
+    """A switch other than on/off is a 404 naming it."""
+    app = load("flask_app").create_app(manager)
+    response = app.test_client().post("/backend/sideways")
+    assert response.status_code == 404 and "'sideways'" in response.get_data(as_text=True)
+
+
+def test_wsgi_example_page_is_styled(manager: SessionManager) -> None:
+    """The WSGI example's page carries the banner stylesheet and a phone viewport."""
+    from werkzeug.test import Client
+
+    client = Client(load("wsgi_app").create_app(manager, secret_key="k"))
+    page = client.get("/").get_data(as_text=True)
+    assert ".sessionmw-banner" in page and 'name="viewport"' in page
+
+
+# -- the operator's commands agree with the page (issue 27) ---------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_operator_commands_read_the_apps_policy(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """An app made with a 1-minute timeout: `sessionmw sessions list` and `sessionmw health`, run
+    with no such setting, judge its session by that minute, as the page's health report does."""
+    from support.stores import shared_store_url
+
+    url = shared_store_url(kind, request, tmp_path)
+    manager = SessionManager(store=url, session_timeout_minutes=1, idle_after_seconds=20)
+    try:
+        app = load("flask_app").create_app(manager)
+        with app.test_client() as client:
+            for _ in range(2):  # the first issues a pending id, the second comes back with it: stored
+                assert client.get("/api/quote", headers={"Accept": "application/json"}).status_code == 200
+            page = client.get("/_sessionmw/health?page=1").get_json()["session"]
+            cookie = client.get_cookie("sessionmw")
+        assert cookie is not None
+        session_id = cookie.value
+    finally:
+        manager.close()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIONMW_")}
+
+    def command(*args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "sessionmw", *args, "--json", "--store", url],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    (row,) = command("sessions", "list")
+    health = command("health", session_id)
+    assert row["id"] == session_id
+    # The page's numbers and the commands': under the minute, never the default half hour.
+    for seconds in (page["seconds_until_expiry"], row["expires_in_seconds"], health["seconds_until_expiry"]):
+        assert 0 < seconds <= 60
+    assert health["seconds_until_expiry"] <= page["seconds_until_expiry"]
+    config = subprocess.run(
+        [sys.executable, "-m", "sessionmw", "config", "--json"],
+        capture_output=True,
+        text=True,
+        env={**env, "SESSIONMW_STORE_URL": url},
+        timeout=60,
+        check=False,
+    )
+    settings = json.loads(config.stdout)
+    assert settings["session_timeout_minutes"]["value"] == 1
+    assert settings["idle_after_seconds"]["value"] == 20

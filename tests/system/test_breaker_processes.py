@@ -1,0 +1,284 @@
+"""Breakers across 4 real processes on SQLite, Redis and a Redis Cluster (opens once, one probe),
+and a Redis outage under each ``on_store_error``."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.synchronize
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.processes import run_processes
+from support.stores import shared_store_url
+
+from sessionmw import (
+    Breaker,
+    BreakerOpenError,
+    BreakerState,
+    SessionManager,
+    UserFacingError,
+    guarded,
+)
+from sessionmw import _breaker as breaker_module
+from sessionmw._breaker_table import BreakerRecord
+from sessionmw.testing import FakeClock, capture_signals, force_breaker
+
+WORKERS = 4
+CALLS = 200
+START = 1_700_000_000.0
+OPEN_FOR = 1_000.0
+
+pytestmark = pytest.mark.usefixtures("spawn_importable")
+
+
+def _fail() -> None:
+    raise ConnectionError("backend down")
+
+
+def _opener(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+    """One process: CALLS failing calls through the shared breaker, as fast as it can."""
+    clock = FakeClock(START)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker(
+        "shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock, state_ttl=0
+    )
+
+    def attempt(_call: int) -> str:
+        try:
+            breaker.call(_fail)
+        except ConnectionError:
+            return "failed"
+        raise AssertionError("the backend is down")
+
+    _race(manager, barrier, results, attempt)
+
+
+def _race(
+    manager: SessionManager,
+    barrier: multiprocessing.synchronize.Barrier,
+    results: Any,
+    attempt: Callable[[int], str],
+) -> None:
+    """Once every process is ready, ``attempt(call)`` CALLS times as fast as possible (its outcome's
+    name, or "rejected" for a BreakerOpenError); put the signals sent and the outcomes counted."""
+    outcomes: Counter[str] = Counter()
+    with capture_signals() as sent:
+        barrier.wait(timeout=60)
+        for call in range(CALLS):
+            try:
+                outcomes[attempt(call)] += 1
+            except BreakerOpenError:
+                outcomes["rejected"] += 1
+    manager.close()
+    for signal in sent:  # (none expected: named in a failing assertion's message)
+        if signal.name == "store-error":
+            outcomes[f"store error: {signal.kwargs.get('error')}"] += 1
+    results.put((Counter(s.name for s in sent), outcomes))
+
+
+def _prober(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+    """One process: after open_for, CALLS attempts to be admitted while the probe is out."""
+    clock = FakeClock(START + OPEN_FOR + 1)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker(
+        "shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock, state_ttl=0
+    )
+    admitted = 0
+    barrier.wait(timeout=60)
+    for _ in range(CALLS):
+        try:
+            breaker._admit()
+        except BreakerOpenError:
+            continue
+        admitted += 1
+    manager.close()
+    results.put((Counter(), Counter(admitted=admitted)))
+
+
+def _run(target: Any, url: str) -> tuple[Counter[str], Counter[str]]:
+    sent: Counter[str] = Counter()
+    outcomes: Counter[str] = Counter()
+    for signals, counts in run_processes(target, url, WORKERS):
+        sent += signals
+        outcomes += counts
+    return sent, outcomes
+
+
+def _opened_once(target: Any, url: str) -> tuple[Counter[str], BreakerRecord]:
+    """Run ``target`` in the processes; assert one breaker_opened in all and one open in the store;
+    return what the processes counted and the store's record."""
+    sent, outcomes = _run(target, url)
+    assert sent["breaker-opened"] == 1
+    manager = SessionManager(store=url, clock=FakeClock(START))
+    (record,) = breaker_module.breakers_for(manager.store).records()
+    manager.close()
+    assert (record.state, record.opens) == (BreakerState.OPEN, 1)
+    return outcomes, record
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_open_it_once(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """4 processes failing at once: one breaker_opened in total, and the store counted one open."""
+    url = shared_store_url(kind, request, tmp_path)
+    outcomes, record = _opened_once(_opener, url)
+    # every failure counted once in the store: none lost to a store error (fail-open)
+    assert record.failed == outcomes["failed"], outcomes
+    # a refusal costs no round trip: its count rides along with the process's next one (the
+    # last refusal of each process had none)
+    assert outcomes["rejected"] - WORKERS <= record.rejected <= outcomes["rejected"]
+    assert outcomes["failed"] + outcomes["rejected"] == WORKERS * CALLS
+
+
+def _forced_open(url: str) -> tuple[SessionManager, Breaker]:
+    """The breaker "shared" opened in the store at START (so due for probes at START + OPEN_FOR)."""
+    clock = FakeClock(START)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker("shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock)
+    force_breaker(breaker, "open")
+    return manager, breaker
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_racing_in_half_open_admit_one_probe(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """After open_for, 4 processes x CALLS attempts: exactly one probe is admitted."""
+    url = shared_store_url(kind, request, tmp_path)
+    manager, breaker = _forced_open(url)
+    _sent, outcomes = _run(_prober, url)
+    assert outcomes["admitted"] == 1
+    assert breaker.snapshot().state is BreakerState.HALF_OPEN
+    manager.close()
+
+
+def _recoverer(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+    """One process: after open_for, CALLS successful calls through a breaker that admits 2 probes
+    at once and closes after 3 probe successes."""
+    clock = FakeClock(START + OPEN_FOR + 1)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker(
+        "shared",
+        failure_threshold=5,
+        open_for=OPEN_FOR,
+        half_open_calls=2,
+        success_threshold=3,
+        manager=manager,
+        clock=clock,
+        state_ttl=0,
+    )
+
+    def attempt(_call: int) -> str:
+        breaker.call(lambda: None)
+        return "admitted"
+
+    _race(manager, barrier, results, attempt)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_close_it_once_after_the_shared_success_threshold(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Half-open with 2 probe slots and a success threshold of 3, 4 processes racing: it is
+    half-opened once and closed once, by the third probe success counted across them all."""
+    url = shared_store_url(kind, request, tmp_path)
+    manager, breaker = _forced_open(url)
+    sent, outcomes = _run(_recoverer, url)
+    assert (sent["breaker-half-opened"], sent["breaker-closed"]) == (1, 1)
+    record = breaker.snapshot()
+    assert (record.state, record.opens, record.probe_successes) == (BreakerState.CLOSED, 1, 0)
+    assert outcomes["admitted"] + outcomes["rejected"] == WORKERS * CALLS
+    manager.close()
+
+
+def _slow_caller(url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
+    """One process: CALLS calls, every other one slow (2 s on its monotonic clock, from 1 s), through a
+    breaker that opens when half of the last 20 calls were slow; counts what it saw."""
+    clock = FakeClock(START)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker(
+        "slow",
+        failure_threshold=10**6,
+        slow_call_duration=1.0,
+        slow_call_rate=0.5,
+        window=20,
+        min_calls=20,
+        open_for=OPEN_FOR,
+        manager=manager,
+        clock=clock,
+        state_ttl=0,
+    )
+
+    def attempt(call: int) -> str:
+        seconds = 2.0 if (call + worker) % 2 else 0.0
+        breaker.call(clock.advance, seconds)
+        if call == CALLS - 1:
+            breaker.snapshot()  # (a plain success rides along with the next round trip: this one)
+        return "slow" if seconds else "fast"
+
+    _race(manager, barrier, results, attempt)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_count_slow_calls_exactly(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """4 processes, half their calls slow: the store counts every slow call and every success the
+    callers saw, and the slow-call rate opens the breaker once."""
+    url = shared_store_url(kind, request, tmp_path)
+    outcomes, record = _opened_once(_slow_caller, url)
+    assert record.slow == outcomes["slow"] and record.successful == outcomes["slow"] + outcomes["fast"]
+    assert outcomes["slow"] + outcomes["fast"] >= 20  # min_calls
+    assert outcomes["rejected"] > 0
+
+
+# -- a Redis outage ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(name="server")
+def _server() -> Iterator[Any]:
+    from support.redis_servers import RedisServer
+    from support.servers import free_port
+
+    server = RedisServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("mode", ["fail_open", "fail_closed"])
+def test_a_redis_outage_follows_on_store_error(mode: str, server: Any, clock: FakeClock) -> None:
+    """fail_open: the breaker works per process meanwhile, from its last view (and trips there);
+    fail_closed: the call is refused with the store's error, the function is not called."""
+    manager = SessionManager(
+        store=f"{server.url}?timeout=0.3&connect_timeout=0.3", clock=clock, on_store_error=mode
+    )
+    breaker = Breaker("outage", failure_threshold=2, open_for=30.0, manager=manager, clock=clock)
+    calls: list[int] = []
+
+    @guarded(breaker=breaker, retry=None)
+    def fetch() -> None:
+        calls.append(1)
+        raise ConnectionError("backend down")
+
+    with pytest.raises(UserFacingError):
+        fetch()  # the store is up: one failure recorded there
+    server.stop()
+    clock.advance(1)
+    with capture_signals() as sent:
+        for _ in range(3):
+            with pytest.raises(UserFacingError) as refused:
+                fetch()
+    names = [s.name for s in sent]
+    assert "store-error" in names
+    if mode == "fail_open":
+        # this process's own breaker goes on from its last view (one failure): the next opens it
+        assert len(calls) == 2
+        assert isinstance(refused.value, BreakerOpenError) and "breaker-opened" in names
+    else:
+        assert len(calls) == 1
+        assert refused.value.title == "Service unavailable"
+        assert not isinstance(refused.value, BreakerOpenError)
+    manager.close()
