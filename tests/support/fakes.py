@@ -140,43 +140,6 @@ class _CountedBackend:
         return counted
 
 
-def created(store: SessionStore, session_id: str, now: float, policy: Policy) -> str:
-    """Create a new session ``session_id`` in ``store``: ``"created"``, or ``"exists"`` if it did."""
-    from sessionmw import SessionExistsError
-
-    try:
-        store.create(SessionRecord.new(session_id, now), now, policy)
-    except SessionExistsError:
-        return "exists"
-    return "created"
-
-
-def walk(operations: list[tuple[object, ...]], run: str, now: float) -> Iterator[tuple[str, str, Any, float]]:
-    """A differential test's operations, from the clock time ``now``: ``("advance", seconds)`` moves
-    the clock on; every other one is yielded as ``(kind, session id, event, now)``, the session
-    id ``f"{run}-{name}"`` for ``(kind, name[, event])`` (``""`` without a name), the event None
-    when there is none."""
-    for operation in operations:
-        kind = str(operation[0])
-        if kind == "advance":
-            now += float(operation[1])  # type: ignore[arg-type]
-            continue
-        session_id = f"{run}-{operation[1]}" if kind != "sweep" else ""
-        event = operation[2] if len(operation) > 2 else None
-        assert event is None or isinstance(event, Event)
-        yield kind, session_id, event, now
-
-
-def assert_same_outcome(got: Outcome | None, expected: Outcome | None) -> None:
-    """A store's update outcome is the model's: the same record, changes and refusal."""
-    if expected is None or got is None:
-        assert expected is got
-    else:
-        assert got.record == expected.record
-        assert got.changes == expected.changes
-        assert repr(got.refused) == repr(expected.refused)
-
-
 def healthy_session(manager: SessionManager, clock: FakeClock) -> str:
     """A new, active session."""
     return manager.create_session().session_id
