@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from support.browser import BROWSER_MARKS, WAIT, until
 from support.servers import free_port, stop, wait_for_port
@@ -64,23 +64,28 @@ class Page:
         self.driver.get(self.base + path)
 
     def text(self) -> str:
-        """The page's text; "" while a navigation replaces the page (its old body goes stale
-        between finding it and reading it: the caller's ``until`` asks again)."""
-        try:
-            return str(self.driver.find_element(By.TAG_NAME, "body").text)
-        except StaleElementReferenceException:
-            return ""
+        """The page's text, read in one script (a single snapshot of one document); "" while a
+        navigation replaces the page (the caller's ``until`` asks again)."""
+        return self._read("return document.body ? document.body.innerText : '';")
 
     def banner(self) -> str:
         """The banner's text; "" without a banner, or while a navigation replaces the page."""
-        found = self.driver.find_elements(By.CSS_SELECTOR, ".sessionmw-banner")
+        return self._read(
+            "var banner = document.querySelector('.sessionmw-banner');"
+            "return banner ? banner.innerText : '';"
+        )
+
+    def _read(self, script: str) -> str:
         try:
-            return str(found[0].text) if found else ""
-        except StaleElementReferenceException:
+            return str(self.driver.execute_script(script) or "")
+        except WebDriverException:  # the document went away while the script ran
             return ""
 
     def click(self, css: str) -> None:
-        """Click ``css`` once the page that has it is loaded (a page still navigating may drop it)."""
+        """Click ``css`` once the page that has it is loaded, then wait until the click's
+        navigation has replaced that page: every later read is of the new page, never of the old
+        one on its way out (the old page may show the same title)."""
+        old = self.driver.find_element(By.TAG_NAME, "html")
 
         def clicked() -> bool:
             try:
@@ -90,6 +95,7 @@ class Page:
             return True
 
         until(clicked, timeout=WAIT, msg=f"no {css} to click")
+        until(lambda: _gone(old), timeout=WAIT, msg=f"{css}: the click did not load a page")
 
     def check(self, name: str, *, title: str) -> None:
         """The page shows ``title`` with the SVG icon and nothing of :data:`NEVER`, at desktop and
@@ -110,6 +116,15 @@ class Page:
             self.driver.find_element(By.TAG_NAME, "body").screenshot(str(self.shots / f"{name}-phone.png"))
         finally:
             self.driver.set_window_size(*DESKTOP)
+
+
+def _gone(element: Any) -> bool:
+    """Whether ``element``'s document has been replaced."""
+    try:
+        element.tag_name  # noqa: B018 (asks the browser)
+    except WebDriverException:
+        return True
+    return False
 
 
 def _walk(page: Page, fail: str, log: Path, *, switch: bool) -> None:
