@@ -25,9 +25,6 @@ NO_FILE = {"sessionmw/__init__.py", "integrations/__init__.py"}
 STILL_MISSING = {
     "tests/operations/test_main.py",
     "tests/operations/test_tour.py",
-    "tests/adapters/test_dash_apps.py",
-    "tests/adapters/test_dash_banner.py",
-    "tests/adapters/test_dash_callbacks.py",
     "tests/adapters/test_environ.py",
     "tests/adapters/test_options.py",
     "tests/adapters/test_request.py",
