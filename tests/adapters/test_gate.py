@@ -5,14 +5,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import io
 import json
 from collections import Counter
 
 import pytest
 
 from sessionmw import SessionManager
-from sessionmw.integrations.environ import EnvironRequest
 from sessionmw.integrations.gate import SessionGate, vary_with_cookie
 from sessionmw.integrations.options import Options
 from sessionmw.integrations.request import RequestView
@@ -164,28 +162,6 @@ def test_a_response_that_sets_the_cookie_is_never_shared(
     assert session is not None
     headers = dict(gate.response_headers(session, request, [("Cache-Control", app_cache_control)]))
     assert headers["Cache-Control"] == expected
-
-
-def test_an_environ_is_read_through_the_view() -> None:
-    """The WSGI view reads PEP 3333's keys, and the body only as far as asked."""
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/x",
-        "QUERY_STRING": "a=1",
-        "wsgi.url_scheme": "https",
-        "REMOTE_ADDR": "10.0.0.1",
-        "HTTP_COOKIE": "sessionmw=abc",
-        "HTTP_X_SESSION_ID": "abc",
-        "CONTENT_TYPE": "application/x-www-form-urlencoded",
-        "CONTENT_LENGTH": "12",
-        "wsgi.input": io.BytesIO(b"next=%2Fpage&more"),
-    }
-    view = EnvironRequest(environ)
-    assert (view.method, view.path, view.query_string, view.scheme) == ("POST", "/x", "a=1", "https")
-    assert (view.remote_address, view.cookies) == ("10.0.0.1", "sessionmw=abc")
-    assert view.header("x-session-id") == "abc"
-    assert view.header("content-type") == "application/x-www-form-urlencoded"
-    assert view.body(5) == b"next="
 
 
 INTEGRATION_MODULES = [
