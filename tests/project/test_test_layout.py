@@ -26,7 +26,6 @@ STILL_MISSING = {
     "tests/operations/test_main.py",
     "tests/operations/test_tour.py",
     "tests/adapters/test_environ.py",
-    "tests/adapters/test_options.py",
     "tests/adapters/test_request.py",
     "tests/adapters/test_request_session.py",
     "tests/stores/test_base.py",
