@@ -806,28 +806,6 @@ def test_wants_json(accept: str, via_header: bool, expected: bool) -> None:
     assert wants_json(environ, via_header) is expected
 
 
-@pytest.mark.parametrize(
-    ("options", "named"),
-    [
-        ({"cookie_name": "bad name"}, "cookie_name"),
-        ({"header_name": "X Bad"}, "header_name"),
-        ({"prefix": "_sessionmw"}, "prefix"),
-        ({"exclude": ["static"]}, "exclude"),
-        ({"cookie_domain": "a;b"}, "cookie_domain"),
-        ({"cookie_max_age": 0}, "cookie_max_age"),
-        ({"secret_key": ""}, "secret_key"),
-        ({"cookie_nmae": "x"}, "cookie_nmae"),
-    ],
-)
-def test_bad_options_raise_naming_the_option(
-    inner: Recorder, manager: SessionManager, options: dict[str, Any], named: str
-) -> None:
-    """A bad option raises ConfigurationError naming it."""
-    options.setdefault("secret_key", SECRET)
-    with pytest.raises(ConfigurationError, match=named):
-        SessionMiddleware(inner, manager=manager, **options)
-
-
 def test_without_secret_a_warning_is_logged(
     inner: Recorder,
     manager: SessionManager,
