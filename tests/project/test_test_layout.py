@@ -25,9 +25,6 @@ NO_FILE = {"sessionmw/__init__.py", "integrations/__init__.py"}
 STILL_MISSING = {
     "tests/operations/test_main.py",
     "tests/operations/test_tour.py",
-    "tests/adapters/test_environ.py",
-    "tests/adapters/test_request.py",
-    "tests/adapters/test_request_session.py",
     "tests/stores/test_base.py",
     "tests/stores/test_redis_async.py",
     "tests/model/test_session.py",
