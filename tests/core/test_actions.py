@@ -7,10 +7,7 @@ import logging
 
 import pytest
 
-from sessionmw import (
-    DataLoadError,
-    translate,
-)
+from sessionmw import DataLoadError, translate
 from sessionmw.actions import ActionLedger, log_failure, mark_logged, was_logged
 
 

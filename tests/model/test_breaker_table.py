@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionmw import (
-    BreakerState,
-)
+from sessionmw import BreakerState
 from sessionmw._breaker_table import (
     BREAKER_TRANSITIONS,
     BreakerConfig,

@@ -10,11 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessionmw import (
-    SessionManager,
-    UserFacingError,
-    format_error,
-)
+from sessionmw import SessionManager, UserFacingError, format_error
 from sessionmw.rendering import guidance, recovery_text
 
 
