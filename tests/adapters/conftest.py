@@ -1,5 +1,5 @@
-"""Fixtures of the adapters' tests: a manager for the Dash tests, and Dash's process-wide layout
-hooks and page registry restored around a test."""
+"""Fixtures of the adapters' tests: the host app served by each adapter, a manager for the Dash
+tests, and Dash's process-wide layout hooks and page registry restored around a test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 import dash
 import pytest
+from support.adapters import ADAPTERS, served
 from support.dash import THRESHOLD
+from werkzeug.test import Client
 
 from sessionmw import SessionManager
 from sessionmw.testing import FakeClock
@@ -39,3 +41,9 @@ def _pages() -> Iterator[None]:
     dash._pages.PAGE_REGISTRY.clear()
     yield
     dash._pages.PAGE_REGISTRY.clear()
+
+
+@pytest.fixture(name="served", params=ADAPTERS)
+def _served(request: pytest.FixtureRequest, manager: SessionManager) -> Client:
+    """A client of the host app served by each adapter in turn (see :mod:`support.adapters`)."""
+    return served(str(request.param), manager)
