@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # -- is a text from the catalogue? -------------------------------------------------------------
 
 #: Placeholders filled with data (numbers, names an app chose), not with catalogue words.
-DATA = {"n", "errors_left", "timeout_minutes", "lifetime_hours", "service", "check"}
+DATA = {"n", "errors_left", "timeout_minutes", "lifetime_hours", "service", "check", "allow"}
 
 
 def _templates() -> list[str]:
@@ -314,9 +314,6 @@ NOT_USER_TEXT = {
 }
 #: Single strings that are not for the end user, by module.
 NOT_USER_STRINGS = {
-    # The JSON answer to a URL under the endpoints' prefix that no endpoint serves (an API client's
-    # mistake, not a session's situation).
-    ("integrations/gate.py", "No such sessionmw endpoint."),
     # The accepted words of a yes/no store option, in a ConfigurationError for the developer.
     ("sessionmw/stores/options.py", "True or False, or one of "),
 }
