@@ -25,6 +25,7 @@ from sessionmw._errors import DataLoadError, SessionExpiredError
 from sessionmw._settings import Settings
 from sessionmw.health import HealthReport
 from sessionmw.integrations.http import banner_html, health_json, user_error_response
+from sessionmw.integrations.problem import endpoint_error
 from sessionmw.rendering import format_error, recovery_text
 from sessionmw.testing import FakeClock, force_breaker
 from sessionmw.texts import MESSAGES, Plural, Template, catalogue, duration
@@ -254,6 +255,7 @@ def _errors() -> list[UserFacingError]:
                 continue
     errors = [translate(exc) for exc in samples]
     errors += [BreakerOpenError("b", "market data", seconds) for seconds in (0.5, 1, 7, None)]
+    errors += [endpoint_error("endpoint-not-found"), endpoint_error("method-not-allowed", allow="POST")]
     return errors
 
 
