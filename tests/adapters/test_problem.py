@@ -150,7 +150,7 @@ def test_every_situation_has_a_stable_type_uri_under_the_documented_base() -> No
 
 def test_every_type_uri_is_documented_on_the_api_clients_page() -> None:
     page = (ROOT / "docs" / "api-clients.md").read_text()
-    listed = set(re.findall(r"^\| `([a-z-]+)` \|", page, re.MULTILINE))
+    listed = set(re.findall(r"^\| `([a-z-]+)` \| \d{3} \|", page, re.MULTILINE))
     assert listed == set(PROBLEM_TYPES)
 
 
