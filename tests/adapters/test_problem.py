@@ -16,8 +16,10 @@ from flask import Flask
 from werkzeug.test import Client, TestResponse
 
 from sessionmw import (
+    BreakerOpenError,
     ConfigurationError,
     SessionManager,
+    StoreUnavailableError,
     TransientError,
     UserFacingError,
     register_translation,
@@ -39,6 +41,7 @@ from sessionmw.integrations.problem import (
     problem_type,
 )
 from sessionmw.integrations.wsgi import SessionMiddleware
+from sessionmw.stores import MemoryStore
 from sessionmw.testing import FakeClock
 from sessionmw.texts import ENDPOINTS
 from sessionmw.translation import SITUATIONS, translations
@@ -149,9 +152,7 @@ def test_every_situation_has_a_stable_type_uri_under_the_documented_base() -> No
 
 
 def test_every_type_uri_is_documented_on_the_api_clients_page() -> None:
-    page = (ROOT / "docs" / "api-clients.md").read_text()
-    listed = set(re.findall(r"^\| `([a-z-]+)` \| \d{3} \|", page, re.MULTILINE))
-    assert listed == set(PROBLEM_TYPES)
+    assert set(_documented_statuses()) == set(PROBLEM_TYPES)
 
 
 def test_every_built_in_translation_names_its_situation() -> None:
@@ -399,3 +400,70 @@ def test_a_bad_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         Options.build(secret_key="k")
     with pytest.raises(ConfigurationError, match="problem_json=1"):
         Options(problem_json=1)  # type: ignore[arg-type]
+
+
+class _DownStore(MemoryStore):
+    """A memory store whose every update fails as if the server were unreachable."""
+
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailableError("connection refused")
+
+
+def test_the_store_down_is_a_problem_document_without_a_session(adapter: str, clock: FakeClock) -> None:
+    manager = SessionManager(store=_DownStore(), clock=clock, on_store_error="fail_closed")
+    client = _client(adapter, manager)
+    client.set_cookie("sessionmw", "some-session-id")
+    body = _checked(client.get("/api", headers={"Accept": MEDIA_TYPE}), 503, "store-unavailable")
+    assert "session" not in body and "connection refused" not in json.dumps(body)
+
+
+def test_the_language_comes_from_one_place(adapter: str, manager: SessionManager) -> None:
+    """SessionGate.language decides Content-Language for every answer (refusal, error, endpoint)."""
+    client = _client(adapter, manager)
+    gate = (
+        client.application.gate  # type: ignore[attr-defined]
+        if adapter == "wsgi"
+        else client.application.extensions["sessionmw"].gate  # type: ignore[attr-defined]
+    )
+    gate.language = lambda request: "de"
+    sid = _established(client)
+    assert client.get("/boom", headers={"Accept": MEDIA_TYPE}).headers["Content-Language"] == "de"
+    assert client.get("/boom").headers["Content-Language"] == "de"  # the HTML page too
+    _disconnect(manager, sid)
+    assert client.get("/api", headers={"Accept": MEDIA_TYPE}).headers["Content-Language"] == "de"
+    if adapter == "wsgi":
+        assert client.get("/_sessionmw/nothing").headers["Content-Language"] == "de"
+
+
+def _documented_statuses() -> dict[str, int]:
+    page = (ROOT / "docs" / "api-clients.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)` \| (\d{3}) \|", page, re.MULTILINE)
+    return {name: int(code) for name, code in rows}
+
+
+def test_the_documented_status_of_every_situation_is_the_one_sent() -> None:
+    documented = _documented_statuses()
+    sent: dict[str, int] = {}
+    for _matcher, entry in translations():
+        err = UserFacingError(
+            entry.message, transient=entry.transient, status=entry.status, situation=entry.situation
+        )
+        sent[str(entry.situation)] = user_error_response(err, as_json=True).status_code
+    for status, state in [
+        ("expired", "expired"),
+        ("expired", "ended"),
+        ("not_found", None),
+        ("disconnected", "disconnected"),
+        ("error", "error"),
+        ("idle", "idle"),
+    ]:
+        report = HealthReport(
+            status=status, state=state, session_id="s", message="m", title="t", recovery=[], context=""
+        )
+        err = UserFacingError.from_health(report)
+        sent[str(err.situation)] = user_error_response(err, as_json=True).status_code
+    sent["service-paused"] = user_error_response(BreakerOpenError("b", "prices", 3), as_json=True).status_code
+    sent[APP_ERROR] = user_error_response(UserFacingError("x"), as_json=True).status_code
+    sent["unexpected"] = user_error_response(translate(RuntimeError()), as_json=True).status_code
+    sent |= {"endpoint-not-found": 404, "method-not-allowed": 405}  # the gate's (tested above)
+    assert sent == documented
