@@ -347,7 +347,8 @@ class SessionGate:
         err = UserFacingError.from_health(refusal)
         reconnect = None
         if session.notice is None and refusal.status != "not_found":  # replaced: nothing to reconnect
-            reconnect = self.options.prefix + "reconnect"
+            mount = quote(request.root_path.encode("latin-1", "replace"), safe="/")
+            reconnect = mount + self.options.prefix + "reconnect"
         return user_error_response(
             err,
             as_json=True,
