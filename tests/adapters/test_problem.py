@@ -467,3 +467,13 @@ def test_the_documented_status_of_every_situation_is_the_one_sent() -> None:
     sent["unexpected"] = user_error_response(translate(RuntimeError()), as_json=True).status_code
     sent |= {"endpoint-not-found": 404, "method-not-allowed": 405}  # the gate's (tested above)
     assert sent == documented
+
+
+def test_an_app_mounted_below_the_root_names_its_own_paths(manager: SessionManager) -> None:
+    """``instance`` and ``reconnect`` start with the mount point (``SCRIPT_NAME``)."""
+    client = Client(SessionMiddleware(_wsgi_app, manager=manager, secret_key=SECRET))
+    sid = _established(client)
+    _disconnect(manager, sid)
+    refused = client.get("/orders", headers={"Accept": MEDIA_TYPE}, base_url="http://localhost/shop")
+    body = _checked(refused, 503, "session-disconnected")
+    assert (body["instance"], body["reconnect"]) == ("/shop/orders", "/shop/_sessionmw/reconnect")
