@@ -35,6 +35,7 @@ from sessionmw.integrations.dash_banner import (
 )
 from sessionmw.integrations.dash_callbacks import guarded_callback
 from sessionmw.integrations.flask import SessionMW
+from sessionmw.integrations.problem import problem_errors
 from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
@@ -718,3 +719,21 @@ def test_demo_command_rejects_a_bad_port(capsys: pytest.CaptureFixture[str]) -> 
         main(["demo", "--port", "70000"])
     assert exit_info.value.code == 2
     assert "70000" in capsys.readouterr().err
+
+
+def test_the_dash_server_answers_api_clients_with_problem_documents(sessions: SessionManager) -> None:
+    """A disconnected session: an API route on the Dash app's server gets a problem document,
+    while the page's own callback gets the banner's update (Dash's protocol, not an API answer)."""
+    behaviour: dict[str, Any] = {}
+    app = _guarded_app(sessions, behaviour)
+    app.server.add_url_rule("/api/orders", "orders", lambda: {"orders": []})
+    client = _client(app)
+    for _ in range(THRESHOLD):
+        sessions.record_error(_sid(client), "backend down")
+    api = client.get("/api/orders", headers={"Accept": "application/problem+json"})
+    assert (api.status_code, api.content_type) == (503, "application/problem+json")
+    assert problem_errors(api.get_data(), status=503) == []
+    assert api.get_json()["type"] == "https://sessionmw.readthedocs.io/problems/session-disconnected"
+    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
+    assert status == 200 and _side(body)[HEALTH_STORE_ID]["data"]["status"] == "disconnected"
+    assert behaviour.get("calls", 0) == 0
