@@ -4,8 +4,9 @@ Run it with ``python examples/flask_app.py`` (``--port 5000`` by default) and op
 http://127.0.0.1:5000/. ``GET /api/quote`` asks a backend that fails every third call with a
 connection error, and every call while you have switched it off on the page. A failure is
 recorded on the session and answered without a stack trace: a client that asks for JSON
-(``curl -H 'Accept: application/json' ...``, ``fetch`` with that header) gets a friendly JSON
-error (503 with ``Retry-After``), a browser gets the friendly error page. Five failures in a row
+(``curl -H 'Accept: application/json' ...``, ``fetch`` with that header) gets an RFC 9457
+problem document (``application/problem+json``, 503 with ``Retry-After``: see
+docs/api-clients.md), a browser gets the friendly error page. Five failures in a row
 disconnect the session: ``GET /`` then shows the status banner with Reconnect.
 ``/_sessionmw/health`` and ``POST /_sessionmw/reconnect`` are the session endpoints.
 """

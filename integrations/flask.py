@@ -68,6 +68,7 @@ _OPTION_KEYS = {
     "SESSIONMW_COOKIE_DOMAIN": "cookie_domain",
     "SESSIONMW_COOKIE_MAX_AGE": "cookie_max_age",
     "SESSIONMW_METRICS_PATH": "metrics_path",
+    "SESSIONMW_PROBLEM_JSON": "problem_json",
 }
 #: ``app.config`` key -> :class:`~sessionmw.Settings` field (used when the extension builds the manager).
 _SETTING_KEYS = {
@@ -108,8 +109,8 @@ class SessionMW:
     :param manager: the manager for every app set up by this object; by default each app gets its
         own, built from its ``SESSIONMW_*`` settings keys and the environment.
     :param options: defaults for the options keys (``cookie_name``, ``header_name``, ``prefix``,
-        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``secret_key``); the
-        app's ``SESSIONMW_*`` config keys win.
+        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``secret_key``,
+        ``problem_json``: deprecated when False); the app's ``SESSIONMW_*`` config keys win.
     """
 
     def __init__(

@@ -44,6 +44,8 @@ from sessionmw.integrations.http import (
 from sessionmw.integrations.options import Options
 from sessionmw.integrations.pending_ids import PendingIds, Verdict
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.texts import LANGUAGE
+from sessionmw.translation import plain
 
 if TYPE_CHECKING:
     from sessionmw.integrations.request import RequestView
@@ -345,8 +347,21 @@ class SessionGate:
         err = UserFacingError.from_health(refusal)
         reconnect = None
         if session.notice is None and refusal.status != "not_found":  # replaced: nothing to reconnect
-            reconnect = self.options.prefix + "reconnect"
-        return user_error_response(err, as_json=True, reconnect=reconnect)
+            mount = quote(request.root_path.encode("latin-1", "replace"), safe="/")
+            reconnect = mount + self.options.prefix + "reconnect"
+        return user_error_response(
+            err,
+            as_json=True,
+            reconnect=reconnect,
+            problem_json=self._options.problem_json,
+            instance=_instance(request),
+            session=refusal,
+            language=self.language(request),
+        )
+
+    def language(self, request: RequestView) -> str:
+        """The language the gate's answers to ``request`` speak (HTTP ``Content-Language``)."""
+        return LANGUAGE
 
     def finish(self, session: RequestSession, status: int) -> None:
         """After a response: a success (below 400) clears the error count of a session in the error
@@ -404,26 +419,39 @@ class SessionGate:
         via_header: bool,
         session: RequestSession | None = None,
     ) -> PlainResponse:
-        """``err`` as JSON or HTML (by ``Accept``). The HTML page says what the banner says for
+        """``err`` as JSON or HTML (by ``Accept``). JSON clients get a problem document
+        (:mod:`~sessionmw.integrations.problem`) with the session's status, state and error count
+        as the error left them (no store operation). The HTML page says what the banner says for
         ``session`` now (from the record its error left, else one read), with Reconnect when the
         failure disconnected it, and a way back to the page the request came from.
 
         The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
         disconnected session or a transient error, else 500.
         """
-        as_json = accepts_json(request.header("accept"), via_header)
-        page = None
-        if not as_json:
-            report = None
-            if session is not None and session.stored:
-                after, manager = session.after_error, self.manager
-                if after is None:
-                    report = manager.check_health(session.id)
-                else:  # the record the error left: no second read
-                    report = manager.health_of(session.id, after)
-            mount = quote(request.root_path.encode("latin-1", "replace"), safe="/")
-            page = error_page_html(err, report, prefix=mount + self.options.prefix, back=back_path(request))
-        return user_error_response(err, as_json=as_json, page=page)
+        language = self.language(request)
+        if accepts_json(request.header("accept"), via_header):
+            state = None
+            if session is not None:
+                record = session.after_error or session.record
+                state = HealthReport.build(session.id, record, self.manager.clock(), self.manager.policy)
+            return user_error_response(
+                err,
+                as_json=True,
+                problem_json=self._options.problem_json,
+                instance=_instance(request),
+                session=state,
+                language=language,
+            )
+        report = None
+        if session is not None and session.stored:
+            after, manager = session.after_error, self.manager
+            if after is None:
+                report = manager.check_health(session.id)
+            else:  # the record the error left: no second read
+                report = manager.health_of(session.id, after)
+        mount = quote(request.root_path.encode("latin-1", "replace"), safe="/")
+        page = error_page_html(err, report, prefix=mount + self.options.prefix, back=back_path(request))
+        return user_error_response(err, as_json=False, page=page, language=language)
 
     # -- the endpoints ------------------------------------------------------------------------
 
@@ -432,13 +460,32 @@ class SessionGate:
         method = request.method
         if name == "health":
             if method not in ("GET", "HEAD"):
-                return _method_not_allowed("GET, HEAD")
+                return self._endpoint_problem(request, 405, "method-not-allowed", "GET, HEAD")
             return self.health_response(request)
         if name == "reconnect":
             if method != "POST":
-                return _method_not_allowed("POST")
+                return self._endpoint_problem(request, 405, "method-not-allowed", "POST")
             return self.reconnect_response(request)
-        return json_response(404, {"status": "not_found", "message": "No such sessionmw endpoint."})
+        return self._endpoint_problem(request, 404, "endpoint-not-found")
+
+    def _endpoint_problem(
+        self, request: RequestView, status: int, situation: str, allow: str = ""
+    ) -> PlainResponse:
+        """A request to the endpoints that none serves, as a problem document (``Allow`` for 405)."""
+        from sessionmw.integrations.problem import endpoint_error
+
+        err = endpoint_error(situation, allow=allow)
+        if self._options.problem_json:
+            response = user_error_response(
+                err, as_json=True, status=status, instance=_instance(request), language=self.language(request)
+            )
+        else:  # the deprecated shape
+            code = "not_found" if status == 404 else "method_not_allowed"
+            message = err.recovery[0] if status == 405 else plain(err.message)
+            response = json_response(status, {"status": code, "message": message})
+        if allow:
+            response.headers.append(("Allow", allow))
+        return response
 
     def health_response(self, request: RequestView) -> PlainResponse:
         """``GET health``: the caller's session health, never creating or touching a session.
@@ -518,6 +565,7 @@ class SessionGate:
         return PlainResponse("200 OK", headers, generate_latest(REGISTRY))
 
 
-def _method_not_allowed(allow: str) -> PlainResponse:
-    data = {"status": "method_not_allowed", "message": f"Use {allow}."}
-    return json_response(405, data, [("Allow", allow)])
+def _instance(request: RequestView) -> str:
+    """A problem document's ``instance``: the request's path from the root, percent-encoded, without
+    its query (which may hold what is not for a log)."""
+    return quote((request.root_path + request.path).encode("latin-1", "replace"), safe="/") or "/"

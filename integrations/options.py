@@ -12,10 +12,12 @@ import logging
 import os
 import re
 import secrets
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 from sessionmw._errors import ConfigurationError
+from sessionmw.stores.options import flag
 
 __all__ = ["Options", "check_propagate_exceptions"]
 
@@ -24,6 +26,7 @@ _log = logging.getLogger("sessionmw.wsgi")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
 _SECRET_ENV = "SESSIONMW_SECRET_KEY"
+_PROBLEM_JSON_ENV = "SESSIONMW_PROBLEM_JSON"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,6 +44,9 @@ class Options:
     :param metrics_path: serve Prometheus metrics (``prometheus_client``'s default registry, where
         :func:`sessionmw.metrics.instrument` registers) at this path; None (default) serves none.
         The path neither creates nor touches sessions.
+    :param problem_json: API clients get RFC 9457 problem documents (``application/problem+json``,
+        see :mod:`sessionmw.integrations.problem`); False (deprecated) gives them the JSON of
+        :func:`~sessionmw.format_error` instead, for one release.
     """
 
     cookie_name: str = "sessionmw"
@@ -52,8 +58,11 @@ class Options:
     cookie_max_age: int | None = None
     secret_key: bytes = dataclasses.field(default=b"", repr=False)
     metrics_path: str | None = None
+    problem_json: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.problem_json, bool):
+            raise ConfigurationError(f"problem_json={self.problem_json!r} must be True or False")
         if self.metrics_path is not None and not (
             isinstance(self.metrics_path, str) and self.metrics_path.startswith("/")
         ):
@@ -82,14 +91,33 @@ class Options:
 
     @classmethod
     def build(
-        cls, *, secret_key: str | bytes | None = None, exclude: Iterable[str] = (), **options: Any
+        cls,
+        *,
+        secret_key: str | bytes | None = None,
+        exclude: Iterable[str] = (),
+        problem_json: object = None,
+        **options: Any,
     ) -> Options:
         """Options with the secret taken from ``secret_key``, else ``SESSIONMW_SECRET_KEY``, else random.
 
         A random secret works for one process only: with several worker processes, configure one.
+        ``problem_json`` is a yes/no value (``True``, ``"off"``, ...); None reads
+        ``SESSIONMW_PROBLEM_JSON`` (default yes). No (the JSON shape before problem documents) is
+        deprecated: it warns with a :class:`DeprecationWarning`.
 
         :raises ConfigurationError: for an unknown option (naming the known ones) or a bad value.
         """
+        if problem_json is None:
+            problem_json = os.environ.get(_PROBLEM_JSON_ENV) or True
+        problem = flag("problem_json", problem_json)
+        if not problem:
+            warnings.warn(
+                "problem_json=False (SESSIONMW_PROBLEM_JSON) is deprecated and will be removed in the "
+                "next release: API clients then get RFC 9457 problem documents "
+                "(application/problem+json, see docs/api-clients.md)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
         if secret_key is None:
             secret_key = os.environ.get(_SECRET_ENV) or None
         if secret_key is None:
@@ -100,21 +128,25 @@ class Options:
             secret_key = secrets.token_bytes(32)
         unknown = sorted(set(options) - _OPTION_NAMES)
         if unknown:
-            known = ", ".join(sorted(_OPTION_NAMES | {"secret_key", "exclude"}))
+            known = ", ".join(sorted(_OPTION_NAMES | {"secret_key", "exclude", "problem_json"}))
             raise ConfigurationError(f"unknown option {unknown[0]!r}; known options: {known}")
         if isinstance(exclude, str):
             exclude = (exclude,)
         key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
         if not key:
             raise ConfigurationError("secret_key must not be empty")
-        return cls(secret_key=key, exclude=tuple(exclude), **options)
+        return cls(secret_key=key, exclude=tuple(exclude), problem_json=problem, **options)
 
     def excluded(self, path: str) -> bool:
         """True for a path that must neither create nor touch a session (under one of :attr:`exclude`)."""
         return any(path.startswith(prefix) for prefix in self.exclude)
 
 
-_OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(Options)) - {"secret_key", "exclude"}
+_OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(Options)) - {
+    "secret_key",
+    "exclude",
+    "problem_json",
+}
 
 
 def check_propagate_exceptions(value: object) -> bool | None:

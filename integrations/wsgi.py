@@ -56,7 +56,8 @@ class SessionMiddleware:
         A request whose environ sets ``x-wsgiorg.throw_errors`` or ``paste.throw_errors`` re-raises too.
     :param secret_key: signs pending session ids; default ``SESSIONMW_SECRET_KEY`` or a random key.
     :param options: the :class:`Options` fields (``cookie_name``, ``header_name``, ``prefix``,
-        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``metrics_path``).
+        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``metrics_path``,
+        ``problem_json``: deprecated when False).
     """
 
     def __init__(

@@ -41,8 +41,10 @@ __all__ = [
     "DEPENDENCY_AVAILABLE",
     "DEPENDENCY_PROBING",
     "DISMISS",
+    "ENDPOINTS",
     "EXCEPTIONS",
     "HOW_TO_FIX",
+    "LANGUAGE",
     "MESSAGES",
     "PAUSED_COUNTDOWN",
     "PAUSED_FORCED",
@@ -360,6 +362,24 @@ EXCEPTIONS: Final[Mapping[str, Message]] = {
     ),
 }
 
+#: Situation -> words of an API client's request to the endpoints that cannot be served: a path
+#: under the endpoints' prefix that none serves, a method it does not answer (``{allow}``: the
+#: methods it does answer).
+ENDPOINTS: Final[Mapping[str, Message]] = {
+    "endpoint-not-found": Message(
+        "❓",
+        "Endpoint not found",
+        "❓ There is no sessionmw endpoint at this path",
+        ("Use the health endpoint (GET) or the reconnect endpoint (POST).",),
+    ),
+    "method-not-allowed": Message(
+        "🚫",
+        "Method not allowed",
+        "🚫 This endpoint does not answer this method",
+        ("Use {allow}.",),
+    ),
+}
+
 # -- around the words: the seed's three-part guidance, the buttons ----------------------------------
 
 #: The seed's guidance, first part (``{message}``: what happened).
@@ -370,6 +390,9 @@ HOW_TO_FIX: Final = "🔧 How to fix it:"
 RECONNECT: Final = "Reconnect"
 #: The tooltip of the alert's close button.
 DISMISS: Final = "Dismiss"
+
+#: The language the catalogue is written in (an IETF language tag: HTTP ``Content-Language``).
+LANGUAGE: Final = "en"
 
 # -- numbers in words -----------------------------------------------------------------------------
 
@@ -433,6 +456,7 @@ def catalogue() -> list[Template]:
         *MESSAGES.values(),
         *STATEMENTS.values(),
         *EXCEPTIONS.values(),
+        *ENDPOINTS.values(),
     ]
     for entry in messages:
         found += [entry.title, entry.message, *entry.recovery]

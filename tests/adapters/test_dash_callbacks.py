@@ -40,6 +40,7 @@ from sessionmw.integrations.dash_banner import (
     status_banner,
 )
 from sessionmw.integrations.dash_callbacks import guarded_callback
+from sessionmw.integrations.problem import problem_errors
 from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
@@ -697,3 +698,21 @@ def test_guard_all_guards_plain_callbacks(sessions: SessionManager) -> None:
     assert translate(DataLoadError("x")).title in said(body)
     record = sessions.get_session(session_cookie(client))
     assert record is not None and record.error_count == 1
+
+
+def test_the_dash_server_answers_api_clients_with_problem_documents(sessions: SessionManager) -> None:
+    """A disconnected session: an API route on the Dash app's server gets a problem document,
+    while the page's own callback gets the banner's update (Dash's protocol, not an API answer)."""
+    behaviour: dict[str, Any] = {}
+    app = _guarded_app(sessions, behaviour)
+    app.server.add_url_rule("/api/orders", "orders", lambda: {"orders": []})
+    client = loaded_client(app)
+    for _ in range(THRESHOLD):
+        sessions.record_error(session_cookie(client), "backend down")
+    api = client.get("/api/orders", headers={"Accept": "application/problem+json"})
+    assert (api.status_code, api.content_type) == (503, "application/problem+json")
+    assert problem_errors(api.get_data(), status=503) == []
+    assert api.get_json()["type"] == "https://sessionmw.readthedocs.io/problems/session-disconnected"
+    status, body = fire(client, [("out", "children")], [("go", "n_clicks", 1)])
+    assert status == 200 and side_updates(body)[HEALTH_STORE_ID]["data"]["status"] == "disconnected"
+    assert behaviour.get("calls", 0) == 0

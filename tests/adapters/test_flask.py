@@ -25,6 +25,7 @@ from werkzeug.test import TestResponse
 
 from sessionmw import SessionManager, SessionState, TransientError, current_session_id
 from sessionmw.integrations.flask import SessionMW, SessionMWState, current_session
+from sessionmw.integrations.problem import problem_errors
 from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw.testing import FakeClock
 from sessionmw.translation import UserFacingError
@@ -213,7 +214,9 @@ def test_expired_page_shows_the_banner_and_json_gets_401(client: FlaskClient, cl
     api = client.get("/api", headers={"Accept": "application/json"})
     assert api.status_code == 401
     body = api.get_json()
-    assert body["status"] == "expired" and body["recovery"]
+    assert problem_errors(api.get_data(), status=401) == []
+    assert body["type"].endswith("/session-expired") and body["session"]["status"] == "expired"
+    assert body["recovery"] and body["instance"] == "/api"
     assert session_cookie(api) not in (None, established_again)
 
 
@@ -231,7 +234,7 @@ def test_vanished_session_json_gets_401_not_found_and_a_page_starts_afresh(
     api = client.get("/api", headers={"Accept": "application/json"})
     assert api.status_code == 401
     body = api.get_json()
-    assert body["status"] == "not_found" and "reconnect" not in body
+    assert body["session"]["status"] == "not_found" and "reconnect" not in body
     assert len(app_calls) == calls and manager.session_count() == 0
     fresh = session_cookie(api)
     assert fresh not in (None, sid)
@@ -251,7 +254,8 @@ def test_disconnected_flow_and_reconnect_endpoint(client: FlaskClient, manager: 
     page = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert 'action="/_sessionmw/reconnect"' in page
     api = client.get("/api", headers={"Accept": "application/json"})
-    assert (api.status_code, api.get_json()["status"]) == (503, "disconnected")
+    assert (api.status_code, api.get_json()["session"]["status"]) == (503, "disconnected")
+    assert api.get_json()["reconnect"] == "/_sessionmw/reconnect"
     reconnect = client.post("/_sessionmw/reconnect")
     assert reconnect.status_code == 200
     assert reconnect.get_json()["status"] == "pass"
@@ -293,12 +297,14 @@ def test_flask_secret_key_signs_pending_ids(manager: SessionManager) -> None:
 
 
 def test_user_facing_error_is_rendered_as_raised(client: FlaskClient) -> None:
-    """A UserFacingError from a view is shown with its own title, message and steps."""
+    """A UserFacingError from a view is shown with its own title, message and steps (the problem
+    document's detail without the message's emoji; its type: an error the app translated)."""
     established(client)
     body = client.get("/friendly", headers={"Accept": "application/json"}).get_json()
-    assert (body["title"], body["message"], body["recovery"]) == (
+    assert (body["type"], body["title"], body["detail"], body["recovery"]) == (
+        "https://sessionmw.readthedocs.io/problems/app-error",
         "Cannot cancel",
-        "📦 That order is already shipped",
+        "That order is already shipped",
         ["Contact us."],
     )
     page = client.get("/friendly", headers={"Accept": "text/html"}).get_data(as_text=True)
@@ -310,7 +316,7 @@ def test_debug_config_shows_details_even_with_a_given_manager(manager: SessionMa
     app = make_app(manager, SESSIONMW_DEBUG=True)
     with app.test_client() as client:
         body = client.get("/boom", headers={"Accept": "application/json"}).get_json()
-    assert "hunter2" in body["detail"]
+    assert "hunter2" in body["debug"] and "hunter2" not in body["detail"]
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from werkzeug.test import Client
 from sessionmw import SessionManager
 from sessionmw.integrations.gate import SessionGate, vary_with_cookie
 from sessionmw.integrations.options import Options
+from sessionmw.integrations.problem import problem_errors
 from sessionmw.integrations.request import RequestView
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.testing import FakeClock
@@ -251,12 +252,15 @@ def test_an_app_failure_is_a_friendly_html_page_recorded_on_the_session(
 
 
 def test_an_app_failure_is_json_for_a_json_client(served: Client) -> None:
-    """A JSON client gets the translated error as a JSON object, without the exception's text."""
+    """A JSON client gets the translated error as a problem document, without the exception's text."""
     response = served.get("/fail", headers={"Accept": "application/json"})
     assert response.status_code == 500
-    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Content-Language"] == "en"
     assert "internal detail" not in response.text
-    assert isinstance(response.get_json(), dict)
+    assert problem_errors(response.get_data(), status=500) == []
+    body = response.get_json(force=True)
+    assert body["type"].endswith("/unexpected") and "debug" not in body
 
 
 @pytest.mark.parametrize("accept", ["application/json", None])

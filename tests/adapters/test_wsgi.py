@@ -29,6 +29,7 @@ from sessionmw.integrations.environ import (
     ENVIRON_SESSION_ID,
 )
 from sessionmw.integrations.http import private_cache_control, wants_json
+from sessionmw.integrations.problem import problem_errors
 from sessionmw.integrations.wsgi import SessionMiddleware, banner_for, install, uninstall
 from sessionmw.stores import MemoryStore
 from sessionmw.testing import FakeClock
@@ -303,15 +304,19 @@ def test_expired_html_request_gets_a_fresh_session_and_a_notice(
 def test_expired_json_request_gets_401_with_recovery(
     app: SessionMiddleware, inner: Recorder, clock: FakeClock
 ) -> None:
-    """A JSON client with an expired session gets 401 with status, message and recovery steps."""
+    """A JSON client with an expired session gets 401, a problem document with the session's
+    state, what happened and the recovery steps."""
     sid = established(app)
     calls = len(inner.environs)
     clock.advance(31 * 60)
     result = call(app, cookie=f"sessionmw={sid}", headers={"Accept": "application/json"})
     assert result.code == 401
+    assert result.header("Content-Type") == "application/problem+json"
     body = result.json()
-    assert body["status"] == "expired"
-    assert "expired" in body["message"]
+    assert problem_errors(result.body, status=401) == []
+    assert body["type"] == "https://sessionmw.readthedocs.io/problems/session-expired"
+    assert body["session"]["status"] == "expired"
+    assert "expired" in body["detail"]
     assert body["recovery"] and all(isinstance(step, str) for step in body["recovery"])
     assert result.cookie not in (None, sid)
     assert len(inner.environs) == calls
@@ -339,7 +344,8 @@ def test_vanished_session_json_request_gets_401_not_found(
         result = call(app, headers={**sent, "Accept": "application/json"})
         assert result.code == 401
         body = result.json()
-        assert body["status"] == "not_found"
+        assert problem_errors(result.body, status=401) == []
+        assert body["type"].endswith("/session-not-found") and body["session"]["status"] == "not_found"
         assert any("Refresh" in step for step in body["recovery"])
         assert "reconnect" not in body
     assert len(inner.environs) == calls
@@ -391,8 +397,9 @@ def test_disconnected_json_request_gets_the_disconnected_error(
     result = call(app, headers={"X-Session-ID": sid, "Accept": "application/json"})
     assert result.code == 503
     body = result.json()
-    assert body["status"] == "disconnected"
-    assert body["recovery"]
+    assert problem_errors(result.body, status=503) == []
+    assert body["type"].endswith("/session-disconnected") and body["session"]["state"] == "disconnected"
+    assert body["recovery"] and body["retry_after"] is None and result.header("Retry-After") is None
     assert body["reconnect"] == "/_sessionmw/reconnect"
     assert len(inner.environs) == calls
 
@@ -533,7 +540,7 @@ def test_errors_at_threshold_disconnect_then_later_requests_carry_it(
         call(app, cookie=f"sessionmw={sid}")
     inner.fail = None
     result = call(app, cookie=f"sessionmw={sid}", headers={"Accept": "application/json"})
-    assert (result.code, result.json()["status"]) == (503, "disconnected")
+    assert (result.code, result.json()["session"]["status"]) == (503, "disconnected")
 
 
 def test_success_clears_an_error_session(
@@ -803,7 +810,7 @@ def test_debug_mode_shows_the_exception(inner: Recorder, manager: SessionManager
     app = SessionMiddleware(inner, manager=manager, secret_key=SECRET, debug=True, propagate_exceptions=False)
     result = call(app, headers={"Accept": "application/json"})
     assert result.code == 500
-    assert "RuntimeError: visible in debug" in result.json()["detail"]
+    assert "RuntimeError: visible in debug" in result.json()["debug"]
 
 
 def test_banner_escapes_messages(app: SessionMiddleware, manager: SessionManager, inner: Recorder) -> None:

@@ -320,7 +320,7 @@ def test_a_click_after_a_real_restart_is_refused_as_not_found(
             health = answer["sideUpdate"][HEALTH_STORE_ID]["data"]
             assert health["status"] == "not_found" and health["statement"]["title"] == "Session not found"
         status, _, content = http(base + "/", cookie=sid, accept="application/json")
-        assert status == 401 and json.loads(content)["status"] == "not_found"
+        assert status == 401 and json.loads(content)["session"]["status"] == "not_found"
         status, fresh, _ = http(base + "/", cookie=sid)
         assert status == 200 and fresh not in (None, sid)
         status, _, content = http(

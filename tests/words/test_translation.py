@@ -40,6 +40,7 @@ from sessionmw.texts import PAUSED_COUNTDOWN, PAUSED_NOW, paused_message
 from sessionmw.translation import (
     CAUSES,
     DEFAULT_RETRY_AFTER,
+    SITUATIONS,
     cause_of,
     parse_retry_after,
     plain,
@@ -638,3 +639,22 @@ def test_the_policy_is_said_in_plain_numbers(minutes: float, hours: float, said:
     for reason, text in (("timeout", said[0]), ("lifetime_exceeded", said[1])):
         record = SessionRecord("s", SessionState.EXPIRED, 0.0, 0.0, 0, None, 1.0, reason)
         assert text in HealthReport.build("s", record, 2.0, policy).context
+
+
+def test_an_error_knows_its_situation() -> None:
+    """Built-in translations and session reports name their situation (the stable name API clients
+    get in a problem document's type); an app's own translation or error has none."""
+    assert translate(TimeoutError()).situation == "timeout"
+    assert translate(SessionLimitError("full")).situation == "too-many-users"
+    assert translate(RuntimeError("This session is not running")).situation == "not-running"
+    assert translate(ValueError()).situation == "unexpected"
+    assert translate(TransientError("x")).replace(title="Other").situation == "temporary"
+    assert BreakerOpenError("b", "prices", 3).situation == "service-paused"
+    assert UserFacingError("mine").situation is None
+    register_translation(KeyError, title="Missing", message="Something is missing")
+    try:
+        assert translate(KeyError("k")).situation is None
+    finally:
+        unregister_translation(KeyError)
+    builtins = {entry.situation for _matcher, entry in translations()}
+    assert builtins <= set(SITUATIONS) and len(SITUATIONS) == len(set(SITUATIONS))
