@@ -5,16 +5,17 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import io
 import json
 from collections import Counter
 
 import pytest
+from support.adapters import SECRET_DETAIL, established, session_cookie
+from werkzeug.test import Client
 
 from sessionmw import SessionManager
-from sessionmw.integrations.environ import EnvironRequest
 from sessionmw.integrations.gate import SessionGate, vary_with_cookie
 from sessionmw.integrations.options import Options
+from sessionmw.integrations.problem import problem_errors
 from sessionmw.integrations.request import RequestView
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.testing import FakeClock
@@ -166,28 +167,6 @@ def test_a_response_that_sets_the_cookie_is_never_shared(
     assert headers["Cache-Control"] == expected
 
 
-def test_an_environ_is_read_through_the_view() -> None:
-    """The WSGI view reads PEP 3333's keys, and the body only as far as asked."""
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/x",
-        "QUERY_STRING": "a=1",
-        "wsgi.url_scheme": "https",
-        "REMOTE_ADDR": "10.0.0.1",
-        "HTTP_COOKIE": "sessionmw=abc",
-        "HTTP_X_SESSION_ID": "abc",
-        "CONTENT_TYPE": "application/x-www-form-urlencoded",
-        "CONTENT_LENGTH": "12",
-        "wsgi.input": io.BytesIO(b"next=%2Fpage&more"),
-    }
-    view = EnvironRequest(environ)
-    assert (view.method, view.path, view.query_string, view.scheme) == ("POST", "/x", "a=1", "https")
-    assert (view.remote_address, view.cookies) == ("10.0.0.1", "sessionmw=abc")
-    assert view.header("x-session-id") == "abc"
-    assert view.header("content-type") == "application/x-www-form-urlencoded"
-    assert view.body(5) == b"next="
-
-
 INTEGRATION_MODULES = [
     "dash",
     "dash_apps",
@@ -217,3 +196,81 @@ def test_every_name_has_one_import_path() -> None:
             if inspect.isclass(value) or inspect.isfunction(value):  # (not a proxy's borrowed name)
                 assert value.__module__ == module.__name__, f"{name}.{exported} is {value.__module__}'s"
     assert {name: where for name, where in homes.items() if len(where) > 1} == {}
+
+
+# == what every adapter does alike: the same host app served by each (support.adapters) ==========
+# Merged from the WSGI middleware's and the Flask extension's copies of each test: every assertion
+# of either now holds for both.
+
+
+def test_the_first_response_issues_a_private_cookie_with_safe_flags(served: Client) -> None:
+    """The cookie is HttpOnly, SameSite=Lax, Path=/, with no Domain and no Secure over HTTP; the
+    response varies on Cookie and is private."""
+    response = served.get("/")
+    (cookie,) = response.headers.getlist("Set-Cookie")
+    assert sorted(part.strip() for part in cookie.split(";")[1:]) == ["HttpOnly", "Path=/", "SameSite=Lax"]
+    assert "Cookie" in response.headers.get("Vary", "")
+    assert response.headers["Cache-Control"] == "private"
+
+
+def test_clients_that_drop_the_cookie_store_nothing(served: Client, manager: SessionManager) -> None:
+    """Requests that never send the cookie back leave no stored session (no store flooding)."""
+    for _ in range(50):
+        served.delete_cookie("sessionmw")  # (a client that never sends it back)
+        assert session_cookie(served.get("/")) is not None
+    assert manager.session_count() == 0
+
+
+def test_a_health_poll_is_not_activity(served: Client, manager: SessionManager, clock: FakeClock) -> None:
+    """A health poll reports the session without counting as activity (polling never keeps a
+    session alive) and without setting a cookie."""
+    sid = established(served)
+    before = manager.get_session(sid)
+    clock.advance(120)
+    response = served.get("/_sessionmw/health")
+    body = response.get_json(force=True)
+    assert response.content_type == "application/health+json"
+    assert body["status"] == "pass" and body["session"]["state"] == "active"
+    assert "session_id" not in body["session"]
+    assert session_cookie(response) is None
+    after = manager.get_session(sid)
+    assert before is not None and after is not None and after.last_activity == before.last_activity
+
+
+def test_an_app_failure_is_a_friendly_html_page_recorded_on_the_session(
+    served: Client, manager: SessionManager
+) -> None:
+    """An exception becomes a 500 HTML page without the exception text or a traceback, recorded
+    on the session."""
+    sid = established(served)
+    response = served.get("/boom", headers={"Accept": "text/html"})
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert SECRET_DETAIL not in response.text and "Traceback" not in response.text
+    record = manager.get_session(sid)
+    assert record is not None and record.error_count == 1
+
+
+def test_an_app_failure_is_json_for_a_json_client(served: Client) -> None:
+    """A JSON client gets the translated error as a problem document, without the exception's text."""
+    response = served.get("/fail", headers={"Accept": "application/json"})
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Content-Language"] == "en"
+    assert "internal detail" not in response.text
+    assert problem_errors(response.get_data(), status=500) == []
+    body = response.get_json(force=True)
+    assert body["type"].endswith("/unexpected") and "debug" not in body
+
+
+@pytest.mark.parametrize("accept", ["application/json", None])
+def test_a_transient_failure_is_503_with_retry_after(served: Client, accept: str | None) -> None:
+    """A transient error answers 503 with a Retry-After header, as a page or as JSON (saying it is
+    transient, without the exception's text)."""
+    established(served)
+    response = served.get("/busy", headers={"Accept": accept} if accept else {})
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "backend busy" not in response.text
+    if accept:
+        assert response.get_json()["transient"] is True
