@@ -248,6 +248,8 @@ WITHOUT_INPUTS: Final[Mapping[str, str]] = {
     "Then click Reconnect: your inputs are kept.": "Then click Reconnect.",
     "Click Reconnect: your inputs are kept.": "Click Reconnect.",
     "Your inputs come back after the refresh.": "",
+    "Your inputs are kept in your browser and come back after the refresh.": "",
+    "If you were in the middle of something, your inputs are kept in your browser.": "",
 }
 #: The steps after a failed action, by its cause (``network`` or ``backend``).
 STEPS_AFTER_FAILURE: Final[Mapping[str, tuple[str, ...]]] = {
