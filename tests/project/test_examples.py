@@ -250,7 +250,7 @@ def test_example_names_a_port_in_use_in_one_line(script: str) -> None:
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("script", ["starlette_app.py", "fastapi_app.py"])
+@pytest.mark.parametrize("script", ["flask_app.py", "starlette_app.py", "fastapi_app.py"])
 @pytest.mark.parametrize(
     ("port", "said"),
     [
@@ -259,8 +259,9 @@ def test_example_names_a_port_in_use_in_one_line(script: str) -> None:
         pytest.param("http", "port must be a number, not 'http'", id="not-a-number"),
     ],
 )
-def test_asgi_example_names_a_bad_port_in_one_line(script: str, port: str, said: str) -> None:
-    """A port that is no port: argparse's usage and one line naming it (exit status 2), no server."""
+def test_example_names_a_bad_port_in_one_line(script: str, port: str, said: str) -> None:
+    """A port that is no port: argparse's usage and one line naming it (exit status 2), no server
+    (werkzeug would have served 99999 on 34463, the port modulo 65536, and said 99999)."""
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), "--port", port],
         capture_output=True,
