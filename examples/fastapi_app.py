@@ -27,11 +27,14 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sessionmw import ConfigurationError, SessionManager
-from sessionmw.integrations.asgi import SCOPE_NOTICE, install, session_of
-from sessionmw.integrations.http import RECONNECTED_QUERY, banner_html
+from sessionmw.actions import log_failure
+from sessionmw.integrations.asgi import SCOPE_SESSION_ID, banner_for, install, session_of
 from sessionmw.integrations.style import stylesheet
+
+_log = logging.getLogger("example")
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sessionmw FastAPI example</title>
@@ -64,20 +67,6 @@ class FlakyBackend:
         return {"symbol": "ACME", "price": 100 + number}
 
 
-def banner(request: Request) -> str:
-    """The banner this page shows (escaped HTML): a notice (e.g. the session just expired), else
-    the session's health; the Reconnect form comes back to this page."""
-    session = session_of(request.scope)
-    report = request.scope.get(SCOPE_NOTICE) or (session.health if session is not None else None)
-    root = request.scope.get("root_path", "")
-    return banner_html(
-        report,
-        prefix=f"{root}/_sessionmw/",
-        next_path=root + request.url.path,
-        reconnected=RECONNECTED_QUERY in request.url.query.split("&"),
-    )
-
-
 def create_app(manager: SessionManager | None = None, backend: FlakyBackend | None = None) -> FastAPI:
     """The example app; ``manager`` and ``backend`` can be replaced (tests do)."""
     app = FastAPI(title="sessionmw FastAPI example")
@@ -90,7 +79,11 @@ def create_app(manager: SessionManager | None = None, backend: FlakyBackend | No
         switch = "on" if quotes.down else "off"
         now = "off" if quotes.down else "on"
         return PAGE.format(
-            css=stylesheet(), banner=banner(request), state=html.escape(state), now=now, switch=switch
+            css=stylesheet(),
+            banner=banner_for(request.scope),
+            state=html.escape(state),
+            now=now,
+            switch=switch,
         )
 
     @app.post("/backend/{switch}")
@@ -153,13 +146,29 @@ def listen(port: int) -> socket.socket:
     return sock
 
 
+class OneLineFailures:
+    """The app, each failure logged as one line (``GET /api/quote failed: ConnectionError
+    (session abc123…)``): the user already sees a friendly message. The exception goes on to the
+    server, whose own record of it (a traceback) :class:`QuietServerLog` leaves out."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            what = f"{scope.get('method')} {scope.get('path')}"
+            log_failure(_log, exc, callback=what, session_id=scope.get(SCOPE_SESSION_ID))
+            raise
+
+
 class QuietServerLog(logging.Filter):
-    """uvicorn's record of an app exception ("Exception in ASGI application", with its traceback),
-    left out: sessionmw logs each failure as one line, and the user already sees a friendly message.
-    The traceback is there at DEBUG (``--debug``)."""
+    """uvicorn's record of an app exception ("Exception in ASGI application", with its
+    traceback) left out: :class:`OneLineFailures` logged it (with the traceback at DEBUG)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.exc_info is None or logging.getLogger().isEnabledFor(logging.DEBUG)
+        return not record.getMessage().startswith("Exception in ASGI application")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         metavar="MINUTES",
         help="minutes without activity before a session expires (default 30)",
     )
-    parser.add_argument("--debug", action="store_true", help="log every failure with its traceback")
+    parser.add_argument("--debug", action="store_true", help="log each failure with its traceback")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
@@ -197,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(manager)
     sock = listen(args.port)
     # uvicorn's own logging setup left out (log_config=None): the lines above, no line per request.
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    server = uvicorn.Server(uvicorn.Config(OneLineFailures(app), log_config=None, access_log=False))
     print(f"Serving on http://127.0.0.1:{args.port}/", flush=True)
     server.run(sockets=[sock])
 

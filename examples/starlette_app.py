@@ -21,11 +21,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sessionmw import SessionManager, current_session_id
-from sessionmw.integrations.asgi import SCOPE_NOTICE, install, session_of
-from sessionmw.integrations.http import RECONNECTED_QUERY, banner_html
+from sessionmw.actions import log_failure
+from sessionmw.integrations.asgi import SCOPE_SESSION_ID, banner_for, install, session_of
 from sessionmw.integrations.style import stylesheet
+
+_log = logging.getLogger("example")
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sessionmw Starlette example</title>
@@ -42,25 +45,11 @@ body {{ font-family: system-ui, sans-serif; max-width: 720px; margin: 24px auto;
 """
 
 
-def banner(request: Request) -> str:
-    """The banner this page shows (escaped HTML): a notice (e.g. the session just expired), else
-    the session's health; the Reconnect form comes back to this page."""
-    session = session_of(request.scope)
-    report = request.scope.get(SCOPE_NOTICE) or (session.health if session is not None else None)
-    root = request.scope.get("root_path", "")
-    return banner_html(
-        report,
-        prefix=f"{root}/_sessionmw/",
-        next_path=root + request.url.path,
-        reconnected=RECONNECTED_QUERY in request.url.query.split("&"),
-    )
-
-
 async def page(request: Request) -> Response:
     """The page, with the session's banner."""
     session = session_of(request.scope)
     state = html.escape(session.state.value if session is not None else "untracked")
-    return HTMLResponse(PAGE.format(css=stylesheet(), banner=banner(request), state=state))
+    return HTMLResponse(PAGE.format(css=stylesheet(), banner=banner_for(request.scope), state=state))
 
 
 async def status(request: Request) -> Response:
@@ -116,12 +105,29 @@ def listen(port: int) -> socket.socket:
     return sock
 
 
+class OneLineFailures:
+    """The app, each failure logged as one line (``GET /api/quote failed: ConnectionError
+    (session abc123…)``): the user already sees a friendly message. The exception goes on to the
+    server, whose own record of it (a traceback) :class:`QuietServerLog` leaves out."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            what = f"{scope.get('method')} {scope.get('path')}"
+            log_failure(_log, exc, callback=what, session_id=scope.get(SCOPE_SESSION_ID))
+            raise
+
+
 class QuietServerLog(logging.Filter):
-    """uvicorn's record of an app exception ("Exception in ASGI application", with its traceback),
-    left out: sessionmw logs each failure as one line. The traceback is there at DEBUG."""
+    """uvicorn's record of an app exception ("Exception in ASGI application", with its
+    traceback) left out: :class:`OneLineFailures` logged it (with the traceback at DEBUG)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.exc_info is None or logging.getLogger().isEnabledFor(logging.DEBUG)
+        return not record.getMessage().startswith("Exception in ASGI application")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app()
     sock = listen(args.port)
     # uvicorn's own logging setup left out (log_config=None): the lines above, no line per request.
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    server = uvicorn.Server(uvicorn.Config(OneLineFailures(app), log_config=None, access_log=False))
     print(f"Serving on http://127.0.0.1:{args.port}/", flush=True)
     server.run(sockets=[sock])
 

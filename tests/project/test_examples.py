@@ -129,6 +129,7 @@ def test_starlette_example_tracks_errors_and_disconnects(manager: SessionManager
         client.get("/")
         sid = client.cookies.get("sessionmw")
         assert sid is not None
+        assert client.get("/api/status").json() == {"session_state": "active", "same_session": True}
         for _ in range(manager.policy.error_threshold):
             failed = client.get("/fail", headers={"Accept": "application/json"})
             assert failed.status_code == 503 and failed.headers["Retry-After"].isdigit()
