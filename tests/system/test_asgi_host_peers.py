@@ -209,13 +209,25 @@ def fastapi_app() -> FastAPI:
 FRAMEWORKS: dict[str, Callable[[], Starlette]] = {"starlette": starlette_app, "fastapi": fastapi_app}
 
 
-def serve(framework: str, setup: str, peer: Peer, manager: SessionManager) -> TestClient:
+def serve(
+    framework: str, setup: str, peer: Peer, manager: SessionManager, *, debug: bool = False
+) -> TestClient:
     """The app of ``framework`` with ``peer`` and sessionmw attached as ``setup`` says, in a test
-    client that returns what the user gets (the exception still reaches the server)."""
+    client that returns what the user gets (the exception still reaches the server). ``setup``
+    "answering" is the middleware with ``propagate_exceptions=False``."""
     app = FRAMEWORKS[framework]()
+    app.debug = debug
     peer.before(app)
+    # (the ignores: mypy cannot match **options to Starlette's middleware factory ParamSpec)
     if setup == "middleware":
-        app.add_middleware(SessionMiddleware, manager=manager, secret_key="k")
+        app.add_middleware(SessionMiddleware, manager=manager, secret_key="k")  # type: ignore[arg-type]
+    elif setup == "answering":
+        app.add_middleware(
+            SessionMiddleware,  # type: ignore[arg-type]
+            manager=manager,
+            secret_key="k",
+            propagate_exceptions=False,
+        )
     elif setup == "install":
         install(app, manager=manager, secret_key="k")
     return TestClient(peer.after(app), raise_server_exceptions=False)
@@ -303,3 +315,34 @@ def test_the_apps_http_exception_stays_the_apps(
     bare = outcome(serve(framework, "bare", peer, manager), "/http-503", peer)[:2]
     attached = outcome(serve(framework, setup, peer, manager), "/http-503", peer)[:2]
     assert attached == bare and bare[0] == 503
+
+
+@pytest.mark.parametrize("framework", list(FRAMEWORKS))
+@pytest.mark.parametrize("setup", ["middleware", "install"])
+def test_debug_mode_keeps_the_hosts_debug_page(
+    manager: SessionManager, peer: Peer, framework: str, setup: str
+) -> None:
+    """An app in debug mode shows Starlette's own debug page (with the traceback), sessionmw
+    attached or not, and the peer records what it records bare."""
+    bare = outcome(serve(framework, "bare", peer, manager, debug=True), "/async", peer)
+    attached = outcome(serve(framework, setup, peer, manager, debug=True), "/async", peer)
+    assert bare[0] == attached[0] == 500
+    assert "secret detail" in bare[1] and "Traceback" in bare[1] and "sessionmw-" not in attached[1]
+    assert attached[1].count("secret detail") == bare[1].count("secret detail")
+    assert attached[2] == bare[2] == expected(peer, "async")
+
+
+@pytest.mark.parametrize("framework", list(FRAMEWORKS))
+def test_the_answering_middleware_is_the_one_set_up_the_peers_miss(
+    manager: SessionManager, peer: Peer, framework: str
+) -> None:
+    """The documented difference: ``propagate_exceptions=False`` (for an app with no error
+    handling of its own) answers the exception in the middleware, so it never reaches
+    ``ServerErrorMiddleware``, the server or a peer outside the middleware: sentry records
+    nothing and OpenTelemetry only the 500. ``install(app)`` is the set-up that keeps them."""
+    status, body, seen = outcome(serve(framework, "answering", peer, manager), "/async", peer)
+    assert status == 500 and "sessionmw-" in body and "secret detail" not in body
+    if peer.kind == "otel-last":  # inside sessionmw's middleware: it saw the exception go by
+        assert seen == expected(peer, "async")
+    else:
+        assert seen == ([] if peer.kind == "sentry" else ["server span: ERROR"])
