@@ -31,7 +31,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sessionmw import ConfigurationError, SessionManager
 from sessionmw.actions import log_failure
-from sessionmw.integrations.asgi import SCOPE_SESSION_ID, banner_for, install, session_of
+from sessionmw.integrations.asgi import SCOPE_SESSION_ID, banner_for, install
+from sessionmw.integrations.fastapi import CurrentSession
 from sessionmw.integrations.style import stylesheet
 
 _log = logging.getLogger("example")
@@ -73,15 +74,13 @@ def create_app(manager: SessionManager | None = None, backend: FlakyBackend | No
     quotes = backend or FlakyBackend()
 
     @app.get("/", response_class=HTMLResponse)
-    async def page(request: Request) -> str:
-        session = session_of(request.scope)
-        state = session.state.value if session is not None else "untracked"
+    async def page(request: Request, session: CurrentSession) -> str:
         switch = "on" if quotes.down else "off"
         now = "off" if quotes.down else "on"
         return PAGE.format(
             css=stylesheet(),
             banner=banner_for(request.scope),
-            state=html.escape(state),
+            state=html.escape(session.state.value),
             now=now,
             switch=switch,
         )
