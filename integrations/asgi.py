@@ -25,8 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sessionmw._context import enter_scope, leave_scope
-from sessionmw._manager import SessionManager, get_session_manager
-from sessionmw.integrations.gate import SessionGate
+from sessionmw.integrations.gate import GateMiddleware
 from sessionmw.integrations.http import (
     FORM_LIMIT,
     RECONNECTED_QUERY,
@@ -36,7 +35,6 @@ from sessionmw.integrations.http import (
     json_response,
     user_error_response,
 )
-from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.texts import REQUEST_HEADERS_TOO_LARGE, REQUEST_UNREADABLE
 
@@ -171,7 +169,7 @@ def _unreadable() -> PlainResponse:
     return json_response(400, {"status": "bad_request", "message": REQUEST_UNREADABLE})
 
 
-class SessionMiddleware:
+class SessionMiddleware(GateMiddleware[ASGIApp]):
     """Pure ASGI middleware that gives every HTTP request a session.
 
     ``lifespan``, ``websocket`` and any other scope pass through untouched; applied twice, the
@@ -192,32 +190,6 @@ class SessionMiddleware:
         ``header_name``, ``prefix``, ``exclude``, ``secure``, ``cookie_domain``,
         ``cookie_max_age``, ``metrics_path``).
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        manager: SessionManager | None = None,
-        debug: bool | None = None,
-        propagate_exceptions: bool | None = None,
-        secret_key: str | bytes | None = None,
-        **options: Any,
-    ) -> None:
-        #: The wrapped application.
-        self.app = app
-        #: The shared request logic (manager and options).
-        self.gate = SessionGate(
-            manager if manager is not None else get_session_manager(),
-            Options.build(secret_key=secret_key, **options),
-            debug=debug,
-        )
-        #: False: answer the app's exceptions here when nothing was sent (see the class's docstring).
-        self.propagate_exceptions = check_propagate_exceptions(propagate_exceptions)
-
-    @property
-    def manager(self) -> SessionManager:
-        """The manager that keeps the sessions."""
-        return self.gate.manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http" or _APPLIED in scope:  # lifespan, websocket, ...; or applied twice
