@@ -11,6 +11,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request as StarletteRequest
@@ -927,3 +929,68 @@ def test_an_excluded_websocket_and_an_unreadable_one(
     ):
         pass
     assert closed.value.code == asgi.WEBSOCKET_STORE_FAILED
+
+
+# -- bad input, generated ----------------------------------------------------------------------------
+
+BYTES = st.binary(max_size=300)
+HEADER_NAMES = st.sampled_from(
+    [b"cookie", b"x-session-id", b"accept", b"content-type", b"Cookie", b"x-other"]
+)
+HEADERS = st.lists(
+    st.tuples(HEADER_NAMES | BYTES, BYTES | BYTES.map(lambda value: b"sessionmw=" + value)), max_size=8
+)
+ODD_HEADERS = st.one_of(
+    HEADERS,
+    st.none(),
+    st.lists(st.tuples(st.text(max_size=20), st.text(max_size=20)), min_size=1, max_size=3),
+    st.lists(st.tuples(BYTES), min_size=1, max_size=3),
+    st.integers(),
+)
+PATHS = st.sampled_from(["/", "/x", "/_sessionmw/health", "/_sessionmw/reconnect", "/_sessionmw/nope"])
+METHODS = st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    headers=ODD_HEADERS,
+    path=PATHS,
+    method=METHODS,
+    chunks=st.lists(BYTES, min_size=1, max_size=4),
+    websocket=st.booleans(),
+)
+def test_any_scope_is_answered_and_no_client_text_is_adopted(
+    headers: Any, path: str, method: str, chunks: list[bytes], websocket: bool
+) -> None:
+    """Whatever headers, path, method and body a scope brings, the middleware raises nothing into
+    the server, every response keeps the message order, and no id the client sent is stored."""
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            return await hello(scope, receive, send)
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    middleware, _, store = _middleware(app)
+    scope = http_scope(path, method=method)
+    if headers is None:
+        del scope["headers"]
+    else:
+        scope["headers"] = headers
+    if websocket:
+        scope["type"] = "websocket"
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        async def receive() -> Message:
+            return {"type": "websocket.disconnect", "code": 1000}
+
+        anyio.run(middleware, scope, receive, send)
+        assert all(
+            message["type"] in ("websocket.close", "websocket.accept", "websocket.send") for message in sent
+        )
+    else:
+        result = call(middleware, scope, chunks)
+        assert 200 <= result.code < 600
+    assert store.calls["create"] == 0  # nothing the client sent was adopted (no pending id of ours)
