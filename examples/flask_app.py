@@ -97,10 +97,21 @@ def create_app(manager: SessionManager | None = None, backend: FlakyBackend | No
     return app
 
 
+def port_number(text: str) -> int:
+    """``--port``: a TCP port number (werkzeug would serve 99999 on 34463 and say 99999)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, not {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, not {port}")
+    return port
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve the example on 127.0.0.1 with Flask's development server."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=port_number, default=5000, help="port on 127.0.0.1 (default 5000)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request

@@ -4,8 +4,9 @@ URLs and walks, what the async path compares), ``breakers`` (a failing call, tim
 breakers), ``processes`` (spawned children, the ``sessionmw`` command in a process), ``servers``
 (loopback servers and their clients), ``redis_servers`` (Redis servers of a test's own),
 ``adapters`` (one host app served by each adapter), ``dash`` (Dash callback requests, clients
-and layout readers), ``chrome`` (headless chromium options) and ``browser`` (what the browser
-tests share; skips without chromedriver).
+and layout readers), ``chrome`` (headless chromium options), ``browser`` (what the browser
+tests share; skips without chromedriver) and ``asgi`` (an ASGI
+message-order checker).
 
 Only tests import these: never sessionmw/, integrations/, bench/ or scripts/ (tests/project/
 test_test_support.py checks it).

@@ -234,6 +234,26 @@ def test_every_report_and_statement_speaks_from_the_catalogue(reports: dict[str,
     assert not_in_catalogue(seen) == []
 
 
+def test_a_page_that_keeps_no_inputs_is_never_promised_them(reports: dict[str, HealthReport]) -> None:
+    """A server-rendered page (``inputs_kept=False``: the HTTP banner, the error page) never
+    promises the user's inputs, in any situation, e.g. the banner of a session that just expired."""
+    promising = [
+        step
+        for report in reports.values()
+        for failure in FAILURES
+        for said in [statement(report, failure=failure)]
+        if said is not None
+        for step in said.steps
+        if "inputs" in step.lower()
+    ]
+    assert promising  # what the Dash page says: the rule below has something to drop
+    for report in reports.values():
+        for failure in FAILURES:
+            said = statement(report, failure=failure, inputs_kept=False)
+            assert said is None or not [step for step in said.steps if "inputs" in step.lower()]
+        assert "inputs" not in banner_html(report).lower()
+
+
 def _errors() -> list[UserFacingError]:
     """Every built-in translation, a breaker's refusals, and the session errors."""
     samples: list[BaseException] = [
