@@ -34,7 +34,7 @@ def shared_store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) 
     and on a loaded machine (load average 20) a writer once waited past the default 5 s. These
     tests check what is counted, not how long a writer waits."""
     url = _shared_store_url(kind, request, tmp_path)
-    return url + "?timeout=60" if kind == "sqlite" else url
+    return url + "?busy_timeout=60" if kind == "sqlite" else url
 
 
 WORKERS = 4
