@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
 from sessionmw._context import enter_scope, leave_scope
+from sessionmw._manager import SessionManager
 from sessionmw.integrations.gate import GateMiddleware
 from sessionmw.integrations.http import (
     FORM_LIMIT,
@@ -220,8 +221,40 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
         ``cookie_max_age``, ``metrics_path``).
     """
 
-    def __init__(self, app: ASGIApp, *, require_websocket_session: bool = False, **options: Any) -> None:
-        super().__init__(app, **options)
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        manager: SessionManager | None = None,
+        debug: bool | None = None,
+        propagate_exceptions: bool | None = None,
+        secret_key: str | bytes | None = None,
+        require_websocket_session: bool = False,
+        cookie_name: str = "sessionmw",  # (Options' defaults: tests/adapters/test_asgi.py checks them)
+        header_name: str = "X-Session-ID",
+        prefix: str = "/_sessionmw/",
+        exclude: Iterable[str] = (),
+        secure: bool | None = None,
+        cookie_domain: str | None = None,
+        cookie_max_age: int | None = None,
+        metrics_path: str | None = None,
+    ) -> None:
+        # Every option spelled out (no **options): Starlette's typed add_middleware() checks them.
+        super().__init__(
+            app,
+            manager=manager,
+            debug=debug,
+            propagate_exceptions=propagate_exceptions,
+            secret_key=secret_key,
+            cookie_name=cookie_name,
+            header_name=header_name,
+            prefix=prefix,
+            exclude=exclude,
+            secure=secure,
+            cookie_domain=cookie_domain,
+            cookie_max_age=cookie_max_age,
+            metrics_path=metrics_path,
+        )
         #: Refuse a websocket that names no session (by default it is served outside any session).
         self.require_websocket_session = bool(require_websocket_session)
 

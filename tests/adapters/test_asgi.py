@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -997,3 +997,75 @@ def test_any_scope_is_answered_and_no_client_text_is_adopted(
         result = call(middleware, scope, chunks)
         assert 200 <= result.code < 600
     assert store.calls["create"] == 0  # nothing the client sent was adopted (no pending id of ours)
+
+
+# -- a real server ----------------------------------------------------------------------------------
+
+
+def test_under_uvicorn_the_cookie_the_stored_session_and_the_error_stack() -> None:
+    """Served by uvicorn over a loopback socket: the lifespan runs through the middleware, the id
+    comes back and is stored, a streamed body arrives whole, and an app error is the server's 500
+    (Starlette's stack answers it) recorded once on the session."""
+    import contextlib
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+    from support.servers import free_port
+
+    started: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan_app(app: Starlette) -> AsyncIterator[None]:
+        started.append(True)
+        yield
+
+    manager = SessionManager(store=MemoryStore())
+
+    async def stream(request: StarletteRequest) -> Response:
+        async def chunks() -> Any:
+            for part in (b"a", b"b", b"c"):
+                yield part
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    async def boom(request: StarletteRequest) -> Response:
+        raise RuntimeError("the database went away at 10.0.0.7")
+
+    app = Starlette(routes=[Route("/", stream), Route("/boom", boom)], lifespan=lifespan_app)
+    app.add_middleware(SessionMiddleware, manager=manager, secret_key=SECRET)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:  # readiness, not a race: the server says when it listens
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            first = client.get("/")
+            sid = first.cookies["sessionmw"]
+            assert first.text == "abc" and first.headers["vary"] == "Cookie"
+            assert client.get("/").text == "abc" and manager.get_session(sid) is not None
+            failed = client.get("/boom")
+            assert failed.status_code == 500 and "10.0.0.7" not in failed.text
+    finally:
+        server.should_exit = True
+        thread.join(20)
+    record = manager.get_session(sid)
+    assert started == [True] and record is not None and record.error_count == 1
+
+
+def test_the_options_are_typed_and_default_as_the_wsgi_ones() -> None:
+    """SessionMiddleware spells every option out (Starlette's typed add_middleware checks them),
+    with the defaults of Options, the settings every adapter shares."""
+    import inspect
+
+    from sessionmw.integrations.options import Options
+
+    parameters = inspect.signature(SessionMiddleware).parameters
+    for field in dataclasses.fields(Options):
+        if field.name not in ("secret_key", "exclude"):
+            assert parameters[field.name].default == field.default, field.name
