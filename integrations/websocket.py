@@ -35,6 +35,7 @@ __all__ = [
     "WebsocketAdmission",
     "admit_websocket",
     "message_window",
+    "names_a_session",
 ]
 
 _log = logging.getLogger("sessionmw.wsgi")
