@@ -1,7 +1,8 @@
-"""The WSGI and Flask examples: their behaviour in-process, and each one served by its own command."""
+"""The WSGI, Flask and Quart examples: their behaviour in-process, and each one served by its own command."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import json
@@ -111,10 +112,36 @@ def test_flask_example_flaky_backend_gives_friendly_json(manager: SessionManager
     assert record is not None and (record.state, record.error_count) == (SessionState.ERROR, 1)
 
 
+def test_quart_example_flaky_backend_gives_friendly_json(manager: SessionManager) -> None:
+    """The Quart example: every third quote fails as a friendly 503 JSON error recorded on the
+    session; the page's websocket runs in the page's session and answers a failure in words."""
+    module = load("quart_app")
+    app = module.create_app(manager, module.FlakyBackend(fail_every=3))
+
+    async def walk() -> tuple[list[Any], Any, list[Any]]:
+        client = app.test_client()
+        responses = [await client.get("/api/quote", headers={"Accept": "application/json"}) for _ in range(6)]
+        body = await responses[2].get_json()
+        live = []
+        async with client.websocket("/ws/quotes") as ws:
+            for _ in range(3):
+                await ws.send("quote")
+                live.append(await ws.receive_json())
+        return [r.status_code for r in responses], body, live
+
+    statuses, body, live = asyncio.run(walk())
+    assert statuses == [200, 200, 503, 200, 200, 503]
+    assert body["transient"] is True and body["recovery"] and "10.0.0.9" not in json.dumps(body)
+    assert [sorted(quote) for quote in live] == [["price", "symbol"], ["price", "symbol"], ["message"]]
+    assert "10.0.0.9" not in live[2]["message"]
+    (record,) = manager.store.records()  # the 4th and 5th quotes cleared the 3rd's error
+    assert (record.state, record.error_count) == (SessionState.ERROR, 1)
+
+
 # -- served by their own command -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script", ["wsgi_app.py", "flask_app.py"])
+@pytest.mark.parametrize("script", ["wsgi_app.py", "flask_app.py", "quart_app.py"])
 def test_example_serves_with_one_command(script: str) -> None:
     """``python examples/<script> --port N`` serves the page, the health endpoint and a friendly error."""
     port = free_port()
