@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from sessionmw._context import enter_scope, leave_scope
 from sessionmw._errors import ConfigurationError
 from sessionmw._manager import SessionManager
-from sessionmw.integrations.flask import _gate_from_config, _host_handler
+from sessionmw.integrations.flask import EXTENSION_KEY, _gate_from_config, _host_handler
 from sessionmw.integrations.gate import SessionGate
 from sessionmw.integrations.http import FORM_LIMIT, RECONNECTED_QUERY, PlainResponse, banner_html
 from sessionmw.integrations.request_session import RequestSession
@@ -59,10 +59,7 @@ if TYPE_CHECKING:
     from quart.typing import ResponseTypes
     from quart.wrappers import BaseRequestWebsocket, Request, Websocket
 
-__all__ = ["EXTENSION_KEY", "SessionMWQuart", "SessionMWQuartState", "current_session"]
-
-#: The key of the extension's state in ``app.extensions``.
-EXTENSION_KEY = "sessionmw"
+__all__ = ["SessionMWQuart", "SessionMWQuartState", "current_session"]
 
 # The request's (or websocket's) session in its ASGI scope: the keys the ASGI middleware uses, so
 # an extension behind a SessionMiddleware steps aside and code reads one place either way.
