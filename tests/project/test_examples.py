@@ -56,6 +56,11 @@ def serving(script: str, port: int, deadline: float = 20.0) -> Iterator[subproce
             proc.stderr.close()
 
 
+def _titled(headers: Any) -> dict[str, str]:
+    """Headers by their names in title case (Hypercorn sends them in lower case, as HTTP allows)."""
+    return {name.title(): value for name, value in headers.items()}
+
+
 class Browser:
     """A tiny HTTP client with a cookie jar, for loopback servers only."""
 
@@ -69,10 +74,10 @@ class Browser:
         request = urllib.request.Request(self.base + path, headers={"Accept": accept}, method=method)
         try:
             with self.opener.open(request, timeout=10) as response:
-                return response.status, dict(response.headers), response.read().decode()
+                return response.status, _titled(response.headers), response.read().decode()
         except urllib.error.HTTPError as error:
             with error:
-                return error.code, dict(error.headers), error.read().decode()
+                return error.code, _titled(error.headers), error.read().decode()
 
 
 # -- in process ----------------------------------------------------------------------------------
