@@ -325,9 +325,11 @@ def test_a_failing_dash_callback_records_without_reading_the_store_again(clock: 
 
 def with_quart(manager: SessionManager, app_class: Any) -> Any:
     """A Quart (or QuartTrio) app with the extension: ``/`` answers 200, ``/fails`` raises."""
+    from quart import Quart
+
     from sessionmw.integrations.quart import SessionMWQuart
 
-    app = app_class(__name__)
+    app: Quart = app_class(__name__)
     app.config["SECRET_KEY"] = "test-secret"
 
     @app.get("/")
