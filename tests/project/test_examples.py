@@ -66,7 +66,9 @@ class Browser:
 
     def __init__(self, port: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        #: The cookies the server set.
+        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
 
     def get(
         self, path: str, accept: str = "text/html", method: str = "GET"
@@ -161,6 +163,40 @@ def test_example_serves_with_one_command(script: str) -> None:
         errors = [body for code, _, body in results if code == 503]
         assert errors, results
         assert "Traceback" not in errors[0] and json.loads(errors[0])["recovery"]
+
+
+def handshake(port: int, path: str, cookie: str | None) -> str:
+    """The status line a served app answers a websocket's opening request with (101: accepted)."""
+    import socket
+
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if cookie is not None:
+        lines.append(f"Cookie: {cookie}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return conn.recv(4096).decode("latin-1").split("\r\n")[0]
+
+
+def test_quart_example_refuses_a_websocket_before_accept_when_served() -> None:
+    """Served by Hypercorn: the page's websocket opens in the page's session (101); one naming an
+    unknown session is closed before accept, which the server answers with 403; one naming none
+    opens outside any session."""
+    port = free_port()
+    with serving("quart_app.py", port):
+        browser = Browser(port)
+        browser.get("/")
+        browser.get("/")
+        (cookie,) = [c for c in browser.jar if c.name == "sessionmw"]
+        assert handshake(port, "/ws/quotes", f"sessionmw={cookie.value}").startswith("HTTP/1.1 101")
+        assert handshake(port, "/ws/quotes", "sessionmw=made-up-id").startswith("HTTP/1.1 403")
+        assert handshake(port, "/ws/quotes", None).startswith("HTTP/1.1 101")
 
 
 # -- first contact (issue 11) --------------------------------------------------------------------
