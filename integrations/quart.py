@@ -394,8 +394,9 @@ class _Hooks:
         via_header = session.via_header if session is not None else False
         return _to_quart(await self.gate.aerror_response(err, _QuartRequest(current), via_header, session))
 
-    def template_context(self) -> dict[str, Any]:
-        """The context processor: ``sessionmw_banner`` in every template."""
+    async def template_context(self) -> dict[str, Any]:
+        """The context processor: ``sessionmw_banner`` in every template (async: Quart would run
+        a sync one in a worker thread)."""
         return {"sessionmw_banner": self.banner}
 
     async def health(self) -> Response:
@@ -416,7 +417,10 @@ class _Hooks:
         return _to_quart(self.gate.metrics_response())
 
     def banner(self) -> Markup:
-        """The status banner of the current request's session (empty when all is well)."""
+        """The status banner of the current request's session (empty when all is well, and
+        outside a request)."""
+        if not has_request_context():
+            return Markup("")
         scope = _scope(request)
         session = scope.get(SCOPE_SESSION)
         report = scope.get(SCOPE_NOTICE)

@@ -349,6 +349,12 @@ async def test_banner_is_empty_when_healthy(client: Client) -> None:
     assert "sessionmw-banner" not in await text(await client.get("/"))
 
 
+async def test_the_banner_is_empty_outside_a_request(app: Quart) -> None:
+    """A template rendered outside any request (a background task's e-mail) renders no banner."""
+    async with app.app_context():
+        assert await render_template_string(PAGE) == "<html><body><p>page</p></body></html>"
+
+
 async def test_expired_page_shows_the_banner_and_json_gets_401(client: Client, clock: FakeClock) -> None:
     """After expiry, a page shows the expired banner with a new session; a JSON call gets 401."""
     sid = await established(client)
