@@ -7,6 +7,7 @@ Where the point is "as without sessionmw", the same app runs bare and with the e
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,8 +30,12 @@ from quart.wrappers import Response
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from sessionmw import ConfigurationError, SessionManager, SessionState, TransientError, current_session_id
+from sessionmw._session import Policy
+from sessionmw._states import Event
 from sessionmw.integrations.quart import SessionMWQuart, SessionMWQuartState, current_session
 from sessionmw.integrations.websocket import CLOSE_SESSION_DISCONNECTED, CLOSE_SESSION_REFUSED
+from sessionmw.stores._base import Outcome
+from sessionmw.stores._memory import MemoryStore
 from sessionmw.testing import FakeClock
 from sessionmw.translation import UserFacingError
 
@@ -720,6 +725,54 @@ async def test_a_cancelled_handler_counts_nothing(app: Quart, manager: SessionMa
     assert sent == [] and seen == []
     record = manager.get_session(sid)
     assert record is not None and (record.state, record.error_count) == (SessionState.ERROR, 1)
+
+
+class WaitingStore(MemoryStore):
+    """A memory store that may wait (it does not say ``blocks = False``): its updates wait until
+    ``opened`` is set (from the event loop)."""
+
+    blocks = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = threading.Event()
+
+    def update(
+        self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None = None
+    ) -> Outcome | None:
+        if not self.opened.wait(timeout=10):
+            raise AssertionError("the store waited for a blocked event loop")
+        return super().update(session_id, event, now, policy, error)
+
+
+@pytest.mark.parametrize("via", ["request", "websocket"])
+async def test_a_waiting_store_leaves_the_event_loop_running(app_class: type[Quart], via: str) -> None:
+    """The admission's store call waits in a worker thread: a task on the loop keeps running (and
+    lets the store go on); with the loop blocked it never would, and the store would give up."""
+    store = WaitingStore()
+    manager = SessionManager(store=store, clock=FakeClock())
+    sid = manager.create_session().session_id
+    client = make_app(app_class, manager).test_client(use_cookies=False)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            if ticks == 5:
+                store.opened.set()
+            await anyio.sleep(0.001)
+
+    cookie = {"Cookie": f"sessionmw={sid}"}
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ticker)
+        if via == "request":
+            answer = await (await client.get("/api", headers=cookie)).get_json()
+        else:
+            (answer,) = await ws_exchange(client, headers=cookie)
+        tasks.cancel_scope.cancel()
+    assert answer in ({"id": sid, "state": "active"}, f"{sid}|m0")
+    assert ticks >= 5
 
 
 def http_scope(path: str, cookie: str) -> dict[str, Any]:
