@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -773,6 +774,29 @@ async def test_a_waiting_store_leaves_the_event_loop_running(app_class: type[Qua
         tasks.cancel_scope.cancel()
     assert answer in ({"id": sid, "state": "active"}, f"{sid}|m0")
     assert ticks >= 5
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_a_session_walk_on_a_shared_store(
+    app_class: type[Quart], kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """On SQLite (a worker thread) and Redis (redis.asyncio under asyncio): a session is issued,
+    stored, serves a websocket, records an error and is reconnected, as on the memory store."""
+    from support.stores import shared_store_url
+
+    manager = SessionManager(store=shared_store_url(kind, request, tmp_path), max_error_threshold=1)
+    try:
+        client = make_app(app_class, manager).test_client()
+        sid = await established(client)
+        assert await ws_exchange(client) == [f"{sid}|m0"]
+        assert (await client.get("/busy", headers=JSON)).status_code == 503
+        refused = await client.get("/api", headers=JSON)
+        assert (refused.status_code, (await refused.get_json())["status"]) == (503, "disconnected")
+        assert await close_code(client) == CLOSE_SESSION_DISCONNECTED
+        assert (await client.post("/_sessionmw/reconnect", headers=JSON)).status_code == 200
+        assert await (await client.get("/api", headers=JSON)).get_json() == {"id": sid, "state": "active"}
+    finally:
+        await manager.aclose()
 
 
 def http_scope(path: str, cookie: str) -> dict[str, Any]:
