@@ -459,6 +459,31 @@ async def test_works_beside_quarts_session(client: Client) -> None:
     assert jar(client, "session") is not None and jar(client) == sid
 
 
+async def test_the_asgi_middleware_in_front_makes_the_extension_step_aside(
+    app_class: type[Quart], manager: SessionManager
+) -> None:
+    """With the ASGI SessionMiddleware also wrapping app.asgi_app, each request is tracked once;
+    a propagated error is recorded once; websockets (which it passes through) stay the extension's."""
+    from sessionmw.integrations.asgi import SessionMiddleware
+
+    app = make_app(app_class, manager, PROPAGATE_EXCEPTIONS=True)
+    # (Quart types its ASGI messages as TypedDicts, the middleware as mappings: the same objects)
+    inner: Any = app.asgi_app
+    app.asgi_app = SessionMiddleware(inner, manager=manager, secret_key="quart-secret")  # type: ignore[method-assign, assignment]
+    client = app.test_client()
+    response = await client.get("/")
+    assert len([v for v in response.headers.getlist("Set-Cookie") if v.startswith("sessionmw=")]) == 1
+    await client.get("/")
+    sid = jar(client)
+    assert sid is not None
+    assert await (await client.get("/api")).get_json() == {"id": sid, "state": "active"}
+    assert manager.session_count() == 1
+    assert await outcome(app, "/boom", headers={"Cookie": f"sessionmw={sid}"}) == "raised RuntimeError"
+    record = manager.get_session(sid)
+    assert record is not None and record.error_count == 1
+    assert await ws_exchange(client) == [f"{sid}|m0"]
+
+
 async def test_secret_key_signs_pending_ids(app_class: type[Quart], manager: SessionManager) -> None:
     """Two apps with the same SECRET_KEY accept each other's issued ids (as two workers do)."""
     one, two = make_app(app_class, manager), make_app(app_class, manager)
