@@ -22,6 +22,7 @@ from quart import (
     got_websocket_exception,
     jsonify,
     render_template_string,
+    request,
     session,
     websocket,
 )
@@ -604,6 +605,60 @@ async def test_a_blueprints_handler_wins_for_its_views(app: Quart, key: Any) -> 
     part.register_error_handler(key, lambda error: ("blueprint handler", 500))
     app.register_blueprint(part)
     assert await text(await app.test_client().get("/part/boom")) == "blueprint handler"
+
+
+async def test_an_exception_handler_also_answers_failures_after_the_view(
+    app_class: type[Quart], manager: SessionManager
+) -> None:
+    """An error raised in the app's after_request reaches its Exception handler as without sessionmw."""
+    answers = []
+    for attached in (False, True):
+        app = app_class(f"after-{attached}")
+        app.config["SECRET_KEY"] = "k"
+        app.register_error_handler(Exception, lambda error: (f"own {type(error).__name__}", 500))
+
+        @app.get("/ok")
+        async def ok() -> str:
+            return "ok"
+
+        @app.after_request
+        async def broken(response: Any) -> Any:
+            raise ValueError("after_request failed")
+
+        if attached:
+            SessionMWQuart(app, manager=manager)
+        answers.append(await outcome(app, "/ok") + " " + await text(await app.test_client().get("/ok")))
+    assert answers[0] == answers[1]
+    assert answers[1].endswith("own InternalServerError")
+
+
+@pytest.mark.parametrize(
+    ("config_key", "path"),
+    [("TRAP_HTTP_EXCEPTIONS", "/missing"), ("TRAP_BAD_REQUEST_ERRORS", "/form")],
+)
+@pytest.mark.parametrize("testing", [True, False], ids=["testing", "production"])
+async def test_trap_settings_behave_as_without_sessionmw(
+    app_class: type[Quart], manager: SessionManager, config_key: str, path: str, testing: bool
+) -> None:
+    """A trapped HTTP error reaches the client as it does without sessionmw."""
+    outcomes = []
+    for attached in (False, True):
+        app = app_class(f"trap-{attached}")
+        app.config.update({"SECRET_KEY": "k", config_key: True, "TESTING": testing})
+
+        @app.get("/missing")
+        async def missing() -> str:
+            abort(404)
+
+        @app.get("/form")
+        async def form() -> str:
+            return (await request.form)["absent"]  # type: ignore[no-any-return]
+
+        if attached:
+            SessionMWQuart(app, manager=manager)
+        outcomes.append(await outcome(app, path))
+    assert outcomes[0] == outcomes[1]
+    assert "friendly=True" not in outcomes[1]
 
 
 async def test_got_request_exception_is_sent_and_the_error_recorded(
