@@ -938,9 +938,20 @@ async def test_a_websocket_naming_no_session_is_served_outside_any(
 async def test_a_websocket_naming_no_session_is_refused_when_required(
     app_class: type[Quart], manager: SessionManager
 ) -> None:
-    """With SESSIONMW_WEBSOCKET_REQUIRE_SESSION, a websocket naming no session is refused before accept."""
+    """With SESSIONMW_WEBSOCKET_REQUIRE_SESSION (or websocket_require_session=True), a websocket
+    naming no session is refused before accept; one naming its stored session still opens."""
     client = make_app(app_class, manager, SESSIONMW_WEBSOCKET_REQUIRE_SESSION=True).test_client()
     assert await close_code(client) == CLOSE_SESSION_REFUSED
+    sid = await established(client)
+    assert await ws_exchange(client) == [f"{sid}|m0"]
+    by_argument = app_class("by-argument")
+
+    @by_argument.websocket("/ws")
+    async def ws() -> None:
+        await websocket.accept()
+
+    SessionMWQuart(by_argument, manager=manager, secret_key="k", websocket_require_session=True)
+    assert await close_code(by_argument.test_client()) == CLOSE_SESSION_REFUSED
 
 
 async def test_a_websocket_in_a_stored_session_runs_in_it(
