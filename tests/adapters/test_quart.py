@@ -35,7 +35,11 @@ from sessionmw import ConfigurationError, SessionManager, SessionState, Transien
 from sessionmw._session import Policy
 from sessionmw._states import Event
 from sessionmw.integrations.quart import SessionMWQuart, SessionMWQuartState, current_session
-from sessionmw.integrations.websocket import CLOSE_SESSION_DISCONNECTED, CLOSE_SESSION_REFUSED
+from sessionmw.integrations.websocket import (
+    CLOSE_REQUEST_UNREADABLE,
+    CLOSE_SESSION_DISCONNECTED,
+    CLOSE_SESSION_REFUSED,
+)
 from sessionmw.stores._base import Outcome
 from sessionmw.stores._memory import MemoryStore
 from sessionmw.testing import FakeClock
@@ -952,6 +956,18 @@ async def test_a_websocket_naming_no_session_is_refused_when_required(
 
     SessionMWQuart(by_argument, manager=manager, secret_key="k", websocket_require_session=True)
     assert await close_code(by_argument.test_client()) == CLOSE_SESSION_REFUSED
+
+
+async def test_huge_headers_get_a_clear_answer_and_store_nothing(
+    client: Client, manager: SessionManager
+) -> None:
+    """Headers past the gate's limit (64 KiB): a request gets 431, a websocket closes with 4400
+    before accept; nothing is stored, nothing raised."""
+    huge = {"X-Padding": "x" * (65 * 1024)}
+    response = await client.get("/api", headers=huge)
+    assert response.status_code == 431 and (await response.get_json())["status"] == "headers_too_large"
+    assert await close_code(client, headers=huge) == CLOSE_REQUEST_UNREADABLE
+    assert manager.session_count() == 0
 
 
 async def test_a_websocket_in_a_stored_session_runs_in_it(
