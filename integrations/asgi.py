@@ -218,7 +218,7 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
     :param require_websocket_session: refuse a websocket that names no session (default False).
     :param options: the :class:`~sessionmw.integrations.options.Options` fields (``cookie_name``,
         ``header_name``, ``prefix``, ``exclude``, ``secure``, ``cookie_domain``,
-        ``cookie_max_age``, ``metrics_path``).
+        ``cookie_max_age``, ``metrics_path``, ``problem_json``: see ``docs/api-clients.md``).
     """
 
     def __init__(
@@ -238,6 +238,7 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
         cookie_domain: str | None = None,
         cookie_max_age: int | None = None,
         metrics_path: str | None = None,
+        problem_json: bool | str | None = None,
     ) -> None:
         # Every option spelled out (no **options): Starlette's typed add_middleware() checks them.
         super().__init__(
@@ -254,6 +255,7 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
             cookie_domain=cookie_domain,
             cookie_max_age=cookie_max_age,
             metrics_path=metrics_path,
+            problem_json=problem_json,
         )
         #: Refuse a websocket that names no session (by default it is served outside any session).
         self.require_websocket_session = bool(require_websocket_session)

@@ -1067,5 +1067,7 @@ def test_the_options_are_typed_and_default_as_the_wsgi_ones() -> None:
 
     parameters = inspect.signature(SessionMiddleware).parameters
     for field in dataclasses.fields(Options):
-        if field.name not in ("secret_key", "exclude"):
+        if field.name not in ("secret_key", "exclude", "problem_json"):
             assert parameters[field.name].default == field.default, field.name
+    # None: SESSIONMW_PROBLEM_JSON, else Options' default (as Options.build and the WSGI middleware read it)
+    assert parameters["problem_json"].default is None

@@ -1,8 +1,9 @@
-"""The WSGI, Flask, Starlette and FastAPI examples: their behaviour in-process, and each one served
-by its own command (with a one-line error for a port it cannot have)."""
+"""The WSGI, Flask, Starlette, FastAPI and Quart examples: their behaviour in-process, and each
+one served by its own command (with a one-line error for a port it cannot have)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import json
@@ -63,7 +64,9 @@ class Browser:
 
     def __init__(self, port: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        #: The cookies the server set.
+        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
 
     def get(self, path: str, accept: str = "text/html", method: str = "GET") -> tuple[int, Message, str]:
         """The status, the headers (looked up in any case: ASGI servers send them in lower case)
@@ -198,6 +201,32 @@ def test_fastapi_example_page_says_the_session_expired(manager: SessionManager, 
     assert "Session expired" not in again and "Session: active" in again
 
 
+def test_quart_example_flaky_backend_gives_friendly_json(manager: SessionManager) -> None:
+    """The Quart example: every third quote fails as a friendly 503 JSON error recorded on the
+    session; the page's websocket runs in the page's session and answers a failure in words."""
+    module = load("quart_app")
+    app = module.create_app(manager, module.FlakyBackend(fail_every=3))
+
+    async def walk() -> tuple[list[Any], Any, list[Any]]:
+        client = app.test_client()
+        responses = [await client.get("/api/quote", headers={"Accept": "application/json"}) for _ in range(6)]
+        body = await responses[2].get_json()
+        live = []
+        async with client.websocket("/ws/quotes") as ws:
+            for _ in range(3):
+                await ws.send("quote")
+                live.append(await ws.receive_json())
+        return [r.status_code for r in responses], body, live
+
+    statuses, body, live = asyncio.run(walk())
+    assert statuses == [200, 200, 503, 200, 200, 503]
+    assert body["transient"] is True and body["recovery"] and "10.0.0.9" not in json.dumps(body)
+    assert [sorted(quote) for quote in live] == [["price", "symbol"], ["price", "symbol"], ["message"]]
+    assert "10.0.0.9" not in live[2]["message"]
+    (record,) = manager.store.records()  # the 4th and 5th quotes cleared the 3rd's error
+    assert (record.state, record.error_count) == (SessionState.ERROR, 1)
+
+
 # -- served by their own command -----------------------------------------------------------------
 
 
@@ -207,6 +236,7 @@ FAILING = {
     "flask_app.py": "/api/quote",
     "starlette_app.py": "/fail",
     "fastapi_app.py": "/api/quote",
+    "quart_app.py": "/api/quote",
 }
 
 
@@ -227,7 +257,41 @@ def test_example_serves_with_one_command(script: str) -> None:
         assert "Traceback" not in errors[0] and json.loads(errors[0])["recovery"]
 
 
-@pytest.mark.parametrize("script", ["flask_app.py", "starlette_app.py", "fastapi_app.py"])
+def handshake(port: int, path: str, cookie: str | None) -> str:
+    """The status line a served app answers a websocket's opening request with (101: accepted)."""
+    import socket
+
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if cookie is not None:
+        lines.append(f"Cookie: {cookie}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return conn.recv(4096).decode("latin-1").split("\r\n")[0]
+
+
+def test_quart_example_refuses_a_websocket_before_accept_when_served() -> None:
+    """Served by Hypercorn: the page's websocket opens in the page's session (101); one naming an
+    unknown session is closed before accept, which the server answers with 403; one naming none
+    opens outside any session."""
+    port = free_port()
+    with serving("quart_app.py", port):
+        browser = Browser(port)
+        browser.get("/")
+        browser.get("/")
+        (cookie,) = [c for c in browser.jar if c.name == "sessionmw"]
+        assert handshake(port, "/ws/quotes", f"sessionmw={cookie.value}").startswith("HTTP/1.1 101")
+        assert handshake(port, "/ws/quotes", "sessionmw=made-up-id").startswith("HTTP/1.1 403")
+        assert handshake(port, "/ws/quotes", None).startswith("HTTP/1.1 101")
+
+
+@pytest.mark.parametrize("script", ["flask_app.py", "starlette_app.py", "fastapi_app.py", "quart_app.py"])
 def test_example_names_a_port_in_use_in_one_line(script: str) -> None:
     """A port another program holds: the example exits with one line saying so, no traceback."""
     with socket.socket() as held:
@@ -251,7 +315,7 @@ def test_example_names_a_port_in_use_in_one_line(script: str) -> None:
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("script", ["flask_app.py", "starlette_app.py", "fastapi_app.py"])
+@pytest.mark.parametrize("script", ["flask_app.py", "starlette_app.py", "fastapi_app.py", "quart_app.py"])
 @pytest.mark.parametrize(
     ("port", "said"),
     [

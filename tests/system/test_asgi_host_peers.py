@@ -218,12 +218,11 @@ def serve(
     app = FRAMEWORKS[framework]()
     app.debug = debug
     peer.before(app)
-    # (the ignores: mypy cannot match **options to Starlette's middleware factory ParamSpec)
     if setup == "middleware":
-        app.add_middleware(SessionMiddleware, manager=manager, secret_key="k")  # type: ignore[arg-type]
+        app.add_middleware(SessionMiddleware, manager=manager, secret_key="k")
     elif setup == "answering":
         app.add_middleware(
-            SessionMiddleware,  # type: ignore[arg-type]
+            SessionMiddleware,
             manager=manager,
             secret_key="k",
             propagate_exceptions=False,
