@@ -164,7 +164,8 @@ def _async_client(store: Any) -> Any:
         if cluster:
             return AsyncCluster.from_url(url, **options)
         wait = _pool_wait(connection.get("socket_timeout"))
-        return aredis.Redis(connection_pool=aredis.BlockingConnectionPool.from_url(url, timeout=wait, **options))
+        pool_of_url = aredis.BlockingConnectionPool.from_url(url, timeout=wait, **options)
+        return aredis.Redis(connection_pool=pool_of_url)
     pool = store._pool
     client: Any = store._client
     if pool is None:  # a cluster client given to the store: the same nodes and options

@@ -967,6 +967,7 @@ def test_any_scope_is_answered_and_no_client_text_is_adopted(
 ) -> None:
     """Whatever headers, path, method and body a scope brings, the middleware raises nothing into
     the server, every response keeps the message order, and no id the client sent is stored."""
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             return await hello(scope, receive, send)
@@ -1071,3 +1072,240 @@ def test_the_options_are_typed_and_default_as_the_wsgi_ones() -> None:
             assert parameters[field.name].default == field.default, field.name
     # None: SESSIONMW_PROBLEM_JSON, else Options' default (as Options.build and the WSGI middleware read it)
     assert parameters["problem_json"].default is None
+
+
+# == review ==
+# A second pair of eyes on issue 24's promises: a defect found (fixed: the Redis burst) and promises no test
+# above covered (a store's calls off the loop, root_path in the gate's URLs, a response without a
+# body message, a big streamed upload, real servers over loopback).
+
+
+def _concurrently(
+    middleware: SessionMiddleware, ids: list[str], backend: str = "asyncio"
+) -> dict[str, Result]:
+    """One request per id, all at once through ``middleware``; each id's response (the manager's
+    async resources closed on the same loop)."""
+    results: dict[str, Result] = {}
+
+    async def one(sid: str) -> None:
+        results[sid] = await acall(middleware, http_scope(headers=[(b"cookie", f"sessionmw={sid}".encode())]))
+
+    async def all_of_them() -> None:
+        async with anyio.create_task_group() as tasks:
+            for sid in ids:
+                tasks.start_soon(one, sid)
+        await middleware.gate.manager.aclose()
+
+    anyio.run(all_of_them, backend=backend)
+    return results
+
+
+def test_more_concurrent_requests_than_redis_connections_each_keep_their_session(redis_url: str) -> None:
+    """A burst larger than the Redis pool waits for a connection: every request is served in its
+    own stored session (nothing reported as a store failure)."""
+    import uuid
+
+    url = f"{redis_url}?prefix=test-asgi-review-{uuid.uuid4().hex}&max_connections=4"
+    manager = SessionManager(store=url)
+    ids = [manager.create_session().session_id for _ in range(12)]
+    try:
+        middleware = SessionMiddleware(hello, manager=manager, secret_key=SECRET)
+        results = _concurrently(middleware, ids)
+        wrong = [sid for sid, result in results.items() if result.body != f"hello {sid} {sid}".encode()]
+        assert wrong == []
+    finally:
+        for sid in ids:
+            manager.delete_session(sid)
+        manager.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_store_calls_run_inline_for_memory_and_in_a_worker_thread_for_sqlite(
+    kind: str, tmp_path: Any
+) -> None:
+    """The middleware never blocks the loop: SQLite's calls hop to a worker thread, the memory
+    store's run inline on the loop's thread."""
+    import threading
+
+    from support.stores import record_threads
+
+    url = "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'sessions.db'}"
+    manager = SessionManager(store=url)
+    sid = manager.create_session().session_id
+    calls = record_threads(manager.store, ("create", "update", "get"))
+    loop_thread: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        loop_thread.append(threading.get_ident())
+        await hello(scope, receive, send)
+
+    middleware = SessionMiddleware(app, manager=manager, secret_key=SECRET)
+    first = call(middleware, http_scope(headers=[(b"cookie", f"sessionmw={sid}".encode())]))
+    pending = call(middleware, http_scope()).cookie
+    call(middleware, http_scope(headers=[(b"cookie", f"sessionmw={pending}".encode())]))  # stored now
+    manager.close()
+    assert first.body == f"hello {sid} {sid}".encode()
+    assert {name for name, _ in calls} >= {"create", "update"}
+    on_loop = {thread == loop_thread[0] for _, thread in calls}
+    assert on_loop == ({True} if kind == "memory" else {False})
+
+
+def test_the_gates_urls_carry_the_mount_point() -> None:
+    """A mounted app (``root_path``): the reconnect URL of a refusal, the banner's form and the
+    reconnect's redirect are below the mount point; the gate matches the path below it."""
+    from support.fakes import disconnected_session
+
+    clock = FakeClock()
+    manager = SessionManager(store=MemoryStore(), clock=clock)
+    sid = disconnected_session(manager, clock)
+    banners: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        banners.append(banner_for(scope))
+        await hello(scope, receive, send)
+
+    middleware = SessionMiddleware(app, manager=manager, secret_key=SECRET)
+    cookie = (b"cookie", f"sessionmw={sid}".encode())
+    json_accept = (b"accept", b"application/json")
+    refused = call(middleware, http_scope("/page", root_path="/sub", headers=[cookie, json_accept]))
+    assert refused.code == 503 and refused.json()["reconnect"] == "/sub/_sessionmw/reconnect"
+    page = call(
+        middleware, http_scope("/page", root_path="/sub", headers=[cookie, (b"accept", b"text/html")])
+    )
+    assert page.code == 200
+    assert '<form method="post" action="/sub/_sessionmw/reconnect">' in banners[0]
+    assert 'name="next" value="/sub/page"' in banners[0]
+    form = (b"content-type", b"application/x-www-form-urlencoded")
+    scope = http_scope("/_sessionmw/reconnect", method="POST", root_path="/sub", headers=[cookie, form])
+    back = call(middleware, scope, [b"next=%2Fsub%2Fpage"])
+    assert back.code == 303 and back.header("location") == "/sub/page?sessionmw=reconnected"
+
+
+def test_a_response_without_a_body_message_gets_its_headers_and_counts(backend: str) -> None:
+    """An app that sends ``http.response.start`` and nothing else: the start carries the session's
+    headers and the request counts as a success (the session's error count is cleared)."""
+    sent: list[Message] = []
+
+    async def start_only(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+
+    middleware, manager, _ = _middleware(start_only)
+    sid = manager.create_session().session_id
+    manager.record_error(sid, RuntimeError("earlier"))
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = http_scope(headers=[(b"cookie", f"sessionmw={sid}".encode())])
+    anyio.run(middleware, scope, _never, send, backend=backend)
+    assert [message["type"] for message in sent] == ["http.response.start"]
+    assert (b"vary", b"Cookie") in sent[0]["headers"]
+    record = manager.get_session(sid)
+    assert record is not None and record.error_count == 0
+
+
+def test_a_big_streamed_upload_reaches_the_app_chunk_by_chunk(backend: str) -> None:
+    """Twelve MiB in 192 chunks: the app receives each chunk as it was sent, none read before it."""
+    chunks = [bytes([index % 251]) * 65536 for index in range(192)]
+    received: list[bytes] = []
+
+    async def sink(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            received.append(message["body"])
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(len(received)).encode()})
+
+    middleware, _, _ = _middleware(sink)
+    result = call(middleware, http_scope("/upload", method="POST"), list(chunks), backend)
+    assert result.code == 200 and received == chunks
+
+
+_SERVED_APP = """
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+
+from sessionmw import SessionManager, current_session_id
+from sessionmw.integrations.asgi import SessionMiddleware
+
+manager = SessionManager(store="memory://")
+
+
+async def echo(request):
+    return PlainTextResponse(f"{current_session_id()} {request.headers.get('x-tag')}")
+
+
+async def boom(request):
+    raise RuntimeError("boom")
+
+
+async def errors(request):
+    record = await manager.aget_session(request.query_params["sid"])
+    return PlainTextResponse(str(record.error_count))
+
+
+inner = Starlette(routes=[Route("/echo", echo), Route("/boom", boom), Route("/errors", errors)])
+inner.add_middleware(SessionMiddleware, manager=manager, secret_key="test-secret")
+app = Starlette(routes=[Mount("/sub", app=inner)])
+"""
+
+
+def test_under_uvicorn_200_concurrent_clients_each_get_their_own_session(tmp_path: Any) -> None:
+    """A real server over loopback, the app mounted below ``/sub``: 200 clients at once, each with
+    its own stored session, each answered in it; an app exception is answered 500 by Starlette
+    and recorded once."""
+    import subprocess
+    import sys
+
+    import httpx
+    from support.servers import free_port, stop, wait_for_port
+
+    (tmp_path / "served.py").write_text(_SERVED_APP)
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "served:app", "--port", str(port), "--log-level", "critical"]
+    with (tmp_path / "server.log").open("wb") as log:
+        proc = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(proc, port, 30)
+
+        async def clients() -> tuple[list[str], list[httpx.Response], httpx.Response, str]:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                tags = [str(index) for index in range(200)]
+
+                async def get(path: str, tag: str, sid: str | None = None) -> httpx.Response:
+                    headers = {"x-tag": tag} | ({"cookie": f"sessionmw={sid}"} if sid else {})
+                    return await client.get(path, headers=headers)
+
+                firsts = await _gathered([get("/sub/echo", tag) for tag in tags])
+                ids = [str(response.cookies["sessionmw"]) for response in firsts]
+                client.cookies.clear()
+                await _gathered([get("/sub/echo", tag, sid) for tag, sid in zip(tags, ids, strict=True)])
+                again = await _gathered(
+                    [get("/sub/echo", tag, sid) for tag, sid in zip(tags, ids, strict=True)]
+                )
+                boom = await get("/sub/boom", "boom", ids[0])
+                errors = (await client.get("/sub/errors", params={"sid": ids[0]})).text
+                return ids, again, boom, errors
+
+        ids, again, boom, errors = anyio.run(clients)
+    finally:
+        stop(proc, 10)
+    assert len(set(ids)) == 200
+    assert [response.text for response in again] == [f"{sid} {index}" for index, sid in enumerate(ids)]
+    assert boom.status_code == 500 and boom.text == "Internal Server Error" and errors == "1"
+
+
+async def _gathered(calls: list[Any]) -> list[Any]:
+    """The results of ``calls`` (awaitables) run at once, in order."""
+    results: list[Any] = [None] * len(calls)
+
+    async def one(index: int, awaitable: Any) -> None:
+        results[index] = await awaitable
+
+    async with anyio.create_task_group() as tasks:
+        for index, awaitable in enumerate(calls):
+            tasks.start_soon(one, index, awaitable)
+    return results
