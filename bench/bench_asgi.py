@@ -10,9 +10,14 @@ Needs the ``bench`` extra (FastAPI, ``uvicorn[standard]``, starsessions) and wrk
 **Throughput.** Each variant is served by ``uvicorn --workers 2`` (uvloop and httptools when
 installed, access log off) on a free 127.0.0.1 port; every server is started first, then each
 round loads them one after the other with ``wrk -t2 -c8 -d S`` sending the variant's session
-cookie (issued and stored by two visits first), so that drifts in machine load hit all alike.
-Printed: the median requests/s of the rounds, each variant's ratio to bare in every round (that
-round's rate over that round's bare rate), their median and their spread (min to max).
+cookie (issued and stored by two visits first), so that drifts in machine load hit all alike
+(each round starts one variant further on). Printed: the median requests/s of the rounds, each
+variant's ratio to bare in every round (that round's rate over that round's bare rate), their
+median and their spread (min to max). On a machine shared with other work the rates swing with
+the others' load, so the same table is printed for the CPU time a request costs: uvicorn's
+master and workers, wrk and the bench's redis-server together (from /proc and getrusage, around
+each wrk run). With those processes alone on the cores, bare's cost over a variant's is the
+throughput ratio; it does not depend on how much of the cores the others take.
 
 - ``bare``: ``FastAPI()`` with ``GET /`` answering ``{"message": "Hello, World!"}``.
 - ``memory``, ``sqlite``, ``redis``: the same app with ``sessionmw.integrations.asgi.install``
@@ -60,6 +65,7 @@ import json
 import os
 import pstats
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -428,16 +434,48 @@ def have_asgi() -> bool:
         return False
 
 
-def throughput(args: argparse.Namespace, folder: str, redis_port: int, prefix: str) -> None:
-    """Requests/s of each variant under uvicorn (2 workers) and wrk on loopback, in interleaved rounds."""
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time (user + system, seconds) the processes ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process descended from it (uvicorn's master and its workers)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat", encoding="ascii") as handle:
+                parents[int(entry)] = int(handle.read().rpartition(")")[2].split()[1])
+    tree = [pid]
+    for member in tree:
+        tree += [child for child, parent in parents.items() if parent == member]
+    return tree
+
+
+def children_cpu() -> float:
+    """The CPU time of this process's waited-for children (wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def throughput(args: argparse.Namespace, folder: str, redis_pid: int, redis_port: int, prefix: str) -> None:
+    """Requests/s of each variant under uvicorn (2 workers) and wrk on loopback, in interleaved
+    rounds; and the CPU time a request costs the server, wrk and the bench's Redis together."""
     chosen = {"bare", *(args.variant or VARIANTS.values())}
     variants = {name: v for name, v in VARIANTS.items() if v in chosen}
     if not have_asgi():
         print("(sessionmw.integrations.asgi is not in this checkout: its rows are skipped)")
         variants = {name: v for name, v in variants.items() if not name.startswith("sessionmw")}
     rates: dict[str, list[float]] = {name: [] for name in variants}
+    costs: dict[str, list[float]] = {name: [] for name in variants}  # CPU µs a request, all parties
     servers: list[subprocess.Popen[bytes]] = []
     targets: dict[str, list[str]] = {}
+    trees: dict[str, list[int]] = {}
     try:
         for name, variant in variants.items():
             port = free_port()
@@ -451,36 +489,62 @@ def throughput(args: argparse.Namespace, folder: str, redis_port: int, prefix: s
             print(f"{name}: port {port}, cookie {cookie[:40]}{'...' if len(cookie) > 40 else ''}", flush=True)
         for wrk in targets.values():  # warm up: every worker's first requests
             subprocess.run([*wrk[:-2], "-d1s", wrk[-1]], capture_output=True, check=True)
-        for number in range(1, args.rounds + 1):
-            print(f"round {number}/{args.rounds} (load average {load()})", flush=True)
-            for name, wrk in targets.items():
-                output = subprocess.run(wrk, capture_output=True, text=True, check=True).stdout
+        for server, name in zip(servers, targets, strict=True):
+            trees[name] = process_tree(server.pid)
+        names = list(targets)
+        for number in range(args.rounds):
+            print(f"round {number + 1}/{args.rounds} (load average {load()})", flush=True)
+            # Each round starts one variant further on, so that no variant always follows another.
+            for name in names[number % len(names) :] + names[: number % len(names)]:
+                pids = [*trees[name], redis_pid]
+                before = cpu_seconds(pids) + children_cpu()
+                output = subprocess.run(targets[name], capture_output=True, text=True, check=True).stdout
+                spent = cpu_seconds(pids) + children_cpu() - before
                 match = re.search(r"Requests/sec:\s+([0-9.]+)", output)
+                count = re.search(r"([0-9]+) requests in", output)
                 rates[name].append(float(match.group(1)) if match else float("nan"))
+                costs[name].append(spent / int(count.group(1)) * 1e6 if count else float("nan"))
                 if "Non-2xx" in output or "Socket errors" in output:
                     print(f"warning: {name} had errors or non-2xx responses:\n{output}")
     finally:
         for proc in servers:
             stop(proc)
-    bare = rates["bare FastAPI"]
     print(
         f"\nuvicorn --workers 2 ({args.loop}/{args.http}) + wrk -t2 -c{args.connections}, {args.rounds}"
         f" interleaved rounds of {args.seconds} s on 127.0.0.1, cookie sent back"
         f" (load average at the end {load()})"
     )
-    print(f"| {'variant':<42} | {'requests/s':>10} | {'vs bare':>8} | {'per-round min..max':>18} | target |")
+    report("requests/s", rates, variants, lambda value, bare: value / bare)
+    print(
+        "\nCPU time a request costs uvicorn's processes, wrk and the bench's redis-server together"
+        " (µs); 'vs bare' is bare's cost over the variant's: the throughput ratio on a machine"
+        " with nothing else running, where those processes share the 2 cores"
+    )
+    report("CPU µs/req", costs, variants, lambda value, bare: bare / value)
+
+
+def report(
+    unit: str,
+    figures: dict[str, list[float]],
+    variants: dict[str, str],
+    ratio: Callable[[float, float], float],
+) -> None:
+    """A table of the median of ``figures`` per variant, the median of each round's ratio to that
+    round's bare figure, the ratios' spread, and the target; then every round's figure."""
+    bare = figures["bare FastAPI"]
+    print(f"| {'variant':<42} | {unit:>10} | {'vs bare':>8} | {'per-round min..max':>18} | target |")
     print(f"|{'-' * 44}|{'-' * 11}:|{'-' * 9}:|{'-' * 19}:|:------:|")
-    for name, values in rates.items():
-        ratios = sorted(value / base for value, base in zip(values, bare, strict=True))
+    for name, values in figures.items():
+        ratios = sorted(ratio(value, base) for value, base in zip(values, bare, strict=True))
         median = statistics.median(ratios)
         target = TARGETS.get(variants[name])
         verdict = "" if target is None else (f"≥{target}: " + ("met" if median >= target else "MISSED"))
         spread = f"{ratios[0]:.3f}..{ratios[-1]:.3f}"
-        rate = statistics.median(values)
-        print(f"| {name:<42} | {rate:>10.0f} | {median:>7.3f}x | {spread:>18} | {verdict} |")
-    print("per round (requests/s):")
-    for name, values in rates.items():
-        print(f"  {name:<42} " + " ".join(f"{value:>7.0f}" for value in values))
+        middle = statistics.median(values)
+        print(f"| {name:<42} | {middle:>10.0f} | {median:>7.3f}x | {spread:>18} | {verdict} |")
+    print(f"per round ({unit}):")
+    for name, values in figures.items():
+        print(f"  {name:<42} " + " ".join(f"{value:>6.0f}" for value in values))
 
 
 # -- loop health ------------------------------------------------------------------------------------
@@ -713,7 +777,7 @@ def main() -> None:
                 profile(args.profile, folder, redis_port, prefix, args.profile_requests)
                 return
             if not args.no_wrk:
-                throughput(args, folder, redis_port, prefix)
+                throughput(args, folder, redis_proc.pid, redis_port, prefix)
             if not args.no_stall:
                 loop_health(args, folder, redis_proc, redis_port, prefix)
         finally:
