@@ -35,7 +35,8 @@ throughput ratio; it does not depend on how much of the cores the others take.
   cookie session tracker must do in pure ASGI with no store (parse the Cookie header, check the
   id's shape, look it up in a dict, put it in the scope, add ``Vary: Cookie``); ``floor: 1 Redis
   PING`` is that layer doing one ``redis.asyncio`` PING per request: the least any store with one
-  round trip per request adds.
+  round trip per request adds; ``floor: 1 worker-thread hop`` is that layer calling nothing in
+  anyio's worker threads once per request: the least a store that runs in a thread (SQLite) adds.
 
 **Loop health** (``--no-stall`` skips it). One uvicorn worker (so the excluded path and the
 session path are served by the same event loop), sessionmw on the bench's Redis with
@@ -102,6 +103,7 @@ VARIANTS = {
     "floor: pass-through ASGI middleware": "floor-pass",
     "floor: cookie + lookup + scope + Vary": "floor-cookie",
     "floor: 1 Redis PING (redis.asyncio)": "floor-ping",
+    "floor: 1 worker-thread hop (anyio)": "floor-thread",
 }
 #: The targets of issue 24, by variant: the least ratio to bare.
 TARGETS = {"memory": 0.9, "sqlite": 0.85, "redis": 0.85}
@@ -175,10 +177,12 @@ class PassFloor:
 class CookieFloor:
     """The least a cookie session tracker does in pure ASGI, with no store: find its cookie in the
     headers, check the id's shape, look it up in a dict, put it in the scope, and add
-    ``Vary: Cookie`` to the response; with ``ping``, one ``redis.asyncio`` PING per request."""
+    ``Vary: Cookie`` to the response; with ``ping_url``, one ``redis.asyncio`` PING per request;
+    with ``thread``, one call of nothing in anyio's worker threads (what a store in a thread adds)."""
 
-    def __init__(self, app: ASGIApp, ping_url: str | None = None) -> None:
+    def __init__(self, app: ASGIApp, ping_url: str | None = None, thread: bool = False) -> None:
         self.app = app
+        self.thread = thread
         self.sessions = {COOKIE_LIKE: object()}
         self.id_shape = re.compile(r"[A-Za-z0-9._:~-]{1,128}").fullmatch
         self.ping_url = ping_url
@@ -202,6 +206,10 @@ class CookieFloor:
 
                 self.client = Redis.from_url(self.ping_url)
             await self.client.ping()
+        if self.thread:
+            from anyio import to_thread
+
+            await to_thread.run_sync(int)
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -302,6 +310,8 @@ def build(variant: str, env: MutableMapping[str, str]) -> Any:
         return CookieFloor(hello_app())
     if variant == "floor-ping":
         return CookieFloor(hello_app(), ping_url=env["BENCH_REDIS_URL"])
+    if variant == "floor-thread":
+        return CookieFloor(hello_app(), thread=True)
     if variant in ("stall-bare", "stall-sessionmw"):
         return stall_app(with_sessionmw=variant == "stall-sessionmw")
     raise SystemExit(f"unknown BENCH_VARIANT {variant!r}")
