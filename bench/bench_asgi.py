@@ -50,6 +50,11 @@ slowest answer, and the loop's longest stall during the run (read from the monit
 ``/_bench/stall``). The same run is made against the bare app (no sessionmw, the same monitor
 and traffic): what the machine's own load does to the loop and to the client's measurements.
 
+**In process** (``--no-in-process`` skips it): each variant's app called directly (no server, no
+socket, on uvloop), in interleaved rounds of 1,000 requests, timed by the CPU time of the bench's
+process (all its threads) and of its redis-server: what the variant costs a request, which other
+work on the cores does not add to as it adds to wall time. Printed first (half a minute).
+
 ``--profile VARIANT`` calls that variant's ASGI app in process (no server, no socket) 20,000
 times with its cookie and prints where the time goes (pyinstrument if installed, else cProfile).
 """
@@ -473,7 +478,9 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def throughput(args: argparse.Namespace, folder: str, redis_pid: int, redis_port: int, prefix: str) -> None:
+def throughput(
+    args: argparse.Namespace, folder: str, redis_pid: int, redis_port: int, prefix: str
+) -> dict[str, list[float]]:
     """Requests/s of each variant under uvicorn (2 workers) and wrk on loopback, in interleaved
     rounds; and the CPU time a request costs the server, wrk and the bench's Redis together."""
     chosen = {"bare", *(args.variant or VARIANTS.values())}
@@ -531,6 +538,22 @@ def throughput(args: argparse.Namespace, folder: str, redis_pid: int, redis_port
         " with nothing else running, where those processes share the 2 cores"
     )
     report("CPU µs/req", costs, variants, lambda value, bare: bare / value)
+    return costs
+
+
+def estimate(added: dict[str, float], costs: dict[str, list[float]]) -> None:
+    """The ratio each variant would have under uvicorn on cores of its own: bare's whole cost a
+    request (server, wrk, Redis: the CPU table's median) over that cost plus what the variant
+    adds in process (the in-process table's best round against bare's)."""
+    whole = statistics.median(costs["bare FastAPI"])
+    print(
+        f"\nestimate on cores of their own: bare's whole CPU cost is {whole:.0f} µs a request;"
+        f" vs bare = {whole:.0f} / ({whole:.0f} + added in process)"
+    )
+    for name, extra in added.items():
+        target = TARGETS.get(VARIANTS.get(name, ""))
+        verdict = "" if target is None else f"  (target ≥{target})"
+        print(f"  {name:<42} +{extra:>7.1f} µs  {whole / (whole + extra):.3f}x{verdict}")
 
 
 def report(
@@ -690,69 +713,140 @@ def loop_health(
 # -- profile ----------------------------------------------------------------------------------------
 
 
+class InProcessClient:
+    """Calls an ASGI app in process (no server, no socket) with a GET of ``/``, keeping the
+    cookies it sets (name=value only), as a browser returns them."""
+
+    def __init__(self, app: ASGIApp, cookies: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.cookies = dict(cookies or {})
+        self.status = 0
+
+    async def receive(self) -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            for name, value in message.get("headers", ()):
+                if name.lower() == b"set-cookie":
+                    key, _, rest = value.decode("latin-1").partition("=")
+                    self.cookies[key] = rest.split(";")[0]
+
+    async def request(self) -> None:
+        headers = [(b"host", b"127.0.0.1")]
+        if self.cookies:
+            headers.append((b"cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items()).encode()))
+        scope: Scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/",
+            "raw_path": b"/",
+            "root_path": "",
+            "query_string": b"",
+            "headers": headers,
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8000),
+        }
+        await self.app(scope, self.receive, self.send)
+
+
+def client_of(variant: str, folder: str, redis_port: int, prefix: str) -> InProcessClient:
+    """An in-process client of ``variant``'s app (the floors send a sessionmw-like cookie)."""
+    env = server_env(variant, folder, redis_port, prefix)
+    os.environ["BENCH_INCARNATION"] = env["BENCH_INCARNATION"]
+    os.environ.setdefault("SESSIONMW_SECRET_KEY", "bench-secret")
+    cookies = {"sessionmw": COOKIE_LIKE} if variant.startswith("floor-") else None
+    return InProcessClient(build(variant, env), cookies)
+
+
+def run_loop(main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main`` on uvloop when it is installed (as uvicorn does), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+
+
+def in_process(
+    args: argparse.Namespace, folder: str, redis_pid: int, redis_port: int, prefix: str
+) -> dict[str, float]:
+    """CPU µs a request of each variant's app called in process (this process's CPU time, every
+    thread, and the bench's redis-server's), in interleaved short rounds."""
+    chosen = {"bare", *(args.variant or VARIANTS.values())}
+    variants = {name: v for name, v in VARIANTS.items() if v in chosen}
+    if not have_asgi():
+        variants = {name: v for name, v in variants.items() if not name.startswith("sessionmw")}
+    clients = {name: client_of(variant, folder, redis_port, prefix) for name, variant in variants.items()}
+    samples: dict[str, list[float]] = {name: [] for name in clients}
+
+    async def main() -> None:
+        for name, client in clients.items():  # warm up: sessions issued, returned and stored
+            for _ in range(200):
+                await client.request()
+            if client.status != 200:
+                raise SystemExit(f"{name} answered {client.status} in process")
+        names = list(clients)
+        for number in range(args.ip_rounds):
+            for name in names[number % len(names) :] + names[: number % len(names)]:
+                client = clients[name]
+                start = time.process_time() + cpu_seconds([redis_pid])
+                for _ in range(args.ip_requests):
+                    await client.request()
+                spent = time.process_time() + cpu_seconds([redis_pid]) - start
+                samples[name].append(spent / args.ip_requests * 1e6)
+
+    run_loop(main)
+    bare = samples["bare FastAPI"]
+    print(
+        f"\nin process (no server), {args.ip_rounds} interleaved rounds of {args.ip_requests} requests,"
+        f" CPU µs a request of this process and the bench's redis-server (load average at the end"
+        f" {load()}); CPU time, unlike wall time, does not count the time other work held the cores"
+    )
+    print(f"| {'variant':<42} | {'best':>6} | {'median':>6} | {'added':>6} | {'best vs bare':>12} |")
+    print(f"|{'-' * 44}|{'-' * 7}:|{'-' * 7}:|{'-' * 7}:|{'-' * 13}:|")
+    for name, values in samples.items():
+        best = min(values)
+        added = best - min(bare)
+        print(
+            f"| {name:<42} | {best:>6.1f} | {statistics.median(values):>6.1f} | {added:>6.1f} |"
+            f" {best / min(bare):>11.2f}x |"
+        )
+    return {name: min(values) - min(bare) for name, values in samples.items()}
+
+
 def profile(variant: str, folder: str, redis_port: int, prefix: str, requests: int) -> None:
     """Call ``variant``'s app in process ``requests`` times with its cookie and show where the time goes."""
-    env = server_env(variant, folder, redis_port, prefix)
-    os.environ.update(env)
-    app = build(variant, env)
+    client = client_of(variant, folder, redis_port, prefix)
 
     async def drive() -> None:
-        cookies: dict[str, str] = {}
-        if variant.startswith("floor-"):
-            cookies["sessionmw"] = COOKIE_LIKE
-
-        async def one() -> None:
-            headers = [(b"host", b"127.0.0.1")]
-            if cookies:
-                headers.append((b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()))
-            scope: Scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": "/",
-                "raw_path": b"/",
-                "root_path": "",
-                "query_string": b"",
-                "headers": headers,
-                "client": ("127.0.0.1", 5000),
-                "server": ("127.0.0.1", 8000),
-            }
-
-            async def receive() -> Message:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            async def send(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    for name, value in message.get("headers", ()):
-                        if name.lower() == b"set-cookie":
-                            key, _, rest = value.decode("latin-1").partition("=")
-                            cookies[key] = rest.split(";")[0]
-
-            await app(scope, receive, send)
-
         for _ in range(200):
-            await one()
+            await client.request()
         try:
             from pyinstrument import Profiler
         except ImportError:
             profiler = cProfile.Profile()
             profiler.enable()
             for _ in range(requests):
-                await one()
+                await client.request()
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
             return
         started = time.perf_counter()
         with Profiler(interval=0.0002, async_mode="disabled") as pyprofiler:
             for _ in range(requests):
-                await one()
+                await client.request()
         each = (time.perf_counter() - started) / requests * 1e6
-        print(f"{variant}: {each:.1f} µs a request under the profiler")
+        print(f"{variant}: {each:.1f} µs a request under the profiler (status {client.status})")
         print(pyprofiler.output_text(unicode=True, color=False, show_all=False))
 
-    asyncio.run(drive())
+    run_loop(drive)
 
 
 def main() -> None:
@@ -772,6 +866,9 @@ def main() -> None:
     parser.add_argument("--no-stall", action="store_true", help="skip the loop health run")
     parser.add_argument("--pause", type=float, default=2.0, help="seconds Redis is stopped (SIGSTOP)")
     parser.add_argument("--stall-runs", type=int, default=1, help="loop health runs per variant")
+    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process rounds")
+    parser.add_argument("--ip-rounds", type=int, default=30, help="in-process rounds")
+    parser.add_argument("--ip-requests", type=int, default=1000, help="requests per in-process round")
     parser.add_argument("--profile", metavar="VARIANT", help="profile VARIANT's app in process and stop")
     parser.add_argument("--profile-requests", type=int, default=20000)
     args = parser.parse_args()
@@ -786,8 +883,11 @@ def main() -> None:
             if args.profile:
                 profile(args.profile, folder, redis_port, prefix, args.profile_requests)
                 return
+            added = {} if args.no_in_process else in_process(args, folder, redis_proc.pid, redis_port, prefix)
             if not args.no_wrk:
-                throughput(args, folder, redis_proc.pid, redis_port, prefix)
+                costs = throughput(args, folder, redis_proc.pid, redis_port, prefix)
+                if added:
+                    estimate(added, costs)
             if not args.no_stall:
                 loop_health(args, folder, redis_proc, redis_port, prefix)
         finally:
