@@ -55,6 +55,9 @@ socket, on uvloop), in interleaved rounds of 1,000 requests, timed by the CPU ti
 process (all its threads) and of its redis-server: what the variant costs a request, which other
 work on the cores does not add to as it adds to wall time. Printed first (half a minute).
 
+``--parts`` times the parts of sessionmw's request path on the memory store (CPU time, best of 7
+rounds): around an app that only answers, and the whole middleware around FastAPI.
+
 ``--profile VARIANT`` calls that variant's ASGI app in process (no server, no socket) 20,000
 times with its cookie and prints where the time goes (pyinstrument if installed, else cProfile).
 """
@@ -849,6 +852,87 @@ def profile(variant: str, folder: str, redis_port: int, prefix: str, requests: i
     run_loop(drive)
 
 
+def parts(rounds: int = 7, number: int = 20000) -> None:
+    """CPU µs of each part of sessionmw's ASGI request path on the memory store, around an app
+    that only answers (two response headers), best of ``rounds`` rounds of ``number`` calls; then
+    the same middleware around the hello-world FastAPI app."""
+    import timeit
+
+    from sessionmw import SessionManager
+    from sessionmw._context import enter_scope, leave_scope
+    from sessionmw.integrations import asgi
+
+    os.environ.setdefault("SESSIONMW_SECRET_KEY", "bench-secret")
+    start: Message = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-length", b"27"), (b"content-type", b"application/json")],
+    }
+
+    async def trivial(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(start)
+        await send({"type": "http.response.body", "body": b'{"message":"Hello, World!"}'})
+
+    middleware = asgi.SessionMiddleware(trivial, manager=SessionManager(store="memory://"))
+    gate = middleware.gate
+    around = "the middleware around it"
+    around_fastapi = "the middleware around FastAPI hello world"
+    clients = {
+        "the trivial app": InProcessClient(trivial),
+        around: InProcessClient(middleware),
+        "FastAPI hello world": InProcessClient(hello_app()),
+        around_fastapi: InProcessClient(asgi.SessionMiddleware(hello_app(), manager=SessionManager())),
+    }
+    figures: dict[str, float] = {}
+
+    def best(call: Callable[[], object]) -> float:
+        return min(timeit.repeat(call, number=number, repeat=rounds, timer=time.process_time)) / number * 1e6
+
+    async def timed(call: Callable[[], Awaitable[object]]) -> float:
+        times = []
+        for _ in range(rounds):
+            begin = time.process_time()
+            for _ in range(number // 4):
+                await call()
+            times.append((time.process_time() - begin) / (number // 4) * 1e6)
+        return min(times)
+
+    async def main() -> None:
+        for client in clients.values():
+            for _ in range(300):
+                await client.request()
+        for name, client in clients.items():
+            figures[name] = await timed(client.request)
+        cookie = f"sessionmw={clients[around].cookies['sessionmw']}".encode()
+        scope: Scope = {"type": "http", "path": "/", "root_path": "", "method": "GET"}
+        scope["headers"] = [(b"host", b"127.0.0.1"), (b"cookie", cookie)]
+        request = asgi.ScopeRequest(scope)
+        session, answer = await gate.aadmit(request)
+        assert session is not None and answer is None
+        figures["ScopeRequest + gate.aadmit"] = await timed(lambda: gate.aadmit(asgi.ScopeRequest(scope)))
+        figures["  of which manager.atouch_or_report"] = await timed(
+            lambda: gate.manager.atouch_or_report(session.id)
+        )
+        figures["gate.afinish"] = await timed(lambda: gate.afinish(session, 200))
+        figures["ScopeRequest(scope)"] = best(lambda: asgi.ScopeRequest(scope))
+        decoded = asgi._decoded(start)
+        figures["_decoded(response start)"] = best(lambda: asgi._decoded(start))
+        figures["gate.response_headers"] = best(lambda: gate.response_headers(session, request, decoded))
+        out = gate.response_headers(session, request, decoded)
+        figures["_encoded(headers)"] = best(lambda: asgi._encoded(out))
+        figures["enter_scope + leave_scope"] = best(
+            lambda: leave_scope(enter_scope(gate.manager, session.id, session.store_pending))
+        )
+
+    run_loop(main)
+    print(f"CPU µs a call, best of {rounds} rounds (load average {load()})")
+    for name, value in figures.items():
+        print(f"  {value:7.2f}  {name}")
+    own = figures[around] - figures["the trivial app"]
+    with_fastapi = figures[around_fastapi] - figures["FastAPI hello world"]
+    print(f"the middleware adds {own:.2f} µs to the trivial app, {with_fastapi:.2f} µs to FastAPI's")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="wrk's duration per variant and round")
@@ -871,11 +955,15 @@ def main() -> None:
     parser.add_argument("--ip-requests", type=int, default=1000, help="requests per in-process round")
     parser.add_argument("--profile", metavar="VARIANT", help="profile VARIANT's app in process and stop")
     parser.add_argument("--profile-requests", type=int, default=20000)
+    parser.add_argument("--parts", action="store_true", help="time the parts of the memory store's path")
     args = parser.parse_args()
     if shutil.which("wrk") is None and not (args.no_wrk or args.profile):
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     prefix = f"bench-asgi-{secrets.token_hex(4)}:"
     print(versions())
+    if args.parts:
+        parts()
+        return
     print(f"{os.cpu_count()} cores; load average at the start {load()}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         redis_proc, redis_port = start_redis(folder)
