@@ -47,6 +47,7 @@ __all__ = [
 _log = logging.getLogger("sessionmw.dash")
 
 _RECORDED = "sessionmw.dash.recorded"  # environ/scope key: an error was recorded on the request's session
+_OUTPUT = "sessionmw.dash.output"  # scope key (Quart): the callback the request runs (its output id)
 _PENDING: set[asyncio.Task[Any]] = set()  # errors recorded after an async callback's sync on_error
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,19 +97,14 @@ async def amark_background_requests() -> None:
     current = current_request()
     if current is None or not current.path.endswith("_dash-update-component"):
         return
-    session = current.session
-    if not isinstance(session, RequestSession):
-        return
-    if "cacheKey" in current.args:
-        session.counts_success = False
-        return
-    _state, app = request_dash_app()
-    if app is not None and _has_background(app):
-        import quart
+    import quart
 
-        body = await quart.request.get_json(silent=True)  # cached: Dash reads the same parsed body
-        if _starts_a_job(current, body):
-            session.counts_success = False
+    body = await quart.request.get_json(silent=True)  # cached: Dash reads the same parsed body
+    if isinstance(body, dict) and isinstance(body.get("output"), str):
+        current.marks[_OUTPUT] = body["output"]  # which callback runs: read by sync code later
+    session = current.session
+    if session is not None and ("cacheKey" in current.args or _starts_a_job(current, body)):
+        session.counts_success = False
 
 
 def _has_background(app: dash.Dash) -> bool:
@@ -124,7 +120,7 @@ def _starts_a_job(current: DashRequest, body: Any) -> bool:
     _state, app = request_dash_app()
     if app is None or not _has_background(app):
         return False  # no body to read
-    if body is None:
+    if body is None:  # (Quart's is read by its hook)
         if current.backend == "flask":
             from flask import request
 
@@ -258,14 +254,24 @@ async def ahandle_callback_error(exc: Exception) -> None:
 
 
 def _on_event_loop() -> bool:
-    """True on the server's event loop: a request of Quart or FastAPI served on the loop (Flask's
-    async views run on a loop of their own, per request, where the sync path is the host's)."""
+    """True in an async callback on the server's event loop (Quart, FastAPI), where the store may
+    not be called synchronously. Dash runs a sync callback on that loop itself, blocking it for the
+    callback's time: its error is recorded there, as the callback's own work; Flask's async views
+    run on a loop of their own, per request, where the sync path is the host's."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return False
     current = current_request()
-    return current is not None and current.backend != "flask"
+    if current is None or current.backend == "flask":
+        return False
+    _state, app = request_dash_app()
+    output = current.marks.get(_OUTPUT)
+    if output is None and current.backend == "fastapi" and app is not None:
+        body = app.backend.request_adapter().get_json()  # parsed by Dash's middleware
+        output = body.get("output") if isinstance(body, dict) else None
+    callback = app.callback_map.get(output) if app is not None and isinstance(output, str) else None
+    return callback is None or inspect.iscoroutinefunction(callback.get("callback"))
 
 
 def _handle(exc: Exception, awaiting: bool) -> Steps[None]:
