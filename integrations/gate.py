@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 from urllib.parse import quote
 
 from sessionmw import signals
 from sessionmw._errors import IllegalTransitionError
-from sessionmw._manager import STORE_UNAVAILABLE, SessionManager
+from sessionmw._manager import STORE_UNAVAILABLE, SessionManager, get_session_manager
 from sessionmw._session import SessionRecord
 from sessionmw._states import SessionState
 from sessionmw._steps import Steps, drive, run
@@ -42,7 +42,7 @@ from sessionmw.integrations.http import (
     user_error_response,
     with_reconnected,
 )
-from sessionmw.integrations.options import Options
+from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.pending_ids import PendingIds, Verdict
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.texts import LANGUAGE
@@ -52,7 +52,9 @@ if TYPE_CHECKING:
     from sessionmw.integrations.request import RequestView
     from sessionmw.translation import UserFacingError
 
-__all__ = ["Admission", "SessionGate", "cache_control_with_cookie", "vary_with_cookie"]
+__all__ = ["Admission", "GateMiddleware", "SessionGate", "cache_control_with_cookie", "vary_with_cookie"]
+
+App = TypeVar("App")
 
 _log = logging.getLogger("sessionmw.wsgi")
 
@@ -147,6 +149,9 @@ class SessionGate:
         self._prefix = options.prefix
         self._metrics_path = options.metrics_path
         self._excludes = bool(options.exclude)
+        # What every routed path starts with (a superset: _route decides).
+        metrics = () if options.metrics_path is None else (options.metrics_path,)
+        self._routed = (options.prefix, *metrics, *options.exclude)
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -176,11 +181,13 @@ class SessionGate:
         an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
         starts afresh.
         """
-        routed = self._route(request, endpoints)
-        if routed is not None:
-            if isinstance(routed, Admission):
+        path = request.path
+        if path.startswith(self._routed):  # (a superset of the routed paths: one C call per request)
+            routed = self._route(path, endpoints)
+            if isinstance(routed, str):
+                return Admission(None, self.endpoint(request, routed))
+            if routed is not None:
                 return routed
-            return Admission(None, self.endpoint(request, routed))
         sid, via_header = self.client_id(request)
         record = refusal = verdict = None
         if sid is not None:
@@ -204,11 +211,13 @@ class SessionGate:
         The endpoints read the request body through the view: an adapter that must await the body
         reads it first, for the requests :meth:`reads_body` names only.
         """
-        routed = self._route(request, endpoints)
-        if routed is not None:
-            if isinstance(routed, Admission):
+        path = request.path
+        if path.startswith(self._routed):
+            routed = self._route(path, endpoints)
+            if isinstance(routed, str):
+                return Admission(None, await self.aendpoint(request, routed))
+            if routed is not None:
                 return routed
-            return Admission(None, await self.aendpoint(request, routed))
         sid, via_header = self.client_id(request)
         record = refusal = verdict = None
         if sid is not None:
@@ -224,11 +233,11 @@ class SessionGate:
             await cast(RequestSession, placed.session).aensure_stored()
         return placed
 
-    def _route(self, request: RequestView, endpoints: bool) -> Admission | str | None:
-        """Where ``request``'s path sends it before any session is looked for: the metrics (their
+    def _route(self, path: str, endpoints: bool) -> Admission | str | None:
+        """Where ``path`` sends a request before any session is looked for: the metrics (their
         answer), an endpoint (its name, to serve with the store: :meth:`endpoint`), an excluded path
-        (:data:`_UNTRACKED`); None for any other path (every request of the app: one comparison each)."""
-        path = request.path
+        (:data:`_UNTRACKED`); None for any other path. Called for the paths that start with one of
+        :attr:`_routed` only (the app's requests are not)."""
         if path == self._metrics_path:
             return Admission(None, self.metrics_response()) if endpoints else _UNTRACKED
         prefix = self._prefix
@@ -451,12 +460,16 @@ class SessionGate:
         """After a response: a success (below 400) clears the error count of a session in the error
         state, unless the request recorded an error or counts no success
         (:attr:`RequestSession.counts_success`)."""
-        if self._clears_errors(session, status):
+        if (session.record.state is _ERROR or _REQUEST_FINISHED.receivers) and self._clears_errors(
+            session, status
+        ):  # (the test before the call: no call on most requests)
             run(self._success(session, False))
 
     async def afinish(self, session: RequestSession, status: int) -> None:
         """:meth:`finish`, the success recorded without blocking the event loop."""
-        if self._clears_errors(session, status):
+        if (session.record.state is _ERROR or _REQUEST_FINISHED.receivers) and self._clears_errors(
+            session, status
+        ):
             await drive(self._success(session, True))
 
     def _clears_errors(self, session: RequestSession, status: int) -> bool:
@@ -715,3 +728,44 @@ def _instance(request: RequestView) -> str:
     """A problem document's ``instance``: the request's path from the root, percent-encoded, without
     its query (which may hold what is not for a log)."""
     return quote((request.root_path + request.path).encode("latin-1", "replace"), safe="/") or "/"
+
+
+class GateMiddleware(Generic[App]):
+    """What a middleware of any protocol holds (the WSGI and the ASGI ``SessionMiddleware``): the
+    app it wraps, its :class:`SessionGate`, and whether the app's exceptions are re-raised.
+
+    :param app: the application to wrap.
+    :param manager: the session manager; by default the process default
+        (:func:`sessionmw.get_session_manager`).
+    :param debug: show exception details in error pages; None: the manager's ``debug`` setting.
+    :param propagate_exceptions: re-raise the app's exceptions after recording them (True, False,
+        or None: the protocol's default).
+    :param secret_key: signs pending session ids; default ``SESSIONMW_SECRET_KEY`` or a random key.
+    :param options: the :class:`~sessionmw.integrations.options.Options` fields.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        manager: SessionManager | None = None,
+        debug: bool | None = None,
+        propagate_exceptions: bool | None = None,
+        secret_key: str | bytes | None = None,
+        **options: Any,
+    ) -> None:
+        #: The wrapped application.
+        self.app = app
+        #: The shared request logic (manager and options).
+        self.gate = SessionGate(
+            manager if manager is not None else get_session_manager(),
+            Options.build(secret_key=secret_key, **options),
+            debug=debug,
+        )
+        #: Re-raise the app's exceptions after recording them (None: the protocol's default).
+        self.propagate_exceptions = check_propagate_exceptions(propagate_exceptions)
+
+    @property
+    def manager(self) -> SessionManager:
+        """The manager that keeps the sessions."""
+        return self.gate.manager

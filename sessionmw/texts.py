@@ -50,6 +50,8 @@ __all__ = [
     "PAUSED_FORCED",
     "PAUSED_NOW",
     "RECONNECT",
+    "REQUEST_HEADERS_TOO_LARGE",
+    "REQUEST_UNREADABLE",
     "STATEMENTS",
     "STEPS_AFTER_FAILURE",
     "WHAT_HAPPENED",
@@ -393,6 +395,13 @@ DISMISS: Final = "Dismiss"
 
 #: The language the catalogue is written in (an IETF language tag: HTTP ``Content-Language``).
 LANGUAGE: Final = "en"
+#: The answer to a request whose headers an adapter cannot read (an ASGI scope without headers,
+#: or with headers that are not pairs of bytes): 400.
+REQUEST_UNREADABLE: Final = "This request could not be read: its headers are missing or malformed"
+#: The answer to a request whose headers are larger than an adapter reads: 431.
+REQUEST_HEADERS_TOO_LARGE: Final = (
+    "This request's headers are too large; clear this site's cookies and try again"
+)
 
 # -- numbers in words -----------------------------------------------------------------------------
 
@@ -476,6 +485,8 @@ def catalogue() -> list[Template]:
         HOW_TO_FIX,
         RECONNECT,
         DISMISS,
+        REQUEST_UNREADABLE,
+        REQUEST_HEADERS_TOO_LARGE,
         _LESS_THAN_A_MINUTE,
         _SECONDS,
         _MINUTES,

@@ -21,7 +21,7 @@ from sessionmw.__main__ import main
 from sessionmw._guard import guarded
 from sessionmw.demo import DemoUnavailableError, load_demo
 from sessionmw.integrations.dash import SessionMWDash, dash_static_paths, preserve
-from sessionmw.integrations.dash_apps import dash_state
+from sessionmw.integrations.dash_apps import dash_state, server_apps
 from sessionmw.integrations.dash_banner import (
     ALERT_ID,
     BANNER_ID,
@@ -206,9 +206,14 @@ def _app(
 
 
 def test_installs_the_flask_extension_once(backend: str, sessions: SessionManager) -> None:
-    """SessionMWDash installs SessionMW on app.server; a second set-up is refused."""
+    """SessionMWDash installs SessionMW on app.server (SessionMWQuart on Quart, the ASGI
+    SessionMiddleware on FastAPI); a second set-up is refused."""
     app = _app(sessions, backend=backend)
-    assert app.server.extensions["sessionmw"].manager is sessions
+    if backend == "fastapi":
+        apps = server_apps(app.server)
+        assert apps is not None and apps.gate is not None and apps.gate.manager is sessions
+    else:
+        assert app.server.extensions["sessionmw"].manager is sessions
     state = dash_state(app)
     assert state is not None and state.interval_seconds == 5
     with pytest.raises(RuntimeError, match="already set up"):
