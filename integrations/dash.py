@@ -56,6 +56,7 @@ from sessionmw.integrations.dash_banner import (
     status_banner,
 )
 from sessionmw.integrations.dash_callbacks import (
+    CallbackErrors,
     amark_background_requests,
     guard_all_callbacks,
     mark_background_requests,
@@ -216,6 +217,11 @@ class SessionMWDash:
 
         server.add_middleware(session_middleware)
         server.add_middleware(BannerRefusals, cookie_name=middleware.gate.options.cookie_name)
+        # Innermost, inside Dash's own middleware (which answers callback exceptions itself):
+        # Starlette's list of user middleware, outermost first; add_middleware puts one first.
+        from starlette.middleware import Middleware
+
+        server.user_middleware.append(Middleware(CallbackErrors, gate=middleware.gate))
         app.backend.before_request(mark_background_requests)
         return ServerApps(owns_extension=True, gate=middleware.gate)
 

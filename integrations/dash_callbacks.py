@@ -36,6 +36,7 @@ from sessionmw.integrations.request_session import RequestSession
 from sessionmw.translation import UserFacingError, translate
 
 __all__ = [
+    "CallbackErrors",
     "ahandle_callback_error",
     "amark_background_requests",
     "guard_all_callbacks",
@@ -126,7 +127,8 @@ def _starts_a_job(current: DashRequest, body: Any) -> bool:
 
             body = request.get_json(silent=True)  # parsed once: Dash reads the same parsed body
         elif current.backend == "fastapi":
-            body = app.backend.request_adapter().get_json()  # parsed by Dash's middleware
+            adapter: Any = app.backend.request_adapter()  # untyped in Dash
+            body = adapter.get_json()  # parsed by Dash's middleware
     output = body.get("output") if isinstance(body, dict) else None
     callback = app.callback_map.get(output) if isinstance(output, str) else None
     return bool(callback and callback.get("background"))
@@ -268,7 +270,8 @@ def _on_event_loop() -> bool:
     _state, app = request_dash_app()
     output = current.marks.get(_OUTPUT)
     if output is None and current.backend == "fastapi" and app is not None:
-        body = app.backend.request_adapter().get_json()  # parsed by Dash's middleware
+        adapter: Any = app.backend.request_adapter()  # untyped in Dash
+        body = adapter.get_json()  # parsed by Dash's middleware
         output = body.get("output") if isinstance(body, dict) else None
     callback = app.callback_map.get(output) if app is not None and isinstance(output, str) else None
     return callback is None or inspect.iscoroutinefunction(callback.get("callback"))
@@ -327,7 +330,7 @@ def _handle_on_loop(exc: Exception) -> None:
         return
     if _RECORDED not in current.marks:
         current.marks[_RECORDED] = True
-        task = asyncio.get_running_loop().create_task(drive(_record_later(gate, session, exc)))
+        task = asyncio.get_running_loop().create_task(drive(_record_later(session, exc)))
         _PENDING.add(task)
         task.add_done_callback(_PENDING.discard)
     session.failed = True
@@ -336,15 +339,15 @@ def _handle_on_loop(exc: Exception) -> None:
     _show(translate(exc, debug=debug), session.health)
 
 
-def _record_later(gate: SessionGate | None, session: RequestSession, exc: Exception) -> Steps[None]:
-    what = _callback_name()
-    if gate is not None:
-        yield gate.afail(session, exc, what=what, log=not was_logged(exc))
-        return
+def _record_later(session: RequestSession, exc: Exception) -> Steps[None]:
+    """The recording :func:`_handle_on_loop` leaves to a task: logged once, recorded once (the
+    response was already marked as no success, so the gate's own ``fail`` would skip it)."""
+    manager = session.manager
     if not was_logged(exc):
-        log_failure(_log, exc, callback=what, session_id=session.id, debug=session.manager.settings.debug)
+        log_failure(_log, exc, callback=_callback_name(), session_id=session.id, debug=manager.settings.debug)
     try:
-        yield session.manager.arecord_error(session.id, exc)
+        yield session.aensure_stored()
+        session.after_error = yield manager.arecord_error(session.id, exc)
     except Exception:
         _log.exception("could not record the error on the session")
 
@@ -382,6 +385,44 @@ def _note_recorded_error(sender: Any, session_id: str | None = None, **_: Any) -
 
 # Connected once, for every app (and for handle_callback_error used as a plain on_error handler).
 signals.error_recorded.connect(_note_recorded_error)
+
+
+class CallbackErrors:
+    """Pure ASGI middleware for Dash on FastAPI, innermost (between Dash's ``DashMiddleware`` and
+    the routes): an exception of an unguarded callback is recorded on the request's session
+    (:meth:`~sessionmw.integrations.gate.SessionGate.afail`: logged and recorded once) and raised
+    again, so Dash's middleware answers it as it does without sessionmw.
+
+    Dash's ``DashMiddleware`` catches every callback exception itself and answers 500: the
+    sessionmw middleware outside it sees a status, never the exception. ``PreventUpdate`` is no
+    error; cancellation (no ``Exception``) passes untouched; every other scope passes through.
+    """
+
+    def __init__(self, app: Any, *, gate: SessionGate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except dash.exceptions.PreventUpdate:
+            raise
+        except Exception as exc:
+            session = scope.get("sessionmw.session")
+            if isinstance(session, RequestSession) and _RECORDED not in scope:
+                await self.gate.afail(session, exc, what=_scope_callback(scope), log=not was_logged(exc))
+            raise
+
+
+def _scope_callback(scope: Any) -> str:
+    """The failing callback named by its output, from the body Dash's middleware parsed."""
+    state = scope.get("state")
+    body = state.get("json_body") if isinstance(state, dict) else None
+    output = body.get("output") if isinstance(body, dict) else None
+    return f"callback {str(output).strip('.')}"[:90] if isinstance(output, str) else "callback"
 
 
 @overload

@@ -553,11 +553,11 @@ def test_error_recorded_by_guarded_code_is_not_counted_twice(backend: str, sessi
     app = _app(sessions, backend=backend)
 
     @guarded(retry=None)
-    def backend() -> str:
+    def fetch() -> str:
         raise DataLoadError("prices.csv is corrupt")
 
     def compute(clicks: int | None) -> str:
-        return backend()
+        return fetch()
 
     guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
     client = _client(app)
@@ -586,6 +586,104 @@ def test_guard_all_guards_plain_callbacks(backend: str, sessions: SessionManager
     assert translate(DataLoadError("x")).title in _said(body)
     record = sessions.get_session(_sid(client))
     assert record is not None and record.error_count == 1
+
+
+def test_an_unguarded_callback_error_is_recorded_once(backend: str, sessions: SessionManager) -> None:
+    """Without a guard, a callback's exception is recorded on the session once, and answered by
+    whoever answers it without sessionmw's guard: the extension's friendly error on Flask and
+    Quart (the server has no 500 handler of its own), Dash's own 500 on FastAPI (its middleware
+    catches callback exceptions: sessionmw records it there and lets it through)."""
+    app = _app(sessions, backend=backend)
+
+    def explode(clicks: int | None) -> str:
+        raise RuntimeError("This session is not running")
+
+    register: Any = app.callback(Output("out", "children"), Input("go", "n_clicks"))
+    register(explode)
+    client = _client(app)
+    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
+    assert status == (500 if backend == "fastapi" else 503)
+    assert "This session is not running" not in json.dumps(body)
+    record = sessions.get_session(_sid(client))
+    assert record is not None and record.error_count == 1
+
+
+def test_reconnect_brings_a_disconnected_session_back(backend: str, sessions: SessionManager) -> None:
+    """POST /_sessionmw/reconnect (the banner's button) answers before Dash's routes on every
+    backend: the session is active again and its callbacks run."""
+    behaviour: dict[str, Any] = {}
+    client = _client(_guarded_app(sessions, behaviour, backend))
+    sid = _sid(client)
+    for _ in range(THRESHOLD):
+        sessions.record_error(sid, "boom")
+    reply = client.post("/_sessionmw/reconnect", headers={"Accept": "application/json"})
+    assert reply.status_code == 200 and reply.get_json()["session"]["status"] == "healthy"
+    record = sessions.get_session(sid)
+    assert record is not None and record.state is SessionState.ACTIVE
+    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 4)])
+    assert status == 200 and body["response"]["out"]["children"] == "done 4"
+
+
+def test_an_async_guarded_callback_is_guarded_the_same(backend: str, sessions: SessionManager) -> None:
+    """An ``async def`` callback under ``@guarded_callback``: its failure is recorded (through the
+    async store path) and said in the banner; its success updates the outputs and clears it."""
+    app = _app(sessions, backend=backend)
+    behaviour: dict[str, Any] = {"error": DataLoadError("prices.csv is corrupt")}
+
+    @app.callback(Output("out", "children"), Input("go", "n_clicks"))
+    @guarded_callback
+    async def compute(clicks: int | None) -> str:
+        error = behaviour.get("error")
+        if error is not None:
+            raise error
+        return f"done {clicks}"
+
+    client = _client(app)
+    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
+    assert status == 200 and translate(DataLoadError("x")).title in _said(body)
+    assert "prices.csv" not in json.dumps(body)
+    assert _side(body)[HEALTH_STORE_ID]["data"]["status"] == "error"
+    record = sessions.get_session(_sid(client))
+    assert record is not None and record.error_count == 1
+    behaviour.pop("error")
+    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 2)])
+    assert status == 200 and body["response"]["out"]["children"] == "done 2"
+    assert _side(body)[HEALTH_STORE_ID]["data"]["status"] == "healthy"
+
+
+def test_guard_all_chains_the_apps_own_on_error(backend: str, sessions: SessionManager) -> None:
+    """guard_all=True on an app with its own on_error: the banner first, then the app's handler,
+    whose value becomes the output; the error is recorded once, sync and async callbacks alike."""
+    seen: list[str] = []
+
+    def app_handler(exc: Exception) -> str:
+        seen.append(type(exc).__name__)
+        return "handled by the app"
+
+    app = dash.Dash(__name__, backend=backend, on_error=app_handler)
+    app.layout = html.Div([status_banner(), html.Div(id="out"), html.Div(id="out2")])
+    SessionMWDash(app, manager=sessions, guard_all=True)
+
+    def explode(clicks: int | None) -> str:
+        raise DataLoadError("prices.csv is corrupt")
+
+    async def aexplode(clicks: int | None) -> str:
+        raise TransientError("busy")
+
+    register: Any = app.callback
+    register(Output("out", "children"), Input("go", "n_clicks"))(explode)
+    register(Output("out2", "children"), Input("go2", "n_clicks"))(aexplode)
+    client = _client(app)
+    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
+    assert status == 200 and body["response"]["out"]["children"] == "handled by the app"
+    assert translate(DataLoadError("x")).title in _said(body)
+    status, body = _fire(client, [("out2", "children")], [("go2", "n_clicks", 1)])
+    assert status == 200 and body["response"]["out2"]["children"] == "handled by the app"
+    assert "Temporary problem" in _said(body)
+    assert seen == ["DataLoadError", "TransientError"]
+    client.get("/_sessionmw/health")  # a request later, on the same loop: the task has recorded it
+    record = sessions.get_session(_sid(client))
+    assert record is not None and record.error_count == 2
 
 
 # -- the demo app -------------------------------------------------------------------------------
