@@ -26,6 +26,7 @@ This module is the extension; the banner (layout, looks, its JavaScript) is
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
 from sessionmw._manager import SessionManager, get_session_manager
+from sessionmw.texts import WEBSOCKET_CALLBACKS_UNTRACKED
 from sessionmw.integrations.dash_apps import (
     DashState,
     ServerApps,
@@ -166,8 +168,11 @@ class SessionMWDash:
         keeper = _banner_keeper(app, state.routes_prefix)
         if backend == "flask":
             server.before_request(keeper)
-        else:  # Quart: a Quart hook; FastAPI: Dash's middleware runs it for Dash's routes
+        else:  # Quart: a Quart hook; FastAPI: Dash's middleware runs it for the app's Dash routes
             app.backend.before_request(keeper)
+        if backend == "fastapi":  # each app's Dash middleware serves its own routes
+            app.backend.before_request(mark_background_requests)
+        _warn_websocket_callbacks(app)
         return state
 
     def _attach_flask(self, app: dash.Dash) -> ServerApps:
@@ -222,7 +227,6 @@ class SessionMWDash:
         from starlette.middleware import Middleware
 
         server.user_middleware.append(Middleware(CallbackErrors, gate=middleware.gate))
-        app.backend.before_request(mark_background_requests)
         return ServerApps(owns_extension=True, gate=middleware.gate)
 
     def _plain_options(self) -> dict[str, Any]:
@@ -245,6 +249,15 @@ _ATTACH: dict[str, Callable[[SessionMWDash, dash.Dash], ServerApps]] = {
 
 async def _unbound(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - replaced at start
     raise RuntimeError("sessionmw's SessionMiddleware was called before the server started")
+
+
+def _warn_websocket_callbacks(app: dash.Dash) -> None:
+    """Warn, at set-up, when ``app`` carries callbacks over a websocket: sessionmw does not
+    track them yet (see docs/dash.md, "By backend")."""
+    if getattr(app, "_websocket_callbacks", False) or any(
+        callback.get("websocket") for callback in app.callback_map.values()
+    ):
+        warnings.warn(WEBSOCKET_CALLBACKS_UNTRACKED, RuntimeWarning, stacklevel=3)
 
 
 def dash_static_paths(app: dash.Dash) -> tuple[str, ...]:

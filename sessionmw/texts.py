@@ -52,6 +52,7 @@ __all__ = [
     "RECONNECT",
     "REQUEST_HEADERS_TOO_LARGE",
     "REQUEST_UNREADABLE",
+    "WEBSOCKET_CALLBACKS_UNTRACKED",
     "STATEMENTS",
     "STEPS_AFTER_FAILURE",
     "WHAT_HAPPENED",
@@ -401,6 +402,11 @@ REQUEST_UNREADABLE: Final = "This request could not be read: its headers are mis
 #: The answer to a request whose headers are larger than an adapter reads: 431.
 REQUEST_HEADERS_TOO_LARGE: Final = (
     "This request's headers are too large; clear this site's cookies and try again"
+)
+#: The developer's warning when SessionMWDash is set up on an app with callbacks over a websocket.
+WEBSOCKET_CALLBACKS_UNTRACKED: Final = (
+    "This Dash app carries callbacks over a websocket: sessionmw does not check their session or "
+    "count them as actions yet (docs/dash.md, 'By backend'); their HTTP callbacks are tracked"
 )
 
 # -- numbers in words -----------------------------------------------------------------------------

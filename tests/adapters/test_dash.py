@@ -47,11 +47,10 @@ _OPEN: list[BackendClient] = []
 #: Dash's backends. FastAPI needs the ASGI middleware (sessionmw.integrations.asgi, the asgi
 #: branch's milestone 2): until it is merged here, its runs are skipped with that reason.
 _ASGI = importlib.util.find_spec("sessionmw.integrations.asgi") is not None
-BACKENDS = [
-    "flask",
-    "quart",
-    pytest.param("fastapi", marks=pytest.mark.skipif(not _ASGI, reason="needs sessionmw.integrations.asgi")),
-]
+_FASTAPI = pytest.param(
+    "fastapi", marks=pytest.mark.skipif(not _ASGI, reason="needs sessionmw.integrations.asgi")
+)
+BACKENDS = ["flask", "quart", _FASTAPI]
 
 
 @pytest.fixture(name="backend", params=BACKENDS)
@@ -684,6 +683,24 @@ def test_guard_all_chains_the_apps_own_on_error(backend: str, sessions: SessionM
     client.get("/_sessionmw/health")  # a request later, on the same loop: the task has recorded it
     record = sessions.get_session(_sid(client))
     assert record is not None and record.error_count == 2
+
+
+@pytest.mark.parametrize("asgi_backend", ["quart", _FASTAPI])
+def test_websocket_callbacks_are_named_at_set_up(asgi_backend: str, sessions: SessionManager) -> None:
+    """An app that carries callbacks over a websocket is warned at set-up that sessionmw does not
+    track them yet: never a quiet gap."""
+    app = dash.Dash(__name__, backend=asgi_backend, websocket_callbacks=True)
+    app.layout = html.Div([status_banner(), html.Div(id="out")])
+    with pytest.warns(RuntimeWarning, match="websocket"):
+        SessionMWDash(app, manager=sessions)
+
+
+def test_a_backend_sessionmw_does_not_serve_is_named(sessions: SessionManager) -> None:
+    """SessionMWDash refuses an app whose backend is not one of Dash's three, naming it."""
+    app = dash.Dash(__name__)
+    app.backend.server_type = "tornado"
+    with pytest.raises(TypeError, match="'tornado'"):
+        SessionMWDash(app, manager=sessions)
 
 
 # -- the demo app -------------------------------------------------------------------------------
