@@ -38,7 +38,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
 from sessionmw._manager import SessionManager, get_session_manager
-from sessionmw.texts import WEBSOCKET_CALLBACKS_UNTRACKED
 from sessionmw.integrations.dash_apps import (
     DashState,
     ServerApps,
@@ -64,6 +63,7 @@ from sessionmw.integrations.dash_callbacks import (
     mark_background_requests,
 )
 from sessionmw.integrations.flask import EXTENSION_KEY
+from sessionmw.texts import WEBSOCKET_CALLBACKS_UNTRACKED
 
 __all__ = ["SessionMWDash", "dash_static_paths", "preserve"]
 
