@@ -40,6 +40,7 @@ from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
 
 THRESHOLD = 3
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 #: The Dash app behind each server a test client talks to.
 _DASH_APPS: weakref.WeakKeyDictionary[Any, dash.Dash] = weakref.WeakKeyDictionary()
 #: The clients a test opened (closed after it: Quart's event loop, FastAPI's lifespan).
@@ -706,9 +707,9 @@ def test_a_backend_sessionmw_does_not_serve_is_named(sessions: SessionManager) -
 # -- the demo app -------------------------------------------------------------------------------
 
 
-def test_demo_scan_renders_a_table(demo_module: ModuleType, sessions: SessionManager) -> None:
-    """The Scanner page's callback returns a table of the requested symbols."""
-    app = demo_module.create_app(manager=sessions, retry_sleep=lambda seconds: None)
+def test_demo_scan_renders_a_table(backend: str, demo_module: ModuleType, sessions: SessionManager) -> None:
+    """The Scanner page's callback returns a table of the requested symbols, on every backend."""
+    app = demo_module.create_app(manager=sessions, retry_sleep=lambda seconds: None, server=backend)
     client = _client(app)
     status, body = _fire(
         client,
@@ -719,6 +720,62 @@ def test_demo_scan_renders_a_table(demo_module: ModuleType, sessions: SessionMan
     assert status == 200
     table = _texts(body["response"]["scan-output"]["children"])
     assert "ACME" in table and "WAYNE" in table
+
+
+def test_demo_knobs_and_a_fault_on_every_backend(
+    backend: str, demo_module: ModuleType, sessions: SessionManager
+) -> None:
+    """The knobs' route (outside session tracking) turns "Backend down" on; the scan then says
+    "Session not running" in the banner and the failure is recorded on the session."""
+    app = demo_module.create_app(manager=sessions, retry_sleep=lambda seconds: None, server=backend)
+    client = _client(app)
+    knobs = _open(app)  # the operator: no session
+    reply = knobs.post("/demo/faults", data=json.dumps({"flags": ["down"]}), headers=JSON_HEADERS)
+    assert reply.status_code == 200 and reply.get_json()["flags"] == ["down"]
+    assert knobs.get_cookie("sessionmw") is None
+    bad = knobs.post("/demo/faults", data=json.dumps({"transient": 0}), headers=JSON_HEADERS)
+    assert bad.status_code == 400 and "transient" in bad.get_json()["error"]
+    status, body = _fire(
+        client,
+        [("scan-output", "children")],
+        [("scan-run", "n_clicks", 1)],
+        [("scan-symbols", "value", "acme")],
+    )
+    assert status == 200 and "Session not running" in _said(body)
+    record = sessions.get_session(_sid(client))
+    assert record is not None and record.error_count == 1
+
+
+@pytest.mark.parametrize(("server", "runner"), [("fastapi", "uvicorn"), ("quart", "hypercorn")])
+def test_demo_command_serves_fastapi_and_quart_itself(
+    server: str, runner: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sessionmw demo --backend fastapi|quart` starts uvicorn or Hypercorn itself, on 127.0.0.1:PORT."""
+    served: list[tuple[str, Any]] = []
+    if runner == "uvicorn":
+        import uvicorn
+
+        monkeypatch.setattr(
+            uvicorn.Server, "run", lambda self: served.append((self.config.host, self.config.port))
+        )
+    else:
+        import hypercorn.asyncio
+
+        async def fake_serve(app: Any, config: Any, **_: Any) -> None:
+            served.append(("bind", config.bind))
+
+        monkeypatch.setattr(hypercorn.asyncio, "serve", fake_serve)
+    assert main(["demo", "--port", "18124", "--backend", server]) == 0
+    assert served == [("127.0.0.1", 18124)] if runner == "uvicorn" else [("bind", ["127.0.0.1:18124"])]
+    assert "http://127.0.0.1:18124/" in capsys.readouterr().out
+
+
+def test_demo_command_rejects_an_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    """A backend Dash does not offer is a usage error naming the value."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--backend", "tornado"])
+    assert exit_info.value.code == 2
+    assert "tornado" in capsys.readouterr().err
 
 
 def test_demo_scan_names_a_bad_symbol(demo_module: ModuleType, sessions: SessionManager) -> None:
