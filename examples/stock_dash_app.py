@@ -701,6 +701,7 @@ def serve(app: Dash, port: int, server: str) -> None:
         config = Config()
         config.bind = [f"127.0.0.1:{port}"]
         config.accesslog = None
+        config.loglevel = "WARNING"  # the URL is printed once, above
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(hypercorn_serve(app.server, config))  # type: ignore[arg-type]
 
