@@ -4,11 +4,14 @@
 
     app = Dash(__name__)
     app.layout = html.Div([status_banner(), my_page])
-    SessionMWDash(app)  # installs the Flask extension on app.server
+    SessionMWDash(app)  # sessions on app.server, whichever backend serves it
 
-:class:`SessionMWDash` installs :class:`sessionmw.integrations.flask.SessionMW` on ``app.server``
-(so each callback runs inside the request's session scope), registers the banner's callbacks
-and, with ``guard_all=True``, guards every callback through Dash's own ``on_error`` handler.
+:class:`SessionMWDash` installs sessions on ``app.server`` by the app's Dash backend (Flask:
+:class:`sessionmw.integrations.flask.SessionMW`; Quart:
+:class:`sessionmw.integrations.quart.SessionMWQuart`; FastAPI: the ASGI
+:class:`sessionmw.integrations.asgi.SessionMiddleware`), so each callback runs inside the
+request's session scope; it registers the banner's callbacks and, with ``guard_all=True``,
+guards every callback through Dash's own ``on_error`` handler.
 :func:`guarded_callback` guards one callback: an exception becomes a friendly alert (title,
 message, numbered recovery steps) instead of Dash's error, and is recorded on the session.
 
@@ -88,12 +91,13 @@ def preserve(component: Any, storage: str = "local") -> Any:
 class SessionMWDash:
     """Sessions, the status banner and guarded callbacks for a Dash app.
 
-    Several Dash apps on one Flask server (Dash's ``url_base_pathname`` pattern) each get
-    their own set-up; they share the server's Flask extension.
+    Several Dash apps on one server (Dash's ``url_base_pathname`` pattern) each get their own
+    set-up; they share the server's extension (Flask, Quart) or middleware (FastAPI).
 
     :param app: the Dash app to set up now; or call :meth:`init_app` later.
-    :param manager: the session manager; by default the Flask extension builds one from
-        ``app.server.config``'s ``SESSIONMW_*`` keys and the environment.
+    :param manager: the session manager; by default the Flask or Quart extension builds one from
+        ``app.server.config``'s ``SESSIONMW_*`` keys and the environment; on FastAPI (no config),
+        the process default (:func:`sessionmw.get_session_manager`).
     :param guard_all: guard every callback of the app at once (Dash's app-level ``on_error``):
         an exception is recorded on the session and shown as the friendly alert; the app's own
         ``on_error`` runs after it. In debug mode (dev tools UI) an exception it does not handle
@@ -101,8 +105,8 @@ class SessionMWDash:
     :param theme: the banner's look (:data:`THEMES`): ``auto`` (default) uses Bootstrap's
         classes when dash-bootstrap-components is installed and the app loads a Bootstrap
         stylesheet, plain CSS otherwise.
-    :param options: passed to :class:`~sessionmw.integrations.flask.SessionMW` (``cookie_name``,
-        ``prefix``, ``secret_key``, ...).
+    :param options: passed to the server's extension or middleware (``cookie_name``, ``prefix``,
+        ``secret_key``, ``exclude``, ...).
     """
 
     def __init__(
