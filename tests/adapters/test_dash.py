@@ -704,6 +704,47 @@ def test_a_backend_sessionmw_does_not_serve_is_named(sessions: SessionManager) -
         SessionMWDash(app, manager=sessions)
 
 
+def _server(backend: str) -> Any:
+    """A bare server of ``backend``'s kind, for several Dash apps."""
+    if backend == "quart":
+        from quart import Quart
+
+        return Quart(__name__)
+    if backend == "fastapi":
+        from fastapi import FastAPI
+
+        return FastAPI()
+    from flask import Flask
+
+    return Flask(__name__)
+
+
+def test_several_apps_on_one_server(backend: str) -> None:
+    """Dash's url_base_pathname pattern on every backend: each app its banner and its excluded
+    page-loading paths, one extension or middleware (one manager, one cookie) for all.
+
+    Not on Quart: Dash 4.4 itself cannot build a second app on one Quart server (both register
+    the websocket route's endpoint ``websocket_handler``: Quart's AssertionError in ``Dash()``)."""
+    if backend == "quart":
+        pytest.skip("Dash 4.4 builds no second app on one Quart server (endpoint websocket_handler)")
+    server = _server(backend)
+    shared = SessionManager(store="memory://")
+    parts = []
+    for base in ("/reports/", "/admin/"):
+        part = dash.Dash(__name__, server=server, url_base_pathname=base)
+        part.layout = html.Div([html.H1(base), html.Div(id="out")])
+        SessionMWDash(part, manager=shared)
+        parts.append(part)
+    assert [state.routes_prefix for state in map(dash_state, parts) if state] == ["/reports/", "/admin/"]
+    client = _open(parts[1])
+    layout = client.get("/admin/_dash-layout")
+    assert layout.status_code == 200 and BANNER_ID in layout.get_data(as_text=True)
+    assert client.get_cookie("sessionmw") is None  # page-loading paths are not tracked
+    assert client.get("/reports/_dash-layout").status_code == 200
+    assert client.get_cookie("sessionmw") is None
+    shared.close()
+
+
 # -- the demo app -------------------------------------------------------------------------------
 
 
