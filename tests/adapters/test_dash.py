@@ -14,7 +14,7 @@ from typing import Any
 import dash
 import pytest
 from dash import Input, Output, html
-from support.servers import BackendClient, fire_callback, session_cookie
+from support.servers import BackendClient, callback_payload, fire_callback, session_cookie
 
 from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
 from sessionmw.__main__ import main
@@ -743,6 +743,20 @@ def test_several_apps_on_one_server(backend: str) -> None:
     assert client.get("/reports/_dash-layout").status_code == 200
     assert client.get_cookie("sessionmw") is None
     shared.close()
+
+
+def test_debug_mode_raises_again_for_the_dev_tools(backend: str, sessions: SessionManager) -> None:
+    """With Dash's dev tools UI on, a guarded callback's exception is recorded once and raised
+    again (an error answer, the dev tools' to show), on every backend."""
+    behaviour: dict[str, Any] = {"error": DataLoadError("prices.csv is corrupt")}
+    app = _guarded_app(sessions, behaviour, backend)
+    app.enable_dev_tools(debug=True, dev_tools_hot_reload=False)
+    client = _client(app)
+    payload = callback_payload(app, ["out.children"], [("go", "n_clicks", 1)], None)
+    reply = client.post("/_dash-update-component", data=json.dumps(payload), headers=JSON_HEADERS)
+    assert reply.status_code >= 500  # Dash's debug answer (a traceback page), not the banner's update
+    record = sessions.get_session(_sid(client))
+    assert record is not None and record.error_count == 1
 
 
 # -- the demo app -------------------------------------------------------------------------------
