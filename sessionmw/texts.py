@@ -405,8 +405,9 @@ REQUEST_HEADERS_TOO_LARGE: Final = (
 )
 #: The developer's warning when SessionMWDash is set up on an app with callbacks over a websocket.
 WEBSOCKET_CALLBACKS_UNTRACKED: Final = (
-    "This Dash app carries callbacks over a websocket: sessionmw does not check their session or "
-    "count them as actions yet (docs/dash.md, 'By backend'); their HTTP callbacks are tracked"
+    "This Dash app carries callbacks over a websocket: sessionmw checks the websocket's session when "
+    "it connects, but does not count each callback over it as an action or record its error yet "
+    "(docs/dash.md, 'By backend'); its HTTP callbacks are tracked"
 )
 
 # -- numbers in words -----------------------------------------------------------------------------

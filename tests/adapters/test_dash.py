@@ -696,6 +696,40 @@ def test_websocket_callbacks_are_named_at_set_up(asgi_backend: str, sessions: Se
         SessionMWDash(app, manager=sessions)
 
 
+@pytest.mark.skipif(not _ASGI, reason="needs sessionmw.integrations.asgi")
+def test_a_callback_websocket_is_checked_when_it_connects(sessions: SessionManager, clock: FakeClock) -> None:
+    """FastAPI: Dash's callback websocket of a live session is accepted; of an expired one closed
+    before accept with 4401, of a disconnected one with 4503 (Dash's websocket_connect hook)."""
+    from starlette.websockets import WebSocketDisconnect
+
+    app = dash.Dash(__name__, backend="fastapi", websocket_callbacks=True)
+    app.layout = html.Div([status_banner(), html.Div(id="out")])
+    with pytest.warns(RuntimeWarning):
+        SessionMWDash(app, manager=sessions)
+    client = _client(app)
+    starlette_client: Any = client._client
+    origin = {"origin": "http://testserver"}
+    with starlette_client.websocket_connect("/_dash-ws-callback", headers=origin) as ws:
+        ws.send_json({"type": "heartbeat"})
+        assert ws.receive_json() == {"type": "heartbeat_ack"}
+    sid = _sid(client)
+    for _ in range(THRESHOLD):
+        sessions.record_error(sid, "boom")
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        starlette_client.websocket_connect("/_dash-ws-callback", headers=origin),
+    ):
+        pass
+    assert closed.value.code == 4503
+    clock.advance(31 * 60)
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        starlette_client.websocket_connect("/_dash-ws-callback", headers=origin),
+    ):
+        pass
+    assert closed.value.code == 4401
+
+
 def test_a_backend_sessionmw_does_not_serve_is_named(sessions: SessionManager) -> None:
     """SessionMWDash refuses an app whose backend is not one of Dash's three, naming it."""
     app = dash.Dash(__name__)
