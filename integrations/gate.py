@@ -266,10 +266,7 @@ class SessionGate:
         manager = self.manager
         if record is None:  # unknown: only a pending id this server issued is stored
             if verdict is _PENDING:
-                pending = RequestSession(
-                    sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
-                )
-                return _admitted(Admission, (pending, None))
+                return _admitted(Admission, (self._pending_session(sid, via_header), None))
             # Issued here, now gone (deleted, or lost in a restart): not the user's doing. A JSON
             # client is refused (not_found, like expired); a page starts afresh, silently.
             return _Fresh(None, refusal, False) if verdict is _GONE else _NEW
@@ -284,6 +281,11 @@ class SessionGate:
         # disconnected: kept (its page shows the banner), a JSON client is refused
         session = RequestSession(sid, manager, record, True, False, via_header, refusal=refusal)
         return Admission(session, self.refusal(session, request))
+
+    def _pending_session(self, sid: str, via_header: bool) -> RequestSession:
+        """The session of a pending id that came back (the caller stores it)."""
+        manager = self.manager
+        return RequestSession(sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header)
 
     def _fresh(self, request: RequestView, via_header: bool, fresh: _Fresh) -> Admission:
         """The admission of a request that gets a fresh pending id (see :class:`_Fresh`); no store
@@ -300,6 +302,41 @@ class SessionGate:
         if session.refusal is not None:
             return Admission(session, self.refusal(session, request))
         return _admitted(Admission, (session, None))
+
+    async def aadmit_websocket(
+        self, request: RequestView, *, required: bool = False
+    ) -> tuple[RequestSession | None, HealthReport | None]:
+        """Decide a websocket before it is accepted: ``(session, None)``: served in ``session``;
+        ``(None, None)``: served outside any session (it names none, its path is excluded, or the
+        store is down and failing open); ``(None, report)``: refused, ``report`` says why.
+
+        A websocket that names a session (the cookie or the header) is admitted only if that
+        session may work (one store operation, as a request's admission); a pending id this
+        server issued counts as the client's return and is stored. Anything else is refused,
+        never adopted: an unknown or forged id (``not_found``), an expired, ended or disconnected
+        session. One that names none is served outside any session and stores nothing, unless
+        ``required`` (then refused as ``not_found``). A store failure raises, as :meth:`aadmit`'s.
+        """
+        if self._excludes and self._options.excluded(request.path):
+            return None, None
+        manager = self.manager
+        sid, via_header = self.client_id(request)
+        if sid is None:
+            if not required:
+                return None, None
+            return None, HealthReport.build(None, None, manager.clock(), manager.policy)
+        record, refusal = await manager.atouch_or_report(sid)
+        if record is None:
+            if await self.pending.averdict(sid) is not _PENDING:
+                return None, refusal
+            session = self._pending_session(sid, via_header)
+            await session.aensure_stored()
+            return session, None
+        if refusal is not None:
+            return None, refusal
+        if record.reason == STORE_UNAVAILABLE:  # failing open: the id cannot be verified, not adopted
+            return None, None
+        return RequestSession(sid, manager, record, True, False, via_header), None
 
     def reads_body(self, request: RequestView) -> bool:
         """True for a request whose body the gate reads (a form post to its ``reconnect``

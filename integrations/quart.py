@@ -49,11 +49,24 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from sessionmw._context import enter_scope, leave_scope
 from sessionmw._errors import ConfigurationError
 from sessionmw._manager import SessionManager
+from sessionmw.integrations.asgi import (
+    SCOPE_MANAGER,
+    SCOPE_NOTICE,
+    SCOPE_SESSION,
+    SCOPE_SESSION_ID,
+    ScopeRequest,
+    _Unreadable,
+)
 from sessionmw.integrations.flask import EXTENSION_KEY, _gate_from_config, _host_handler
 from sessionmw.integrations.gate import SessionGate
 from sessionmw.integrations.http import FORM_LIMIT, RECONNECTED_QUERY, PlainResponse, banner_html
 from sessionmw.integrations.request_session import RequestSession
-from sessionmw.integrations.websocket import MessageActivity, admit_websocket
+from sessionmw.integrations.websocket import (
+    CLOSE_REQUEST_UNREADABLE,
+    MessageActivity,
+    WebsocketAdmission,
+    admit_websocket,
+)
 
 if TYPE_CHECKING:
     from quart.typing import ResponseTypes
@@ -61,15 +74,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionMWQuart", "SessionMWQuartState", "current_session"]
 
-# The request's (or websocket's) session in its ASGI scope: the keys the ASGI middleware uses, so
-# an extension behind a SessionMiddleware steps aside and code reads one place either way.
-SCOPE_SESSION = "sessionmw.session"
-SCOPE_SESSION_ID = "sessionmw.session_id"
-SCOPE_MANAGER = "sessionmw.manager"
-SCOPE_NOTICE = "sessionmw.notice"
+# The request's (or websocket's) session is in its ASGI scope under the ASGI middleware's keys
+# (SCOPE_SESSION, ...): an extension behind a SessionMiddleware steps aside, and code reads one
+# place either way. The extension's own keys:
 _SESSION = "sessionmw.quart.session"  # the RequestSession this extension opened
 _SCOPE = "sessionmw.quart.scope"  # the token of its session scope
 _ERROR = "sessionmw.quart.error"  # the UserFacingError of the request's recorded exception
+_VIEW = "sessionmw.quart.view"  # the request as the gate reads it (a ScopeRequest), made once
 _REFUSED = "sessionmw.quart.refused"  # a websocket closed before accept: Quart sends nothing more
 _MESSAGES = "sessionmw.quart.messages"  # the _Messages slot of a websocket (see _CountMessages)
 _FORM = "application/x-www-form-urlencoded"
@@ -150,55 +161,6 @@ class SessionMWQuart:
         app.asgi_app = _CountMessages(app.asgi_app)  # type: ignore[method-assign]
         got_request_exception.connect(_record_exception)  # one receiver for every app
         got_websocket_exception.connect(_record_exception)
-
-
-class _QuartRequest:
-    """A Quart request or websocket as the gate reads it (a
-    :class:`~sessionmw.integrations.request.RequestView`; nothing is copied or changed)."""
-
-    __slots__ = ("_body", "_request", "cookies", "path")
-
-    def __init__(self, request: BaseRequestWebsocket, body: bytes = b"") -> None:
-        self._request = request
-        self._body = body
-        #: The path below the app's mount point.
-        self.path: str = request.path
-        #: The ``Cookie`` header(s) as sent.
-        self.cookies: str = "; ".join(request.headers.getlist("Cookie"))
-
-    @property
-    def method(self) -> str:
-        """The request method (``GET`` for a websocket)."""
-        return self._request.method
-
-    @property
-    def root_path(self) -> str:
-        """The ASGI ``root_path``."""
-        return self._request.root_path
-
-    @property
-    def query_string(self) -> str:
-        """The query string, as latin-1."""
-        return self._request.query_string.decode("latin-1")
-
-    @property
-    def scheme(self) -> str:
-        """``http``, ``https``, ``ws`` or ``wss``."""
-        return self._request.scheme
-
-    @property
-    def remote_address(self) -> str | None:
-        """The client's address, or None."""
-        return self._request.remote_addr or None
-
-    def header(self, name: str) -> str | None:
-        """The header ``name``, or None."""
-        value: str | None = self._request.headers.get(name)
-        return value
-
-    def body(self, limit: int) -> bytes:
-        """The body the endpoint read before asking the gate (up to ``limit`` bytes)."""
-        return self._body[:limit]
 
 
 def _to_quart(response: PlainResponse) -> Response:
@@ -292,11 +254,15 @@ class _Hooks:
         scope = _scope(current)
         if SCOPE_SESSION in scope:
             return None  # a SessionMiddleware in front of the app did it already
-        gate = self.gate
+        try:
+            view = ScopeRequest(scope)
+        except _Unreadable as bad:  # headers too large to read: a 4xx, nothing stored
+            return _to_quart(bad.answer)
         # The blueprint serves the endpoints; a store failure raises into Quart's error handling.
-        session, refusal = await gate.aadmit(_QuartRequest(current), endpoints=False)
+        session, refusal = await self.gate.aadmit(view, endpoints=False)
         if session is None:  # an endpoint, the metrics or an excluded path: no session
             return None
+        scope[_VIEW] = view
         self._open(scope, session)
         # A refusal: after_request adds the session's headers, as to any response of the request.
         return None if refusal is None else _to_quart(refusal)
@@ -313,12 +279,12 @@ class _Hooks:
     async def after_request(self, response: Response) -> Response:
         """Add the session's headers (the gate's decision: cookie, ``Vary``, ``Cache-Control``);
         a success clears an error session's count."""
-        current = cast("Request", request._get_current_object())  # type: ignore[attr-defined]
-        session: RequestSession | None = _scope(current).get(_SESSION)
+        scope = _scope(request)
+        session: RequestSession | None = scope.get(_SESSION)
         if session is None:
             return response
         headers = response.headers
-        merged = self.gate.response_headers(session, _QuartRequest(current), list(headers.items()))
+        merged = self.gate.response_headers(session, scope[_VIEW], list(headers.items()))
         headers.clear()
         headers.extend(merged)
         await self.gate.afinish(session, response.status_code)
@@ -336,9 +302,13 @@ class _Hooks:
         scope = _scope(current)
         if SCOPE_SESSION in scope:
             return None  # a SessionMiddleware in front of the app did it already
-        session, code = await admit_websocket(
-            self.gate, _QuartRequest(current), require_session=self.require_session
-        )
+        try:
+            admission = await admit_websocket(
+                self.gate, ScopeRequest(scope), require_session=self.require_session
+            )
+        except _Unreadable:  # headers too large to read: refused, nothing stored
+            admission = WebsocketAdmission(None, CLOSE_REQUEST_UNREADABLE)
+        session, code = admission
         if code is not None:
             scope[_REFUSED] = True
             await current.close(code)
@@ -392,7 +362,8 @@ class _Hooks:
             err = translate(original, debug=self.gate.debug)
         session: RequestSession | None = scope.get(_SESSION) or scope.get(SCOPE_SESSION)
         via_header = session.via_header if session is not None else False
-        return _to_quart(await self.gate.aerror_response(err, _QuartRequest(current), via_header, session))
+        view = scope.get(_VIEW) or ScopeRequest(scope)
+        return _to_quart(await self.gate.aerror_response(err, view, via_header, session))
 
     async def template_context(self) -> dict[str, Any]:
         """The context processor: ``sessionmw_banner`` in every template (async: Quart would run
@@ -401,8 +372,7 @@ class _Hooks:
 
     async def health(self) -> Response:
         """``GET <prefix>health``."""
-        current = cast("Request", request._get_current_object())  # type: ignore[attr-defined]
-        return _to_quart(await self.gate.aendpoint(_QuartRequest(current), "health"))
+        return _to_quart(await self.gate.aendpoint(ScopeRequest(_scope(request)), "health"))
 
     async def reconnect(self) -> Response:
         """``POST <prefix>reconnect`` (a form's body read up to ``FORM_LIMIT`` bytes, no more)."""
@@ -410,7 +380,7 @@ class _Hooks:
         body = b""
         if (current.headers.get("Content-Type") or "").startswith(_FORM):
             body = await _read_body(current, FORM_LIMIT)
-        return _to_quart(await self.gate.aendpoint(_QuartRequest(current, body), "reconnect"))
+        return _to_quart(await self.gate.aendpoint(ScopeRequest(_scope(current), body), "reconnect"))
 
     async def metrics(self) -> Response:
         """``GET <metrics_path>``: the Prometheus exposition."""

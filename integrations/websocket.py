@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sessionmw.integrations.request_session import RequestSession
 
 __all__ = [
+    "CLOSE_REQUEST_UNREADABLE",
     "CLOSE_SESSION_DISCONNECTED",
     "CLOSE_SESSION_REFUSED",
     "MessageActivity",
@@ -43,6 +44,9 @@ _log = logging.getLogger("sessionmw.wsgi")
 #: The close code of a websocket refused because its session is expired, ended or unknown (or it
 #: names none where one is required): the HTTP 401 of a JSON request, in the private range.
 CLOSE_SESSION_REFUSED = 4401
+#: The close code of a websocket whose opening request cannot be read (headers too large or not
+#: pairs of bytes): the HTTP 400 of a request, in the private range; nothing is stored.
+CLOSE_REQUEST_UNREADABLE = 4400
 #: The close code of a websocket refused because its session is disconnected: the HTTP 503 of a
 #: JSON request, in the private range (``POST <prefix>reconnect``, then open it again).
 CLOSE_SESSION_DISCONNECTED = 4503
