@@ -287,32 +287,6 @@ def _exclude(gate: Any, paths: Sequence[str]) -> None:
         gate.options = dataclasses.replace(gate.options, exclude=(*gate.options.exclude, *new))
 
 
-async def _websocket_connect(websocket: Any) -> Any:
-    """Dash's ``websocket_connect`` hook: on FastAPI, the session a callback websocket names is
-    checked before Dash accepts it (:func:`~sessionmw.integrations.websocket.admit_websocket`),
-    and a refused one is closed with its code (4401 expired or unknown, 4503 disconnected) and
-    why. On Quart the Quart extension admitted the websocket already; Flask has none."""
-    scope = getattr(websocket, "scope", None)
-    if not isinstance(scope, dict) or scope.get("type") != "websocket" or "sessionmw.session" in scope:
-        return True
-    apps = server_apps(scope.get("app"))
-    if (
-        apps is None
-        or apps.gate is None
-        or not any(state.backend == "fastapi" for state in apps.states.values())
-    ):
-        return True
-    from sessionmw.integrations.asgi import ScopeRequest
-    from sessionmw.integrations.websocket import CLOSE_SESSION_DISCONNECTED, admit_websocket
-
-    session, code = await admit_websocket(apps.gate, ScopeRequest(scope))
-    if code is not None:
-        return (code, "session disconnected" if code == CLOSE_SESSION_DISCONNECTED else "session refused")
-    if session is not None:
-        scope["sessionmw.session"] = session
-    return True
-
-
 def _install_layout_hook() -> None:
     """Register the Dash layout hook that configures or adds the banner, unless it is registered.
 
@@ -321,8 +295,6 @@ def _install_layout_hook() -> None:
     """
     if not any(hook.func is _layout_hook for hook in dash.hooks.get_hooks("layout")):
         dash.hooks.layout()(_layout_hook)
-    if not any(hook.func is _websocket_connect for hook in dash.hooks.get_hooks("websocket_connect")):
-        dash.hooks.websocket_connect()(_websocket_connect)
 
 
 def _banner_keeper(app: dash.Dash, routes_prefix: str) -> Callable[[], None]:

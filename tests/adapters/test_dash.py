@@ -699,7 +699,7 @@ def test_websocket_callbacks_are_named_at_set_up(asgi_backend: str, sessions: Se
 @pytest.mark.skipif(not _ASGI, reason="needs sessionmw.integrations.asgi")
 def test_a_callback_websocket_is_checked_when_it_connects(sessions: SessionManager, clock: FakeClock) -> None:
     """FastAPI: Dash's callback websocket of a live session is accepted; of an expired one closed
-    before accept with 4401, of a disconnected one with 4503 (Dash's websocket_connect hook)."""
+    before accept with 4401, of a disconnected one with 4503 (the ASGI SessionMiddleware decides)."""
     from starlette.websockets import WebSocketDisconnect
 
     app = dash.Dash(__name__, backend="fastapi", websocket_callbacks=True)
