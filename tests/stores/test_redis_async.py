@@ -26,7 +26,10 @@ async def test_async_redis_reloads_the_script_after_script_flush(
     SCRIPT FLUSH is server-wide: only on a redis-server of the test's own."""
     import redis
 
-    manager = SessionManager(store=f"{private_redis.url}?cache=false", clock=FakeClock())
+    # (generous timeouts: the test is about NOSCRIPT; once, at load average 20, the first connect
+    # took longer than the store's default)
+    url = f"{private_redis.url}?cache=false&connect_timeout=10&timeout=10"
+    manager = SessionManager(store=url, clock=FakeClock())
     admin = redis.Redis.from_url(private_redis.url)
     try:
         record = await manager.acreate_session()
