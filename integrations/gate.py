@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 from urllib.parse import quote
 
 from sessionmw import signals
@@ -26,6 +26,7 @@ from sessionmw._errors import IllegalTransitionError
 from sessionmw._manager import STORE_UNAVAILABLE, SessionManager
 from sessionmw._session import SessionRecord
 from sessionmw._states import SessionState
+from sessionmw._steps import Steps, drive, run
 from sessionmw.actions import log_failure
 from sessionmw.health import HealthReport
 from sessionmw.integrations.http import (
@@ -79,6 +80,20 @@ class Admission(NamedTuple):
     answer: PlainResponse | None
 
 
+class _Fresh(NamedTuple):
+    """Why a request gets a fresh pending id instead of the one it sent (none, a stranger's, one
+    gone, expired or ended, or one that cannot be verified)."""
+
+    #: The report of the expired or ended session the fresh one replaces (told to the user once).
+    notice: HealthReport | None
+    #: The report that refuses a JSON client (the notice, or an issued id's ``not_found``).
+    refusal: HealthReport | None
+    #: True with the store down (fail-open): the request runs under a throwaway id, no cookie set.
+    unverified: bool
+
+
+_NEW = _Fresh(None, None, False)
+_UNVERIFIED = _Fresh(None, None, True)
 _UNTRACKED = Admission(None, None)
 _admitted = tuple.__new__
 
@@ -159,72 +174,138 @@ class SessionGate:
         an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
         starts afresh.
         """
+        routed = self._route(request, endpoints)
+        if routed is not None:
+            if isinstance(routed, Admission):
+                return routed
+            return Admission(None, self.endpoint(request, routed))
+        sid, via_header = self.client_id(request)
+        record = refusal = verdict = None
+        if sid is not None:
+            # One store operation: the activity, or the report that refuses it (the core's rule).
+            record, refusal = self.manager.touch_or_report(sid)
+            if record is None:  # unknown: only a pending id this server issued is stored
+                verdict = self.pending.verdict(sid)
+        placed = self._kept(request, sid, via_header, record, refusal, verdict)
+        if isinstance(placed, _Fresh):
+            return self._fresh(request, via_header, placed)
+        if verdict is _PENDING:
+            cast(RequestSession, placed.session).ensure_stored()
+        return placed
+
+    async def aadmit(self, request: RequestView, *, endpoints: bool = True) -> Admission:
+        """:meth:`admit` for an async adapter: the same decisions, every store operation awaited
+        (:meth:`~sessionmw.SessionManager.atouch_or_report`, the pending id's verdict and storing,
+        the endpoints: :meth:`aendpoint`), so the event loop is never blocked. The same store
+        operations as :meth:`admit`, and the same exceptions (:meth:`afailed_admission` answers them).
+
+        The endpoints read the request body through the view: an adapter that must await the body
+        reads it first, for the requests :meth:`reads_body` names only.
+        """
+        routed = self._route(request, endpoints)
+        if routed is not None:
+            if isinstance(routed, Admission):
+                return routed
+            return Admission(None, await self.aendpoint(request, routed))
+        sid, via_header = self.client_id(request)
+        record = refusal = verdict = None
+        if sid is not None:
+            record, refusal = await self.manager.atouch_or_report(sid)
+            if record is None:
+                verdict = await self.pending.averdict(sid)
+        placed = self._kept(request, sid, via_header, record, refusal, verdict)
+        if isinstance(placed, _Fresh):
+            if self.pending.unread:  # the first fresh id reads the store's incarnation: off the loop
+                await self.pending.aincarnation()
+            return self._fresh(request, via_header, placed)
+        if verdict is _PENDING:
+            await cast(RequestSession, placed.session).aensure_stored()
+        return placed
+
+    def _route(self, request: RequestView, endpoints: bool) -> Admission | str | None:
+        """Where ``request``'s path sends it before any session is looked for: the metrics (their
+        answer), an endpoint (its name, to serve with the store: :meth:`endpoint`), an excluded path
+        (:data:`_UNTRACKED`); None for any other path (every request of the app: one comparison each)."""
         path = request.path
         if path == self._metrics_path:
             return Admission(None, self.metrics_response()) if endpoints else _UNTRACKED
         prefix = self._prefix
         if path.startswith(prefix):
-            return Admission(None, self.endpoint(request, path[len(prefix) :])) if endpoints else _UNTRACKED
+            return path[len(prefix) :] if endpoints else _UNTRACKED
         if self._excludes and self._options.excluded(path):
             return _UNTRACKED
-        # (one method, no call layers: on every request)
+        return None
+
+    def _kept(
+        self,
+        request: RequestView,
+        sid: str | None,
+        via_header: bool,
+        record: SessionRecord | None,
+        refusal: HealthReport | None,
+        verdict: Verdict | None,
+    ) -> Admission | _Fresh:
+        """The admission of the id the client sent (``sid``; None: none), given what the store
+        answered (its record and refusal: :meth:`~sessionmw.SessionManager.touch_or_report`; for an
+        id the store does not know, its :meth:`~PendingIds.verdict`), or, when the request gets a
+        fresh id instead, why (:meth:`_fresh`). No store operation: a pending session (``verdict``
+        pending) is the caller's to store."""
+        if sid is None:
+            return _NEW
         manager = self.manager
-        sid, via_header = self.client_id(request)
-        session: RequestSession | None = None
-        notice: HealthReport | None = None
-        gone: HealthReport | None = None
-        if sid is not None:
-            # One store operation: the activity, or the report that refuses it (the core's rule).
-            record, refusal = manager.touch_or_report(sid)
-            if record is None:  # unknown: only a pending id this server issued is stored
-                verdict = self.pending.verdict(sid)
-                if verdict is _PENDING:
-                    pending = RequestSession(
-                        sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
-                    )
-                    pending.ensure_stored()
-                    session = pending
-                elif verdict is _GONE:
-                    # Issued here, now gone (deleted, or lost in a restart): not the user's
-                    # doing. A JSON client is refused (not_found, like expired); a page starts
-                    # afresh, silently.
-                    gone = refusal
-            elif refusal is None:  # it may work
-                if record.reason == STORE_UNAVAILABLE:
-                    # Fail-open with the store down: the id cannot be verified, so it is not
-                    # adopted. The request runs under a throwaway id; the cookie is left alone.
-                    fresh = self.pending.issue()
-                    unverified = SessionRecord.new(fresh, manager.clock())
-                    unverified.reason = STORE_UNAVAILABLE
-                    session = RequestSession(fresh, manager, unverified, True, False, via_header)
-                else:
-                    session = RequestSession(sid, manager, record, True, False, via_header)
-            elif record.state.is_terminal:  # expired or ended: replaced, and the user is told once
-                notice = refusal
-            else:  # disconnected: kept (its page shows the banner), a JSON client is refused
-                session = RequestSession(
-                    sid, manager, record, True, False, via_header, refusal=refusal
+        if record is None:  # unknown: only a pending id this server issued is stored
+            if verdict is _PENDING:
+                pending = RequestSession(
+                    sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
                 )
-        if session is None:
-            fresh = self.pending.issue()
-            session = RequestSession(
-                fresh,
-                manager,
-                SessionRecord.new(fresh, manager.clock()),
-                False,
-                True,
-                via_header,
-                notice,
-                refusal=notice if gone is None else gone,
-            )
+                return _admitted(Admission, (pending, None))
+            # Issued here, now gone (deleted, or lost in a restart): not the user's doing. A JSON
+            # client is refused (not_found, like expired); a page starts afresh, silently.
+            return _Fresh(None, refusal, False) if verdict is _GONE else _NEW
+        if refusal is None:  # it may work
+            if record.reason != STORE_UNAVAILABLE:
+                session = RequestSession(sid, manager, record, True, False, via_header)
+                return _admitted(Admission, (session, None))  # (no Python-level __new__: every request)
+            # Fail-open with the store down: the id cannot be verified, so it is not adopted.
+            return _UNVERIFIED
+        if record.state.is_terminal:  # expired or ended: replaced, and the user is told once
+            return _Fresh(refusal, refusal, False)
+        # disconnected: kept (its page shows the banner), a JSON client is refused
+        session = RequestSession(sid, manager, record, True, False, via_header, refusal=refusal)
+        return Admission(session, self.refusal(session, request))
+
+    def _fresh(self, request: RequestView, via_header: bool, fresh: _Fresh) -> Admission:
+        """The admission of a request that gets a fresh pending id (see :class:`_Fresh`); no store
+        operation but the first read of the store's incarnation (:meth:`PendingIds.issue`)."""
+        manager = self.manager
+        sid = self.pending.issue()
+        record = SessionRecord.new(sid, manager.clock())
+        if fresh.unverified:  # the request runs under a throwaway id; the cookie is left alone
+            record.reason = STORE_UNAVAILABLE
+            return Admission(RequestSession(sid, manager, record, True, False, via_header), None)
+        session = RequestSession(
+            sid, manager, record, False, True, via_header, fresh.notice, refusal=fresh.refusal
+        )
         if session.refusal is not None:
             return Admission(session, self.refusal(session, request))
-        return _admitted(Admission, (session, None))  # (no Python-level __new__: every request)
+        return _admitted(Admission, (session, None))
+
+    def reads_body(self, request: RequestView) -> bool:
+        """True for a request whose body the gate reads (a form post to its ``reconnect``
+        endpoint): an async adapter awaits that body (up to
+        :data:`~sessionmw.integrations.http.FORM_LIMIT` bytes) before :meth:`aadmit`, and never
+        reads any other."""
+        return request.method == "POST" and request.path == self._prefix + "reconnect"
 
     def failed_admission(self, request: RequestView, exc: Exception) -> PlainResponse:
         """The answer to a request that :meth:`admit` raised for (the store down with
-        ``fail_closed``, or full): ``exc`` logged and translated; JSON for the endpoints' clients."""
+        ``fail_closed``, or full): ``exc`` logged and translated; JSON for the endpoints' clients.
+        No store operation."""
         return self.error_response(self.fail(None, exc), request, request.path.startswith(self._prefix))
+
+    async def afailed_admission(self, request: RequestView, exc: Exception) -> PlainResponse:
+        """:meth:`failed_admission`, for what :meth:`aadmit` raised."""
+        return self.failed_admission(request, exc)  # no session: no store operation to await
 
     # -- finding the session ------------------------------------------------------------------
 
@@ -259,7 +340,10 @@ class SessionGate:
 
         One store operation (the incarnation) for an id signed here, none for any other text.
         """
-        if self.pending.verdict(sid) is not _PENDING:
+        return self._pending_report(sid, self.pending.verdict(sid))
+
+    def _pending_report(self, sid: str, verdict: Verdict | None) -> HealthReport | None:
+        if verdict is not _PENDING:
             return None
         now = self.manager.clock()
         return HealthReport.build(sid, SessionRecord.new(sid, now), now, self.manager.policy)
@@ -352,26 +436,37 @@ class SessionGate:
         """After a response: a success (below 400) clears the error count of a session in the error
         state, unless the request recorded an error or counts no success
         (:attr:`RequestSession.counts_success`)."""
+        if self._clears_errors(session, status):
+            run(self._success(session, False))
+
+    async def afinish(self, session: RequestSession, status: int) -> None:
+        """:meth:`finish`, the success recorded without blocking the event loop."""
+        if self._clears_errors(session, status):
+            await drive(self._success(session, True))
+
+    def _clears_errors(self, session: RequestSession, status: int) -> bool:
+        """Send ``request_finished``; True if the response is a success to record (see :meth:`finish`)."""
         if _REQUEST_FINISHED.receivers:
             seconds = time.perf_counter() - session.started
             signals.send(
                 _REQUEST_FINISHED, self.manager, session_id=session.id, status=status, seconds=seconds
             )
         if session.failed or not session.stored or not session.counts_success:
-            return
-        if status < 400 and session.record.state is _ERROR:
-            try:
-                self.manager.record_success(session.id)
-            except Exception:  # e.g. the store went down (fail_closed): the response stands
-                _log.warning("could not record the success on the session", exc_info=True)
+            return False
+        return status < 400 and session.record.state is _ERROR
+
+    def _success(self, session: RequestSession, awaiting: bool) -> Steps[None]:
+        manager = self.manager
+        try:
+            if awaiting:
+                yield manager.arecord_success(session.id)
+            else:
+                manager.record_success(session.id)
+        except Exception:  # e.g. the store went down (fail_closed): the response stands
+            _log.warning("could not record the success on the session", exc_info=True)
 
     def fail(
-        self,
-        session: RequestSession | None,
-        exc: BaseException,
-        *,
-        log: bool = True,
-        what: str = "request",
+        self, session: RequestSession | None, exc: BaseException, *, log: bool = True, what: str = "request"
     ) -> UserFacingError:
         """Log and record ``exc`` on the session, and translate it for the user.
 
@@ -383,6 +478,17 @@ class SessionGate:
             when the host logs it.
         :param what: what failed, for the log line (e.g. a Dash callback's output).
         """
+        return run(self._fail(session, exc, log, what, False))
+
+    async def afail(
+        self, session: RequestSession | None, exc: BaseException, *, log: bool = True, what: str = "request"
+    ) -> UserFacingError:
+        """:meth:`fail`, the error recorded without blocking the event loop."""
+        return await drive(self._fail(session, exc, log, what, True))
+
+    def _fail(
+        self, session: RequestSession | None, exc: BaseException, log: bool, what: str, awaiting: bool
+    ) -> Steps[UserFacingError]:
         from sessionmw.translation import translate
 
         if log:
@@ -390,18 +496,19 @@ class SessionGate:
             log_failure(_log, exc, callback=what, session_id=session_id, debug=self.debug)
         if session is not None and not session.failed:
             try:
-                session.ensure_stored()
-                session.after_error = session.manager.record_error(session.id, exc)
+                if awaiting:
+                    yield session.aensure_stored()
+                    session.after_error = yield session.manager.arecord_error(session.id, exc)
+                else:
+                    session.ensure_stored()
+                    session.after_error = session.manager.record_error(session.id, exc)
                 session.failed = True
             except Exception:
                 _log.exception("could not record the error on the session")
         return translate(exc, debug=self.debug)
 
     def error_response(
-        self,
-        err: UserFacingError,
-        request: RequestView,
-        via_header: bool,
+        self, err: UserFacingError, request: RequestView, via_header: bool,
         session: RequestSession | None = None,
     ) -> PlainResponse:
         """``err`` as JSON or HTML (by ``Accept``). The HTML page says what the banner says for
@@ -411,16 +518,36 @@ class SessionGate:
         The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
         disconnected session or a transient error, else 500.
         """
+        return run(self._error_response(err, request, via_header, session, False))
+
+    async def aerror_response(
+        self, err: UserFacingError, request: RequestView, via_header: bool,
+        session: RequestSession | None = None,
+    ) -> PlainResponse:
+        """:meth:`error_response`, the session's health read without blocking the event loop."""
+        return await drive(self._error_response(err, request, via_header, session, True))
+
+    def _error_response(
+        self,
+        err: UserFacingError,
+        request: RequestView,
+        via_header: bool,
+        session: RequestSession | None,
+        awaiting: bool,
+    ) -> Steps[PlainResponse]:
         as_json = accepts_json(request.header("accept"), via_header)
         page = None
         if not as_json:
             report = None
             if session is not None and session.stored:
                 after, manager = session.after_error, self.manager
+                sid = session.id
                 if after is None:
-                    report = manager.check_health(session.id)
+                    report = (yield manager.acheck_health(sid)) if awaiting else manager.check_health(sid)
                 else:  # the record the error left: no second read
-                    report = manager.health_of(session.id, after)
+                    report = (
+                        (yield manager.ahealth_of(sid, after)) if awaiting else manager.health_of(sid, after)
+                    )
             mount = quote(request.root_path.encode("latin-1", "replace"), safe="/")
             page = error_page_html(err, report, prefix=mount + self.options.prefix, back=back_path(request))
         return user_error_response(err, as_json=as_json, page=page)
@@ -429,15 +556,23 @@ class SessionGate:
 
     def endpoint(self, request: RequestView, name: str) -> PlainResponse:
         """Serve the endpoint ``name`` (the path after the prefix)."""
+        return run(self._endpoint(request, name, False))
+
+    async def aendpoint(self, request: RequestView, name: str) -> PlainResponse:
+        """:meth:`endpoint`, every store operation awaited (a form post's body is the view's:
+        see :meth:`reads_body`)."""
+        return await drive(self._endpoint(request, name, True))
+
+    def _endpoint(self, request: RequestView, name: str, awaiting: bool) -> Steps[PlainResponse]:
         method = request.method
         if name == "health":
             if method not in ("GET", "HEAD"):
                 return _method_not_allowed("GET, HEAD")
-            return self.health_response(request)
+            return (yield from self._health(request, awaiting))
         if name == "reconnect":
             if method != "POST":
                 return _method_not_allowed("POST")
-            return self.reconnect_response(request)
+            return (yield from self._reconnect(request, awaiting))
         return json_response(404, {"status": "not_found", "message": "No such sessionmw endpoint."})
 
     def health_response(self, request: RequestView) -> PlainResponse:
@@ -447,13 +582,22 @@ class SessionGate:
         was signed here (the incarnation: is it pending?). ``?page=1`` (a page's own poll) always
         answers 200: the state is in the body.
         """
+        return run(self._health(request, False))
+
+    def _health(self, request: RequestView, awaiting: bool) -> Steps[PlainResponse]:
         sid, _ = self.client_id(request)
         report: HealthReport | None = None
         if sid is not None:
-            report = self.manager.check_health(sid)
+            manager = self.manager
+            report = (yield manager.acheck_health(sid)) if awaiting else manager.check_health(sid)
             if report.status == "not_found":
-                report = self.pending_health(sid) or report
+                report = (yield from self._pending_health(sid, awaiting)) or report
         return self._health_answer(report, request)
+
+    def _pending_health(self, sid: str, awaiting: bool) -> Steps[HealthReport | None]:
+        """:meth:`pending_health` as steps."""
+        verdict = (yield self.pending.averdict(sid)) if awaiting else self.pending.verdict(sid)
+        return self._pending_report(sid, verdict)
 
     def _health_answer(self, report: HealthReport | None, request: RequestView) -> PlainResponse:
         if report is None:
@@ -470,13 +614,16 @@ class SessionGate:
         the store does not know that was signed here, or the read of a session that may not
         reconnect (expired, ended).
         """
+        return run(self._reconnect(request, False))
+
+    def _reconnect(self, request: RequestView, awaiting: bool) -> Steps[PlainResponse]:
         sid, via_header = self.client_id(request)
         manager = self.manager
         record: SessionRecord | None = None
         refused = False
         if sid is not None:
             try:
-                record = manager.reconnect(sid)
+                record = (yield manager.areconnect(sid)) if awaiting else manager.reconnect(sid)
             except IllegalTransitionError:  # expired or ended: nothing to reconnect
                 refused = True
         content_type = request.header("content-type") or ""
@@ -487,16 +634,17 @@ class SessionGate:
         if sid is None:
             reconnected = False
         elif record is not None:  # the reconnect's outcome is the health: no second read
-            reconnected, report = True, manager.health_of(sid, record)
+            reconnected = True
+            report = (yield manager.ahealth_of(sid, record)) if awaiting else manager.health_of(sid, record)
         elif refused:
             reconnected = False
             if not as_form:
-                report = manager.check_health(sid)
+                report = (yield manager.acheck_health(sid)) if awaiting else manager.check_health(sid)
         else:  # unknown: a pending id has nothing to reconnect, and is well
-            report = self.pending_health(sid)
+            report = yield from self._pending_health(sid, awaiting)
             reconnected = report is not None
             if report is None:
-                report = manager.health_of(sid, None)
+                report = manager.health_of(sid, None)  # not found: no custom check runs, no store read
         if as_form:  # back to the page, which says "Reconnected" when it worked
             back = form_next_path(request.body(FORM_LIMIT))
             location = with_reconnected(back) if reconnected else back

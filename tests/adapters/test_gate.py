@@ -8,15 +8,22 @@ import inspect
 import io
 import json
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
+import anyio
 import pytest
+from support.fakes import SESSION_KINDS, CountedStore
 
 from sessionmw import SessionManager
 from sessionmw.integrations.environ import EnvironRequest
-from sessionmw.integrations.gate import SessionGate, vary_with_cookie
+from sessionmw.integrations.gate import Admission, SessionGate, vary_with_cookie
+from sessionmw.integrations.http import PlainResponse
 from sessionmw.integrations.options import Options
+from sessionmw.integrations.pending_ids import Verdict, pending_window
 from sessionmw.integrations.request import RequestView
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.stores._memory import MemoryStore
 from sessionmw.testing import FakeClock
 
 
@@ -217,3 +224,254 @@ def test_every_name_has_one_import_path() -> None:
             if inspect.isclass(value) or inspect.isfunction(value):  # (not a proxy's borrowed name)
                 assert value.__module__ == module.__name__, f"{name}.{exported} is {value.__module__}'s"
     assert {name: where for name, where in homes.items() if len(where) > 1} == {}
+
+
+# -- the async gate: the same decisions and the same store operations as the sync one ------------
+
+Setup = Callable[[SessionGate, FakeClock], Request]
+JSON = (("accept", "application/json"),)
+
+
+def _sent(kind: str, *, accept: str = "text/html", header: bool = False, **request: Any) -> Setup:
+    """A request that sends the id of a session of ``kind`` (support.fakes), in the cookie or the header."""
+
+    def setup(gate: SessionGate, clock: FakeClock) -> Request:
+        sid = SESSION_KINDS[kind](gate.manager, clock)
+        if header:
+            return Request(headers=(("x-session-id", sid), ("accept", accept)), **request)
+        return Request(cookies=f"sessionmw={sid}", headers=(("accept", accept),), **request)
+
+    return setup
+
+
+def _issued(*, late: bool = False, accept: str = "text/html") -> Setup:
+    """A request that sends back a pending id this gate issued (``late``: past its window)."""
+
+    def setup(gate: SessionGate, clock: FakeClock) -> Request:
+        sid = gate.pending.issue()
+        if late:
+            clock.advance(pending_window(gate.manager.policy) + 1)
+        return Request(cookies=f"sessionmw={sid}", headers=(("accept", accept),))
+
+    return setup
+
+
+ADMISSIONS: dict[str, Setup] = {
+    "new client": lambda gate, clock: Request(),
+    "forged id": lambda gate, clock: Request(cookies="sessionmw=abc.def.ghi"),
+    "pending id": _issued(),
+    "gone id, page": _issued(late=True),
+    "gone id, JSON": _issued(late=True, accept="application/json"),
+    "excluded path": lambda gate, clock: Request(path="/static/app.css", cookies="sessionmw=x"),
+    **{f"{kind}, page": _sent(kind) for kind in SESSION_KINDS},
+    **{f"{kind}, API": _sent(kind, accept="application/json", header=True) for kind in SESSION_KINDS},
+}
+
+ENDPOINTS: dict[str, Setup] = {
+    "health, none": lambda gate, clock: Request(path="/_sessionmw/health"),
+    "health, pending id": lambda gate, clock: dataclasses.replace(
+        _issued()(gate, clock), path="/_sessionmw/health"
+    ),
+    "health, PUT": lambda gate, clock: Request(method="PUT", path="/_sessionmw/health"),
+    "no such endpoint": lambda gate, clock: Request(path="/_sessionmw/nothing"),
+    **{f"health, {kind}": _sent(kind, path="/_sessionmw/health") for kind in SESSION_KINDS},
+    **{
+        f"reconnect, {kind}": _sent(
+            kind, accept="application/json", method="POST", path="/_sessionmw/reconnect"
+        )
+        for kind in SESSION_KINDS
+    },
+    **{
+        f"reconnect form, {kind}": _sent(
+            kind,
+            method="POST",
+            path="/_sessionmw/reconnect",
+            form=b"next=%2Fpage",
+        )
+        for kind in ("disconnected", "expired")
+    },
+    "reconnect, pending id": lambda gate, clock: dataclasses.replace(
+        _issued()(gate, clock), method="POST", path="/_sessionmw/reconnect"
+    ),
+    "reconnect, GET": lambda gate, clock: Request(path="/_sessionmw/reconnect"),
+}
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test of this module runs under asyncio and under trio."""
+    return str(request.param)
+
+
+def _counted_gate() -> tuple[SessionGate, CountedStore, FakeClock]:
+    clock = FakeClock()
+    store = CountedStore(MemoryStore())
+    manager = SessionManager(store=store, clock=clock)
+    options = Options.build(secret_key="test-secret", exclude=["/static/"])
+    return SessionGate(manager, options), store, clock
+
+
+def _seen_admission(admission: Admission, request: Request) -> tuple[Any, ...]:
+    """What an adapter acts on in an admission, without the ids and times that differ between runs."""
+    session, answer = admission
+    kept = None
+    if session is not None:
+        sent = request.header("x-session-id") or request.cookies.partition("=")[2]
+        kept = (
+            session.id == sent,
+            session.stored,
+            session.issue_cookie,
+            session.via_header,
+            session.state,
+            None if session.refusal is None else session.refusal.status,
+            None if session.notice is None else session.notice.status,
+        )
+    return kept, _seen_answer(answer)
+
+
+def _seen_answer(answer: PlainResponse | None) -> tuple[Any, ...] | None:
+    if answer is None:
+        return None
+    headers = dict(answer.headers)
+    body: Any = answer.body
+    if headers.get("Content-Type", "").startswith("application/json"):
+        data = json.loads(answer.body)
+        session = data.get("session", data)
+        body = (data.get("status"), session.get("status"), session.get("state"))
+    elif "Location" in headers:
+        body = headers["Location"]
+    else:
+        body = len(answer.body) > 0
+    return answer.status, headers.get("Content-Type"), body
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", list(ADMISSIONS) + list(ENDPOINTS))
+async def test_aadmit_decides_and_costs_as_admit(case: str) -> None:
+    """Every kind of request gets the same admission from ``aadmit`` as from ``admit``, for the
+    same store operations (a CountedStore's count, incarnation reads included), and the session
+    it left in the store is the same."""
+    setup = ADMISSIONS.get(case) or ENDPOINTS[case]
+    seen = []
+    for awaiting in (False, True):
+        gate, store, clock = _counted_gate()
+        request = setup(gate, clock)
+        store.calls.clear()
+        admission = await gate.aadmit(request) if awaiting else gate.admit(request)
+        session = admission.session
+        after = None if session is None else gate.manager.get_session(session.id)
+        seen.append(
+            (_seen_admission(admission, request), dict(store.calls), None if after is None else after.state)
+        )
+    assert seen[1] == seen[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", ["new client", "pending id", "healthy, page", "error, page", "idle, API"])
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+async def test_afail_and_aerror_response_record_and_answer_as_the_sync_ones(case: str, accept: str) -> None:
+    """An app's error is recorded once (a pending session stored first) and answered alike, for
+    the same store operations, whichever path records it."""
+    seen = []
+    for awaiting in (False, True):
+        gate, store, clock = _counted_gate()
+        request = dataclasses.replace(ADMISSIONS[case](gate, clock), headers=(("accept", accept),))
+        session, _ = gate.admit(request)
+        assert session is not None
+        store.calls.clear()
+        exc = ConnectionError("the database went away")
+        if awaiting:
+            err = await gate.afail(session, exc, log=False)
+            again = await gate.afail(session, exc, log=False)  # a second observer records nothing
+            answer = await gate.aerror_response(err, request, session.via_header, session)
+        else:
+            err = gate.fail(session, exc, log=False)
+            again = gate.fail(session, exc, log=False)
+            answer = gate.error_response(err, request, session.via_header, session)
+        assert again.title == err.title
+        record = session.after_error
+        seen.append(
+            (
+                err.title,
+                session.failed,
+                session.stored,
+                None if record is None else (record.state, record.error_count),
+                _seen_answer(answer),
+                dict(store.calls),
+            )
+        )
+    assert seen[1] == seen[0]
+    assert seen[0][1] and seen[0][3] is not None and seen[0][3][1] >= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [200, 302, 404, 500])
+@pytest.mark.parametrize("case", ["error, page", "healthy, page", "pending id", "new client"])
+async def test_afinish_clears_errors_as_finish(case: str, status: int) -> None:
+    """A success (below 400) clears a session's errors through either path, at the same cost;
+    anything else, or a session not stored, costs nothing."""
+    seen = []
+    for awaiting in (False, True):
+        gate, store, clock = _counted_gate()
+        session, _ = gate.admit(ADMISSIONS[case](gate, clock))
+        assert session is not None
+        store.calls.clear()
+        if awaiting:
+            await gate.afinish(session, status)
+        else:
+            gate.finish(session, status)
+        calls = dict(store.calls)
+        after = gate.manager.get_session(session.id) if session.stored else None
+        seen.append((calls, None if after is None else (after.state, after.error_count)))
+    assert seen[1] == seen[0]
+    assert bool(seen[0][0]) == (case == "error, page" and status < 400)
+
+
+@pytest.mark.anyio
+async def test_a_store_failure_raises_from_aadmit_and_afailed_admission_answers_it() -> None:
+    """With the store down and ``fail_closed``, ``aadmit`` raises as ``admit`` does; the answer
+    is the same friendly 503, without the exception's text."""
+    from sessionmw._errors import StoreUnavailableError
+
+    gate, store, _ = _counted_gate()
+    gate.manager.settings = dataclasses.replace(gate.manager.settings, on_store_error="fail_closed")
+
+    def down(*args: object) -> None:
+        raise StoreUnavailableError("down at 10.0.0.7")
+
+    store.inner.update = down  # type: ignore[method-assign,assignment]
+    request = Request(cookies="sessionmw=abc", headers=JSON)
+    with pytest.raises(StoreUnavailableError) as raised:
+        await gate.aadmit(request)
+    answer = await gate.afailed_admission(request, raised.value)
+    assert _seen_answer(answer) == _seen_answer(gate.failed_admission(request, raised.value))
+    assert answer.status_code == 503 and b"10.0.0.7" not in answer.body
+
+
+@pytest.mark.anyio
+async def test_concurrent_first_clients_read_the_incarnation_once() -> None:
+    """The first fresh ids read the store's incarnation off the loop, once: clients that arrive
+    while it is being read get ids without one (judged by their window), never a second read."""
+    gate, store, _ = _counted_gate()
+    sessions: list[RequestSession | None] = []
+
+    async def first_visit() -> None:
+        sessions.append((await gate.aadmit(Request())).session)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(5):
+            tasks.start_soon(first_visit)
+    assert store.calls == {"incarnation": 1}
+    ids = [session.id for session in sessions if session is not None]
+    assert len(set(ids)) == 5
+    for sid in ids:
+        assert await gate.pending.averdict(sid) is Verdict.PENDING
+
+
+def test_reads_body_names_only_the_reconnect_form_post(gate: SessionGate) -> None:
+    """An async adapter awaits the body of a POST to ``reconnect`` only: no other request's body
+    is ever read."""
+    assert gate.reads_body(Request(method="POST", path="/_sessionmw/reconnect"))
+    assert not gate.reads_body(Request(method="GET", path="/_sessionmw/reconnect"))
+    assert not gate.reads_body(Request(method="POST", path="/_sessionmw/health"))
+    assert not gate.reads_body(Request(method="POST", path="/upload"))
