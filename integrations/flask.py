@@ -18,7 +18,7 @@ See ``docs/flask.md`` for every configuration key.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 try:
@@ -129,21 +129,8 @@ class SessionMW:
             raise RuntimeError(
                 "sessionmw is already set up on this Flask app (SessionMW or init_app ran twice)"
             )
-        config = app.config
-        options = dict(self._options)
-        for key, field in _OPTION_KEYS.items():
-            if key in config:
-                options[field] = config[key]
-        secret = config.get("SESSIONMW_SECRET_KEY") or options.pop("secret_key", None) or app.secret_key
-        options.pop("secret_key", None)
-        manager = self._manager
-        if manager is None:
-            overrides = {field: config[key] for key, field in _SETTING_KEYS.items() if key in config}
-            manager = SessionManager(Settings.from_env(**overrides))
-        debug = config.get("SESSIONMW_DEBUG")
-        gate = SessionGate(
-            manager, Options.build(secret_key=secret, **options), debug=None if debug is None else bool(debug)
-        )
+        gate = _gate_from_config(app.config, self._options, self._manager, app.secret_key)
+        manager = gate.manager
         # A 500 handler the app registered before us keeps its place (see _Hooks.last_resort).
         previous = app.error_handler_spec.get(None, {}).get(500, {}).get(InternalServerError)
         hooks = _Hooks(gate, previous)
@@ -160,6 +147,31 @@ class SessionMW:
         app.register_error_handler(500, hooks.last_resort)
         app.context_processor(hooks.template_context)  # not add_template_global: no jinja_env yet
         got_request_exception.connect(_record_exception)  # one receiver for every app
+
+
+def _gate_from_config(
+    config: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    manager: SessionManager | None,
+    app_secret: str | bytes | None,
+) -> SessionGate:
+    """The gate of an app (Flask's, or Quart's: the same keys), from its ``SESSIONMW_*`` config
+    keys over the extension's ``defaults``; a manager built from them (and the environment)
+    unless one is given. The secret: ``SESSIONMW_SECRET_KEY``, else ``secret_key=``, else the
+    app's ``SECRET_KEY``, else the environment's."""
+    options = dict(defaults)
+    for key, field in _OPTION_KEYS.items():
+        if key in config:
+            options[field] = config[key]
+    secret = config.get("SESSIONMW_SECRET_KEY") or options.pop("secret_key", None) or app_secret
+    options.pop("secret_key", None)
+    if manager is None:
+        overrides = {field: config[key] for key, field in _SETTING_KEYS.items() if key in config}
+        manager = SessionManager(Settings.from_env(**overrides))
+    debug = config.get("SESSIONMW_DEBUG")
+    return SessionGate(
+        manager, Options.build(secret_key=secret, **options), debug=None if debug is None else bool(debug)
+    )
 
 
 def _to_flask(response: PlainResponse) -> Response:
@@ -184,10 +196,15 @@ def _record_exception(sender: Any, exception: BaseException | None = None, **_: 
 
 
 def _host_handler(
-    spec: Any, error_class: type[Exception], blueprints: list[str], hooks: _Hooks
+    spec: Any,
+    error_class: type[Exception],
+    blueprints: list[str],
+    hooks: object,
+    previous: Callable[..., Any] | None,
 ) -> Callable[..., Any] | None:
-    """The handler Flask would pick for a 500 without us (its ``_find_error_handler``, by code then by
-    class, blueprints before the app), with the handler ours replaced in its place."""
+    """The handler Flask (or Quart: the same lookup) would pick for a 500 without us (its
+    ``_find_error_handler``, by code then by class, blueprints before the app), with ``previous``
+    (the app's own 500 handler that ours replaced) in the place of ours (a method of ``hooks``)."""
     names = (*blueprints, None)
     for code in (500, None):
         for name in names:
@@ -197,7 +214,7 @@ def _host_handler(
             for cls in error_class.__mro__:
                 handler = handler_map.get(cls)
                 if handler is not None and getattr(handler, "__self__", None) is hooks:
-                    handler = hooks.previous
+                    handler = previous
                 if handler is not None:
                     return handler  # type: ignore[no-any-return]
     return None
@@ -222,7 +239,7 @@ class _Hooks:
         ``Exception``; those, and a 500 handler registered before ours, are called as Flask would.
         """
         app = current_app
-        handler = _host_handler(app.error_handler_spec, type(error), request.blueprints, self)
+        handler = _host_handler(app.error_handler_spec, type(error), request.blueprints, self, self.previous)
         if handler is not None:
             return app.ensure_sync(handler)(error)
         original = error.original_exception

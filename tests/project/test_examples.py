@@ -1,7 +1,8 @@
-"""The WSGI and Flask examples: their behaviour in-process, and each one served by its own command."""
+"""The WSGI, Flask and Quart examples: their behaviour in-process, and each one served by its own command."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import json
@@ -55,12 +56,19 @@ def serving(script: str, port: int, deadline: float = 20.0) -> Iterator[subproce
             proc.stderr.close()
 
 
+def _titled(headers: Any) -> dict[str, str]:
+    """Headers by their names in title case (Hypercorn sends them in lower case, as HTTP allows)."""
+    return {name.title(): value for name, value in headers.items()}
+
+
 class Browser:
     """A tiny HTTP client with a cookie jar, for loopback servers only."""
 
     def __init__(self, port: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        #: The cookies the server set.
+        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
 
     def get(
         self, path: str, accept: str = "text/html", method: str = "GET"
@@ -68,10 +76,10 @@ class Browser:
         request = urllib.request.Request(self.base + path, headers={"Accept": accept}, method=method)
         try:
             with self.opener.open(request, timeout=10) as response:
-                return response.status, dict(response.headers), response.read().decode()
+                return response.status, _titled(response.headers), response.read().decode()
         except urllib.error.HTTPError as error:
             with error:
-                return error.code, dict(error.headers), error.read().decode()
+                return error.code, _titled(error.headers), error.read().decode()
 
 
 # -- in process ----------------------------------------------------------------------------------
@@ -111,10 +119,36 @@ def test_flask_example_flaky_backend_gives_friendly_json(manager: SessionManager
     assert record is not None and (record.state, record.error_count) == (SessionState.ERROR, 1)
 
 
+def test_quart_example_flaky_backend_gives_friendly_json(manager: SessionManager) -> None:
+    """The Quart example: every third quote fails as a friendly 503 JSON error recorded on the
+    session; the page's websocket runs in the page's session and answers a failure in words."""
+    module = load("quart_app")
+    app = module.create_app(manager, module.FlakyBackend(fail_every=3))
+
+    async def walk() -> tuple[list[Any], Any, list[Any]]:
+        client = app.test_client()
+        responses = [await client.get("/api/quote", headers={"Accept": "application/json"}) for _ in range(6)]
+        body = await responses[2].get_json()
+        live = []
+        async with client.websocket("/ws/quotes") as ws:
+            for _ in range(3):
+                await ws.send("quote")
+                live.append(await ws.receive_json())
+        return [r.status_code for r in responses], body, live
+
+    statuses, body, live = asyncio.run(walk())
+    assert statuses == [200, 200, 503, 200, 200, 503]
+    assert body["transient"] is True and body["recovery"] and "10.0.0.9" not in json.dumps(body)
+    assert [sorted(quote) for quote in live] == [["price", "symbol"], ["price", "symbol"], ["message"]]
+    assert "10.0.0.9" not in live[2]["message"]
+    (record,) = manager.store.records()  # the 4th and 5th quotes cleared the 3rd's error
+    assert (record.state, record.error_count) == (SessionState.ERROR, 1)
+
+
 # -- served by their own command -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script", ["wsgi_app.py", "flask_app.py"])
+@pytest.mark.parametrize("script", ["wsgi_app.py", "flask_app.py", "quart_app.py"])
 def test_example_serves_with_one_command(script: str) -> None:
     """``python examples/<script> --port N`` serves the page, the health endpoint and a friendly error."""
     port = free_port()
@@ -129,6 +163,40 @@ def test_example_serves_with_one_command(script: str) -> None:
         errors = [body for code, _, body in results if code == 503]
         assert errors, results
         assert "Traceback" not in errors[0] and json.loads(errors[0])["recovery"]
+
+
+def handshake(port: int, path: str, cookie: str | None) -> str:
+    """The status line a served app answers a websocket's opening request with (101: accepted)."""
+    import socket
+
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if cookie is not None:
+        lines.append(f"Cookie: {cookie}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return conn.recv(4096).decode("latin-1").split("\r\n")[0]
+
+
+def test_quart_example_refuses_a_websocket_before_accept_when_served() -> None:
+    """Served by Hypercorn: the page's websocket opens in the page's session (101); one naming an
+    unknown session is closed before accept, which the server answers with 403; one naming none
+    opens outside any session."""
+    port = free_port()
+    with serving("quart_app.py", port):
+        browser = Browser(port)
+        browser.get("/")
+        browser.get("/")
+        (cookie,) = [c for c in browser.jar if c.name == "sessionmw"]
+        assert handshake(port, "/ws/quotes", f"sessionmw={cookie.value}").startswith("HTTP/1.1 101")
+        assert handshake(port, "/ws/quotes", "sessionmw=made-up-id").startswith("HTTP/1.1 403")
+        assert handshake(port, "/ws/quotes", None).startswith("HTTP/1.1 101")
 
 
 # -- first contact (issue 11) --------------------------------------------------------------------
