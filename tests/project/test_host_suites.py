@@ -39,7 +39,7 @@ def section(page: Path, heading: str) -> str:
     start = text.index(heading)
     level = heading.split(" ")[0]
     rest = text[start + len(heading) :]
-    ends = [m.start() for m in re.finditer(r"^#{1,%d} " % len(level), rest, re.MULTILINE)]
+    ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", rest, re.MULTILINE)]
     return rest[: ends[0]] if ends else rest
 
 
