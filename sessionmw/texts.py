@@ -48,6 +48,8 @@ __all__ = [
     "PAUSED_FORCED",
     "PAUSED_NOW",
     "RECONNECT",
+    "REQUEST_HEADERS_TOO_LARGE",
+    "REQUEST_UNREADABLE",
     "STATEMENTS",
     "STEPS_AFTER_FAILURE",
     "WHAT_HAPPENED",
@@ -371,6 +373,14 @@ RECONNECT: Final = "Reconnect"
 #: The tooltip of the alert's close button.
 DISMISS: Final = "Dismiss"
 
+#: The answer to a request whose headers an adapter cannot read (an ASGI scope without headers,
+#: or with headers that are not pairs of bytes): 400.
+REQUEST_UNREADABLE: Final = "This request could not be read: its headers are missing or malformed"
+#: The answer to a request whose headers are larger than an adapter reads: 431.
+REQUEST_HEADERS_TOO_LARGE: Final = (
+    "This request's headers are too large; clear this site's cookies and try again"
+)
+
 # -- numbers in words -----------------------------------------------------------------------------
 
 _LESS_THAN_A_MINUTE: Final = "less than a minute"
@@ -452,6 +462,8 @@ def catalogue() -> list[Template]:
         HOW_TO_FIX,
         RECONNECT,
         DISMISS,
+        REQUEST_UNREADABLE,
+        REQUEST_HEADERS_TOO_LARGE,
         _LESS_THAN_A_MINUTE,
         _SECONDS,
         _MINUTES,

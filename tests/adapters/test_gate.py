@@ -196,11 +196,13 @@ def test_an_environ_is_read_through_the_view() -> None:
 
 
 INTEGRATION_MODULES = [
+    "asgi",
     "dash",
     "dash_apps",
     "dash_banner",
     "dash_callbacks",
     "environ",
+    "fastapi",
     "flask",
     "gate",
     "http",

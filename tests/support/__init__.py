@@ -2,7 +2,8 @@
 re-exported here): ``fakes`` (sleeps, a counting store, sessions in each state), ``stores`` (store
 URLs and walks), ``processes`` (spawned children), ``servers`` (loopback servers and their
 clients), ``redis_servers`` (Redis servers of a test's own), ``chrome`` (headless chromium
-options) and ``browser`` (what the browser tests share; skips without chromedriver).
+options), ``browser`` (what the browser tests share; skips without chromedriver) and ``asgi``
+(an ASGI message-order checker).
 
 Only tests import these: never sessionmw/, integrations/, bench/ or scripts/ (tests/project/
 test_test_support.py checks it).
