@@ -20,13 +20,14 @@ event loop; the middleware runs under asyncio and trio alike.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
 from sessionmw._context import enter_scope, leave_scope
-from sessionmw._manager import SessionManager, get_session_manager
-from sessionmw.integrations.gate import SessionGate
+from sessionmw.integrations.gate import GateMiddleware
 from sessionmw.integrations.http import (
     FORM_LIMIT,
     RECONNECTED_QUERY,
@@ -36,9 +37,10 @@ from sessionmw.integrations.http import (
     json_response,
     user_error_response,
 )
-from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.texts import REQUEST_HEADERS_TOO_LARGE, REQUEST_UNREADABLE
+
+_log = logging.getLogger("sessionmw.asgi")
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -46,6 +48,11 @@ __all__ = [
     "SCOPE_NOTICE",
     "SCOPE_SESSION",
     "SCOPE_SESSION_ID",
+    "WEBSOCKET_DISCONNECTED",
+    "WEBSOCKET_REFUSED",
+    "WEBSOCKET_RENEWAL_FLOOR",
+    "WEBSOCKET_STORE_FAILED",
+    "WEBSOCKET_UNREADABLE",
     "ScopeRequest",
     "SessionMiddleware",
     "banner_for",
@@ -70,6 +77,20 @@ SCOPE_NOTICE = "sessionmw.notice"
 #: The most header bytes (names and values) a request may carry: more is answered 431.
 MAX_HEADER_BYTES = 64 * 1024
 
+#: Close code of a websocket refused before it is accepted: the session it names is unknown (an
+#: id the store does not know is never adopted), expired or ended, or it names none where
+#: ``require_websocket_session`` asks for one. The close reason is the session's health status.
+WEBSOCKET_REFUSED = 4401
+#: Close code of a websocket whose session is disconnected: reconnect it first (``POST reconnect``).
+WEBSOCKET_DISCONNECTED = 4503
+#: Close code of a websocket whose scope cannot be read (headers missing, malformed or too large).
+WEBSOCKET_UNREADABLE = 4400
+#: Close code of a websocket the store could not admit (the store down with ``fail_closed``).
+WEBSOCKET_STORE_FAILED = 1011
+#: The shortest span, in seconds, between two store operations that a websocket's messages count
+#: as activity (the renewal window, ``activity_resolution``, when longer).
+WEBSOCKET_RENEWAL_FLOOR = 1.0
+
 _APPLIED = "sessionmw.applied"  # scope key: the middleware that serves the request
 _START = "http.response.start"
 _COOKIE = b"cookie"
@@ -81,6 +102,8 @@ class _Unreadable(ValueError):
     def __init__(self, reason: str, answer: PlainResponse) -> None:
         super().__init__(reason)
         self.answer = answer
+        #: What the answer says (a websocket's close reason).
+        self.sentence = str(json.loads(answer.body)["message"])
 
 
 class ScopeRequest:
@@ -171,13 +194,16 @@ def _unreadable() -> PlainResponse:
     return json_response(400, {"status": "bad_request", "message": REQUEST_UNREADABLE})
 
 
-class SessionMiddleware:
-    """Pure ASGI middleware that gives every HTTP request a session.
+class SessionMiddleware(GateMiddleware[ASGIApp]):
+    """Pure ASGI middleware that gives every HTTP request and websocket a session.
 
-    ``lifespan``, ``websocket`` and any other scope pass through untouched; applied twice, the
-    inner one does nothing. The response's headers are changed in ``http.response.start`` only
-    (the cookie, ``Vary: Cookie``, ``Cache-Control: private`` when the cookie is set); the request
-    body is read only for a form post to the ``reconnect`` endpoint.
+    A websocket that names a session (cookie or header) is admitted before it is accepted only if
+    that session may work, else closed with :data:`WEBSOCKET_REFUSED` or
+    :data:`WEBSOCKET_DISCONNECTED`; one that names none is served outside any session (or, with
+    ``require_websocket_session``, refused). ``lifespan`` and any other scope pass through
+    untouched; applied twice, the inner one does nothing. The response's headers are changed in
+    ``http.response.start`` only (the cookie, ``Vary: Cookie``, ``Cache-Control: private`` when
+    the cookie is set); the request body is read only for a form post to ``reconnect``.
 
     :param app: the ASGI application to wrap.
     :param manager: the session manager; by default the process default
@@ -188,39 +214,21 @@ class SessionMiddleware:
         page here when the response has not started yet (an app with no error handling of its own;
         once started, the exception is re-raised all the same).
     :param secret_key: signs pending session ids; default ``SESSIONMW_SECRET_KEY`` or a random key.
+    :param require_websocket_session: refuse a websocket that names no session (default False).
     :param options: the :class:`~sessionmw.integrations.options.Options` fields (``cookie_name``,
         ``header_name``, ``prefix``, ``exclude``, ``secure``, ``cookie_domain``,
         ``cookie_max_age``, ``metrics_path``).
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        manager: SessionManager | None = None,
-        debug: bool | None = None,
-        propagate_exceptions: bool | None = None,
-        secret_key: str | bytes | None = None,
-        **options: Any,
-    ) -> None:
-        #: The wrapped application.
-        self.app = app
-        #: The shared request logic (manager and options).
-        self.gate = SessionGate(
-            manager if manager is not None else get_session_manager(),
-            Options.build(secret_key=secret_key, **options),
-            debug=debug,
-        )
-        #: False: answer the app's exceptions here when nothing was sent (see the class's docstring).
-        self.propagate_exceptions = check_propagate_exceptions(propagate_exceptions)
-
-    @property
-    def manager(self) -> SessionManager:
-        """The manager that keeps the sessions."""
-        return self.gate.manager
+    def __init__(self, app: ASGIApp, *, require_websocket_session: bool = False, **options: Any) -> None:
+        super().__init__(app, **options)
+        #: Refuse a websocket that names no session (by default it is served outside any session).
+        self.require_websocket_session = bool(require_websocket_session)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http" or _APPLIED in scope:  # lifespan, websocket, ...; or applied twice
+            if scope.get("type") == "websocket" and _APPLIED not in scope:
+                return await self._websocket(scope, receive, send)
             return await self.app(scope, receive, send)
         scope[_APPLIED] = self
         gate = self.gate
@@ -289,6 +297,68 @@ class SessionMiddleware:
             leave_scope(token)
         if status and not gone:
             await gate.afinish(session, status[0])
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Admit a websocket before it is accepted (or close it with a code saying why), then run
+        the app in its session: the messages it receives count as activity, one store operation
+        per renewal window at most; an exception is recorded and re-raised, a disconnect is not."""
+        scope[_APPLIED] = self
+        gate = self.gate
+        try:
+            request = ScopeRequest(scope)
+        except _Unreadable as bad:
+            return await _close(send, WEBSOCKET_UNREADABLE, bad.sentence)
+        try:
+            session, refusal = await gate.aadmit_websocket(request, required=self.require_websocket_session)
+        except Exception as exc:  # e.g. the store down with fail_closed
+            await gate.afail(None, exc, what="websocket admission")
+            return await _close(send, WEBSOCKET_STORE_FAILED, "")
+        if refusal is not None:
+            status = str(refusal.get("status", "not_found"))
+            code = WEBSOCKET_DISCONNECTED if status == "disconnected" else WEBSOCKET_REFUSED
+            return await _close(send, code, status)
+        if session is None:  # names none (or an excluded path): outside any session
+            return await self.app(scope, receive, send)
+        manager = gate.manager
+        scope[SCOPE_MANAGER] = manager
+        scope[SCOPE_SESSION] = session
+        scope[SCOPE_SESSION_ID] = session.id
+        scope[SCOPE_NOTICE] = None
+        clock = manager.clock
+        window = max(manager.policy.activity_resolution, WEBSOCKET_RENEWAL_FLOOR)
+        renewed = clock()  # the admission counted as activity
+        gone = False
+
+        async def session_receive() -> Message:
+            nonlocal renewed, gone
+            message = await receive()
+            kind = message.get("type")
+            if kind == "websocket.receive" and clock() - renewed >= window:
+                renewed = clock()
+                try:
+                    await manager.atouch_or_report(session.id)
+                except Exception:  # the store failing: the message is delivered all the same
+                    _log.warning("could not count a websocket message as activity", exc_info=True)
+            elif kind == "websocket.disconnect":
+                gone = True
+            return message
+
+        token = enter_scope(manager, session.id, session.store_pending)
+        try:
+            await self.app(scope, session_receive, send)
+        except Exception as exc:
+            if not gone:  # a disconnect is not the app's error
+                await gate.afail(session, exc, log=False)
+            raise
+        finally:
+            leave_scope(token)
+
+
+async def _close(send: Send, code: int, reason: str) -> None:
+    """Close a websocket before accepting it (the server answers the handshake with 403)."""
+    await send(
+        {"type": "websocket.close", "code": code, "reason": reason.encode()[:123].decode("utf-8", "ignore")}
+    )
 
 
 def _decoded(message: Message) -> list[tuple[str, str]]:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 from urllib.parse import quote
 
 from sessionmw import signals
 from sessionmw._errors import IllegalTransitionError
-from sessionmw._manager import STORE_UNAVAILABLE, SessionManager
+from sessionmw._manager import STORE_UNAVAILABLE, SessionManager, get_session_manager
 from sessionmw._session import SessionRecord
 from sessionmw._states import SessionState
 from sessionmw._steps import Steps, drive, run
@@ -42,7 +42,7 @@ from sessionmw.integrations.http import (
     user_error_response,
     with_reconnected,
 )
-from sessionmw.integrations.options import Options
+from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.pending_ids import PendingIds, Verdict
 from sessionmw.integrations.request_session import RequestSession
 
@@ -50,7 +50,9 @@ if TYPE_CHECKING:
     from sessionmw.integrations.request import RequestView
     from sessionmw.translation import UserFacingError
 
-__all__ = ["Admission", "SessionGate", "cache_control_with_cookie", "vary_with_cookie"]
+__all__ = ["Admission", "GateMiddleware", "SessionGate", "cache_control_with_cookie", "vary_with_cookie"]
+
+App = TypeVar("App")
 
 _log = logging.getLogger("sessionmw.wsgi")
 
@@ -145,6 +147,9 @@ class SessionGate:
         self._prefix = options.prefix
         self._metrics_path = options.metrics_path
         self._excludes = bool(options.exclude)
+        # What every routed path starts with (a superset: _route decides).
+        metrics = () if options.metrics_path is None else (options.metrics_path,)
+        self._routed = (options.prefix, *metrics, *options.exclude)
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -174,11 +179,13 @@ class SessionGate:
         an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
         starts afresh.
         """
-        routed = self._route(request, endpoints)
-        if routed is not None:
-            if isinstance(routed, Admission):
+        path = request.path
+        if path.startswith(self._routed):  # (a superset of the routed paths: one C call per request)
+            routed = self._route(path, endpoints)
+            if isinstance(routed, str):
+                return Admission(None, self.endpoint(request, routed))
+            if routed is not None:
                 return routed
-            return Admission(None, self.endpoint(request, routed))
         sid, via_header = self.client_id(request)
         record = refusal = verdict = None
         if sid is not None:
@@ -202,11 +209,13 @@ class SessionGate:
         The endpoints read the request body through the view: an adapter that must await the body
         reads it first, for the requests :meth:`reads_body` names only.
         """
-        routed = self._route(request, endpoints)
-        if routed is not None:
-            if isinstance(routed, Admission):
+        path = request.path
+        if path.startswith(self._routed):
+            routed = self._route(path, endpoints)
+            if isinstance(routed, str):
+                return Admission(None, await self.aendpoint(request, routed))
+            if routed is not None:
                 return routed
-            return Admission(None, await self.aendpoint(request, routed))
         sid, via_header = self.client_id(request)
         record = refusal = verdict = None
         if sid is not None:
@@ -222,11 +231,11 @@ class SessionGate:
             await cast(RequestSession, placed.session).aensure_stored()
         return placed
 
-    def _route(self, request: RequestView, endpoints: bool) -> Admission | str | None:
-        """Where ``request``'s path sends it before any session is looked for: the metrics (their
+    def _route(self, path: str, endpoints: bool) -> Admission | str | None:
+        """Where ``path`` sends a request before any session is looked for: the metrics (their
         answer), an endpoint (its name, to serve with the store: :meth:`endpoint`), an excluded path
-        (:data:`_UNTRACKED`); None for any other path (every request of the app: one comparison each)."""
-        path = request.path
+        (:data:`_UNTRACKED`); None for any other path. Called for the paths that start with one of
+        :attr:`_routed` only (the app's requests are not)."""
         if path == self._metrics_path:
             return Admission(None, self.metrics_response()) if endpoints else _UNTRACKED
         prefix = self._prefix
@@ -255,10 +264,7 @@ class SessionGate:
         manager = self.manager
         if record is None:  # unknown: only a pending id this server issued is stored
             if verdict is _PENDING:
-                pending = RequestSession(
-                    sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
-                )
-                return _admitted(Admission, (pending, None))
+                return _admitted(Admission, (self._pending_session(sid, via_header), None))
             # Issued here, now gone (deleted, or lost in a restart): not the user's doing. A JSON
             # client is refused (not_found, like expired); a page starts afresh, silently.
             return _Fresh(None, refusal, False) if verdict is _GONE else _NEW
@@ -273,6 +279,11 @@ class SessionGate:
         # disconnected: kept (its page shows the banner), a JSON client is refused
         session = RequestSession(sid, manager, record, True, False, via_header, refusal=refusal)
         return Admission(session, self.refusal(session, request))
+
+    def _pending_session(self, sid: str, via_header: bool) -> RequestSession:
+        """The session of a pending id that came back (the caller stores it)."""
+        manager = self.manager
+        return RequestSession(sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header)
 
     def _fresh(self, request: RequestView, via_header: bool, fresh: _Fresh) -> Admission:
         """The admission of a request that gets a fresh pending id (see :class:`_Fresh`); no store
@@ -289,6 +300,41 @@ class SessionGate:
         if session.refusal is not None:
             return Admission(session, self.refusal(session, request))
         return _admitted(Admission, (session, None))
+
+    async def aadmit_websocket(
+        self, request: RequestView, *, required: bool = False
+    ) -> tuple[RequestSession | None, HealthReport | None]:
+        """Decide a websocket before it is accepted: ``(session, None)``: served in ``session``;
+        ``(None, None)``: served outside any session (it names none, its path is excluded, or the
+        store is down and failing open); ``(None, report)``: refused, ``report`` says why.
+
+        A websocket that names a session (the cookie or the header) is admitted only if that
+        session may work (one store operation, as a request's admission); a pending id this
+        server issued counts as the client's return and is stored. Anything else is refused,
+        never adopted: an unknown or forged id (``not_found``), an expired, ended or disconnected
+        session. One that names none is served outside any session and stores nothing, unless
+        ``required`` (then refused as ``not_found``). A store failure raises, as :meth:`aadmit`'s.
+        """
+        if self._excludes and self._options.excluded(request.path):
+            return None, None
+        manager = self.manager
+        sid, via_header = self.client_id(request)
+        if sid is None:
+            if not required:
+                return None, None
+            return None, HealthReport.build(None, None, manager.clock(), manager.policy)
+        record, refusal = await manager.atouch_or_report(sid)
+        if record is None:
+            if await self.pending.averdict(sid) is not _PENDING:
+                return None, refusal
+            session = self._pending_session(sid, via_header)
+            await session.aensure_stored()
+            return session, None
+        if refusal is not None:
+            return None, refusal
+        if record.reason == STORE_UNAVAILABLE:  # failing open: the id cannot be verified, not adopted
+            return None, None
+        return RequestSession(sid, manager, record, True, False, via_header), None
 
     def reads_body(self, request: RequestView) -> bool:
         """True for a request whose body the gate reads (a form post to its ``reconnect``
@@ -436,12 +482,16 @@ class SessionGate:
         """After a response: a success (below 400) clears the error count of a session in the error
         state, unless the request recorded an error or counts no success
         (:attr:`RequestSession.counts_success`)."""
-        if self._clears_errors(session, status):
+        if (session.record.state is _ERROR or _REQUEST_FINISHED.receivers) and self._clears_errors(
+            session, status
+        ):  # (the test before the call: no call on most requests)
             run(self._success(session, False))
 
     async def afinish(self, session: RequestSession, status: int) -> None:
         """:meth:`finish`, the success recorded without blocking the event loop."""
-        if self._clears_errors(session, status):
+        if (session.record.state is _ERROR or _REQUEST_FINISHED.receivers) and self._clears_errors(
+            session, status
+        ):
             await drive(self._success(session, True))
 
     def _clears_errors(self, session: RequestSession, status: int) -> bool:
@@ -669,3 +719,44 @@ class SessionGate:
 def _method_not_allowed(allow: str) -> PlainResponse:
     data = {"status": "method_not_allowed", "message": f"Use {allow}."}
     return json_response(405, data, [("Allow", allow)])
+
+
+class GateMiddleware(Generic[App]):
+    """What a middleware of any protocol holds (the WSGI and the ASGI ``SessionMiddleware``): the
+    app it wraps, its :class:`SessionGate`, and whether the app's exceptions are re-raised.
+
+    :param app: the application to wrap.
+    :param manager: the session manager; by default the process default
+        (:func:`sessionmw.get_session_manager`).
+    :param debug: show exception details in error pages; None: the manager's ``debug`` setting.
+    :param propagate_exceptions: re-raise the app's exceptions after recording them (True, False,
+        or None: the protocol's default).
+    :param secret_key: signs pending session ids; default ``SESSIONMW_SECRET_KEY`` or a random key.
+    :param options: the :class:`~sessionmw.integrations.options.Options` fields.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        manager: SessionManager | None = None,
+        debug: bool | None = None,
+        propagate_exceptions: bool | None = None,
+        secret_key: str | bytes | None = None,
+        **options: Any,
+    ) -> None:
+        #: The wrapped application.
+        self.app = app
+        #: The shared request logic (manager and options).
+        self.gate = SessionGate(
+            manager if manager is not None else get_session_manager(),
+            Options.build(secret_key=secret_key, **options),
+            debug=debug,
+        )
+        #: Re-raise the app's exceptions after recording them (None: the protocol's default).
+        self.propagate_exceptions = check_propagate_exceptions(propagate_exceptions)
+
+    @property
+    def manager(self) -> SessionManager:
+        """The manager that keeps the sessions."""
+        return self.gate.manager

@@ -11,12 +11,15 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from support.asgi import Message, MessageOrder, MessageOrderError, Receive, Scope, Send
 from support.fakes import CountedStore
 from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -324,7 +327,7 @@ def test_lifespan_and_unknown_scopes_pass_through_untouched(backend: str) -> Non
         seen.append(scope)
 
     middleware, _, store = _middleware(app)
-    for kind in ("lifespan", "websocket", "webtransport"):
+    for kind in ("lifespan", "webtransport"):
         scope: Scope = {"type": kind, "asgi": {"version": "3.0"}}
         anyio.run(middleware, scope, _never, _nowhere, backend=backend)
         assert seen[-1] is scope and set(scope) == {"type", "asgi"}
@@ -735,3 +738,259 @@ def test_json_responses_keep_their_own_headers(backend: str) -> None:
         first = client.get("/api")
         assert first.headers["vary"] == "Accept, Cookie"
         assert first.headers["cache-control"] == "max-age=60, private"
+
+
+# -- websockets ---------------------------------------------------------------------------------------
+
+
+def _websocket_app(manager: SessionManager, **options: Any) -> Starlette:
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(f"{current_session_id()} {session_of(websocket.scope) is not None}")
+        while True:
+            try:
+                text = await websocket.receive_text()
+            except WebSocketDisconnect:  # the client left: no error (the middleware saw it too)
+                return
+            if text == "boom":
+                raise RuntimeError("the feed broke")
+            await websocket.send_text(f"echo {text}")
+
+    async def strict(websocket: WebSocket) -> None:  # lets WebSocketDisconnect out
+        await websocket.accept()
+        await websocket.receive_text()
+
+    app = Starlette(
+        routes=[
+            WebSocketRoute("/ws", feed),
+            WebSocketRoute("/static/ws", feed),
+            WebSocketRoute("/strict", strict),
+        ]
+    )
+    install(app, manager=manager, secret_key=SECRET, exclude=["/static/"], **options)
+    return app
+
+
+@pytest.fixture(name="counted")
+def _counted() -> tuple[SessionManager, CountedStore, FakeClock]:
+    clock = FakeClock()
+    store = CountedStore(MemoryStore())
+    return SessionManager(store=store, clock=clock), store, clock
+
+
+def test_a_websocket_that_names_no_session_is_served_outside_any(
+    backend: str, counted: tuple[SessionManager, CountedStore, FakeClock]
+) -> None:
+    """No cookie, no header: served like an excluded path, nothing stored, no store operation."""
+    manager, store, _ = counted
+    with _client(_websocket_app(manager), backend) as client, client.websocket_connect("/ws") as ws:
+        assert ws.receive_text() == "None False"
+        ws.send_text("hi")
+        assert ws.receive_text() == "echo hi"
+    assert store.calls == {}
+
+
+def test_a_websocket_runs_in_its_session_and_its_messages_renew_it_once_per_window(
+    backend: str, counted: tuple[SessionManager, CountedStore, FakeClock]
+) -> None:
+    """A session that may work is admitted (one store operation); its messages count as activity,
+    never a store operation per message: one per renewal window at most."""
+    manager, store, clock = counted
+    sid = manager.create_session().session_id
+    store.calls.clear()
+    with (
+        _client(_websocket_app(manager), backend) as client,
+        client.websocket_connect("/ws", headers={"cookie": f"sessionmw={sid}"}) as ws,
+    ):
+        assert ws.receive_text() == f"{sid} True"
+        for number in range(20):
+            ws.send_text(str(number))
+            assert ws.receive_text() == f"echo {number}"
+        assert dict(store.calls) == {"update:activity": 1}  # the admission only
+        clock.advance(max(manager.policy.activity_resolution, asgi.WEBSOCKET_RENEWAL_FLOOR))
+        for number in range(5):
+            ws.send_text(str(number))
+            assert ws.receive_text() == f"echo {number}"
+    assert dict(store.calls) == {"update:activity": 2}
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "reason"),
+    [
+        pytest.param("unknown", asgi.WEBSOCKET_REFUSED, "not_found", id="unknown"),
+        pytest.param("expired", asgi.WEBSOCKET_REFUSED, "expired", id="expired"),
+        pytest.param("ended", asgi.WEBSOCKET_REFUSED, "expired", id="ended"),
+        pytest.param("disconnected", asgi.WEBSOCKET_DISCONNECTED, "disconnected", id="disconnected"),
+        pytest.param("none, required", asgi.WEBSOCKET_REFUSED, "not_found", id="required"),
+    ],
+)
+def test_a_websocket_whose_session_may_not_work_is_refused_before_accept(
+    backend: str, counted: tuple[SessionManager, CountedStore, FakeClock], kind: str, code: int, reason: str
+) -> None:
+    """Closed before accept with a documented code and the health status as the reason; an
+    unknown id is never adopted (nothing created)."""
+    manager, store, clock = counted
+    headers: dict[str, str] = {}
+    if kind == "unknown":
+        headers["cookie"] = "sessionmw=chosen-by-the-client"
+    elif kind != "none, required":
+        sid = manager.create_session().session_id
+        headers["cookie"] = f"sessionmw={sid}"
+        if kind == "expired":
+            clock.advance(manager.policy.timeout + 1)
+        elif kind == "ended":
+            manager.end_session(sid)
+        else:
+            for _ in range(manager.policy.error_threshold):
+                manager.record_error(sid, ConnectionError("down"))
+    store.calls.clear()
+    app = _websocket_app(manager, require_websocket_session=kind == "none, required")
+    with (
+        _client(app, backend) as client,
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/ws", headers=headers),
+    ):
+        pass
+    assert (closed.value.code, closed.value.reason.split(":")[0]) == (code, reason.split(":")[0])
+    assert store.calls["create"] == 0
+    assert manager.get_session("chosen-by-the-client") is None
+
+
+def test_a_pending_id_opening_a_websocket_is_stored_and_admitted(
+    backend: str, counted: tuple[SessionManager, CountedStore, FakeClock]
+) -> None:
+    """A page's pending id, sent back by its websocket, is the client's return: stored, admitted."""
+    manager, _, _ = counted
+    app = _websocket_app(manager)
+    app.router.routes.append(Route("/", lambda request: PlainTextResponse("page")))
+    with _client(app, backend) as client:
+        sid = client.get("/").cookies["sessionmw"]
+        assert manager.get_session(sid) is None
+        with client.websocket_connect("/ws", headers={"cookie": f"sessionmw={sid}"}) as ws:
+            assert ws.receive_text() == f"{sid} True"
+    assert manager.get_session(sid) is not None
+
+
+def test_a_websocket_error_is_recorded_once_and_a_disconnect_is_not(
+    backend: str, counted: tuple[SessionManager, CountedStore, FakeClock]
+) -> None:
+    """The app's exception is recorded on the session and re-raised; a client closing is no error."""
+    manager, _, _ = counted
+    sid = manager.create_session().session_id
+    cookie = {"cookie": f"sessionmw={sid}"}
+    with _client(_websocket_app(manager), backend) as client:
+        with client.websocket_connect("/ws", headers=cookie) as ws:
+            ws.receive_text()
+            ws.send_text("bye")
+            ws.receive_text()
+        with (
+            pytest.raises(RuntimeError, match="feed broke"),
+            client.websocket_connect("/ws", headers=cookie) as ws,
+        ):
+            ws.receive_text()
+            ws.send_text("boom")
+            ws.receive_text()
+        with pytest.raises(WebSocketDisconnect), client.websocket_connect("/strict", headers=cookie) as ws:
+            ws.close()
+    record = manager.get_session(sid)
+    assert record is not None and record.error_count == 1
+
+
+def test_an_excluded_websocket_and_an_unreadable_one(
+    backend: str, counted: tuple[SessionManager, CountedStore, FakeClock]
+) -> None:
+    """An excluded path is served outside any session whatever it names; a scope without headers
+    is closed with WEBSOCKET_UNREADABLE, the app never called; the store down closes with 1011."""
+    manager, store, _ = counted
+    with (
+        _client(_websocket_app(manager), backend) as client,
+        client.websocket_connect("/static/ws", headers={"cookie": "sessionmw=whatever"}) as ws,
+    ):
+        assert ws.receive_text() == "None False"
+    assert store.calls == {}
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    middleware, _, _ = _middleware()
+    anyio.run(middleware, {"type": "websocket", "path": "/ws"}, _never, send, backend=backend)
+    assert [message["code"] for message in sent] == [asgi.WEBSOCKET_UNREADABLE]
+    manager.settings = dataclasses.replace(manager.settings, on_store_error="fail_closed")
+
+    def down(*args: object) -> None:
+        raise StoreUnavailableError("down")
+
+    store.inner.update = down  # type: ignore[method-assign,assignment]
+    with (
+        _client(_websocket_app(manager), backend) as client,
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/ws", headers={"cookie": "sessionmw=abc"}),
+    ):
+        pass
+    assert closed.value.code == asgi.WEBSOCKET_STORE_FAILED
+
+
+# -- bad input, generated ----------------------------------------------------------------------------
+
+BYTES = st.binary(max_size=300)
+HEADER_NAMES = st.sampled_from(
+    [b"cookie", b"x-session-id", b"accept", b"content-type", b"Cookie", b"x-other"]
+)
+HEADERS = st.lists(
+    st.tuples(HEADER_NAMES | BYTES, BYTES | BYTES.map(lambda value: b"sessionmw=" + value)), max_size=8
+)
+ODD_HEADERS = st.one_of(
+    HEADERS,
+    st.none(),
+    st.lists(st.tuples(st.text(max_size=20), st.text(max_size=20)), min_size=1, max_size=3),
+    st.lists(st.tuples(BYTES), min_size=1, max_size=3),
+    st.integers(),
+)
+PATHS = st.sampled_from(["/", "/x", "/_sessionmw/health", "/_sessionmw/reconnect", "/_sessionmw/nope"])
+METHODS = st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    headers=ODD_HEADERS,
+    path=PATHS,
+    method=METHODS,
+    chunks=st.lists(BYTES, min_size=1, max_size=4),
+    websocket=st.booleans(),
+)
+def test_any_scope_is_answered_and_no_client_text_is_adopted(
+    headers: Any, path: str, method: str, chunks: list[bytes], websocket: bool
+) -> None:
+    """Whatever headers, path, method and body a scope brings, the middleware raises nothing into
+    the server, every response keeps the message order, and no id the client sent is stored."""
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            return await hello(scope, receive, send)
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    middleware, _, store = _middleware(app)
+    scope = http_scope(path, method=method)
+    if headers is None:
+        del scope["headers"]
+    else:
+        scope["headers"] = headers
+    if websocket:
+        scope["type"] = "websocket"
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        async def receive() -> Message:
+            return {"type": "websocket.disconnect", "code": 1000}
+
+        anyio.run(middleware, scope, receive, send)
+        assert all(
+            message["type"] in ("websocket.close", "websocket.accept", "websocket.send") for message in sent
+        )
+    else:
+        result = call(middleware, scope, chunks)
+        assert 200 <= result.code < 600
+    assert store.calls["create"] == 0  # nothing the client sent was adopted (no pending id of ours)

@@ -216,13 +216,15 @@ INTEGRATION_MODULES = [
 
 
 def test_every_name_has_one_import_path() -> None:
-    """No adapter module re-exports another's names: each public name is in one ``__all__``."""
-    homes: dict[str, list[str]] = {}
+    """No adapter module re-exports another's names: each public object is in one ``__all__``
+    (the protocols' counterparts, e.g. ``wsgi.SessionMiddleware`` and ``asgi.SessionMiddleware``,
+    share a name, each defined in its own module)."""
+    homes: dict[tuple[str, int], list[str]] = {}
     for name in INTEGRATION_MODULES:
         module = importlib.import_module(f"sessionmw.integrations.{name}")
         for exported in module.__all__:
-            homes.setdefault(exported, []).append(name)
             value = getattr(module, exported)
+            homes.setdefault((exported, id(value)), []).append(name)
             if inspect.isclass(value) or inspect.isfunction(value):  # (not a proxy's borrowed name)
                 assert value.__module__ == module.__name__, f"{name}.{exported} is {value.__module__}'s"
     assert {name: where for name, where in homes.items() if len(where) > 1} == {}
