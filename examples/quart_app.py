@@ -106,13 +106,24 @@ def create_app(manager: SessionManager | None = None, backend: FlakyBackend | No
     return app
 
 
+def port_number(text: str) -> int:
+    """``--port``: a TCP port number (1 to 65535), or a one-line error naming what was given."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, not {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, not {port}")
+    return port
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve the example on 127.0.0.1 with Hypercorn."""
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=port_number, default=5000, help="port on 127.0.0.1 (default 5000)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = Config()

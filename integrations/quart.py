@@ -49,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from sessionmw._context import enter_scope, leave_scope
 from sessionmw._errors import ConfigurationError
 from sessionmw._manager import SessionManager
+from sessionmw.integrations.asgi import SCOPE_MANAGER, SCOPE_NOTICE, SCOPE_SESSION, SCOPE_SESSION_ID
 from sessionmw.integrations.flask import EXTENSION_KEY, _gate_from_config, _host_handler
 from sessionmw.integrations.gate import SessionGate
 from sessionmw.integrations.http import FORM_LIMIT, RECONNECTED_QUERY, PlainResponse, banner_html
@@ -61,12 +62,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionMWQuart", "SessionMWQuartState", "current_session"]
 
-# The request's (or websocket's) session in its ASGI scope: the keys the ASGI middleware uses, so
-# an extension behind a SessionMiddleware steps aside and code reads one place either way.
-SCOPE_SESSION = "sessionmw.session"
-SCOPE_SESSION_ID = "sessionmw.session_id"
-SCOPE_MANAGER = "sessionmw.manager"
-SCOPE_NOTICE = "sessionmw.notice"
+# The request's (or websocket's) session is in its ASGI scope under the ASGI middleware's keys
+# (SCOPE_SESSION, ...): an extension behind a SessionMiddleware steps aside, and code reads one
+# place either way. The extension's own keys:
 _SESSION = "sessionmw.quart.session"  # the RequestSession this extension opened
 _SCOPE = "sessionmw.quart.scope"  # the token of its session scope
 _ERROR = "sessionmw.quart.error"  # the UserFacingError of the request's recorded exception

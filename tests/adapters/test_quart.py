@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,6 +22,7 @@ from quart import (
     got_websocket_exception,
     jsonify,
     render_template_string,
+    request,
     session,
     websocket,
 )
@@ -458,6 +460,31 @@ async def test_works_beside_quarts_session(client: Client) -> None:
     assert jar(client, "session") is not None and jar(client) == sid
 
 
+async def test_the_asgi_middleware_in_front_makes_the_extension_step_aside(
+    app_class: type[Quart], manager: SessionManager
+) -> None:
+    """With the ASGI SessionMiddleware also wrapping app.asgi_app, each request is tracked once;
+    a propagated error is recorded once; websockets (which it passes through) stay the extension's."""
+    from sessionmw.integrations.asgi import SessionMiddleware
+
+    app = make_app(app_class, manager, PROPAGATE_EXCEPTIONS=True)
+    # (Quart types its ASGI messages as TypedDicts, the middleware as mappings: the same objects)
+    inner: Any = app.asgi_app
+    app.asgi_app = SessionMiddleware(inner, manager=manager, secret_key="quart-secret")  # type: ignore[method-assign, assignment]
+    client = app.test_client()
+    response = await client.get("/")
+    assert len([v for v in response.headers.getlist("Set-Cookie") if v.startswith("sessionmw=")]) == 1
+    await client.get("/")
+    sid = jar(client)
+    assert sid is not None
+    assert await (await client.get("/api")).get_json() == {"id": sid, "state": "active"}
+    assert manager.session_count() == 1
+    assert await outcome(app, "/boom", headers={"Cookie": f"sessionmw={sid}"}) == "raised RuntimeError"
+    record = manager.get_session(sid)
+    assert record is not None and record.error_count == 1
+    assert await ws_exchange(client) == [f"{sid}|m0"]
+
+
 async def test_secret_key_signs_pending_ids(app_class: type[Quart], manager: SessionManager) -> None:
     """Two apps with the same SECRET_KEY accept each other's issued ids (as two workers do)."""
     one, two = make_app(app_class, manager), make_app(app_class, manager)
@@ -578,6 +605,60 @@ async def test_a_blueprints_handler_wins_for_its_views(app: Quart, key: Any) -> 
     part.register_error_handler(key, lambda error: ("blueprint handler", 500))
     app.register_blueprint(part)
     assert await text(await app.test_client().get("/part/boom")) == "blueprint handler"
+
+
+async def test_an_exception_handler_also_answers_failures_after_the_view(
+    app_class: type[Quart], manager: SessionManager
+) -> None:
+    """An error raised in the app's after_request reaches its Exception handler as without sessionmw."""
+    answers = []
+    for attached in (False, True):
+        app = app_class(f"after-{attached}")
+        app.config["SECRET_KEY"] = "k"
+        app.register_error_handler(Exception, lambda error: (f"own {type(error).__name__}", 500))
+
+        @app.get("/ok")
+        async def ok() -> str:
+            return "ok"
+
+        @app.after_request
+        async def broken(response: Any) -> Any:
+            raise ValueError("after_request failed")
+
+        if attached:
+            SessionMWQuart(app, manager=manager)
+        answers.append(await outcome(app, "/ok") + " " + await text(await app.test_client().get("/ok")))
+    assert answers[0] == answers[1]
+    assert answers[1].endswith("own InternalServerError")
+
+
+@pytest.mark.parametrize(
+    ("config_key", "path"),
+    [("TRAP_HTTP_EXCEPTIONS", "/missing"), ("TRAP_BAD_REQUEST_ERRORS", "/form")],
+)
+@pytest.mark.parametrize("testing", [True, False], ids=["testing", "production"])
+async def test_trap_settings_behave_as_without_sessionmw(
+    app_class: type[Quart], manager: SessionManager, config_key: str, path: str, testing: bool
+) -> None:
+    """A trapped HTTP error reaches the client as it does without sessionmw."""
+    outcomes = []
+    for attached in (False, True):
+        app = app_class(f"trap-{attached}")
+        app.config.update({"SECRET_KEY": "k", config_key: True, "TESTING": testing})
+
+        @app.get("/missing")
+        async def missing() -> str:
+            abort(404)
+
+        @app.get("/form")
+        async def form() -> str:
+            return (await request.form)["absent"]  # type: ignore[no-any-return]
+
+        if attached:
+            SessionMWQuart(app, manager=manager)
+        outcomes.append(await outcome(app, path))
+    assert outcomes[0] == outcomes[1]
+    assert "friendly=True" not in outcomes[1]
 
 
 async def test_got_request_exception_is_sent_and_the_error_recorded(
@@ -775,6 +856,29 @@ async def test_a_waiting_store_leaves_the_event_loop_running(app_class: type[Qua
     assert ticks >= 5
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_a_session_walk_on_a_shared_store(
+    app_class: type[Quart], kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """On SQLite (a worker thread) and Redis (redis.asyncio under asyncio): a session is issued,
+    stored, serves a websocket, records an error and is reconnected, as on the memory store."""
+    from support.stores import shared_store_url
+
+    manager = SessionManager(store=shared_store_url(kind, request, tmp_path), max_error_threshold=1)
+    try:
+        client = make_app(app_class, manager).test_client()
+        sid = await established(client)
+        assert await ws_exchange(client) == [f"{sid}|m0"]
+        assert (await client.get("/busy", headers=JSON)).status_code == 503
+        refused = await client.get("/api", headers=JSON)
+        assert (refused.status_code, (await refused.get_json())["status"]) == (503, "disconnected")
+        assert await close_code(client) == CLOSE_SESSION_DISCONNECTED
+        assert (await client.post("/_sessionmw/reconnect", headers=JSON)).status_code == 200
+        assert await (await client.get("/api", headers=JSON)).get_json() == {"id": sid, "state": "active"}
+    finally:
+        await manager.aclose()
+
+
 def http_scope(path: str, cookie: str) -> dict[str, Any]:
     """An ASGI HTTP scope for ``GET path`` with ``cookie``."""
     return {
@@ -834,9 +938,20 @@ async def test_a_websocket_naming_no_session_is_served_outside_any(
 async def test_a_websocket_naming_no_session_is_refused_when_required(
     app_class: type[Quart], manager: SessionManager
 ) -> None:
-    """With SESSIONMW_WEBSOCKET_REQUIRE_SESSION, a websocket naming no session is refused before accept."""
+    """With SESSIONMW_WEBSOCKET_REQUIRE_SESSION (or websocket_require_session=True), a websocket
+    naming no session is refused before accept; one naming its stored session still opens."""
     client = make_app(app_class, manager, SESSIONMW_WEBSOCKET_REQUIRE_SESSION=True).test_client()
     assert await close_code(client) == CLOSE_SESSION_REFUSED
+    sid = await established(client)
+    assert await ws_exchange(client) == [f"{sid}|m0"]
+    by_argument = app_class("by-argument")
+
+    @by_argument.websocket("/ws")
+    async def ws() -> None:
+        await websocket.accept()
+
+    SessionMWQuart(by_argument, manager=manager, secret_key="k", websocket_require_session=True)
+    assert await close_code(by_argument.test_client()) == CLOSE_SESSION_REFUSED
 
 
 async def test_a_websocket_in_a_stored_session_runs_in_it(

@@ -199,6 +199,20 @@ def test_quart_example_refuses_a_websocket_before_accept_when_served() -> None:
         assert handshake(port, "/ws/quotes", None).startswith("HTTP/1.1 101")
 
 
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_quart_example_names_a_bad_port(port: str) -> None:
+    """``--port`` outside 1 to 65535 (or not a number) is refused in one line naming it."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quart_app.py"), "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "port must be" in done.stderr and port in done.stderr
+
+
 # -- first contact (issue 11) --------------------------------------------------------------------
 
 
