@@ -1,0 +1,144 @@
+"""scripts/host-suites keeps its promises: the plugins attach sessionmw to every app the host suites
+build, and every difference the script accepts is listed, with its reason, in the docs."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "tests" / "host_suites"
+#: The page and section that list the ASGI hosts' differences, one test per line.
+ASGI_PAGE = ROOT / "docs" / "host-suites.md"
+ASGI_SECTION = "## What the host suites show"
+
+
+def host_suites() -> ModuleType:
+    """scripts/host-suites, loaded as a module (it has no .py suffix)."""
+    path = str(ROOT / "scripts" / "host-suites")
+    loader = importlib.machinery.SourceFileLoader("host_suites_script", path)
+    spec = importlib.util.spec_from_loader("host_suites_script", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    loader.exec_module(module)
+    return module
+
+
+def section(page: Path, heading: str) -> str:
+    """The text of the section under ``heading`` (up to the next heading of its level or above)."""
+    text = page.read_text(encoding="utf-8")
+    start = text.index(heading)
+    level = heading.split(" ")[0]
+    rest = text[start + len(heading) :]
+    ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", rest, re.MULTILINE)]
+    return rest[: ends[0]] if ends else rest
+
+
+def listed(text: str) -> set[tuple[str, str, str]]:
+    """The (suite, mode, test id) triples a docs section lists as ``- `suite (mode, ...): test id``` lines."""
+    found = re.findall(r"^- `(\w+) \(([\w, ]+)\): ([^`]+)`", text, re.MULTILINE)
+    return {(suite, mode, test) for suite, modes, test in found for mode in modes.split(", ")}
+
+
+def test_every_accepted_asgi_difference_is_listed_in_the_docs_with_its_reason_and_nothing_else() -> None:
+    script = host_suites()
+    shown = section(ASGI_PAGE, ASGI_SECTION)
+    accepted = {
+        (suite.name, mode, test)
+        for suite in script.SUITES
+        if suite.name != "flask"
+        for mode, tests in suite.documented.items()
+        for test in tests
+    }
+    assert listed(shown) == accepted
+    reasons = {
+        reason for suite in script.SUITES if suite.name != "flask" for tests in suite.documented.values()
+        for reason in tests.values()
+    }  # fmt: skip
+    assert [reason for reason in reasons if reason.lower() not in shown.lower()] == []
+
+
+def test_a_documented_difference_holds_for_every_parametrization_of_its_test() -> None:
+    script = host_suites()
+    assert script.unparametrized("tests.m::test_x[asyncio-True]") == "tests.m::test_x"
+    assert script.unparametrized("tests.m::test_x") == "tests.m::test_x"
+
+
+def test_every_suite_runs_each_mode_it_documents() -> None:
+    for suite in host_suites().SUITES:
+        assert set(suite.documented) == set(suite.modes), suite.name
+
+
+def attached(mode: str, code: str) -> str:
+    """Run ``code`` in a fresh interpreter with the ASGI host plugin loaded in ``mode``; its output."""
+    env = dict(os.environ, SESSIONMW_HOST_MODE=mode, PYTHONPATH=str(PLUGINS))
+    done = subprocess.run(
+        [sys.executable, "-c", "import sessionmw_asgi_host_plugin\n" + code],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+_STACK = """
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from fastapi import FastAPI
+
+for cls in (Starlette, FastAPI):
+    app = cls(middleware=[Middleware(GZipMiddleware)])
+    layers, layer = [], app.build_middleware_stack()
+    while layer is not None:
+        layers.append(type(layer).__name__)
+        layer = getattr(layer, "app", None)
+    print(cls.__name__, len(app.user_middleware), " ".join(layers[:4]))
+"""
+
+
+def test_the_middleware_mode_puts_sessionmw_outermost_among_the_user_middleware() -> None:
+    assert attached("middleware", _STACK).splitlines() == [
+        "Starlette 1 ServerErrorMiddleware SessionMiddleware GZipMiddleware ExceptionMiddleware",
+        "FastAPI 1 ServerErrorMiddleware ExceptionTelemetryMiddleware AppBodyLimitMiddleware "
+        "SessionMiddleware",
+    ]
+
+
+def test_the_outer_mode_wraps_the_whole_stack() -> None:
+    lines = attached("outer", _STACK).splitlines()
+    assert [line.split(" ")[:4] for line in lines] == [
+        ["Starlette", "1", "SessionMiddleware", "ServerErrorMiddleware"],
+        ["FastAPI", "1", "SessionMiddleware", "ServerErrorMiddleware"],
+    ]
+
+
+def test_the_bare_mode_attaches_nothing() -> None:
+    assert "SessionMiddleware" not in attached("bare", _STACK)
+
+
+@pytest.mark.parametrize("mode", ["extension"])
+def test_the_extension_mode_puts_sessionmw_on_every_quart_app(mode: str) -> None:
+    out = attached(mode, "from quart import Quart\nprint(sorted(Quart('a').extensions))")
+    assert "sessionmw" in out
+
+
+def test_a_difference_is_run_again_by_its_pytest_node_id(tmp_path: Path) -> None:
+    (tmp_path / "tests" / "middleware").mkdir(parents=True)
+    (tmp_path / "tests" / "middleware" / "test_cors.py").touch()
+    script = host_suites()
+    assert (
+        script.node_id(tmp_path, "tests.middleware.test_cors::test_x[asyncio]")
+        == "tests/middleware/test_cors.py::test_x[asyncio]"
+    )
+    assert (
+        script.node_id(tmp_path, "tests.middleware.test_cors.TestY::test_z")
+        == "tests/middleware/test_cors.py::TestY::test_z"
+    )
