@@ -44,6 +44,7 @@ from sessionmw.integrations.http import (
 from sessionmw.integrations.options import Options
 from sessionmw.integrations.pending_ids import PendingIds, Verdict
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.texts import ASKED
 
 if TYPE_CHECKING:
     from sessionmw.integrations.request import RequestView
@@ -61,6 +62,7 @@ _REQUEST_FINISHED = signals.request_finished
 _PENDING = Verdict.PENDING
 _GONE = Verdict.GONE
 _VARY_COOKIE = ("Vary", "Cookie")
+_ask = ASKED.set  # sessionmw.languages.ask, without the call layer
 
 
 class Admission(NamedTuple):
@@ -130,6 +132,7 @@ class SessionGate:
         self._prefix = options.prefix
         self._metrics_path = options.metrics_path
         self._excludes = bool(options.exclude)
+        self._languages = options.negotiator()
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -148,6 +151,10 @@ class SessionGate:
         id, with its report as the :attr:`RequestSession.notice`; a disconnected one is kept, with
         its report as the :attr:`RequestSession.refusal` (a JSON client is refused).
 
+        Whatever sessionmw writes for the request from here on (a refusal, an error page, the
+        banner, the health endpoint) is in the request's language, chosen only when words are
+        written (:func:`sessionmw.languages.ask`).
+
         An unknown, malformed or forged id is never adopted: a new pending id is issued, stored
         only when the client sends it back (so clients that drop cookies store nothing). This is
         also what a client whose session vanished gets (deleted, or lost by the store): an id the
@@ -159,6 +166,7 @@ class SessionGate:
         an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
         starts afresh.
         """
+        _ask((self._languages, request))
         path = request.path
         if path == self._metrics_path:
             return Admission(None, self.metrics_response()) if endpoints else _UNTRACKED
