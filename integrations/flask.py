@@ -52,8 +52,9 @@ from sessionmw.integrations.gate import SessionGate, cache_control_with_cookie, 
 from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected
 from sessionmw.integrations.options import Options
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.texts import ASKED
 
-__all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session"]
+__all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session", "flask_babel_locale"]
 
 #: The key of the extension's state in ``app.extensions``.
 EXTENSION_KEY = "sessionmw"
@@ -68,6 +69,8 @@ _OPTION_KEYS = {
     "SESSIONMW_COOKIE_DOMAIN": "cookie_domain",
     "SESSIONMW_COOKIE_MAX_AGE": "cookie_max_age",
     "SESSIONMW_METRICS_PATH": "metrics_path",
+    "SESSIONMW_LANGUAGES": "languages",
+    "SESSIONMW_LANGUAGE_SELECTOR": "language_selector",
 }
 #: ``app.config`` key -> :class:`~sessionmw.Settings` field (used when the extension builds the manager).
 _SETTING_KEYS = {
@@ -85,6 +88,7 @@ _SETTING_KEYS = {
 _SESSION = "sessionmw.flask.session"  # the RequestSession this extension opened
 _SCOPE = "sessionmw.flask.scope"
 _ERROR = "sessionmw.flask.error"  # the UserFacingError of the request's recorded exception
+_forget = ASKED.set
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +140,8 @@ class SessionMW:
                 options[field] = config[key]
         secret = config.get("SESSIONMW_SECRET_KEY") or options.pop("secret_key", None) or app.secret_key
         options.pop("secret_key", None)
+        if options.get("language_selector") is None:
+            options["language_selector"] = flask_babel_locale
         manager = self._manager
         if manager is None:
             overrides = {field: config[key] for key, field in _SETTING_KEYS.items() if key in config}
@@ -160,6 +166,20 @@ class SessionMW:
         app.register_error_handler(500, hooks.last_resort)
         app.context_processor(hooks.template_context)  # not add_template_global: no jinja_env yet
         got_request_exception.connect(_record_exception)  # one receiver for every app
+
+
+def flask_babel_locale(request: object = None) -> str | None:
+    """The app's Flask-Babel locale (``flask_babel.get_locale()``), when Flask-Babel is installed
+    and set up on the current app; else None (``Accept-Language`` decides). The extension's
+    language selector unless the app configures its own (``SESSIONMW_LANGUAGE_SELECTOR``)."""
+    if not has_request_context() or "babel" not in current_app.extensions:
+        return None
+    try:
+        from flask_babel import get_locale
+    except ImportError:  # pragma: no cover - an extension named "babel" that is not Flask-Babel's
+        return None
+    locale = get_locale()
+    return None if locale is None else str(locale)
 
 
 def _to_flask(response: PlainResponse) -> Response:
@@ -325,7 +345,8 @@ def _request_hooks(
         return response
 
     def teardown_request(exc: BaseException | None) -> None:
-        """Close the request's session scope."""
+        """Close the request's session scope; what sessionmw writes after it is English again."""
+        _forget(None)  # the request's language (set by the gate's admit)
         token = current_request().environ.pop(_SCOPE, None)
         if token is not None:
             try:  # noqa: SIM105 - on every request: cheaper than contextlib.suppress

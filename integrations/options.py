@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sessionmw._errors import ConfigurationError
+from sessionmw.languages import LanguageSelector, Negotiator
 
 __all__ = ["Options", "check_propagate_exceptions"]
 
@@ -24,6 +25,7 @@ _log = logging.getLogger("sessionmw.wsgi")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
 _SECRET_ENV = "SESSIONMW_SECRET_KEY"
+_LANGUAGES_ENV = "SESSIONMW_LANGUAGES"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,6 +43,11 @@ class Options:
     :param metrics_path: serve Prometheus metrics (``prometheus_client``'s default registry, where
         :func:`sessionmw.metrics.instrument` registers) at this path; None (default) serves none.
         The path neither creates nor touches sessions.
+    :param languages: the languages users read sessionmw in, the default first (see
+        ``docs/languages.md``); None (default): ``SESSIONMW_LANGUAGES``, else every available one
+        (English first).
+    :param language_selector: the app's own choice of a request's language, before
+        ``Accept-Language`` (see :data:`sessionmw.languages.LanguageSelector`).
     """
 
     cookie_name: str = "sessionmw"
@@ -52,8 +59,16 @@ class Options:
     cookie_max_age: int | None = None
     secret_key: bytes = dataclasses.field(default=b"", repr=False)
     metrics_path: str | None = None
+    languages: tuple[str, ...] | None = None
+    language_selector: LanguageSelector | None = None
 
     def __post_init__(self) -> None:
+        try:
+            negotiator = Negotiator(self.languages, self.language_selector)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if self.languages is not None:
+            object.__setattr__(self, "languages", negotiator.languages)
         if self.metrics_path is not None and not (
             isinstance(self.metrics_path, str) and self.metrics_path.startswith("/")
         ):
@@ -104,10 +119,17 @@ class Options:
             raise ConfigurationError(f"unknown option {unknown[0]!r}; known options: {known}")
         if isinstance(exclude, str):
             exclude = (exclude,)
+        if options.get("languages") is None and os.environ.get(_LANGUAGES_ENV):
+            options["languages"] = os.environ[_LANGUAGES_ENV]
         key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
         if not key:
             raise ConfigurationError("secret_key must not be empty")
         return cls(secret_key=key, exclude=tuple(exclude), **options)
+
+    def negotiator(self) -> Negotiator:
+        """What chooses a request's language among :attr:`languages` (see
+        :class:`sessionmw.languages.Negotiator`)."""
+        return Negotiator(self.languages, self.language_selector)
 
     def excluded(self, path: str) -> bool:
         """True for a path that must neither create nor touch a session (under one of :attr:`exclude`)."""

@@ -34,6 +34,7 @@ from sessionmw.integrations.gate import SessionGate
 from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected, page_path
 from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.texts import ASKED
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["SessionMiddleware", "banner_for", "install", "uninstall"]
 
 _APPLIED = "sessionmw.applied"  # environ key: the middleware that serves the request
+_forget = ASKED.set  # after a request: what sessionmw writes is English again (see SessionGate.admit)
 
 
 class SessionMiddleware:
@@ -97,6 +99,7 @@ class SessionMiddleware:
             return _answer(gate.failed_admission(request, exc), environ, start_response)
         if session is None:
             if answer is None:  # an excluded path
+                _forget(None)
                 return self.app(environ, start_response)
             return _answer(answer, environ, start_response)
         environ[ENVIRON_MANAGER] = gate.manager
@@ -135,6 +138,7 @@ class SessionMiddleware:
             result = as_response(environ, session_start_response)
         finally:
             leave_scope(token)
+            _forget(None)
         if isinstance(result, (list, tuple)):  # a tuple of types: no union built per request
             if started:
                 gate.finish(session, int(started[-1][:3]))
@@ -157,6 +161,7 @@ def _answer(
     response: PlainResponse, environ: WSGIEnvironment, start_response: StartResponse, exc_info: Any = None
 ) -> list[bytes]:
     """Send a response of the gate's; a HEAD request gets its headers only."""
+    _forget(None)
     body = response.send(start_response, None, exc_info)
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else body
 

@@ -94,4 +94,4 @@ def test_the_modules_are_found() -> None:
     assert expected["sessionmw/stores/__init__.py"] == "tests/stores/test_stores.py"
     assert expected["sessionmw/stores/_sqlite.py"] == "tests/stores/test_sqlite.py"
     assert expected["integrations/flask.py"] == "tests/adapters/test_flask.py"
-    assert len(expected) == 57
+    assert len(expected) == 58
