@@ -393,15 +393,17 @@ def ask(negotiator: Negotiator, request: RequestLike) -> None:
 
 
 def current() -> str:
-    """The code of the language sessionmw writes in now (``Content-Language``): the current
+    """The language sessionmw writes in now, as ``Content-Language`` names it: the current
     request's, else English."""
     asked = ASKED.get()
     if asked is None:
         return SOURCE_LANGUAGE
     negotiator = asked[0]
     if isinstance(negotiator, Negotiator):
-        return negotiator.code(asked[1])
-    return str(getattr(negotiator, "code", SOURCE_LANGUAGE))
+        code = negotiator.code(asked[1])
+    else:
+        code = str(getattr(negotiator, "code", SOURCE_LANGUAGE))
+    return code.replace("_", "-")  # a language tag (BCP 47): pt_BR is pt-BR
 
 
 class _Fixed:
