@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from sessionmw import SessionManager
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.texts import Plural, catalogue
+from sessionmw.translation import plain
 
 pytestmark = BROWSER_MARKS
 
@@ -28,7 +29,7 @@ THRESHOLD = 2
 #: such as "Session active" is French too).
 ENGLISH = sorted(
     {
-        part.split("{")[0].strip(" ⚠️🔌⏱️💤✅🚪❓⏸️⏳🔒📂🧮⚙️🚦🎯🔧")
+        plain(part.split("{")[0]).strip()
         for entry in catalogue()
         for part in ((entry.one, entry.other) if isinstance(entry, Plural) else (entry,))
         if len(part.split("{")[0].split()) >= 4
