@@ -88,7 +88,7 @@ _SETTING_KEYS = {
 _SESSION = "sessionmw.flask.session"  # the RequestSession this extension opened
 _SCOPE = "sessionmw.flask.scope"
 _ERROR = "sessionmw.flask.error"  # the UserFacingError of the request's recorded exception
-_forget = ASKED.set
+_asked = ASKED.get
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,8 +346,13 @@ def _request_hooks(
 
     def teardown_request(exc: BaseException | None) -> None:
         """Close the request's session scope; what sessionmw writes after it is English again."""
-        _forget(None)  # the request's language (set by the gate's admit)
-        token = current_request().environ.pop(_SCOPE, None)
+        environ = current_request().environ
+        # The request's language (the gate's admit) is over (languages.forget, inline), unless a
+        # SessionMiddleware in front admitted the request: it ends it after its own error page.
+        asked = _asked()
+        if asked is not None and (_SESSION in environ or ENVIRON_SESSION not in environ):
+            asked[1] = None
+        token = environ.pop(_SCOPE, None)
         if token is not None:
             try:  # noqa: SIM105 - on every request: cheaper than contextlib.suppress
                 leave_scope(token)

@@ -166,7 +166,7 @@ class SessionGate:
         an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
         starts afresh.
         """
-        _ask((self._languages, request))
+        _ask([self._languages, request])
         path = request.path
         if path == self._metrics_path:
             return Admission(None, self.metrics_response()) if endpoints else _UNTRACKED

@@ -51,6 +51,7 @@ __all__ = [
     "available",
     "current",
     "drop_catalogues",
+    "forget",
     "load",
     "negotiate",
     "shipped",
@@ -384,19 +385,28 @@ _CHOSEN: ContextVar[tuple[Any, Negotiator, str, Language | None] | None] = Conte
     "sessionmw_language_chosen", default=None
 )
 _ask = ASKED.set
+_asked = ASKED.get
 
 
 def ask(negotiator: Negotiator, request: RequestLike) -> None:
     """Make ``request`` the one whose language sessionmw writes in, in this context (an adapter
     calls it as a request starts; nothing is chosen until words are written)."""
-    _ask((negotiator, request))
+    _ask([negotiator, request])
+
+
+def forget() -> None:
+    """The request of this context is over: what sessionmw writes after it is English (an adapter
+    calls it as a request ends; it sets no context variable, so it costs a read)."""
+    asked = _asked()
+    if asked is not None:
+        asked[1] = None
 
 
 def current() -> str:
     """The language sessionmw writes in now, as ``Content-Language`` names it: the current
     request's, else English."""
     asked = ASKED.get()
-    if asked is None:
+    if asked is None or asked[1] is None:
         return SOURCE_LANGUAGE
     negotiator = asked[0]
     if isinstance(negotiator, Negotiator):
@@ -404,6 +414,10 @@ def current() -> str:
     else:
         code = str(getattr(negotiator, "code", SOURCE_LANGUAGE))
     return code.replace("_", "-")  # a language tag (BCP 47): pt_BR is pt-BR
+
+
+#: The request of :func:`speaking`'s choice: any (the choice does not depend on it).
+_ANY_REQUEST: Final = object()
 
 
 class _Fixed:
@@ -429,7 +443,7 @@ def speaking(code: str) -> Iterator[None]:
     found = _matching(code, available())
     if found is None:
         raise ValueError(f"no catalogue for language {code!r}: available are {', '.join(available())}")
-    token = ASKED.set((_Fixed(found), None))
+    token = ASKED.set([_Fixed(found), _ANY_REQUEST])
     try:
         yield
     finally:

@@ -113,9 +113,11 @@ class Chooser(Protocol):
     def speaker(self, request: Any) -> Words | None: ...
 
 
-#: The language asked for in this context: (what chooses it, the request), set by an adapter as a
-#: request starts (:func:`sessionmw.languages.ask`); None: the catalogue's English.
-ASKED: ContextVar[tuple[Chooser, Any] | None] = ContextVar("sessionmw_language_asked", default=None)
+#: The language asked for in this context: ``[what chooses it, the request]``, set by an adapter
+#: as a request starts (:func:`sessionmw.languages.ask`); the request is None once it is over
+#: (:func:`sessionmw.languages.forget`: a list, so that ending it sets no context variable).
+#: None, or a request that is over: the catalogue's English.
+ASKED: ContextVar[list[Any] | None] = ContextVar("sessionmw_language_asked", default=None)
 _asked = ASKED.get
 
 
@@ -123,9 +125,10 @@ def local(entry: E) -> E:
     """``entry`` (a sentence, a :class:`Plural`, a :class:`Message`, a tuple of sentences) in the
     current request's language; the entry itself in English or outside a request."""
     asked = _asked()
-    if asked is None:
+    if asked is None or asked[1] is None:
         return entry
-    words = asked[0].speaker(asked[1])
+    chooser: Chooser = asked[0]
+    words = chooser.speaker(asked[1])
     return entry if words is None else words.local(entry)
 
 
