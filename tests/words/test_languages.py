@@ -276,6 +276,19 @@ def test_a_requests_language_is_chosen_once_and_only_when_words_are_written() ->
     assert calls == [view]
 
 
+def test_once_the_request_is_forgotten_sessionmw_writes_english() -> None:
+    def request() -> list[str]:
+        languages_module.ask(Negotiator(), View("fr"))
+        during = translate(TimeoutError()).title
+        languages_module.forget()
+        return [during, translate(TimeoutError()).title, current()]
+
+    import contextvars
+
+    said = contextvars.copy_context().run(request)
+    assert said == ["Délai de la demande dépassé", "Request timed out", "en"]
+
+
 def test_speaking_a_language_without_a_catalogue_is_an_error() -> None:
     with pytest.raises(ValueError, match="no catalogue for language 'it'"), speaking("it"):
         pass
