@@ -4,8 +4,9 @@ Run it with ``python examples/flask_app.py`` (``--port 5000`` by default) and op
 http://127.0.0.1:5000/. ``GET /api/quote`` asks a backend that fails every third call with a
 connection error, and every call while you have switched it off on the page. A failure is
 recorded on the session and answered without a stack trace: a client that asks for JSON
-(``curl -H 'Accept: application/json' ...``, ``fetch`` with that header) gets a friendly JSON
-error (503 with ``Retry-After``), a browser gets the friendly error page. Five failures in a row
+(``curl -H 'Accept: application/json' ...``, ``fetch`` with that header) gets an RFC 9457
+problem document (``application/problem+json``, 503 with ``Retry-After``: see
+docs/api-clients.md), a browser gets the friendly error page. Five failures in a row
 disconnect the session: ``GET /`` then shows the status banner with Reconnect.
 ``/_sessionmw/health`` and ``POST /_sessionmw/reconnect`` are the session endpoints.
 """
@@ -96,10 +97,21 @@ def create_app(manager: SessionManager | None = None, backend: FlakyBackend | No
     return app
 
 
+def port_number(text: str) -> int:
+    """``--port``: a TCP port number (werkzeug would serve 99999 on 34463 and say 99999)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, not {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, not {port}")
+    return port
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve the example on 127.0.0.1 with Flask's development server."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=port_number, default=5000, help="port on 127.0.0.1 (default 5000)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request

@@ -18,7 +18,7 @@ See ``docs/flask.md`` for every configuration key.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 try:
@@ -52,6 +52,7 @@ from sessionmw.integrations.gate import SessionGate, cache_control_with_cookie, 
 from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected
 from sessionmw.integrations.options import Options
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.languages import LanguageSelector
 from sessionmw.texts import ASKED
 
 __all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session", "flask_babel_locale"]
@@ -71,6 +72,7 @@ _OPTION_KEYS = {
     "SESSIONMW_METRICS_PATH": "metrics_path",
     "SESSIONMW_LANGUAGES": "languages",
     "SESSIONMW_LANGUAGE_SELECTOR": "language_selector",
+    "SESSIONMW_PROBLEM_JSON": "problem_json",
 }
 #: ``app.config`` key -> :class:`~sessionmw.Settings` field (used when the extension builds the manager).
 _SETTING_KEYS = {
@@ -112,8 +114,8 @@ class SessionMW:
     :param manager: the manager for every app set up by this object; by default each app gets its
         own, built from its ``SESSIONMW_*`` settings keys and the environment.
     :param options: defaults for the options keys (``cookie_name``, ``header_name``, ``prefix``,
-        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``secret_key``); the
-        app's ``SESSIONMW_*`` config keys win.
+        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``secret_key``,
+        ``problem_json``: deprecated when False); the app's ``SESSIONMW_*`` config keys win.
     """
 
     def __init__(
@@ -133,23 +135,10 @@ class SessionMW:
             raise RuntimeError(
                 "sessionmw is already set up on this Flask app (SessionMW or init_app ran twice)"
             )
-        config = app.config
-        options = dict(self._options)
-        for key, field in _OPTION_KEYS.items():
-            if key in config:
-                options[field] = config[key]
-        secret = config.get("SESSIONMW_SECRET_KEY") or options.pop("secret_key", None) or app.secret_key
-        options.pop("secret_key", None)
-        if options.get("language_selector") is None:
-            options["language_selector"] = flask_babel_locale
-        manager = self._manager
-        if manager is None:
-            overrides = {field: config[key] for key, field in _SETTING_KEYS.items() if key in config}
-            manager = SessionManager(Settings.from_env(**overrides))
-        debug = config.get("SESSIONMW_DEBUG")
-        gate = SessionGate(
-            manager, Options.build(secret_key=secret, **options), debug=None if debug is None else bool(debug)
+        gate = _gate_from_config(
+            app.config, self._options, self._manager, app.secret_key, selector=flask_babel_locale
         )
+        manager = gate.manager
         # A 500 handler the app registered before us keeps its place (see _Hooks.last_resort).
         previous = app.error_handler_spec.get(None, {}).get(500, {}).get(InternalServerError)
         hooks = _Hooks(gate, previous)
@@ -182,6 +171,36 @@ def flask_babel_locale(request: object = None) -> str | None:
     return None if locale is None else str(locale)
 
 
+def _gate_from_config(
+    config: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    manager: SessionManager | None,
+    app_secret: str | bytes | None,
+    *,
+    selector: LanguageSelector | None = None,
+) -> SessionGate:
+    """The gate of an app (Flask's, or Quart's: the same keys), from its ``SESSIONMW_*`` config
+    keys over the extension's ``defaults``; a manager built from them (and the environment)
+    unless one is given. The secret: ``SESSIONMW_SECRET_KEY``, else ``secret_key=``, else the
+    app's ``SECRET_KEY``, else the environment's. ``selector`` chooses a request's language
+    unless the app configures its own (``SESSIONMW_LANGUAGE_SELECTOR``, ``language_selector=``)."""
+    options = dict(defaults)
+    for key, field in _OPTION_KEYS.items():
+        if key in config:
+            options[field] = config[key]
+    secret = config.get("SESSIONMW_SECRET_KEY") or options.pop("secret_key", None) or app_secret
+    options.pop("secret_key", None)
+    if options.get("language_selector") is None and selector is not None:
+        options["language_selector"] = selector
+    if manager is None:
+        overrides = {field: config[key] for key, field in _SETTING_KEYS.items() if key in config}
+        manager = SessionManager(Settings.from_env(**overrides))
+    debug = config.get("SESSIONMW_DEBUG")
+    return SessionGate(
+        manager, Options.build(secret_key=secret, **options), debug=None if debug is None else bool(debug)
+    )
+
+
 def _to_flask(response: PlainResponse) -> Response:
     return Response(response.body, status=response.status, headers=response.headers)
 
@@ -204,10 +223,15 @@ def _record_exception(sender: Any, exception: BaseException | None = None, **_: 
 
 
 def _host_handler(
-    spec: Any, error_class: type[Exception], blueprints: list[str], hooks: _Hooks
+    spec: Any,
+    error_class: type[Exception],
+    blueprints: list[str],
+    hooks: object,
+    previous: Callable[..., Any] | None,
 ) -> Callable[..., Any] | None:
-    """The handler Flask would pick for a 500 without us (its ``_find_error_handler``, by code then by
-    class, blueprints before the app), with the handler ours replaced in its place."""
+    """The handler Flask (or Quart: the same lookup) would pick for a 500 without us (its
+    ``_find_error_handler``, by code then by class, blueprints before the app), with ``previous``
+    (the app's own 500 handler that ours replaced) in the place of ours (a method of ``hooks``)."""
     names = (*blueprints, None)
     for code in (500, None):
         for name in names:
@@ -217,7 +241,7 @@ def _host_handler(
             for cls in error_class.__mro__:
                 handler = handler_map.get(cls)
                 if handler is not None and getattr(handler, "__self__", None) is hooks:
-                    handler = hooks.previous
+                    handler = previous
                 if handler is not None:
                     return handler  # type: ignore[no-any-return]
     return None
@@ -242,7 +266,7 @@ class _Hooks:
         ``Exception``; those, and a 500 handler registered before ours, are called as Flask would.
         """
         app = current_app
-        handler = _host_handler(app.error_handler_spec, type(error), request.blueprints, self)
+        handler = _host_handler(app.error_handler_spec, type(error), request.blueprints, self, self.previous)
         if handler is not None:
             return app.ensure_sync(handler)(error)
         original = error.original_exception

@@ -18,14 +18,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 from urllib.parse import quote
 
 from sessionmw import signals
 from sessionmw._errors import IllegalTransitionError
-from sessionmw._manager import STORE_UNAVAILABLE, SessionManager
+from sessionmw._manager import STORE_UNAVAILABLE, SessionManager, get_session_manager
 from sessionmw._session import SessionRecord
 from sessionmw._states import SessionState
+from sessionmw._steps import Steps, drive, run
 from sessionmw.actions import log_failure
 from sessionmw.health import HealthReport
 from sessionmw.integrations.http import (
@@ -41,16 +42,20 @@ from sessionmw.integrations.http import (
     user_error_response,
     with_reconnected,
 )
-from sessionmw.integrations.options import Options
+from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.pending_ids import PendingIds, Verdict
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.languages import current as _current_language
 from sessionmw.texts import ASKED
+from sessionmw.translation import plain
 
 if TYPE_CHECKING:
     from sessionmw.integrations.request import RequestView
     from sessionmw.translation import UserFacingError
 
-__all__ = ["Admission", "SessionGate", "cache_control_with_cookie", "vary_with_cookie"]
+__all__ = ["Admission", "GateMiddleware", "SessionGate", "cache_control_with_cookie", "vary_with_cookie"]
+
+App = TypeVar("App")
 
 _log = logging.getLogger("sessionmw.wsgi")
 
@@ -81,6 +86,20 @@ class Admission(NamedTuple):
     answer: PlainResponse | None
 
 
+class _Fresh(NamedTuple):
+    """Why a request gets a fresh pending id instead of the one it sent (none, a stranger's, one
+    gone, expired or ended, or one that cannot be verified)."""
+
+    #: The report of the expired or ended session the fresh one replaces (told to the user once).
+    notice: HealthReport | None
+    #: The report that refuses a JSON client (the notice, or an issued id's ``not_found``).
+    refusal: HealthReport | None
+    #: True with the store down (fail-open): the request runs under a throwaway id, no cookie set.
+    unverified: bool
+
+
+_NEW = _Fresh(None, None, False)
+_UNVERIFIED = _Fresh(None, None, True)
 _UNTRACKED = Admission(None, None)
 _admitted = tuple.__new__
 
@@ -133,6 +152,9 @@ class SessionGate:
         self._metrics_path = options.metrics_path
         self._excludes = bool(options.exclude)
         self._languages = options.negotiator()
+        # What every routed path starts with (a superset: _route decides).
+        metrics = () if options.metrics_path is None else (options.metrics_path,)
+        self._routed = (options.prefix, *metrics, *options.exclude)
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -166,73 +188,193 @@ class SessionGate:
         an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
         starts afresh.
         """
-        _ask([self._languages, request])
+        _ask([self._languages, request])  # self.listen(request), inline: on every request
         path = request.path
+        if path.startswith(self._routed):  # (a superset of the routed paths: one C call per request)
+            routed = self._route(path, endpoints)
+            if isinstance(routed, str):
+                return Admission(None, self.endpoint(request, routed))
+            if routed is not None:
+                return routed
+        sid, via_header = self.client_id(request)
+        record = refusal = verdict = None
+        if sid is not None:
+            # One store operation: the activity, or the report that refuses it (the core's rule).
+            record, refusal = self.manager.touch_or_report(sid)
+            if record is None:  # unknown: only a pending id this server issued is stored
+                verdict = self.pending.verdict(sid)
+        placed = self._kept(request, sid, via_header, record, refusal, verdict)
+        if isinstance(placed, _Fresh):
+            return self._fresh(request, via_header, placed)
+        if verdict is _PENDING:
+            cast(RequestSession, placed.session).ensure_stored()
+        return placed
+
+    def listen(self, request: RequestView) -> None:
+        """Make ``request`` the one whose language sessionmw writes in, in this context: whatever
+        it writes from here on (a refusal, an error page, a problem document, the banner) is in
+        the language the gate's options choose for it, chosen only when words are written
+        (:func:`sessionmw.languages.ask`). :meth:`admit`, :meth:`aadmit` and
+        :meth:`aadmit_websocket` call it first; an async adapter's context ends with its request."""
+        _ask([self._languages, request])
+
+    async def aadmit(self, request: RequestView, *, endpoints: bool = True) -> Admission:
+        """:meth:`admit` for an async adapter: the same decisions, every store operation awaited
+        (:meth:`~sessionmw.SessionManager.atouch_or_report`, the pending id's verdict and storing,
+        the endpoints: :meth:`aendpoint`), so the event loop is never blocked. The same store
+        operations as :meth:`admit`, and the same exceptions (:meth:`afailed_admission` answers them).
+
+        The endpoints read the request body through the view: an adapter that must await the body
+        reads it first, for the requests :meth:`reads_body` names only.
+
+        What sessionmw writes for the request is in its language, as with :meth:`admit`.
+        """
+        self.listen(request)
+        path = request.path
+        if path.startswith(self._routed):
+            routed = self._route(path, endpoints)
+            if isinstance(routed, str):
+                return Admission(None, await self.aendpoint(request, routed))
+            if routed is not None:
+                return routed
+        sid, via_header = self.client_id(request)
+        record = refusal = verdict = None
+        if sid is not None:
+            record, refusal = await self.manager.atouch_or_report(sid)
+            if record is None:
+                verdict = await self.pending.averdict(sid)
+        placed = self._kept(request, sid, via_header, record, refusal, verdict)
+        if isinstance(placed, _Fresh):
+            if self.pending.unread:  # the first fresh id reads the store's incarnation: off the loop
+                await self.pending.aincarnation()
+            return self._fresh(request, via_header, placed)
+        if verdict is _PENDING:
+            await cast(RequestSession, placed.session).aensure_stored()
+        return placed
+
+    def _route(self, path: str, endpoints: bool) -> Admission | str | None:
+        """Where ``path`` sends a request before any session is looked for: the metrics (their
+        answer), an endpoint (its name, to serve with the store: :meth:`endpoint`), an excluded path
+        (:data:`_UNTRACKED`); None for any other path. Called for the paths that start with one of
+        :attr:`_routed` only (the app's requests are not)."""
         if path == self._metrics_path:
             return Admission(None, self.metrics_response()) if endpoints else _UNTRACKED
         prefix = self._prefix
         if path.startswith(prefix):
-            return Admission(None, self.endpoint(request, path[len(prefix) :])) if endpoints else _UNTRACKED
+            return path[len(prefix) :] if endpoints else _UNTRACKED
         if self._excludes and self._options.excluded(path):
             return _UNTRACKED
-        # (one method, no call layers: on every request)
+        return None
+
+    def _kept(
+        self,
+        request: RequestView,
+        sid: str | None,
+        via_header: bool,
+        record: SessionRecord | None,
+        refusal: HealthReport | None,
+        verdict: Verdict | None,
+    ) -> Admission | _Fresh:
+        """The admission of the id the client sent (``sid``; None: none), given what the store
+        answered (its record and refusal: :meth:`~sessionmw.SessionManager.touch_or_report`; for an
+        id the store does not know, its :meth:`~PendingIds.verdict`), or, when the request gets a
+        fresh id instead, why (:meth:`_fresh`). No store operation: a pending session (``verdict``
+        pending) is the caller's to store."""
+        if sid is None:
+            return _NEW
         manager = self.manager
-        sid, via_header = self.client_id(request)
-        session: RequestSession | None = None
-        notice: HealthReport | None = None
-        gone: HealthReport | None = None
-        if sid is not None:
-            # One store operation: the activity, or the report that refuses it (the core's rule).
-            record, refusal = manager.touch_or_report(sid)
-            if record is None:  # unknown: only a pending id this server issued is stored
-                verdict = self.pending.verdict(sid)
-                if verdict is _PENDING:
-                    pending = RequestSession(
-                        sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header
-                    )
-                    pending.ensure_stored()
-                    session = pending
-                elif verdict is _GONE:
-                    # Issued here, now gone (deleted, or lost in a restart): not the user's
-                    # doing. A JSON client is refused (not_found, like expired); a page starts
-                    # afresh, silently.
-                    gone = refusal
-            elif refusal is None:  # it may work
-                if record.reason == STORE_UNAVAILABLE:
-                    # Fail-open with the store down: the id cannot be verified, so it is not
-                    # adopted. The request runs under a throwaway id; the cookie is left alone.
-                    fresh = self.pending.issue()
-                    unverified = SessionRecord.new(fresh, manager.clock())
-                    unverified.reason = STORE_UNAVAILABLE
-                    session = RequestSession(fresh, manager, unverified, True, False, via_header)
-                else:
-                    session = RequestSession(sid, manager, record, True, False, via_header)
-            elif record.state.is_terminal:  # expired or ended: replaced, and the user is told once
-                notice = refusal
-            else:  # disconnected: kept (its page shows the banner), a JSON client is refused
-                session = RequestSession(
-                    sid, manager, record, True, False, via_header, refusal=refusal
-                )
-        if session is None:
-            fresh = self.pending.issue()
-            session = RequestSession(
-                fresh,
-                manager,
-                SessionRecord.new(fresh, manager.clock()),
-                False,
-                True,
-                via_header,
-                notice,
-                refusal=notice if gone is None else gone,
-            )
+        if record is None:  # unknown: only a pending id this server issued is stored
+            if verdict is _PENDING:
+                return _admitted(Admission, (self._pending_session(sid, via_header), None))
+            # Issued here, now gone (deleted, or lost in a restart): not the user's doing. A JSON
+            # client is refused (not_found, like expired); a page starts afresh, silently.
+            return _Fresh(None, refusal, False) if verdict is _GONE else _NEW
+        if refusal is None:  # it may work
+            if record.reason != STORE_UNAVAILABLE:
+                session = RequestSession(sid, manager, record, True, False, via_header)
+                return _admitted(Admission, (session, None))  # (no Python-level __new__: every request)
+            # Fail-open with the store down: the id cannot be verified, so it is not adopted.
+            return _UNVERIFIED
+        if record.state.is_terminal:  # expired or ended: replaced, and the user is told once
+            return _Fresh(refusal, refusal, False)
+        # disconnected: kept (its page shows the banner), a JSON client is refused
+        session = RequestSession(sid, manager, record, True, False, via_header, refusal=refusal)
+        return Admission(session, self.refusal(session, request))
+
+    def _pending_session(self, sid: str, via_header: bool) -> RequestSession:
+        """The session of a pending id that came back (the caller stores it)."""
+        manager = self.manager
+        return RequestSession(sid, manager, SessionRecord.new(sid, manager.clock()), False, False, via_header)
+
+    def _fresh(self, request: RequestView, via_header: bool, fresh: _Fresh) -> Admission:
+        """The admission of a request that gets a fresh pending id (see :class:`_Fresh`); no store
+        operation but the first read of the store's incarnation (:meth:`PendingIds.issue`)."""
+        manager = self.manager
+        sid = self.pending.issue()
+        record = SessionRecord.new(sid, manager.clock())
+        if fresh.unverified:  # the request runs under a throwaway id; the cookie is left alone
+            record.reason = STORE_UNAVAILABLE
+            return Admission(RequestSession(sid, manager, record, True, False, via_header), None)
+        session = RequestSession(
+            sid, manager, record, False, True, via_header, fresh.notice, refusal=fresh.refusal
+        )
         if session.refusal is not None:
             return Admission(session, self.refusal(session, request))
-        return _admitted(Admission, (session, None))  # (no Python-level __new__: every request)
+        return _admitted(Admission, (session, None))
+
+    async def aadmit_websocket(
+        self, request: RequestView, *, required: bool = False
+    ) -> tuple[RequestSession | None, HealthReport | None]:
+        """Decide a websocket before it is accepted: ``(session, None)``: served in ``session``;
+        ``(None, None)``: served outside any session (it names none, its path is excluded, or the
+        store is down and failing open); ``(None, report)``: refused, ``report`` says why.
+
+        A websocket that names a session (the cookie or the header) is admitted only if that
+        session may work (one store operation, as a request's admission); a pending id this
+        server issued counts as the client's return and is stored. Anything else is refused,
+        never adopted: an unknown or forged id (``not_found``), an expired, ended or disconnected
+        session. One that names none is served outside any session and stores nothing, unless
+        ``required`` (then refused as ``not_found``). A store failure raises, as :meth:`aadmit`'s.
+        What sessionmw writes for the websocket is in its language (:meth:`listen`).
+        """
+        self.listen(request)
+        if self._excludes and self._options.excluded(request.path):
+            return None, None
+        manager = self.manager
+        sid, via_header = self.client_id(request)
+        if sid is None:
+            if not required:
+                return None, None
+            return None, HealthReport.build(None, None, manager.clock(), manager.policy)
+        record, refusal = await manager.atouch_or_report(sid)
+        if record is None:
+            if await self.pending.averdict(sid) is not _PENDING:
+                return None, refusal
+            session = self._pending_session(sid, via_header)
+            await session.aensure_stored()
+            return session, None
+        if refusal is not None:
+            return None, refusal
+        if record.reason == STORE_UNAVAILABLE:  # failing open: the id cannot be verified, not adopted
+            return None, None
+        return RequestSession(sid, manager, record, True, False, via_header), None
+
+    def reads_body(self, request: RequestView) -> bool:
+        """True for a request whose body the gate reads (a form post to its ``reconnect``
+        endpoint): an async adapter awaits that body (up to
+        :data:`~sessionmw.integrations.http.FORM_LIMIT` bytes) before :meth:`aadmit`, and never
+        reads any other."""
+        return request.method == "POST" and request.path == self._prefix + "reconnect"
 
     def failed_admission(self, request: RequestView, exc: Exception) -> PlainResponse:
         """The answer to a request that :meth:`admit` raised for (the store down with
-        ``fail_closed``, or full): ``exc`` logged and translated; JSON for the endpoints' clients."""
+        ``fail_closed``, or full): ``exc`` logged and translated; JSON for the endpoints' clients.
+        No store operation."""
         return self.error_response(self.fail(None, exc), request, request.path.startswith(self._prefix))
+
+    async def afailed_admission(self, request: RequestView, exc: Exception) -> PlainResponse:
+        """:meth:`failed_admission`, for what :meth:`aadmit` raised."""
+        return self.failed_admission(request, exc)  # no session: no store operation to await
 
     # -- finding the session ------------------------------------------------------------------
 
@@ -267,7 +409,10 @@ class SessionGate:
 
         One store operation (the incarnation) for an id signed here, none for any other text.
         """
-        if self.pending.verdict(sid) is not _PENDING:
+        return self._pending_report(sid, self.pending.verdict(sid))
+
+    def _pending_report(self, sid: str, verdict: Verdict | None) -> HealthReport | None:
+        if verdict is not _PENDING:
             return None
         now = self.manager.clock()
         return HealthReport.build(sid, SessionRecord.new(sid, now), now, self.manager.policy)
@@ -353,33 +498,63 @@ class SessionGate:
         err = UserFacingError.from_health(refusal)
         reconnect = None
         if session.notice is None and refusal.status != "not_found":  # replaced: nothing to reconnect
-            reconnect = self.options.prefix + "reconnect"
-        return user_error_response(err, as_json=True, reconnect=reconnect)
+            mount = quote(request.root_path.encode("latin-1", "replace"), safe="/")
+            reconnect = mount + self.options.prefix + "reconnect"
+        return user_error_response(
+            err,
+            as_json=True,
+            reconnect=reconnect,
+            problem_json=self._options.problem_json,
+            instance=_instance(request),
+            session=refusal,
+            language=self.language(request),
+        )
+
+    def language(self, request: RequestView) -> str:
+        """The language the gate's answers to ``request`` speak (HTTP ``Content-Language``): the
+        one chosen for the request its admission named (:meth:`listen`,
+        :func:`sessionmw.languages.current`), English outside any request."""
+        return _current_language()
 
     def finish(self, session: RequestSession, status: int) -> None:
         """After a response: a success (below 400) clears the error count of a session in the error
         state, unless the request recorded an error or counts no success
         (:attr:`RequestSession.counts_success`)."""
+        if (session.record.state is _ERROR or _REQUEST_FINISHED.receivers) and self._clears_errors(
+            session, status
+        ):  # (the test before the call: no call on most requests)
+            run(self._success(session, False))
+
+    async def afinish(self, session: RequestSession, status: int) -> None:
+        """:meth:`finish`, the success recorded without blocking the event loop."""
+        if (session.record.state is _ERROR or _REQUEST_FINISHED.receivers) and self._clears_errors(
+            session, status
+        ):
+            await drive(self._success(session, True))
+
+    def _clears_errors(self, session: RequestSession, status: int) -> bool:
+        """Send ``request_finished``; True if the response is a success to record (see :meth:`finish`)."""
         if _REQUEST_FINISHED.receivers:
             seconds = time.perf_counter() - session.started
             signals.send(
                 _REQUEST_FINISHED, self.manager, session_id=session.id, status=status, seconds=seconds
             )
         if session.failed or not session.stored or not session.counts_success:
-            return
-        if status < 400 and session.record.state is _ERROR:
-            try:
-                self.manager.record_success(session.id)
-            except Exception:  # e.g. the store went down (fail_closed): the response stands
-                _log.warning("could not record the success on the session", exc_info=True)
+            return False
+        return status < 400 and session.record.state is _ERROR
+
+    def _success(self, session: RequestSession, awaiting: bool) -> Steps[None]:
+        manager = self.manager
+        try:
+            if awaiting:
+                yield manager.arecord_success(session.id)
+            else:
+                manager.record_success(session.id)
+        except Exception:  # e.g. the store went down (fail_closed): the response stands
+            _log.warning("could not record the success on the session", exc_info=True)
 
     def fail(
-        self,
-        session: RequestSession | None,
-        exc: BaseException,
-        *,
-        log: bool = True,
-        what: str = "request",
+        self, session: RequestSession | None, exc: BaseException, *, log: bool = True, what: str = "request"
     ) -> UserFacingError:
         """Log and record ``exc`` on the session, and translate it for the user.
 
@@ -391,6 +566,17 @@ class SessionGate:
             when the host logs it.
         :param what: what failed, for the log line (e.g. a Dash callback's output).
         """
+        return run(self._fail(session, exc, log, what, False))
+
+    async def afail(
+        self, session: RequestSession | None, exc: BaseException, *, log: bool = True, what: str = "request"
+    ) -> UserFacingError:
+        """:meth:`fail`, the error recorded without blocking the event loop."""
+        return await drive(self._fail(session, exc, log, what, True))
+
+    def _fail(
+        self, session: RequestSession | None, exc: BaseException, log: bool, what: str, awaiting: bool
+    ) -> Steps[UserFacingError]:
         from sessionmw.translation import translate
 
         if log:
@@ -398,55 +584,114 @@ class SessionGate:
             log_failure(_log, exc, callback=what, session_id=session_id, debug=self.debug)
         if session is not None and not session.failed:
             try:
-                session.ensure_stored()
-                session.after_error = session.manager.record_error(session.id, exc)
+                if awaiting:
+                    yield session.aensure_stored()
+                    session.after_error = yield session.manager.arecord_error(session.id, exc)
+                else:
+                    session.ensure_stored()
+                    session.after_error = session.manager.record_error(session.id, exc)
                 session.failed = True
             except Exception:
                 _log.exception("could not record the error on the session")
         return translate(exc, debug=self.debug)
 
     def error_response(
-        self,
-        err: UserFacingError,
-        request: RequestView,
-        via_header: bool,
+        self, err: UserFacingError, request: RequestView, via_header: bool,
         session: RequestSession | None = None,
     ) -> PlainResponse:
-        """``err`` as JSON or HTML (by ``Accept``). The HTML page says what the banner says for
+        """``err`` as JSON or HTML (by ``Accept``). JSON clients get a problem document
+        (:mod:`~sessionmw.integrations.problem`) with the session's status, state and error count
+        as the error left them (no store operation). The HTML page says what the banner says for
         ``session`` now (from the record its error left, else one read), with Reconnect when the
         failure disconnected it, and a way back to the page the request came from.
 
         The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
         disconnected session or a transient error, else 500.
         """
-        as_json = accepts_json(request.header("accept"), via_header)
-        page = None
-        if not as_json:
-            report = None
-            if session is not None and session.stored:
-                after, manager = session.after_error, self.manager
-                if after is None:
-                    report = manager.check_health(session.id)
-                else:  # the record the error left: no second read
-                    report = manager.health_of(session.id, after)
-            mount = quote(request.root_path.encode("latin-1", "replace"), safe="/")
-            page = error_page_html(err, report, prefix=mount + self.options.prefix, back=back_path(request))
-        return user_error_response(err, as_json=as_json, page=page)
+        return run(self._error_response(err, request, via_header, session, False))
+
+    async def aerror_response(
+        self, err: UserFacingError, request: RequestView, via_header: bool,
+        session: RequestSession | None = None,
+    ) -> PlainResponse:
+        """:meth:`error_response`, the session's health read without blocking the event loop."""
+        return await drive(self._error_response(err, request, via_header, session, True))
+
+    def _error_response(
+        self,
+        err: UserFacingError,
+        request: RequestView,
+        via_header: bool,
+        session: RequestSession | None,
+        awaiting: bool,
+    ) -> Steps[PlainResponse]:
+        language = self.language(request)
+        if accepts_json(request.header("accept"), via_header):
+            state = None
+            if session is not None:  # as the error left it: no store operation
+                record = session.after_error or session.record
+                state = HealthReport.build(session.id, record, self.manager.clock(), self.manager.policy)
+            return user_error_response(
+                err,
+                as_json=True,
+                problem_json=self._options.problem_json,
+                instance=_instance(request),
+                session=state,
+                language=language,
+            )
+        report = None
+        if session is not None and session.stored:
+            after, manager = session.after_error, self.manager
+            sid = session.id
+            if after is None:
+                report = (yield manager.acheck_health(sid)) if awaiting else manager.check_health(sid)
+            else:  # the record the error left: no second read
+                report = (yield manager.ahealth_of(sid, after)) if awaiting else manager.health_of(sid, after)
+        mount = quote(request.root_path.encode("latin-1", "replace"), safe="/")
+        page = error_page_html(err, report, prefix=mount + self.options.prefix, back=back_path(request))
+        return user_error_response(err, as_json=False, page=page, language=language)
 
     # -- the endpoints ------------------------------------------------------------------------
 
     def endpoint(self, request: RequestView, name: str) -> PlainResponse:
         """Serve the endpoint ``name`` (the path after the prefix)."""
+        return run(self._endpoint(request, name, False))
+
+    async def aendpoint(self, request: RequestView, name: str) -> PlainResponse:
+        """:meth:`endpoint`, every store operation awaited (a form post's body is the view's:
+        see :meth:`reads_body`)."""
+        return await drive(self._endpoint(request, name, True))
+
+    def _endpoint(self, request: RequestView, name: str, awaiting: bool) -> Steps[PlainResponse]:
         method = request.method
         if name == "health":
             if method not in ("GET", "HEAD"):
-                return _method_not_allowed("GET, HEAD")
-            return self.health_response(request)
+                return self._endpoint_problem(request, 405, "method-not-allowed", "GET, HEAD")
+            return (yield from self._health(request, awaiting))
         if name == "reconnect":
             if method != "POST":
-                return _method_not_allowed("POST")
-            return self.reconnect_response(request)
-        return json_response(404, {"status": "not_found", "message": "No such sessionmw endpoint."})
+                return self._endpoint_problem(request, 405, "method-not-allowed", "POST")
+            return (yield from self._reconnect(request, awaiting))
+        return self._endpoint_problem(request, 404, "endpoint-not-found")
+
+    def _endpoint_problem(
+        self, request: RequestView, status: int, situation: str, allow: str = ""
+    ) -> PlainResponse:
+        """A request to the endpoints that none serves, as a problem document (``Allow`` for 405)."""
+        from sessionmw.integrations.problem import endpoint_error
+
+        err = endpoint_error(situation, allow=allow)
+        if self._options.problem_json:
+            response = user_error_response(
+                err, as_json=True, status=status, instance=_instance(request), language=self.language(request)
+            )
+        else:  # the deprecated shape
+            code = "not_found" if status == 404 else "method_not_allowed"
+            message = err.recovery[0] if status == 405 else plain(err.message)
+            response = json_response(status, {"status": code, "message": message})
+        if allow:
+            response.headers.append(("Allow", allow))
+        return response
 
     def health_response(self, request: RequestView) -> PlainResponse:
         """``GET health``: the caller's session health, never creating or touching a session.
@@ -455,13 +700,22 @@ class SessionGate:
         was signed here (the incarnation: is it pending?). ``?page=1`` (a page's own poll) always
         answers 200: the state is in the body.
         """
+        return run(self._health(request, False))
+
+    def _health(self, request: RequestView, awaiting: bool) -> Steps[PlainResponse]:
         sid, _ = self.client_id(request)
         report: HealthReport | None = None
         if sid is not None:
-            report = self.manager.check_health(sid)
+            manager = self.manager
+            report = (yield manager.acheck_health(sid)) if awaiting else manager.check_health(sid)
             if report.status == "not_found":
-                report = self.pending_health(sid) or report
+                report = (yield from self._pending_health(sid, awaiting)) or report
         return self._health_answer(report, request)
+
+    def _pending_health(self, sid: str, awaiting: bool) -> Steps[HealthReport | None]:
+        """:meth:`pending_health` as steps."""
+        verdict = (yield self.pending.averdict(sid)) if awaiting else self.pending.verdict(sid)
+        return self._pending_report(sid, verdict)
 
     def _health_answer(self, report: HealthReport | None, request: RequestView) -> PlainResponse:
         if report is None:
@@ -478,13 +732,16 @@ class SessionGate:
         the store does not know that was signed here, or the read of a session that may not
         reconnect (expired, ended).
         """
+        return run(self._reconnect(request, False))
+
+    def _reconnect(self, request: RequestView, awaiting: bool) -> Steps[PlainResponse]:
         sid, via_header = self.client_id(request)
         manager = self.manager
         record: SessionRecord | None = None
         refused = False
         if sid is not None:
             try:
-                record = manager.reconnect(sid)
+                record = (yield manager.areconnect(sid)) if awaiting else manager.reconnect(sid)
             except IllegalTransitionError:  # expired or ended: nothing to reconnect
                 refused = True
         content_type = request.header("content-type") or ""
@@ -495,16 +752,17 @@ class SessionGate:
         if sid is None:
             reconnected = False
         elif record is not None:  # the reconnect's outcome is the health: no second read
-            reconnected, report = True, manager.health_of(sid, record)
+            reconnected = True
+            report = (yield manager.ahealth_of(sid, record)) if awaiting else manager.health_of(sid, record)
         elif refused:
             reconnected = False
             if not as_form:
-                report = manager.check_health(sid)
+                report = (yield manager.acheck_health(sid)) if awaiting else manager.check_health(sid)
         else:  # unknown: a pending id has nothing to reconnect, and is well
-            report = self.pending_health(sid)
+            report = yield from self._pending_health(sid, awaiting)
             reconnected = report is not None
             if report is None:
-                report = manager.health_of(sid, None)
+                report = manager.health_of(sid, None)  # not found: no custom check runs, no store read
         if as_form:  # back to the page, which says "Reconnected" when it worked
             back = form_next_path(request.body(FORM_LIMIT))
             location = with_reconnected(back) if reconnected else back
@@ -526,6 +784,48 @@ class SessionGate:
         return PlainResponse("200 OK", headers, generate_latest(REGISTRY))
 
 
-def _method_not_allowed(allow: str) -> PlainResponse:
-    data = {"status": "method_not_allowed", "message": f"Use {allow}."}
-    return json_response(405, data, [("Allow", allow)])
+def _instance(request: RequestView) -> str:
+    """A problem document's ``instance``: the request's path from the root, percent-encoded, without
+    its query (which may hold what is not for a log)."""
+    return quote((request.root_path + request.path).encode("latin-1", "replace"), safe="/") or "/"
+
+
+class GateMiddleware(Generic[App]):
+    """What a middleware of any protocol holds (the WSGI and the ASGI ``SessionMiddleware``): the
+    app it wraps, its :class:`SessionGate`, and whether the app's exceptions are re-raised.
+
+    :param app: the application to wrap.
+    :param manager: the session manager; by default the process default
+        (:func:`sessionmw.get_session_manager`).
+    :param debug: show exception details in error pages; None: the manager's ``debug`` setting.
+    :param propagate_exceptions: re-raise the app's exceptions after recording them (True, False,
+        or None: the protocol's default).
+    :param secret_key: signs pending session ids; default ``SESSIONMW_SECRET_KEY`` or a random key.
+    :param options: the :class:`~sessionmw.integrations.options.Options` fields.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        manager: SessionManager | None = None,
+        debug: bool | None = None,
+        propagate_exceptions: bool | None = None,
+        secret_key: str | bytes | None = None,
+        **options: Any,
+    ) -> None:
+        #: The wrapped application.
+        self.app = app
+        #: The shared request logic (manager and options).
+        self.gate = SessionGate(
+            manager if manager is not None else get_session_manager(),
+            Options.build(secret_key=secret_key, **options),
+            debug=debug,
+        )
+        #: Re-raise the app's exceptions after recording them (None: the protocol's default).
+        self.propagate_exceptions = check_propagate_exceptions(propagate_exceptions)
+
+    @property
+    def manager(self) -> SessionManager:
+        """The manager that keeps the sessions."""
+        return self.gate.manager

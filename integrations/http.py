@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -194,23 +194,59 @@ def json_response(status: int, data: Any, headers: Iterable[tuple[str, str]] = (
 
 
 def user_error_response(
-    err: UserFacingError, *, as_json: bool, reconnect: str | None = None, page: str | None = None
+    err: UserFacingError,
+    *,
+    as_json: bool,
+    reconnect: str | None = None,
+    page: str | None = None,
+    problem_json: bool = True,
+    status: int | None = None,
+    instance: str | None = None,
+    session: Mapping[str, Any] | None = None,
+    situation: str | None = None,
+    language: str | None = None,
 ) -> PlainResponse:
-    """``err`` as JSON (with the ``reconnect`` URL, if given) or as an HTML page (``page``, the
-    page's escaped body, e.g. from :func:`error_page_html`; by default ``err`` rendered alone).
+    """``err`` as an RFC 9457 problem document (:mod:`~sessionmw.integrations.problem`), as the
+    JSON of :func:`~sessionmw.format_error` (``problem_json=False``: deprecated) or as an HTML page
+    (``page``, the page's escaped body, e.g. from :func:`error_page_html`; by default ``err``
+    rendered alone), in ``language`` (``Content-Language``; None: the request's,
+    :func:`sessionmw.languages.current`).
 
     The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
-    disconnected session or a transient error, else 500.
+    disconnected session or a transient error, else 500; ``status`` chooses another.
+    ``reconnect``, ``instance``, ``session`` and ``situation`` go into the JSON (see
+    :func:`~sessionmw.integrations.problem.problem_document`; the deprecated shape has only
+    ``reconnect``).
     """
     from sessionmw.rendering import format_error
     from sessionmw.translation import DEFAULT_RETRY_AFTER
 
-    status = _HTTP_STATUS.get(err.status or "", 503 if err.transient else 500)
-    headers: list[tuple[str, str]] = [("Cache-Control", "no-store"), ("Content-Language", current())]
+    if status is None:
+        status = _HTTP_STATUS.get(err.status or "", 503 if err.transient else 500)
+    headers: list[tuple[str, str]] = [
+        ("Cache-Control", "no-store"),
+        ("Content-Language", current() if language is None else language),
+    ]
+    retry_after = None
     if err.transient:
-        retry_after = err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER
-        headers.append(("Retry-After", str(max(1, math.ceil(retry_after)))))
-    if as_json:
+        seconds = err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER
+        retry_after = max(1, math.ceil(seconds))
+        headers.append(("Retry-After", str(retry_after)))
+    if as_json and problem_json:
+        from sessionmw.integrations.problem import MEDIA_TYPE, problem_document
+
+        document = problem_document(
+            err,
+            status=status,
+            instance=instance,
+            retry_after=retry_after,
+            session=session,
+            reconnect=reconnect,
+            situation=situation,
+        )
+        headers.append(("Content-Type", MEDIA_TYPE))
+        body = json.dumps(document).encode()
+    elif as_json:
         data = format_error(err, "dict")
         if reconnect is not None:
             data["reconnect"] = reconnect
@@ -266,12 +302,14 @@ def _local_path(target: str) -> str:
 _REASONS = {
     200: "OK",
     303: "See Other",
+    400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",

@@ -12,11 +12,13 @@ import logging
 import os
 import re
 import secrets
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 from sessionmw._errors import ConfigurationError
 from sessionmw.languages import LanguageSelector, Negotiator
+from sessionmw.stores.options import flag
 
 __all__ = ["Options", "check_propagate_exceptions"]
 
@@ -26,6 +28,7 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
 _SECRET_ENV = "SESSIONMW_SECRET_KEY"
 _LANGUAGES_ENV = "SESSIONMW_LANGUAGES"
+_PROBLEM_JSON_ENV = "SESSIONMW_PROBLEM_JSON"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,6 +51,9 @@ class Options:
         (English first).
     :param language_selector: the app's own choice of a request's language, before
         ``Accept-Language`` (see :data:`sessionmw.languages.LanguageSelector`).
+    :param problem_json: API clients get RFC 9457 problem documents (``application/problem+json``,
+        see :mod:`sessionmw.integrations.problem`); False (deprecated) gives them the JSON of
+        :func:`~sessionmw.format_error` instead, for one release.
     """
 
     cookie_name: str = "sessionmw"
@@ -61,6 +67,7 @@ class Options:
     metrics_path: str | None = None
     languages: tuple[str, ...] | None = None
     language_selector: LanguageSelector | None = None
+    problem_json: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -69,6 +76,8 @@ class Options:
             raise ConfigurationError(str(exc)) from None
         if self.languages is not None:
             object.__setattr__(self, "languages", negotiator.languages)
+        if not isinstance(self.problem_json, bool):
+            raise ConfigurationError(f"problem_json={self.problem_json!r} must be True or False")
         if self.metrics_path is not None and not (
             isinstance(self.metrics_path, str) and self.metrics_path.startswith("/")
         ):
@@ -97,14 +106,33 @@ class Options:
 
     @classmethod
     def build(
-        cls, *, secret_key: str | bytes | None = None, exclude: Iterable[str] = (), **options: Any
+        cls,
+        *,
+        secret_key: str | bytes | None = None,
+        exclude: Iterable[str] = (),
+        problem_json: object = None,
+        **options: Any,
     ) -> Options:
         """Options with the secret taken from ``secret_key``, else ``SESSIONMW_SECRET_KEY``, else random.
 
         A random secret works for one process only: with several worker processes, configure one.
+        ``problem_json`` is a yes/no value (``True``, ``"off"``, ...); None reads
+        ``SESSIONMW_PROBLEM_JSON`` (default yes). No (the JSON shape before problem documents) is
+        deprecated: it warns with a :class:`DeprecationWarning`.
 
         :raises ConfigurationError: for an unknown option (naming the known ones) or a bad value.
         """
+        if problem_json is None:
+            problem_json = os.environ.get(_PROBLEM_JSON_ENV) or True
+        problem = flag("problem_json", problem_json)
+        if not problem:
+            warnings.warn(
+                "problem_json=False (SESSIONMW_PROBLEM_JSON) is deprecated and will be removed in the "
+                "next release: API clients then get RFC 9457 problem documents "
+                "(application/problem+json, see docs/api-clients.md)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
         if secret_key is None:
             secret_key = os.environ.get(_SECRET_ENV) or None
         if secret_key is None:
@@ -115,7 +143,7 @@ class Options:
             secret_key = secrets.token_bytes(32)
         unknown = sorted(set(options) - _OPTION_NAMES)
         if unknown:
-            known = ", ".join(sorted(_OPTION_NAMES | {"secret_key", "exclude"}))
+            known = ", ".join(sorted(_OPTION_NAMES | {"secret_key", "exclude", "problem_json"}))
             raise ConfigurationError(f"unknown option {unknown[0]!r}; known options: {known}")
         if isinstance(exclude, str):
             exclude = (exclude,)
@@ -124,7 +152,7 @@ class Options:
         key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
         if not key:
             raise ConfigurationError("secret_key must not be empty")
-        return cls(secret_key=key, exclude=tuple(exclude), **options)
+        return cls(secret_key=key, exclude=tuple(exclude), problem_json=problem, **options)
 
     def negotiator(self) -> Negotiator:
         """What chooses a request's language among :attr:`languages` (see
@@ -136,7 +164,11 @@ class Options:
         return any(path.startswith(prefix) for prefix in self.exclude)
 
 
-_OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(Options)) - {"secret_key", "exclude"}
+_OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(Options)) - {
+    "secret_key",
+    "exclude",
+    "problem_json",
+}
 
 
 def check_propagate_exceptions(value: object) -> bool | None:

@@ -17,15 +17,19 @@ import hmac
 import logging
 import re
 from collections.abc import Callable
+from typing import TypeVar
 
 from sessionmw._errors import ConfigurationError, StoreError
 from sessionmw._manager import new_session_id
 from sessionmw._session import Policy
 from sessionmw.stores import SessionStore
+from sessionmw.stores.aio import blocks, off_loop
 
 __all__ = ["CLOCK_SLACK", "INCARNATION_MAX_AGE", "PendingIds", "Verdict", "pending_window"]
 
 _log = logging.getLogger("sessionmw.wsgi")
+
+T = TypeVar("T")
 
 _ID_SHAPE = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
 _INCARNATION_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,22}")
@@ -115,6 +119,7 @@ class PendingIds:
         self._incarnation: str | None = None
         self._read_at: float | None = None
         self._read_failed = False
+        self._inline = not blocks(store)
 
     def issue(self) -> str:
         """A fresh id signed with the issue time and the store's incarnation (as last read; none if
@@ -137,21 +142,51 @@ class PendingIds:
         None for a store without one. A store that cannot be reached keeps the last value read
         (None if none was ever read: ids issued meanwhile carry none until the next read).
         """
+        if self._due(max_age):
+            try:
+                self._took(_store_incarnation(self.store))
+            except StoreError as exc:
+                self._missed(exc)
+        return self._incarnation
+
+    async def aincarnation(self, *, max_age: float | None = None) -> str | None:
+        """:meth:`incarnation` with the read made off the event loop (inline for a store that never
+        waits, else in a worker thread). Concurrent callers make one read: the others get the
+        value as last read meanwhile."""
+        if self._due(max_age):
+            try:
+                self._took(await self._off_loop(_store_incarnation, self.store))
+            except StoreError as exc:
+                self._missed(exc)
+        return self._incarnation
+
+    @property
+    def unread(self) -> bool:
+        """True until the store's incarnation was first read (:meth:`issue` then reads it)."""
+        return self._read_at is None
+
+    def _due(self, max_age: float | None) -> bool:
+        """True if the incarnation must be read now (see :meth:`incarnation`); then the read counts
+        as made now, even if it fails: a store that is down is not asked on every new client."""
         read_at = self._read_at
         if read_at is not None:
             if max_age is None:
-                return self._incarnation
+                return False
             if not self._read_failed and 0.0 <= self.clock() - read_at < max_age:
-                return self._incarnation
-        # Read once even if it fails: a store that is down is not asked on every new client.
+                return False
         self._read_at = self.clock()
-        try:
-            self._incarnation = _store_incarnation(self.store)
-            self._read_failed = False
-        except StoreError as exc:
-            self._read_failed = True
-            _log.warning("could not read the session store's incarnation: %s", exc)
-        return self._incarnation
+        return True
+
+    def _took(self, incarnation: str | None) -> None:
+        self._incarnation = incarnation
+        self._read_failed = False
+
+    def _missed(self, exc: StoreError) -> None:
+        self._read_failed = True
+        _log.warning("could not read the session store's incarnation: %s", exc)
+
+    async def _off_loop(self, func: Callable[[SessionStore], T], store: SessionStore) -> T:
+        return func(store) if self._inline else await off_loop(func, store)
 
     def signed(self, sid: str) -> tuple[int, str | None] | None:
         """For an id signed here: when it was issued and the incarnation it was issued for (None in
@@ -183,8 +218,19 @@ class PendingIds:
         signed = self.signed(sid)
         if signed is None:
             return None
+        return self._judged(signed, self.incarnation(max_age=INCARNATION_MAX_AGE))
+
+    async def averdict(self, sid: str) -> Verdict | None:
+        """:meth:`verdict`, with the store's incarnation read off the event loop (:meth:`aincarnation`)."""
+        signed = self.signed(sid)
+        if signed is None:
+            return None
+        return self._judged(signed, await self.aincarnation(max_age=INCARNATION_MAX_AGE))
+
+    def _judged(self, signed: tuple[int, str | None], current: str | None) -> Verdict:
+        """The verdict on an id signed here (its issue time and incarnation), given the store's
+        ``current`` incarnation (reading it also heals ids issued without one)."""
         issued, incarnation = signed
-        current = self.incarnation(max_age=INCARNATION_MAX_AGE)  # also heals ids issued without one
         if incarnation is not None and incarnation != current:
             return Verdict.GONE
         age = self.clock() - issued

@@ -70,8 +70,14 @@ class RequestSession:
 
     def ensure_stored(self) -> None:
         """Store a pending session now (e.g. before recording an error on it)."""
-        if self.stored:
-            return
-        with contextlib.suppress(SessionExistsError):
-            self.manager.create_session(self.id)
-        self.stored = True
+        if not self.stored:
+            with contextlib.suppress(SessionExistsError):
+                self.manager.create_session(self.id)
+            self.stored = True
+
+    async def aensure_stored(self) -> None:
+        """:meth:`ensure_stored`, without blocking the event loop."""
+        if not self.stored:
+            with contextlib.suppress(SessionExistsError):
+                await self.manager.acreate_session(self.id)
+            self.stored = True

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sessionmw._context import enter_scope, leave_scope
-from sessionmw._manager import SessionManager, get_session_manager
 from sessionmw.integrations.environ import (
     ENVIRON_MANAGER,
     ENVIRON_NOTICE,
@@ -30,14 +29,13 @@ from sessionmw.integrations.environ import (
     ENVIRON_SESSION_ID,
     EnvironRequest,
 )
-from sessionmw.integrations.gate import SessionGate
+from sessionmw.integrations.gate import GateMiddleware, SessionGate
 from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected, page_path
-from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.texts import ASKED
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment  # noqa: F401 (the base's)
 
 __all__ = ["SessionMiddleware", "banner_for", "install", "uninstall"]
 
@@ -52,7 +50,7 @@ def _forget() -> None:
         asked[1] = None
 
 
-class SessionMiddleware:
+class SessionMiddleware(GateMiddleware["WSGIApplication"]):
     """WSGI middleware that gives every request a session (PEP 3333).
 
     :param app: the WSGI application to wrap.
@@ -65,34 +63,9 @@ class SessionMiddleware:
         A request whose environ sets ``x-wsgiorg.throw_errors`` or ``paste.throw_errors`` re-raises too.
     :param secret_key: signs pending session ids; default ``SESSIONMW_SECRET_KEY`` or a random key.
     :param options: the :class:`Options` fields (``cookie_name``, ``header_name``, ``prefix``,
-        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``metrics_path``).
+        ``exclude``, ``secure``, ``cookie_domain``, ``cookie_max_age``, ``metrics_path``,
+        ``problem_json``: deprecated when False).
     """
-
-    def __init__(
-        self,
-        app: WSGIApplication,
-        *,
-        manager: SessionManager | None = None,
-        debug: bool | None = None,
-        propagate_exceptions: bool | None = None,
-        secret_key: str | bytes | None = None,
-        **options: Any,
-    ) -> None:
-        #: The wrapped application.
-        self.app = app
-        #: The shared request logic (manager and options).
-        self.gate = SessionGate(
-            manager if manager is not None else get_session_manager(),
-            Options.build(secret_key=secret_key, **options),
-            debug=debug,
-        )
-        #: Re-raise the app's exceptions after recording them (None: see the class's docstring).
-        self.propagate_exceptions = check_propagate_exceptions(propagate_exceptions)
-
-    @property
-    def manager(self) -> SessionManager:
-        """The manager that keeps the sessions."""
-        return self.gate.manager
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if _APPLIED in environ:  # applied twice: the outer one did the work

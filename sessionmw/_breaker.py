@@ -130,6 +130,7 @@ class BreakerOpenError(UserFacingError):
             context=str(words.context),
             original=original,
             retry_after=retry_after,
+            situation="service-paused",
         )
         #: The breaker's name.
         self.breaker = breaker

@@ -378,6 +378,11 @@ class SessionManager:
         record = None if outcome is None else outcome.record
         return await self.async_store.call(self._report, session_id, record, now)
 
+    async def ahealth_of(self, session_id: str, record: SessionRecord | None) -> HealthReport:
+        """:meth:`health_of`, without blocking the event loop (its custom health checks, the breakers
+        it reads from the store, in a worker thread unless the store never waits)."""
+        return await self.async_store.call(self._report, session_id, record, self.clock())
+
     async def aclose(self) -> None:
         """Close the async connections of the running loop (Redis: its ``redis.asyncio`` client),
         then the store's own, in a worker thread if closing may wait."""

@@ -48,6 +48,7 @@ __all__ = [
     "DEPENDENCY_AVAILABLE",
     "DEPENDENCY_PROBING",
     "DISMISS",
+    "ENDPOINTS",
     "EXCEPTIONS",
     "HOW_TO_FIX",
     "MESSAGES",
@@ -55,6 +56,8 @@ __all__ = [
     "PAUSED_FORCED",
     "PAUSED_NOW",
     "RECONNECT",
+    "REQUEST_HEADERS_TOO_LARGE",
+    "REQUEST_UNREADABLE",
     "STATEMENTS",
     "STEPS_AFTER_FAILURE",
     "WHAT_HAPPENED",
@@ -289,6 +292,8 @@ WITHOUT_INPUTS: Final[Mapping[str, str]] = {
     "Then click Reconnect: your inputs are kept.": "Then click Reconnect.",
     "Click Reconnect: your inputs are kept.": "Click Reconnect.",
     "Your inputs come back after the refresh.": "",
+    "Your inputs are kept in your browser and come back after the refresh.": "",
+    "If you were in the middle of something, your inputs are kept in your browser.": "",
 }
 #: The steps after a failed action, by its cause (``network`` or ``backend``).
 STEPS_AFTER_FAILURE: Final[Mapping[str, tuple[str, ...]]] = {
@@ -401,6 +406,24 @@ EXCEPTIONS: Final[Mapping[str, Message]] = {
     ),
 }
 
+#: Situation -> words of an API client's request to the endpoints that cannot be served: a path
+#: under the endpoints' prefix that none serves, a method it does not answer (``{allow}``: the
+#: methods it does answer).
+ENDPOINTS: Final[Mapping[str, Message]] = {
+    "endpoint-not-found": Message(
+        "❓",
+        "Endpoint not found",
+        "❓ There is no sessionmw endpoint at this path",
+        ("Use the health endpoint (GET) or the reconnect endpoint (POST).",),
+    ),
+    "method-not-allowed": Message(
+        "🚫",
+        "Method not allowed",
+        "🚫 This endpoint does not answer this method",
+        ("Use {allow}.",),
+    ),
+}
+
 # -- around the words: the seed's three-part guidance, the buttons ----------------------------------
 
 #: The seed's guidance, first part (``{message}``: what happened).
@@ -413,6 +436,14 @@ RECONNECT: Final = "Reconnect"
 DISMISS: Final = "Dismiss"
 #: The link from an error page back to the page the request came from.
 BACK: Final = "Back to the page"
+
+#: The answer to a request whose headers an adapter cannot read (an ASGI scope without headers,
+#: or with headers that are not pairs of bytes): 400.
+REQUEST_UNREADABLE: Final = "This request could not be read: its headers are missing or malformed"
+#: The answer to a request whose headers are larger than an adapter reads: 431.
+REQUEST_HEADERS_TOO_LARGE: Final = (
+    "This request's headers are too large; clear this site's cookies and try again"
+)
 
 # -- numbers in words -----------------------------------------------------------------------------
 
@@ -477,6 +508,7 @@ def catalogue() -> list[Template]:
         *MESSAGES.values(),
         *STATEMENTS.values(),
         *EXCEPTIONS.values(),
+        *ENDPOINTS.values(),
     ]
     for entry in messages:
         found += [entry.title, entry.message, *entry.recovery]
@@ -497,6 +529,8 @@ def catalogue() -> list[Template]:
         RECONNECT,
         DISMISS,
         BACK,
+        REQUEST_UNREADABLE,
+        REQUEST_HEADERS_TOO_LARGE,
         _LESS_THAN_A_MINUTE,
         _SECONDS,
         _MINUTES,

@@ -73,6 +73,7 @@ __all__ = [
     "DEFAULT_RETRY_AFTER",
     "RECONNECTED",
     "SEVERITIES",
+    "SITUATIONS",
     "UNREACHABLE",
     "UNREACHABLE_LOCAL",
     "Cause",
@@ -177,6 +178,31 @@ def recovery_steps(recovery: Iterable[str]) -> list[str]:
     return steps
 
 
+#: Every built-in situation an error can be, by its stable name (:attr:`UserFacingError.situation`):
+#: the session's own (from its health) and the built-in translations' (see :func:`translate`).
+SITUATIONS: Final = (
+    "session-expired",
+    "session-ended",
+    "session-not-found",
+    "session-disconnected",
+    "session-error",
+    "session-idle",
+    "service-paused",
+    "unexpected",
+    "connection",
+    "timeout",
+    "connection-interrupted",
+    "access-denied",
+    "data-not-available",
+    "out-of-memory",
+    "backend-failed",
+    "temporary",
+    "store-unavailable",
+    "too-many-users",
+    "not-running",
+)
+
+
 class UserFacingError(Exception):
     """An error as the user sees it: ``str(err)`` is the friendly message.
 
@@ -200,6 +226,7 @@ class UserFacingError(Exception):
         retry_after: float | None = None,
         attempts: Iterable[BaseException] = (),
         detail: str | None = None,
+        situation: str | None = None,
     ) -> None:
         super().__init__(message)
         severity = checked_severity(severity)
@@ -227,6 +254,9 @@ class UserFacingError(Exception):
             self.attempts = (original,)
         #: Type, text and traceback of :attr:`original`; only set in debug mode.
         self.detail = detail
+        #: The built-in situation this error is (one of :data:`SITUATIONS`, e.g. ``"timeout"``),
+        #: the stable name API clients get it by; None for an app's own error or translation.
+        self.situation = situation
         if original is not None:
             self.__cause__ = original
 
@@ -254,6 +284,7 @@ class UserFacingError(Exception):
             exc_type = _SESSION_ERROR_OF_STATUS.get(status, SessionError)
             original = exc_type(f"session is {status}", session_id=report.session_id)
         transient = status == "error"
+        situation = "session-ended" if report.state == "ended" else _SITUATION_OF_STATUS.get(status)
         return cls(
             report.message,
             title=report.title,
@@ -264,6 +295,7 @@ class UserFacingError(Exception):
             context=report.context,
             original=original,
             retry_after=DEFAULT_RETRY_AFTER if transient else None,
+            situation=situation,
         )
 
     def replace(self, **changes: Any) -> UserFacingError:
@@ -280,6 +312,7 @@ class UserFacingError(Exception):
             "retry_after": self.retry_after,
             "attempts": self.attempts,
             "detail": self.detail,
+            "situation": self.situation,
         }
         unknown = set(changes) - set(values)
         if unknown:
@@ -298,6 +331,15 @@ _SESSION_ERROR_OF_STATUS: dict[str, type[SessionError]] = {
     "expired": SessionExpiredError,
     "disconnected": SessionDisconnectedError,
     "not_found": SessionNotFoundError,
+}
+#: The situation of a session's health status (an ended session's is ``session-ended``).
+_SITUATION_OF_STATUS: dict[str, str] = {
+    "idle": "session-idle",
+    "error": "session-error",
+    "disconnected": "session-disconnected",
+    "expired": "session-expired",
+    "not_found": "session-not-found",
+    "degraded": "service-paused",
 }
 _SEVERITY_OF_STATUS: dict[str, Severity] = {
     "idle": "info",
@@ -332,6 +374,8 @@ class Translation:
     context: str = ""
     #: Seconds a client should wait before trying again (transient errors only).
     retry_after: float | None = None
+    #: The built-in situation (one of :data:`SITUATIONS`); None for an app's own entry.
+    situation: str | None = None
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -476,6 +520,7 @@ def translate(exc: BaseException, *, debug: bool = False) -> UserFacingError:
         original=exc,
         retry_after=retry_after,
         detail=detail,
+        situation=entry.situation,
     )
 
 
@@ -488,6 +533,7 @@ def _as_is(template: texts.Template) -> str:
 
 
 def _from_words(
+    situation: str,
     words: Message,
     severity: Severity = "error",
     *,
@@ -495,23 +541,31 @@ def _from_words(
     status: str | None = None,
     retry_after: float | None = None,
 ) -> Translation:
-    """The translation of a situation whose words are ``words``; the context is kept only when it
-    has no placeholders (an exception has no session to fill them from)."""
+    """The translation of ``situation``, whose words are ``words``; the context is kept only when
+    it has no placeholders (an exception has no session to fill them from)."""
     context = _as_is(words.context)
     if transient and retry_after is None:
         retry_after = DEFAULT_RETRY_AFTER
     return Translation(
-        words.title, words.message, words.recovery, severity, transient, status, context, retry_after
+        words.title,
+        words.message,
+        words.recovery,
+        severity,
+        transient,
+        status,
+        context,
+        retry_after,
+        situation,
     )
 
 
 #: What every exception without an entry becomes.
-FALLBACK: Final = _from_words(EXCEPTIONS["unexpected"])
-_CONNECTION: Final = _from_words(EXCEPTIONS["connection"], transient=True)
-_TIMEOUT: Final = _from_words(EXCEPTIONS["timeout"], transient=True)
-_DATA_LOAD: Final = _from_words(EXCEPTIONS["data_not_available"])
-_EXPIRED: Final = _from_words(MESSAGES["expired"], "warning", status="expired")
-_DISCONNECTED: Final = _from_words(MESSAGES["disconnected"], status="disconnected")
+FALLBACK: Final = _from_words("unexpected", EXCEPTIONS["unexpected"])
+_CONNECTION: Final = _from_words("connection", EXCEPTIONS["connection"], transient=True)
+_TIMEOUT: Final = _from_words("timeout", EXCEPTIONS["timeout"], transient=True)
+_DATA_LOAD: Final = _from_words("data-not-available", EXCEPTIONS["data_not_available"])
+_EXPIRED: Final = _from_words("session-expired", MESSAGES["expired"], "warning", status="expired")
+_DISCONNECTED: Final = _from_words("session-disconnected", MESSAGES["disconnected"], status="disconnected")
 
 
 def _session_not_running(exc: BaseException) -> bool:
@@ -534,24 +588,35 @@ def _illegal_on_disconnected(exc: BaseException) -> bool:
 _BUILTINS: Final[tuple[tuple[Matcher, Translation], ...]] = (
     (ConnectionError, _CONNECTION),
     (TimeoutError, _TIMEOUT),  # socket.timeout is TimeoutError
-    (BrokenPipeError, _from_words(EXCEPTIONS["connection_interrupted"], transient=True)),
-    (PermissionError, _from_words(EXCEPTIONS["access_denied"])),
+    (
+        BrokenPipeError,
+        _from_words("connection-interrupted", EXCEPTIONS["connection_interrupted"], transient=True),
+    ),
+    (PermissionError, _from_words("access-denied", EXCEPTIONS["access_denied"])),
     (FileNotFoundError, _DATA_LOAD),
     (DataLoadError, _DATA_LOAD),
-    (MemoryError, _from_words(EXCEPTIONS["out_of_memory"])),
-    (BackendProcessError, _from_words(EXCEPTIONS["backend_failed"], transient=True)),
-    (TransientError, _from_words(EXCEPTIONS["temporary"], transient=True)),
-    (StoreUnavailableError, _from_words(EXCEPTIONS["store_unavailable"], transient=True)),
+    (MemoryError, _from_words("out-of-memory", EXCEPTIONS["out_of_memory"])),
+    (BackendProcessError, _from_words("backend-failed", EXCEPTIONS["backend_failed"], transient=True)),
+    (TransientError, _from_words("temporary", EXCEPTIONS["temporary"], transient=True)),
+    (
+        StoreUnavailableError,
+        _from_words("store-unavailable", EXCEPTIONS["store_unavailable"], transient=True),
+    ),
     (
         SessionLimitError,
-        _from_words(EXCEPTIONS["too_many_users"], "warning", transient=True, retry_after=60.0),
+        _from_words(
+            "too-many-users", EXCEPTIONS["too_many_users"], "warning", transient=True, retry_after=60.0
+        ),
     ),
     (SessionExpiredError, _EXPIRED),
     (SessionDisconnectedError, _DISCONNECTED),
-    (SessionNotFoundError, _from_words(MESSAGES["not_found"], "warning", status="not_found")),
+    (
+        SessionNotFoundError,
+        _from_words("session-not-found", MESSAGES["not_found"], "warning", status="not_found"),
+    ),
     (_illegal_on_expired, _EXPIRED),
     (_illegal_on_disconnected, _DISCONNECTED),
-    (_session_not_running, _from_words(EXCEPTIONS["not_running"], transient=True)),
+    (_session_not_running, _from_words("not-running", EXCEPTIONS["not_running"], transient=True)),
 )
 for _match, _entry in _BUILTINS:
     _install(_match, _entry)

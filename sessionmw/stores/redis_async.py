@@ -163,7 +163,9 @@ def _async_client(store: Any) -> Any:
         options = {**connection, "retry": no_retry}
         if cluster:
             return AsyncCluster.from_url(url, **options)
-        return aredis.Redis(connection_pool=aredis.ConnectionPool.from_url(url, **options))
+        wait = _pool_wait(connection.get("socket_timeout"))
+        pool_of_url = aredis.BlockingConnectionPool.from_url(url, timeout=wait, **options)
+        return aredis.Redis(connection_pool=pool_of_url)
     pool = store._pool
     client: Any = store._client
     if pool is None:  # a cluster client given to the store: the same nodes and options
@@ -176,8 +178,19 @@ def _async_client(store: Any) -> Any:
     kind = getattr(connections, pool.connection_class.__name__, connections.Connection)
     kwargs = {**pool.connection_kwargs, "retry": no_retry}
     limit = pool.max_connections
-    pool_of_loop = aredis.ConnectionPool(connection_class=kind, max_connections=limit, **kwargs)
+    wait = _pool_wait(kwargs.get("socket_timeout"))
+    pool_of_loop = aredis.BlockingConnectionPool(
+        connection_class=kind, max_connections=limit, timeout=wait, **kwargs
+    )
     return aredis.Redis(connection_pool=pool_of_loop)
+
+
+def _pool_wait(socket_timeout: float | None) -> float:
+    """How long a call waits for a free connection when ``max_connections`` are in use: the
+    store's own ``timeout`` (a burst of requests on one event loop queues for the pool, as threads
+    would, instead of failing as if the store were down; redis-py's plain async pool raises
+    ``MaxConnectionsError`` at once), or 20 s (redis-py's default) without one."""
+    return float(socket_timeout) if socket_timeout else 20.0
 
 
 # The options of a sync cluster client that the async one takes as they are.

@@ -1,152 +1,40 @@
-"""The Dash integration without a browser: layout, guarded callbacks, the demo's backend and command."""
+# mypy: disable-error-code="untyped-decorator"
+# Dash's decorators (dash.hooks.layout) are untyped: the layout hooks below are written the way
+# users write them.
+"""The Dash extension without a browser: its set-up, the layout hook (every kind of layout gets the
+banner, other layout hooks respected), page loading."""
 
 from __future__ import annotations
 
 import json
-import math
-import weakref
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 
 import dash
 import pytest
-from dash import Input, Output, html
-from flask import Flask
-from flask.testing import FlaskClient
-from support.servers import fire_callback, session_cookie
+from dash import Input, Output, dcc, html
+from support.dash import (
+    BANNER_CALLBACK_IDS,
+    callback_ids,
+    dash_app,
+    layout_ids,
+    loaded_client,
+    missing_ids,
+    page_stub,
+)
+from support.servers import session_cookie
 
-from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
-from sessionmw.__main__ import main
-from sessionmw._guard import guarded
-from sessionmw.demo import DemoUnavailableError, load_demo
+from sessionmw import SessionManager
 from sessionmw.integrations.dash import SessionMWDash, dash_static_paths, preserve
 from sessionmw.integrations.dash_apps import dash_state
 from sessionmw.integrations.dash_banner import (
-    ALERT_ID,
     BANNER_ID,
-    HEALTH_STORE_ID,
-    POLL_ID,
-    RECONNECT_ID,
-    error_alert,
     status_banner,
-    uses_bootstrap_css,
 )
-from sessionmw.integrations.dash_callbacks import guarded_callback
 from sessionmw.integrations.flask import SessionMW
-from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw.testing import FakeClock
-from sessionmw.translation import translate
 
-THRESHOLD = 3
-#: The Dash app behind each Flask server a test client talks to.
-_DASH_APPS: weakref.WeakKeyDictionary[Flask, dash.Dash] = weakref.WeakKeyDictionary()
-
-
-@pytest.fixture(name="demo_module", scope="module")
-def _demo_module() -> ModuleType:
-    """The demo app's module, loaded from examples/."""
-    return load_demo()
-
-
-@pytest.fixture(name="sessions")
-def _sessions(clock: FakeClock) -> Iterator[SessionManager]:
-    """A manager with a small error threshold and a 5-second health interval."""
-    manager = SessionManager(
-        store="memory://", clock=clock, max_error_threshold=THRESHOLD, health_check_interval_seconds=5
-    )
-    yield manager
-    manager.close()
-
-
-def _client(app: dash.Dash) -> FlaskClient:
-    """A test client that has loaded the page once, so it holds a stored session."""
-    server: Flask = app.server
-    _DASH_APPS[server] = app
-    client = server.test_client()
-    assert client.get("/").status_code == 200  # issues the session id
-    assert client.get("/").status_code == 200  # sent back: the session is stored
-    return client
-
-
-_sid = session_cookie
-
-
-def _fire(
-    client: FlaskClient,
-    outputs: list[tuple[str, str]],
-    inputs: list[tuple[str, str, Any]],
-    state: list[tuple[str, str, Any]] | None = None,
-    *,
-    accept: str = "application/json",
-) -> tuple[int, dict[str, Any]]:
-    """POST one callback request of the client's Dash app (outputs as ``(id, prop)``)."""
-    wanted = [f"{oid}.{prop}" for oid, prop in outputs]
-    return fire_callback(_DASH_APPS[client.application], client, wanted, inputs, state, accept=accept)
-
-
-def _side(body: dict[str, Any]) -> dict[str, Any]:
-    """The set_props updates of a callback response, by component id."""
-    side: dict[str, Any] = body.get("sideUpdate", {})
-    return side
-
-
-def _plain(node: Any) -> Any:
-    """A component tree as plain JSON data."""
-    if hasattr(node, "to_plotly_json"):
-        return _plain(node.to_plotly_json())
-    if isinstance(node, dict):
-        return {key: _plain(value) for key, value in node.items()}
-    if isinstance(node, list | tuple):
-        return [_plain(value) for value in node]
-    return node
-
-
-def _texts(component: Any) -> str:
-    """A component tree (objects or their JSON) as one JSON string."""
-    return json.dumps(_plain(component), ensure_ascii=False)
-
-
-# -- layout -------------------------------------------------------------------------------------
-
-
-def test_status_banner_is_hidden_and_complete() -> None:
-    """The banner starts hidden and holds the poll, the report store, a Reconnect button and the alert."""
-    banner = status_banner(interval_seconds=12)
-    nodes: list[Any] = list(banner._traverse())  # type: ignore[no-untyped-call]  # untyped in dash
-    ids = {getattr(node, "id", None) for node in nodes}
-    assert {POLL_ID, HEALTH_STORE_ID, BANNER_ID, ALERT_ID, "sessionmw-reconnect"} <= ids
-    poll = next(node for node in nodes if getattr(node, "id", None) == POLL_ID)
-    assert poll.interval == 12000
-    box = next(node for node in nodes if getattr(node, "id", None) == BANNER_ID)
-    assert box.style == {"display": "none"}
-
-
-@pytest.mark.parametrize("seconds", [0, -1, math.nan])
-def test_status_banner_rejects_a_bad_interval(seconds: float) -> None:
-    """A non-positive poll interval is refused with a message naming it."""
-    with pytest.raises(ValueError, match="interval_seconds"):
-        status_banner(interval_seconds=seconds)
-
-
-def test_error_alert_shows_title_message_and_numbered_steps() -> None:
-    """The alert lists the recovery steps as an ordered list and leaks no exception text."""
-    err = translate(RuntimeError("This session is not running"))
-    rendered = _plain(error_alert(err))
-    text = json.dumps(rendered, ensure_ascii=False)
-    assert err.title in text and err.message in text
-    steps = next(node for node in rendered if node["type"] == "Ol")
-    assert [item["props"]["children"] for item in steps["props"]["children"]] == err.recovery
-    assert "RuntimeError" not in text
-
-
-def test_error_alert_shows_detail_only_in_debug() -> None:
-    """In debug mode the alert adds the technical detail."""
-    err = translate(ValueError("secret internals"), debug=True)
-    assert "secret internals" in _texts(error_alert(err))
-    quiet = translate(ValueError("secret internals"))
-    assert "secret internals" not in _texts(error_alert(quiet))
+# -- preserve ------------------------------------------------------------------------------------
 
 
 def test_preserve_keeps_a_value_in_local_storage() -> None:
@@ -166,23 +54,9 @@ def test_preserve_refuses_bad_arguments() -> None:
 # -- the extension ------------------------------------------------------------------------------
 
 
-def _app(
-    sessions: SessionManager,
-    *,
-    layout: Any = None,
-    guard_all: bool = False,
-    stylesheets: list[Any] | None = None,
-    theme: str = "auto",
-) -> dash.Dash:
-    app = dash.Dash(__name__, external_stylesheets=stylesheets)
-    app.layout = layout if layout is not None else html.Div([status_banner(), html.Div(id="out")])
-    SessionMWDash(app, manager=sessions, guard_all=guard_all, theme=theme)
-    return app
-
-
 def test_installs_the_flask_extension_once(sessions: SessionManager) -> None:
     """SessionMWDash installs SessionMW on app.server; a second set-up is refused."""
-    app = _app(sessions)
+    app = dash_app(sessions)
     assert app.server.extensions["sessionmw"].manager is sessions
     state = dash_state(app)
     assert state is not None and state.interval_seconds == 5
@@ -201,7 +75,7 @@ def test_reuses_an_existing_flask_extension(sessions: SessionManager) -> None:
 
 def test_layout_gets_the_settings_interval_and_prefix(sessions: SessionManager) -> None:
     """The served layout polls every HEALTH_CHECK_INTERVAL_SECONDS at the extension's prefix."""
-    app = _app(sessions)
+    app = dash_app(sessions)
     layout = app.server.test_client().get("/_dash-layout").get_json()
     text = json.dumps(layout)
     assert '"interval": 5000' in text
@@ -210,136 +84,12 @@ def test_layout_gets_the_settings_interval_and_prefix(sessions: SessionManager) 
 
 def test_layout_without_a_banner_gets_one(sessions: SessionManager) -> None:
     """An app that did not place status_banner() still gets it, at the top."""
-    app = _app(sessions, layout=html.Div([html.Div(id="out")]))
+    app = dash_app(sessions, layout=html.Div([html.Div(id="out")]))
     layout = app.server.test_client().get("/_dash-layout").get_json()
     assert BANNER_ID in json.dumps(layout)
 
 
-# -- the banner's theme -----------------------------------------------------------------------
-
-#: A Bootstrap stylesheet as apps name it (dash_bootstrap_components.themes.BOOTSTRAP's URL).
-BOOTSTRAP_CSS = "https://cdn.jsdelivr.net/npm/bootstrap@5.3.6/dist/css/bootstrap.min.css"
-
-
-def _component(layout: Any, component_id: str) -> dict[str, Any]:
-    """The served (JSON) component with ``component_id``."""
-    stack = [layout]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            props = node.get("props", {})
-            if props.get("id") == component_id:
-                return node
-            stack.append(props.get("children"))
-    raise AssertionError(f"no component {component_id!r} in the layout")
-
-
-def test_bootstrap_banner_uses_dash_bootstrap_components() -> None:
-    """theme="bootstrap": a dash-bootstrap-components Reconnect button and Bootstrap alert classes."""
-    import dash_bootstrap_components as dbc
-
-    root = _plain(status_banner(theme="bootstrap"))
-    assert _component(root, RECONNECT_ID)["namespace"] == "dash_bootstrap_components"
-    alert = _component(root, ALERT_ID)["props"]
-    assert alert["className"] == "sessionmw-alert alert alert-danger"
-    assert "btn-close" in json.dumps(alert["children"])
-    assert _component(root, "sessionmw-config")["props"]["data"]["theme"] == "bootstrap"
-    assert dbc.themes.BOOTSTRAP == BOOTSTRAP_CSS  # the URL the theme tests stand for
-
-
-def test_plain_banner_needs_no_framework() -> None:
-    """The default banner is plain Dash HTML with inline styles."""
-    root = _plain(status_banner())
-    assert _component(root, RECONNECT_ID)["namespace"] == "dash_html_components"
-    assert "alert" not in _component(root, ALERT_ID)["props"]["className"].split()
-
-
-def test_unknown_theme_is_refused() -> None:
-    """A theme that does not exist is named in the error."""
-    with pytest.raises(ValueError, match="'fancy'"):
-        status_banner(theme="fancy")
-    with pytest.raises(ValueError, match="'fancy'"):
-        SessionMWDash(theme="fancy")
-
-
-@pytest.mark.parametrize(
-    ("stylesheets", "expected"),
-    [
-        ([BOOTSTRAP_CSS], True),
-        ([{"href": "https://cdn.example/bootswatch/5/darkly/bootstrap.min.css", "rel": "stylesheet"}], True),
-        (["/assets/site.css"], False),
-        (None, False),
-    ],
-)
-def test_uses_bootstrap_css_reads_the_apps_stylesheets(stylesheets: list[Any] | None, expected: bool) -> None:
-    """A stylesheet URL naming bootstrap or bootswatch (string or dict) counts as Bootstrap."""
-    assert uses_bootstrap_css(dash.Dash(__name__, external_stylesheets=stylesheets)) is expected
-
-
-@pytest.mark.parametrize(
-    ("stylesheets", "theme", "installed", "expected"),
-    [
-        ([BOOTSTRAP_CSS], "auto", True, "bootstrap"),
-        ([BOOTSTRAP_CSS], "auto", False, "plain"),  # dash-bootstrap-components is never required
-        (None, "auto", True, "plain"),  # Bootstrap's classes without its stylesheet would be bare
-        (None, "bootstrap", True, "bootstrap"),
-        ([BOOTSTRAP_CSS], "plain", True, "plain"),
-    ],
-)
-def test_theme_follows_the_app(
-    sessions: SessionManager,
-    monkeypatch: pytest.MonkeyPatch,
-    stylesheets: list[Any] | None,
-    theme: str,
-    installed: bool,
-    expected: str,
-) -> None:
-    """auto: Bootstrap when dash-bootstrap-components is installed and the app loads Bootstrap;
-    the served layout's banner is rebuilt for the app's theme."""
-    import sessionmw.integrations.dash_banner as dash_banner
-
-    monkeypatch.setattr(dash_banner, "_bootstrap_installed", lambda: installed)
-    app = _app(sessions, stylesheets=stylesheets, theme=theme)
-    state = dash_state(app)
-    assert state is not None and state.theme == expected
-    layout = app.server.test_client().get("/_dash-layout").get_json()
-    assert _component(layout, "sessionmw-config")["props"]["data"]["theme"] == expected
-    assert _component(layout, "sessionmw-config")["props"]["data"]["prefix"] == "/_sessionmw/"
-    assert _component(layout, POLL_ID)["props"]["interval"] == 5000
-    classes = _component(layout, ALERT_ID)["props"]["className"].split()
-    assert ("alert-danger" in classes) is (expected == "bootstrap")
-
-
-def test_failing_callback_on_a_bootstrap_app_shows_the_bootstrap_alert(sessions: SessionManager) -> None:
-    """On a Bootstrap-themed app the alert is shown without the plain inline colours."""
-    app = _app(sessions, stylesheets=[BOOTSTRAP_CSS])
-
-    def compute(clicks: int | None) -> str:
-        raise RuntimeError("This session is not running")
-
-    guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
-    status, body = _fire(_client(app), [("out", "children")], [("go", "n_clicks", 1)])
-    assert status == 200
-    assert "Session not running" in _said(body)  # folded into the (Bootstrap) banner
-    assert _side(body)[ALERT_ID] == {"style": {"display": "none"}}
-
-
-def test_a_disconnected_session_can_still_load_the_page(sessions: SessionManager) -> None:
-    """Layout, dependencies and scripts are served to a disconnected session, so its banner can show."""
-    app = _app(sessions)
-    client = _client(app)
-    sid = _sid(client)
-    for _ in range(THRESHOLD):
-        sessions.record_error(sid, "boom")
-    page = client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
-    assert page.status_code == 200
-    for path in ("/_dash-layout", "/_dash-dependencies"):
-        assert client.get(path, headers={"Accept": "application/json"}).status_code == 200, path
-    before = sessions.get_session(sid)
-    assert before is not None and before.state is SessionState.DISCONNECTED
-    assert client.get("/_sessionmw/health").get_json()["session"]["status"] == "disconnected"
+# -- page loading -------------------------------------------------------------------------------
 
 
 def test_dash_static_paths_follow_the_routes_prefix() -> None:
@@ -352,9 +102,9 @@ def test_dash_static_paths_follow_the_routes_prefix() -> None:
 
 def test_health_polls_neither_create_nor_touch_sessions(sessions: SessionManager, clock: FakeClock) -> None:
     """GET /_sessionmw/health (what the banner polls) is not activity."""
-    app = _app(sessions)
-    client = _client(app)
-    sid = _sid(client)
+    app = dash_app(sessions)
+    client = loaded_client(app)
+    sid = session_cookie(client)
     before = sessions.get_session(sid)
     assert before is not None
     clock.advance(60)
@@ -364,357 +114,151 @@ def test_health_polls_neither_create_nor_touch_sessions(sessions: SessionManager
     assert after is not None and after.last_activity == before.last_activity
 
 
-# -- guarded callbacks --------------------------------------------------------------------------
+# -- the layout hook: every kind of layout gets the banner, other layout hooks respected ---------
 
 
-def _guarded_app(sessions: SessionManager, behaviour: dict[str, Any]) -> dash.Dash:
-    app = _app(sessions)
-
-    def compute(clicks: int | None) -> str:
-        calls = behaviour.setdefault("calls", 0)
-        behaviour["calls"] = calls + 1
-        error = behaviour.get("error")
-        if error is not None:
-            raise error
-        return f"done {clicks}"
-
-    guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
+def _component_app() -> dash.Dash:
+    app = dash.Dash(__name__)
+    app.layout = html.Div(page_stub())
     return app
 
 
-def _said(body: dict[str, Any]) -> str:
-    """What the banner's statement says in a callback response (the failure is folded there)."""
-    said = _side(body)[HEALTH_STORE_ID]["data"]["statement"]
-    return " ".join([said["title"], said["message"], *said["steps"], said["context"]])
-
-
-def test_guarded_callback_failure_shows_alert_and_records_error(sessions: SessionManager) -> None:
-    """A raising callback answers with the friendly alert, leaves outputs alone and records the error."""
-    behaviour: dict[str, Any] = {"error": RuntimeError("This session is not running")}
-    client = _client(_guarded_app(sessions, behaviour))
-    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
-    assert status == 200
-    assert "out" not in body.get("response", {})
-    side = _side(body)
-    assert "The background process serving your session is not running" in _said(body)
-    assert "RuntimeError" not in json.dumps(body)
-    assert side[ALERT_ID]["style"] == {"display": "none"}  # one voice: the banner says it
-    assert side[HEALTH_STORE_ID]["data"]["status"] == "error"
-    record = sessions.get_session(_sid(client))
-    assert record is not None and record.error_count == 1
-
-
-def test_guarded_callback_success_returns_outputs_and_hides_alert(sessions: SessionManager) -> None:
-    """A successful guarded callback updates its outputs and hides an earlier alert."""
-    client = _client(_guarded_app(sessions, {}))
-    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 2)])
-    assert status == 200
-    assert body["response"]["out"]["children"] == "done 2"
-    assert _side(body)[ALERT_ID]["style"] == {"display": "none"}
-
-
-def test_repeated_failures_disconnect_the_session(sessions: SessionManager) -> None:
-    """Failures in a row reach the threshold: the session disconnects and later calls do not run."""
-    behaviour: dict[str, Any] = {"error": TransientError("busy")}
-    client = _client(_guarded_app(sessions, behaviour))
-    for clicks in range(1, THRESHOLD + 1):
-        _fire(client, [("out", "children")], [("go", "n_clicks", clicks)])
-    record = sessions.get_session(_sid(client))
-    assert record is not None and record.state is SessionState.DISCONNECTED
-    calls = behaviour["calls"]
-    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 9)])
-    assert status == 200 and "Session disconnected" in _said(body)  # refused, in the banner
-    assert behaviour["calls"] == calls
-
-
-def test_guarded_callback_does_not_run_on_a_disconnected_session(sessions: SessionManager) -> None:
-    """Even when the request gets through (no JSON Accept), a disconnected session's callback is skipped."""
-    behaviour: dict[str, Any] = {}
-    client = _client(_guarded_app(sessions, behaviour))
-    sid = _sid(client)
-    for _ in range(THRESHOLD):
-        sessions.record_error(sid, "boom")
-    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)], accept="*/*")
-    assert status == 200
-    assert behaviour.get("calls", 0) == 0
-    assert "Session disconnected" in _said(body)
-
-
-def test_guarded_callback_skips_an_expired_session(sessions: SessionManager, clock: FakeClock) -> None:
-    """An expired session's callback is skipped; the alert and the banner say it expired."""
-    behaviour: dict[str, Any] = {}
-    client = _client(_guarded_app(sessions, behaviour))
-    clock.advance(31 * 60)
-    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)], accept="*/*")
-    assert status == 200
-    assert behaviour.get("calls", 0) == 0
-    side = _side(body)
-    assert "Session expired" in _said(body)
-    assert side[HEALTH_STORE_ID]["data"]["status"] == "expired"
-    assert side[HEALTH_STORE_ID]["data"]["sticky"] is True
-
-
-@pytest.mark.parametrize(
-    ("lost", "title"), [(False, "Session expired"), (True, "Session not found")], ids=["expired", "not_found"]
-)
-def test_callback_of_an_expired_or_lost_session_is_refused_until_a_refresh(
-    sessions: SessionManager, clock: FakeClock, lost: bool, title: str
-) -> None:
-    """A click on an expired session, or sent with an id the server lost (a restart), is refused
-    every time: the banner says why, no new cookie is handed out, nothing runs, no session is
-    created and nothing counts; a page load starts a new session on which the click runs."""
-    behaviour: dict[str, Any] = {"error": TransientError("busy")}
-    client = _client(_guarded_app(sessions, behaviour))
-    sid = _sid(client)
-    if lost:
-        assert sessions.delete_session(sid)
-    clock.advance(31 * 60)
-    for clicks in (1, 2):  # every click, not only the first
-        status, body = _fire(client, [("out", "children")], [("go", "n_clicks", clicks)])
-        assert status == 200 and title in _said(body)
-        data = _side(body)[HEALTH_STORE_ID]["data"]
-        assert data["status"] == ("not_found" if lost else "expired") and data["sticky"] is True
-        assert _sid(client) == sid  # no new session behind the user's back
-    assert behaviour.get("calls", 0) == 0
-    assert [record.session_id for record in sessions.store.records()] == ([] if lost else [sid])
-    assert all(record.error_count == 0 for record in sessions.store.records())
-    assert client.get("/").status_code == 200  # a refresh
-    fresh = _sid(client)
-    assert fresh != sid
-    behaviour.pop("error")
-    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 3)])
-    assert status == 200 and body["response"]["out"]["children"] == "done 3"
-    record = sessions.get_session(fresh)
-    assert record is not None and record.error_count == 0
-
-
-def test_guarded_callback_behind_the_wsgi_middleware(sessions: SessionManager) -> None:
-    """Without the Flask extension (SessionMiddleware in front), failures are still recorded once."""
+def _list_app() -> dash.Dash:
     app = dash.Dash(__name__)
-    app.layout = html.Div([status_banner(), html.Div(id="out")])
-    app.server.wsgi_app = SessionMiddleware(app.server.wsgi_app, manager=sessions, secret_key="k" * 32)
-
-    def compute(clicks: int | None) -> str:
-        raise TransientError("busy")
-
-    guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
-    client = _client(app)
-    _, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
-    assert "Temporary problem" in _said(body)
-    record = sessions.get_session(_sid(client))
-    assert record is not None and record.error_count == 1
+    app.layout = page_stub()
+    return app
 
 
-def test_error_recorded_by_guarded_code_is_not_counted_twice(sessions: SessionManager) -> None:
-    """A failure that @guarded backend code already recorded counts once, and still shows the alert."""
-    app = _app(sessions)
-
-    @guarded(retry=None)
-    def backend() -> str:
-        raise DataLoadError("prices.csv is corrupt")
-
-    def compute(clicks: int | None) -> str:
-        return backend()
-
-    guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
-    client = _client(app)
-    _, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
-    assert translate(DataLoadError("x")).title in _said(body)
-    record = sessions.get_session(_sid(client))
-    assert record is not None and record.error_count == 1
-    _fire(client, [("out", "children")], [("go", "n_clicks", 2)])
-    record = sessions.get_session(_sid(client))
-    assert record is not None and record.error_count == 2
+def _function_app() -> dash.Dash:
+    app = dash.Dash(__name__)
+    app.layout = lambda: html.Div(page_stub())
+    return app
 
 
-def test_guard_all_guards_plain_callbacks(sessions: SessionManager) -> None:
-    """With guard_all=True an ordinary app.callback that raises shows the alert and is recorded."""
-    app = _app(sessions, guard_all=True)
-
-    def explode(clicks: int | None) -> str:
-        raise DataLoadError("prices.csv is corrupt")
-
-    register: Any = app.callback(Output("out", "children"), Input("go", "n_clicks"))
-    register(explode)
-    client = _client(app)
-    status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
-    assert status == 200
-    assert "prices.csv" not in json.dumps(body)
-    assert translate(DataLoadError("x")).title in _said(body)
-    record = sessions.get_session(_sid(client))
-    assert record is not None and record.error_count == 1
+def _function_app_with_banner() -> dash.Dash:
+    app = dash.Dash(__name__)
+    app.layout = lambda: html.Div([status_banner(), *page_stub()])
+    return app
 
 
-# -- the demo app -------------------------------------------------------------------------------
+def _validation_layout_app() -> dash.Dash:
+    app = dash.Dash(__name__)
+    app.layout = html.Div([dcc.Location(id="url"), html.Div(id="content")])
+    target: Any = app  # Dash annotates validation_layout as None
+    target.validation_layout = html.Div([dcc.Location(id="url"), html.Div(id="content"), *page_stub()])
+    return app
 
 
-def test_demo_scan_renders_a_table(demo_module: ModuleType, sessions: SessionManager) -> None:
-    """The Scanner page's callback returns a table of the requested symbols."""
-    app = demo_module.create_app(manager=sessions, retry_sleep=lambda seconds: None)
-    client = _client(app)
-    status, body = _fire(
-        client,
-        [("scan-output", "children")],
-        [("scan-run", "n_clicks", 1)],
-        [("scan-symbols", "value", "acme wayne")],
-    )
-    assert status == 200
-    table = _texts(body["response"]["scan-output"]["children"])
-    assert "ACME" in table and "WAYNE" in table
-
-
-def test_demo_scan_names_a_bad_symbol(demo_module: ModuleType, sessions: SessionManager) -> None:
-    """Bad input gets a clear message naming it, not an error."""
-    app = demo_module.create_app(manager=sessions)
-    client = _client(app)
-    _, body = _fire(
-        client,
-        [("scan-output", "children")],
-        [("scan-run", "n_clicks", 1)],
-        [("scan-symbols", "value", "ACME, $$$")],
-    )
-    assert "'$$$' is not a ticker symbol" in _texts(body["response"]["scan-output"]["children"])
-    record = sessions.get_session(_sid(client))
-    assert record is not None and record.error_count == 0
-
-
-def test_demo_backtests_progress_to_done(demo_module: ModuleType, sessions: SessionManager) -> None:
-    """Starting a batch and ticking it shows progress until every symbol has a result."""
-    app = demo_module.create_app(manager=sessions)
-    client = _client(app)
-    start_outputs = [
-        ("bt-job", "data"),
-        ("bt-tick", "disabled"),
-        ("bt-output", "children"),
-        ("bt-progress", "value"),
-        ("bt-progress-label", "children"),
-    ]
-    state = [("bt-symbols", "value", "ACME, WAYNE"), ("bt-fast", "value", 5), ("bt-slow", "value", 20)]
-    _, body = _fire(client, start_outputs, [("bt-run", "n_clicks", 1)], state)
-    job_id = body["response"]["bt-job"]["data"]
-    assert body["response"]["bt-tick"]["disabled"] is False
-    tick_outputs = [
-        ("bt-progress", "value"),
-        ("bt-progress-label", "children"),
-        ("bt-output", "children"),
-        ("bt-tick", "disabled"),
-    ]
-    labels = []
-    for ticks in (1, 2):
-        _, body = _fire(
-            client, tick_outputs, [("bt-tick", "n_intervals", ticks)], [("bt-job", "data", job_id)]
-        )
-        labels.append(body["response"]["bt-progress-label"]["children"])
-    assert labels == ["1 of 2 done", "2 of 2 done"]
-    assert body["response"]["bt-progress"]["value"] == "100"
-    assert body["response"]["bt-tick"]["disabled"] is True
-
-
-# -- the simulated backend ----------------------------------------------------------------------
-
-
-def test_prices_are_deterministic_per_symbol(demo_module: ModuleType) -> None:
-    """The same symbol always gives the same prices; different symbols differ."""
-    backend = demo_module.MarketBackend()
-    assert backend.prices("ACME") == demo_module.MarketBackend().prices("ACME")
-    assert backend.prices("ACME") != backend.prices("WAYNE")
-    assert all(price > 0 for price in backend.prices("ACME"))
-
-
-def test_fault_transient_fails_the_next_calls_only(demo_module: ModuleType) -> None:
-    """The transient knob fails exactly that many calls, then the backend answers."""
-    backend = demo_module.MarketBackend()
-    backend.faults.transient_failures = 2
-    for _ in range(2):
-        with pytest.raises(TransientError):
-            backend.prices("ACME")
-    assert backend.prices("ACME")
-
-
-def test_fault_backend_down_is_the_seed_symptom(demo_module: ModuleType) -> None:
-    """A dead backend raises the seed's 'This session is not running'."""
-    backend = demo_module.MarketBackend(demo_module.Faults(backend_down=True))
-    with pytest.raises(RuntimeError, match="This session is not running"):
-        backend.scan(["ACME"])
-
-
-def test_fault_bad_data_is_a_data_error(demo_module: ModuleType) -> None:
-    """Gaps in a price series are rejected as a DataLoadError naming the symbol."""
-    backend = demo_module.MarketBackend(demo_module.Faults(bad_data=True))
-    with pytest.raises(DataLoadError, match="ACME"):
-        backend.prices("ACME")
-
-
-def test_fault_latency_uses_the_injected_sleep(demo_module: ModuleType) -> None:
-    """Slow responses wait through the injected sleep function."""
-    waits: list[float] = []
-    backend = demo_module.MarketBackend(demo_module.Faults(latency_seconds=2.0), sleep=waits.append)
-    backend.prices("ACME")
-    assert waits == [2.0]
+def _pages_app() -> dash.Dash:
+    app = dash.Dash(__name__, use_pages=True, pages_folder="")
+    register_page: Callable[..., None] = dash.register_page  # untyped in Dash
+    register_page("home", path="/", layout=html.Div(page_stub()))
+    register_page("other", path="/other", layout=html.Div([html.P("other", id="other")]))
+    app.layout = html.Div([html.H1("Site"), dash.page_container])
+    return app
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"), [("acme, wayne acme", ["ACME", "WAYNE"]), ("BRK.B;X", ["BRK.B", "X"])]
+    "build",
+    [_component_app, _list_app, _function_app, _function_app_with_banner, _validation_layout_app, _pages_app],
+    ids=["component", "list", "function", "function-with-banner", "validation-layout", "pages"],
 )
-def test_parse_symbols(demo_module: ModuleType, text: str, expected: list[str]) -> None:
-    """Symbols are split on commas, spaces and semicolons, upper-cased and de-duplicated."""
-    assert demo_module.parse_symbols(text) == expected
-
-
-@pytest.mark.parametrize(("text", "message"), [("", "at least one"), ("ACME, 12345678901", "12345678901")])
-def test_parse_symbols_rejects_bad_input(demo_module: ModuleType, text: str, message: str) -> None:
-    """Empty input or a malformed symbol is refused with a message naming it."""
-    with pytest.raises(ValueError, match=message):
-        demo_module.parse_symbols(text)
-
-
-def test_backtest_windows_are_checked(demo_module: ModuleType) -> None:
-    """A fast window not below the slow one is refused with the values named."""
-    with pytest.raises(ValueError, match="30/10"):
-        demo_module.MarketBackend().start_backtests(["ACME"], 30, 10)
-
-
-def test_apply_fault_names_unknown_faults(demo_module: ModuleType) -> None:
-    """An unknown fault name is refused with the choices listed."""
-    with pytest.raises(ValueError, match="choose from transient"):
-        demo_module.apply_fault(demo_module.Faults(), "meteor")
-
-
-# -- the command --------------------------------------------------------------------------------
-
-
-def test_load_demo_without_checkout_fails_in_one_line(tmp_path: Path) -> None:
-    """Outside a repository checkout the demo explains where the app should be."""
-    with pytest.raises(DemoUnavailableError, match="clone of the repository"):
-        load_demo(tmp_path / "missing.py")
-
-
-def test_demo_command_without_checkout_exits_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.usefixtures("pages")
+def test_every_layout_kind_validates_the_banners_callbacks(
+    build: Callable[[], dash.Dash], sessions: SessionManager
 ) -> None:
-    """`sessionmw demo` without the app prints one friendly line and exits 1."""
-    import sessionmw.demo
+    """Whatever the layout, the ids of every callback (the banner's included) are in the layout
+    Dash checks callbacks against: no "ID not found in layout"."""
+    app = build()
 
-    monkeypatch.setattr(sessionmw.demo, "DEMO_FILE", tmp_path / "missing.py")
-    assert main(["demo"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("sessionmw demo: the demo app is not here") and err.count("\n") == 1
+    @app.callback(Output("out", "children"), Input("go", "n_clicks"))
+    def echo(clicks: int | None) -> str:
+        return str(clicks)
+
+    SessionMWDash(app, manager=sessions)
+    client = app.server.test_client()
+    assert callback_ids(client) >= BANNER_CALLBACK_IDS
+    assert missing_ids(client) == set()
+    served = client.get("/_dash-layout").get_json()
+    assert BANNER_ID in layout_ids(served)
 
 
-def test_demo_command_serves_on_loopback(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_validation_layout_set_after_set_up_gets_the_banner(sessions: SessionManager) -> None:
+    """An app.validation_layout assigned after SessionMWDash(app) is completed too."""
+    app = dash.Dash(__name__)
+    app.layout = html.Div([html.Div(id="content")])
+    SessionMWDash(app, manager=sessions)
+    target: Any = app  # Dash annotates validation_layout as None
+    target.validation_layout = html.Div([html.Div(id="content"), *page_stub()])
+    assert missing_ids(app.server.test_client()) == set()
+
+
+def test_a_list_layout_stays_a_list_for_later_layout_hooks(
+    sessions: SessionManager, layout_hooks: list[Any]
 ) -> None:
-    """`sessionmw demo --port N` runs the app on 127.0.0.1:N with debug off and prints the URL."""
-    runs: list[dict[str, Any]] = []
-    monkeypatch.setattr(dash.Dash, "run", lambda self, **kwargs: runs.append(kwargs))
-    assert main(["demo", "--port", "18123", "--fault", "down"]) == 0
-    assert runs == [{"host": "127.0.0.1", "port": 18123, "debug": False}]
-    assert "http://127.0.0.1:18123/" in capsys.readouterr().out
+    """A layout hook registered after ours gets the list it was written for (no TypeError, no 500)."""
+    app = _list_app()
+    SessionMWDash(app, manager=sessions)
+    seen: list[type] = []
+
+    @dash.hooks.layout()
+    def add_header(layout: Any) -> Any:
+        seen.append(type(layout))
+        return [html.Div("Header", id="header"), *layout]
+
+    response = app.server.test_client().get("/_dash-layout")
+    assert response.status_code == 200
+    assert seen == [list]
+    served = response.get_json()
+    assert isinstance(served, list)
+    assert {"header", "go", "out", BANNER_ID} <= layout_ids(served)
 
 
-def test_demo_command_rejects_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
-    """A port outside 1-65535 is a usage error naming the value."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--port", "70000"])
-    assert exit_info.value.code == 2
-    assert "70000" in capsys.readouterr().err
+def test_an_earlier_layout_hook_is_respected(sessions: SessionManager, layout_hooks: list[Any]) -> None:
+    """A layout hook registered before ours runs first; its components and ours are both served."""
+
+    @dash.hooks.layout()
+    def add_footer(layout: Any) -> Any:
+        return [*layout, html.Div("Footer", id="footer")]
+
+    app = _list_app()
+    SessionMWDash(app, manager=sessions)
+    served = app.server.test_client().get("/_dash-layout").get_json()
+    assert {"footer", "go", BANNER_ID} <= layout_ids(served)
+
+
+def test_a_component_layout_is_wrapped_as_dash_wraps_its_own_extras(sessions: SessionManager) -> None:
+    """A component layout is served inside a Div, the banner first, as Dash serves its own extra
+    components; the app's layout object itself is left unchanged."""
+    page = html.Div([html.Button("Go", id="go")], id="layout")
+    app = dash.Dash(__name__)
+    app.layout = page
+    SessionMWDash(app, manager=sessions)
+    served = app.server.test_client().get("/_dash-layout").get_json()
+    assert served["type"] == "Div" and "id" not in served["props"]
+    first, second = served["props"]["children"]
+    assert (first["props"]["id"], second["props"]["id"]) == ("sessionmw-status", "layout")
+    assert [child.id for child in page.children] == ["go"]
+
+
+def test_a_root_without_children_is_wrapped(sessions: SessionManager) -> None:
+    """A root that cannot hold the banner (a graph) is wrapped in a Div, as Dash does for its extras."""
+    app = dash.Dash(__name__)
+    app.layout = dcc.Graph(id="chart")
+    SessionMWDash(app, manager=sessions)
+    served = app.server.test_client().get("/_dash-layout").get_json()
+    assert served["type"] == "Div"
+    assert {"chart", BANNER_ID} <= layout_ids(served)
+
+
+def test_the_banner_survives_a_reset_of_dash_hooks(sessions: SessionManager, layout_hooks: list[Any]) -> None:
+    """dash.hooks reset (as Dash's own tests do) after set-up, or between two apps: every app
+    set up still gets its banner in the served layout."""
+    first = _component_app()
+    SessionMWDash(first, manager=sessions)
+    dash.hooks._ns["layout"] = []  # a reset after set-up, before serving
+    assert BANNER_ID in layout_ids(first.server.test_client().get("/_dash-layout").get_json())
+    dash.hooks._ns["layout"] = []  # and before the next app's set-up
+    second = _component_app()
+    SessionMWDash(second, manager=sessions)
+    assert BANNER_ID in layout_ids(second.server.test_client().get("/_dash-layout").get_json())

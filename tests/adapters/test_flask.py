@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, abort, jsonify, render_template_string, session
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    got_request_exception,
+    jsonify,
+    render_template_string,
+    request,
+    session,
+)
 from flask.testing import FlaskClient
+from werkzeug.exceptions import BadRequestKeyError, HTTPException, InternalServerError, NotFound
 from werkzeug.test import TestResponse
 
 from sessionmw import SessionManager, SessionState, TransientError, current_session_id
 from sessionmw.integrations.flask import SessionMW, SessionMWState, current_session
+from sessionmw.integrations.problem import problem_errors
 from sessionmw.integrations.wsgi import SessionMiddleware
 from sessionmw.testing import FakeClock
 from sessionmw.translation import UserFacingError
@@ -161,51 +175,12 @@ def test_current_session_outside_a_tracked_request_raises(app: Flask) -> None:
         _ = current_session.id
 
 
-def test_cookie_flags_and_vary(client: FlaskClient) -> None:
-    """The cookie is HttpOnly, SameSite=Lax, Path=/; the response varies on Cookie and is private."""
-    response = client.get("/")
-    cookie = next(v for v in response.headers.getlist("Set-Cookie") if v.startswith("sessionmw="))
-    assert sorted(p.strip() for p in cookie.split(";")[1:]) == ["HttpOnly", "Path=/", "SameSite=Lax"]
-    assert "Cookie" in response.vary
-    assert response.headers["Cache-Control"] == "private"
-
-
-def test_no_store_flooding(app: Flask, manager: SessionManager) -> None:
-    """Clients that never send the cookie back store no session."""
-    for _ in range(20):
-        with app.test_client(use_cookies=False) as client:
-            client.get("/")
-    assert manager.session_count() == 0
-
-
 def test_unknown_cookie_is_replaced(client: FlaskClient, manager: SessionManager) -> None:
     """A client-chosen id is never adopted: a fresh one is issued."""
     client.set_cookie("sessionmw", "attacker-chosen")
     sid = session_cookie(client.get("/"))
     assert sid not in (None, "attacker-chosen")
     assert manager.get_session("attacker-chosen") is None
-
-
-def test_view_error_is_translated_and_recorded(client: FlaskClient, manager: SessionManager) -> None:
-    """An exception in a view is a friendly 500 page without its text, recorded on the session."""
-    sid = established(client)
-    response = client.get("/boom", headers={"Accept": "text/html"})
-    assert response.status_code == 500
-    assert "hunter2" not in response.get_data(as_text=True)
-    assert response.content_type.startswith("text/html")
-    record = manager.get_session(sid)
-    assert record is not None and record.error_count == 1
-
-
-def test_view_error_is_json_for_api_clients(client: FlaskClient) -> None:
-    """A JSON client gets the error as JSON; a transient one is 503 with Retry-After."""
-    established(client)
-    response = client.get("/busy", headers={"Accept": "application/json"})
-    assert response.status_code == 503
-    assert int(response.headers["Retry-After"]) >= 1
-    body = response.get_json()
-    assert body["transient"] is True
-    assert "backend busy" not in response.get_data(as_text=True)
 
 
 def test_http_exceptions_pass_through_uncounted(client: FlaskClient, manager: SessionManager) -> None:
@@ -239,7 +214,9 @@ def test_expired_page_shows_the_banner_and_json_gets_401(client: FlaskClient, cl
     api = client.get("/api", headers={"Accept": "application/json"})
     assert api.status_code == 401
     body = api.get_json()
-    assert body["status"] == "expired" and body["recovery"]
+    assert problem_errors(api.get_data(), status=401) == []
+    assert body["type"].endswith("/session-expired") and body["session"]["status"] == "expired"
+    assert body["recovery"] and body["instance"] == "/api"
     assert session_cookie(api) not in (None, established_again)
 
 
@@ -257,7 +234,7 @@ def test_vanished_session_json_gets_401_not_found_and_a_page_starts_afresh(
     api = client.get("/api", headers={"Accept": "application/json"})
     assert api.status_code == 401
     body = api.get_json()
-    assert body["status"] == "not_found" and "reconnect" not in body
+    assert body["session"]["status"] == "not_found" and "reconnect" not in body
     assert len(app_calls) == calls and manager.session_count() == 0
     fresh = session_cookie(api)
     assert fresh not in (None, sid)
@@ -277,26 +254,12 @@ def test_disconnected_flow_and_reconnect_endpoint(client: FlaskClient, manager: 
     page = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert 'action="/_sessionmw/reconnect"' in page
     api = client.get("/api", headers={"Accept": "application/json"})
-    assert (api.status_code, api.get_json()["status"]) == (503, "disconnected")
+    assert (api.status_code, api.get_json()["session"]["status"]) == (503, "disconnected")
+    assert api.get_json()["reconnect"] == "/_sessionmw/reconnect"
     reconnect = client.post("/_sessionmw/reconnect")
     assert reconnect.status_code == 200
     assert reconnect.get_json()["status"] == "pass"
     assert client.get("/api").get_json()["state"] == "active"
-
-
-def test_health_endpoint_is_not_activity(
-    client: FlaskClient, manager: SessionManager, clock: FakeClock
-) -> None:
-    """GET health reports the session without counting as activity or setting a cookie."""
-    sid = established(client)
-    before = manager.get_session(sid)
-    clock.advance(90)
-    response = client.get("/_sessionmw/health")
-    assert response.content_type == "application/health+json"
-    assert response.get_json()["session"]["state"] == "active"
-    assert session_cookie(response) is None
-    after = manager.get_session(sid)
-    assert before is not None and after is not None and after.last_activity == before.last_activity
 
 
 def test_works_beside_flask_session(client: FlaskClient) -> None:
@@ -334,12 +297,14 @@ def test_flask_secret_key_signs_pending_ids(manager: SessionManager) -> None:
 
 
 def test_user_facing_error_is_rendered_as_raised(client: FlaskClient) -> None:
-    """A UserFacingError from a view is shown with its own title, message and steps."""
+    """A UserFacingError from a view is shown with its own title, message and steps (the problem
+    document's detail without the message's emoji; its type: an error the app translated)."""
     established(client)
     body = client.get("/friendly", headers={"Accept": "application/json"}).get_json()
-    assert (body["title"], body["message"], body["recovery"]) == (
+    assert (body["type"], body["title"], body["detail"], body["recovery"]) == (
+        "https://sessionmw.readthedocs.io/problems/app-error",
         "Cannot cancel",
-        "📦 That order is already shipped",
+        "That order is already shipped",
         ["Contact us."],
     )
     page = client.get("/friendly", headers={"Accept": "text/html"}).get_data(as_text=True)
@@ -351,7 +316,7 @@ def test_debug_config_shows_details_even_with_a_given_manager(manager: SessionMa
     app = make_app(manager, SESSIONMW_DEBUG=True)
     with app.test_client() as client:
         body = client.get("/boom", headers={"Accept": "application/json"}).get_json()
-    assert "hunter2" in body["detail"]
+    assert "hunter2" in body["debug"] and "hunter2" not in body["detail"]
 
 
 @pytest.mark.parametrize(
@@ -379,3 +344,303 @@ def test_vary_is_merged_with_the_apps(
     SessionMW(app, manager=manager, secret_key="k")
     with app.test_client() as client:
         assert client.get("/").headers.getlist("Vary") == expected
+
+
+# == the host's error pipeline, observed and never replaced ========================================
+# SessionMW observes Flask's error pipeline and never replaces it.
+#
+# Each test runs the same app bare and with the extension where the point is "as without sessionmw".
+
+
+def host_app(manager: SessionManager | None, name: str = "host", **config: Any) -> Flask:
+    """A bare app with a failing view, a failing after_request path and an aborting view."""
+    app = Flask(name)
+    app.config.update(SECRET_KEY="k", **config)
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise ZeroDivisionError("secret detail")
+
+    @app.get("/busy")
+    def busy() -> str:
+        raise TransientError("backend busy")
+
+    @app.get("/missing")
+    def missing() -> str:
+        abort(404)
+
+    @app.get("/abort500")
+    def abort500() -> str:
+        abort(500)
+
+    @app.get("/form")
+    def form() -> str:
+        return request.form["absent"]
+
+    @app.get("/ok")
+    def ok() -> str:
+        return "ok"
+
+    if manager is not None:
+        SessionMW(app, manager=manager)
+    return app
+
+
+def attach(app: Flask, manager: SessionManager) -> Flask:
+    """Set the extension up on ``app`` (after the app's own set-up)."""
+    SessionMW(app, manager=manager)
+    return app
+
+
+@pytest.fixture(name="signals_seen")
+def _signals_seen() -> Iterator[list[BaseException]]:
+    """The exceptions ``got_request_exception`` announced during the test."""
+    seen: list[BaseException] = []
+
+    def receiver(sender: Any, exception: BaseException, **extra: Any) -> None:
+        seen.append(exception)
+
+    got_request_exception.connect(receiver)
+    yield seen
+    got_request_exception.disconnect(receiver)
+
+
+# -- the app's own error handlers ---------------------------------------------------------------
+
+
+HANDLED_BY = [500, InternalServerError, HTTPException, Exception]
+
+
+@pytest.mark.parametrize("key", HANDLED_BY, ids=["500", "InternalServerError", "HTTPException", "Exception"])
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_the_apps_own_handler_wins_registered_before_or_after(
+    manager: SessionManager, key: Any, order: str
+) -> None:
+    """A handler for 500, InternalServerError, HTTPException or Exception answers, never our page."""
+    app = host_app(None)
+
+    def own(error: Exception) -> tuple[str, int]:
+        return f"own handler: {type(error).__name__}", 500
+
+    if order == "before":
+        app.register_error_handler(key, own)
+        attach(app, manager)
+    else:
+        attach(app, manager)
+        app.register_error_handler(key, own)
+    bare = host_app(None)
+    bare.register_error_handler(key, own)
+    expected = bare.test_client().get("/boom")
+    response = app.test_client().get("/boom")
+    assert (response.status_code, response.get_data(as_text=True)) == (
+        expected.status_code,
+        expected.get_data(as_text=True),
+    )
+    assert response.get_data(as_text=True).startswith("own handler")
+
+
+@pytest.mark.parametrize("key", [HTTPException, Exception], ids=["HTTPException", "Exception"])
+def test_a_blueprints_handler_wins_for_its_views(manager: SessionManager, key: Any) -> None:
+    """A blueprint's handler for HTTPException or Exception answers for the blueprint's views."""
+    app = host_app(manager)
+    part = Blueprint("part", __name__)
+
+    @part.get("/part/boom")
+    def part_boom() -> str:
+        raise ZeroDivisionError("x")
+
+    @part.after_request
+    def broken_after(response: Any) -> Any:
+        raise ValueError("after_request failed")  # reaches handle_exception even with an Exception handler
+
+    part.register_error_handler(key, lambda error: ("blueprint handler", 500))
+    app.register_blueprint(part)
+    response = app.test_client().get("/part/boom")
+    assert response.get_data(as_text=True) == "blueprint handler"
+
+
+def test_an_exception_handler_also_answers_failures_after_the_view(manager: SessionManager) -> None:
+    """Flask falls back to the app's Exception handler for an error raised in after_request."""
+    app = host_app(None)
+    app.register_error_handler(Exception, lambda error: (f"own {type(error).__name__}", 500))
+
+    @app.after_request
+    def broken(response: Any) -> Any:
+        if request.path == "/ok":
+            raise ValueError("after_request failed")
+        return response
+
+    attach(app, manager)
+    assert app.test_client().get("/ok").get_data(as_text=True) == "own InternalServerError"
+
+
+def test_abort_500_keeps_flasks_page(manager: SessionManager) -> None:
+    """abort(500) is an HTTP error of the app's own: Flask's page, not ours."""
+    response = host_app(manager).test_client().get("/abort500")
+    assert response.status_code == 500
+    assert "Internal Server Error" in response.get_data(as_text=True)
+    assert "sessionmw-error" not in response.get_data(as_text=True)
+
+
+# -- what observers see -------------------------------------------------------------------------
+
+
+def test_got_request_exception_is_sent_and_the_error_recorded(
+    manager: SessionManager, signals_seen: list[BaseException]
+) -> None:
+    """Receivers of got_request_exception (sentry-sdk's) see the exception; the session counts it."""
+    app = host_app(manager)
+    with app.test_client() as client:
+        client.get("/ok")
+        client.get("/ok")  # the session is stored now
+        response = client.get("/boom")
+        health = client.get("/_sessionmw/health").get_json()
+    assert response.status_code == 500 and "secret detail" not in response.get_data(as_text=True)
+    assert [type(exc) for exc in signals_seen] == [ZeroDivisionError]
+    assert health["session"]["error_count"] == 1
+
+
+def test_app_logger_logs_as_without_sessionmw(
+    manager: SessionManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Flask's app.logger logs the failed request's exception once, with its traceback."""
+    app = host_app(manager)
+    with caplog.at_level(logging.ERROR):
+        app.test_client().get("/boom")
+    records = [r for r in caplog.records if r.name == app.logger.name]
+    assert len(records) == 1
+    assert records[0].exc_info is not None and records[0].exc_info[0] is ZeroDivisionError
+    assert not [r for r in caplog.records if r.name == "sessionmw.wsgi"]  # not logged twice
+
+
+def test_teardown_sees_the_exception(manager: SessionManager) -> None:
+    """Teardown functions receive the request's exception, as without sessionmw."""
+    app = host_app(manager)
+    seen: list[BaseException | None] = []
+    app.teardown_request(seen.append)
+    app.test_client().get("/boom")
+    assert len(seen) == 1 and isinstance(seen[0], ZeroDivisionError)
+
+
+# -- propagation and trapping -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"TESTING": True}, {"PROPAGATE_EXCEPTIONS": True}, {"DEBUG": True}],
+    ids=["TESTING", "PROPAGATE_EXCEPTIONS", "DEBUG"],
+)
+def test_exceptions_propagate_as_flask_configures(
+    manager: SessionManager, config: dict[str, Any], signals_seen: list[BaseException]
+) -> None:
+    """The test suite and the debugger see the view's exception; it is still recorded."""
+    app = host_app(manager, **config)
+    with app.test_client() as client:
+        client.get("/ok")
+        client.get("/ok")
+        with pytest.raises(ZeroDivisionError, match="secret detail"):
+            client.get("/boom")
+        assert client.get("/_sessionmw/health").get_json()["session"]["error_count"] == 1
+    assert len(signals_seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("config_key", "path", "raised"),
+    [
+        ("TRAP_HTTP_EXCEPTIONS", "/missing", NotFound),
+        ("TRAP_BAD_REQUEST_ERRORS", "/form", BadRequestKeyError),
+    ],
+)
+@pytest.mark.parametrize("testing", [True, False], ids=["testing", "production"])
+def test_trap_settings_behave_as_without_sessionmw(
+    manager: SessionManager, config_key: str, path: str, raised: type[HTTPException], testing: bool
+) -> None:
+    """A trapped HTTP error is raised to the test under TESTING, and is Flask's own 500 in production."""
+    outcomes = []
+    for app in (host_app(None), host_app(manager, "attached")):
+        app.config.update({config_key: True, "TESTING": testing})
+        try:
+            response = app.test_client().get(path)
+            outcomes.append(f"{response.status_code} {response.get_data(as_text=True)[:80]!r}")
+        except HTTPException as exc:
+            outcomes.append(f"raised {type(exc).__name__}")
+    assert outcomes[0] == outcomes[1]
+    if testing:
+        assert outcomes[1] == f"raised {raised.__name__}"
+    else:
+        assert outcomes[1].startswith("500 ") and "Internal Server Error" in outcomes[1]
+
+
+# -- the last-resort page -----------------------------------------------------------------------
+
+
+def test_friendly_page_where_flask_would_show_its_500(manager: SessionManager) -> None:
+    """Without a handler of the app's own: our page (503 with Retry-After for a transient error)."""
+    client = host_app(manager).test_client()
+    page = client.get("/boom", headers={"Accept": "text/html"})
+    assert page.status_code == 500 and "sessionmw-error" in page.get_data(as_text=True)
+    busy = client.get("/busy", headers={"Accept": "application/json"})
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
+    assert busy.get_json()["transient"] is True
+
+
+# -- Jinja and the app's lifetime ---------------------------------------------------------------
+
+
+def test_jinja_settings_after_set_up_apply(manager: SessionManager) -> None:
+    """SessionMW(app) does not create app.jinja_env: Jinja options set afterwards take effect."""
+    app = Flask("jinja")
+    SessionMW(app, manager=manager, secret_key="k")
+    assert "jinja_env" not in vars(app)
+    app.jinja_options = {**app.jinja_options, "trim_blocks": True}
+    app.config["TEMPLATES_AUTO_RELOAD"] = True
+
+    @app.get("/")
+    def page() -> str:
+        return render_template_string("{% if true %}\nline{% endif %}|{{ sessionmw_banner() }}|")
+
+    with app.test_client() as client:
+        assert client.get("/").get_data(as_text=True) == "line||"
+    assert app.jinja_env.auto_reload is True
+
+
+def test_the_app_is_freed_without_the_cycle_collector(manager: SessionManager) -> None:
+    """Setting the extension up creates no reference cycle that keeps the app alive."""
+
+    def build() -> weakref.ref[Flask]:
+        app = host_app(manager)
+        app.test_client().get("/ok")
+        return weakref.ref(app)
+
+    gc.collect()
+    gc.disable()
+    try:
+        ref = build()
+        alive = ref() is not None
+    finally:
+        gc.enable()
+    gc.collect()
+    assert not alive
+    assert ref() is None
+
+
+def test_head_on_the_health_endpoint_has_no_body(manager: SessionManager) -> None:
+    """HEAD /_sessionmw/health: the GET's status and headers, no body (Flask's own HEAD handling)."""
+    client = host_app(manager).test_client()
+    got, head = client.get("/_sessionmw/health"), client.head("/_sessionmw/health")
+    assert (head.status_code, head.data) == (got.status_code, b"")
+    assert head.headers["Content-Length"] == str(len(got.data))
+
+
+def test_extension_and_middleware_record_a_propagated_error_once(manager: SessionManager) -> None:
+    """Both attached under TESTING: the exception propagates and counts once on the session."""
+    from sessionmw.integrations.wsgi import SessionMiddleware
+
+    app = host_app(manager, TESTING=True)
+    app.wsgi_app = SessionMiddleware(app.wsgi_app, manager=manager, secret_key="k")  # type: ignore[method-assign]
+    with app.test_client() as client:
+        client.get("/ok")
+        client.get("/ok")
+        with pytest.raises(ZeroDivisionError):
+            client.get("/boom")
+        assert client.get("/_sessionmw/health").get_json()["session"]["error_count"] == 1

@@ -5,18 +5,26 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import io
 import json
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
+import anyio
 import pytest
+from support.adapters import SECRET_DETAIL, established, session_cookie
+from support.fakes import SESSION_KINDS, CountedStore
+from werkzeug.test import Client
 
 from sessionmw import SessionManager
-from sessionmw.integrations.environ import EnvironRequest
-from sessionmw.integrations.gate import SessionGate, vary_with_cookie
+from sessionmw.integrations.gate import Admission, SessionGate, vary_with_cookie
+from sessionmw.integrations.http import PlainResponse
 from sessionmw.integrations.options import Options
+from sessionmw.integrations.pending_ids import Verdict, pending_window
+from sessionmw.integrations.problem import problem_errors
 from sessionmw.integrations.request import RequestView
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.stores._memory import MemoryStore
 from sessionmw.testing import FakeClock
 
 
@@ -166,34 +174,14 @@ def test_a_response_that_sets_the_cookie_is_never_shared(
     assert headers["Cache-Control"] == expected
 
 
-def test_an_environ_is_read_through_the_view() -> None:
-    """The WSGI view reads PEP 3333's keys, and the body only as far as asked."""
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/x",
-        "QUERY_STRING": "a=1",
-        "wsgi.url_scheme": "https",
-        "REMOTE_ADDR": "10.0.0.1",
-        "HTTP_COOKIE": "sessionmw=abc",
-        "HTTP_X_SESSION_ID": "abc",
-        "CONTENT_TYPE": "application/x-www-form-urlencoded",
-        "CONTENT_LENGTH": "12",
-        "wsgi.input": io.BytesIO(b"next=%2Fpage&more"),
-    }
-    view = EnvironRequest(environ)
-    assert (view.method, view.path, view.query_string, view.scheme) == ("POST", "/x", "a=1", "https")
-    assert (view.remote_address, view.cookies) == ("10.0.0.1", "sessionmw=abc")
-    assert view.header("x-session-id") == "abc"
-    assert view.header("content-type") == "application/x-www-form-urlencoded"
-    assert view.body(5) == b"next="
-
-
 INTEGRATION_MODULES = [
+    "asgi",
     "dash",
     "dash_apps",
     "dash_banner",
     "dash_callbacks",
     "environ",
+    "fastapi",
     "flask",
     "gate",
     "http",
@@ -207,13 +195,346 @@ INTEGRATION_MODULES = [
 
 
 def test_every_name_has_one_import_path() -> None:
-    """No adapter module re-exports another's names: each public name is in one ``__all__``."""
-    homes: dict[str, list[str]] = {}
+    """No adapter module re-exports another's names: each public object is in one ``__all__``
+    (the protocols' counterparts, e.g. ``wsgi.SessionMiddleware`` and ``asgi.SessionMiddleware``,
+    share a name, each defined in its own module)."""
+    homes: dict[tuple[str, int], list[str]] = {}
     for name in INTEGRATION_MODULES:
         module = importlib.import_module(f"sessionmw.integrations.{name}")
         for exported in module.__all__:
-            homes.setdefault(exported, []).append(name)
             value = getattr(module, exported)
+            homes.setdefault((exported, id(value)), []).append(name)
             if inspect.isclass(value) or inspect.isfunction(value):  # (not a proxy's borrowed name)
                 assert value.__module__ == module.__name__, f"{name}.{exported} is {value.__module__}'s"
     assert {name: where for name, where in homes.items() if len(where) > 1} == {}
+
+
+# == what every adapter does alike: the same host app served by each (support.adapters) ===
+
+
+# Merged from the WSGI middleware's and the Flask extension's copies of each test: every assertion
+# of either now holds for both.
+
+
+def test_the_first_response_issues_a_private_cookie_with_safe_flags(served: Client) -> None:
+    """The cookie is HttpOnly, SameSite=Lax, Path=/, with no Domain and no Secure over HTTP; the
+    response varies on Cookie and is private."""
+    response = served.get("/")
+    (cookie,) = response.headers.getlist("Set-Cookie")
+    assert sorted(part.strip() for part in cookie.split(";")[1:]) == ["HttpOnly", "Path=/", "SameSite=Lax"]
+    assert "Cookie" in response.headers.get("Vary", "")
+    assert response.headers["Cache-Control"] == "private"
+
+
+def test_clients_that_drop_the_cookie_store_nothing(served: Client, manager: SessionManager) -> None:
+    """Requests that never send the cookie back leave no stored session (no store flooding)."""
+    for _ in range(50):
+        served.delete_cookie("sessionmw")  # (a client that never sends it back)
+        assert session_cookie(served.get("/")) is not None
+    assert manager.session_count() == 0
+
+
+def test_a_health_poll_is_not_activity(served: Client, manager: SessionManager, clock: FakeClock) -> None:
+    """A health poll reports the session without counting as activity (polling never keeps a
+    session alive) and without setting a cookie."""
+    sid = established(served)
+    before = manager.get_session(sid)
+    clock.advance(120)
+    response = served.get("/_sessionmw/health")
+    body = response.get_json(force=True)
+    assert response.content_type == "application/health+json"
+    assert body["status"] == "pass" and body["session"]["state"] == "active"
+    assert "session_id" not in body["session"]
+    assert session_cookie(response) is None
+    after = manager.get_session(sid)
+    assert before is not None and after is not None and after.last_activity == before.last_activity
+
+
+def test_an_app_failure_is_a_friendly_html_page_recorded_on_the_session(
+    served: Client, manager: SessionManager
+) -> None:
+    """An exception becomes a 500 HTML page without the exception text or a traceback, recorded
+    on the session."""
+    sid = established(served)
+    response = served.get("/boom", headers={"Accept": "text/html"})
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert SECRET_DETAIL not in response.text and "Traceback" not in response.text
+    record = manager.get_session(sid)
+    assert record is not None and record.error_count == 1
+
+
+def test_an_app_failure_is_json_for_a_json_client(served: Client) -> None:
+    """A JSON client gets the translated error as a problem document, without the exception's text."""
+    response = served.get("/fail", headers={"Accept": "application/json"})
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Content-Language"] == "en"
+    assert "internal detail" not in response.text
+    assert problem_errors(response.get_data(), status=500) == []
+    body = response.get_json(force=True)
+    assert body["type"].endswith("/unexpected") and "debug" not in body
+
+
+@pytest.mark.parametrize("accept", ["application/json", None])
+def test_a_transient_failure_is_503_with_retry_after(served: Client, accept: str | None) -> None:
+    """A transient error answers 503 with a Retry-After header, as a page or as JSON (saying it is
+    transient, without the exception's text)."""
+    established(served)
+    response = served.get("/busy", headers={"Accept": accept} if accept else {})
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "backend busy" not in response.text
+    if accept:
+        assert response.get_json()["transient"] is True
+
+
+# -- the async gate: the same decisions and the same store operations as the sync one ------------
+
+Setup = Callable[[SessionGate, FakeClock], Request]
+JSON = (("accept", "application/json"),)
+
+
+def _sent(kind: str, *, accept: str = "text/html", header: bool = False, **request: Any) -> Setup:
+    """A request that sends the id of a session of ``kind`` (support.fakes), in the cookie or the header."""
+
+    def setup(gate: SessionGate, clock: FakeClock) -> Request:
+        sid = SESSION_KINDS[kind](gate.manager, clock)
+        if header:
+            return Request(headers=(("x-session-id", sid), ("accept", accept)), **request)
+        return Request(cookies=f"sessionmw={sid}", headers=(("accept", accept),), **request)
+
+    return setup
+
+
+def _issued(*, late: bool = False, accept: str = "text/html") -> Setup:
+    """A request that sends back a pending id this gate issued (``late``: past its window)."""
+
+    def setup(gate: SessionGate, clock: FakeClock) -> Request:
+        sid = gate.pending.issue()
+        if late:
+            clock.advance(pending_window(gate.manager.policy) + 1)
+        return Request(cookies=f"sessionmw={sid}", headers=(("accept", accept),))
+
+    return setup
+
+
+ADMISSIONS: dict[str, Setup] = {
+    "new client": lambda gate, clock: Request(),
+    "forged id": lambda gate, clock: Request(cookies="sessionmw=abc.def.ghi"),
+    "pending id": _issued(),
+    "gone id, page": _issued(late=True),
+    "gone id, JSON": _issued(late=True, accept="application/json"),
+    "excluded path": lambda gate, clock: Request(path="/static/app.css", cookies="sessionmw=x"),
+    **{f"{kind}, page": _sent(kind) for kind in SESSION_KINDS},
+    **{f"{kind}, API": _sent(kind, accept="application/json", header=True) for kind in SESSION_KINDS},
+}
+
+ENDPOINTS: dict[str, Setup] = {
+    "health, none": lambda gate, clock: Request(path="/_sessionmw/health"),
+    "health, pending id": lambda gate, clock: dataclasses.replace(
+        _issued()(gate, clock), path="/_sessionmw/health"
+    ),
+    "health, PUT": lambda gate, clock: Request(method="PUT", path="/_sessionmw/health"),
+    "no such endpoint": lambda gate, clock: Request(path="/_sessionmw/nothing"),
+    **{f"health, {kind}": _sent(kind, path="/_sessionmw/health") for kind in SESSION_KINDS},
+    **{
+        f"reconnect, {kind}": _sent(
+            kind, accept="application/json", method="POST", path="/_sessionmw/reconnect"
+        )
+        for kind in SESSION_KINDS
+    },
+    **{
+        f"reconnect form, {kind}": _sent(
+            kind,
+            method="POST",
+            path="/_sessionmw/reconnect",
+            form=b"next=%2Fpage",
+        )
+        for kind in ("disconnected", "expired")
+    },
+    "reconnect, pending id": lambda gate, clock: dataclasses.replace(
+        _issued()(gate, clock), method="POST", path="/_sessionmw/reconnect"
+    ),
+    "reconnect, GET": lambda gate, clock: Request(path="/_sessionmw/reconnect"),
+}
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test of this module runs under asyncio and under trio."""
+    return str(request.param)
+
+
+def _counted_gate() -> tuple[SessionGate, CountedStore, FakeClock]:
+    clock = FakeClock()
+    store = CountedStore(MemoryStore())
+    manager = SessionManager(store=store, clock=clock)
+    options = Options.build(secret_key="test-secret", exclude=["/static/"])
+    return SessionGate(manager, options), store, clock
+
+
+def _seen_admission(admission: Admission, request: Request) -> tuple[Any, ...]:
+    """What an adapter acts on in an admission, without the ids and times that differ between runs."""
+    session, answer = admission
+    kept = None
+    if session is not None:
+        sent = request.header("x-session-id") or request.cookies.partition("=")[2]
+        kept = (
+            session.id == sent,
+            session.stored,
+            session.issue_cookie,
+            session.via_header,
+            session.state,
+            None if session.refusal is None else session.refusal.status,
+            None if session.notice is None else session.notice.status,
+        )
+    return kept, _seen_answer(answer)
+
+
+def _seen_answer(answer: PlainResponse | None) -> tuple[Any, ...] | None:
+    if answer is None:
+        return None
+    headers = dict(answer.headers)
+    body: Any = answer.body
+    if headers.get("Content-Type", "").startswith("application/json"):
+        data = json.loads(answer.body)
+        session = data.get("session", data)
+        body = (data.get("status"), session.get("status"), session.get("state"))
+    elif "Location" in headers:
+        body = headers["Location"]
+    else:
+        body = len(answer.body) > 0
+    return answer.status, headers.get("Content-Type"), body
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", list(ADMISSIONS) + list(ENDPOINTS))
+async def test_aadmit_decides_and_costs_as_admit(case: str) -> None:
+    """Every kind of request gets the same admission from ``aadmit`` as from ``admit``, for the
+    same store operations (a CountedStore's count, incarnation reads included), and the session
+    it left in the store is the same."""
+    setup = ADMISSIONS.get(case) or ENDPOINTS[case]
+    seen = []
+    for awaiting in (False, True):
+        gate, store, clock = _counted_gate()
+        request = setup(gate, clock)
+        store.calls.clear()
+        admission = await gate.aadmit(request) if awaiting else gate.admit(request)
+        session = admission.session
+        after = None if session is None else gate.manager.get_session(session.id)
+        seen.append(
+            (_seen_admission(admission, request), dict(store.calls), None if after is None else after.state)
+        )
+    assert seen[1] == seen[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", ["new client", "pending id", "healthy, page", "error, page", "idle, API"])
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+async def test_afail_and_aerror_response_record_and_answer_as_the_sync_ones(case: str, accept: str) -> None:
+    """An app's error is recorded once (a pending session stored first) and answered alike, for
+    the same store operations, whichever path records it."""
+    seen = []
+    for awaiting in (False, True):
+        gate, store, clock = _counted_gate()
+        request = dataclasses.replace(ADMISSIONS[case](gate, clock), headers=(("accept", accept),))
+        session, _ = gate.admit(request)
+        assert session is not None
+        store.calls.clear()
+        exc = ConnectionError("the database went away")
+        if awaiting:
+            err = await gate.afail(session, exc, log=False)
+            again = await gate.afail(session, exc, log=False)  # a second observer records nothing
+            answer = await gate.aerror_response(err, request, session.via_header, session)
+        else:
+            err = gate.fail(session, exc, log=False)
+            again = gate.fail(session, exc, log=False)
+            answer = gate.error_response(err, request, session.via_header, session)
+        assert again.title == err.title
+        record = session.after_error
+        seen.append(
+            (
+                err.title,
+                session.failed,
+                session.stored,
+                None if record is None else (record.state, record.error_count),
+                _seen_answer(answer),
+                dict(store.calls),
+            )
+        )
+    assert seen[1] == seen[0]
+    assert seen[0][1] and seen[0][3] is not None and seen[0][3][1] >= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [200, 302, 404, 500])
+@pytest.mark.parametrize("case", ["error, page", "healthy, page", "pending id", "new client"])
+async def test_afinish_clears_errors_as_finish(case: str, status: int) -> None:
+    """A success (below 400) clears a session's errors through either path, at the same cost;
+    anything else, or a session not stored, costs nothing."""
+    seen = []
+    for awaiting in (False, True):
+        gate, store, clock = _counted_gate()
+        session, _ = gate.admit(ADMISSIONS[case](gate, clock))
+        assert session is not None
+        store.calls.clear()
+        if awaiting:
+            await gate.afinish(session, status)
+        else:
+            gate.finish(session, status)
+        calls = dict(store.calls)
+        after = gate.manager.get_session(session.id) if session.stored else None
+        seen.append((calls, None if after is None else (after.state, after.error_count)))
+    assert seen[1] == seen[0]
+    assert bool(seen[0][0]) == (case == "error, page" and status < 400)
+
+
+@pytest.mark.anyio
+async def test_a_store_failure_raises_from_aadmit_and_afailed_admission_answers_it() -> None:
+    """With the store down and ``fail_closed``, ``aadmit`` raises as ``admit`` does; the answer
+    is the same friendly 503, without the exception's text."""
+    from sessionmw._errors import StoreUnavailableError
+
+    gate, store, _ = _counted_gate()
+    gate.manager.settings = dataclasses.replace(gate.manager.settings, on_store_error="fail_closed")
+
+    def down(*args: object) -> None:
+        raise StoreUnavailableError("down at 10.0.0.7")
+
+    store.inner.update = down  # type: ignore[method-assign,assignment]
+    request = Request(cookies="sessionmw=abc", headers=JSON)
+    with pytest.raises(StoreUnavailableError) as raised:
+        await gate.aadmit(request)
+    answer = await gate.afailed_admission(request, raised.value)
+    assert _seen_answer(answer) == _seen_answer(gate.failed_admission(request, raised.value))
+    assert answer.status_code == 503 and b"10.0.0.7" not in answer.body
+
+
+@pytest.mark.anyio
+async def test_concurrent_first_clients_read_the_incarnation_once() -> None:
+    """The first fresh ids read the store's incarnation off the loop, once: clients that arrive
+    while it is being read get ids without one (judged by their window), never a second read."""
+    gate, store, _ = _counted_gate()
+    sessions: list[RequestSession | None] = []
+
+    async def first_visit() -> None:
+        sessions.append((await gate.aadmit(Request())).session)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(5):
+            tasks.start_soon(first_visit)
+    assert store.calls == {"incarnation": 1}
+    ids = [session.id for session in sessions if session is not None]
+    assert len(set(ids)) == 5
+    for sid in ids:
+        assert await gate.pending.averdict(sid) is Verdict.PENDING
+
+
+def test_reads_body_names_only_the_reconnect_form_post(gate: SessionGate) -> None:
+    """An async adapter awaits the body of a POST to ``reconnect`` only: no other request's body
+    is ever read."""
+    assert gate.reads_body(Request(method="POST", path="/_sessionmw/reconnect"))
+    assert not gate.reads_body(Request(method="GET", path="/_sessionmw/reconnect"))
+    assert not gate.reads_body(Request(method="POST", path="/_sessionmw/health"))
+    assert not gate.reads_body(Request(method="POST", path="/upload"))

@@ -387,7 +387,7 @@ def assert_refused_then_replaced(app: Any, page: Page, manager: SessionManager, 
     stored), and a page load runs under a fresh id, silently, that works."""
     for _ in range(2):
         status, body = json_request(app, sid)
-        assert status.startswith("401") and body["status"] == "not_found"
+        assert status.startswith("401") and body["session"]["status"] == "not_found"
         assert any("Refresh" in step for step in body["recovery"])
     assert page.sessions == []  # nothing ran
     assert manager.store.get(sid) is None and manager.session_count() == 0
@@ -445,7 +445,7 @@ def test_an_id_without_an_incarnation_is_judged_by_its_window(clock: FakeClock) 
     assert request(app, f"sessionmw={fresh}")[1] is None
     assert page.sessions[-1].id == fresh and stored_live(manager, fresh)
     late = old_format_id(app, clock() - manager.policy.timeout - 60)
-    assert json_request(app, late)[1]["status"] == "not_found"
+    assert json_request(app, late)[1]["session"]["status"] == "not_found"
     assert manager.store.get(late) is None
     forged = late[:-1] + ("A" if late[-1] != "A" else "B")
     assert json_request(app, forged)[0].startswith("200")  # a stranger's id: a fresh one, never refused

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -12,20 +11,10 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+from support.processes import sessionmw_command
 
 from sessionmw import Breaker, BreakerOpenError, BreakerState, SessionManager
 from sessionmw.testing import FakeClock
-
-
-def sessionmw(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m sessionmw ARGS`` in a fresh process."""
-    return subprocess.run(
-        [sys.executable, "-m", "sessionmw", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=60,
-    )
 
 
 def test_an_operator_opens_and_closes_a_breaker_the_app_uses(tmp_path: Path) -> None:
@@ -36,24 +25,24 @@ def test_an_operator_opens_and_closes_a_breaker_the_app_uses(tmp_path: Path) -> 
     manager = SessionManager(store=url, clock=clock)
     market = Breaker("market-data", manager=manager, clock=clock)
     assert market.call(lambda: 1) == 1
-    opened = sessionmw("breakers", "open", "market-data", "--store", url)
+    opened = sessionmw_command("breakers", "open", "market-data", "--store", url)
     assert opened.returncode == 0, opened.stderr
     clock.advance(1)  # past this process's state_ttl
     with pytest.raises(BreakerOpenError, match="maintenance"):
         market.call(lambda: 1)
-    listed = sessionmw("breakers", "--store", url, "--json")
+    listed = sessionmw_command("breakers", "--store", url, "--json")
     (row,) = json.loads(listed.stdout)
     assert (row["name"], row["state"], row["opens"], row["rejected"]) == ("market-data", "forced_open", 1, 0)
-    assert sessionmw("breakers", "close", "market-data", "--store", url).returncode == 0
+    assert sessionmw_command("breakers", "close", "market-data", "--store", url).returncode == 0
     clock.advance(1)
     assert market.call(lambda: 2) == 2
     assert market.state is BreakerState.CLOSED
-    assert "market-data" in sessionmw("breakers", "--store", url).stdout
+    assert "market-data" in sessionmw_command("breakers", "--store", url).stdout
     manager.close()
 
 
 def test_a_command_without_a_name_is_a_usage_error() -> None:
-    result = sessionmw("breakers", "disable")
+    result = sessionmw_command("breakers", "disable")
     assert result.returncode == 2 and "needs a breaker NAME" in result.stderr
 
 
@@ -164,8 +153,6 @@ def test_through_the_wsgi_middleware_503_with_the_countdown_and_no_session_blame
 
 def test_health_reports_consult_breakers_only_once_a_process_has_one() -> None:
     """check_health pays nothing for breakers until one is made (it doubled check_health's cost)."""
-    import subprocess
-    import sys
 
     script = (
         "from sessionmw import Breaker, SessionManager\n"
@@ -185,13 +172,13 @@ def test_an_unknown_name_is_refused_and_nothing_is_made(tmp_path: Path) -> None:
     manager = SessionManager(store=url)
     Breaker("market-data", manager=manager).force_open()
     manager.close()
-    refused = sessionmw("breakers", "open", "nope", "--store", url)
+    refused = sessionmw_command("breakers", "open", "nope", "--store", url)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         "sessionmw: no breaker named 'nope' in this store (it has: market-data); a breaker is there once"
         " the app has used it"
     ]
-    listed = sessionmw("breakers", "--store", url, "--json")
+    listed = sessionmw_command("breakers", "--store", url, "--json")
     assert [row["name"] for row in json.loads(listed.stdout)] == ["market-data"]
 
 
@@ -219,15 +206,15 @@ def test_a_corrupt_breaker_is_named_the_others_listed_and_close_repairs_it(
         client.delete(f"{{{prefix}:breaker:market-data}}")
         client.set(f"{{{prefix}:breaker:market-data}}", "a string")
     manager.close()
-    listed = sessionmw("breakers", "--store", url)
+    listed = sessionmw_command("breakers", "--store", url)
     assert listed.returncode == 1
     assert "scanner" in listed.stdout and "market-data" not in listed.stdout
     (line,) = listed.stderr.strip().splitlines()[-1:]
     assert "market-data" in line and "unreadable" in line and "Traceback" not in listed.stderr
-    repaired = sessionmw("breakers", "close", "market-data", "--store", url, "--json")
+    repaired = sessionmw_command("breakers", "close", "market-data", "--store", url, "--json")
     assert repaired.returncode == 0, repaired.stderr
     assert [(row["name"], row["state"]) for row in json.loads(repaired.stdout)] == [("market-data", "closed")]
-    assert sessionmw("breakers", "--store", url).returncode == 0
+    assert sessionmw_command("breakers", "--store", url).returncode == 0
 
 
 def test_failure_and_slow_call_rates_in_health_and_prometheus(

@@ -3,49 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.processes import sessionmw_command
 from support.stores import shared_store_url
-
-from sessionmw.__main__ import main
-
-
-def sessionmw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m sessionmw ARGS`` in a fresh process."""
-    return subprocess.run(
-        [sys.executable, "-m", "sessionmw", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=60,
-    )
-
-
-def test_tour_walks_through_every_state() -> None:
-    """With no subcommand the tour shows each status in order and exits 0."""
-    result = sessionmw()
-    assert result.returncode == 0, result.stderr
-    statuses = [
-        line.split("[")[-1].rstrip("]") for line in result.stdout.splitlines() if line.startswith("== ")
-    ]
-    assert statuses == ["healthy", "healthy", "idle", "error", "disconnected", "healthy", "expired"]
-    assert "⏱️ Your session has expired due to inactivity" in result.stdout
-
-
-def test_tour_json_is_one_report_per_step() -> None:
-    """`tour --json` prints one parseable health report per step."""
-    result = sessionmw("tour", "--json")
-    steps = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [step["health"]["status"] for step in steps][-2:] == ["healthy", "expired"]
 
 
 def test_config_shows_values_and_sources() -> None:
     """`config` names where each value came from."""
-    result = sessionmw("config", "--json", env={"SESSION_TIMEOUT_MINUTES": "45"})
+    result = sessionmw_command("config", "--json", env={"SESSION_TIMEOUT_MINUTES": "45"})
     config = json.loads(result.stdout)
     assert config["session_timeout_minutes"] == {"value": 45.0, "source": "SESSION_TIMEOUT_MINUTES"}
     assert config["max_error_threshold"]["source"] == "default"
@@ -56,20 +23,20 @@ def test_config_hides_the_store_password_and_the_secret_key() -> None:
     it is set."""
     env = {"SESSIONMW_STORE_URL": "redis://:hunter2@127.0.0.1:6379/0", "SESSIONMW_SECRET_KEY": "s3cr3t-k3y"}
     for args in (("config",), ("config", "--json")):
-        result = sessionmw(*args, env=env)
+        result = sessionmw_command(*args, env=env)
         assert result.returncode == 0
         assert "hunter2" not in result.stdout and "s3cr3t-k3y" not in result.stdout
         assert "redis://:***@127.0.0.1:6379/0" in result.stdout
-    config = json.loads(sessionmw("config", "--json", env=env).stdout)
+    config = json.loads(sessionmw_command("config", "--json", env=env).stdout)
     assert config["secret_key"] == {"value": "***", "source": "SESSIONMW_SECRET_KEY"}
-    unset = json.loads(sessionmw("config", "--json", env={"SESSIONMW_SECRET_KEY": ""}).stdout)
+    unset = json.loads(sessionmw_command("config", "--json", env={"SESSIONMW_SECRET_KEY": ""}).stdout)
     assert unset["secret_key"]["source"] == "default"
 
 
 def test_bad_configuration_is_one_line_exit_2() -> None:
     """A bad environment value or store URL: one line on stderr, exit 2, no traceback."""
-    bad_env = sessionmw("config", env={"MAX_ERROR_THRESHOLD": "abc"})
-    bad_url = sessionmw("sessions", "list", "--store", "nosuch://x")
+    bad_env = sessionmw_command("config", env={"MAX_ERROR_THRESHOLD": "abc"})
+    bad_url = sessionmw_command("sessions", "list", "--store", "nosuch://x")
     for result in (bad_env, bad_url):
         assert result.returncode == 2
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -79,25 +46,17 @@ def test_bad_configuration_is_one_line_exit_2() -> None:
 
 def test_unknown_session_exit_1() -> None:
     """health, show and end of an unknown id exit 1 with a one-line message (health prints the report)."""
-    assert sessionmw("health", "ghost").returncode == 1
+    assert sessionmw_command("health", "ghost").returncode == 1
     for action in ("show", "end"):
-        result = sessionmw("sessions", action, "ghost")
+        result = sessionmw_command("sessions", action, "ghost")
         assert result.returncode == 1
         # the last line: the memory:// note comes first
         assert result.stderr.strip().splitlines()[-1] == "sessionmw: no session 'ghost'"
 
 
-def test_usage_error_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    """An unknown subcommand is a usage error (argparse's exit 2)."""
-    with pytest.raises(SystemExit) as info:
-        main(["bogus"])
-    assert info.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
-
-
 def test_sessions_list_on_memory_store_is_empty(tmp_path: Path) -> None:
     """A fresh process's memory store holds no sessions: the table says so."""
-    result = sessionmw("sessions", "list")
+    result = sessionmw_command("sessions", "list")
     assert result.returncode == 0 and result.stdout.strip().endswith("0 session(s)")
 
 
@@ -106,13 +65,13 @@ def test_stats_window_parsing() -> None:
     from sessionmw.cli import parse_window
 
     assert [parse_window(t) for t in ("90s", "30m", "1h", "2d", "45")] == [90, 1800, 3600, 172800, 45]
-    assert sessionmw("stats", "--window", "0h").returncode == 2
-    assert sessionmw("stats", "--window", "soon").returncode == 2
+    assert sessionmw_command("stats", "--window", "0h").returncode == 2
+    assert sessionmw_command("stats", "--window", "soon").returncode == 2
 
 
 def test_stats_on_an_empty_store_prints_no_rates() -> None:
     """With nothing counted, rates are n/a rather than a division error."""
-    result = sessionmw("stats", "--json")
+    result = sessionmw_command("stats", "--json")
     assert result.returncode == 0
     assert json.loads(result.stdout)["expiration_rate"] is None
 
@@ -139,28 +98,28 @@ def test_commands_against_a_shared_store(store_url: str) -> None:
         analytics.disconnect()
         manager.close()
 
-    listing = sessionmw("sessions", "list", "--json", "--store", store_url)
+    listing = sessionmw_command("sessions", "list", "--json", "--store", store_url)
     assert listing.returncode == 0, listing.stderr
     assert {(row["id"], row["state"]) for row in json.loads(listing.stdout)} == {
         ("alice", "active"),
         ("bob", "disconnected"),
     }
-    only = sessionmw("sessions", "list", "--state", "disconnected", "--store", store_url)
+    only = sessionmw_command("sessions", "list", "--state", "disconnected", "--store", store_url)
     assert "bob" in only.stdout and "alice" not in only.stdout and "1 session(s)" in only.stdout
 
-    show = sessionmw("sessions", "show", "bob", "--json", "--store", store_url)
+    show = sessionmw_command("sessions", "show", "bob", "--json", "--store", store_url)
     assert json.loads(show.stdout)["session"]["error_count"] == 5
 
-    assert sessionmw("health", "alice", "--store", store_url).returncode == 0
-    unhealthy = sessionmw("health", "bob", "--store", store_url)
+    assert sessionmw_command("health", "alice", "--store", store_url).returncode == 0
+    unhealthy = sessionmw_command("health", "bob", "--store", store_url)
     assert unhealthy.returncode == 1 and "disconnected" in unhealthy.stdout
 
-    assert sessionmw("sessions", "end", "alice", "--store", store_url).returncode == 0
-    again = sessionmw("sessions", "end", "alice", "--store", store_url)
+    assert sessionmw_command("sessions", "end", "alice", "--store", store_url).returncode == 0
+    again = sessionmw_command("sessions", "end", "alice", "--store", store_url)
     assert again.returncode == 1 and "already ended" in again.stderr
-    assert sessionmw("sweep", "--store", store_url).stdout.startswith("expired 0 session(s)")
+    assert sessionmw_command("sweep", "--store", store_url).stdout.startswith("expired 0 session(s)")
 
-    stats = json.loads(sessionmw("stats", "--json", "--store", store_url).stdout)
+    stats = json.loads(sessionmw_command("stats", "--json", "--store", store_url).stdout)
     assert stats["counts"]["sessions.created"] == 2
     assert stats["counts"]["sessions.disconnected"] == 1
     assert stats["counts"]["errors.type.TimeoutError"] == 5
@@ -168,7 +127,7 @@ def test_commands_against_a_shared_store(store_url: str) -> None:
 
 def test_unreachable_store_is_one_line_exit_1() -> None:
     """A Redis that does not answer: one line naming the store (no password), exit 1."""
-    result = sessionmw("sessions", "list", "--store", "redis://:hunter2@127.0.0.1:1/0?socket_timeout=1")
+    result = sessionmw_command("sessions", "list", "--store", "redis://:hunter2@127.0.0.1:1/0?socket_timeout=1")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "hunter2" not in result.stderr

@@ -18,11 +18,17 @@ from typing import Any
 import dash
 import pytest
 from flask.testing import FlaskClient
+from support.dash import (
+    fire,
+    loaded_client,
+    texts_of,
+)
 from support.servers import callback_payload, demo_server, fire_callback, free_port, session_cookie
 
-from sessionmw import SessionManager, SessionState
+from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
+from sessionmw.__main__ import main
 from sessionmw._breaker import get_breaker
-from sessionmw.demo import load_demo
+from sessionmw.demo import DemoUnavailableError, load_demo
 from sessionmw.integrations.dash_banner import HEALTH_STORE_ID
 from sessionmw.testing import FakeClock
 
@@ -314,7 +320,7 @@ def test_a_click_after_a_real_restart_is_refused_as_not_found(
             health = answer["sideUpdate"][HEALTH_STORE_ID]["data"]
             assert health["status"] == "not_found" and health["statement"]["title"] == "Session not found"
         status, _, content = http(base + "/", cookie=sid, accept="application/json")
-        assert status == 401 and json.loads(content)["status"] == "not_found"
+        assert status == 401 and json.loads(content)["session"]["status"] == "not_found"
         status, fresh, _ = http(base + "/", cookie=sid)
         assert status == 200 and fresh not in (None, sid)
         status, _, content = http(
@@ -557,3 +563,172 @@ def test_the_demos_options_are_the_documented_ones() -> None:
     rows = set(re.findall(r"^\| `([\w-]+)`", dash_doc, re.MULTILINE))
     assert set(FAULT_CHOICES) <= rows, f"docs/dash.md has no row for {sorted(set(FAULT_CHOICES) - rows)}"
     assert load_demo().FAULT_CHOICES == FAULT_CHOICES
+
+
+# -- the demo app through the Dash test client, its simulated backend, the command ---------------
+
+
+def test_demo_scan_renders_a_table(demo_module: ModuleType, sessions: SessionManager) -> None:
+    """The Scanner page's callback returns a table of the requested symbols."""
+    app = demo_module.create_app(manager=sessions, retry_sleep=lambda seconds: None)
+    client = loaded_client(app)
+    status, body = fire(
+        client,
+        [("scan-output", "children")],
+        [("scan-run", "n_clicks", 1)],
+        [("scan-symbols", "value", "acme wayne")],
+    )
+    assert status == 200
+    table = texts_of(body["response"]["scan-output"]["children"])
+    assert "ACME" in table and "WAYNE" in table
+
+
+def test_demo_scan_names_a_bad_symbol(demo_module: ModuleType, sessions: SessionManager) -> None:
+    """Bad input gets a clear message naming it, not an error."""
+    app = demo_module.create_app(manager=sessions)
+    client = loaded_client(app)
+    _, body = fire(
+        client,
+        [("scan-output", "children")],
+        [("scan-run", "n_clicks", 1)],
+        [("scan-symbols", "value", "ACME, $$$")],
+    )
+    assert "'$$$' is not a ticker symbol" in texts_of(body["response"]["scan-output"]["children"])
+    record = sessions.get_session(session_cookie(client))
+    assert record is not None and record.error_count == 0
+
+
+def test_demo_backtests_progress_to_done(demo_module: ModuleType, sessions: SessionManager) -> None:
+    """Starting a batch and ticking it shows progress until every symbol has a result."""
+    app = demo_module.create_app(manager=sessions)
+    client = loaded_client(app)
+    start_outputs = [
+        ("bt-job", "data"),
+        ("bt-tick", "disabled"),
+        ("bt-output", "children"),
+        ("bt-progress", "value"),
+        ("bt-progress-label", "children"),
+    ]
+    state = [("bt-symbols", "value", "ACME, WAYNE"), ("bt-fast", "value", 5), ("bt-slow", "value", 20)]
+    _, body = fire(client, start_outputs, [("bt-run", "n_clicks", 1)], state)
+    job_id = body["response"]["bt-job"]["data"]
+    assert body["response"]["bt-tick"]["disabled"] is False
+    tick_outputs = [
+        ("bt-progress", "value"),
+        ("bt-progress-label", "children"),
+        ("bt-output", "children"),
+        ("bt-tick", "disabled"),
+    ]
+    labels = []
+    for ticks in (1, 2):
+        _, body = fire(
+            client, tick_outputs, [("bt-tick", "n_intervals", ticks)], [("bt-job", "data", job_id)]
+        )
+        labels.append(body["response"]["bt-progress-label"]["children"])
+    assert labels == ["1 of 2 done", "2 of 2 done"]
+    assert body["response"]["bt-progress"]["value"] == "100"
+    assert body["response"]["bt-tick"]["disabled"] is True
+
+
+def test_prices_are_deterministic_per_symbol(demo_module: ModuleType) -> None:
+    """The same symbol always gives the same prices; different symbols differ."""
+    backend = demo_module.MarketBackend()
+    assert backend.prices("ACME") == demo_module.MarketBackend().prices("ACME")
+    assert backend.prices("ACME") != backend.prices("WAYNE")
+    assert all(price > 0 for price in backend.prices("ACME"))
+
+
+def test_fault_transient_fails_the_next_calls_only(demo_module: ModuleType) -> None:
+    """The transient knob fails exactly that many calls, then the backend answers."""
+    backend = demo_module.MarketBackend()
+    backend.faults.transient_failures = 2
+    for _ in range(2):
+        with pytest.raises(TransientError):
+            backend.prices("ACME")
+    assert backend.prices("ACME")
+
+
+def test_fault_backend_down_is_the_seed_symptom(demo_module: ModuleType) -> None:
+    """A dead backend raises the seed's 'This session is not running'."""
+    backend = demo_module.MarketBackend(demo_module.Faults(backend_down=True))
+    with pytest.raises(RuntimeError, match="This session is not running"):
+        backend.scan(["ACME"])
+
+
+def test_fault_bad_data_is_a_data_error(demo_module: ModuleType) -> None:
+    """Gaps in a price series are rejected as a DataLoadError naming the symbol."""
+    backend = demo_module.MarketBackend(demo_module.Faults(bad_data=True))
+    with pytest.raises(DataLoadError, match="ACME"):
+        backend.prices("ACME")
+
+
+def test_fault_latency_uses_the_injected_sleep(demo_module: ModuleType) -> None:
+    """Slow responses wait through the injected sleep function."""
+    waits: list[float] = []
+    backend = demo_module.MarketBackend(demo_module.Faults(latency_seconds=2.0), sleep=waits.append)
+    backend.prices("ACME")
+    assert waits == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("acme, wayne acme", ["ACME", "WAYNE"]), ("BRK.B;X", ["BRK.B", "X"])]
+)
+def test_parse_symbols(demo_module: ModuleType, text: str, expected: list[str]) -> None:
+    """Symbols are split on commas, spaces and semicolons, upper-cased and de-duplicated."""
+    assert demo_module.parse_symbols(text) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [("", "at least one"), ("ACME, 12345678901", "12345678901")])
+def test_parse_symbols_rejects_bad_input(demo_module: ModuleType, text: str, message: str) -> None:
+    """Empty input or a malformed symbol is refused with a message naming it."""
+    with pytest.raises(ValueError, match=message):
+        demo_module.parse_symbols(text)
+
+
+def test_backtest_windows_are_checked(demo_module: ModuleType) -> None:
+    """A fast window not below the slow one is refused with the values named."""
+    with pytest.raises(ValueError, match="30/10"):
+        demo_module.MarketBackend().start_backtests(["ACME"], 30, 10)
+
+
+def test_apply_fault_names_unknown_faults(demo_module: ModuleType) -> None:
+    """An unknown fault name is refused with the choices listed."""
+    with pytest.raises(ValueError, match="choose from transient"):
+        demo_module.apply_fault(demo_module.Faults(), "meteor")
+
+
+def test_load_demo_without_checkout_fails_in_one_line(tmp_path: Path) -> None:
+    """Outside a repository checkout the demo explains where the app should be."""
+    with pytest.raises(DemoUnavailableError, match="clone of the repository"):
+        load_demo(tmp_path / "missing.py")
+
+
+def test_demo_command_without_checkout_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sessionmw demo` without the app prints one friendly line and exits 1."""
+    import sessionmw.demo
+
+    monkeypatch.setattr(sessionmw.demo, "DEMO_FILE", tmp_path / "missing.py")
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sessionmw demo: the demo app is not here") and err.count("\n") == 1
+
+
+def test_demo_command_serves_on_loopback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sessionmw demo --port N` runs the app on 127.0.0.1:N with debug off and prints the URL."""
+    runs: list[dict[str, Any]] = []
+    monkeypatch.setattr(dash.Dash, "run", lambda self, **kwargs: runs.append(kwargs))
+    assert main(["demo", "--port", "18123", "--fault", "down"]) == 0
+    assert runs == [{"host": "127.0.0.1", "port": 18123, "debug": False}]
+    assert "http://127.0.0.1:18123/" in capsys.readouterr().out
+
+
+def test_demo_command_rejects_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port outside 1-65535 is a usage error naming the value."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--port", "70000"])
+    assert exit_info.value.code == 2
+    assert "70000" in capsys.readouterr().err

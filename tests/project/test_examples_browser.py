@@ -1,12 +1,14 @@
-"""The Flask and WSGI examples in headless chromium, served by their own commands: the
-error page, the disconnected banner, a refresh, Reconnect and its confirmation, at desktop and at
-420 px phone width. At each step the page says what the Dash banner says for the same state (its
-SVG icon, no emoji, no step that does not work on that page), and the terminal logs one line per
-failure. Screenshots go to the test's tmp dir (look at them when the pages change).
+"""The Flask, WSGI and FastAPI examples in headless chromium, served by their own commands: the
+error page, the disconnected banner, a refresh, Reconnect and its confirmation (and, for FastAPI,
+a session that expires), at desktop and at 420 px phone width. At each step the page says what
+the Dash banner says for the same state (its SVG icon, no emoji, no step that does not work on
+that page), and the terminal logs one line per failure. Screenshots go to the test's tmp dir
+(look at them when the pages change).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -31,16 +33,15 @@ NEVER = ("refresh the page, to reconnect", "network", "inputs are kept", "come b
 THRESHOLD = 5  # the examples use the default error threshold
 
 
-@pytest.fixture(name="example")
-def _example(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``python examples/<script> --port N`` (the script is the test's parameter); yields its base
-    URL and the file its terminal output goes to; stopped by its pid."""
-    script: str = request.param
-    port, log = free_port(), tmp_path / "terminal.log"
+@contextlib.contextmanager
+def serve(script: str, log: Path, *options: str) -> Iterator[str]:
+    """``python examples/<script> --port N OPTIONS`` without SESSIONMW_* settings, its terminal
+    output in ``log``; yields its base URL; stopped by its pid."""
+    port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIONMW_")}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "examples" / script), "--port", str(port)],
+            [sys.executable, str(ROOT / "examples" / script), "--port", str(port), *options],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**env, "PYTHONUNBUFFERED": "1"},
@@ -48,9 +49,18 @@ def _example(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
         )
     try:
         wait_for_port(proc, port, 30.0)
-        yield f"http://127.0.0.1:{port}", log
+        yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc, 15)
+
+
+@pytest.fixture(name="example")
+def _example(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The example ``request.param`` served (see :func:`serve`); yields its base URL and the file
+    its terminal output goes to."""
+    log = tmp_path / "terminal.log"
+    with serve(request.param, log) as base:
+        yield base, log
 
 
 class Page:
@@ -74,6 +84,20 @@ class Page:
             "var banner = document.querySelector('.sessionmw-banner');"
             "return banner ? banner.innerText : '';"
         )
+
+    def health(self) -> str:
+        """The session's health status, asked the way a page's own poll does (``?page=1``: never
+        counted as activity)."""
+        script = (
+            "var done = arguments[arguments.length - 1];"
+            "fetch('/_sessionmw/health?page=1', {headers: {Accept: 'application/json'}})"
+            ".then(function (r) { return r.json(); })"
+            ".then(function (j) { done(j.session.status); }, function () { done(''); });"
+        )
+        try:
+            return str(self.driver.execute_async_script(script) or "")
+        except WebDriverException:
+            return ""
 
     def _read(self, script: str) -> str:
         try:
@@ -179,3 +203,28 @@ def test_wsgi_example_error_disconnect_and_reconnect(
     base, log = example
     dash_duo.driver.set_window_size(*DESKTOP)
     _walk(Page(dash_duo, base, tmp_path), "/fail", log, switch=False)
+
+
+@pytest.mark.parametrize("example", ["fastapi_app.py"], indirect=True)
+def test_fastapi_example_error_disconnect_reconnect_and_expiry(
+    dash_duo: Any, example: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The FastAPI example (uvicorn): quotes fail with the backend switched off, until the session
+    disconnects; Reconnect brings it back. Then, served with a timeout of 1.8 s, a session left
+    alone expires: the page says so once, and goes on with a new session."""
+    base, log = example
+    dash_duo.driver.set_window_size(*DESKTOP)
+    _walk(Page(dash_duo, base, tmp_path), "/api/quote", log, switch=True)
+    with serve("fastapi_app.py", tmp_path / "terminal-expiry.log", "--timeout", "0.03") as short:
+        page = Page(dash_duo, short, tmp_path)
+        page.open("/")
+        page.open("/")  # the second request brings the new id back: the session is stored
+        assert "Session: active" in page.text() and page.banner() == ""
+        # Left alone (the health endpoint never counts as activity) until the store says expired:
+        # a bounded wait of a little more than the timeout, no request that would renew it.
+        until(lambda: page.health() == "expired", timeout=10, msg="the session did not expire")
+        page.driver.refresh()
+        page.check("banner-expired", title="Session expired")
+        assert "Reconnect" not in page.banner()
+        page.driver.refresh()  # told once: the new session is served without the banner
+        until(lambda: "Session: active" in page.text() and page.banner() == "", timeout=WAIT)

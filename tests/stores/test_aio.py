@@ -6,30 +6,25 @@ stores where it is about stores.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from support.redis_servers import PrivateRedis
+from support.stores import STORE_METHODS, record_threads, seen_of
 
 from sessionmw import Breaker, SessionManager, UserFacingError, guarded, session_scope
 from sessionmw._errors import StoreUnavailableError
-from sessionmw._session import SessionRecord
-from sessionmw.health import HealthReport
 from sessionmw.stores import store_from_url
 from sessionmw.stores._sqlite import SQLiteStore
 from sessionmw.stores.aio import off_loop
 from sessionmw.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
-
-STORE_METHODS = ("create", "update", "get", "delete")
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -64,19 +59,6 @@ async def _pair(
     sync.close()
 
 
-def _seen(value: Any) -> Any:
-    """What a caller sees of an answer, without the times and ids that differ between two runs."""
-    if isinstance(value, SessionRecord):
-        return (value.state, value.error_count, value.last_error, value.reason)
-    if isinstance(value, HealthReport):
-        return (value["status"], value["healthy"], value["state"])
-    if isinstance(value, tuple):
-        return tuple(_seen(item) for item in value)
-    if isinstance(value, BaseException):
-        return type(value).__name__
-    return value
-
-
 async def test_every_operation_has_the_same_outcome_sync_and_async(
     pair: tuple[SessionManager, SessionManager, FakeClock],
 ) -> None:
@@ -107,28 +89,14 @@ async def test_every_operation_has_the_same_outcome_sync_and_async(
     for name, args, advance in steps:
         clock.advance(advance)
         try:
-            expected = _seen(getattr(sync, name)(*args))
+            expected = seen_of(getattr(sync, name)(*args))
         except Exception as exc:
-            expected = _seen(exc)
+            expected = seen_of(exc)
         try:
-            got = _seen(await getattr(awaited, f"a{name}")(*args))
+            got = seen_of(await getattr(awaited, f"a{name}")(*args))
         except Exception as exc:
-            got = _seen(exc)
+            got = seen_of(exc)
         assert got == expected, (name, args)
-
-
-def _record_threads(store: Any, names: tuple[str, ...]) -> list[tuple[str, int]]:
-    """Wrap ``store``'s methods ``names`` so that each call notes its thread."""
-    calls: list[tuple[str, int]] = []
-    for name in names:
-        method = getattr(store, name)
-
-        def noted(*args: Any, _method: Callable[..., Any] = method, _name: str = name) -> Any:
-            calls.append((_name, threading.get_ident()))
-            return _method(*args)
-
-        setattr(store, name, noted)
-    return calls
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
@@ -139,9 +107,9 @@ async def test_no_store_call_blocks_the_loop_thread(
     all) and in a worker thread under trio."""
     manager = SessionManager(store=_url(kind, request, tmp_path, "threads"), clock=FakeClock())
     watched = STORE_METHODS + (("_call",) if kind == "redis" else ())
-    calls = _record_threads(manager.store, watched)
+    calls = record_threads(manager.store, watched)
     store: Any = manager.store
-    native = _record_threads(store.async_operations(), ("_call",)) if kind == "redis" else []
+    native = record_threads(store.async_operations(), ("_call",)) if kind == "redis" else []
     loop_thread = threading.get_ident()
 
     @guarded(retry=None, default="failed")
@@ -215,7 +183,7 @@ async def test_breaker_calls_reach_a_shared_store_off_the_loop(
     manager = SessionManager(store=_url(kind, request, tmp_path, "breakers"), clock=FakeClock())
     breaker = Breaker("prices", manager=manager, failure_threshold=2, clock=manager.clock)
     backend = breaker._backend()[0]
-    calls = _record_threads(backend, ("apply",))
+    calls = record_threads(backend, ("apply",))
     loop_thread = threading.get_ident()
 
     async def ok() -> str:
@@ -235,7 +203,7 @@ async def test_breaker_calls_reach_a_shared_store_off_the_loop(
 
 async def test_the_memory_store_is_called_inline(anyio_backend: str) -> None:
     manager = SessionManager(store="memory://", clock=FakeClock())
-    calls = _record_threads(manager.store, STORE_METHODS)
+    calls = record_threads(manager.store, STORE_METHODS)
     record = await manager.acreate_session()
     await manager.atouch_or_report(record.session_id)
     assert [thread for _name, thread in calls] == [threading.get_ident()] * 2
@@ -253,115 +221,8 @@ async def test_an_unreachable_redis_fails_open_as_the_sync_path_does(anyio_backe
     await manager.aclose()
 
 
-@pytest.fixture(name="private_redis")
-def _private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_async_redis_reloads_the_script_after_script_flush(
-    anyio_backend: str, private_redis: PrivateRedis
-) -> None:
-    """EVALSHA first; on NOSCRIPT (a server that forgot the script) the same script is sent again.
-    SCRIPT FLUSH is server-wide: only on a redis-server of the test's own."""
-    import redis
-
-    manager = SessionManager(store=f"{private_redis.url}?cache=false", clock=FakeClock())
-    admin = redis.Redis.from_url(private_redis.url)
-    try:
-        record = await manager.acreate_session()
-        admin.script_flush()
-        admin.config_resetstat()
-        assert (await manager.atouch(record.session_id)) is not None  # NOSCRIPT, then the script
-        assert (await manager.atouch(record.session_id)) is not None  # EVALSHA again
-        stats = admin.info("commandstats")
-        assert stats["cmdstat_evalsha"]["calls"] == 2
-        assert stats["cmdstat_evalsha"]["failed_calls"] == 1
-        assert stats["cmdstat_eval"]["calls"] == 1
-        await manager.aclose()
-    finally:
-        admin.close()
-        manager.close()
-
-
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_async_redis_answers_from_the_read_cache_and_sees_other_processes_changes(
-    anyio_backend: str, redis_url: str, redis_prefix: str
-) -> None:
-    """A look within the renewal window comes from the cache (no round trip); a change made by
-    another store (another process) arrives as an invalidation, read without waiting."""
-    clock = FakeClock()
-    here = SessionManager(store=f"{redis_url}?prefix={redis_prefix}", clock=clock)
-    there = SessionManager(store=f"{redis_url}?prefix={redis_prefix}&cache=false", clock=clock)
-    record = await here.acreate_session()
-    store: Any = here.store
-    with anyio.fail_after(10):  # the subscriber thread subscribes in the background
-        while not (await here.atouch(record.session_id) and store._listeners is not None):
-            await anyio.sleep(0.01)
-    await here.atouch(record.session_id)  # kept in the cache now
-    calls = _record_threads(store.async_operations(), ("_call",))
-    await here.atouch(record.session_id)
-    assert calls == []  # answered from the cache
-    there.end_session(record.session_id)
-    with anyio.fail_after(10):  # until the invalidation has arrived
-        while (await here.atouch_or_report(record.session_id))[1] is None:
-            await anyio.sleep(0.01)
-    assert (await here.aget_session(record.session_id)) is not None
-    assert (await here.aget_session(record.session_id)).state.value == "ended"  # type: ignore[union-attr]
-    await here.aclose()
-    there.close()
-
-
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_async_redis_cluster_has_the_same_outcomes(anyio_backend: str, redis_cluster_url: str) -> None:
-    clock = FakeClock()
-    url = f"{redis_cluster_url}?cluster=true&prefix=aio{secrets.token_hex(4)}"
-    sync = SessionManager(store=url + "s", clock=clock, max_sessions=2)
-    awaited = SessionManager(store=url + "a", clock=clock, max_sessions=2)
-    calls = _record_threads(awaited.store, (*STORE_METHODS, "_call"))
-    for sid in ("c1", "c2"):
-        assert _seen(await awaited.acreate_session(sid)) == _seen(sync.create_session(sid))
-    errors = []
-    for manager in (sync, awaited):
-        try:
-            await manager.acreate_session("c3") if manager is awaited else manager.create_session("c3")
-        except Exception as exc:
-            errors.append(type(exc).__name__)
-    assert errors == ["SessionLimitError", "SessionLimitError"]
-    assert _seen(await awaited.arecord_error("c1", "x")) == _seen(sync.record_error("c1", "x"))
-    assert _seen(await awaited.atouch_or_report("c1")) == _seen(sync.touch_or_report("c1"))
-    assert await awaited.adelete_session("c1") and sync.delete_session("c1")
-    assert calls == []  # redis.asyncio's cluster client made every call
-    await awaited.aclose()
-    sync.close()
-
-
 async def test_off_loop_runs_in_a_worker_thread(anyio_backend: str) -> None:
     assert await off_loop(threading.get_ident) != threading.get_ident()
-
-
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_a_store_given_a_client_gets_an_async_client_with_its_options(
-    anyio_backend: str, redis_url: str, redis_prefix: str
-) -> None:
-    """A store built from a redis-py client (not a URL): the async client reads the same server,
-    database and timeouts off it."""
-    import redis
-
-    from sessionmw.stores._redis import RedisStore
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=3)
-    store = RedisStore(client, prefix=redis_prefix, cache=False)
-    manager = SessionManager(store=store, clock=FakeClock())
-    record = await manager.acreate_session()
-    assert manager.get_session(record.session_id) is not None  # written where the sync client reads
-    async_client = store.async_operations()._client()
-    kwargs = async_client.connection_pool.connection_kwargs
-    assert (kwargs["db"], kwargs["socket_timeout"]) == (client.connection_pool.connection_kwargs["db"], 3)
-    await manager.aclose()
 
 
 async def test_an_async_guarded_call_stores_a_pending_session_off_the_loop(
@@ -390,28 +251,6 @@ async def test_an_async_guarded_call_stores_a_pending_session_off_the_loop(
     assert stored and stored[0] != threading.get_ident()
     assert (await manager.aget_session("pending-1")) is not None
     await manager.aclose()
-
-
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_a_cluster_store_given_a_client_gets_an_async_cluster_client(
-    anyio_backend: str, redis_cluster_url: str
-) -> None:
-    import redis
-
-    from sessionmw.stores._redis import RedisStore
-
-    client = redis.RedisCluster.from_url(redis_cluster_url)
-    store = RedisStore(client, prefix=f"aio{secrets.token_hex(4)}", cache=False)
-    manager = SessionManager(store=store, clock=FakeClock())
-    calls = _record_threads(store, (*STORE_METHODS, "_call"))
-    ids = [f"c{n}" for n in range(8)]  # over the cluster's nodes
-    for session_id in ids:
-        await manager.acreate_session(session_id)
-        assert (await manager.atouch(session_id)) is not None
-    await manager.aclose()
-    assert calls == []  # redis.asyncio's cluster client made every call
-    assert all(manager.get_session(session_id) is not None for session_id in ids)  # where sync reads
-    client.close()
 
 
 async def test_without_anyio_asyncio_uses_its_own_threads_and_trio_is_told_what_to_install(

@@ -355,14 +355,6 @@ def test_redis_dropped_invalidation_channel_empties_the_cache(redis_url: str, re
     there.close()
 
 
-@pytest.fixture(name="private_redis")
-def _private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 def test_redis_restart_empties_the_cache(private_redis: PrivateRedis) -> None:
     store = RedisStore.from_url(private_redis.url)
     sids = [f"s{n}" for n in range(3)]

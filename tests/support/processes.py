@@ -1,9 +1,13 @@
-"""Spawned processes for the multi-process tests (a fresh interpreter, as under gunicorn)."""
+"""Spawned processes for the multi-process tests (a fresh interpreter, as under gunicorn), and the
+``sessionmw`` command run in a process of its own."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -45,3 +49,14 @@ def run_processes(target: Callable[..., None], url: str, count: int) -> list[Any
                 process.kill()
     assert [process.exitcode for process in processes] == [0] * count
     return collected
+
+
+def sessionmw_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m sessionmw ARGS`` in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "sessionmw", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )

@@ -1,10 +1,12 @@
 """Store helpers: a session created in a store, a walk of operations, outcomes compared, and a
-store URL of each kind (memory, SQLite, Redis, Redis Cluster) for a test."""
+store URL of each kind (memory, SQLite, Redis, Redis Cluster) for a test, and what the async
+path tests compare: what a caller sees of an answer, the threads a store's methods ran in."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from sessionmw._session import Policy, SessionRecord
 from sessionmw._states import Event
+from sessionmw.health import HealthReport
 from sessionmw.stores._base import Outcome, SessionStore
 
 #: The policy the store tests run with, and the clock time they start at.
@@ -77,3 +80,34 @@ def shared_store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) 
     if kind in ("redis-cluster", "cluster"):
         return f"{request.getfixturevalue('redis_cluster_url')}?prefix=t{secrets.token_hex(6)}&cluster=true"
     raise ValueError(f"no store kind {kind!r}")
+
+
+#: The store methods the request path calls.
+STORE_METHODS = ("create", "update", "get", "delete")
+
+
+def seen_of(value: Any) -> Any:
+    """What a caller sees of an answer, without the times and ids that differ between two runs."""
+    if isinstance(value, SessionRecord):
+        return (value.state, value.error_count, value.last_error, value.reason)
+    if isinstance(value, HealthReport):
+        return (value["status"], value["healthy"], value["state"])
+    if isinstance(value, tuple):
+        return tuple(seen_of(item) for item in value)
+    if isinstance(value, BaseException):
+        return type(value).__name__
+    return value
+
+
+def record_threads(store: Any, names: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Wrap ``store``'s methods ``names`` so that each call notes its thread."""
+    calls: list[tuple[str, int]] = []
+    for name in names:
+        method = getattr(store, name)
+
+        def noted(*args: Any, _method: Callable[..., Any] = method, _name: str = name) -> Any:
+            calls.append((_name, threading.get_ident()))
+            return _method(*args)
+
+        setattr(store, name, noted)
+    return calls

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.breakers import fail
+from support.fakes import fresh_breaker_registry  # noqa: F401  (autouse)
 from support.processes import run_processes
-from support.stores import shared_store_url
+from support.stores import shared_store_url as _shared_store_url
 
 from sessionmw import (
     Breaker,
@@ -26,16 +28,21 @@ from sessionmw import _breaker as breaker_module
 from sessionmw._breaker_table import BreakerRecord
 from sessionmw.testing import FakeClock, capture_signals, force_breaker
 
+
+def shared_store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The shared store of ``kind``; SQLite with a 60 s busy timeout: four processes write one file,
+    and on a loaded machine (load average 20) a writer once waited past the default 5 s. These
+    tests check what is counted, not how long a writer waits."""
+    url = _shared_store_url(kind, request, tmp_path)
+    return url + "?busy_timeout=60" if kind == "sqlite" else url
+
+
 WORKERS = 4
 CALLS = 200
 START = 1_700_000_000.0
 OPEN_FOR = 1_000.0
 
 pytestmark = pytest.mark.usefixtures("spawn_importable")
-
-
-def _fail() -> None:
-    raise ConnectionError("backend down")
 
 
 def _opener(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
@@ -48,7 +55,7 @@ def _opener(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier
 
     def attempt(_call: int) -> str:
         try:
-            breaker.call(_fail)
+            breaker.call(fail)
         except ConnectionError:
             return "failed"
         raise AssertionError("the backend is down")
@@ -282,3 +289,96 @@ def test_a_redis_outage_follows_on_store_error(mode: str, server: Any, clock: Fa
         assert refused.value.title == "Service unavailable"
         assert not isinstance(refused.value, BreakerOpenError)
     manager.close()
+
+
+# -- the time window across 4 processes --------------------------------------------------------------
+
+
+def _time_window_caller(
+    url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any, min_calls: int
+) -> None:
+    """One process: CALLS calls, every other one failing, 0.01 s apart on its own clock, through a
+    breaker that opens when half the calls of the last 60 seconds failed, once ``min_calls`` were made."""
+    clock = FakeClock(START)
+    manager = SessionManager(store=url, clock=clock)
+    breaker = Breaker(
+        "timed",
+        failure_threshold=10**6,
+        failure_rate=0.5,
+        window_type="time",
+        window=60,
+        min_calls=min_calls,
+        open_for=1_000.0,
+        manager=manager,
+        clock=clock,
+        state_ttl=0,
+    )
+    outcomes: Counter[str] = Counter()
+    with capture_signals() as sent:
+        barrier.wait(timeout=60)
+        for call in range(CALLS):
+            clock.advance(0.01)
+            try:
+                if (call + worker) % 2:
+                    breaker.call(fail)
+                breaker.call(lambda: None)
+                outcomes["ok"] += 1
+            except ConnectionError:
+                outcomes["failed"] += 1
+            except BreakerOpenError:
+                outcomes["rejected"] += 1
+        breaker.snapshot()  # (its last plain success rides along with this round trip)
+    manager.close()
+    results.put((Counter(s.name for s in sent), outcomes))
+
+
+def _time_window_tripping_caller(
+    url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any
+) -> None:
+    _time_window_caller(url, worker, barrier, results, min_calls=100)
+
+
+def _time_window_counting_caller(
+    url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any
+) -> None:
+    _time_window_caller(url, worker, barrier, results, min_calls=10**6)
+
+
+def _run_time_window(target: Any, url: str) -> tuple[Counter[str], Counter[str], Any]:
+    sent: Counter[str] = Counter()
+    outcomes: Counter[str] = Counter()
+    for signals_sent, counts in run_processes(target, url, WORKERS):
+        sent += signals_sent
+        outcomes += counts
+    manager = SessionManager(store=url, clock=FakeClock(START))
+    (record,) = breaker_module.breakers_for(manager.store).records()
+    manager.close()
+    return sent, outcomes, record
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_share_one_time_window_and_open_it_once(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """4 processes, half their calls failing: the time window's failure rate opens the breaker once,
+    and the store counted every call the callers saw."""
+    url = shared_store_url(kind, request, tmp_path)
+    sent, outcomes, record = _run_time_window(_time_window_tripping_caller, url)
+    assert sent["breaker-opened"] == 1
+    assert (record.state, record.opens) == (BreakerState.OPEN, 1)
+    assert (record.failed, record.successful) == (outcomes["failed"], outcomes["ok"])
+    assert outcomes["failed"] + outcomes["ok"] >= 100 and outcomes["rejected"] > 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_count_every_call_in_the_time_window(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """4 processes, 800 calls within 2 seconds, min_calls never reached: the buckets hold exactly the
+    calls and failures the callers saw, none lost between processes."""
+    url = shared_store_url(kind, request, tmp_path)
+    sent, outcomes, record = _run_time_window(_time_window_counting_caller, url)
+    assert sent["breaker-opened"] == 0
+    assert record.window_counts() == (WORKERS * CALLS, outcomes["failed"], 0)
+    assert outcomes["failed"] == WORKERS * CALLS // 2
+    assert len(record.buckets.split(",")) <= 3

@@ -61,4 +61,4 @@ def test_a_disconnect_in_one_worker_is_refused_by_the_other(
             lambda: [get_json(base + "/fail", sid)[0] for _ in range(THRESHOLD)], whoami
         )
         assert failures == [500] * THRESHOLD
-        assert (status, body["status"]) == (503, "disconnected")
+        assert (status, body["session"]["status"]) == (503, "disconnected")

@@ -4,8 +4,9 @@ sessions, ``incarnation`` reads and breaker operations alike.
 A healthy, idle, error, disconnected, expired or unknown session costs one store update (the
 activity that admits or refuses the request); each other path (a new client, a pending id coming
 back, an error, the ``health`` and ``reconnect`` endpoints) is pinned below with a breaker kept in
-the same store, so a health report's breaker read is counted too. ``@guarded``'s calls are counted
-the same way in ``tests/system/test_store_operations_per_guarded_call.py``.
+the same store, so a health report's breaker read is counted too. The Quart extension makes the
+Flask extension's operations on the async store path (under asyncio and trio). ``@guarded``'s
+calls are counted the same way in ``tests/system/test_store_operations_per_guarded_call.py``.
 """
 
 from __future__ import annotations
@@ -317,3 +318,125 @@ def test_a_failing_dash_callback_records_without_reading_the_store_again(clock: 
     assert dict(store.calls) == {ACTIVITY: 1, ERROR: 1}
     record = manager.get_session(session_id)
     assert record is not None and record.error_count == 1
+
+
+# -- the Quart extension: the Flask extension's counts, on the async store path ---------------------
+
+
+def with_quart(manager: SessionManager, app_class: Any) -> Any:
+    """A Quart (or QuartTrio) app with the extension: ``/`` answers 200, ``/fails`` raises."""
+    from quart import Quart
+
+    from sessionmw.integrations.quart import SessionMWQuart
+
+    app: Quart = app_class(__name__)
+    app.config["SECRET_KEY"] = "test-secret"
+
+    @app.get("/")
+    async def page() -> Any:
+        return {"ok": True}
+
+    @app.get("/fails")
+    async def fails() -> Any:
+        raise RuntimeError("the app failed")
+
+    SessionMWQuart(app, manager=manager)
+    return app
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(name="quart_class")
+def _quart_class(anyio_backend: str) -> Any:
+    """Quart under asyncio, QuartTrio under trio."""
+    if anyio_backend == "trio":
+        from quart_trio import QuartTrio
+
+        return QuartTrio
+    from quart import Quart
+
+    return Quart
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("accept", list(ACCEPT))
+@pytest.mark.parametrize("kind", list(SESSION_KINDS))
+async def test_a_quart_request_makes_the_flask_extensions_operations(
+    kind: str, accept: str, clock: FakeClock, quart_class: Any
+) -> None:
+    """A Quart request is admitted or refused with the Flask extension's store operations."""
+    store = CountedStore(MemoryStore())
+    manager = SessionManager(store=store, clock=clock)
+    session_id = SESSION_KINDS[kind](manager, clock)
+    client = with_quart(manager, quart_class).test_client(use_cookies=False)
+    await client.get("/")  # a first client: the gate reads the store's incarnation once
+    store.calls.clear()
+    response = await client.get("/", headers={"Accept": ACCEPT[accept], "Cookie": f"sessionmw={session_id}"})
+    assert dict(store.calls) == OPERATIONS[kind]
+    html_status, json_status = STATUS[kind]
+    assert response.status_code == (html_status if accept == "html" else json_status)
+
+
+class QuartCounted:
+    """:class:`Counted` for the Quart extension (requests awaited; cookies sent by hand)."""
+
+    def __init__(self, clock: FakeClock, quart_class: Any) -> None:
+        from sessionmw._breaker import Breaker
+
+        self.store = CountedStore(MemoryStore())
+        self.manager = SessionManager(store=self.store, clock=clock)
+        self.breaker = Breaker("payments", manager=self.manager, clock=clock, state_ttl=0)
+        self.client = with_quart(self.manager, quart_class).test_client(use_cookies=False)
+        self.cookie = ""
+
+    async def pending_id(self) -> str:
+        """An id issued to a new client (the client keeps it as its cookie)."""
+        response = await self.client.get("/")
+        self.cookie = response.headers["Set-Cookie"].split(";")[0]
+        return self.cookie.partition("=")[2]
+
+    async def counts(self, method: str, path: str, **headers: str) -> tuple[dict[str, int], Any]:
+        """The store operations of one request, and its response."""
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        self.store.calls.clear()
+        response = await getattr(self.client, method)(path, headers=headers)
+        return dict(self.store.calls), response
+
+
+@pytest.fixture(name="quart_counted")
+def _quart_counted(clock: FakeClock, quart_class: Any) -> QuartCounted:
+    return QuartCounted(clock, quart_class)
+
+
+@pytest.mark.anyio
+async def test_quart_counts_the_flask_extensions_operations_on_every_path(
+    quart_counted: QuartCounted, clock: FakeClock
+) -> None:
+    """A new client, a known id, a pending id coming back, an error, a reconnect and the health
+    endpoint cost what they cost with the Flask extension (the tests above)."""
+    from support.fakes import disconnected_session
+
+    counted = quart_counted
+    first, _ = await counted.counts("get", "/")
+    assert first == {"incarnation": 1}
+    second, response = await counted.counts("get", "/")
+    assert second == {} and response.status_code == 200
+    await counted.pending_id()
+    calls, response = await counted.counts("get", "/")
+    assert calls == {ACTIVITY: 1, "create": 1} and response.status_code == 200
+    calls, _ = await counted.counts("get", "/")
+    assert calls == {ACTIVITY: 1}
+    calls, response = await counted.counts("get", "/fails", Accept="application/json")
+    assert calls == {ACTIVITY: 1, ERROR: 1} and response.status_code == 500
+    calls, response = await counted.counts("get", "/_sessionmw/health")
+    assert calls == {READ: 1, BREAKER_READ: 1} and response.status_code == 200
+    counted.cookie = f"sessionmw={disconnected_session(counted.manager, clock)}"
+    calls, response = await counted.counts("post", "/_sessionmw/reconnect", Accept="application/json")
+    assert calls == {RECONNECT: 1, BREAKER_READ: 1} and response.status_code == 200
+    counted.cookie = ""
+    calls, response = await counted.counts("get", "/_sessionmw/health")
+    assert calls == {} and response.status_code == 503

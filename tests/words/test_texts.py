@@ -25,6 +25,7 @@ from sessionmw._errors import DataLoadError, SessionExpiredError
 from sessionmw._settings import Settings
 from sessionmw.health import HealthReport
 from sessionmw.integrations.http import banner_html, health_json, user_error_response
+from sessionmw.integrations.problem import endpoint_error
 from sessionmw.rendering import format_error, recovery_text
 from sessionmw.testing import FakeClock, force_breaker
 from sessionmw.texts import MESSAGES, Plural, Template, catalogue, duration
@@ -42,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # -- is a text from the catalogue? -------------------------------------------------------------
 
 #: Placeholders filled with data (numbers, names an app chose), not with catalogue words.
-DATA = {"n", "errors_left", "timeout_minutes", "lifetime_hours", "service", "check"}
+DATA = {"n", "errors_left", "timeout_minutes", "lifetime_hours", "service", "check", "allow"}
 
 
 def _templates() -> list[str]:
@@ -233,6 +234,26 @@ def test_every_report_and_statement_speaks_from_the_catalogue(reports: dict[str,
     assert not_in_catalogue(seen) == []
 
 
+def test_a_page_that_keeps_no_inputs_is_never_promised_them(reports: dict[str, HealthReport]) -> None:
+    """A server-rendered page (``inputs_kept=False``: the HTTP banner, the error page) never
+    promises the user's inputs, in any situation, e.g. the banner of a session that just expired."""
+    promising = [
+        step
+        for report in reports.values()
+        for failure in FAILURES
+        for said in [statement(report, failure=failure)]
+        if said is not None
+        for step in said.steps
+        if "inputs" in step.lower()
+    ]
+    assert promising  # what the Dash page says: the rule below has something to drop
+    for report in reports.values():
+        for failure in FAILURES:
+            said = statement(report, failure=failure, inputs_kept=False)
+            assert said is None or not [step for step in said.steps if "inputs" in step.lower()]
+        assert "inputs" not in banner_html(report).lower()
+
+
 def _errors() -> list[UserFacingError]:
     """Every built-in translation, a breaker's refusals, and the session errors."""
     samples: list[BaseException] = [
@@ -254,6 +275,7 @@ def _errors() -> list[UserFacingError]:
                 continue
     errors = [translate(exc) for exc in samples]
     errors += [BreakerOpenError("b", "market data", seconds) for seconds in (0.5, 1, 7, None)]
+    errors += [endpoint_error("endpoint-not-found"), endpoint_error("method-not-allowed", allow="POST")]
     return errors
 
 
@@ -314,9 +336,6 @@ NOT_USER_TEXT = {
 }
 #: Single strings that are not for the end user, by module.
 NOT_USER_STRINGS = {
-    # The JSON answer to a URL under the endpoints' prefix that no endpoint serves (an API client's
-    # mistake, not a session's situation).
-    ("integrations/gate.py", "No such sessionmw endpoint."),
     # The accepted words of a yes/no store option, in a ConfigurationError for the developer.
     ("sessionmw/stores/options.py", "True or False, or one of "),
 }

@@ -4,9 +4,7 @@ model: one statement, its cause, and steps the server will not refuse."""
 from __future__ import annotations
 
 import email.utils
-import html.parser
 import json
-import logging
 import math
 import socket
 import subprocess
@@ -15,8 +13,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis.exceptions
-from hypothesis import given
-from hypothesis import strategies as st
 
 from sessionmw import (
     BackendProcessError,
@@ -39,13 +35,12 @@ from sessionmw import (
     unregister_translation,
 )
 from sessionmw._settings import Settings
-from sessionmw.actions import ActionLedger, log_failure
-from sessionmw.health import cause_of_error
 from sessionmw.testing import FakeClock
 from sessionmw.texts import PAUSED_COUNTDOWN, PAUSED_NOW, paused_message
 from sessionmw.translation import (
     CAUSES,
     DEFAULT_RETRY_AFTER,
+    SITUATIONS,
     cause_of,
     parse_retry_after,
     plain,
@@ -389,84 +384,6 @@ def test_parse_retry_after(value: object, expected: float | None) -> None:
     assert parse_retry_after(value, now=1_700_000_000.0) == expected
 
 
-def test_format_text_markdown_and_dict() -> None:
-    """text lists numbered steps; markdown escapes; dict is JSON with the documented keys."""
-    err = UserFacingError(
-        "Prices for *ACME* are late",
-        title="Late data",
-        recovery=["Wait a minute.", "Refresh."],
-        severity="warning",
-        context="Feeds lag at the open.",
-    )
-    text = format_error(err)
-    assert text.splitlines() == [
-        "Late data",
-        "🎯 What happened: Prices for *ACME* are late",
-        "🔧 How to fix it:",
-        "  1. Wait a minute.",
-        "  2. Refresh.",
-        "📝 Feeds lag at the open.",
-    ]
-    assert r"Prices for \*ACME\* are late" in format_error(err, "markdown")
-    assert "1. Wait a minute." in format_error(err, "markdown")
-    data = format_error(err, "dict")
-    assert json.loads(json.dumps(data)) == data
-    assert {"title", "message", "recovery", "severity", "transient", "status"} <= set(data)
-    assert data["severity"] == "warning"
-    assert data["recovery"] == ["Wait a minute.", "Refresh."]
-
-
-def test_html_is_escaped() -> None:
-    """A message containing <script> comes out inert in HTML."""
-    err = UserFacingError(
-        '<script>alert("x")</script>', title="<b>t</b>", recovery=["<img src=x onerror=alert(1)>"]
-    )
-    out = format_error(err, "html")
-    assert "<script>" not in out
-    assert "<img" not in out
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in out
-    assert "&lt;b&gt;t&lt;/b&gt;" in out
-
-
-def test_format_refuses_bad_arguments() -> None:
-    """An unknown format or something other than a UserFacingError is refused by name."""
-    err = UserFacingError("m")
-    with pytest.raises(ValueError, match="'xml'"):
-        format_error(err, "xml")  # type: ignore[call-overload]
-    with pytest.raises(TypeError, match="ValueError"):
-        format_error(ValueError("x"))  # type: ignore[call-overload]
-
-
-class _Collector(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: set[str] = set()
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.add(tag)
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-@given(
-    title=st.text(min_size=1),
-    message=st.text(min_size=1),
-    steps=st.lists(st.text(min_size=1), max_size=3),
-)
-def test_html_never_contains_foreign_markup(title: str, message: str, steps: list[str]) -> None:
-    """Whatever the text, the HTML has only sessionmw's own tags and shows the text verbatim."""
-    err = UserFacingError(message, title=title, recovery=steps)
-    parser = _Collector()
-    parser.feed(format_error(err, "html"))
-    parser.close()
-    assert parser.tags <= {"div", "p", "strong", "ol", "li"}
-    shown = "".join(parser.text)
-    normalised = message.replace("\r\n", "\n").replace("\r", "\n")
-    assert normalised in shown.replace("\r\n", "\n").replace("\r", "\n")
-
-
 def test_redis_is_not_imported_for_its_translations() -> None:
     """Importing sessionmw does not import redis; redis errors translate once redis is in use."""
     code = (
@@ -641,53 +558,6 @@ def test_cause_of() -> None:
     assert cause_of(None) == "unknown"
 
 
-def test_one_action_counts_once() -> None:
-    """Repeated failures of one callback within one action count once; another action counts again."""
-    ledger = ActionLedger()
-    assert ledger.counts("s", "tick", "job-1")
-    assert not ledger.counts("s", "tick", "job-1")
-    assert ledger.counts("s", "tick", "job-2") and ledger.counts("other", "tick", "job-1")
-    ledger.forget("s")
-    assert ledger.counts("s", "tick", "job-1")
-
-
-def test_ledger_is_bounded() -> None:
-    """The ledger forgets its oldest entries first; a size below 1 is refused."""
-    ledger = ActionLedger(max_entries=2)
-    for action in ("a", "b", "c"):
-        assert ledger.counts("s", "cb", action)
-    assert ledger.counts("s", "cb", "a") and not ledger.counts("s", "cb", "c")
-    with pytest.raises(ValueError, match="max_entries"):
-        ActionLedger(max_entries=0)
-
-
-def test_log_failure_is_one_line_without_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    """A failure logs one WARNING naming the callback, the type and the short session id; no traceback."""
-    logger = logging.getLogger("test.voice")
-    logger.setLevel(logging.INFO)
-    err = translate(DataLoadError("prices.csv has gaps"))
-    with caplog.at_level(logging.INFO, logger="test.voice"):
-        log_failure(logger, err, callback="scan", session_id="abcdefghijklmnop")
-    (record,) = caplog.records
-    assert record.levelno == logging.WARNING and record.exc_info is None
-    assert record.getMessage() == "scan failed: DataLoadError (session abcdef…)"
-    assert "prices.csv" not in caplog.text and "abcdefghijklmnop" not in caplog.text
-
-
-@pytest.mark.parametrize("debug", [True, False], ids=["debug-mode", "debug-level"])
-def test_log_failure_traceback_in_debug(caplog: pytest.LogCaptureFixture, debug: bool) -> None:
-    """In debug mode, or with the logger at DEBUG, the traceback is attached."""
-    logger = logging.getLogger("test.voice.debug")
-    logger.setLevel(logging.WARNING if debug else logging.DEBUG)
-    try:
-        raise ValueError("boom")
-    except ValueError as exc:
-        with caplog.at_level(logging.DEBUG, logger="test.voice.debug"):
-            log_failure(logger, exc, callback="tick", session_id=None, debug=debug)
-    (record,) = caplog.records
-    assert record.exc_info is not None and "(session none)" in record.getMessage()
-
-
 @pytest.mark.parametrize(
     ("failure", "cause"),
     [
@@ -702,20 +572,6 @@ def test_health_poll_knows_the_cause(small: SessionManager, failure: Exception, 
     assert report["cause"] == cause and "RuntimeError" not in json.dumps(report)
     said = statement(report)
     assert said is not None and said.cause == cause
-
-
-@pytest.mark.parametrize(
-    ("last_error", "cause"),
-    [
-        pytest.param("TimeoutError: read timed out", "network", id="timeout"),
-        pytest.param("DataLoadError: gaps", "backend", id="data"),
-        pytest.param("backend failed", None, id="plain-text"),
-        pytest.param(None, None, id="none"),
-    ],
-)
-def test_cause_of_error(last_error: str | None, cause: str | None) -> None:
-    """The cause is read off the type name a record keeps; a plain message names none."""
-    assert cause_of_error(last_error) == cause
 
 
 def test_degraded_says_nothing_to_reconnect() -> None:
@@ -765,7 +621,6 @@ def test_paused_with_no_time_left_is_trying_now() -> None:
     assert paused_message("market data", -3) == PAUSED_NOW.format(service="market data")
 
 
-
 @pytest.mark.parametrize(
     ("minutes", "hours", "said"),
     [
@@ -784,3 +639,22 @@ def test_the_policy_is_said_in_plain_numbers(minutes: float, hours: float, said:
     for reason, text in (("timeout", said[0]), ("lifetime_exceeded", said[1])):
         record = SessionRecord("s", SessionState.EXPIRED, 0.0, 0.0, 0, None, 1.0, reason)
         assert text in HealthReport.build("s", record, 2.0, policy).context
+
+
+def test_an_error_knows_its_situation() -> None:
+    """Built-in translations and session reports name their situation (the stable name API clients
+    get in a problem document's type); an app's own translation or error has none."""
+    assert translate(TimeoutError()).situation == "timeout"
+    assert translate(SessionLimitError("full")).situation == "too-many-users"
+    assert translate(RuntimeError("This session is not running")).situation == "not-running"
+    assert translate(ValueError()).situation == "unexpected"
+    assert translate(TransientError("x")).replace(title="Other").situation == "temporary"
+    assert BreakerOpenError("b", "prices", 3).situation == "service-paused"
+    assert UserFacingError("mine").situation is None
+    register_translation(KeyError, title="Missing", message="Something is missing")
+    try:
+        assert translate(KeyError("k")).situation is None
+    finally:
+        unregister_translation(KeyError)
+    builtins = {entry.situation for _matcher, entry in translations()}
+    assert builtins <= set(SITUATIONS) and len(SITUATIONS) == len(set(SITUATIONS))

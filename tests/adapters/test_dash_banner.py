@@ -1,0 +1,193 @@
+"""The Dash status banner: its layout, the friendly alert, its theme (plain or Bootstrap, following
+the app), and what it shows for a failing callback or a disconnected session."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import dash
+import pytest
+from dash import Input, Output
+from support.dash import THRESHOLD, dash_app, fire, loaded_client, plain_json, said, side_updates, texts_of
+from support.servers import session_cookie
+
+from sessionmw import SessionManager, SessionState
+from sessionmw.integrations.dash import SessionMWDash
+from sessionmw.integrations.dash_apps import dash_state
+from sessionmw.integrations.dash_banner import (
+    ALERT_ID,
+    BANNER_ID,
+    HEALTH_STORE_ID,
+    POLL_ID,
+    RECONNECT_ID,
+    error_alert,
+    status_banner,
+    uses_bootstrap_css,
+)
+from sessionmw.integrations.dash_callbacks import guarded_callback
+from sessionmw.translation import translate
+
+
+def test_status_banner_is_hidden_and_complete() -> None:
+    """The banner starts hidden and holds the poll, the report store, a Reconnect button and the alert."""
+    banner = status_banner(interval_seconds=12)
+    nodes: list[Any] = list(banner._traverse())  # type: ignore[no-untyped-call]  # untyped in dash
+    ids = {getattr(node, "id", None) for node in nodes}
+    assert {POLL_ID, HEALTH_STORE_ID, BANNER_ID, ALERT_ID, "sessionmw-reconnect"} <= ids
+    poll = next(node for node in nodes if getattr(node, "id", None) == POLL_ID)
+    assert poll.interval == 12000
+    box = next(node for node in nodes if getattr(node, "id", None) == BANNER_ID)
+    assert box.style == {"display": "none"}
+
+
+@pytest.mark.parametrize("seconds", [0, -1, math.nan])
+def test_status_banner_rejects_a_bad_interval(seconds: float) -> None:
+    """A non-positive poll interval is refused with a message naming it."""
+    with pytest.raises(ValueError, match="interval_seconds"):
+        status_banner(interval_seconds=seconds)
+
+
+def test_error_alert_shows_title_message_and_numbered_steps() -> None:
+    """The alert lists the recovery steps as an ordered list and leaks no exception text."""
+    err = translate(RuntimeError("This session is not running"))
+    rendered = plain_json(error_alert(err))
+    text = json.dumps(rendered, ensure_ascii=False)
+    assert err.title in text and err.message in text
+    steps = next(node for node in rendered if node["type"] == "Ol")
+    assert [item["props"]["children"] for item in steps["props"]["children"]] == err.recovery
+    assert "RuntimeError" not in text
+
+
+def test_error_alert_shows_detail_only_in_debug() -> None:
+    """In debug mode the alert adds the technical detail."""
+    err = translate(ValueError("secret internals"), debug=True)
+    assert "secret internals" in texts_of(error_alert(err))
+    quiet = translate(ValueError("secret internals"))
+    assert "secret internals" not in texts_of(error_alert(quiet))
+
+
+#: A Bootstrap stylesheet as apps name it (dash_bootstrap_components.themes.BOOTSTRAP's URL).
+BOOTSTRAP_CSS = "https://cdn.jsdelivr.net/npm/bootstrap@5.3.6/dist/css/bootstrap.min.css"
+
+
+def _component(layout: Any, component_id: str) -> dict[str, Any]:
+    """The served (JSON) component with ``component_id``."""
+    stack = [layout]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            props = node.get("props", {})
+            if props.get("id") == component_id:
+                return node
+            stack.append(props.get("children"))
+    raise AssertionError(f"no component {component_id!r} in the layout")
+
+
+def test_bootstrap_banner_uses_dash_bootstrap_components() -> None:
+    """theme="bootstrap": a dash-bootstrap-components Reconnect button and Bootstrap alert classes."""
+    import dash_bootstrap_components as dbc
+
+    root = plain_json(status_banner(theme="bootstrap"))
+    assert _component(root, RECONNECT_ID)["namespace"] == "dash_bootstrap_components"
+    alert = _component(root, ALERT_ID)["props"]
+    assert alert["className"] == "sessionmw-alert alert alert-danger"
+    assert "btn-close" in json.dumps(alert["children"])
+    assert _component(root, "sessionmw-config")["props"]["data"]["theme"] == "bootstrap"
+    assert dbc.themes.BOOTSTRAP == BOOTSTRAP_CSS  # the URL the theme tests stand for
+
+
+def test_plain_banner_needs_no_framework() -> None:
+    """The default banner is plain Dash HTML with inline styles."""
+    root = plain_json(status_banner())
+    assert _component(root, RECONNECT_ID)["namespace"] == "dash_html_components"
+    assert "alert" not in _component(root, ALERT_ID)["props"]["className"].split()
+
+
+def test_unknown_theme_is_refused() -> None:
+    """A theme that does not exist is named in the error."""
+    with pytest.raises(ValueError, match="'fancy'"):
+        status_banner(theme="fancy")
+    with pytest.raises(ValueError, match="'fancy'"):
+        SessionMWDash(theme="fancy")
+
+
+@pytest.mark.parametrize(
+    ("stylesheets", "expected"),
+    [
+        ([BOOTSTRAP_CSS], True),
+        ([{"href": "https://cdn.example/bootswatch/5/darkly/bootstrap.min.css", "rel": "stylesheet"}], True),
+        (["/assets/site.css"], False),
+        (None, False),
+    ],
+)
+def test_uses_bootstrap_css_reads_the_apps_stylesheets(stylesheets: list[Any] | None, expected: bool) -> None:
+    """A stylesheet URL naming bootstrap or bootswatch (string or dict) counts as Bootstrap."""
+    assert uses_bootstrap_css(dash.Dash(__name__, external_stylesheets=stylesheets)) is expected
+
+
+@pytest.mark.parametrize(
+    ("stylesheets", "theme", "installed", "expected"),
+    [
+        ([BOOTSTRAP_CSS], "auto", True, "bootstrap"),
+        ([BOOTSTRAP_CSS], "auto", False, "plain"),  # dash-bootstrap-components is never required
+        (None, "auto", True, "plain"),  # Bootstrap's classes without its stylesheet would be bare
+        (None, "bootstrap", True, "bootstrap"),
+        ([BOOTSTRAP_CSS], "plain", True, "plain"),
+    ],
+)
+def test_theme_follows_the_app(
+    sessions: SessionManager,
+    monkeypatch: pytest.MonkeyPatch,
+    stylesheets: list[Any] | None,
+    theme: str,
+    installed: bool,
+    expected: str,
+) -> None:
+    """auto: Bootstrap when dash-bootstrap-components is installed and the app loads Bootstrap;
+    the served layout's banner is rebuilt for the app's theme."""
+    import sessionmw.integrations.dash_banner as dash_banner
+
+    monkeypatch.setattr(dash_banner, "_bootstrap_installed", lambda: installed)
+    app = dash_app(sessions, stylesheets=stylesheets, theme=theme)
+    state = dash_state(app)
+    assert state is not None and state.theme == expected
+    layout = app.server.test_client().get("/_dash-layout").get_json()
+    assert _component(layout, "sessionmw-config")["props"]["data"]["theme"] == expected
+    assert _component(layout, "sessionmw-config")["props"]["data"]["prefix"] == "/_sessionmw/"
+    assert _component(layout, POLL_ID)["props"]["interval"] == 5000
+    classes = _component(layout, ALERT_ID)["props"]["className"].split()
+    assert ("alert-danger" in classes) is (expected == "bootstrap")
+
+
+def test_failing_callback_on_a_bootstrap_app_shows_the_bootstrap_alert(sessions: SessionManager) -> None:
+    """On a Bootstrap-themed app the alert is shown without the plain inline colours."""
+    app = dash_app(sessions, stylesheets=[BOOTSTRAP_CSS])
+
+    def compute(clicks: int | None) -> str:
+        raise RuntimeError("This session is not running")
+
+    guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
+    status, body = fire(loaded_client(app), [("out", "children")], [("go", "n_clicks", 1)])
+    assert status == 200
+    assert "Session not running" in said(body)  # folded into the (Bootstrap) banner
+    assert side_updates(body)[ALERT_ID] == {"style": {"display": "none"}}
+
+
+def test_a_disconnected_session_can_still_load_the_page(sessions: SessionManager) -> None:
+    """Layout, dependencies and scripts are served to a disconnected session, so its banner can show."""
+    app = dash_app(sessions)
+    client = loaded_client(app)
+    sid = session_cookie(client)
+    for _ in range(THRESHOLD):
+        sessions.record_error(sid, "boom")
+    page = client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 200
+    for path in ("/_dash-layout", "/_dash-dependencies"):
+        assert client.get(path, headers={"Accept": "application/json"}).status_code == 200, path
+    before = sessions.get_session(sid)
+    assert before is not None and before.state is SessionState.DISCONNECTED
+    assert client.get("/_sessionmw/health").get_json()["session"]["status"] == "disconnected"
