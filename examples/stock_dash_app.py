@@ -21,6 +21,7 @@ whatever the session's state.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -51,10 +52,9 @@ from sessionmw.actions import ActionLedger
 from sessionmw.analytics import Analytics
 from sessionmw.demo import EPILOG, FAULT_CHOICES, add_arguments, demo_settings
 from sessionmw.integrations.dash import SessionMWDash, preserve
-from sessionmw.integrations.dash_apps import dash_state
+from sessionmw.integrations.dash_apps import current_request, dash_state
 from sessionmw.integrations.dash_banner import status_banner
 from sessionmw.integrations.dash_callbacks import guarded_callback, handle_callback_error
-from sessionmw.integrations.flask import current_session
 from sessionmw.stores import mask_url
 
 __all__ = [
@@ -323,28 +323,64 @@ async function (clicks, flags, ticks) {
 """.replace("__PATH__", FAULTS_PATH)
 
 
+def _change_faults(backend: MarketBackend, change: object) -> tuple[dict[str, Any], int]:
+    """A knob's change (the JSON a ``POST FAULTS_PATH`` sent) applied: the faults, or an error;
+    and the status."""
+    if not isinstance(change, dict):
+        return {"error": 'send a JSON object: {"flags": [...]} or {"transient": 2}'}, 400
+    try:
+        if "flags" in change:
+            flags = change["flags"]
+            if not isinstance(flags, list):
+                raise ValueError("flags must be a list of fault names")
+            set_flags(backend.faults, [str(flag) for flag in flags])
+        if "transient" in change:
+            count = change["transient"]
+            if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 100:
+                raise ValueError(f"transient must be a number of calls from 1 to 100, not {count!r}")
+            backend.faults.transient_failures += count
+    except ValueError as exc:
+        return {"error": str(exc)}, 400
+    return fault_state(backend.faults), 200
+
+
 def _add_fault_routes(app: Dash, backend: MarketBackend) -> None:
-    """``GET``/``POST FAULTS_PATH``: the backend's faults as JSON, and changes to them."""
+    """``GET``/``POST FAULTS_PATH``: the backend's faults as JSON, and changes to them, on the
+    app's server (Flask, Quart or FastAPI)."""
+    kind = getattr(app.backend, "server_type", "flask")
+    if kind == "fastapi":
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+
+        async def fastapi_view(request: Request) -> JSONResponse:
+            if request.method != "POST":
+                return JSONResponse(fault_state(backend.faults))
+            try:
+                change = await request.json()
+            except ValueError:
+                change = None
+            data, status = _change_faults(backend, change)
+            return JSONResponse(data, status_code=status)
+
+        app.server.add_route(FAULTS_PATH, fastapi_view, methods=["GET", "POST"])  # a plain Starlette route
+        return
+    if kind == "quart":
+        import quart
+
+        async def quart_view() -> Any:
+            if quart.request.method != "POST":
+                return quart.jsonify(fault_state(backend.faults))
+            data, status = _change_faults(backend, await quart.request.get_json(silent=True))
+            return quart.jsonify(data), status
+
+        app.server.add_url_rule(FAULTS_PATH, "demo_faults", quart_view, methods=["GET", "POST"])
+        return
 
     def faults_view() -> ResponseReturnValue:
-        if request.method == "POST":
-            change = request.get_json(silent=True)
-            if not isinstance(change, dict):
-                return jsonify(error='send a JSON object: {"flags": [...]} or {"transient": 2}'), 400
-            try:
-                if "flags" in change:
-                    flags = change["flags"]
-                    if not isinstance(flags, list):
-                        raise ValueError("flags must be a list of fault names")
-                    set_flags(backend.faults, [str(flag) for flag in flags])
-                if "transient" in change:
-                    count = change["transient"]
-                    if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 100:
-                        raise ValueError(f"transient must be a number of calls from 1 to 100, not {count!r}")
-                    backend.faults.transient_failures += count
-            except ValueError as exc:
-                return jsonify(error=str(exc)), 400
-        return jsonify(fault_state(backend.faults))
+        if request.method != "POST":
+            return jsonify(fault_state(backend.faults))
+        data, status = _change_faults(backend, request.get_json(silent=True))
+        return jsonify(data), status
 
     app.server.add_url_rule(FAULTS_PATH, "demo_faults", faults_view, methods=["GET", "POST"])
 
@@ -396,6 +432,7 @@ def create_app(
     clock: Callable[[], float] | None = None,
     open_for: float = 30.0,
     secret_key: str | None = None,
+    server: str = "flask",
 ) -> Dash:
     """The demo app over ``backend`` (default: a fresh simulated one), with sessions from ``manager``.
 
@@ -405,11 +442,14 @@ def create_app(
     :param open_for: seconds the market data breaker pauses calls once open.
     :param secret_key: signs the session ids (default: ``SESSIONMW_SECRET_KEY``, else a secret
         for this process only); :func:`main` passes :func:`demo_secret`.
+    :param server: Dash's backend: ``flask`` (default), ``quart`` or ``fastapi``.
     """
     backend = backend if backend is not None else MarketBackend()
     if manager is None and clock is not None:
         manager = SessionManager(clock=clock)
-    app = Dash(__name__, title="Stock analysis · sessionmw demo", suppress_callback_exceptions=True)
+    app = Dash(
+        __name__, title="Stock analysis · sessionmw demo", suppress_callback_exceptions=True, backend=server
+    )
     tabs = dcc.Tabs(
         id="page",
         value="scanner",
@@ -434,17 +474,19 @@ def create_app(
         className="demo-page",
         style=_PAGE,
     )
-    config = app.server.config
-    # The knobs are operator controls: their requests neither need nor touch a session.
-    config["SESSIONMW_EXCLUDE"] = [*config.get("SESSIONMW_EXCLUDE", ()), FAULTS_PATH]
-    # One process: a secret of its own signs the new session ids (main() keeps one across
-    # restarts: demo_secret; see the README).
-    config.setdefault(
-        "SESSIONMW_SECRET_KEY",
-        secret_key or os.environ.get("SESSIONMW_SECRET_KEY") or secrets.token_urlsafe(32),
-    )
-    _add_fault_routes(app, backend)
-    SessionMWDash(app, manager=manager)
+    # The knobs are operator controls: their requests neither need nor touch a session. One
+    # process: a secret of its own signs the new session ids (main() keeps one across restarts:
+    # demo_secret; see the README).
+    secret = secret_key or os.environ.get("SESSIONMW_SECRET_KEY") or secrets.token_urlsafe(32)
+    if server == "flask":
+        config = app.server.config
+        config["SESSIONMW_EXCLUDE"] = [*config.get("SESSIONMW_EXCLUDE", ()), FAULTS_PATH]
+        config.setdefault("SESSIONMW_SECRET_KEY", secret)
+        _add_fault_routes(app, backend)
+        SessionMWDash(app, manager=manager)
+    else:
+        _add_fault_routes(app, backend)
+        SessionMWDash(app, manager=manager, exclude=[FAULTS_PATH], secret_key=secret)
     market = _market_breaker(app, backend, open_for)
     # Reading market data has no side effects: retry it. Starting a backtest is not retried.
     reads = RetryStrategy(max_attempts=3, initial_delay=0.25, sleep=retry_sleep)
@@ -516,7 +558,9 @@ def create_app(
             if ledger.counts(current_session_id() or "", "bt-tick", job.id):
                 handle_callback_error(exc)
             else:  # not counted again, and not a success either: logged once already
-                current_session.failed = True
+                serving = current_request()  # the request's session, on any backend
+                if serving is not None and serving.session is not None:
+                    serving.session.failed = True
                 _log.debug("bt-tick failed again for job %s: %s", job.id, type(exc).__name__)
             done = f"{len(job.results)} of {len(job.symbols)}"
             note = _stale(f"Stopped after {done}: the backtests could not continue (see the message above).")
@@ -621,17 +665,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     # and nothing per routine request: no request log, no second "running on" line.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_app(backend=backend, manager=manager, secret_key=demo_secret())
+    try:
+        app = create_app(backend=backend, manager=manager, secret_key=demo_secret(), server=args.backend)
+    except ImportError as exc:  # the backend's server is not installed
+        print(f"sessionmw demo: {exc}", file=sys.stderr)
+        manager.close()
+        return 1
     app.logger.setLevel(logging.WARNING)  # Dash's own "Dash is running on ..."
     analytics = Analytics(manager).connect()  # `sessionmw stats` counts the demo's sessions
     where = mask_url(manager.settings.store_url)
     print(f"sessionmw demo: http://127.0.0.1:{args.port}/ (sessions in {where})", flush=True)
     try:
-        app.run(host="127.0.0.1", port=args.port, debug=False)
+        serve(app, args.port, args.backend)
     finally:
         analytics.disconnect()
         manager.close()
     return 0
+
+
+def serve(app: Dash, port: int, server: str) -> None:
+    """Serve ``app`` on 127.0.0.1:``port`` until interrupted: Flask's development server, uvicorn
+    (FastAPI) or Hypercorn (Quart), started here, without a request log."""
+    if server == "flask":
+        app.run(host="127.0.0.1", port=port, debug=False)
+    elif server == "fastapi":
+        import uvicorn
+
+        uvicorn.Server(uvicorn.Config(app.server, host="127.0.0.1", port=port, log_level="warning")).run()
+    else:
+        import asyncio
+
+        from hypercorn.asyncio import serve as hypercorn_serve
+        from hypercorn.config import Config
+
+        config = Config()
+        config.bind = [f"127.0.0.1:{port}"]
+        config.accesslog = None
+        config.loglevel = "WARNING"  # the URL is printed once, above
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(hypercorn_serve(app.server, config))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -4,11 +4,14 @@
 
     app = Dash(__name__)
     app.layout = html.Div([status_banner(), my_page])
-    SessionMWDash(app)  # installs the Flask extension on app.server
+    SessionMWDash(app)  # sessions on app.server, whichever backend serves it
 
-:class:`SessionMWDash` installs :class:`sessionmw.integrations.flask.SessionMW` on ``app.server``
-(so each callback runs inside the request's session scope), registers the banner's callbacks
-and, with ``guard_all=True``, guards every callback through Dash's own ``on_error`` handler.
+:class:`SessionMWDash` installs sessions on ``app.server`` by the app's Dash backend (Flask:
+:class:`sessionmw.integrations.flask.SessionMW`; Quart:
+:class:`sessionmw.integrations.quart.SessionMWQuart`; FastAPI: the ASGI
+:class:`sessionmw.integrations.asgi.SessionMiddleware`), so each callback runs inside the
+request's session scope; it registers the banner's callbacks and, with ``guard_all=True``,
+guards every callback through Dash's own ``on_error`` handler.
 :func:`guarded_callback` guards one callback: an exception becomes a friendly alert (title,
 message, numbered recovery steps) instead of Dash's error, and is recorded on the session.
 
@@ -26,6 +29,7 @@ This module is the extension; the banner (layout, looks, its JavaScript) is
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,14 +37,22 @@ from typing import Any
 try:
     import dash
     from dash import html
-    from flask import Flask, request
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
-from sessionmw._manager import SessionManager
-from sessionmw.integrations.dash_apps import DASH_EXTENSION_KEY, DashState, ServerApps, dash_state
+from sessionmw._manager import SessionManager, get_session_manager
+from sessionmw.integrations.dash_apps import (
+    DashState,
+    ServerApps,
+    backend_of,
+    current_request,
+    dash_state,
+    server_apps,
+)
 from sessionmw.integrations.dash_banner import (
     STATUS_ID,
+    BannerRefusals,
+    arefusal_in_banner,
     check_theme,
     refusal_in_banner,
     register_banner_callbacks,
@@ -49,10 +61,13 @@ from sessionmw.integrations.dash_banner import (
     status_banner,
 )
 from sessionmw.integrations.dash_callbacks import (
+    CallbackErrors,
+    amark_background_requests,
     guard_all_callbacks,
     mark_background_requests,
 )
-from sessionmw.integrations.flask import EXTENSION_KEY, SessionMW, SessionMWState
+from sessionmw.integrations.flask import EXTENSION_KEY
+from sessionmw.texts import WEBSOCKET_CALLBACKS_UNTRACKED
 
 __all__ = ["SessionMWDash", "dash_static_paths", "preserve"]
 
@@ -77,12 +92,13 @@ def preserve(component: Any, storage: str = "local") -> Any:
 class SessionMWDash:
     """Sessions, the status banner and guarded callbacks for a Dash app.
 
-    Several Dash apps on one Flask server (Dash's ``url_base_pathname`` pattern) each get
-    their own set-up; they share the server's Flask extension.
+    Several Dash apps on one server (Dash's ``url_base_pathname`` pattern) each get their own
+    set-up; they share the server's extension (Flask, Quart) or middleware (FastAPI).
 
     :param app: the Dash app to set up now; or call :meth:`init_app` later.
-    :param manager: the session manager; by default the Flask extension builds one from
-        ``app.server.config``'s ``SESSIONMW_*`` keys and the environment.
+    :param manager: the session manager; by default the Flask or Quart extension builds one from
+        ``app.server.config``'s ``SESSIONMW_*`` keys and the environment; on FastAPI (no config),
+        the process default (:func:`sessionmw.get_session_manager`).
     :param guard_all: guard every callback of the app at once (Dash's app-level ``on_error``):
         an exception is recorded on the session and shown as the friendly alert; the app's own
         ``on_error`` runs after it. In debug mode (dev tools UI) an exception it does not handle
@@ -90,8 +106,8 @@ class SessionMWDash:
     :param theme: the banner's look (:data:`THEMES`): ``auto`` (default) uses Bootstrap's
         classes when dash-bootstrap-components is installed and the app loads a Bootstrap
         stylesheet, plain CSS otherwise.
-    :param options: passed to :class:`~sessionmw.integrations.flask.SessionMW` (``cookie_name``,
-        ``prefix``, ``secret_key``, ...).
+    :param options: passed to the server's extension or middleware (``cookie_name``, ``prefix``,
+        ``secret_key``, ``exclude``, ...).
     """
 
     def __init__(
@@ -111,51 +127,142 @@ class SessionMWDash:
             self.init_app(app)
 
     def init_app(self, app: dash.Dash) -> DashState:
-        """Install the Flask extension on ``app.server`` (unless there already) and the banner's callbacks.
+        """Set sessions up on ``app.server`` (unless there already) and the banner's callbacks.
+
+        By ``app``'s Dash backend: on Flask the Flask extension
+        (:class:`~sessionmw.integrations.flask.SessionMW`), on Quart the Quart extension
+        (:class:`~sessionmw.integrations.quart.SessionMWQuart`), on FastAPI the ASGI
+        :class:`~sessionmw.integrations.asgi.SessionMiddleware` (outside Dash's own middleware, so
+        the health and reconnect endpoints answer before Dash's catch-all route).
 
         :raises RuntimeError: if sessionmw's Dash integration is already set up on ``app``.
-        :raises TypeError: if ``app`` is not served by Flask.
+        :raises TypeError: if ``app``'s backend is not one Dash offers (Flask, Quart, FastAPI).
         :raises ValueError: if ``manager`` is not the one of the extension already on the server.
         """
-        server = app.server
-        if not isinstance(server, Flask):
-            raise TypeError(f"SessionMWDash needs a Dash app served by Flask, not by {type(server).__name__}")
+        backend = backend_of(app)
         if dash_state(app) is not None:
             raise RuntimeError("SessionMWDash is already set up on this Dash app")
-        apps = server.extensions.get(DASH_EXTENSION_KEY)
-        if not isinstance(apps, ServerApps):
-            apps = ServerApps(owns_extension=EXTENSION_KEY not in server.extensions)
-            if apps.owns_extension:
-                options = dict(self._options)
-                exclude = options.pop("exclude", ())
-                exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
-                paths = (*exclude, *dash_static_paths(app))
-                SessionMW(server, manager=self._manager, exclude=paths, **options)
-            server.extensions[DASH_EXTENSION_KEY] = apps
-            server.after_request(refusal_in_banner)
-            server.before_request(mark_background_requests)
-        flask_state: SessionMWState = server.extensions[EXTENSION_KEY]
-        if self._manager is not None and self._manager is not flask_state.manager:
+        server = app.server
+        apps = server_apps(server)
+        if apps is None:
+            apps = _ATTACH[backend](self, app)
+            server_apps(server, create=apps)
+        gate = apps.gate
+        if self._manager is not None and gate is not None and self._manager is not gate.manager:
             raise ValueError(
                 "app.server already has sessionmw with another manager: the apps of one server share one"
             )
-        if apps.owns_extension:
-            _exclude(flask_state, dash_static_paths(app))
-        manager = flask_state.manager
+        if apps.owns_extension and gate is not None:
+            _exclude(gate, dash_static_paths(app))
+        manager = gate.manager if gate is not None else self._manager
+        if manager is None:  # pragma: no cover - every attach path knows its manager
+            raise RuntimeError("SessionMWDash found no session manager on app.server")
         state = DashState(
             manager=manager,
-            prefix=flask_state.gate.options.prefix,
+            prefix=gate.options.prefix if gate is not None else "/_sessionmw/",
             interval_seconds=manager.settings.health_check_interval_seconds,
             theme=resolve_theme(app, self._theme),
             routes_prefix=app.config.routes_pathname_prefix or "/",
+            backend=backend,
         )
         apps.add(app, state)
         register_banner_callbacks(app)
         if self._guard_all:
             guard_all_callbacks(app)
         _install_layout_hook()
-        server.before_request(_banner_keeper(app, state.routes_prefix))
+        keeper = _banner_keeper(app, state.routes_prefix)
+        if backend == "flask":
+            server.before_request(keeper)
+        else:  # Quart: a Quart hook; FastAPI: Dash's middleware runs it for the app's Dash routes
+            app.backend.before_request(keeper)
+        if backend == "fastapi":  # each app's Dash middleware serves its own routes
+            app.backend.before_request(mark_background_requests)
+        _warn_websocket_callbacks(app)
         return state
+
+    def _attach_flask(self, app: dash.Dash) -> ServerApps:
+        """The Flask extension on ``app.server`` (unless the app installed it) and the banner's hooks."""
+        from sessionmw.integrations.flask import SessionMW, SessionMWState
+
+        server = app.server
+        owns = EXTENSION_KEY not in server.extensions
+        if owns:
+            SessionMW(server, manager=self._manager, exclude=self._exclusions(app), **self._plain_options())
+        flask_state: SessionMWState = server.extensions[EXTENSION_KEY]
+        server.after_request(refusal_in_banner)
+        server.before_request(mark_background_requests)
+        return ServerApps(owns_extension=owns, gate=flask_state.gate)
+
+    def _attach_quart(self, app: dash.Dash) -> ServerApps:
+        """The Quart extension on ``app.server`` (unless the app installed it) and the banner's hooks."""
+        from sessionmw.integrations.quart import SessionMWQuart
+
+        server = app.server
+        owns = EXTENSION_KEY not in server.extensions
+        if owns:
+            SessionMWQuart(
+                server, manager=self._manager, exclude=self._exclusions(app), **self._plain_options()
+            )
+        state = server.extensions[EXTENSION_KEY]
+        server.after_request(arefusal_in_banner)
+        server.before_request(amark_background_requests)
+        return ServerApps(owns_extension=owns, gate=state.gate)
+
+    def _attach_fastapi(self, app: dash.Dash) -> ServerApps:
+        """The ASGI ``SessionMiddleware`` around ``app.server``'s routes (and Dash's middleware),
+        the banner's refusal rewrite outside it, and the background-callback marking as a Dash
+        ``before_request`` hook."""
+        from sessionmw.integrations.asgi import SessionMiddleware
+
+        server = app.server
+        options = self._plain_options()
+        manager = self._manager if self._manager is not None else get_session_manager()
+        # Built now, so that its gate is known (and later apps of the server add their exclusions
+        # to it); Starlette builds its middleware stack when the server starts, around the routes.
+        middleware = SessionMiddleware(_unbound, manager=manager, exclude=self._exclusions(app), **options)
+
+        def session_middleware(inner: Any) -> Any:
+            middleware.app = inner
+            return middleware
+
+        server.add_middleware(session_middleware)
+        server.add_middleware(BannerRefusals, cookie_name=middleware.gate.options.cookie_name)
+        # Innermost, inside Dash's own middleware (which answers callback exceptions itself):
+        # Starlette's list of user middleware, outermost first; add_middleware puts one first.
+        from starlette.middleware import Middleware
+
+        server.user_middleware.append(Middleware(CallbackErrors, gate=middleware.gate))
+        return ServerApps(owns_extension=True, gate=middleware.gate)
+
+    def _plain_options(self) -> dict[str, Any]:
+        options = dict(self._options)
+        options.pop("exclude", None)
+        return options
+
+    def _exclusions(self, app: dash.Dash) -> tuple[str, ...]:
+        exclude = self._options.get("exclude", ())
+        exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+        return (*exclude, *dash_static_paths(app))
+
+
+_ATTACH: dict[str, Callable[[SessionMWDash, dash.Dash], ServerApps]] = {
+    "flask": SessionMWDash._attach_flask,
+    "quart": SessionMWDash._attach_quart,
+    "fastapi": SessionMWDash._attach_fastapi,
+}
+
+
+async def _unbound(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - replaced at start
+    raise RuntimeError("sessionmw's SessionMiddleware was called before the server started")
+
+
+def _warn_websocket_callbacks(app: dash.Dash) -> None:
+    """Warn, at set-up, when ``app`` carries callbacks over a websocket: sessionmw does not
+    track them yet (see docs/dash.md, "By backend")."""
+    if getattr(app, "_websocket_callbacks", False) or any(
+        callback.get("websocket") for callback in app.callback_map.values()
+    ):
+        warnings.warn(WEBSOCKET_CALLBACKS_UNTRACKED, RuntimeWarning, stacklevel=3)
 
 
 def dash_static_paths(app: dash.Dash) -> tuple[str, ...]:
@@ -174,9 +281,8 @@ def dash_static_paths(app: dash.Dash) -> tuple[str, ...]:
     return (*(prefix + name for name in names), f"{prefix}{assets}/")
 
 
-def _exclude(flask_state: SessionMWState, paths: Sequence[str]) -> None:
-    """Add ``paths`` to the exclusions of the Flask extension's gate (shared by a server's apps)."""
-    gate = flask_state.gate
+def _exclude(gate: Any, paths: Sequence[str]) -> None:
+    """Add ``paths`` to the exclusions of the server's gate (shared by a server's apps)."""
     new = tuple(path for path in paths if path not in gate.options.exclude)
     if new:
         gate.options = dataclasses.replace(gate.options, exclude=(*gate.options.exclude, *new))
@@ -204,7 +310,8 @@ def _banner_keeper(app: dash.Dash, routes_prefix: str) -> Callable[[], None]:
     checked: list[Any] = [None]  # the last validation layout seen with the banner
 
     def keep_banner() -> None:
-        path = request.path
+        current = current_request()
+        path = current.path if current is not None else ""
         if not path.startswith(routes_prefix):
             return
         if path == layout_path:

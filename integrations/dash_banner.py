@@ -22,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
 from sessionmw.health import HealthReport
+from sessionmw.integrations.dash_apps import current_request
 from sessionmw.integrations.environ import ENVIRON_SESSION
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.integrations.style import STATUS_ICONS
@@ -41,6 +42,8 @@ __all__ = [
     "STYLES",
     "THEMES",
     "UNREACHABLE_RETRY_SECONDS",
+    "BannerRefusals",
+    "arefusal_in_banner",
     "check_theme",
     "error_alert",
     "hide_alert",
@@ -345,10 +348,9 @@ def _after_success() -> dict[str, Any]:
     """The banner's report after a callback succeeded: healthy, or degraded while a dependency
     kept in the session's store is paused (no store operation for the session itself)."""
     healthy: dict[str, Any] = {"status": "healthy", "healthy": True, "statement": None}
-    from flask import has_request_context, request
-
-    session = request.environ.get(ENVIRON_SESSION) if has_request_context() else None
-    if not isinstance(session, RequestSession):
+    current = current_request()
+    session = current.session if current is not None else None
+    if session is None:
         return healthy
     manager = session.manager
     now = manager.clock()
@@ -362,6 +364,23 @@ def _banner_update(report: Mapping[str, Any], *, sticky: bool) -> str:
     return json.dumps({"multi": True, "response": {}, "sideUpdate": {HEALTH_STORE_ID: {"data": data}}})
 
 
+def _refused_update(session: Any, status: int, path: str) -> str | None:
+    """The banner-only body that replaces a refused Dash callback's answer, or None to leave it.
+
+    A Dash callback refused because the session may not work (401, 503) becomes a 200 that
+    changes nothing but the banner; no new session cookie is set (the refused id is kept).
+    """
+    if (
+        status not in (401, 503)
+        or not path.endswith("_dash-update-component")
+        or not isinstance(session, RequestSession)
+        or session.refusal is None
+    ):
+        return None
+    session.issue_cookie = False  # keep the refused id: a new one would silently start over
+    return _banner_update(session.refusal, sticky=status == 401)
+
+
 def refusal_in_banner(response: Any) -> Any:
     """Flask ``after_request``: a Dash callback refused because the session may not work (401, 503)
     becomes a 200 that changes nothing but the banner (Dash's ``sideUpdate``).
@@ -371,21 +390,75 @@ def refusal_in_banner(response: Any) -> Any:
     """
     from flask import request
 
-    environ = request.environ
-    session = environ.get(ENVIRON_SESSION)
-    if (
-        response.status_code not in (401, 503)
-        or not request.path.endswith("_dash-update-component")
-        or not isinstance(session, RequestSession)
-        or session.refusal is None
-    ):
+    body = _refused_update(request.environ.get(ENVIRON_SESSION), response.status_code, request.path)
+    if body is None:
         return response
-    session.issue_cookie = False  # keep the refused id: a new one would silently start over
-    response.set_data(_banner_update(session.refusal, sticky=response.status_code == 401))
+    response.set_data(body)
     response.status_code = 200
     response.headers["Content-Type"] = "application/json"
     response.headers.pop("Retry-After", None)
     return response
+
+
+async def arefusal_in_banner(response: Any) -> Any:
+    """:func:`refusal_in_banner` for Quart's ``after_request``."""
+    import quart
+
+    request = quart.request
+    body = _refused_update(request.scope.get(ENVIRON_SESSION), response.status_code, request.path)
+    if body is None:
+        return response
+    response.set_data(body)
+    response.status_code = 200
+    response.headers["Content-Type"] = "application/json"
+    response.headers.pop("Retry-After", None)
+    return response
+
+
+class BannerRefusals:
+    """Pure ASGI middleware, outside sessionmw's ``SessionMiddleware`` (FastAPI): the
+    :func:`refusal_in_banner` rewrite of a refused Dash callback, at ``http.response.start``.
+
+    Only a refused ``_dash-update-component`` request (its session's ``refusal`` set, 401 or 503)
+    is changed: its answer (the middleware's small JSON refusal) is replaced, the session cookie
+    the refusal would set is left out. Any other request and every other scope pass untouched.
+    """
+
+    def __init__(self, app: Any, *, cookie_name: str = "sessionmw") -> None:
+        self.app = app
+        self.cookie = cookie_name.encode("latin-1") + b"="
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or not str(scope.get("path", "")).endswith("_dash-update-component"):
+            await self.app(scope, receive, send)
+            return
+        replaced: list[bool] = []
+
+        async def banner_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status = int(message.get("status", 200))
+                body = _refused_update(scope.get(ENVIRON_SESSION), status, str(scope.get("path", "")))
+                if body is not None:
+                    replaced.append(True)
+                    data = body.encode("utf-8")
+                    headers = [
+                        (name, value)
+                        for name, value in message.get("headers") or ()
+                        if name.lower() not in (b"content-type", b"content-length", b"retry-after")
+                        and not (name.lower() == b"set-cookie" and value.startswith(self.cookie))
+                    ]
+                    headers += [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(data)).encode()),
+                    ]
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": data, "more_body": False})
+                    return
+            elif replaced:  # the refusal's own body: already answered
+                return
+            await send(message)
+
+        await self.app(scope, receive, banner_send)
 
 
 # -- clientside -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ __all__ = [
     "DEMO_POLL_SECONDS",
     "EPILOG",
     "FAULT_CHOICES",
+    "SERVERS",
     "DemoUnavailableError",
     "add_arguments",
     "add_command",
@@ -33,6 +34,8 @@ __all__ = [
     "run_demo",
 ]
 
+#: The ``--backend`` values: Dash's backends the demo serves on.
+SERVERS = ("flask", "fastapi", "quart")
 #: Where the demo app lives in a repository checkout.
 DEMO_FILE = Path(__file__).resolve().parent.parent / "examples" / "stock_dash_app.py"
 _MODULE = "stock_dash_app"
@@ -86,15 +89,17 @@ def run_demo(
     store: str | None = None,
     idle_after: float | None = None,
     timeout: float | None = None,
+    backend: str = "flask",
 ) -> int:
     """Start the demo on ``http://127.0.0.1:<port>/`` (prints the URL) until interrupted.
 
+    :param backend: Dash's server, one of :data:`SERVERS`.
     :param store: the session store URL (default: ``SESSIONMW_STORE_URL``, else ``memory://``).
     :param idle_after: seconds without activity before a session is idle (default: the settings').
     :param timeout: minutes without activity before a session expires (default: the settings').
     """
     module = load_demo()
-    argv = ["--port", str(port)]
+    argv = ["--port", str(port), "--backend", backend]
     for name in faults or []:
         argv += ["--fault", name]
     if store is not None:
@@ -141,7 +146,12 @@ def _as_options(text: str) -> str:
 def _demo(args: argparse.Namespace) -> int:
     try:
         return run_demo(
-            args.port, args.fault, store=args.store, idle_after=args.idle_after, timeout=args.timeout
+            args.port,
+            args.fault,
+            store=args.store,
+            idle_after=args.idle_after,
+            timeout=args.timeout,
+            backend=args.backend,
         )
     except DemoUnavailableError as exc:
         print(f"sessionmw demo: {exc}", file=sys.stderr)
@@ -180,8 +190,15 @@ EPILOG = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The demo's options: ``--port``, ``--fault``, ``--store``, ``--idle-after``, ``--timeout``."""
+    """The demo's options: ``--port``, ``--backend``, ``--fault``, ``--store``, ``--idle-after``,
+    ``--timeout``."""
     parser.add_argument("--port", type=_port, default=8050, help="port on 127.0.0.1 (default 8050)")
+    parser.add_argument(
+        "--backend",
+        choices=SERVERS,
+        default="flask",
+        help="Dash's server: flask (default, its development server), fastapi (uvicorn) or quart (Hypercorn)",
+    )
     parser.add_argument(
         "--fault",
         action="append",
@@ -214,8 +231,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``demo`` subcommand to the ``sessionmw`` command line."""
-    parser = sub.add_parser(
-        "demo", help="run the stock-analysis demo app (Dash) on 127.0.0.1", epilog=EPILOG
-    )
+    parser = sub.add_parser("demo", help="run the stock-analysis demo app (Dash) on 127.0.0.1", epilog=EPILOG)
     add_arguments(parser)
     parser.set_defaults(run=_demo)

@@ -9,13 +9,9 @@ from typing import Any
 
 import dash
 import pytest
-from dash import Input, Output
-from support.dash import THRESHOLD, dash_app, fire, loaded_client, plain_json, said, side_updates, texts_of
-from support.servers import session_cookie
+from support.dash import plain_json, texts_of
 
-from sessionmw import SessionManager, SessionState
 from sessionmw.integrations.dash import SessionMWDash
-from sessionmw.integrations.dash_apps import dash_state
 from sessionmw.integrations.dash_banner import (
     ALERT_ID,
     BANNER_ID,
@@ -26,7 +22,6 @@ from sessionmw.integrations.dash_banner import (
     status_banner,
     uses_bootstrap_css,
 )
-from sessionmw.integrations.dash_callbacks import guarded_callback
 from sessionmw.translation import translate
 
 
@@ -129,65 +124,7 @@ def test_uses_bootstrap_css_reads_the_apps_stylesheets(stylesheets: list[Any] | 
     assert uses_bootstrap_css(dash.Dash(__name__, external_stylesheets=stylesheets)) is expected
 
 
-@pytest.mark.parametrize(
-    ("stylesheets", "theme", "installed", "expected"),
-    [
-        ([BOOTSTRAP_CSS], "auto", True, "bootstrap"),
-        ([BOOTSTRAP_CSS], "auto", False, "plain"),  # dash-bootstrap-components is never required
-        (None, "auto", True, "plain"),  # Bootstrap's classes without its stylesheet would be bare
-        (None, "bootstrap", True, "bootstrap"),
-        ([BOOTSTRAP_CSS], "plain", True, "plain"),
-    ],
-)
-def test_theme_follows_the_app(
-    sessions: SessionManager,
-    monkeypatch: pytest.MonkeyPatch,
-    stylesheets: list[Any] | None,
-    theme: str,
-    installed: bool,
-    expected: str,
-) -> None:
-    """auto: Bootstrap when dash-bootstrap-components is installed and the app loads Bootstrap;
-    the served layout's banner is rebuilt for the app's theme."""
-    import sessionmw.integrations.dash_banner as dash_banner
-
-    monkeypatch.setattr(dash_banner, "_bootstrap_installed", lambda: installed)
-    app = dash_app(sessions, stylesheets=stylesheets, theme=theme)
-    state = dash_state(app)
-    assert state is not None and state.theme == expected
-    layout = app.server.test_client().get("/_dash-layout").get_json()
-    assert _component(layout, "sessionmw-config")["props"]["data"]["theme"] == expected
-    assert _component(layout, "sessionmw-config")["props"]["data"]["prefix"] == "/_sessionmw/"
-    assert _component(layout, POLL_ID)["props"]["interval"] == 5000
-    classes = _component(layout, ALERT_ID)["props"]["className"].split()
-    assert ("alert-danger" in classes) is (expected == "bootstrap")
 
 
-def test_failing_callback_on_a_bootstrap_app_shows_the_bootstrap_alert(sessions: SessionManager) -> None:
-    """On a Bootstrap-themed app the alert is shown without the plain inline colours."""
-    app = dash_app(sessions, stylesheets=[BOOTSTRAP_CSS])
-
-    def compute(clicks: int | None) -> str:
-        raise RuntimeError("This session is not running")
-
-    guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
-    status, body = fire(loaded_client(app), [("out", "children")], [("go", "n_clicks", 1)])
-    assert status == 200
-    assert "Session not running" in said(body)  # folded into the (Bootstrap) banner
-    assert side_updates(body)[ALERT_ID] == {"style": {"display": "none"}}
 
 
-def test_a_disconnected_session_can_still_load_the_page(sessions: SessionManager) -> None:
-    """Layout, dependencies and scripts are served to a disconnected session, so its banner can show."""
-    app = dash_app(sessions)
-    client = loaded_client(app)
-    sid = session_cookie(client)
-    for _ in range(THRESHOLD):
-        sessions.record_error(sid, "boom")
-    page = client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
-    assert page.status_code == 200
-    for path in ("/_dash-layout", "/_dash-dependencies"):
-        assert client.get(path, headers={"Accept": "application/json"}).status_code == 200, path
-    before = sessions.get_session(sid)
-    assert before is not None and before.state is SessionState.DISCONNECTED
-    assert client.get("/_sessionmw/health").get_json()["session"]["status"] == "disconnected"

@@ -31,8 +31,7 @@ from support.dash import (
 )
 from support.servers import session_cookie
 
-from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
-from sessionmw._guard import guarded
+from sessionmw import DataLoadError, SessionManager, TransientError
 from sessionmw.integrations.dash import SessionMWDash
 from sessionmw.integrations.dash_banner import (
     ALERT_ID,
@@ -42,7 +41,6 @@ from sessionmw.integrations.dash_banner import (
 from sessionmw.integrations.dash_callbacks import guarded_callback
 from sessionmw.integrations.problem import problem_errors
 from sessionmw.integrations.wsgi import SessionMiddleware
-from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -543,104 +541,16 @@ def _guarded_app(sessions: SessionManager, behaviour: dict[str, Any]) -> dash.Da
     return app
 
 
-def test_guarded_callback_failure_shows_alert_and_records_error(sessions: SessionManager) -> None:
-    """A raising callback answers with the friendly alert, leaves outputs alone and records the error."""
-    behaviour: dict[str, Any] = {"error": RuntimeError("This session is not running")}
-    client = loaded_client(_guarded_app(sessions, behaviour))
-    status, body = fire(client, [("out", "children")], [("go", "n_clicks", 1)])
-    assert status == 200
-    assert "out" not in body.get("response", {})
-    side = side_updates(body)
-    assert "The background process serving your session is not running" in said(body)
-    assert "RuntimeError" not in json.dumps(body)
-    assert side[ALERT_ID]["style"] == {"display": "none"}  # one voice: the banner says it
-    assert side[HEALTH_STORE_ID]["data"]["status"] == "error"
-    record = sessions.get_session(session_cookie(client))
-    assert record is not None and record.error_count == 1
 
 
-def test_guarded_callback_success_returns_outputs_and_hides_alert(sessions: SessionManager) -> None:
-    """A successful guarded callback updates its outputs and hides an earlier alert."""
-    client = loaded_client(_guarded_app(sessions, {}))
-    status, body = fire(client, [("out", "children")], [("go", "n_clicks", 2)])
-    assert status == 200
-    assert body["response"]["out"]["children"] == "done 2"
-    assert side_updates(body)[ALERT_ID]["style"] == {"display": "none"}
 
 
-def test_repeated_failures_disconnect_the_session(sessions: SessionManager) -> None:
-    """Failures in a row reach the threshold: the session disconnects and later calls do not run."""
-    behaviour: dict[str, Any] = {"error": TransientError("busy")}
-    client = loaded_client(_guarded_app(sessions, behaviour))
-    for clicks in range(1, THRESHOLD + 1):
-        fire(client, [("out", "children")], [("go", "n_clicks", clicks)])
-    record = sessions.get_session(session_cookie(client))
-    assert record is not None and record.state is SessionState.DISCONNECTED
-    calls = behaviour["calls"]
-    status, body = fire(client, [("out", "children")], [("go", "n_clicks", 9)])
-    assert status == 200 and "Session disconnected" in said(body)  # refused, in the banner
-    assert behaviour["calls"] == calls
 
 
-def test_guarded_callback_does_not_run_on_a_disconnected_session(sessions: SessionManager) -> None:
-    """Even when the request gets through (no JSON Accept), a disconnected session's callback is skipped."""
-    behaviour: dict[str, Any] = {}
-    client = loaded_client(_guarded_app(sessions, behaviour))
-    sid = session_cookie(client)
-    for _ in range(THRESHOLD):
-        sessions.record_error(sid, "boom")
-    status, body = fire(client, [("out", "children")], [("go", "n_clicks", 1)], accept="*/*")
-    assert status == 200
-    assert behaviour.get("calls", 0) == 0
-    assert "Session disconnected" in said(body)
 
 
-def test_guarded_callback_skips_an_expired_session(sessions: SessionManager, clock: FakeClock) -> None:
-    """An expired session's callback is skipped; the alert and the banner say it expired."""
-    behaviour: dict[str, Any] = {}
-    client = loaded_client(_guarded_app(sessions, behaviour))
-    clock.advance(31 * 60)
-    status, body = fire(client, [("out", "children")], [("go", "n_clicks", 1)], accept="*/*")
-    assert status == 200
-    assert behaviour.get("calls", 0) == 0
-    side = side_updates(body)
-    assert "Session expired" in said(body)
-    assert side[HEALTH_STORE_ID]["data"]["status"] == "expired"
-    assert side[HEALTH_STORE_ID]["data"]["sticky"] is True
 
 
-@pytest.mark.parametrize(
-    ("lost", "title"), [(False, "Session expired"), (True, "Session not found")], ids=["expired", "not_found"]
-)
-def test_callback_of_an_expired_or_lost_session_is_refused_until_a_refresh(
-    sessions: SessionManager, clock: FakeClock, lost: bool, title: str
-) -> None:
-    """A click on an expired session, or sent with an id the server lost (a restart), is refused
-    every time: the banner says why, no new cookie is handed out, nothing runs, no session is
-    created and nothing counts; a page load starts a new session on which the click runs."""
-    behaviour: dict[str, Any] = {"error": TransientError("busy")}
-    client = loaded_client(_guarded_app(sessions, behaviour))
-    sid = session_cookie(client)
-    if lost:
-        assert sessions.delete_session(sid)
-    clock.advance(31 * 60)
-    for clicks in (1, 2):  # every click, not only the first
-        status, body = fire(client, [("out", "children")], [("go", "n_clicks", clicks)])
-        assert status == 200 and title in said(body)
-        data = side_updates(body)[HEALTH_STORE_ID]["data"]
-        assert data["status"] == ("not_found" if lost else "expired") and data["sticky"] is True
-        assert session_cookie(client) == sid  # no new session behind the user's back
-    assert behaviour.get("calls", 0) == 0
-    assert [record.session_id for record in sessions.store.records()] == ([] if lost else [sid])
-    assert all(record.error_count == 0 for record in sessions.store.records())
-    assert client.get("/").status_code == 200  # a refresh
-    fresh = session_cookie(client)
-    assert fresh != sid
-    behaviour.pop("error")
-    status, body = fire(client, [("out", "children")], [("go", "n_clicks", 3)])
-    assert status == 200 and body["response"]["out"]["children"] == "done 3"
-    record = sessions.get_session(fresh)
-    assert record is not None and record.error_count == 0
 
 
 def test_guarded_callback_behind_the_wsgi_middleware(sessions: SessionManager) -> None:
@@ -660,44 +570,8 @@ def test_guarded_callback_behind_the_wsgi_middleware(sessions: SessionManager) -
     assert record is not None and record.error_count == 1
 
 
-def test_error_recorded_by_guarded_code_is_not_counted_twice(sessions: SessionManager) -> None:
-    """A failure that @guarded backend code already recorded counts once, and still shows the alert."""
-    app = _app(sessions)
-
-    @guarded(retry=None)
-    def backend() -> str:
-        raise DataLoadError("prices.csv is corrupt")
-
-    def compute(clicks: int | None) -> str:
-        return backend()
-
-    guarded_callback(Output("out", "children"), Input("go", "n_clicks"), app=app)(compute)
-    client = loaded_client(app)
-    _, body = fire(client, [("out", "children")], [("go", "n_clicks", 1)])
-    assert translate(DataLoadError("x")).title in said(body)
-    record = sessions.get_session(session_cookie(client))
-    assert record is not None and record.error_count == 1
-    fire(client, [("out", "children")], [("go", "n_clicks", 2)])
-    record = sessions.get_session(session_cookie(client))
-    assert record is not None and record.error_count == 2
 
 
-def test_guard_all_guards_plain_callbacks(sessions: SessionManager) -> None:
-    """With guard_all=True an ordinary app.callback that raises shows the alert and is recorded."""
-    app = _app(sessions, guard_all=True)
-
-    def explode(clicks: int | None) -> str:
-        raise DataLoadError("prices.csv is corrupt")
-
-    register: Any = app.callback(Output("out", "children"), Input("go", "n_clicks"))
-    register(explode)
-    client = loaded_client(app)
-    status, body = fire(client, [("out", "children")], [("go", "n_clicks", 1)])
-    assert status == 200
-    assert "prices.csv" not in json.dumps(body)
-    assert translate(DataLoadError("x")).title in said(body)
-    record = sessions.get_session(session_cookie(client))
-    assert record is not None and record.error_count == 1
 
 
 def test_the_dash_server_answers_api_clients_with_problem_documents(sessions: SessionManager) -> None:

@@ -568,19 +568,6 @@ def test_the_demos_options_are_the_documented_ones() -> None:
 # -- the demo app through the Dash test client, its simulated backend, the command ---------------
 
 
-def test_demo_scan_renders_a_table(demo_module: ModuleType, sessions: SessionManager) -> None:
-    """The Scanner page's callback returns a table of the requested symbols."""
-    app = demo_module.create_app(manager=sessions, retry_sleep=lambda seconds: None)
-    client = loaded_client(app)
-    status, body = fire(
-        client,
-        [("scan-output", "children")],
-        [("scan-run", "n_clicks", 1)],
-        [("scan-symbols", "value", "acme wayne")],
-    )
-    assert status == 200
-    table = texts_of(body["response"]["scan-output"]["children"])
-    assert "ACME" in table and "WAYNE" in table
 
 
 def test_demo_scan_names_a_bad_symbol(demo_module: ModuleType, sessions: SessionManager) -> None:

@@ -161,10 +161,13 @@ class Walk:
         return entries
 
 
-def _open_demo(dash_duo: Any, tmp_path: Path, *, poll_seconds: float, slow: bool) -> Iterator[Walk]:
+def _open_demo(
+    dash_duo: Any, tmp_path: Path, *, poll_seconds: float, slow: bool, server: str = "flask"
+) -> Iterator[Walk]:
     """The demo on a fake clock, with a health poll every ``poll_seconds``, in a fresh browser.
 
     :param slow: the backend's waits hold until the test sets ``walk.release``; otherwise they pass.
+    :param server: Dash's backend (``flask``, or ``fastapi``: uvicorn in dash.testing's thread).
     """
     module = load_demo()
     clock = FakeClock()
@@ -178,7 +181,7 @@ def _open_demo(dash_duo: Any, tmp_path: Path, *, poll_seconds: float, slow: bool
     if not slow:
         release.set()
     backend = module.MarketBackend(sleep=lambda seconds: release.wait(WAIT))
-    app = module.create_app(manager=manager, backend=backend, retry_sleep=lambda seconds: None)
+    app = module.create_app(manager=manager, backend=backend, retry_sleep=lambda seconds: None, server=server)
     dash_duo.start_server(app)
     dash_duo.driver.set_window_size(*DESKTOP)
     dash_duo.wait_for_element("#scan-run", timeout=WAIT)
@@ -189,10 +192,11 @@ def _open_demo(dash_duo: Any, tmp_path: Path, *, poll_seconds: float, slow: bool
     manager.close()
 
 
-@pytest.fixture(name="walk")
-def _walk(dash_duo: Any, tmp_path: Path) -> Iterator[Walk]:
-    """The demo on a fake clock, a backend whose slowness the test controls, a fresh browser."""
-    yield from _open_demo(dash_duo, tmp_path, poll_seconds=0.5, slow=True)
+@pytest.fixture(name="walk", params=["flask", "fastapi"])
+def _walk(dash_duo: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Walk]:
+    """The demo on a fake clock, a backend whose slowness the test controls, a fresh browser; on
+    Dash's Flask and FastAPI backends (issue 25: the walk on FastAPI too)."""
+    yield from _open_demo(dash_duo, tmp_path, poll_seconds=0.5, slow=True, server=str(request.param))
 
 
 def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:

@@ -243,3 +243,97 @@ def get_json(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], 
     except urllib.error.HTTPError as error:
         with error:
             return error.code, dict(error.headers), json.loads(error.read())
+
+
+# -- a Dash app's server on any backend, driven in process ---------------------------------------
+
+
+class Reply:
+    """A response read in full, the same on every backend's test client."""
+
+    def __init__(self, status: int, headers: Any, data: bytes) -> None:
+        self.status_code = status
+        self.headers = headers  # case-insensitive, as each client gives them
+        self.data = data
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.headers.get("content-type")
+        return None if value is None else str(value)
+
+    def get_json(self) -> Any:
+        return json.loads(self.data)
+
+    def get_data(self, as_text: bool = False) -> Any:
+        return self.data.decode("utf-8") if as_text else self.data
+
+
+class _Cookie:
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+class BackendClient:
+    """A sync test client of a Dash app's server, whatever its backend: Flask's test client,
+    Quart's (on an event loop of its own) or Starlette's TestClient (FastAPI, with its lifespan:
+    Dash adds its catch-all route at startup). Cookies are kept between requests."""
+
+    def __init__(self, app: Any) -> None:
+        self.application = app.server
+        self.backend = getattr(app.backend, "server_type", "flask")
+        self._runner: Any = None
+        if self.backend == "flask":
+            self._client: Any = app.server.test_client()
+        elif self.backend == "quart":
+            import asyncio
+
+            self._runner = asyncio.Runner()
+            self._client = app.server.test_client()
+        else:
+            from starlette.testclient import TestClient
+
+            self._client = TestClient(app.server)
+            self._client.__enter__()
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+        elif self.backend == "fastapi":
+            self._client.__exit__(None, None, None)
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
+        return self.open("GET", path, headers=headers)
+
+    def post(self, path: str, data: str | bytes = b"", headers: dict[str, str] | None = None) -> Reply:
+        return self.open("POST", path, data=data, headers=headers)
+
+    def open(
+        self, method: str, path: str, *, data: str | bytes = b"", headers: dict[str, str] | None = None
+    ) -> Reply:
+        headers = dict(headers or {})
+        if self.backend == "flask":
+            response = self._client.open(path, method=method, data=data, headers=headers)
+            return Reply(response.status_code, response.headers, response.get_data())
+        if self.backend == "quart":
+
+            async def call() -> Reply:
+                body = data.encode("utf-8") if isinstance(data, str) else data
+                response = await self._client.open(path, method=method, data=body, headers=headers)
+                return Reply(response.status_code, response.headers, await response.get_data())
+
+            reply: Reply = self._runner.run(call())
+            return reply
+        response = self._client.request(method, path, content=data or None, headers=headers)
+        return Reply(response.status_code, response.headers, response.content)
+
+    def get_cookie(self, name: str) -> _Cookie | None:
+        """The client's cookie ``name`` (None when it holds none)."""
+        if self.backend == "flask":
+            cookie = self._client.get_cookie(name)
+            return None if cookie is None else _Cookie(cookie.value)
+        if self.backend == "quart":
+            jar = self._client.cookie_jar
+            value = next((cookie.value for cookie in jar if cookie.name == name), None) if jar else None
+            return None if value is None else _Cookie(value)
+        value = self._client.cookies.get(name)
+        return None if value is None else _Cookie(value)
