@@ -39,6 +39,7 @@ from sessionmw.integrations.http import (
     user_error_response,
 )
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.languages import LanguageSelector
 from sessionmw.texts import REQUEST_HEADERS_TOO_LARGE, REQUEST_UNREADABLE
 
 _log = logging.getLogger("sessionmw.asgi")
@@ -218,7 +219,8 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
     :param require_websocket_session: refuse a websocket that names no session (default False).
     :param options: the :class:`~sessionmw.integrations.options.Options` fields (``cookie_name``,
         ``header_name``, ``prefix``, ``exclude``, ``secure``, ``cookie_domain``,
-        ``cookie_max_age``, ``metrics_path``, ``problem_json``: see ``docs/api-clients.md``).
+        ``cookie_max_age``, ``metrics_path``, ``languages`` and ``language_selector``: see
+        ``docs/languages.md``, ``problem_json``: see ``docs/api-clients.md``).
     """
 
     def __init__(
@@ -238,6 +240,8 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
         cookie_domain: str | None = None,
         cookie_max_age: int | None = None,
         metrics_path: str | None = None,
+        languages: Iterable[str] | str | None = None,
+        language_selector: LanguageSelector | None = None,
         problem_json: bool | str | None = None,
     ) -> None:
         # Every option spelled out (no **options): Starlette's typed add_middleware() checks them.
@@ -255,6 +259,8 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
             cookie_domain=cookie_domain,
             cookie_max_age=cookie_max_age,
             metrics_path=metrics_path,
+            languages=languages,
+            language_selector=language_selector,
             problem_json=problem_json,
         )
         #: Refuse a websocket that names no session (by default it is served outside any session).

@@ -57,6 +57,7 @@ from sessionmw.integrations.dash_banner import (
     refusal_in_banner,
     register_banner_callbacks,
     resolve_theme,
+    speak,
     status_banner,
 )
 from sessionmw.integrations.dash_callbacks import (
@@ -331,7 +332,8 @@ def _banner_keeper(app: dash.Dash, routes_prefix: str) -> Callable[[], None]:
 
 
 def _layout_hook(layout: Any) -> Any:
-    """Fill the banner's interval, prefix and theme from the app's settings; add the banner if missing.
+    """Fill the banner's interval, prefix and theme from the app's settings and its words in the
+    request's language; add the banner if missing.
 
     Apps without :class:`SessionMWDash` are returned unchanged. A list layout stays a list (the
     banner first), so that layout hooks that run after this one get the kind they were given.
@@ -358,6 +360,7 @@ def _layout_hook(layout: Any) -> Any:
     if not config.data.get("fixed"):
         interval.interval = int(state.interval_seconds * 1000)
     config.data = {**config.data, "prefix": state.prefix}
+    speak(root)  # in the language of the browser that asked for the page
     return layout
 
 

@@ -26,7 +26,7 @@ from sessionmw.integrations.dash_apps import current_request
 from sessionmw.integrations.environ import ENVIRON_SESSION
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.integrations.style import STATUS_ICONS
-from sessionmw.texts import DISMISS, RECONNECT, paused_countdown
+from sessionmw.texts import DISMISS, RECONNECT, local, paused_countdown
 from sessionmw.translation import RECONNECTED, UNREACHABLE, UNREACHABLE_LOCAL, statement
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ __all__ = [
     "register_banner_callbacks",
     "resolve_theme",
     "show_alert",
+    "speak",
     "status_banner",
     "uses_bootstrap_css",
     "with_statement",
@@ -166,10 +167,7 @@ def status_banner(
     seconds = 30.0 if interval_seconds is None else float(interval_seconds)
     look = theme or "plain"
     config = {
-        "reconnected": RECONNECTED.as_dict(),
-        "unreachable": UNREACHABLE.as_dict(),
-        "unreachable_local": UNREACHABLE_LOCAL.as_dict(),
-        "paused": paused_countdown(),
+        **_words(),
         "prefix": prefix or "/_sessionmw/",
         "styles": STYLES,
         "fixed": interval_seconds is not None,
@@ -195,12 +193,12 @@ def status_banner(
     if bootstrap:
         close = html.Button(
             id=_ALERT_CLOSE_ID,
-            title=DISMISS,
+            title=local(DISMISS),
             className="btn-close",
             style={"position": "absolute", "top": "12px", "right": "12px"},
         )
     else:
-        close = html.Button("×", id=_ALERT_CLOSE_ID, title=DISMISS, style=STYLES["close"])
+        close = html.Button("×", id=_ALERT_CLOSE_ID, title=local(DISMISS), style=STYLES["close"])
     alert = html.Div(
         id=ALERT_ID,
         className="sessionmw-alert alert alert-danger" if bootstrap else "sessionmw-alert",
@@ -220,13 +218,51 @@ def status_banner(
     )
 
 
+def _words() -> dict[str, Any]:
+    """What the banner's browser code says by itself, in the current request's language."""
+    return {
+        "reconnected": local(RECONNECTED).as_dict(),
+        "unreachable": local(UNREACHABLE).as_dict(),
+        "unreachable_local": local(UNREACHABLE_LOCAL).as_dict(),
+        "paused": paused_countdown(),
+    }
+
+
+def speak(root: Any) -> None:
+    """Put the words of the banner ``root`` (a :func:`status_banner`) in the current request's
+    language: the Reconnect button, the alert's Dismiss tooltip and what the browser code says by
+    itself. The layout hook calls it for each page load (the browser that asked)."""
+    for node in _walk(root):
+        node_id = getattr(node, "id", None)
+        if node_id == RECONNECT_ID:
+            node.children = local(RECONNECT)
+        elif node_id == _ALERT_CLOSE_ID:
+            node.title = local(DISMISS)
+        elif node_id == _CONFIG_ID:
+            node.data = {**node.data, **_words()}
+
+
+def _walk(component: Any) -> list[Any]:
+    """``component`` and every component below it."""
+    found, stack = [], [component]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        children = getattr(node, "children", None)
+        if isinstance(children, list | tuple):
+            stack.extend(children)
+        elif children is not None and hasattr(children, "to_plotly_json"):
+            stack.append(children)
+    return found
+
+
 def _reconnect_button(bootstrap: bool) -> Any:
     """The banner's Reconnect button: dash-bootstrap-components' when themed and installed."""
     if bootstrap and _bootstrap_installed():
         import dash_bootstrap_components as dbc
 
         return dbc.Button(
-            RECONNECT,
+            local(RECONNECT),
             id=RECONNECT_ID,
             color="danger",
             size="sm",
@@ -235,9 +271,12 @@ def _reconnect_button(bootstrap: bool) -> Any:
         )
     if bootstrap:
         return html.Button(
-            RECONNECT, id=RECONNECT_ID, className="sessionmw-reconnect btn btn-danger btn-sm", style=_HIDDEN
+            local(RECONNECT),
+            id=RECONNECT_ID,
+            className="sessionmw-reconnect btn btn-danger btn-sm",
+            style=_HIDDEN,
         )
-    return html.Button(RECONNECT, id=RECONNECT_ID, className="sessionmw-reconnect", style=_HIDDEN)
+    return html.Button(local(RECONNECT), id=RECONNECT_ID, className="sessionmw-reconnect", style=_HIDDEN)
 
 
 def error_alert(err: UserFacingError) -> list[Any]:

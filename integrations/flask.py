@@ -52,8 +52,10 @@ from sessionmw.integrations.gate import SessionGate, cache_control_with_cookie, 
 from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected
 from sessionmw.integrations.options import Options
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.languages import LanguageSelector
+from sessionmw.texts import ASKED
 
-__all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session"]
+__all__ = ["EXTENSION_KEY", "SessionMW", "SessionMWState", "current_session", "flask_babel_locale"]
 
 #: The key of the extension's state in ``app.extensions``.
 EXTENSION_KEY = "sessionmw"
@@ -68,6 +70,8 @@ _OPTION_KEYS = {
     "SESSIONMW_COOKIE_DOMAIN": "cookie_domain",
     "SESSIONMW_COOKIE_MAX_AGE": "cookie_max_age",
     "SESSIONMW_METRICS_PATH": "metrics_path",
+    "SESSIONMW_LANGUAGES": "languages",
+    "SESSIONMW_LANGUAGE_SELECTOR": "language_selector",
     "SESSIONMW_PROBLEM_JSON": "problem_json",
 }
 #: ``app.config`` key -> :class:`~sessionmw.Settings` field (used when the extension builds the manager).
@@ -86,6 +90,7 @@ _SETTING_KEYS = {
 _SESSION = "sessionmw.flask.session"  # the RequestSession this extension opened
 _SCOPE = "sessionmw.flask.scope"
 _ERROR = "sessionmw.flask.error"  # the UserFacingError of the request's recorded exception
+_asked = ASKED.get
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +135,9 @@ class SessionMW:
             raise RuntimeError(
                 "sessionmw is already set up on this Flask app (SessionMW or init_app ran twice)"
             )
-        gate = _gate_from_config(app.config, self._options, self._manager, app.secret_key)
+        gate = _gate_from_config(
+            app.config, self._options, self._manager, app.secret_key, selector=flask_babel_locale
+        )
         manager = gate.manager
         # A 500 handler the app registered before us keeps its place (see _Hooks.last_resort).
         previous = app.error_handler_spec.get(None, {}).get(500, {}).get(InternalServerError)
@@ -150,22 +157,41 @@ class SessionMW:
         got_request_exception.connect(_record_exception)  # one receiver for every app
 
 
+def flask_babel_locale(request: object = None) -> str | None:
+    """The app's Flask-Babel locale (``flask_babel.get_locale()``), when Flask-Babel is installed
+    and set up on the current app; else None (``Accept-Language`` decides). The extension's
+    language selector unless the app configures its own (``SESSIONMW_LANGUAGE_SELECTOR``)."""
+    if not has_request_context() or "babel" not in current_app.extensions:
+        return None
+    try:
+        from flask_babel import get_locale
+    except ImportError:  # pragma: no cover - an extension named "babel" that is not Flask-Babel's
+        return None
+    locale = get_locale()
+    return None if locale is None else str(locale)
+
+
 def _gate_from_config(
     config: Mapping[str, Any],
     defaults: Mapping[str, Any],
     manager: SessionManager | None,
     app_secret: str | bytes | None,
+    *,
+    selector: LanguageSelector | None = None,
 ) -> SessionGate:
     """The gate of an app (Flask's, or Quart's: the same keys), from its ``SESSIONMW_*`` config
     keys over the extension's ``defaults``; a manager built from them (and the environment)
     unless one is given. The secret: ``SESSIONMW_SECRET_KEY``, else ``secret_key=``, else the
-    app's ``SECRET_KEY``, else the environment's."""
+    app's ``SECRET_KEY``, else the environment's. ``selector`` chooses a request's language
+    unless the app configures its own (``SESSIONMW_LANGUAGE_SELECTOR``, ``language_selector=``)."""
     options = dict(defaults)
     for key, field in _OPTION_KEYS.items():
         if key in config:
             options[field] = config[key]
     secret = config.get("SESSIONMW_SECRET_KEY") or options.pop("secret_key", None) or app_secret
     options.pop("secret_key", None)
+    if options.get("language_selector") is None and selector is not None:
+        options["language_selector"] = selector
     if manager is None:
         overrides = {field: config[key] for key, field in _SETTING_KEYS.items() if key in config}
         manager = SessionManager(Settings.from_env(**overrides))
@@ -343,8 +369,14 @@ def _request_hooks(
         return response
 
     def teardown_request(exc: BaseException | None) -> None:
-        """Close the request's session scope."""
-        token = current_request().environ.pop(_SCOPE, None)
+        """Close the request's session scope; what sessionmw writes after it is English again."""
+        environ = current_request().environ
+        # The request's language (the gate's admit) is over (languages.forget, inline), unless a
+        # SessionMiddleware in front admitted the request: it ends it after its own error page.
+        asked = _asked()
+        if asked is not None and (_SESSION in environ or ENVIRON_SESSION not in environ):
+            asked[1] = None
+        token = environ.pop(_SCOPE, None)
         if token is not None:
             try:  # noqa: SIM105 - on every request: cheaper than contextlib.suppress
                 leave_scope(token)

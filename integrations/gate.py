@@ -45,7 +45,8 @@ from sessionmw.integrations.http import (
 from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.pending_ids import PendingIds, Verdict
 from sessionmw.integrations.request_session import RequestSession
-from sessionmw.texts import LANGUAGE
+from sessionmw.languages import current as _current_language
+from sessionmw.texts import ASKED
 from sessionmw.translation import plain
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ _REQUEST_FINISHED = signals.request_finished
 _PENDING = Verdict.PENDING
 _GONE = Verdict.GONE
 _VARY_COOKIE = ("Vary", "Cookie")
+_ask = ASKED.set  # sessionmw.languages.ask, without the call layer
 
 
 class Admission(NamedTuple):
@@ -149,6 +151,7 @@ class SessionGate:
         self._prefix = options.prefix
         self._metrics_path = options.metrics_path
         self._excludes = bool(options.exclude)
+        self._languages = options.negotiator()
         # What every routed path starts with (a superset: _route decides).
         metrics = () if options.metrics_path is None else (options.metrics_path,)
         self._routed = (options.prefix, *metrics, *options.exclude)
@@ -170,6 +173,10 @@ class SessionGate:
         id, with its report as the :attr:`RequestSession.notice`; a disconnected one is kept, with
         its report as the :attr:`RequestSession.refusal` (a JSON client is refused).
 
+        Whatever sessionmw writes for the request from here on (a refusal, an error page, the
+        banner, the health endpoint) is in the request's language, chosen only when words are
+        written (:func:`sessionmw.languages.ask`).
+
         An unknown, malformed or forged id is never adopted: a new pending id is issued, stored
         only when the client sends it back (so clients that drop cookies store nothing). This is
         also what a client whose session vanished gets (deleted, or lost by the store): an id the
@@ -181,6 +188,7 @@ class SessionGate:
         an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
         starts afresh.
         """
+        _ask([self._languages, request])  # self.listen(request), inline: on every request
         path = request.path
         if path.startswith(self._routed):  # (a superset of the routed paths: one C call per request)
             routed = self._route(path, endpoints)
@@ -202,6 +210,14 @@ class SessionGate:
             cast(RequestSession, placed.session).ensure_stored()
         return placed
 
+    def listen(self, request: RequestView) -> None:
+        """Make ``request`` the one whose language sessionmw writes in, in this context: whatever
+        it writes from here on (a refusal, an error page, a problem document, the banner) is in
+        the language the gate's options choose for it, chosen only when words are written
+        (:func:`sessionmw.languages.ask`). :meth:`admit`, :meth:`aadmit` and
+        :meth:`aadmit_websocket` call it first; an async adapter's context ends with its request."""
+        _ask([self._languages, request])
+
     async def aadmit(self, request: RequestView, *, endpoints: bool = True) -> Admission:
         """:meth:`admit` for an async adapter: the same decisions, every store operation awaited
         (:meth:`~sessionmw.SessionManager.atouch_or_report`, the pending id's verdict and storing,
@@ -210,7 +226,10 @@ class SessionGate:
 
         The endpoints read the request body through the view: an adapter that must await the body
         reads it first, for the requests :meth:`reads_body` names only.
+
+        What sessionmw writes for the request is in its language, as with :meth:`admit`.
         """
+        self.listen(request)
         path = request.path
         if path.startswith(self._routed):
             routed = self._route(path, endpoints)
@@ -316,7 +335,9 @@ class SessionGate:
         never adopted: an unknown or forged id (``not_found``), an expired, ended or disconnected
         session. One that names none is served outside any session and stores nothing, unless
         ``required`` (then refused as ``not_found``). A store failure raises, as :meth:`aadmit`'s.
+        What sessionmw writes for the websocket is in its language (:meth:`listen`).
         """
+        self.listen(request)
         if self._excludes and self._options.excluded(request.path):
             return None, None
         manager = self.manager
@@ -490,8 +511,10 @@ class SessionGate:
         )
 
     def language(self, request: RequestView) -> str:
-        """The language the gate's answers to ``request`` speak (HTTP ``Content-Language``)."""
-        return LANGUAGE
+        """The language the gate's answers to ``request`` speak (HTTP ``Content-Language``): the
+        one chosen for the request its admission named (:meth:`listen`,
+        :func:`sessionmw.languages.current`), English outside any request."""
+        return _current_language()
 
     def finish(self, session: RequestSession, status: int) -> None:
         """After a response: a success (below 400) clears the error count of a session in the error

@@ -4,7 +4,8 @@ Nothing here knows about sessions beyond their reports: :class:`PlainResponse` i
 headers and a body before an adapter hands them to its framework; :func:`wants_json` reads
 ``Accept``; :func:`health_json` and :func:`banner_html` render a
 :class:`~sessionmw.HealthReport`; :func:`user_error_response` renders a
-:class:`~sessionmw.UserFacingError` as JSON or an HTML page.
+:class:`~sessionmw.UserFacingError` as JSON or an HTML page. What they write is in the current
+request's language (:mod:`sessionmw.languages`), which their responses name in ``Content-Language``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from sessionmw.health import HealthReport
+from sessionmw.languages import current
 from sessionmw.rendering import format_error
-from sessionmw.texts import LANGUAGE, RECONNECT
+from sessionmw.texts import BACK, RECONNECT, local
 from sessionmw.translation import Statement, statement
 
 if TYPE_CHECKING:
@@ -182,7 +184,8 @@ def health_report_response(report: HealthReport, *, for_page: bool = False) -> P
         would log every 503 as an error in its console).
     """
     status = 200 if for_page or _health_status(report) != "fail" else 503
-    return PlainResponse(status_line(status), list(_HEALTH_HEADERS), json.dumps(health_json(report)).encode())
+    body = json.dumps(health_json(report)).encode()
+    return PlainResponse(status_line(status), [*_HEALTH_HEADERS, ("Content-Language", current())], body)
 
 
 def json_response(status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> PlainResponse:
@@ -201,12 +204,13 @@ def user_error_response(
     instance: str | None = None,
     session: Mapping[str, Any] | None = None,
     situation: str | None = None,
-    language: str = LANGUAGE,
+    language: str | None = None,
 ) -> PlainResponse:
     """``err`` as an RFC 9457 problem document (:mod:`~sessionmw.integrations.problem`), as the
     JSON of :func:`~sessionmw.format_error` (``problem_json=False``: deprecated) or as an HTML page
     (``page``, the page's escaped body, e.g. from :func:`error_page_html`; by default ``err``
-    rendered alone), in ``language`` (``Content-Language``).
+    rendered alone), in ``language`` (``Content-Language``; None: the request's,
+    :func:`sessionmw.languages.current`).
 
     The status is 401 for an expired or unknown session, 503 with ``Retry-After`` for a
     disconnected session or a transient error, else 500; ``status`` chooses another.
@@ -219,7 +223,10 @@ def user_error_response(
 
     if status is None:
         status = _HTTP_STATUS.get(err.status or "", 503 if err.transient else 500)
-    headers: list[tuple[str, str]] = [("Cache-Control", "no-store"), ("Content-Language", language)]
+    headers: list[tuple[str, str]] = [
+        ("Cache-Control", "no-store"),
+        ("Content-Language", current() if language is None else language),
+    ]
     retry_after = None
     if err.transient:
         seconds = err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER
@@ -324,7 +331,7 @@ def html_page(title: str, content: str) -> bytes:
     from sessionmw.integrations.style import stylesheet
 
     return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html>\n<html lang="{html.escape(current())}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{stylesheet()}</style></head>\n"
         f'<body class="sessionmw-page">\n{content}\n</body></html>\n'
@@ -394,7 +401,7 @@ def error_page_html(
     if err.detail:  # debug mode only
         content += f'<pre class="sessionmw-error-detail">{html.escape(err.detail)}</pre>'
     target = html.escape(quote(back, safe=_LOCATION_SAFE))
-    return f'{content}<p class="sessionmw-back"><a href="{target}">Back to the page</a></p>'
+    return f'{content}<p class="sessionmw-back"><a href="{target}">{html.escape(local(BACK))}</a></p>'
 
 
 
@@ -417,7 +424,7 @@ def _statement_html(said: Statement, role: str, *, prefix: str, next_path: str) 
         parts.append(
             f'<form method="post" action="{html.escape(prefix)}reconnect">'
             f'<input type="hidden" name="next" value="{html.escape(quote(next_path, safe=_LOCATION_SAFE))}">'
-            f'<button type="submit">{html.escape(RECONNECT)}</button></form>'
+            f'<button type="submit">{html.escape(local(RECONNECT))}</button></form>'
         )
     parts.append("</div>")
     return "".join(parts)

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sessionmw._errors import ConfigurationError
+from sessionmw.languages import LanguageSelector, Negotiator
 from sessionmw.stores.options import flag
 
 __all__ = ["Options", "check_propagate_exceptions"]
@@ -26,6 +27,7 @@ _log = logging.getLogger("sessionmw.wsgi")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
 _SECRET_ENV = "SESSIONMW_SECRET_KEY"
+_LANGUAGES_ENV = "SESSIONMW_LANGUAGES"
 _PROBLEM_JSON_ENV = "SESSIONMW_PROBLEM_JSON"
 
 
@@ -44,6 +46,11 @@ class Options:
     :param metrics_path: serve Prometheus metrics (``prometheus_client``'s default registry, where
         :func:`sessionmw.metrics.instrument` registers) at this path; None (default) serves none.
         The path neither creates nor touches sessions.
+    :param languages: the languages users read sessionmw in, the default first (see
+        ``docs/languages.md``); None (default): ``SESSIONMW_LANGUAGES``, else every available one
+        (English first).
+    :param language_selector: the app's own choice of a request's language, before
+        ``Accept-Language`` (see :data:`sessionmw.languages.LanguageSelector`).
     :param problem_json: API clients get RFC 9457 problem documents (``application/problem+json``,
         see :mod:`sessionmw.integrations.problem`); False (deprecated) gives them the JSON of
         :func:`~sessionmw.format_error` instead, for one release.
@@ -58,9 +65,17 @@ class Options:
     cookie_max_age: int | None = None
     secret_key: bytes = dataclasses.field(default=b"", repr=False)
     metrics_path: str | None = None
+    languages: tuple[str, ...] | None = None
+    language_selector: LanguageSelector | None = None
     problem_json: bool = True
 
     def __post_init__(self) -> None:
+        try:
+            negotiator = Negotiator(self.languages, self.language_selector)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if self.languages is not None:
+            object.__setattr__(self, "languages", negotiator.languages)
         if not isinstance(self.problem_json, bool):
             raise ConfigurationError(f"problem_json={self.problem_json!r} must be True or False")
         if self.metrics_path is not None and not (
@@ -132,10 +147,17 @@ class Options:
             raise ConfigurationError(f"unknown option {unknown[0]!r}; known options: {known}")
         if isinstance(exclude, str):
             exclude = (exclude,)
+        if options.get("languages") is None and os.environ.get(_LANGUAGES_ENV):
+            options["languages"] = os.environ[_LANGUAGES_ENV]
         key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
         if not key:
             raise ConfigurationError("secret_key must not be empty")
         return cls(secret_key=key, exclude=tuple(exclude), problem_json=problem, **options)
+
+    def negotiator(self) -> Negotiator:
+        """What chooses a request's language among :attr:`languages` (see
+        :class:`sessionmw.languages.Negotiator`)."""
+        return Negotiator(self.languages, self.language_selector)
 
     def excluded(self, path: str) -> bool:
         """True for a path that must neither create nor touch a session (under one of :attr:`exclude`)."""

@@ -32,6 +32,7 @@ from sessionmw.integrations.environ import (
 from sessionmw.integrations.gate import GateMiddleware, SessionGate
 from sessionmw.integrations.http import PlainResponse, banner_html, just_reconnected, page_path
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.texts import ASKED
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment  # noqa: F401 (the base's)
@@ -39,6 +40,14 @@ if TYPE_CHECKING:
 __all__ = ["SessionMiddleware", "banner_for", "install", "uninstall"]
 
 _APPLIED = "sessionmw.applied"  # environ key: the middleware that serves the request
+_asked = ASKED.get
+
+
+def _forget() -> None:
+    """The request is over: what sessionmw writes after it is English (languages.forget)."""
+    asked = _asked()
+    if asked is not None:
+        asked[1] = None
 
 
 class SessionMiddleware(GateMiddleware["WSGIApplication"]):
@@ -70,6 +79,7 @@ class SessionMiddleware(GateMiddleware["WSGIApplication"]):
             return _answer(gate.failed_admission(request, exc), environ, start_response)
         if session is None:
             if answer is None:  # an excluded path
+                _forget()
                 return self.app(environ, start_response)
             return _answer(answer, environ, start_response)
         environ[ENVIRON_MANAGER] = gate.manager
@@ -108,6 +118,9 @@ class SessionMiddleware(GateMiddleware["WSGIApplication"]):
             result = as_response(environ, session_start_response)
         finally:
             leave_scope(token)
+            asked = _asked()  # the request is over (_forget, inline: on every request)
+            if asked is not None:
+                asked[1] = None
         if isinstance(result, (list, tuple)):  # a tuple of types: no union built per request
             if started:
                 gate.finish(session, int(started[-1][:3]))
@@ -130,6 +143,7 @@ def _answer(
     response: PlainResponse, environ: WSGIEnvironment, start_response: StartResponse, exc_info: Any = None
 ) -> list[bytes]:
     """Send a response of the gate's; a HEAD request gets its headers only."""
+    _forget()
     body = response.send(start_response, None, exc_info)
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else body
 

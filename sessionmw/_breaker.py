@@ -60,6 +60,7 @@ from sessionmw.texts import (
     MESSAGES,
     PAUSED_FORCED,
     fill,
+    local,
     paused_message,
 )
 from sessionmw.translation import UserFacingError, is_transient
@@ -113,13 +114,13 @@ class BreakerOpenError(UserFacingError):
         original: BaseException | None = None,
     ) -> None:
         if seconds_left is None:
-            message = fill(PAUSED_FORCED, {"service": service})
+            message = fill(local(PAUSED_FORCED), {"service": service})
             retry_after = FORCED_RETRY_AFTER
         else:
             seconds = max(1, math.ceil(seconds_left))
             message = paused_message(service, seconds)
             retry_after = float(seconds)
-        words = MESSAGES["degraded"]  # the same words as the health report of a paused dependency
+        words = local(MESSAGES["degraded"])  # the same words as the health report of a paused dependency
         super().__init__(
             message,
             title=words.title,
@@ -833,9 +834,9 @@ class Breaker:
         state = view.state
         retry_in: float | None = 0.0
         if state is _CLOSED or state is _DISABLED:
-            status, message = "pass", fill(DEPENDENCY_AVAILABLE, {"service": self.service})
+            status, message = "pass", fill(local(DEPENDENCY_AVAILABLE), {"service": self.service})
         elif state is _HALF_OPEN:
-            status, message = "warn", fill(DEPENDENCY_PROBING, {"service": self.service})
+            status, message = "warn", fill(local(DEPENDENCY_PROBING), {"service": self.service})
         else:
             error = BreakerOpenError(self.name, self.service, self._seconds_left(view, now))
             status, message, retry_in = "fail", error.message, error.seconds_left

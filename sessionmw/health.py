@@ -1,7 +1,8 @@
 """Health reports: what a session's state means to the person using it, and how to recover.
 
 A report carries the words of its situation (:data:`sessionmw.texts.MESSAGES`, filled for the
-session), so a UI can show icon, title, message and numbered recovery steps.
+session), so a UI can show icon, title, message and numbered recovery steps. It is written in the
+language of the current request (:func:`sessionmw.texts.local`), English outside one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,17 @@ from typing import Any, NamedTuple
 
 from sessionmw._session import Policy, SessionRecord
 from sessionmw._states import HealthStatus, SessionState
-from sessionmw.texts import CHECK_COULD_NOT_RUN, MESSAGES, Message, Plural, Template, duration, fill, span
+from sessionmw.texts import (
+    CHECK_COULD_NOT_RUN,
+    MESSAGES,
+    Message,
+    Plural,
+    Template,
+    duration,
+    fill,
+    local,
+    span,
+)
 
 # The door's names defined here (CheckResult, HealthReport) are imported from sessionmw.
 __all__ = [
@@ -141,7 +152,7 @@ class HealthReport(dict[str, Any]):
         """The report for ``record`` (None: not found) at ``now``; with ``store``, the dependencies
         kept there are shown too (see :func:`register_dependency_source`)."""
         if record is None:
-            message = MESSAGES["not_found"]  # shown as written: nothing to fill in
+            message = local(MESSAGES["not_found"])  # shown as written: nothing to fill in
             text = _text_fields("not_found", None, message, message.message, _as_written(message.context))
             return cls._assemble(text, [*message.recovery], session_id, None, None, None, 0)
         status, state, terminal = _STATE_INFO[record.state]
@@ -150,7 +161,7 @@ class HealthReport(dict[str, Any]):
             key = f"expired:{record.reason}"
             if key not in MESSAGES:
                 key = "expired"
-        message = MESSAGES[key]
+        message = local(MESSAGES[key])
         seconds_idle = now - record.last_activity
         if not seconds_idle > 0.0:  # max(0.0, ...) without the call (on every request)
             seconds_idle = 0.0
@@ -158,10 +169,12 @@ class HealthReport(dict[str, Any]):
         if not until_expiry > 0.0:
             until_expiry = 0.0
         failed = None
+        check_failed = None
         if checks:
             failed = next((check for check in checks if not check.healthy), None)
             if failed is not None and status == "healthy":
-                status, message = "error", MESSAGES["check_failed"]
+                status, message = "error", local(MESSAGES["check_failed"])
+                check_failed = message
         fixed = _fixed_fields(status, state, message)
         if fixed is not None:  # no placeholders in the text (a healthy session's): the common case
             recovery = [*message.recovery]
@@ -187,7 +200,7 @@ class HealthReport(dict[str, Any]):
         )
         if failed is not None:
             report["healthy"] = False
-            if message is MESSAGES["check_failed"] and failed.message:
+            if message is check_failed and failed.message:
                 report["message"] = failed.message  # the check's own words, used verbatim
         if checks:
             report["checks"] = [check._asdict() for check in checks]
@@ -227,8 +240,8 @@ _STATE_INFO: dict[SessionState, tuple[str, str, bool]] = {
     state: (status.value, state.value, state.is_terminal) for state, status in _STATUS_OF_STATE.items()
 }
 _FORMAT_CACHE: dict[Message, bool] = {}
-#: (status, state) -> the message and its :func:`_fixed_fields`.
-_FIXED: dict[tuple[str, str | None], tuple[Message, dict[str, Any] | None]] = {}
+#: (status, state, the message's id: one per language) -> the message and its :func:`_fixed_fields`.
+_FIXED: dict[tuple[str, str | None, int], tuple[Message, dict[str, Any] | None]] = {}
 
 
 def _text_fields(status: str, state: str | None, message: Message, text: str, context: str) -> dict[str, Any]:
@@ -255,12 +268,13 @@ def _text_fields(status: str, state: str | None, message: Message, text: str, co
 def _fixed_fields(status: str, state: str | None, message: Message) -> dict[str, Any] | None:
     """:func:`_text_fields` of a message without placeholders (made once, never changed), or None
     when its text has placeholders to fill from the record."""
-    cached = _FIXED.get((status, state))
+    key = (status, state, id(message))
+    cached = _FIXED.get(key)
     if cached is None or cached[0] is not message:  # first use, or MESSAGES was changed
         fields = None
         if not _needs_format(message):
             fields = _text_fields(status, state, message, message.message, _as_written(message.context))
-        cached = _FIXED[status, state] = (message, fields)
+        cached = _FIXED[key] = (message, fields)
     return cached[1]
 
 
@@ -352,7 +366,7 @@ def _add_dependencies(report: HealthReport, store: object) -> None:
         ),
     ]
     if paused and report["status"] in ("healthy", "idle"):
-        message = MESSAGES["degraded"]
+        message = local(MESSAGES["degraded"])
         report.update(
             healthy=False,
             status="degraded",
@@ -371,7 +385,7 @@ def run_check(name: str, check: HealthCheck, session_id: str, *, debug: bool) ->
     except Exception as exc:
         _log.warning("health check %r raised", name, exc_info=True)
         detail = f" ({type(exc).__name__}: {exc})" if debug else ""
-        return CheckResult(name, False, fill(CHECK_COULD_NOT_RUN, {"check": name}) + detail)
+        return CheckResult(name, False, fill(local(CHECK_COULD_NOT_RUN), {"check": name}) + detail)
     if isinstance(result, CheckResult):
         return result._replace(name=name)
     if isinstance(result, tuple):

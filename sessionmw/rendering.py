@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
-from sessionmw.texts import HOW_TO_FIX, WHAT_HAPPENED, fill
+from sessionmw.texts import HOW_TO_FIX, WHAT_HAPPENED, fill, local
 from sessionmw.translation import UserFacingError
 
 if TYPE_CHECKING:
@@ -39,9 +39,9 @@ class Wording(Protocol):
 def guidance(said: Wording) -> list[str]:
     """The seed's three-part guidance, line by line: what happened, how to fix it (numbered
     steps), context."""
-    lines = [fill(WHAT_HAPPENED, {"message": said.message})]
+    lines = [fill(local(WHAT_HAPPENED), {"message": said.message})]
     if said.recovery:
-        lines.append(HOW_TO_FIX)
+        lines.append(local(HOW_TO_FIX))
         lines += [f"  {number}. {step}" for number, step in enumerate(said.recovery, 1)]
     if said.context:
         lines.append(f"📝 {said.context}")

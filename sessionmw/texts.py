@@ -19,6 +19,10 @@ placeholder); every sentence with placeholders is filled by :func:`fill`; :func:
 them all. :data:`MESSAGES` is the view the health reports read (the seed's ``health['message']``
 strings, unchanged); the other entries are named constants.
 
+The words are English; :func:`local` gives an entry in the language of the current request
+(:mod:`sessionmw.languages` holds the translations and chooses the language). Outside a request
+it returns the entry itself, so English costs one context-variable read.
+
 .. code-block:: python
 
     from sessionmw.texts import MESSAGES, PAUSED_COUNTDOWN
@@ -34,9 +38,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from contextvars import ContextVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 __all__ = [
+    "ASKED",
+    "BACK",
     "CHECK_COULD_NOT_RUN",
     "DEPENDENCY_AVAILABLE",
     "DEPENDENCY_PROBING",
@@ -44,7 +51,6 @@ __all__ = [
     "ENDPOINTS",
     "EXCEPTIONS",
     "HOW_TO_FIX",
-    "LANGUAGE",
     "MESSAGES",
     "PAUSED_COUNTDOWN",
     "PAUSED_FORCED",
@@ -63,6 +69,7 @@ __all__ = [
     "catalogue",
     "duration",
     "fill",
+    "local",
     "paused_countdown",
     "paused_message",
     "span",
@@ -94,6 +101,39 @@ class Plural:
 
 #: A catalogue sentence: a template with named placeholders, or a :class:`Plural`.
 Template = str | Plural
+
+E = TypeVar("E")
+
+
+class Words(Protocol):
+    """One language's words (:class:`sessionmw.languages.Language`)."""
+
+    def local(self, entry: E) -> E: ...
+
+
+class Chooser(Protocol):
+    """What picks a request's language (:class:`sessionmw.languages.Negotiator`)."""
+
+    def speaker(self, request: Any) -> Words | None: ...
+
+
+#: The language asked for in this context: ``[what chooses it, the request]``, set by an adapter
+#: as a request starts (:func:`sessionmw.languages.ask`); the request is None once it is over
+#: (:func:`sessionmw.languages.forget`: a list, so that ending it sets no context variable).
+#: None, or a request that is over: the catalogue's English.
+ASKED: ContextVar[list[Any] | None] = ContextVar("sessionmw_language_asked", default=None)
+_asked = ASKED.get
+
+
+def local(entry: E) -> E:
+    """``entry`` (a sentence, a :class:`Plural`, a :class:`Message`, a tuple of sentences) in the
+    current request's language; the entry itself in English or outside a request."""
+    asked = _asked()
+    if asked is None or asked[1] is None:
+        return entry
+    chooser: Chooser = asked[0]
+    words = chooser.speaker(asked[1])
+    return entry if words is None else words.local(entry)
 
 
 def fill(template: Template, values: Mapping[str, Any]) -> str:
@@ -395,9 +435,8 @@ HOW_TO_FIX: Final = "🔧 How to fix it:"
 RECONNECT: Final = "Reconnect"
 #: The tooltip of the alert's close button.
 DISMISS: Final = "Dismiss"
-
-#: The language the catalogue is written in (an IETF language tag: HTTP ``Content-Language``).
-LANGUAGE: Final = "en"
+#: The link from an error page back to the page the request came from.
+BACK: Final = "Back to the page"
 
 #: The answer to a request whose headers an adapter cannot read (an ASGI scope without headers,
 #: or with headers that are not pairs of bytes): 400.
@@ -434,21 +473,21 @@ def duration(seconds: float) -> str:
         raise ValueError(f"a duration must be a finite number of seconds >= 0, not {seconds!r}")
     minutes = int(seconds // 60)
     if minutes == 0:
-        return _LESS_THAN_A_MINUTE
+        return local(_LESS_THAN_A_MINUTE)
     hours, minutes = divmod(minutes, 60)
     if hours == 0:
-        return fill(_MINUTES, {"n": minutes})
+        return fill(local(_MINUTES), {"n": minutes})
     if minutes == 0:
-        return fill(_HOURS, {"n": hours})
-    words = {"hours": fill(_HOURS, {"n": hours}), "minutes": fill(_MINUTES, {"n": minutes})}
-    return fill(_HOURS_AND_MINUTES, words)
+        return fill(local(_HOURS), {"n": hours})
+    words = {"hours": fill(local(_HOURS), {"n": hours}), "minutes": fill(local(_MINUTES), {"n": minutes})}
+    return fill(local(_HOURS_AND_MINUTES), words)
 
 
 def span(seconds: float) -> str:
     """A policy's length as a person says it: "45 seconds", "1 minute", "12 hours" (unlike
     :func:`duration`, a length under a minute is said in seconds: it is a setting, not a wait)."""
     if 0 <= seconds < 60:
-        return fill(_SECONDS, {"n": max(1, round(seconds))})
+        return fill(local(_SECONDS), {"n": max(1, round(seconds))})
     return duration(seconds)
 
 
@@ -457,14 +496,15 @@ def paused_message(service: str, seconds_left: float) -> str:
     :data:`PAUSED_COUNTDOWN`, or :data:`PAUSED_NOW` once no time is left."""
     seconds = math.ceil(seconds_left)
     if seconds <= 0:
-        return fill(PAUSED_NOW, {"service": service})
-    return fill(PAUSED_COUNTDOWN, {"service": service, "n": seconds})
+        return fill(local(PAUSED_NOW), {"service": service})
+    return fill(local(PAUSED_COUNTDOWN), {"service": service, "n": seconds})
 
 
 def paused_countdown() -> dict[str, str]:
-    """The countdown's templates for the Dash banner's browser code: ``one``, ``many``, ``now``
-    (it fills ``{service}`` and ``{n}`` itself)."""
-    return {"one": PAUSED_COUNTDOWN.one, "many": PAUSED_COUNTDOWN.other, "now": PAUSED_NOW}
+    """The countdown's templates for the Dash banner's browser code, in the current language:
+    ``one``, ``many``, ``now`` (it fills ``{service}`` and ``{n}`` itself, ``one`` for 1)."""
+    countdown = local(PAUSED_COUNTDOWN)
+    return {"one": countdown.one, "many": countdown.other, "now": local(PAUSED_NOW)}
 
 
 def catalogue() -> list[Template]:
@@ -495,6 +535,7 @@ def catalogue() -> list[Template]:
         HOW_TO_FIX,
         RECONNECT,
         DISMISS,
+        BACK,
         REQUEST_UNREADABLE,
         REQUEST_HEADERS_TOO_LARGE,
         _LESS_THAN_A_MINUTE,

@@ -53,7 +53,15 @@ from sessionmw._errors import (
 )
 from sessionmw._forks import ForkSafeLock
 from sessionmw.health import NETWORK_ERRORS
-from sessionmw.texts import EXCEPTIONS, MESSAGES, STATEMENTS, STEPS_AFTER_FAILURE, WITHOUT_INPUTS, Message
+from sessionmw.texts import (
+    EXCEPTIONS,
+    MESSAGES,
+    STATEMENTS,
+    STEPS_AFTER_FAILURE,
+    WITHOUT_INPUTS,
+    Message,
+    local,
+)
 
 if TYPE_CHECKING:
     from sessionmw.health import HealthReport
@@ -494,7 +502,7 @@ def translate(exc: BaseException, *, debug: bool = False) -> UserFacingError:
     """
     if isinstance(exc, UserFacingError):
         return exc
-    entry = translation_for(exc)
+    entry = local(translation_for(exc))  # in the request's language (an app's own entry too)
     retry_after = None
     if entry.transient:
         retry_after = retry_after_of(exc)
@@ -698,6 +706,7 @@ def _words(
     status: str, cause: Cause, tone: str, words: Message, actions: tuple[Action, ...] = ()
 ) -> Statement:
     """A statement in the catalogue's ``words`` (which have no placeholders)."""
+    words = local(words)
     return Statement(
         status, cause, tone, words.title, plain(words.message), words.recovery, _as_is(words.context), actions
     )
@@ -755,7 +764,8 @@ def statement(
     said = _statement(report, failure, reconnected)
     if said is None or inputs_kept:
         return said
-    steps = tuple(WITHOUT_INPUTS.get(step, step) for step in said.steps)
+    without = dict(local(tuple(WITHOUT_INPUTS.items())))
+    steps = tuple(without.get(step, step) for step in said.steps)
     return dataclasses.replace(said, steps=tuple(step for step in steps if step))
 
 
@@ -766,7 +776,7 @@ def _statement(
     if status == "healthy":
         if failure is not None:  # a failure the session is not blamed for (a breaker counted it)
             return _error(report, failure)
-        return RECONNECTED if reconnected else None
+        return local(RECONNECTED) if reconnected else None
     if status == "idle":
         return _own_words(report, "idle", "unknown", "info")
     if status == "error":
@@ -795,7 +805,7 @@ def _own_words(
 ) -> Statement:
     """The statement in the report's own words; what the report lacks comes from the catalogue's
     entry for ``status``, where it needs nothing filled in."""
-    words = MESSAGES[status]
+    words = local(MESSAGES[status])
     recovery = report.get("recovery")
     if recovery is None:
         steps = tuple(step for step in words.recovery if _as_is(step))
@@ -837,7 +847,7 @@ def _error(report: Mapping[str, Any], failure: BaseException | None) -> Statemen
     if err.original is None and err.recovery:  # raised by the app with its own steps: its words
         steps: tuple[str, ...] = tuple(err.recovery)
     else:  # network: the server's connection to a service (the user's own network reached us)
-        steps = STEPS_AFTER_FAILURE["network" if cause == "network" else "backend"]
+        steps = local(STEPS_AFTER_FAILURE["network" if cause == "network" else "backend"])
     return Statement(
         "error", cause, "warning", err.title, plain(err.message), steps, str(report.get("context") or "")
     )

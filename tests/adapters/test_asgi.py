@@ -5,6 +5,7 @@ message order (support.asgi.MessageOrder)."""
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -24,7 +25,7 @@ from support.asgi import Message, MessageOrder, MessageOrderError, Receive, Scop
 from support.fakes import CountedStore
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from sessionmw import SessionManager, SessionState, current_session_id, signals
+from sessionmw import SessionManager, SessionState, current_session_id, languages, signals, translate
 from sessionmw._errors import StoreUnavailableError
 from sessionmw.integrations import asgi, wsgi
 from sessionmw.integrations.asgi import (
@@ -41,8 +42,10 @@ from sessionmw.integrations.asgi import (
 )
 from sessionmw.integrations.environ import ENVIRON_SESSION_ID
 from sessionmw.integrations.problem import problem_errors
+from sessionmw.languages import speaking
 from sessionmw.stores import MemoryStore
 from sessionmw.testing import FakeClock
+from sessionmw.texts import MESSAGES, local
 
 SECRET = "test-secret"
 BACKENDS = ["asyncio", "trio"]
@@ -1309,3 +1312,70 @@ async def _gathered(calls: list[Any]) -> list[Any]:
         for index, awaitable in enumerate(calls):
             tasks.start_soon(one, index, awaitable)
     return results
+
+
+# -- the browser's language ------------------------------------------------------------------------
+
+
+def test_an_asgi_request_gets_its_error_page_and_problem_in_the_browsers_language(backend: str) -> None:
+    """``Accept-Language: de``: the friendly page and the problem document are German and say
+    ``Content-Language: de``; a request without the header gets English, and the next request on
+    the same middleware is not spoken to in the last one's language."""
+    middleware, manager, _ = _middleware(propagate_exceptions=False)
+    sid = manager.create_session().session_id
+    german = [(b"cookie", f"sessionmw={sid}".encode()), (b"accept-language", b"de-DE,de;q=0.9,en;q=0.5")]
+    page = call(middleware, http_scope("/boom", headers=german), backend=backend)
+    assert page.code == 500 and page.header("content-language") == "de"
+    with speaking("de"):
+        title = translate(RuntimeError("x")).title
+    assert title != translate(RuntimeError("x")).title  # (German, not English)
+    assert '<html lang="de"' in page.body.decode() and html.escape(title) in page.body.decode()
+    api_scope = http_scope("/boom", headers=[*german, (b"accept", b"application/json")])
+    api = call(middleware, api_scope, backend=backend)
+    assert api.header("content-language") == "de" and problem_errors(api.body, status=500) == []
+    assert api.json()["title"] == title
+    english_scope = http_scope("/boom", headers=[(b"accept", b"application/json")])
+    english = call(middleware, english_scope, backend=backend)
+    assert english.header("content-language") == "en"
+    assert english.json()["title"] == translate(RuntimeError("x")).title
+
+
+def test_an_asgi_refusal_and_the_health_endpoint_speak_the_browsers_language(backend: str) -> None:
+    """The gate's own answers (a JSON client's refusal, the health endpoint) as well as the errors."""
+    middleware, manager, _ = _middleware(languages="en,fr")
+    sid = manager.create_session().session_id
+    for _ in range(manager.policy.error_threshold):
+        manager.record_error(sid, ConnectionError("down"))
+    french = [(b"x-session-id", sid.encode()), (b"accept", b"application/json"), (b"accept-language", b"fr")]
+    refused = call(middleware, http_scope("/", headers=french), backend=backend)
+    assert refused.code == 503 and refused.header("content-language") == "fr"
+    with speaking("fr"):
+        assert refused.json()["title"] == local(MESSAGES["disconnected"].title)
+    health = call(middleware, http_scope("/_sessionmw/health", headers=french), backend=backend)
+    assert health.header("content-language") == "fr"
+    # German is not offered here: the default, English.
+    german = http_scope("/", headers=[*french[:2], (b"accept-language", b"de")])
+    offered = call(middleware, german, backend=backend)
+    assert offered.header("content-language") == "en"
+
+
+def test_a_websocket_is_served_in_the_browsers_language(backend: str) -> None:
+    """The websocket's admission chooses its language as a request's does: what sessionmw writes
+    while the app serves it is in the browser's language."""
+
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(f"{languages.current()} {local(MESSAGES['expired'].title)}")
+        await websocket.close()
+
+    manager = SessionManager(store=MemoryStore())
+    starlette = Starlette(routes=[WebSocketRoute("/ws", feed)])
+    app = SessionMiddleware(starlette, manager=manager, secret_key=SECRET)
+    sid = manager.create_session().session_id
+    with _client(app, backend) as client:
+        for header, code in (("es-MX,es;q=0.8", "es"), ("", "en")):
+            headers = {"cookie": f"sessionmw={sid}", "accept-language": header}
+            with client.websocket_connect("/ws", headers=headers) as socket:
+                said = socket.receive_text()
+            with speaking(code):
+                assert said == f"{code} {local(MESSAGES['expired'].title)}"

@@ -6,6 +6,7 @@ Where the point is "as without sessionmw", the same app runs bare and with the e
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 from collections.abc import Iterator
@@ -31,7 +32,15 @@ from quart.typing import TestClientProtocol as Client
 from quart.wrappers import Response
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from sessionmw import ConfigurationError, SessionManager, SessionState, TransientError, current_session_id
+from sessionmw import (
+    ConfigurationError,
+    SessionManager,
+    SessionState,
+    TransientError,
+    current_session_id,
+    languages,
+    translate,
+)
 from sessionmw._session import Policy
 from sessionmw._states import Event
 from sessionmw.integrations.quart import SessionMWQuart, SessionMWQuartState, current_session
@@ -40,9 +49,11 @@ from sessionmw.integrations.websocket import (
     CLOSE_SESSION_DISCONNECTED,
     CLOSE_SESSION_REFUSED,
 )
+from sessionmw.languages import speaking
 from sessionmw.stores._base import Outcome
 from sessionmw.stores._memory import MemoryStore
 from sessionmw.testing import FakeClock
+from sessionmw.texts import MESSAGES, local
 from sessionmw.translation import UserFacingError
 
 pytestmark = pytest.mark.anyio
@@ -1071,3 +1082,41 @@ async def test_a_closed_websocket_counts_nothing(client: Client, manager: Sessio
         await ws.receive()
     record = manager.get_session(sid)
     assert record is not None and (record.state, record.error_count) == (SessionState.ERROR, 1)
+
+
+# -- the browser's language ----------------------------------------------------------------------
+
+
+async def test_errors_speak_the_browsers_language(client: Client) -> None:
+    """``Accept-Language: de``: the friendly page and the problem document are German, with
+    ``Content-Language: de``; without the header, English (the next request is not spoken to in
+    the last one's language)."""
+    await established(client)
+    with speaking("de"):
+        german = translate(RuntimeError("x")).title
+    english = translate(RuntimeError("x")).title
+    assert german != english
+    page = await client.get("/boom", headers={**HTML, "Accept-Language": "de-CH, en;q=0.5"})
+    assert page.status_code == 500 and page.headers["Content-Language"] == "de"
+    assert html.escape(german) in await text(page) and '<html lang="de"' in await text(page)
+    problem = await client.get("/boom", headers={**JSON, "Accept-Language": "de"})
+    assert problem.headers["Content-Language"] == "de"
+    assert (await problem.get_json())["title"] == german
+    plain = await client.get("/boom", headers=JSON)
+    assert plain.headers["Content-Language"] == "en" and (await plain.get_json())["title"] == english
+
+
+async def test_a_websocket_is_served_in_the_browsers_language(app: Quart, client: Client) -> None:
+    """A websocket's admission chooses its language as a request's does."""
+
+    @app.websocket("/ws/language")
+    async def language() -> None:
+        await websocket.accept()
+        await websocket.send(f"{languages.current()} {local(MESSAGES['expired'].title)}")
+
+    await established(client)
+    for header, code in (("fr-CA", "fr"), ("", "en")):
+        async with client.websocket("/ws/language", headers={"Accept-Language": header}) as ws:
+            said = await ws.receive()
+        with speaking(code):
+            assert said == f"{code} {local(MESSAGES['expired'].title)}"

@@ -8,6 +8,7 @@ an editable install, the wheel, the sdist, mypy and import-linter.
 from __future__ import annotations
 
 import json
+import os
 import pkgutil
 import shutil
 import subprocess
@@ -206,6 +207,30 @@ def test_wheel_ships_the_adapters_package_files(wheel: Path) -> None:
     assets = sorted(path.name for path in (ROOT / "integrations" / "assets").iterdir() if path.is_file())
     assert assets, "no package files in integrations/assets"
     assert [name for name in assets if f"sessionmw/integrations/assets/{name}" not in names] == []
+
+
+def test_wheel_ships_the_compiled_catalogues(wheel: Path, tmp_path: Path) -> None:
+    """Every language's compiled catalogue (and its .po, and the .pot) is in the wheel, and an
+    install from the wheel speaks German without Babel and without compiling anything."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    locale = ROOT / "sessionmw" / "locale"
+    shipped = sorted(path.relative_to(ROOT).as_posix() for path in locale.rglob("*") if path.is_file())
+    assert [name for name in shipped if name.endswith(".mo")], "no compiled catalogue in sessionmw/locale"
+    assert [name for name in shipped if name not in names] == []
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)
+    script = (
+        "import sys; sys.modules['babel'] = None\n"
+        "from sessionmw import translate\n"
+        "from sessionmw.languages import speaking\n"
+        "with speaking('de'):\n"
+        "    print(translate(TimeoutError()).title)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "Zeitüberschreitung der Anfrage"
 
 
 def test_adapters_import_from_outside_the_checkout(tmp_path: Path) -> None:

@@ -1,0 +1,237 @@
+"""The adapters answer in the language of the browser that asked: the WSGI middleware's and the
+Flask extension's error pages, JSON refusals and health, the Flask banner, the Dash banner; with
+``Content-Language`` on what sessionmw writes, and English again once the request is over."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, render_template_string
+from werkzeug.test import Client
+
+from sessionmw import SessionManager, translate
+from sessionmw._errors import ConfigurationError
+from sessionmw.integrations.flask import SessionMW
+from sessionmw.integrations.options import Options
+from sessionmw.integrations.wsgi import SessionMiddleware
+from sessionmw.testing import FakeClock
+
+THRESHOLD = 2
+
+
+@pytest.fixture(name="sessions")
+def _sessions() -> Iterator[SessionManager]:
+    manager = SessionManager(store="memory://", clock=FakeClock(1000.0), max_error_threshold=THRESHOLD)
+    yield manager
+    manager.close()
+
+
+def _failing_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    if environ["PATH_INFO"] == "/boom":
+        raise TimeoutError("the prices service took 30 s")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"fine"]
+
+
+def _middleware(sessions: SessionManager, **options: Any) -> Client:
+    return Client(SessionMiddleware(_failing_app, manager=sessions, secret_key="test", **options))
+
+
+def _disconnected(sessions: SessionManager) -> str:
+    sid = sessions.create_session().session_id
+    for _ in range(THRESHOLD):
+        sessions.record_error(sid, ConnectionError("down"))
+    assert sessions.check_health(sid).status == "disconnected"
+    return sid
+
+
+# -- the WSGI middleware ------------------------------------------------------------------------
+
+
+def test_the_error_page_speaks_the_browsers_language(sessions: SessionManager) -> None:
+    client = _middleware(sessions)
+    answer = client.get("/boom", headers={"Accept-Language": "fr-CH, fr;q=0.9, en;q=0.5"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 503
+    assert answer.headers["Content-Language"] == "fr"
+    assert '<html lang="fr">' in page
+    assert "Délai de la demande dépassé" in page
+    assert "Retour à la page" in page
+    assert "Request timed out" not in page and "Back to the page" not in page
+
+
+def test_a_json_refusal_speaks_the_clients_language(sessions: SessionManager) -> None:
+    sid = _disconnected(sessions)
+    client = _middleware(sessions)
+    headers = {"Accept": "application/json", "Accept-Language": "de", "X-Session-ID": sid}
+    answer = client.get("/", headers=headers)
+    body = answer.get_json()
+    assert answer.status_code == 503
+    assert answer.headers["Content-Language"] == "de"
+    assert body["title"] == "Sitzung getrennt"
+    assert body["recovery"][0].startswith("Klicken Sie auf „Neu verbinden“")
+
+
+def test_the_health_endpoint_speaks_the_clients_language(sessions: SessionManager) -> None:
+    sid = _disconnected(sessions)
+    answer = _middleware(sessions).get(
+        "/_sessionmw/health", headers={"Accept-Language": "es", "X-Session-ID": sid}
+    )
+    assert answer.headers["Content-Language"] == "es"
+    session = answer.get_json()["session"]
+    assert session["title"] == "Sesión desconectada"
+    assert session["statement"]["title"] == "Sesión desconectada"
+
+
+@pytest.mark.parametrize("header", ["", ";;;=,", "de;q=oops", "\u2603", "x" * 5000])
+def test_a_malformed_accept_language_gets_the_default_never_an_error(
+    sessions: SessionManager, header: str
+) -> None:
+    answer = _middleware(sessions).get("/boom", headers={"Accept-Language": header})
+    assert answer.status_code == 503
+    assert answer.headers["Content-Language"] == "en"
+    assert "Request timed out" in answer.get_data(as_text=True)
+
+
+def test_the_first_configured_language_is_the_default(sessions: SessionManager) -> None:
+    client = _middleware(sessions, languages=("de", "en"))
+    answer = client.get("/boom", headers={"Accept-Language": "fr"})  # not offered here
+    assert answer.headers["Content-Language"] == "de"
+    assert "Zeitüberschreitung der Anfrage" in answer.get_data(as_text=True)
+
+
+def test_the_apps_selector_decides_before_the_header(sessions: SessionManager) -> None:
+    def selector(request: Any) -> str | None:
+        return "es" if request.path == "/boom" else None
+
+    answer = _middleware(sessions, language_selector=selector).get("/boom", headers={"Accept-Language": "de"})
+    assert answer.headers["Content-Language"] == "es"
+
+
+def test_the_apps_own_responses_are_left_alone(sessions: SessionManager) -> None:
+    answer = _middleware(sessions).get("/", headers={"Accept-Language": "de"})
+    assert answer.get_data() == b"fine"
+    assert "Content-Language" not in answer.headers
+
+
+def test_after_a_request_sessionmw_writes_english_again(sessions: SessionManager) -> None:
+    _middleware(sessions).get("/boom", headers={"Accept-Language": "de"})
+    assert translate(TimeoutError()).title == "Request timed out"
+
+
+def test_a_language_without_a_catalogue_is_a_configuration_error(
+    sessions: SessionManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigurationError, match="no catalogue for language 'it'"):
+        SessionMiddleware(_failing_app, manager=sessions, secret_key="test", languages=["de", "it"])
+    monkeypatch.setenv("SESSIONMW_LANGUAGES", "fr, en")
+    middleware = SessionMiddleware(_failing_app, manager=sessions, secret_key="test")
+    assert middleware.gate.options.languages == ("fr", "en")
+
+
+# -- the Flask extension ------------------------------------------------------------------------
+
+
+def _flask(sessions: SessionManager, **config: Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(config)
+
+    @app.get("/")
+    def page() -> str:
+        return render_template_string("<main>{{ sessionmw_banner() }}</main>")
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise TimeoutError("slow")
+
+    SessionMW(app, manager=sessions, secret_key="test")
+    return app
+
+
+def test_the_flask_banner_speaks_the_browsers_language(sessions: SessionManager) -> None:
+    sid = _disconnected(sessions)
+    client = _flask(sessions).test_client()
+    client.set_cookie("sessionmw", sid)
+    page = client.get("/", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert "Sitzung getrennt" in page
+    assert ">Neu verbinden</button>" in page
+
+
+def test_flask_config_keys_choose_the_languages(sessions: SessionManager) -> None:
+    app = _flask(sessions, SESSIONMW_LANGUAGES="es,en", SESSIONMW_LANGUAGE_SELECTOR=lambda request: None)
+    answer = app.test_client().get("/boom", headers={"Accept-Language": "de"})
+    assert answer.headers["Content-Language"] == "es"
+
+
+def test_the_flask_extension_uses_the_apps_flask_babel_locale(sessions: SessionManager) -> None:
+    flask_babel = pytest.importorskip("flask_babel")
+    app = _flask(sessions)
+    flask_babel.Babel(app, locale_selector=lambda: "fr")
+    answer = app.test_client().get("/boom", headers={"Accept-Language": "de"})
+    assert answer.headers["Content-Language"] == "fr"
+    assert "Délai de la demande dépassé" in answer.get_data(as_text=True)
+
+
+def test_without_flask_babel_on_the_app_the_header_decides(sessions: SessionManager) -> None:
+    answer = _flask(sessions).test_client().get("/boom", headers={"Accept-Language": "es"})
+    assert answer.headers["Content-Language"] == "es"
+
+
+# -- the Dash banner ----------------------------------------------------------------------------
+
+
+def test_the_dash_banner_speaks_the_language_of_the_browser_that_loaded_the_page(
+    sessions: SessionManager,
+) -> None:
+    dash = pytest.importorskip("dash")
+    from sessionmw.integrations.dash import SessionMWDash
+
+    app = dash.Dash(__name__)
+    app.layout = dash.html.Div([dash.html.Div(id="out")])
+    SessionMWDash(app, manager=sessions)
+    client = app.server.test_client()
+    german = json.dumps(client.get("/_dash-layout", headers={"Accept-Language": "de"}).get_json())
+    french = json.dumps(client.get("/_dash-layout", headers={"Accept-Language": "fr"}).get_json())
+    english = json.dumps(client.get("/_dash-layout").get_json())
+    assert '"Neu verbinden"' in german and '"Schlie\\u00dfen"' in german
+    assert "Der Server ist im Moment nicht erreichbar." in str(json.loads(german))
+    assert '"Reconnecter"' in french and '"Reconnect"' not in french
+    assert '"Reconnect"' in english and '"Dismiss"' in english
+
+
+# -- the options ---------------------------------------------------------------------------------
+
+
+def test_defaults_offer_every_available_language_english_first() -> None:
+    options = Options.build(secret_key="test")
+    assert options.languages is None
+    negotiator = options.negotiator()
+    assert negotiator.languages[0] == "en"
+    assert set(negotiator.languages) >= {"en", "de", "fr", "es"}
+
+
+def test_languages_are_read_as_a_list_or_a_comma_separated_string() -> None:
+    assert Options.build(secret_key="test", languages="de, en").languages == ("de", "en")
+    assert Options.build(secret_key="test", languages=["fr"]).languages == ("fr",)
+
+
+def test_the_environment_names_the_languages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSIONMW_LANGUAGES", "es,en")
+    assert Options.build(secret_key="test").languages == ("es", "en")
+    assert Options.build(secret_key="test", languages=["de"]).languages == ("de",)  # the argument wins
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"languages": ["de", "xx"]}, "no catalogue for language 'xx'"),
+        ({"languages": []}, "at least one"),
+        ({"language_selector": "de"}, "language_selector must be callable"),
+    ],
+)
+def test_a_bad_language_option_is_refused_naming_it(options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        Options.build(secret_key="test", **options)
