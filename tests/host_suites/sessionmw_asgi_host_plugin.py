@@ -52,9 +52,7 @@ def _attach_starlette(mode: str) -> None:
             @functools.wraps(original)
             def build(self: Any, _original: Any = original) -> Any:
                 own = self.user_middleware
-                # mypy rejects SessionMiddleware here (its **options against Starlette's ParamSpec):
-                # reported; the ignore goes when the signature spells its options out.
-                ours = Middleware(SessionMiddleware, manager=manager, secret_key=_SECRET)  # type: ignore[arg-type]
+                ours = Middleware(SessionMiddleware, manager=manager, secret_key=_SECRET)
                 self.user_middleware = [ours, *own]
                 try:
                     return _original(self)
