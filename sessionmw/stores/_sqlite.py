@@ -154,10 +154,12 @@ class SQLiteStore:
         # changes with any commit of any other connection, this store's own included. ``_mark``
         # is its value when the cache was last known current (None: not known); equal now, no
         # commit since, so a copy the cache holds is still current. Guarded by ``_probe_lock``
-        # alone: the loop's :meth:`answer_cached` never takes ``_lock``.
+        # alone: the loop's :meth:`answer_cached` never takes ``_lock``. The mark is taken only
+        # when ``answer_cached`` asked for it (``_remark``): a store used sync alone never probes.
         self._probe_lock = threading.Lock()
         self._probe: sqlite3.Cursor | None = None
         self._mark: int | None = None
+        self._remark = False
         reset_after_fork(self)
 
     def _after_fork(self) -> None:
@@ -342,12 +344,17 @@ class SQLiteStore:
         (None: no such session); :data:`_WRITE` when the event needs the write transaction."""
         cache = self._cache
         if cache is not None:
-            mark = self._probe_version()  # before the check: a commit in between moves the probe
+            remark = self._remark
+            mark = None
+            if remark:  # before the check: a commit in between moves the probe past the mark
+                self._remark = False
+                mark = self._probe_version()
             version = self._data_version(conn)
             if version != self._version:  # another connection committed: any copy may be old
                 cache.clear()
                 self._version = version
-            self._mark = mark  # the cache is current as of the probe's ``mark``
+            if remark:
+                self._mark = mark  # the cache is current as of the probe's ``mark``
             answer = cache.answer(session_id, event, now, policy)
             if answer is not None:
                 return answer
@@ -372,16 +379,17 @@ class SQLiteStore:
         the copy is what the row holds."""
         cache = self._cache
         mark = self._mark
-        if (
-            cache is None
-            or mark is None
-            or event not in _QUIET
-            or not self._probe_lock.acquire(blocking=False)
-        ):
+        if cache is None or event not in _QUIET:
+            return None
+        if mark is None:
+            self._remark = True  # the worker thread's next read takes the mark
+            return None
+        if not self._probe_lock.acquire(blocking=False):
             return None
         try:
             probe = self._probe
             if probe is None or int(probe.execute(_DATA_VERSION).fetchone()[0]) != mark:
+                self._remark = True
                 return None
         except sqlite3.Error:
             return None  # the thread's call will say what is wrong
