@@ -314,7 +314,7 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
             if message.get("type") == _START and not status:
                 status.append(int(message.get("status", 200)))
                 message = dict(message)
-                message["headers"] = _encoded(gate.response_headers(session, request, _decoded(message)))
+                message["headers"] = gate.response_headers_raw(session, request, message.get("headers") or ())
             try:
                 await send(message)
             except Exception:  # the server could not send it: the client is gone
@@ -400,10 +400,6 @@ async def _close(send: Send, code: int, reason: str) -> None:
     await send(
         {"type": "websocket.close", "code": code, "reason": reason.encode()[:123].decode("utf-8", "ignore")}
     )
-
-
-def _decoded(message: Message) -> list[tuple[str, str]]:
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in message.get("headers") or ()]
 
 
 def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 from urllib.parse import quote
 
@@ -68,6 +69,50 @@ _PENDING = Verdict.PENDING
 _GONE = Verdict.GONE
 _VARY_COOKIE = ("Vary", "Cookie")
 _ask = ASKED.set  # sessionmw.languages.ask, without the call layer
+H = TypeVar("H", str, bytes)
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def _latin1(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def _to_latin1(value: str) -> bytes:
+    return value.encode("latin-1")
+
+
+def _header_name(name: str) -> bytes:
+    return name.lower().encode("latin-1")
+
+
+class _Form(NamedTuple, Generic[H]):
+    """How :meth:`SessionGate.response_headers` reads and writes one form of headers (text as
+    WSGI's, or bytes as ASGI's): the names it looks for and adds, and the conversions."""
+
+    vary: H  # the names as compared (lower case)
+    cache_control: H
+    vary_cookie: tuple[H, H]  # the headers added as they are
+    cache_private: tuple[H, H]
+    text: Callable[[H], str]  # a value as text
+    raw: Callable[[str], H]  # a value of the gate's in this form
+    name: Callable[[str], H]  # a name of the gate's in this form
+
+
+_TEXT: _Form[str] = _Form(
+    "vary", "cache-control", _VARY_COOKIE, ("Cache-Control", "private"), _same, _same, _same
+)
+_RAW: _Form[bytes] = _Form(
+    b"vary",
+    b"cache-control",
+    (b"vary", b"Cookie"),
+    (b"cache-control", b"private"),
+    _latin1,
+    _to_latin1,
+    _header_name,
+)
 
 
 class Admission(NamedTuple):
@@ -449,28 +494,44 @@ class SessionGate:
         """The app's response ``headers`` as they must go out for ``session`` (a new list): the
         session's headers added, ``Vary`` covering ``Cookie``, and, when the response sets the
         cookie, no shared caching (``Cache-Control: private`` unless ``no-store`` or ``private``)."""
+        return self._merged_headers(session, request, headers, _TEXT)
+
+    def response_headers_raw(
+        self, session: RequestSession, request: RequestView, headers: Iterable[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """:meth:`response_headers` for headers as ASGI sends them (latin-1 bytes, names in lower
+        case, as the spec asks): the app's headers are kept as they are (only a ``Vary`` or
+        ``Cache-Control`` value that changes is decoded and encoded again)."""
+        return self._merged_headers(session, request, headers, _RAW)
+
+    def _merged_headers(
+        self, session: RequestSession, request: RequestView, headers: Iterable[tuple[H, H]], form: _Form[H]
+    ) -> list[tuple[H, H]]:
+        """The one decision of :meth:`response_headers`, over text or bytes (``form`` converts)."""
         headers = list(headers)
         vary_at = cache_at = -1
+        vary_name, cache_name = form.vary, form.cache_control
         for index, (name, _) in enumerate(headers):
             lowered = name.lower()
-            if lowered == "vary":
+            if lowered == vary_name:
                 vary_at = index
-            elif lowered == "cache-control":
+            elif lowered == cache_name:
                 cache_at = index
         if vary_at < 0:
-            headers.append(_VARY_COOKIE)
+            headers.append(form.vary_cookie)
         else:
-            vary = vary_with_cookie(headers[vary_at][1])
+            vary = vary_with_cookie(form.text(headers[vary_at][1]))
             if vary is not None:
-                headers[vary_at] = (headers[vary_at][0], vary)
+                headers[vary_at] = (headers[vary_at][0], form.raw(vary))
         if session.issue_cookie or session.via_header:
-            headers += self.session_headers(session, request)
+            added = self.session_headers(session, request)
+            headers += [(form.name(name), form.raw(value)) for name, value in added]
             if session.issue_cookie:
                 if cache_at < 0:
-                    headers.append(("Cache-Control", "private"))
+                    headers.append(form.cache_private)
                 else:
                     name, value = headers[cache_at]
-                    headers[cache_at] = (name, cache_control_with_cookie(value))
+                    headers[cache_at] = (name, form.raw(cache_control_with_cookie(form.text(value))))
         return headers
 
     def with_session_headers(
@@ -596,7 +657,10 @@ class SessionGate:
         return translate(exc, debug=self.debug)
 
     def error_response(
-        self, err: UserFacingError, request: RequestView, via_header: bool,
+        self,
+        err: UserFacingError,
+        request: RequestView,
+        via_header: bool,
         session: RequestSession | None = None,
     ) -> PlainResponse:
         """``err`` as JSON or HTML (by ``Accept``). JSON clients get a problem document
@@ -611,7 +675,10 @@ class SessionGate:
         return run(self._error_response(err, request, via_header, session, False))
 
     async def aerror_response(
-        self, err: UserFacingError, request: RequestView, via_header: bool,
+        self,
+        err: UserFacingError,
+        request: RequestView,
+        via_header: bool,
         session: RequestSession | None = None,
     ) -> PlainResponse:
         """:meth:`error_response`, the session's health read without blocking the event loop."""

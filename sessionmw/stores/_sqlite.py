@@ -74,6 +74,7 @@ _INCARNATION_BITS = 48
 _ADD_INCARNATION = "INSERT OR IGNORE INTO sessionmw_meta (key, value) VALUES ('incarnation', ?)"
 _INCARNATION = "SELECT value FROM sessionmw_meta WHERE key = 'incarnation'"
 _ACTIVITY = Event.ACTIVITY
+_QUIET = (None, _ACTIVITY)  # the events a cached copy may answer
 _SAVE_POLICY = "INSERT OR REPLACE INTO sessionmw_meta (key, value) VALUES ('policy', ?)"
 _SAVED_POLICY = "SELECT value FROM sessionmw_meta WHERE key = 'policy'"
 
@@ -116,6 +117,9 @@ class SQLiteStore:
 
     A look, or activity within the renewal window (:func:`sessionmw._transitions.writes_nothing`),
     takes no write lock: it reads the row (or the cached copy) and writes nothing.
+
+    An async caller asks :meth:`answer_cached` first, on the event loop: a copy the cache may
+    answer from is returned without a worker thread; anything else goes to a thread as before.
     """
 
     def __init__(
@@ -146,17 +150,30 @@ class SQLiteStore:
         self._cache: RecordCache | None = RecordCache() if cache else None
         self._version: int | None = None
         self._pragma: sqlite3.Cursor | None = None
+        # The probe: a second connection (never waiting: busy timeout 0) whose data_version
+        # changes with any commit of any other connection, this store's own included. ``_mark``
+        # is its value when the cache was last known current (None: not known); equal now, no
+        # commit since, so a copy the cache holds is still current. Guarded by ``_probe_lock``
+        # alone: the loop's :meth:`answer_cached` never takes ``_lock``. The mark is taken only
+        # when ``answer_cached`` asked for it (``_remark``): a store used sync alone never probes.
+        self._probe_lock = threading.Lock()
+        self._probe: sqlite3.Cursor | None = None
+        self._mark: int | None = None
+        self._remark = False
         reset_after_fork(self)
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh lock (another thread may have held the parent's); the
         inherited connection is left alone and a new one opened on next use."""
         self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()
         self._inherited, self._conn = self._conn, None
+        self._probe = None  # the parent's, left alone as its connection is
         self._forget()
 
     def _forget(self) -> None:
         """Empty the read cache (a new connection's data_version starts a new count)."""
+        self._mark = None
         if self._cache is not None:
             self._cache.clear()
         self._version = None
@@ -327,10 +344,17 @@ class SQLiteStore:
         (None: no such session); :data:`_WRITE` when the event needs the write transaction."""
         cache = self._cache
         if cache is not None:
+            remark = self._remark
+            mark = None
+            if remark:  # before the check: a commit in between moves the probe past the mark
+                self._remark = False
+                mark = self._probe_version()
             version = self._data_version(conn)
             if version != self._version:  # another connection committed: any copy may be old
                 cache.clear()
                 self._version = version
+            if remark:
+                self._mark = mark  # the cache is current as of the probe's ``mark``
             answer = cache.answer(session_id, event, now, policy)
             if answer is not None:
                 return answer
@@ -343,6 +367,57 @@ class SQLiteStore:
         if cache is not None:
             cache.put(record, now)  # a commit between the pragma and the read shows at the next pragma
         return Outcome(record.copy(), ())
+
+    def answer_cached(
+        self, session_id: str, event: Event | None, now: float, policy: Policy
+    ) -> Outcome | None:
+        """The outcome :meth:`update` would return from the read cache, or None (a miss, a change
+        to write, no cache, or not known current): made without waiting, for the event loop. It
+        takes only the probe's lock (never the store's, which a write holds while it waits for
+        the file) and reads ``PRAGMA data_version`` on the probe connection, which never waits:
+        unchanged since the cache was last known current, no connection has committed since, so
+        the copy is what the row holds."""
+        cache = self._cache
+        mark = self._mark
+        if cache is None or event not in _QUIET:
+            return None
+        if mark is None:
+            self._remark = True  # the worker thread's next read takes the mark
+            return None
+        if not self._probe_lock.acquire(blocking=False):
+            return None
+        try:
+            probe = self._probe
+            if probe is None or int(probe.execute(_DATA_VERSION).fetchone()[0]) != mark:
+                self._remark = True
+                return None
+        except sqlite3.Error:
+            return None  # the thread's call will say what is wrong
+        finally:
+            self._probe_lock.release()
+        return cache.answer(session_id, event, now, policy)
+
+    def _probe_version(self) -> int | None:
+        """The probe's ``PRAGMA data_version`` (opening the probe: in a worker thread, under the
+        store's lock), or None if it cannot be read now."""
+        with self._probe_lock:
+            try:
+                probe = self._probe
+                if probe is None:
+                    probe = self._probe = sqlite3.connect(
+                        self.path, timeout=0, isolation_level=None, check_same_thread=False
+                    ).cursor()
+                return int(probe.execute(_DATA_VERSION).fetchone()[0])
+            except sqlite3.Error:
+                self._close_probe()
+                return None
+
+    def _close_probe(self) -> None:
+        """Close the probe (caller holds the probe's lock)."""
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            with contextlib.suppress(sqlite3.Error):
+                probe.connection.close()
 
     def _data_version(self, conn: sqlite3.Connection) -> int:
         """The connection's ``PRAGMA data_version``, through a cursor kept for it (about half the
@@ -476,6 +551,8 @@ class SQLiteStore:
         """Close this process's connection (it is reopened if the store is used again)."""
         with self._lock:
             self._drop_connection()
+            with self._probe_lock:
+                self._close_probe()
 
     def counters(self) -> SQLiteCounters:
         """The analytics counter backend in the same file (see :mod:`sessionmw.analytics`)."""

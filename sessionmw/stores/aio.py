@@ -12,7 +12,9 @@ which picks, once per store, how each call is made:
   ``redis.asyncio`` does not serve, it sends only its round trips to a worker thread);
 - **in a worker thread** for everything else (the SQLite store, a store of the application's), with
   :func:`anyio.to_thread.run_sync` (``pip install 'sessionmw[async]'``; without anyio, under
-  asyncio, :func:`asyncio.to_thread`).
+  asyncio, :func:`asyncio.to_thread`). Such a store may answer an ``update`` from its read cache
+  on the loop first (:class:`CachedAnswers`: the SQLite store): only a miss or a write goes to the
+  thread.
 
 A cancelled caller does not cancel a store operation under way in a thread: the operation is one
 atomic store update, and it completes (anyio's default), so what it changed is never half-known.
@@ -32,6 +34,7 @@ __all__ = [
     "AsyncNative",
     "AsyncOperations",
     "AsyncStore",
+    "CachedAnswers",
     "async_store",
     "blocks",
     "off_loop",
@@ -67,6 +70,19 @@ class AsyncNative(Protocol):
 
     def async_operations(self) -> AsyncOperations:
         """The store's async operations (one object per store)."""
+        ...
+
+
+@runtime_checkable
+class CachedAnswers(Protocol):
+    """A store whose calls may wait but which can answer some ``update`` calls at once, from a
+    read cache (the SQLite store)."""
+
+    def answer_cached(
+        self, session_id: str, event: Event | None, now: float, policy: Policy
+    ) -> Outcome | None:
+        """What ``update(session_id, event, now, policy)`` would return, from the cache, or None
+        (then ``update`` is called in a worker thread). Never waits: it is called on the loop."""
         ...
 
 
@@ -122,6 +138,8 @@ class AsyncStore:
         self._native: AsyncOperations | None = (
             store.async_operations() if isinstance(store, AsyncNative) and not self.inline else None
         )
+        threaded = not self.inline and self._native is None
+        self._answer = store.answer_cached if threaded and isinstance(store, CachedAnswers) else None
 
     def __repr__(self) -> str:
         way = "inline" if self.inline else ("native" if self._native else "thread")
@@ -142,7 +160,13 @@ class AsyncStore:
     def update(
         self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None = None
     ) -> Awaitable[Outcome | None]:
-        """:meth:`SessionStore.update`, awaited."""
+        """:meth:`SessionStore.update`, awaited (answered on the loop when the store's cache can:
+        :class:`CachedAnswers`)."""
+        answer = self._answer
+        if answer is not None and error is None:
+            outcome = answer(session_id, event, now, policy)
+            if outcome is not None:
+                return _ready(outcome)
         return self._call("update", session_id, event, now, policy, error)
 
     def get(self, session_id: str) -> Awaitable[SessionRecord | None]:
@@ -164,6 +188,10 @@ class AsyncStore:
         """Close the native connections of the running loop (the store's own stay open)."""
         if self._native is not None:
             await self._native.aclose()
+
+
+async def _ready(value: T) -> T:
+    return value
 
 
 def async_store(store: SessionStore) -> AsyncStore:

@@ -26,7 +26,9 @@ CACHE_LIMIT = 10_000
 
 class RecordCache:
     """Copies of records by session id, at most ``limit`` of them. Not locked: the store's lock
-    (or the single thread that fills it) guards it."""
+    (or the single thread that fills it) guards its changes. :meth:`answer` may run in another
+    thread meanwhile (the SQLite store's answers on the event loop): a copy is never changed once
+    kept, each lookup is one dict read, and the answer is a copy of its own."""
 
     __slots__ = ("_records", "limit")
 

@@ -174,6 +174,36 @@ def test_a_response_that_sets_the_cookie_is_never_shared(
     assert headers["Cache-Control"] == expected
 
 
+@pytest.mark.parametrize(
+    "app_headers",
+    [
+        pytest.param([], id="none"),
+        pytest.param([("Content-Type", "text/html"), ("VARY", "Accept")], id="vary"),
+        pytest.param([("vary", "accept, cookie"), ("Cache-Control", "public, max-age=60")], id="both"),
+        pytest.param([("cache-control", "no-store"), ("X-Other", "caf\u00e9")], id="latin-1"),
+    ],
+)
+@pytest.mark.parametrize("new_client", [True, False], ids=["new", "known"])
+def test_asgi_headers_get_the_same_decision_as_text_ones(
+    gate: SessionGate, app_headers: list[tuple[str, str]], new_client: bool
+) -> None:
+    """``response_headers_raw`` (bytes, as ASGI sends them) adds and changes what
+    ``response_headers`` does, names in lower case; the app's other headers go out untouched."""
+    sid = gate.manager.create_session().session_id
+    request = Request() if new_client else Request(cookies=f"sessionmw={sid}")
+    session, _ = gate.admit(request)
+    assert session is not None
+    raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in app_headers]
+    expected = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in gate.response_headers(session, request, app_headers)
+    ]
+    got = gate.response_headers_raw(session, request, raw)
+    assert [(name.lower(), value) for name, value in got] == expected
+    assert all(pair in got for pair in raw if pair[0].lower() not in (b"vary", b"cache-control"))
+    assert got is not raw and len(raw) == len(app_headers)  # a new list: the app's message is not changed
+
+
 INTEGRATION_MODULES = [
     "asgi",
     "dash",

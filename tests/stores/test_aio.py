@@ -19,6 +19,7 @@ from support.stores import STORE_METHODS, record_threads, seen_of
 
 from sessionmw import Breaker, SessionManager, UserFacingError, guarded, session_scope
 from sessionmw._errors import StoreUnavailableError
+from sessionmw._states import SessionState
 from sessionmw.stores import store_from_url
 from sessionmw.stores._sqlite import SQLiteStore
 from sessionmw.stores.aio import off_loop
@@ -262,3 +263,75 @@ async def test_without_anyio_asyncio_uses_its_own_threads_and_trio_is_told_what_
     else:
         with pytest.raises(RuntimeError, match=r"pip install 'sessionmw\[async\]'"):
             await off_loop(threading.get_ident)
+
+
+async def test_a_sqlite_cache_hit_is_answered_on_the_loop(anyio_backend: str, tmp_path: Path) -> None:
+    """A request within the renewal window on a copy the cache holds makes no store call in a
+    thread; the first (a miss) does."""
+    manager = SessionManager(store=SQLiteStore(tmp_path / "hits.db"), clock=FakeClock())
+    sid = (await manager.acreate_session()).session_id
+    calls = record_threads(manager.store, STORE_METHODS)
+    first, _ = await manager.atouch_or_report(sid)  # the cache is filled (in a thread)
+    assert [name for name, _thread in calls] == ["update"]
+    for _ in range(3):
+        record, refusal = await manager.atouch_or_report(sid)
+        assert refusal is None and record is not None and record.session_id == sid
+        assert record == first and record is not first  # a copy, the caller's to change
+    assert len(calls) == 1, calls
+    await manager.aclose()
+
+
+async def test_a_commit_by_another_connection_is_seen_by_the_next_awaited_request(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """The loop's answer from the cache keeps the cache's promise: another process's change is
+    seen at once (the copy is not trusted, the next call reads the row in a thread)."""
+    path = tmp_path / "shared.db"
+    clock = FakeClock()
+    here = SessionManager(store=SQLiteStore(path), clock=clock)
+    there = SessionManager(store=SQLiteStore(path), clock=clock)
+    sid = (await here.acreate_session()).session_id
+    await here.atouch_or_report(sid)
+    await here.atouch_or_report(sid)  # from the copy
+    there.end_session(sid)
+    record, refusal = await here.atouch_or_report(sid)
+    assert record is not None and record.state is SessionState.ENDED
+    assert refusal is not None and refusal.state == SessionState.ENDED.value
+    there.close()
+    await here.aclose()
+
+
+async def test_a_sqlite_cache_hit_waits_for_neither_the_store_nor_the_file(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """Another connection holds the file's write lock and a worker holds the store's lock: a
+    cache hit is answered all the same, while both are still held."""
+    path = tmp_path / "held.db"
+    store = SQLiteStore(path, busy_timeout=30)
+    manager = SessionManager(store=store, clock=FakeClock())
+    sid = (await manager.acreate_session()).session_id
+    await manager.atouch_or_report(sid)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    lock = store._lock
+    lock.acquire()
+    released = threading.Event()
+
+    def release() -> None:  # should the call wait for the lock, the test fails instead of hanging
+        released.set()
+        lock.release()
+
+    timer = threading.Timer(5, release)
+    timer.start()
+    try:
+        record, refusal = await manager.atouch_or_report(sid)
+        answered_while_held = not released.is_set()
+    finally:
+        timer.cancel()
+        timer.join()
+        if not released.is_set():
+            lock.release()
+        holder.execute("COMMIT")
+        holder.close()
+    assert answered_while_held and refusal is None and record is not None
+    await manager.aclose()
