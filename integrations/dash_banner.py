@@ -391,13 +391,7 @@ def refusal_in_banner(response: Any) -> Any:
     from flask import request
 
     body = _refused_update(request.environ.get(ENVIRON_SESSION), response.status_code, request.path)
-    if body is None:
-        return response
-    response.set_data(body)
-    response.status_code = 200
-    response.headers["Content-Type"] = "application/json"
-    response.headers.pop("Retry-After", None)
-    return response
+    return response if body is None else _as_banner_update(response, body)
 
 
 async def arefusal_in_banner(response: Any) -> Any:
@@ -406,8 +400,12 @@ async def arefusal_in_banner(response: Any) -> Any:
 
     request = quart.request
     body = _refused_update(request.scope.get(ENVIRON_SESSION), response.status_code, request.path)
-    if body is None:
-        return response
+    return response if body is None else _as_banner_update(response, body)
+
+
+def _as_banner_update(response: Any, body: str) -> Any:
+    """``response`` (Flask's or Quart's) turned into the 200 that carries ``body``, the banner's
+    update, in place of the refusal."""
     response.set_data(body)
     response.status_code = 200
     response.headers["Content-Type"] = "application/json"
