@@ -159,6 +159,10 @@ class Language:
 
 _lock = threading.Lock()
 _app_dirs: list[Path] = []  # the app's catalogue directories, the latest first
+# The languages found in each catalogue directory, read once (when it is named, or at import for
+# sessionmw's own): building an adapter (which an ASGI framework may do on its event loop, at the
+# first request) lists the languages without touching the file system.
+_found: dict[Path, frozenset[str]] = {}
 _loaded: dict[str, Language | None] = {}
 
 
@@ -180,10 +184,12 @@ def use_catalogues(directory: str | Path) -> None:
         raise ValueError(
             f"use_catalogues needs a directory of <language>/LC_MESSAGES/{DOMAIN}.mo, not {path}"
         )
+    found = _read_languages(path)
     with _lock:
         if path in _app_dirs:
             _app_dirs.remove(path)
         _app_dirs.insert(0, path)
+        _found[path] = found
         _loaded.clear()
 
 
@@ -198,13 +204,23 @@ def drop_catalogues(directory: str | Path) -> bool:
     return True
 
 
-def _languages_in(directory: Path) -> set[str]:
-    return {mo.parent.parent.name for mo in directory.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")}
+def _read_languages(directory: Path) -> frozenset[str]:
+    return frozenset(mo.parent.parent.name for mo in directory.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
+
+
+def _languages_in(directory: Path) -> frozenset[str]:
+    found = _found.get(directory)
+    if found is None:
+        found = _found[directory] = _read_languages(directory)
+    return found
 
 
 def shipped() -> tuple[str, ...]:
     """The languages sessionmw ships: English first, then the others by code."""
-    return (SOURCE_LANGUAGE, *sorted(_languages_in(LOCALE_DIR) - {SOURCE_LANGUAGE}))
+    return _SHIPPED
+
+
+_SHIPPED: tuple[str, ...] = (SOURCE_LANGUAGE, *sorted(_languages_in(LOCALE_DIR) - {SOURCE_LANGUAGE}))
 
 
 def available() -> tuple[str, ...]:
@@ -228,6 +244,8 @@ def load(code: str) -> Language | None:
     with _lock:
         chain: gettext.NullTranslations | None = None
         for directory in [*_app_dirs, LOCALE_DIR]:
+            if code not in _languages_in(directory):  # (no file system call: read once)
+                continue
             found = gettext.translation(DOMAIN, directory, [code], fallback=True)
             if type(found) is gettext.NullTranslations:
                 continue

@@ -341,3 +341,20 @@ def test_the_stdlib_reads_the_shipped_catalogues_without_babel() -> None:
     assert found.ngettext("{n} minute", "{n} minutes", 2) == "{n} Minuten"
     assert re.fullmatch(r"nplurals=2; plural=\(n != 1\);?", found.info()["plural-forms"])
     assert fill(Plural("{n} x", "{n} xs"), {"n": 2}) == "2 xs"
+
+
+def test_building_an_adapter_touches_no_file() -> None:
+    """Options (what every adapter builds, an ASGI framework on its event loop at the first
+    request) list the languages without a file system call: they were read at import."""
+    from unittest import mock
+
+    from sessionmw.integrations.options import Options
+
+    def no_file_system(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a file system call while building an adapter")
+
+    with mock.patch.object(Path, "glob", no_file_system), mock.patch.object(Path, "stat", no_file_system):
+        every = Options.build(secret_key="k")  # every language offered (checked against the shipped)
+        chosen = Options.build(secret_key="k", languages=["en", "de"])
+        english = languages_module.load("en")
+    assert every.languages is None and chosen.languages == ("en", "de") and english is None
