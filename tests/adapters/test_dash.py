@@ -19,6 +19,8 @@ from support.dash import (
     layout_ids,
     missing_ids,
     page_stub,
+    side_updates,
+    texts_of,
 )
 from support.servers import BackendClient, callback_payload, fire_callback, session_cookie
 
@@ -109,28 +111,6 @@ def _fire(
     """POST one callback request of the client's Dash app (outputs as ``(id, prop)``)."""
     wanted = [f"{oid}.{prop}" for oid, prop in outputs]
     return fire_callback(_DASH_APPS[client.application], client, wanted, inputs, state, accept=accept)
-
-
-def _side(body: dict[str, Any]) -> dict[str, Any]:
-    """The set_props updates of a callback response, by component id."""
-    side: dict[str, Any] = body.get("sideUpdate", {})
-    return side
-
-
-def _plain(node: Any) -> Any:
-    """A component tree as plain JSON data."""
-    if hasattr(node, "to_plotly_json"):
-        return _plain(node.to_plotly_json())
-    if isinstance(node, dict):
-        return {key: _plain(value) for key, value in node.items()}
-    if isinstance(node, list | tuple):
-        return [_plain(value) for value in node]
-    return node
-
-
-def _texts(component: Any) -> str:
-    """A component tree (objects or their JSON) as one JSON string."""
-    return json.dumps(_plain(component), ensure_ascii=False)
 
 
 # -- layout -------------------------------------------------------------------------------------
@@ -293,7 +273,7 @@ def test_failing_callback_on_a_bootstrap_app_shows_the_bootstrap_alert(
     status, body = _fire(_client(app), [("out", "children")], [("go", "n_clicks", 1)])
     assert status == 200
     assert "Session not running" in _said(body)  # folded into the (Bootstrap) banner
-    assert _side(body)[ALERT_ID] == {"style": {"display": "none"}}
+    assert side_updates(body)[ALERT_ID] == {"style": {"display": "none"}}
 
 
 def test_a_disconnected_session_can_still_load_the_page(backend: str, sessions: SessionManager) -> None:
@@ -356,7 +336,7 @@ def _guarded_app(sessions: SessionManager, behaviour: dict[str, Any], backend: s
 
 def _said(body: dict[str, Any]) -> str:
     """What the banner's statement says in a callback response (the failure is folded there)."""
-    said = _side(body)[HEALTH_STORE_ID]["data"]["statement"]
+    said = side_updates(body)[HEALTH_STORE_ID]["data"]["statement"]
     return " ".join([said["title"], said["message"], *said["steps"], said["context"]])
 
 
@@ -369,7 +349,7 @@ def test_guarded_callback_failure_shows_alert_and_records_error(
     status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
     assert status == 200
     assert "out" not in body.get("response", {})
-    side = _side(body)
+    side = side_updates(body)
     assert "The background process serving your session is not running" in _said(body)
     assert "RuntimeError" not in json.dumps(body)
     assert side[ALERT_ID]["style"] == {"display": "none"}  # one voice: the banner says it
@@ -386,7 +366,7 @@ def test_guarded_callback_success_returns_outputs_and_hides_alert(
     status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 2)])
     assert status == 200
     assert body["response"]["out"]["children"] == "done 2"
-    assert _side(body)[ALERT_ID]["style"] == {"display": "none"}
+    assert side_updates(body)[ALERT_ID]["style"] == {"display": "none"}
 
 
 def test_repeated_failures_disconnect_the_session(backend: str, sessions: SessionManager) -> None:
@@ -428,7 +408,7 @@ def test_guarded_callback_skips_an_expired_session(
     status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)], accept="*/*")
     assert status == 200
     assert behaviour.get("calls", 0) == 0
-    side = _side(body)
+    side = side_updates(body)
     assert "Session expired" in _said(body)
     assert side[HEALTH_STORE_ID]["data"]["status"] == "expired"
     assert side[HEALTH_STORE_ID]["data"]["sticky"] is True
@@ -452,7 +432,7 @@ def test_callback_of_an_expired_or_lost_session_is_refused_until_a_refresh(
     for clicks in (1, 2):  # every click, not only the first
         status, body = _fire(client, [("out", "children")], [("go", "n_clicks", clicks)])
         assert status == 200 and title in _said(body)
-        data = _side(body)[HEALTH_STORE_ID]["data"]
+        data = side_updates(body)[HEALTH_STORE_ID]["data"]
         assert data["status"] == ("not_found" if lost else "expired") and data["sticky"] is True
         assert _sid(client) == sid  # no new session behind the user's back
     assert behaviour.get("calls", 0) == 0
@@ -564,13 +544,13 @@ def test_an_async_guarded_callback_is_guarded_the_same(backend: str, sessions: S
     status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 1)])
     assert status == 200 and translate(DataLoadError("x")).title in _said(body)
     assert "prices.csv" not in json.dumps(body)
-    assert _side(body)[HEALTH_STORE_ID]["data"]["status"] == "error"
+    assert side_updates(body)[HEALTH_STORE_ID]["data"]["status"] == "error"
     record = sessions.get_session(_sid(client))
     assert record is not None and record.error_count == 1
     behaviour.pop("error")
     status, body = _fire(client, [("out", "children")], [("go", "n_clicks", 2)])
     assert status == 200 and body["response"]["out"]["children"] == "done 2"
-    assert _side(body)[HEALTH_STORE_ID]["data"]["status"] == "healthy"
+    assert side_updates(body)[HEALTH_STORE_ID]["data"]["status"] == "healthy"
 
 
 def test_guard_all_chains_the_apps_own_on_error(backend: str, sessions: SessionManager) -> None:
@@ -729,7 +709,7 @@ def test_demo_scan_renders_a_table(backend: str, demo_module: ModuleType, sessio
         [("scan-symbols", "value", "acme wayne")],
     )
     assert status == 200
-    table = _texts(body["response"]["scan-output"]["children"])
+    table = texts_of(body["response"]["scan-output"]["children"])
     assert "ACME" in table and "WAYNE" in table
 
 
