@@ -5,8 +5,8 @@ breakers), ``processes`` (spawned children, the ``sessionmw`` command in a proce
 (loopback servers and their clients), ``redis_servers`` (Redis servers of a test's own),
 ``adapters`` (one host app served by each adapter), ``dash`` (Dash callback requests, clients
 and layout readers), ``chrome`` (headless chromium options), ``browser`` (what the browser
-tests share; skips without chromedriver) and ``asgi`` (an ASGI
-message-order checker).
+tests share; skips without chromedriver), ``asgi`` (an ASGI
+message-order checker) and ``peers`` (sentry and OpenTelemetry, kept in memory).
 
 Only tests import these: never sessionmw/, integrations/, bench/ or scripts/ (tests/project/
 test_test_support.py checks it).

@@ -26,10 +26,7 @@ sentry_sdk = pytest.importorskip("sentry_sdk")
 otel_trace = pytest.importorskip("opentelemetry.sdk.trace")
 pytest.importorskip("opentelemetry.instrumentation.asgi")
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import SpanKind  # noqa: E402
-from sentry_sdk.transport import Transport  # noqa: E402
+from support.peers import Observer  # noqa: E402
 
 quart_integration = pytest.importorskip("sentry_sdk.integrations.quart")
 
@@ -44,68 +41,17 @@ FAILURES = {
 }
 
 
-class MemoryTransport(Transport):
-    """A sentry transport that keeps the events instead of sending them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[dict[str, Any]] = []
-
-    def capture_envelope(self, envelope: Any) -> None:
-        event = envelope.get_event()
-        if event is not None:
-            self.events.append(event)
-
-
-class Peer:
+class Peer(Observer):
     """One observer; :meth:`wrap` puts OpenTelemetry on an app, :meth:`recorded` lists what it saw
     since the last call."""
 
     def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.transport = MemoryTransport()
-        self.exporter = InMemorySpanExporter()
-        self.provider = otel_trace.TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        if kind == "sentry":
-            sentry_sdk.init(
-                dsn="http://public@127.0.0.1:9/1",  # never contacted: the transport keeps the events
-                transport=self.transport,
-                integrations=[quart_integration.QuartIntegration()],
-                default_integrations=False,
-                auto_enabling_integrations=False,
-            )
+        super().__init__(kind, [quart_integration.QuartIntegration()])
 
     def wrap(self, app: Any, where: str) -> None:
         """OpenTelemetry around ``app.asgi_app``, if this peer goes ``where`` (outer, inner)."""
         if self.kind == f"otel-{where}":
             app.asgi_app = OpenTelemetryMiddleware(app.asgi_app, tracer_provider=self.provider)
-
-    def recorded(self) -> list[str]:
-        """What was recorded since the last call: the exception type of every sentry event; the
-        status of every OpenTelemetry server span, and the type of every exception event."""
-        if self.kind == "sentry":
-            events, self.transport.events = self.transport.events, []
-            return [
-                value["type"] for event in events for value in event.get("exception", {}).get("values", [])
-            ]
-        spans = self.exporter.get_finished_spans()
-        self.exporter.clear()
-        seen = [
-            f"server span: {span.status.status_code.name}" for span in spans if span.kind is SpanKind.SERVER
-        ]
-        return seen + [
-            str((event.attributes or {}).get("exception.type", "")).rpartition(".")[2]
-            for span in spans
-            for event in span.events
-            if event.name == "exception"
-        ]
-
-    def close(self) -> None:
-        if self.kind == "sentry":
-            sentry_sdk.get_client().close()
-            sentry_sdk.get_global_scope().set_client(None)
-        self.provider.shutdown()
 
 
 @pytest.fixture(name="peer", params=PEERS)
