@@ -324,6 +324,31 @@ def test_redis_cluster_stores_cache_and_see_each_others_changes(
     there.close()
 
 
+def test_a_cluster_store_without_a_cache_publishes_its_changes(redis_cluster_url: str) -> None:
+    """Issue 22, item 1, on a cluster: a store built with cache=False still announces its changes
+    on the buckets' shard channels, so a cached store refuses the sessions it ended at once."""
+    url = f"{redis_cluster_url}?prefix=c{free_port()}&cluster=true"
+    cached, admin = store_from_url(url), store_from_url(url, cache=False)
+    assert isinstance(cached, RedisStore) and isinstance(admin, RedisStore) and admin._cache is None
+    sids = [f"s{n}" for n in range(8)]  # spread over buckets on every node
+    mark = _mark(cached)
+    for sid in sids:
+        admin.create(SessionRecord.new(sid, T0), T0, POLICY)
+    _delivered(cached, mark, len(sids))
+    for sid in sids:
+        assert cached.update(sid, None, T0 + 1, POLICY) is not None
+    assert cached._cache is not None and len(cached._cache) == len(sids)
+    mark = _mark(cached)
+    for sid in sids:
+        admin.update(sid, Event.END, T0 + 2, POLICY)
+    _delivered(cached, mark, len(sids))
+    for sid in sids:
+        outcome = cached.update(sid, None, T0 + 3, POLICY)  # within the window: no copy left
+        assert outcome is not None and outcome.record.state is SessionState.ENDED
+    cached.close()
+    admin.close()
+
+
 def _kill_client(store: RedisStore, redis_url: str) -> None:
     """Close the store's subscription from the server's side (CLIENT KILL by its address)."""
     import redis
