@@ -11,9 +11,12 @@ two real workers need no wait.)
 from __future__ import annotations
 
 import dataclasses
+import os
 import select
+import signal
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -321,6 +324,31 @@ def test_redis_cluster_stores_cache_and_see_each_others_changes(
     there.close()
 
 
+def test_a_cluster_store_without_a_cache_publishes_its_changes(redis_cluster_url: str) -> None:
+    """Issue 22, item 1, on a cluster: a store built with cache=False still announces its changes
+    on the buckets' shard channels, so a cached store refuses the sessions it ended at once."""
+    url = f"{redis_cluster_url}?prefix=c{free_port()}&cluster=true"
+    cached, admin = store_from_url(url), store_from_url(url, cache=False)
+    assert isinstance(cached, RedisStore) and isinstance(admin, RedisStore) and admin._cache is None
+    sids = [f"s{n}" for n in range(8)]  # spread over buckets on every node
+    mark = _mark(cached)
+    for sid in sids:
+        admin.create(SessionRecord.new(sid, T0), T0, POLICY)
+    _delivered(cached, mark, len(sids))
+    for sid in sids:
+        assert cached.update(sid, None, T0 + 1, POLICY) is not None
+    assert cached._cache is not None and len(cached._cache) == len(sids)
+    mark = _mark(cached)
+    for sid in sids:
+        admin.update(sid, Event.END, T0 + 2, POLICY)
+    _delivered(cached, mark, len(sids))
+    for sid in sids:
+        outcome = cached.update(sid, None, T0 + 3, POLICY)  # within the window: no copy left
+        assert outcome is not None and outcome.record.state is SessionState.ENDED
+    cached.close()
+    admin.close()
+
+
 def _kill_client(store: RedisStore, redis_url: str) -> None:
     """Close the store's subscription from the server's side (CLIENT KILL by its address)."""
     import redis
@@ -533,6 +561,35 @@ def test_a_copy_answers_for_one_window_at_most_whatever_its_state(state: Session
     assert cache.answer("s1", None, T0 + 2, dataclasses.replace(POLICY, activity_resolution=0.0)) is None
 
 
+@pytest.mark.parametrize("state", [SessionState.ACTIVE, SessionState.DISCONNECTED, SessionState.ENDED])
+def test_a_redis_copy_is_not_used_past_the_window_whatever_its_state(
+    state: SessionState, redis_url: str, redis_prefix: str
+) -> None:
+    """A record deleted behind the store's back (a FLUSHDB, an eviction: no message) is answered
+    from the copy until one window after it was read, then by Redis, in every state (before: an
+    active copy until idle_after, a disconnected one until the timeout, an ended one until the
+    retention)."""
+    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+    errors = POLICY.error_threshold if state is SessionState.DISCONNECTED else 0
+
+    def made_in_state(maker: RedisStore) -> None:
+        maker.create(SessionRecord.new("s1", T0), T0, POLICY)
+        for step in range(errors):
+            maker.update("s1", Event.ERROR, T0 + step * 0.01, POLICY, "boom")
+        if state is SessionState.ENDED:
+            maker.update("s1", Event.END, T0 + 0.5, POLICY)
+
+    _made_elsewhere(store, redis_url, made_in_state, 1 + errors + (1 if state is SessionState.ENDED else 0))
+    read = store.update("s1", None, T0 + 1, POLICY)  # read from Redis at T0 + 1: a copy
+    assert read is not None and read.record.state is state
+    assert store._cache is not None and "s1" in store._cache
+    store._client.delete(store._keys("s1")[0])  # gone, and nobody told
+    last_look = store.update("s1", None, T0 + 1 + WINDOW - 0.001, POLICY)
+    assert last_look is not None and last_look.record.state is state  # the copy, within the window
+    assert store.update("s1", None, T0 + 1 + WINDOW, POLICY) is None  # Redis: no such session
+    store.close()
+
+
 def test_after_a_flushdb_looks_are_answered_from_the_copy_for_one_window_at_most(
     private_redis: PrivateRedis,
 ) -> None:
@@ -643,6 +700,98 @@ def test_a_silent_redis_costs_one_timeout_with_the_cache_on(silent: _Silent, thr
         waits = sorted(pool.map(touch, range(threads)))
     print(f"waits with the cache on, {threads} thread(s): {[round(w, 2) for w in waits]}")
     assert waits[-1] < 1.6 * timeout
+    manager.close()
+
+
+class _TimedLock:
+    """The cache lock, timed: the longest any thread waited for it and the longest it was held."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.longest_wait = self.longest_hold = 0.0
+        self._taken = 0.0
+
+    def __enter__(self) -> _TimedLock:
+        asked = time.perf_counter()
+        self._lock.acquire()
+        self._taken = time.perf_counter()
+        self.longest_wait = max(self.longest_wait, self._taken - asked)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.longest_hold = max(self.longest_hold, time.perf_counter() - self._taken)
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+
+@pytest.mark.parametrize("worker", ["new", "cut_off", "subscribed"])
+def test_a_sigstopped_redis_costs_each_operation_one_timeout_with_the_cache_on(
+    private_redis: PrivateRedis, worker: str
+) -> None:
+    """Issue 22, item 6, by fault injection: our own redis-server SIGSTOPped (connections are still
+    accepted by the kernel, nothing is answered), fail-closed touch() with the default 1 s
+    timeouts, the cache on, 8 threads at once. Each call fails after its own timeout: no second
+    timeout for a (re)subscription, no queue on the cache lock, at most one subscription attempt.
+    A worker that is ``new`` (never subscribed), ``cut_off`` (its subscription killed just before
+    the pause) or ``subscribed`` (its subscription alive, its copies past the window).
+
+    Real time cannot be avoided (socket timeouts), so the bounds are generous for a loaded 2-core
+    machine: a call under 1.75 x the timeout (a second timeout would make it 2 x), the lock never
+    held or waited for half a timeout (work under it takes microseconds; a network wait under it,
+    a whole timeout). Before the fix: 2.0 s for one thread, up to 9 s with 8, 13 s of a 15 s wait
+    spent on the lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    timeout, threads = 1.0, 8
+    clock = FakeClock(T0)
+    store = RedisStore.from_url(private_redis.url, timeout=timeout, connect_timeout=timeout)
+    manager = SessionManager(store=store, clock=clock, on_store_error="fail_closed", **SETTINGS)
+    sids = [f"s{n}" for n in range(threads)]
+    if worker == "new":  # made by another process: this store has not been used yet
+        maker = RedisStore.from_url(private_redis.url)
+        _creating(*sids)(maker)
+        maker.close()
+    else:
+        _made_elsewhere(store, private_redis.url, _creating(*sids), threads)
+        for sid in sids:
+            manager.touch(sid)  # copies, read at T0
+        assert store._cache is not None and len(store._cache) == threads
+        clock.advance(WINDOW + 1)  # past the window: every touch goes to Redis
+    if worker == "cut_off":
+        _kill_client(store, private_redis.url)
+    lock = _TimedLock()
+    store._cache_lock = lock  # type: ignore[assignment]
+    attempts: list[float] = []
+    subscriptions = store._subscriptions
+
+    def counted_subscriptions() -> list[tuple[Any, str, list[str]]]:
+        attempts.append(time.monotonic())
+        return subscriptions()
+
+    store._subscriptions = counted_subscriptions  # type: ignore[method-assign]
+
+    def touch(sid: str) -> float:
+        started = time.perf_counter()
+        with pytest.raises(StoreUnavailableError):
+            manager.touch(sid)
+        return time.perf_counter() - started
+
+    assert private_redis.process is not None
+    os.kill(private_redis.process.pid, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            waits = sorted(pool.map(touch, sids))
+    finally:
+        os.kill(private_redis.process.pid, signal.SIGCONT)
+    print(
+        f"{worker}: waits {[round(w, 2) for w in waits]}, lock held <= {lock.longest_hold:.4f} s, "
+        f"waited for <= {lock.longest_wait:.4f} s, {len(attempts)} subscription attempt(s)"
+    )
+    assert waits[-1] < 1.75 * timeout
+    assert lock.longest_hold < timeout / 2 and lock.longest_wait < timeout / 2
+    assert len(attempts) <= 1  # a Redis that does not answer is not asked by every caller at once
     manager.close()
 
 
