@@ -12,7 +12,7 @@ Dash's own hooks then carry the rest (:func:`install_websocket_hooks`):
   banner's store). Any other message (the renderer's heartbeat, a ``get_props`` answer) reads the
   session's health: a session ended, expired or disconnected elsewhere closes the websocket the
   same way, so Dash tells the callbacks still running (``ctx.websocket.is_shutdown`` turns True,
-  an async callback is cancelled).
+  an async callback is cancelled). Ended in this process (sessionmw's signals), it closes at once.
 - Each callback the websocket runs: a success is recorded as an HTTP callback's is (a session in
   the error state is cleared); an exception no ``on_error`` handled is recorded on the session and
   the user reads the friendly message in the banner instead of Dash's ``str(exception)`` (in debug
@@ -24,10 +24,12 @@ Dash's own hooks then carry the rest (:func:`install_websocket_hooks`):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
 import logging
+import weakref
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -36,6 +38,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sessionmw.integrations.dash needs Dash: pip install 'sessionmw[dash]'") from exc
 
+from sessionmw import signals
 from sessionmw._manager import STORE_UNAVAILABLE, SessionManager
 from sessionmw.health import HealthReport
 from sessionmw.integrations.dash_apps import WEBSOCKET_ACTION, DashRequest, server_apps
@@ -59,11 +62,26 @@ _REFUSING = frozenset({"expired", "not_found", "disconnected"})
 
 
 class _Connection:
-    """One admitted Dash websocket: its session, the gate in front, the renderers it serves."""
+    """One admitted Dash websocket: its session, the gate in front, the renderers it serves, and
+    the websocket (weakly) and event loop to close it from a signal."""
 
-    __slots__ = ("backend", "gate", "path", "renderers", "server", "session_id")
+    __slots__ = (
+        "__weakref__",
+        "backend",
+        "gate",
+        "loop",
+        "path",
+        "renderers",
+        "server",
+        "session_id",
+        "websocket",
+    )
 
-    def __init__(self, backend: str, server: Any, path: str, gate: SessionGate, session_id: str) -> None:
+    def __init__(
+        self, websocket: Any, backend: str, server: Any, path: str, gate: SessionGate, session_id: str
+    ) -> None:
+        self.websocket = weakref.ref(websocket)
+        self.loop = asyncio.get_running_loop()
         self.backend = backend
         self.server = server
         self.path = path
@@ -76,6 +94,11 @@ class _Connection:
         return self.gate.manager
 
 
+#: The Dash websockets open in this process (gone with their connection).
+_OPEN: weakref.WeakSet[_Connection] = weakref.WeakSet()
+_CLOSING: set[asyncio.Task[None]] = set()  # the closes a signal started, kept until they end
+
+
 def install_websocket_hooks() -> None:
     """Register sessionmw's ``websocket_connect`` and ``websocket_message`` hooks with
     ``dash.hooks``, unless they are registered (they serve only apps set up with
@@ -84,6 +107,8 @@ def install_websocket_hooks() -> None:
         dash.hooks.websocket_connect()(_on_connect)
     if not any(hook.func is _on_message for hook in dash.hooks.get_hooks("websocket_message")):
         dash.hooks.websocket_message()(_on_message)
+    for signal in (signals.session_ended, signals.session_disconnected, signals.session_expired):
+        signal.connect(_session_gone, weak=False)  # connected once (blinker keeps one per receiver)
 
 
 def websocket_close(report: HealthReport | dict[str, Any]) -> tuple[int, str]:
@@ -118,7 +143,10 @@ def _on_connect(websocket: Any) -> bool:
         return True  # not an app sessionmw serves
     session = scope.get(ENVIRON_SESSION)
     if isinstance(session, RequestSession):
-        scope[_CONNECTION] = _Connection(backend, server, path, apps.gate, session.id)
+        real = websocket._get_current_object() if backend == "quart" else websocket
+        connection = _Connection(real, backend, server, path, apps.gate, session.id)
+        scope[_CONNECTION] = connection
+        _OPEN.add(connection)
     return True  # the server's extension or middleware refused what it refuses, before Dash
 
 
@@ -164,6 +192,38 @@ async def _on_message(websocket: Any, message: Any) -> bool | tuple[int, str]:
     # Dash starts the callback right after this hook, in a copy of this context: it sees its action.
     WEBSOCKET_ACTION.set(DashRequest(connection.backend, connection.server, connection.path, marks, {}))
     return True
+
+
+def _session_gone(sender: Any, session_id: str | None = None, **_: Any) -> None:
+    """``session_ended``, ``session_disconnected``, ``session_expired`` (in this process): close
+    the session's open Dash websockets at once, as a heartbeat would find it, so that Dash tells
+    their running callbacks. Called from any thread: the close runs on each websocket's loop."""
+    for connection in list(_OPEN):
+        if connection.session_id == session_id and not connection.loop.is_closed():
+            connection.loop.call_soon_threadsafe(_start_closing, connection)
+
+
+def _start_closing(connection: _Connection) -> None:
+    _OPEN.discard(connection)
+    task = connection.loop.create_task(_close(connection))
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
+async def _close(connection: _Connection) -> None:
+    """Tell the websocket's pages why, then close it (Dash's handler then shuts its callbacks down)."""
+    websocket = connection.websocket()
+    if websocket is None:
+        return
+    try:
+        report = await connection.manager.acheck_health(connection.session_id)
+        if report.get("status") not in _REFUSING:
+            return  # e.g. recovered meanwhile
+        await _tell_pages(websocket, connection, connection.renderers, report)
+        code, reason = websocket_close(report)
+        await websocket.close(code, reason)
+    except Exception:  # closed already, or the store failing: the next message checks again
+        _log.debug("could not close a Dash websocket whose session is gone", exc_info=True)
 
 
 async def _tell_pages(

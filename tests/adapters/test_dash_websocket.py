@@ -22,7 +22,7 @@ from support.servers import callback_payload, free_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from sessionmw import DataLoadError, SessionManager, SessionState
+from sessionmw import DataLoadError, SessionManager, SessionState, signals
 from sessionmw.integrations.dash import SessionMWDash
 from sessionmw.integrations.dash_banner import HEALTH_STORE_ID, status_banner
 from sessionmw.integrations.dash_callbacks import guarded_callback
@@ -296,10 +296,14 @@ def test_debug_mode_sends_the_raw_text(backend: str, sessions: SessionManager) -
     assert record is not None and record.error_count == 1
 
 
-def test_a_session_ended_elsewhere_tells_the_running_callback(backend: str, sessions: SessionManager) -> None:
-    """A long-running websocket callback whose session is ended elsewhere is told: at the page's
-    next message (the renderer's heartbeat) the websocket closes (4401) and Dash's ws.is_shutdown
-    turns True for the callback, which stops."""
+@pytest.mark.parametrize("where", ["this-process", "another-process"])
+def test_a_session_ended_elsewhere_tells_the_running_callback(
+    backend: str, sessions: SessionManager, where: str
+) -> None:
+    """A long-running websocket callback whose session is ended elsewhere is told: ended in this
+    process (the session_ended signal), the websocket closes (4401) at once; ended by another
+    process (no signal here), at the page's next message (Dash's heartbeat). Either way Dash's
+    ws.is_shutdown turns True for the callback, which stops."""
     started, told = threading.Event(), threading.Event()
     seen: list[bool] = []
     app = _app(backend, sessions)
@@ -322,12 +326,17 @@ def test_a_session_ended_elsewhere_tells_the_running_callback(backend: str, sess
         with page.open() as ws:
             page.request(ws, "1", ["out.children"], [("go", "n_clicks", 1)])
             assert started.wait(DEADLINE)
-            sessions.end_session(page.sid)
-            ws.send(json.dumps({"type": "heartbeat"}))
-            closed, _ = page.closed(ws)
+            if where == "this-process":
+                sessions.end_session(page.sid)
+            else:
+                with signals.session_ended.muted():  # as if another process ended it
+                    sessions.end_session(page.sid)
+                ws.send(json.dumps({"type": "heartbeat"}))
+            closed, before = page.closed(ws)
         assert told.wait(DEADLINE)
     assert closed == 4401
     assert seen == [True]
+    assert _statement(before)["title"]  # the page heard why
 
 
 def test_apps_without_sessionmw_are_left_alone(backend: str, sessions: SessionManager) -> None:
