@@ -175,7 +175,7 @@ async def _on_message(websocket: Any, message: Any) -> bool | tuple[int, str]:
     try:
         record, refusal = await manager.atouch_or_report(connection.session_id)
     except Exception as exc:  # e.g. the store down with fail_closed
-        await connection.gate.afail(None, exc, what="Dash websocket callback")
+        await connection.gate.afail(None, exc, what="websocket callback")
         return (CLOSE_STORE_FAILED, "")
     if refusal is not None or record is None:
         report = refusal if refusal is not None else await manager.acheck_health(connection.session_id)
