@@ -11,7 +11,8 @@
 :class:`sessionmw.integrations.quart.SessionMWQuart`; FastAPI: the ASGI
 :class:`sessionmw.integrations.asgi.SessionMiddleware`), so each callback runs inside the
 request's session scope; it registers the banner's callbacks and, with ``guard_all=True``,
-guards every callback through Dash's own ``on_error`` handler.
+guards every callback through Dash's own ``on_error`` handler. Callbacks over Dash's websocket
+(Quart, FastAPI) are user actions too: :mod:`sessionmw.integrations.dash_websocket`.
 :func:`guarded_callback` guards one callback: an exception becomes a friendly alert (title,
 message, numbered recovery steps) instead of Dash's error, and is recorded on the session.
 
@@ -29,7 +30,6 @@ This module is the extension; the banner (layout, looks, its JavaScript) is
 from __future__ import annotations
 
 import dataclasses
-import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,8 +66,8 @@ from sessionmw.integrations.dash_callbacks import (
     guard_all_callbacks,
     mark_background_requests,
 )
+from sessionmw.integrations.dash_websocket import install_websocket_hooks
 from sessionmw.integrations.flask import EXTENSION_KEY
-from sessionmw.texts import WEBSOCKET_CALLBACKS_UNTRACKED
 
 __all__ = ["SessionMWDash", "dash_static_paths", "preserve"]
 
@@ -177,7 +177,8 @@ class SessionMWDash:
             app.backend.before_request(keeper)
         if backend == "fastapi":  # each app's Dash middleware serves its own routes
             app.backend.before_request(mark_background_requests)
-        _warn_websocket_callbacks(app)
+        if backend != "flask":  # Dash carries callbacks over a websocket on Quart and FastAPI only
+            install_websocket_hooks()
         return state
 
     def _attach_flask(self, app: dash.Dash) -> ServerApps:
@@ -254,15 +255,6 @@ _ATTACH: dict[str, Callable[[SessionMWDash, dash.Dash], ServerApps]] = {
 
 async def _unbound(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - replaced at start
     raise RuntimeError("sessionmw's SessionMiddleware was called before the server started")
-
-
-def _warn_websocket_callbacks(app: dash.Dash) -> None:
-    """Warn, at set-up, when ``app`` carries callbacks over a websocket: sessionmw does not
-    track them yet (see docs/dash.md, "By backend")."""
-    if getattr(app, "_websocket_callbacks", False) or any(
-        callback.get("websocket") for callback in app.callback_map.values()
-    ):
-        warnings.warn(WEBSOCKET_CALLBACKS_UNTRACKED, RuntimeWarning, stacklevel=3)
 
 
 def dash_static_paths(app: dash.Dash) -> tuple[str, ...]:

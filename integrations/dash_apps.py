@@ -16,6 +16,7 @@ import dataclasses
 import sys
 import weakref
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 try:
@@ -32,6 +33,7 @@ from sessionmw.integrations.request_session import RequestSession
 __all__ = [
     "BACKENDS",
     "DASH_EXTENSION_KEY",
+    "WEBSOCKET_ACTION",
     "DashRequest",
     "DashState",
     "ServerApps",
@@ -164,8 +166,18 @@ class DashRequest:
         return server_apps(self.server)
 
 
+#: The callback run over a Dash websocket that the current code serves, as a :class:`DashRequest`
+#: of its own (one user action: its own session admission and marks), or None. Set by
+#: :mod:`sessionmw.integrations.dash_websocket` for each callback the websocket carries.
+WEBSOCKET_ACTION: ContextVar[DashRequest | None] = ContextVar("sessionmw_dash_websocket_action", default=None)
+
+
 def current_request() -> DashRequest | None:
-    """The request being served, on Flask, Quart or FastAPI; None outside a request."""
+    """The request being served, on Flask, Quart or FastAPI (or the callback run over a Dash
+    websocket: :data:`WEBSOCKET_ACTION`); None outside a request."""
+    action = WEBSOCKET_ACTION.get()
+    if action is not None:
+        return action
     if flask_has_request():
         from flask import current_app
 

@@ -60,7 +60,6 @@ __all__ = [
     "REQUEST_UNREADABLE",
     "STATEMENTS",
     "STEPS_AFTER_FAILURE",
-    "WEBSOCKET_CALLBACKS_UNTRACKED",
     "WHAT_HAPPENED",
     "WITHOUT_INPUTS",
     "Message",
@@ -444,12 +443,6 @@ REQUEST_UNREADABLE: Final = "This request could not be read: its headers are mis
 #: The answer to a request whose headers are larger than an adapter reads: 431.
 REQUEST_HEADERS_TOO_LARGE: Final = (
     "This request's headers are too large; clear this site's cookies and try again"
-)
-#: The developer's warning when SessionMWDash is set up on an app with callbacks over a websocket.
-WEBSOCKET_CALLBACKS_UNTRACKED: Final = (
-    "This Dash app carries callbacks over a websocket: sessionmw checks the websocket's session when "
-    "it connects, but does not count each callback over it as an action or record its error yet "
-    "(docs/dash.md, 'By backend'); its HTTP callbacks are tracked"
 )
 
 # -- numbers in words -----------------------------------------------------------------------------

@@ -588,16 +588,6 @@ def test_guard_all_chains_the_apps_own_on_error(backend: str, sessions: SessionM
     assert record is not None and record.error_count == 2
 
 
-@pytest.mark.parametrize("asgi_backend", ["quart", _FASTAPI])
-def test_websocket_callbacks_are_named_at_set_up(asgi_backend: str, sessions: SessionManager) -> None:
-    """An app that carries callbacks over a websocket is warned at set-up that sessionmw does not
-    track them yet: never a quiet gap."""
-    app = dash.Dash(__name__, backend=asgi_backend, websocket_callbacks=True)
-    app.layout = html.Div([status_banner(), html.Div(id="out")])
-    with pytest.warns(RuntimeWarning, match="websocket"):
-        SessionMWDash(app, manager=sessions)
-
-
 @pytest.mark.skipif(not _ASGI, reason="needs sessionmw.integrations.asgi")
 def test_a_callback_websocket_is_checked_when_it_connects(sessions: SessionManager, clock: FakeClock) -> None:
     """FastAPI: Dash's callback websocket of a live session is accepted; of an expired one closed
@@ -606,8 +596,7 @@ def test_a_callback_websocket_is_checked_when_it_connects(sessions: SessionManag
 
     app = dash.Dash(__name__, backend="fastapi", websocket_callbacks=True)
     app.layout = html.Div([status_banner(), html.Div(id="out")])
-    with pytest.warns(RuntimeWarning):
-        SessionMWDash(app, manager=sessions)
+    SessionMWDash(app, manager=sessions)  # no warning: its callbacks are tracked (test_dash_websocket.py)
     client = _client(app)
     starlette_client: Any = client._client
     origin = {"origin": "http://testserver"}
