@@ -542,7 +542,8 @@ def test_the_demo_logs_one_warning_per_failure_and_nothing_per_request(
 def test_the_operators_commands_say_what_the_page_says(tmp_path: Path) -> None:
     """The demo started with ``SESSIONMW_SESSION_TIMEOUT_MINUTES=1`` (as in issue 27) on a SQLite
     store: ``sessionmw sessions list`` and ``health``, run without that setting, find the same
-    1-minute timeout as the page's health poll (idle + left = 60 s, not 30 minutes); and a session
+    1-minute timeout as the page's health poll (idle + left = 60 s, not 30 minutes), and ``config``
+    shows it as the store's; and a session
     made with a 2-minute timeout and left alone is expired with the page's own words."""
     port, log = free_port(), tmp_path / "demo.log"
     base = f"http://127.0.0.1:{port}"
@@ -572,6 +573,9 @@ def test_the_operators_commands_say_what_the_page_says(tmp_path: Path) -> None:
     report = json.loads(health.stdout)
     assert report["status"] == page["status"]
     assert report["seconds_idle"] + report["seconds_until_expiry"] == pytest.approx(60, abs=0.5)
+    config = json.loads(sessionmw_command("config", "--json", "--store", store).stdout)
+    assert config["session_timeout_minutes"]["value"] == 1  # the store's, named as such
+    assert config["session_timeout_minutes"]["source"].startswith("the store")
 
     # Expired: the commands give the page's reason, with the app's timeout in it.
     other = f"sqlite:///{tmp_path / 'other.db'}"
