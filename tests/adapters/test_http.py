@@ -218,3 +218,36 @@ def test_the_banner_brings_the_user_back_to_the_page(
     assert f'action="{script_name}/_sessionmw/reconnect"' in html_page  # the middleware's endpoint
     form = "next=" + quote(html.unescape(value.group(1)), safe="")  # what the browser posts
     assert reconnect_location(manager, form.encode()) == location
+
+
+def test_the_server_rendered_banner_says_what_the_dash_banner_says(manager: SessionManager) -> None:
+    """In every state the HTML banner (WSGI, Flask, ASGI, Quart) has the Dash banner's SVG icon for
+    that state and its words: the title, the message and the steps (those promising inputs said as
+    a page that does not keep them says them) (issue 27: emoji and other words on the Flask pages)."""
+    from sessionmw.integrations.http import banner_html, health_json
+    from sessionmw.integrations.style import STATUS_ICONS
+    from sessionmw.texts import WITHOUT_INPUTS
+
+    clock: Any = manager.clock
+    sessions = {status: manager.create_session().session_id for status in ("error", "disconnected", "idle")}
+    expired = manager.create_session().session_id
+    manager.record_error(sessions["error"], ConnectionError("quote service down"))
+    for _ in range(manager.policy.error_threshold):
+        manager.record_error(sessions["disconnected"], ConnectionError("quote service down"))
+    clock.advance(manager.policy.idle_after + 1)
+    for status in ("error", "disconnected"):  # only "idle" is left idle
+        manager.update_session_activity(sessions[status])
+    reports = [manager.check_health(session_id) for session_id in sessions.values()]
+    clock.advance(manager.policy.timeout + 1)
+    reports += [manager.check_health(expired), manager.check_health("no-such-session")]
+    assert {report.status for report in reports} == {"error", "disconnected", "idle", "expired", "not_found"}
+    for report in reports:
+        dash = health_json(report)["session"]["statement"]  # what the Dash banner renders
+        page = banner_html(report)
+        assert html.escape(dash["title"]) in page and html.escape(dash["message"]) in page, page
+        steps = re.findall(r"<li>(.*?)</li>", page)
+        kept = [WITHOUT_INPUTS.get(step, step) for step in dash["steps"]]  # the same, less the inputs
+        assert steps == [html.escape(step) for step in kept if step], page
+        icons = re.findall(r'<img class="sessionmw-icon" src="([^"]+)"', page)
+        assert icons == [html.escape(STATUS_ICONS[report.status])], report.status
+        assert not any(ord(char) > 0x2000 and char not in "—’“”" for char in html.unescape(page)), page

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import stat
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from support.dash import (
     loaded_client,
     texts_of,
 )
+from support.processes import sessionmw_command
 from support.servers import callback_payload, demo_server, fire_callback, free_port, session_cookie
 
 from sessionmw import DataLoadError, SessionManager, SessionState, TransientError
@@ -536,6 +539,64 @@ def test_the_demo_logs_one_warning_per_failure_and_nothing_per_request(
     assert figures["counting"] is True and figures["counts"]["sessions.created"] == 1
 
 
+def test_the_operators_commands_say_what_the_page_says(tmp_path: Path) -> None:
+    """The demo started with ``SESSIONMW_SESSION_TIMEOUT_MINUTES=1`` (as in issue 27) on a SQLite
+    store: ``sessionmw sessions list`` and ``health``, run without that setting, find the same
+    1-minute timeout as the page's health poll (idle + left = 60 s, not 30 minutes), and ``config``
+    shows it as the store's; and a session
+    made with a 2-minute timeout and left alone is expired with the page's own words."""
+    port, log = free_port(), tmp_path / "demo.log"
+    base = f"http://127.0.0.1:{port}"
+    store = f"sqlite:///{tmp_path / 'sessions.db'}"
+    settings = {"SESSIONMW_SESSION_TIMEOUT_MINUTES": "1", "SESSIONMW_STORE_URL": store}
+    with demo_server(port, tmp_path / "state", log, settings=settings):
+        _, sid, _ = http(base + "/")
+        assert sid is not None
+        http(base + "/", cookie=sid)  # the id comes back: the session is stored
+        status, _, body = http(
+            base + "/_sessionmw/health?page=1", cookie=sid, accept="application/health+json"
+        )
+        page = json.loads(body)["session"]
+    assert status == 200 and page["status"] == "healthy", page
+    # What the page's banner counts with: the time idle and the time left make the timeout.
+    assert page["seconds_idle"] + page["seconds_until_expiry"] == pytest.approx(60, abs=0.5)
+    listing = sessionmw_command("sessions", "list", "--json", "--store", store)
+    assert listing.returncode == 0, listing.stderr
+    [row] = json.loads(listing.stdout)
+    assert row["id"] == sid and row["state"] == "active"
+    assert row["idle_seconds"] + row["expires_in_seconds"] == pytest.approx(60, abs=0.5)
+    table = sessionmw_command("sessions", "list", "--store", store)
+    [line] = [line for line in table.stdout.splitlines() if line.startswith(sid)]
+    assert re.fullmatch(r"\d{1,2}s", line.split()[-1]), line  # under a minute left, not "29m56s"
+    health = sessionmw_command("health", sid, "--json", "--store", store)
+    assert health.returncode == 0, health.stderr
+    report = json.loads(health.stdout)
+    assert report["status"] == page["status"]
+    assert report["seconds_idle"] + report["seconds_until_expiry"] == pytest.approx(60, abs=0.5)
+    config = json.loads(sessionmw_command("config", "--json", "--store", store).stdout)
+    assert config["session_timeout_minutes"]["value"] == 1  # the store's, named as such
+    assert config["session_timeout_minutes"]["source"].startswith("the store")
+
+    # Expired: the commands give the page's reason, with the app's timeout in it.
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    clock = FakeClock(time.time() - 150)
+    app = SessionManager(store=other, clock=clock, session_timeout_minutes=2, idle_after_seconds=40)
+    try:
+        app.create_session("left-alone")
+        clock.advance(150)
+        shown = app.check_health("left-alone")  # what the page's banner renders
+    finally:
+        app.close()
+    assert shown.status == "expired"
+    assert shown.context == "Sessions expire after 2 minutes without activity."
+    said = sessionmw_command("health", "left-alone", "--json", "--store", other)
+    assert said.returncode == 1 and json.loads(said.stdout)["context"] == shown.context
+    text = sessionmw_command("health", "left-alone", "--store", other)
+    assert shown.context in text.stdout and "30 minutes" not in text.stdout
+    listed = json.loads(sessionmw_command("sessions", "list", "--json", "--store", other).stdout)
+    assert [(row["id"], row["state"]) for row in listed] == [("left-alone", "expired")]
+
+
 def test_the_demos_options_are_the_documented_ones() -> None:
     """`sessionmw demo --help`, the README and docs/dash.md name the same options, and every
     `--fault` value the docs show is one the command takes (each has its row in docs/dash.md)."""
@@ -566,8 +627,6 @@ def test_the_demos_options_are_the_documented_ones() -> None:
 
 
 # -- the demo app through the Dash test client, its simulated backend, the command ---------------
-
-
 
 
 def test_demo_scan_names_a_bad_symbol(demo_module: ModuleType, sessions: SessionManager) -> None:

@@ -63,6 +63,17 @@ CONTRADICTIONS = (
 
 #: True when a table's box shows all of it (no sideways scroll).
 _FITS = "return arguments[0].parentElement.scrollWidth <= arguments[0].parentElement.clientWidth;"
+#: The number of lines an inline element takes ("5 of 5 done" on one line, not "5 of 5 / done").
+_LINES = "return arguments[0].getClientRects().length;"
+#: An element's opacity as drawn.
+_OPACITY = "return parseFloat(window.getComputedStyle(arguments[0]).opacity);"
+
+
+def looks_unavailable(duo: Any, selector: str = "#scan-run") -> bool:
+    """Whether the action button ``selector`` looks unavailable (faded) while it stays enabled: the
+    page's look while the server would refuse the action (issue 27: it looked active)."""
+    button = duo.find_element(selector)
+    return bool(button.is_enabled()) and float(duo.driver.execute_script(_OPACITY, button)) < 0.6
 
 
 def _words(text: str) -> str:
@@ -123,6 +134,10 @@ class Walk:
                 for table in self.duo.find_elements("#scan-results, #bt-results-table"):
                     if table.is_displayed():  # every column on screen, no sideways scroll
                         assert self.duo.driver.execute_script(_FITS, table), f"{name}: the table is cut off"
+                for label in self.duo.find_elements("#bt-progress-label"):
+                    if label.is_displayed() and label.text:  # "5 of 5 done" on one line
+                        lines = self.duo.driver.execute_script(_LINES, label)
+                        assert lines == 1, f"{name}: {label.text!r} takes {lines} lines"
                 self.shoot(f"{name}-phone")
             finally:
                 self.duo.driver.set_window_size(*DESKTOP)
@@ -245,7 +260,7 @@ def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
         timeout=WAIT,
         msg="no loading indicator",
     )
-    walk.check("demo-slow")
+    walk.check("demo-slow", phone=True)
     walk.release.set()
     until(lambda: duo.find_element("#scan-run").is_enabled(), timeout=WAIT, msg="Scan stayed disabled")
     duo.wait_for_element("#scan-results", timeout=WAIT)
@@ -285,6 +300,24 @@ def test_walk_healthy_knobs_slow_and_bad_data(walk: Walk) -> None:
     walk.check("demo-backtests", phone=True)
     assert walk.severe() == []
 
+    # A new run starts from an empty bar at once, while its start is still on its way: not the
+    # last run's full bar and "5 of 5 done" beside the spinner (issue 27).
+    walk.backend.faults.latency_seconds = 1  # the start waits until the test releases it
+    walk.release.clear()
+    duo.find_element("#bt-run").click()
+    until(
+        lambda: (
+            duo.find_element("#bt-progress").get_attribute("value") == "0"
+            and walk.shown("#bt-progress-label") == ""
+        ),
+        timeout=WAIT,
+        msg="the new run shows the last run's bar",
+    )
+    assert not duo.find_element("#bt-run").is_enabled()  # it is running: the start has not answered
+    walk.release.set()
+    duo.wait_for_text_to_equal("#bt-progress-label", "5 of 5 done", timeout=WAIT)
+    walk.backend.faults.latency_seconds = 0
+
 
 def test_walk_disconnect_knobs_reconnect_idle(walk: Walk) -> None:
     """Backend down until disconnected; the knobs still work; Reconnect; idle and back."""
@@ -299,6 +332,8 @@ def test_walk_disconnect_knobs_reconnect_idle(walk: Walk) -> None:
             walk.check("alert-backend-down", phone=True)
     walk.wait_shown(BANNER, "Session disconnected")
     walk.check("banner-disconnected", phone=True)
+    # Scan is refused now: it looks it (faded), and stays clickable for the banner's answer.
+    until(lambda: looks_unavailable(duo), timeout=WAIT, msg="Scan looks usable while disconnected")
 
     # The operator's knob works while the session is disconnected, and shows the truth.
     walk.knob("down")
@@ -316,6 +351,7 @@ def test_walk_disconnect_knobs_reconnect_idle(walk: Walk) -> None:
     walk.wait_hidden(BANNER)
     record = walk.manager.get_session(walk.session_id())
     assert record is not None and record.state is SessionState.ACTIVE
+    assert not looks_unavailable(duo)
     walk.scan()
     duo.wait_for_element("#scan-results", timeout=WAIT)
 
@@ -349,6 +385,7 @@ def test_walk_expired_and_not_found(
         walk.wait_shown(BANNER, "Session expired")
         until(lambda: walk.duo.find_element("#scan-run").is_enabled(), timeout=WAIT)
     assert walk.backend.calls == calls
+    assert looks_unavailable(duo), "Scan looks usable on an expired session"
     walk.check("banner-expired", phone=True)
     walk.knob("bad-data")  # the operator's knob still works
     until(lambda: walk.backend.faults.bad_data, timeout=WAIT, msg="the knob was refused")
@@ -369,6 +406,7 @@ def test_walk_expired_and_not_found(
     walk.clock.advance(31 * 60)
     walk.wait_shown(BANNER, "Session not found")
     walk.check("banner-not-found", phone=True)
+    until(lambda: looks_unavailable(duo), timeout=WAIT, msg="Scan looks usable on a lost session")
     assert walk.severe() == []
 
     # A click is refused like an expired session's, every time: the backend (down: a click that
@@ -425,10 +463,16 @@ def test_banner_changes_in_the_same_round_trip(slow_poll: Walk) -> None:
     walk.wait_shown(BANNER, "Session disconnected")
     assert walk.contradictions() == []
     walk.backend.faults.backend_down = False
-    walk.duo.find_element("#sessionmw-reconnect").click()
-    walk.wait_shown(BANNER, "Reconnected")
-    assert walk.shown(ALERT) == ""
-    walk.check("reconnected")
+    walk.duo.driver.set_window_size(*PHONE)  # the confirmation lasts seconds: seen at phone width
+    try:
+        walk.duo.find_element("#sessionmw-reconnect").click()
+        walk.wait_shown(BANNER, "Reconnected")
+        assert walk.shown(ALERT) == ""
+        assert walk.contradictions() == []
+        assert walk.duo.find_element("#sessionmw-status").size["height"] < PHONE[1] / 2
+        walk.shoot("reconnected-phone")
+    finally:
+        walk.duo.driver.set_window_size(*DESKTOP)
     walk.wait_hidden(BANNER)
     assert walk.severe() == []
 
@@ -598,6 +642,7 @@ def server_gone(duo: Any, shots: Path | None = None) -> None:
     banner = walk_banner(duo)
     assert "network" not in banner and "Start the server again" in banner, banner
     assert "Refresh" not in banner and "Reconnect" not in banner
+    assert looks_unavailable(duo), "Scan looks usable with the server gone"
     console = [entry["message"] for entry in duo.get_logs()]
     assert not [line for line in console if "Callback failed" in line], console
     if shots is not None:
@@ -633,6 +678,7 @@ def test_walk_the_server_goes_away_and_comes_back(dash_duo: Any, tmp_path: Path)
     server_gone(duo)  # and again: every click, not only the first
     with demo_server(port, state, log, *store):
         until(lambda: walk_banner(duo) == "", timeout=BACK, msg="the banner stayed with the server back")
+        assert not looks_unavailable(duo)
         field = duo.find_element("#scan-symbols")
         field.send_keys(Keys.CONTROL, "a")
         field.send_keys("NEWCO")

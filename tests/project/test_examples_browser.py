@@ -123,7 +123,7 @@ class Page:
 
     def check(self, name: str, *, title: str) -> None:
         """The page shows ``title`` with the SVG icon and nothing of :data:`NEVER`, at desktop and
-        at phone width (every word kept, nothing wider than the screen); screenshots of both."""
+        at phone width (:meth:`fits_a_phone`); screenshots of both."""
         until(lambda: title in self.banner(), timeout=WAIT, msg=f"{name}: no {title!r} on the page")
         said = " ".join(self.banner().split())
         assert not [phrase for phrase in NEVER if phrase in said.lower()], f"{name}: {said}"
@@ -132,6 +132,11 @@ class Page:
         assert len(icons) == 1 and str(icons[0].get_attribute("src")).startswith("data:image/svg+xml")
         assert icons[0].size["width"] > 0, f"{name}: the icon is not drawn"
         self.driver.find_element(By.TAG_NAME, "body").screenshot(str(self.shots / f"{name}.png"))
+        self.fits_a_phone(name, said)
+
+    def fits_a_phone(self, name: str, said: str = "") -> None:
+        """At 420 px the banner says ``said`` (every word kept) and nothing is wider than the
+        screen; a screenshot."""
         self.driver.set_window_size(*PHONE)
         try:
             assert " ".join(self.banner().split()) == said, f"{name}: the phone drops words"
@@ -156,6 +161,7 @@ def _walk(page: Page, fail: str, log: Path, *, switch: bool) -> None:
     page.open("/")
     page.driver.find_element(By.TAG_NAME, "h1")
     assert page.banner() == ""
+    page.fits_a_phone("page")  # healthy: no banner, nothing wider than the phone
     if switch:  # the Flask example: the backend is switched off on the page
         page.click("form[action='/backend/off'] button")
         until(lambda: "backend off" in page.text(), timeout=WAIT)

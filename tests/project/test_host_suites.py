@@ -142,3 +142,34 @@ def test_a_difference_is_run_again_by_its_pytest_node_id(tmp_path: Path) -> None
         script.node_id(tmp_path, "tests.middleware.test_cors.TestY::test_z")
         == "tests/middleware/test_cors.py::TestY::test_z"
     )
+
+
+def test_the_output_says_no_failed_before_the_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A suite with a documented difference, run bare and attached: the output names each run and
+    gives the verdict, with no pytest summary line ("1 failed") that alarms a reader before the
+    line saying the difference is documented (issue 27)."""
+    script = host_suites()
+    monkeypatch.setattr(script, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(script, "PLUGIN_DIR", tmp_path / "plugins")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "quiet_host_plugin.py").write_text("", encoding="utf-8")
+    source = tmp_path / "host"
+    (source / "tests").mkdir(parents=True)
+    (source / "tests" / "test_host.py").write_text(
+        "import os\n\n\ndef test_same():\n    pass\n\n\n"
+        "def test_differs():\n    assert os.environ['SESSIONMW_HOST_MODE'] == 'bare'\n",
+        encoding="utf-8",
+    )
+    suite = script.Suite(
+        "host", "Host", "quiet_host_plugin", {"middleware": "with sessionmw"},
+        {"middleware": {"tests.test_host::test_differs": "why it differs"}},
+    )  # fmt: skip
+    results = {mode: script.run(sys.executable, suite, source, mode) for mode in ("bare", "middleware")}
+    assert results["middleware"]["tests.test_host::test_differs"] == "failed"
+    assert script.compare(suite, results) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"\d+ (failed|passed)", out), out
+    assert "== host middleware: OK: no new failure; 1 tests behave differently" in out, out

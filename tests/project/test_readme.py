@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,33 @@ def test_readme_names_the_port_option_and_the_secret_key() -> None:
     text = README.read_text(encoding="utf-8")
     assert "sessionmw demo --port" in text
     assert "SESSIONMW_SECRET_KEY" in text and "several worker processes" in text
+
+
+def _run_quick_start(cwd: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """The quick start run with this Python from ``cwd`` (read from stdin: ``cwd`` comes first on
+    the import path, as the folder of a saved ``quickstart.py`` does), without SESSIONMW_* settings."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIONMW_")}
+    env["PYTHONIOENCODING"] = "utf-8"
+    return subprocess.run(
+        [sys.executable, "-"], input=code, cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_quick_start_works_where_the_readme_says_to_run_it(tmp_path: Path) -> None:
+    """Inside the clone the saved quick start prints what the README shows; in the folder that
+    holds a clone (a folder named ``sessionmw``), it fails as the README warns when the package is
+    installed from the clone (``pip install -e .``): the README names the place and the message
+    (issue 27)."""
+    code, expected = _quick_start()
+    root = README.parent
+    inside = _run_quick_start(root, code)
+    assert inside.returncode == 0 and inside.stdout == expected, inside.stderr
+    (tmp_path / "sessionmw").mkdir()  # the clone, as `git clone ... sessionmw` names it
+    beside = _run_quick_start(tmp_path, code)
+    import sessionmw
+
+    if Path(sessionmw.__file__).resolve().is_relative_to(root.resolve()):  # an editable install
+        assert beside.returncode != 0
+        assert "cannot import name" in beside.stderr and "(unknown location)" in beside.stderr
+        readme = README.read_text(encoding="utf-8")
+        assert "inside the clone" in readme and "(unknown location)" in readme

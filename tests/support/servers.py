@@ -73,10 +73,14 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int, deadline: float) -> 
 
 
 @contextlib.contextmanager
-def demo_server(port: int, state: Path, log: Path, *options: str) -> Iterator[None]:
+def demo_server(
+    port: int, state: Path, log: Path, *options: str, settings: dict[str, str] | None = None
+) -> Iterator[None]:
     """``python -m sessionmw demo --port <port> OPTIONS`` with its state folder in ``state`` and no
-    SESSIONMW_* settings, its output in ``log``; stopped by its pid."""
+    SESSIONMW_* settings but ``settings`` (environment variables), its output in ``log``; stopped
+    by its pid."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIONMW_")}
+    env.update(settings or {})
     env["XDG_STATE_HOME"] = str(state)
     with log.open("ab") as out:
         proc = subprocess.Popen(
