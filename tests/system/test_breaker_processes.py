@@ -87,12 +87,21 @@ def _race(
     results.put((Counter(s.name for s in sent), outcomes))
 
 
-def _prober(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
-    """One process: after open_for, CALLS attempts to be admitted while the probe is out."""
+def _prober(
+    url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any, slots: int = 1
+) -> None:
+    """One process: after open_for, CALLS attempts to be admitted while the probes are out (a breaker
+    that admits ``slots`` probes at once)."""
     clock = FakeClock(START + OPEN_FOR + 1)
     manager = SessionManager(store=url, clock=clock)
     breaker = Breaker(
-        "shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock, state_ttl=0
+        "shared",
+        failure_threshold=5,
+        open_for=OPEN_FOR,
+        half_open_calls=slots,
+        manager=manager,
+        clock=clock,
+        state_ttl=0,
     )
     admitted = 0
     barrier.wait(timeout=60)
@@ -149,15 +158,23 @@ def _forced_open(url: str) -> tuple[SessionManager, Breaker]:
     return manager, breaker
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
-def test_four_processes_racing_in_half_open_admit_one_probe(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+def _two_slot_prober(
+    url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any
 ) -> None:
-    """After open_for, 4 processes x CALLS attempts: exactly one probe is admitted."""
+    _prober(url, worker, barrier, results, slots=2)
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_racing_in_half_open_admit_exactly_the_probe_slots(
+    kind: str, slots: int, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """After open_for, 4 processes x CALLS attempts: exactly ``half_open_calls`` probes are admitted
+    (one, or two)."""
     url = shared_store_url(kind, request, tmp_path)
     manager, breaker = _forced_open(url)
-    _sent, outcomes = _run(_prober, url)
-    assert outcomes["admitted"] == 1
+    _sent, outcomes = _run(_prober if slots == 1 else _two_slot_prober, url)
+    assert outcomes["admitted"] == slots
     assert breaker.snapshot().state is BreakerState.HALF_OPEN
     manager.close()
 
