@@ -389,7 +389,12 @@ FAILING_CALLS = 15  # per process: fewer than MIN_CALLS alone, more together
 
 
 def _window_breaker(
-    manager: SessionManager, window_type: str, min_calls: int, clock: FakeClock, monotonic: FakeClock
+    manager: SessionManager,
+    window_type: str,
+    min_calls: int,
+    state_ttl: float,
+    clock: FakeClock,
+    monotonic: FakeClock,
 ) -> Breaker:
     """Opens when half the calls of its window failed or were slow, once ``min_calls`` were made;
     a count window of 1,000 calls or a time window of 60 seconds (calls are slow from 1 s)."""
@@ -406,7 +411,7 @@ def _window_breaker(
         manager=manager,
         clock=clock,
         monotonic=monotonic,
-        state_ttl=0,
+        state_ttl=state_ttl,
     )
 
 
@@ -423,7 +428,10 @@ def _window_caller(
     else FAILING_CALLS failing calls, min_calls MIN_CALLS. Counts what it saw."""
     clock, monotonic = FakeClock(START), FakeClock(0.0)
     manager = SessionManager(store=url, clock=clock)
-    breaker = _window_breaker(manager, window_type, 1_000 if mixed else MIN_CALLS, clock, monotonic)
+    # mixed: the default state_ttl, so plain successes seen with a fresh view ride along with the
+    # process's next round trip (a slow call moves the monotonic clock past it)
+    min_calls, state_ttl = (1_000, 0.25) if mixed else (MIN_CALLS, 0.0)
+    breaker = _window_breaker(manager, window_type, min_calls, state_ttl, clock, monotonic)
 
     def call(seconds: float, failing: bool) -> None:
         monotonic.advance(seconds)
