@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -687,7 +688,7 @@ def test_a_frozen_redis_costs_one_wait_per_store_backoff_not_one_per_call(clock:
         untried = [wait for wait, reached in waits if not reached]
         assert 3 <= len(tried) <= 4  # the first, then one per 2 s of store_backoff
         attempts = [number for number, (_wait, reached) in enumerate(waits) if reached]
-        assert all(later - earlier >= 20 for earlier, later in zip(attempts, attempts[1:]))  # 2 s apart
+        assert all(later - earlier >= 20 for earlier, later in itertools.pairwise(attempts))  # 2 s apart
         assert len(untried) >= 56
         assert max(untried) < timeout / 2  # (microseconds in fact: no call waited on the store)
         assert min(tried) >= timeout * 0.9  # those each waited the timeout, once:

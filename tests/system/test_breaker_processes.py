@@ -9,7 +9,7 @@ import multiprocessing.synchronize
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from support.breakers import fail
@@ -390,7 +390,7 @@ FAILING_CALLS = 15  # per process: fewer than MIN_CALLS alone, more together
 
 def _window_breaker(
     manager: SessionManager,
-    window_type: str,
+    window_type: Literal["count", "time"],
     min_calls: int,
     state_ttl: float,
     clock: FakeClock,
@@ -420,7 +420,7 @@ def _window_caller(
     worker: int,
     barrier: multiprocessing.synchronize.Barrier,
     results: Any,
-    window_type: str,
+    window_type: Literal["count", "time"],
     mixed: bool,
 ) -> None:
     """One process. ``mixed``: CALLS calls, in turn fast, failing, slow, slow and failing (a slow call
