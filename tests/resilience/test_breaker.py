@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -686,9 +687,12 @@ def test_a_frozen_redis_costs_one_wait_per_store_backoff_not_one_per_call(clock:
         tried = [wait for wait, reached in waits if reached]
         untried = [wait for wait, reached in waits if not reached]
         assert 3 <= len(tried) <= 4  # the first, then one per 2 s of store_backoff
+        attempts = [number for number, (_wait, reached) in enumerate(waits) if reached]
+        assert all(later - earlier >= 20 for earlier, later in itertools.pairwise(attempts))  # 2 s apart
         assert len(untried) >= 56
         assert max(untried) < timeout / 2  # (microseconds in fact: no call waited on the store)
-        assert min(tried) >= timeout * 0.9  # those each waited the timeout, once
+        assert min(tried) >= timeout * 0.9  # those each waited the timeout, once:
+        assert max(tried) < timeout * 2  # (not twice: no retry inside the client; 0.5 s each in fact)
         os.kill(server.process.pid, SIGCONT)
         clock.advance(2.0)
         force = Breaker("frozen", manager=SessionManager(store=server.url, clock=clock), clock=clock)

@@ -363,3 +363,35 @@ def test_listing_skips_a_corrupt_record_and_logs_it(
         records = breaker_module.breakers_for(manager.store).records()
     assert [record.name for record in records] == ["other"]
     assert any(key in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [pytest.param(("sqlite", "state-bogus"), id="sqlite"), pytest.param(("redis", "wrong-type"), id="redis")],
+    indirect=True,
+)
+def test_a_corrupt_record_under_the_wsgi_middleware_fails_no_request(
+    damaged: tuple[SessionManager, str],
+) -> None:
+    """As the issue saw it: an app calling @guarded(breaker=...) under the WSGI middleware answered
+    500 to every request and counted each against the user's session, disconnected after 5. Now
+    every request is served and the session is not blamed."""
+    from werkzeug.test import Client
+
+    from sessionmw.integrations.wsgi import SessionMiddleware
+
+    manager, _key = damaged
+
+    @guarded(breaker=Breaker("market-data", manager=manager), retry=None)
+    def fetch_prices() -> bytes:
+        return b"prices"
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        body = fetch_prices()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+    client = Client(SessionMiddleware(app, manager=manager, secret_key="k"))
+    assert [client.get("/").status_code for _ in range(8)] == [200] * 8
+    (record,) = manager.store.records()
+    assert (record.error_count, record.state.value) == (0, "active")

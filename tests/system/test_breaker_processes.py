@@ -1,5 +1,6 @@
-"""Breakers across 4 real processes on SQLite, Redis and a Redis Cluster (opens once, one probe),
-and a Redis outage under each ``on_store_error``."""
+"""Breakers across 4 real processes on SQLite, Redis and a Redis Cluster (opens once, one probe, the
+count and time windows with min_calls and slow calls exact), and a Redis outage under each
+``on_store_error``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import multiprocessing.synchronize
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from support.breakers import fail
@@ -86,12 +87,21 @@ def _race(
     results.put((Counter(s.name for s in sent), outcomes))
 
 
-def _prober(url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any) -> None:
-    """One process: after open_for, CALLS attempts to be admitted while the probe is out."""
+def _prober(
+    url: str, _worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any, slots: int = 1
+) -> None:
+    """One process: after open_for, CALLS attempts to be admitted while the probes are out (a breaker
+    that admits ``slots`` probes at once)."""
     clock = FakeClock(START + OPEN_FOR + 1)
     manager = SessionManager(store=url, clock=clock)
     breaker = Breaker(
-        "shared", failure_threshold=5, open_for=OPEN_FOR, manager=manager, clock=clock, state_ttl=0
+        "shared",
+        failure_threshold=5,
+        open_for=OPEN_FOR,
+        half_open_calls=slots,
+        manager=manager,
+        clock=clock,
+        state_ttl=0,
     )
     admitted = 0
     barrier.wait(timeout=60)
@@ -148,15 +158,23 @@ def _forced_open(url: str) -> tuple[SessionManager, Breaker]:
     return manager, breaker
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
-def test_four_processes_racing_in_half_open_admit_one_probe(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+def _two_slot_prober(
+    url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any
 ) -> None:
-    """After open_for, 4 processes x CALLS attempts: exactly one probe is admitted."""
+    _prober(url, worker, barrier, results, slots=2)
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_racing_in_half_open_admit_exactly_the_probe_slots(
+    kind: str, slots: int, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """After open_for, 4 processes x CALLS attempts: exactly ``half_open_calls`` probes are admitted
+    (one, or two)."""
     url = shared_store_url(kind, request, tmp_path)
     manager, breaker = _forced_open(url)
-    _sent, outcomes = _run(_prober, url)
-    assert outcomes["admitted"] == 1
+    _sent, outcomes = _run(_prober if slots == 1 else _two_slot_prober, url)
+    assert outcomes["admitted"] == slots
     assert breaker.snapshot().state is BreakerState.HALF_OPEN
     manager.close()
 
@@ -338,13 +356,7 @@ def _time_window_tripping_caller(
     _time_window_caller(url, worker, barrier, results, min_calls=100)
 
 
-def _time_window_counting_caller(
-    url: str, worker: int, barrier: multiprocessing.synchronize.Barrier, results: Any
-) -> None:
-    _time_window_caller(url, worker, barrier, results, min_calls=10**6)
-
-
-def _run_time_window(target: Any, url: str) -> tuple[Counter[str], Counter[str], Any]:
+def _run_window(target: Any, url: str) -> tuple[Counter[str], Counter[str], Any]:
     sent: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
     for signals_sent, counts in run_processes(target, url, WORKERS):
@@ -363,22 +375,141 @@ def test_four_processes_share_one_time_window_and_open_it_once(
     """4 processes, half their calls failing: the time window's failure rate opens the breaker once,
     and the store counted every call the callers saw."""
     url = shared_store_url(kind, request, tmp_path)
-    sent, outcomes, record = _run_time_window(_time_window_tripping_caller, url)
+    sent, outcomes, record = _run_window(_time_window_tripping_caller, url)
     assert sent["breaker-opened"] == 1
     assert (record.state, record.opens) == (BreakerState.OPEN, 1)
     assert (record.failed, record.successful) == (outcomes["failed"], outcomes["ok"])
     assert outcomes["failed"] + outcomes["ok"] >= 100 and outcomes["rejected"] > 0
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
-def test_four_processes_count_every_call_in_the_time_window(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+# -- either window across 4 processes: min_calls counted across them, every call kept ------------------
+
+MIN_CALLS = 40
+FAILING_CALLS = 15  # per process: fewer than MIN_CALLS alone, more together
+
+
+def _window_breaker(
+    manager: SessionManager,
+    window_type: Literal["count", "time"],
+    min_calls: int,
+    state_ttl: float,
+    clock: FakeClock,
+    monotonic: FakeClock,
+) -> Breaker:
+    """Opens when half the calls of its window failed or were slow, once ``min_calls`` were made;
+    a count window of 1,000 calls or a time window of 60 seconds (calls are slow from 1 s)."""
+    return Breaker(
+        "windowed",
+        failure_threshold=10**6,
+        failure_rate=0.5,
+        slow_call_duration=1.0,
+        slow_call_rate=0.5,
+        window_type=window_type,
+        window=1_000 if window_type == "count" else 60,
+        min_calls=min_calls,
+        open_for=OPEN_FOR,
+        manager=manager,
+        clock=clock,
+        monotonic=monotonic,
+        state_ttl=state_ttl,
+    )
+
+
+def _window_caller(
+    url: str,
+    worker: int,
+    barrier: multiprocessing.synchronize.Barrier,
+    results: Any,
+    window_type: Literal["count", "time"],
+    mixed: bool,
 ) -> None:
-    """4 processes, 800 calls within 2 seconds, min_calls never reached: the buckets hold exactly the
-    calls and failures the callers saw, none lost between processes."""
+    """One process. ``mixed``: CALLS calls, in turn fast, failing, slow, slow and failing (a slow call
+    takes 2 s of the monotonic clock; the wall clock moves 0.001 s a call), min_calls never reached;
+    else FAILING_CALLS failing calls, min_calls MIN_CALLS. Counts what it saw."""
+    clock, monotonic = FakeClock(START), FakeClock(0.0)
+    manager = SessionManager(store=url, clock=clock)
+    # mixed: the default state_ttl, so plain successes seen with a fresh view ride along with the
+    # process's next round trip (a slow call moves the monotonic clock past it)
+    min_calls, state_ttl = (1_000, 0.25) if mixed else (MIN_CALLS, 0.0)
+    breaker = _window_breaker(manager, window_type, min_calls, state_ttl, clock, monotonic)
+
+    def call(seconds: float, failing: bool) -> None:
+        monotonic.advance(seconds)
+        if failing:
+            fail()
+
+    outcomes: Counter[str] = Counter()
+    with capture_signals() as sent:
+        barrier.wait(timeout=60)
+        for number in range(CALLS if mixed else FAILING_CALLS):
+            clock.advance(0.001)
+            kind = (number + worker) % 4 if mixed else 1
+            slow, failing = kind >= 2, kind % 2 == 1
+            try:
+                breaker.call(call, 2.0 if slow else 0.0, failing)
+                outcomes["ok"] += 1
+            except ConnectionError:
+                outcomes["failed"] += 1
+            except BreakerOpenError:
+                outcomes["rejected"] += 1
+                continue
+            outcomes["slow"] += slow
+        breaker.snapshot()  # (its last plain success rides along with this round trip)
+    manager.close()
+    results.put((Counter(s.name for s in sent), outcomes))
+
+
+def _count_window_failing(url: str, worker: int, barrier: Any, results: Any) -> None:
+    _window_caller(url, worker, barrier, results, "count", mixed=False)
+
+
+def _time_window_failing(url: str, worker: int, barrier: Any, results: Any) -> None:
+    _window_caller(url, worker, barrier, results, "time", mixed=False)
+
+
+def _count_window_mixed(url: str, worker: int, barrier: Any, results: Any) -> None:
+    _window_caller(url, worker, barrier, results, "count", mixed=True)
+
+
+def _time_window_mixed(url: str, worker: int, barrier: Any, results: Any) -> None:
+    _window_caller(url, worker, barrier, results, "time", mixed=True)
+
+
+@pytest.mark.parametrize("window_type", ["count", "time"])
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_reach_min_calls_together_and_open_it_at_that_call(
+    kind: str, window_type: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """4 processes, 15 failing calls each (each alone under min_calls = 40): the window counts the
+    calls of all of them, so the breaker opens once, at the 40th failure the store counted. Only a
+    call each other process had in flight then is counted after it (40 to 43 failures in all); a
+    window per process would never open, a lost count would open it later."""
     url = shared_store_url(kind, request, tmp_path)
-    sent, outcomes, record = _run_time_window(_time_window_counting_caller, url)
+    target = _count_window_failing if window_type == "count" else _time_window_failing
+    sent, outcomes, record = _run_window(target, url)
+    assert sent["breaker-opened"] == 1
+    assert (record.state, record.opens) == (BreakerState.OPEN, 1)
+    assert record.failed == outcomes["failed"]
+    assert MIN_CALLS <= outcomes["failed"] <= MIN_CALLS + WORKERS - 1, outcomes
+    assert outcomes["failed"] + outcomes["rejected"] == WORKERS * FAILING_CALLS
+
+
+@pytest.mark.parametrize("window_type", ["count", "time"])
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "cluster"])
+def test_four_processes_count_every_call_in_one_window(
+    kind: str, window_type: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """4 processes, 200 calls each, a quarter each fast, failing, slow, slow and failing (min_calls
+    1,000 never reached): the shared window holds exactly the 800 calls, 400 failed and 400 slow, and the
+    store's totals are the callers' (none lost between processes)."""
+    url = shared_store_url(kind, request, tmp_path)
+    target = _count_window_mixed if window_type == "count" else _time_window_mixed
+    sent, outcomes, record = _run_window(target, url)
     assert sent["breaker-opened"] == 0
-    assert record.window_counts() == (WORKERS * CALLS, outcomes["failed"], 0)
-    assert outcomes["failed"] == WORKERS * CALLS // 2
-    assert len(record.buckets.split(",")) <= 3
+    assert record.window_counts() == (WORKERS * CALLS, WORKERS * CALLS // 2, WORKERS * CALLS // 2)
+    assert (record.failed, record.slow) == (outcomes["failed"], outcomes["slow"]) == (400, 400)
+    assert record.successful == outcomes["ok"] == 400
+    if window_type == "time":
+        assert len(record.buckets.split(",")) == 1  # (each process's wall clock moved 0.2 s)
+    else:
+        assert record.buckets == ""
