@@ -274,6 +274,59 @@ def test_fault_knob_breaks_the_backend(demo: Demo) -> None:
     demo.duo.wait_for_contains_text(BANNER, "Session not running", timeout=WAIT)
 
 
+# The race behind a flake of test_fault_knob_breaks_the_backend, forced: the scan's response has
+# arrived, a health poll starts before Dash has read and applied it, and the poll's answer (the
+# session's error state, asked after the failure was recorded) comes after Dash applied the scan's
+# report. Dash holds the banner's rendering back while the poll runs (the poll writes the banner's
+# store), so the poll's answer must not be taken for newer than the report it was asked before.
+_RACE = """
+const ns = window.dash_clientside._dashprivate_clientside_funcs;
+const name = Object.keys(ns).find(function (key) { return String(ns[key]).indexOf("health?page=1") >= 0; });
+const poll = ns[name];
+let asked;
+const pollAsked = new Promise(function (resolve) { asked = resolve; });
+ns[name] = function () { const answer = poll.apply(this, arguments); asked(); return answer; };
+let release;
+const held = new Promise(function (resolve) { release = resolve; });
+window.__releaseHealth = release;
+const inner = window.fetch;
+window.fetch = async function (input, init) {
+    const url = typeof input === "string" ? input : (input && input.url) || "";
+    if (url.indexOf("_dash-update-component") >= 0 && String(init && init.body).indexOf("scan-output") >= 0) {
+        const response = await inner(input, init);  // arrived: the poll starts before Dash reads it
+        window.dash_clientside.set_props("sessionmw-poll", {n_intervals: Date.now()});
+        await pollAsked;
+        return response;
+    }
+    if (url.indexOf("/_sessionmw/health") >= 0) {
+        const response = await inner(input, init);
+        await held;  // answered once the test saw Dash apply the scan's response
+        window.__pollAnswered = true;
+        return response;
+    }
+    return inner(input, init);
+};
+"""
+
+
+@pytest.mark.parametrize("demo", [3600], indirect=True)  # no poll but the one the test starts
+def test_a_poll_started_before_a_failure_is_applied_does_not_replace_it(demo: Demo) -> None:
+    """A failed scan whose response Dash applies while a health poll runs: the banner says what
+    failed ("Session not running"), not the poll's answer ("Something went wrong")."""
+    duo = demo.duo
+    until(lambda: duo.driver.execute_script("return window.__sessionmwFetch === true;"), timeout=WAIT)
+    duo.driver.execute_script(_RACE)
+    demo.backend.faults.backend_down = True
+    duo.find_element("#scan-run").click()
+    duo.wait_for_contains_text("#scan-output", "this scan failed", timeout=WAIT)  # applied
+    assert _errors(demo) == 1
+    duo.driver.execute_script("window.__releaseHealth();")
+    until(lambda: duo.driver.execute_script("return window.__pollAnswered === true;"), timeout=WAIT)
+    until(lambda: demo.banner_text() != "", timeout=WAIT, msg="the banner stayed hidden")
+    assert "Session not running" in demo.banner_text(), demo.banner_text()
+    demo.shoot("banner-after-race")
+
+
 def test_marked_input_survives_refresh(demo: Demo) -> None:
     """A preserved input keeps what the user typed across a page refresh."""
     field = demo.duo.find_element("#scan-symbols")
