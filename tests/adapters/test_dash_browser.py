@@ -1,11 +1,20 @@
 """The demo app in a real (headless chromium) browser: alerts, the banner's states, reconnect, refresh;
 and host apps (layout functions, debug mode, several apps, a Bootstrap theme).
 
-Every test runs on each of Dash's backends (issue 25): Flask, FastAPI (uvicorn) and Quart
-(Hypercorn), each served in a thread of this process by dash.testing, so that the manager and
-its fake clock stay in the test's hands. Screenshots of each banner state are saved in the
-test's tmp dir, one per backend (``docs/img/`` is refreshed from the Flask walk in
-``operations/test_demo_walk_browser.py``).
+Every test runs on Dash's Flask backend; those marked :data:`EVERY_BACKEND` on FastAPI
+(uvicorn) and Quart (Hypercorn) too (issue 25), each served in a thread of this process by
+dash.testing, so that the manager and its fake clock stay in the test's hands. Screenshots of
+each banner state are saved in the test's tmp dir, one per backend (``docs/img/`` is refreshed
+from the Flask walk in ``operations/test_demo_walk_browser.py``).
+
+Why a subset on the other two: the banner's browser code, the demo's page and Dash's renderer
+are the same on every backend; what differs is the server side, so every test that goes through
+a part of it that each backend does its own way runs on all three: a callback's failure recorded
+and told, the refusal of a disconnected or expired session turned into the banner's update,
+the health and reconnect endpoints, the demo's own routes (the fault knobs), a clean console, the
+dev tools in debug mode and several apps on one server. Measured on one busy machine, the whole
+matrix took this file from about 205 s (Flask only) to 575 s; this subset takes about 290 s.
+``operations/test_demo_walk_browser.py`` walks the whole demo on each backend.
 """
 
 from __future__ import annotations
@@ -61,10 +70,15 @@ class Demo:
         element.screenshot(str(path))  # docs/img/ comes from operations/test_demo_walk_browser.py
 
 
-@pytest.fixture(name="server", params=SERVERS)
-def _server(request: pytest.FixtureRequest) -> str:
-    """Each of Dash's backends in turn (``Dash(backend=...)``)."""
-    return str(request.param)
+#: A test whose server side each backend does its own way: run on every backend (see above).
+EVERY_BACKEND = pytest.mark.parametrize("server", SERVERS)
+
+
+@pytest.fixture(name="server")
+def _server() -> str:
+    """Dash's backend a test's app is served on (``Dash(backend=...)``): Flask, unless the test is
+    marked :data:`EVERY_BACKEND`."""
+    return "flask"
 
 
 @pytest.fixture(name="demo")
@@ -94,6 +108,7 @@ def _demo(dash_duo: Any, tmp_path: Path, request: pytest.FixtureRequest, server:
     manager.close()
 
 
+@EVERY_BACKEND
 def test_failing_callback_shows_friendly_alert(demo: Demo) -> None:
     """A callback whose backend dies shows the friendly alert, records the error, and leaks nothing."""
     demo.backend.faults.backend_down = True
@@ -190,6 +205,7 @@ def test_banner_not_found(demo: Demo) -> None:
     demo.shoot("banner-not-found")
 
 
+@EVERY_BACKEND
 def test_repeated_errors_disconnect_and_reconnect_clears_banner(demo: Demo) -> None:
     """Repeated failures disconnect the session; Reconnect clears the banner without a reload."""
     demo.backend.faults.backend_down = True
@@ -212,6 +228,7 @@ def test_repeated_errors_disconnect_and_reconnect_clears_banner(demo: Demo) -> N
     demo.duo.wait_for_element("#scan-results", timeout=WAIT)
 
 
+@EVERY_BACKEND
 @pytest.mark.parametrize("demo", [3600], indirect=True)  # no poll after the first: the click must tell
 def test_callback_refused_while_disconnected_updates_banner(demo: Demo) -> None:
     """A click on a disconnected session does not run the callback; the banner says why at once."""
@@ -224,6 +241,7 @@ def test_callback_refused_while_disconnected_updates_banner(demo: Demo) -> None:
     assert demo.backend.calls == calls_before
 
 
+@EVERY_BACKEND
 @pytest.mark.parametrize("demo", [3600], indirect=True)
 def test_callback_on_an_expired_session_shows_expired_banner(demo: Demo) -> None:
     """A click after the session expired does not run; the banner says so and stays until a refresh."""
@@ -263,6 +281,7 @@ def test_backtests_show_progress_and_results(demo: Demo) -> None:
     demo.shoot("demo-backtests", "#react-entry-point")
 
 
+@EVERY_BACKEND
 def test_fault_knob_breaks_the_backend(demo: Demo) -> None:
     """Ticking "Backend down" on the Fault knobs page makes the next scan show the alert."""
     demo.duo.find_element("#tab-faults").click()
@@ -342,6 +361,7 @@ def test_marked_input_survives_refresh(demo: Demo) -> None:
     )
 
 
+@EVERY_BACKEND
 def test_health_polls_do_not_extend_the_session(demo: Demo) -> None:
     """The banner's polls reach the server but never count as activity."""
     sid = demo.session_id()
@@ -470,6 +490,7 @@ def test_layout_function_in_debug_mode_reports_no_missing_ids(dash_duo: Any, ser
     manager.close()
 
 
+@EVERY_BACKEND
 def test_layout_function_in_production_logs_no_console_errors(dash_duo: Any, server: str) -> None:
     """The same without the dev tools: nothing in the browser console."""
     manager = SessionManager(store="memory://", clock=FakeClock())
@@ -490,6 +511,7 @@ def _fail_and_open_devtools(dash_duo: Any) -> None:
     dash_duo.find_element(".test-devtools-error-toggle").click()
 
 
+@EVERY_BACKEND
 def test_guard_all_in_debug_mode_shows_the_error_in_devtools(dash_duo: Any, server: str) -> None:
     """debug=True and guard_all=True: a failing callback counts in the dev tools, with its traceback."""
     from dash import html
@@ -526,6 +548,7 @@ def _bare_server(server: str) -> Any:
     return Flask(__name__)
 
 
+@EVERY_BACKEND
 def test_two_apps_on_one_server_each_poll_their_banner(dash_duo: Any, server: str) -> None:
     """Dash's url_base_pathname pattern: the second app's page gets a working banner too."""
     import dash

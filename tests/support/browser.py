@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from dash.testing import wait
 
+from support.servers import free_port
+
 if shutil.which("chromedriver") is None and os.environ.get("CI") != "true":
     pytest.skip("needs chromedriver: apt-get install chromium chromium-driver", allow_module_level=True)
 
@@ -46,8 +48,11 @@ _FLASK_ONLY = ("use_reloader", "use_debugger")
 def serve(duo: Any, app: Any, **options: Any) -> None:
     """Serve the Dash ``app`` to ``duo`` (dash.testing's ``dash_duo``) in a thread of this process,
     whatever its backend: Flask's threaded server, uvicorn (FastAPI) or Hypercorn (Quart), as
-    dash.testing's ``ThreadedRunner`` starts them. The app's manager and fake clock stay in-process.
-    ``options`` go to ``Dash.run``; Flask's own (``use_reloader``, ``use_debugger``) only on Flask."""
+    dash.testing's ``ThreadedRunner`` starts them, on a free loopback port. The app's manager and
+    fake clock stay in-process. ``options`` go to ``Dash.run``; Flask's own (``use_reloader``,
+    ``use_debugger``) only on Flask."""
     if getattr(app.backend, "server_type", "flask") != "flask":
         options = {name: value for name, value in options.items() if name not in _FLASK_ONLY}
+    # A free port, not dash.testing's count from 8050: another test run on this machine may hold it.
+    options.setdefault("port", free_port())
     duo.start_server(app, start_timeout=START_TIMEOUT, **options)
