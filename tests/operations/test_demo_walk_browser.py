@@ -2,8 +2,9 @@
 
 At each step the test asserts what is on screen, that no two messages on the page contradict
 each other, and what the browser console holds; it saves a screenshot per step in the test's tmp
-dir, and in ``$SESSIONMW_SCREENSHOT_DIR`` when set (``docs/img/`` is refreshed that way, at
-desktop and at 420 px phone width). The sessions run on a fake clock: idle and expiry need no
+dir (one per Dash backend: the walk runs on Flask, FastAPI and Quart), and, on Flask, in
+``$SESSIONMW_SCREENSHOT_DIR`` when set (``docs/img/`` is refreshed that way, at desktop and at
+420 px phone width). The sessions run on a fake clock: idle and expiry need no
 waiting. The slow backend waits on an event the test releases.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from support.browser import ALERT, BANNER, BROWSER_MARKS, THRESHOLD, WAIT, until
+from support.browser import ALERT, BANNER, BROWSER_MARKS, SERVERS, THRESHOLD, WAIT, serve, until
 from support.servers import demo_server, free_port
 
 from sessionmw import SessionManager, SessionState
@@ -92,6 +93,7 @@ class Walk:
     release: threading.Event
     shots: Path
     steps: list[str] = dataclasses.field(default_factory=list)
+    server: str = "flask"
 
     def session_id(self) -> str:
         cookie = self.duo.driver.get_cookie("sessionmw")
@@ -104,7 +106,10 @@ class Walk:
         return str(found[0].text) if found and found[0].is_displayed() else ""
 
     def wait_shown(self, selector: str, text: str) -> None:
-        until(lambda: text in self.shown(selector), timeout=WAIT, msg=f"{selector} never showed {text!r}")
+        try:
+            until(lambda: text in self.shown(selector), timeout=WAIT)
+        except Exception:
+            raise AssertionError(f"{selector} never showed {text!r}: {self.shown(selector)!r}") from None
 
     def wait_hidden(self, selector: str) -> None:
         until(lambda: self.shown(selector) == "", timeout=WAIT, msg=f"{selector} stayed on screen")
@@ -146,7 +151,7 @@ class Walk:
         path = self.shots / f"{name}.png"
         self.duo.find_element(selector).screenshot(str(path))
         target = os.environ.get("SESSIONMW_SCREENSHOT_DIR")
-        if target and name in CURATED:
+        if target and name in CURATED and self.server == "flask":  # docs/img shows Flask's
             Path(target).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, Path(target) / path.name)
 
@@ -182,7 +187,8 @@ def _open_demo(
     """The demo on a fake clock, with a health poll every ``poll_seconds``, in a fresh browser.
 
     :param slow: the backend's waits hold until the test sets ``walk.release``; otherwise they pass.
-    :param server: Dash's backend (``flask``, or ``fastapi``: uvicorn in dash.testing's thread).
+    :param server: Dash's backend: ``flask``, ``fastapi`` or ``quart`` (uvicorn or Hypercorn in
+        dash.testing's thread, in this process).
     """
     module = load_demo()
     clock = FakeClock()
@@ -197,20 +203,20 @@ def _open_demo(
         release.set()
     backend = module.MarketBackend(sleep=lambda seconds: release.wait(WAIT))
     app = module.create_app(manager=manager, backend=backend, retry_sleep=lambda seconds: None, server=server)
-    dash_duo.start_server(app)
+    serve(dash_duo, app)
     dash_duo.driver.set_window_size(*DESKTOP)
     dash_duo.wait_for_element("#scan-run", timeout=WAIT)
-    walk = Walk(dash_duo, manager, clock, backend, release, tmp_path)
+    walk = Walk(dash_duo, manager, clock, backend, release, tmp_path, server=server)
     until(lambda: dash_duo.driver.get_cookie("sessionmw") is not None, timeout=WAIT)
     yield walk
     release.set()
     manager.close()
 
 
-@pytest.fixture(name="walk", params=["flask", "fastapi"])
+@pytest.fixture(name="walk", params=SERVERS)
 def _walk(dash_duo: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Walk]:
     """The demo on a fake clock, a backend whose slowness the test controls, a fresh browser; on
-    Dash's Flask and FastAPI backends (issue 25: the walk on FastAPI too)."""
+    Dash's Flask, FastAPI and Quart backends (issue 25: the walk on every backend)."""
     yield from _open_demo(dash_duo, tmp_path, poll_seconds=0.5, slow=True, server=str(request.param))
 
 
