@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -270,6 +271,48 @@ def test_the_dash_banner_speaks_the_language_of_the_browser_that_loaded_the_page
     assert '"Neu verbinden"' in german and '"Schlie\\u00dfen"' in german
     assert "Der Server ist im Moment nicht erreichbar." in str(json.loads(german))
     assert '"Reconnecter"' in french and '"Reconnect"' not in french
+    assert '"Reconnect"' in english and '"Dismiss"' in english
+
+
+def test_two_page_loads_in_two_languages_at_once_each_get_their_own_labels(
+    sessions: SessionManager,
+) -> None:
+    """The app's own banner is one object of one layout, served to every page load: each load's
+    labels are its own (not written into the shared layout, where a concurrent load in another
+    language could swap them). Both loads have had their words written (the barrier, in a layout
+    hook after sessionmw's) before either is serialised."""
+    dash = pytest.importorskip("dash")
+    from sessionmw.integrations.dash import SessionMWDash
+    from sessionmw.integrations.dash_banner import status_banner
+
+    app = dash.Dash(__name__)
+    app.layout = dash.html.Div([status_banner(), dash.html.Div(id="out")])
+    SessionMWDash(app, manager=sessions)
+    both_spoken = threading.Barrier(2, timeout=60)
+
+    def after_sessionmws(layout: Any) -> Any:
+        both_spoken.wait()
+        return layout
+
+    dash.hooks.layout()(after_sessionmws)
+    pages: dict[str, str] = {}
+
+    def load(code: str) -> None:
+        answer = app.server.test_client().get("/_dash-layout", headers={"Accept-Language": code})
+        pages[code] = json.dumps(answer.get_json())
+
+    try:
+        threads = [threading.Thread(target=load, args=(code,)) for code in ("de", "fr")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        hooks = dash.hooks._ns.get("layout", [])
+        hooks[:] = [hook for hook in hooks if hook.func is not after_sessionmws]
+    assert '"Neu verbinden"' in pages["de"] and '"Reconnecter"' not in pages["de"]
+    assert '"Reconnecter"' in pages["fr"] and '"Neu verbinden"' not in pages["fr"]
+    english = json.dumps(app.server.test_client().get("/_dash-layout").get_json())
     assert '"Reconnect"' in english and '"Dismiss"' in english
 
 
