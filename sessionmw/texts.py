@@ -21,7 +21,7 @@ strings, unchanged); the other entries are named constants.
 
 The words are English; :func:`local` gives an entry in the language of the current request
 (:mod:`sessionmw.languages` holds the translations and chooses the language). Outside a request
-it returns the entry itself, so English costs one context-variable read.
+it returns the entry itself, at the cost of two context-variable reads.
 
 .. code-block:: python
 
