@@ -39,7 +39,7 @@ from sessionmw.integrations.http import (
     user_error_response,
 )
 from sessionmw.integrations.request_session import RequestSession
-from sessionmw.languages import LanguageSelector
+from sessionmw.languages import LanguageSelector, forget
 from sessionmw.texts import REQUEST_HEADERS_TOO_LARGE, REQUEST_UNREADABLE
 
 _log = logging.getLogger("sessionmw.asgi")
@@ -269,7 +269,10 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http" or _APPLIED in scope:  # lifespan, websocket, ...; or applied twice
             if scope.get("type") == "websocket" and _APPLIED not in scope:
-                return await self._websocket(scope, receive, send)
+                try:
+                    return await self._websocket(scope, receive, send)
+                finally:  # its language (the gate's listen) ends with it
+                    forget()
             return await self.app(scope, receive, send)
         scope[_APPLIED] = self
         gate = self.gate
@@ -285,7 +288,10 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
             return await _answer(await gate.afailed_admission(request, exc), scope, send)
         if session is None:
             if answer is None:  # an excluded path
-                return await self.app(scope, receive, send)
+                try:
+                    return await self.app(scope, receive, send)
+                finally:  # the request's language, asked for outside a session scope, ends
+                    forget()
             return await _answer(answer, scope, send)
         scope[SCOPE_MANAGER] = gate.manager
         scope[SCOPE_SESSION] = session
@@ -321,7 +327,8 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
                 gone.append(True)
                 raise
 
-        token = enter_scope(gate.manager, session.id, session.store_pending)
+        # As session_scope() does, with the request's language (chosen when words are written).
+        token = enter_scope(gate.manager, session.id, session.store_pending, gate.languages, request)
         try:
             await self.app(scope, session_receive, session_send)
         except Exception as exc:  # (CancelledError and trio's Cancelled are no Exception: untouched)
@@ -336,6 +343,7 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
             return
         finally:
             leave_scope(token)
+            forget()  # a refused page's language (the gate's listen), if any, ends with it
         if status and not gone:
             await gate.afinish(session, status[0])
 
@@ -384,7 +392,7 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
                 gone = True
             return message
 
-        token = enter_scope(manager, session.id, session.store_pending)
+        token = enter_scope(manager, session.id, session.store_pending, gate.languages, request)
         try:
             await self.app(scope, session_receive, send)
         except Exception as exc:
@@ -408,12 +416,17 @@ def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 
 
 async def _answer(response: PlainResponse, scope: Scope, send: Send) -> None:
-    """Send a response of the gate's; a HEAD request gets its headers only."""
+    """Send a response of the gate's; a HEAD request gets its headers only. The request's language,
+    asked for outside a session scope (:meth:`SessionGate.listen`), ends after it (a middleware
+    outside this one rewrites the answer as it is sent: in the same language)."""
     body = response.body
     headers = _encoded(response.headers)
     headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": _START, "status": response.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
+    try:
+        await send({"type": _START, "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
+    finally:
+        forget()
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -492,9 +505,13 @@ async def _friendly_error(request: Any, exc: Exception) -> Any:
         answer = user_error_response(translate(exc), as_json=accepts_json(accept))
     else:
         gate = middleware.gate
-        err = await gate.afail(session, exc, log=False)  # recorded already: the same words, no second record
-        via_header = session.via_header if session is not None else False
-        answer = await gate.aerror_response(err, view, via_header, session)
+        gate.listen(view)  # outside the middleware, so outside the session's scope: its language
+        try:
+            err = await gate.afail(session, exc, log=False)  # recorded already: the same words
+            via_header = session.via_header if session is not None else False
+            answer = await gate.aerror_response(err, view, via_header, session)
+        finally:
+            forget()
         if session is not None:
             answer = gate.with_session_headers(answer, session, view)
     return Response(answer.body, status_code=answer.status_code, headers=_header_map(answer.headers))

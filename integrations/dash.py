@@ -29,6 +29,7 @@ This module is the extension; the banner (layout, looks, its JavaScript) is
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import weakref
 from collections.abc import Callable, Sequence
@@ -338,10 +339,12 @@ def _layout_hook(layout: Any) -> Any:
     state = dash_state(app)
     if state is None:
         return layout
-    root = _find(layout, STATUS_ID)
-    if root is None:
+    owned = _with_own_banner(layout)
+    if owned is None:
         root = status_banner()
         layout = [root, *layout] if isinstance(layout, list) else html.Div([root, layout])
+    else:  # the app's own banner: this page load's copy (the layout is shared by every load)
+        layout, root = owned
     interval, _store, config = root.children[:3]
     if not config.data.get("theme_fixed") and config.data.get("theme") != state.theme:
         fixed = config.data.get("fixed")
@@ -354,6 +357,32 @@ def _layout_hook(layout: Any) -> Any:
     config.data = {**config.data, "prefix": state.prefix}
     speak(root)  # in the language of the browser that asked for the page
     return layout
+
+
+def _with_own_banner(layout: Any) -> tuple[Any, Any] | None:
+    """``layout`` with its banner (:data:`STATUS_ID`) copied for one page load, and that copy; None
+    when it has none. The banner is copied whole and its ancestors shallowly (their other children
+    are the app's, shared and left alone), so that what the layout hook writes in it (the words
+    of the browser that asked) never reaches another load of the same layout."""
+    if isinstance(layout, list | tuple):
+        for index, child in enumerate(layout):
+            found = _with_own_banner(child)
+            if found is not None:
+                copied = list(layout)
+                copied[index] = found[0]
+                return (copied if isinstance(layout, list) else tuple(copied)), found[1]
+        return None
+    if getattr(layout, "id", None) == STATUS_ID:
+        own = copy.deepcopy(layout)
+        return own, own
+    children = getattr(layout, "children", None)
+    if isinstance(children, list | tuple) or (children is not None and hasattr(children, "to_plotly_json")):
+        found = _with_own_banner(children)
+        if found is not None:
+            parent = copy.copy(layout)
+            parent.children = found[0]
+            return parent, found[1]
+    return None
 
 
 def _find(component: Any, component_id: str) -> Any:

@@ -219,6 +219,8 @@ def _record_exception(sender: Any, exception: BaseException | None = None, **_: 
         return
     environ = request.environ
     session: RequestSession | None = environ.get(_SESSION) or environ.get(ENVIRON_SESSION)
+    if session is None:  # no session scope (the admission raised): the request's language
+        state.gate.listen(EnvironRequest(environ))  # (ended by teardown_request)
     environ[_ERROR] = state.gate.fail(session, exception, log=False)
 
 
@@ -273,14 +275,17 @@ class _Hooks:
         if original is None or isinstance(original, HTTPException):
             return error  # abort(500), or a trapped HTTP error: Flask's own page
         environ = request.environ
+        view = EnvironRequest(environ)
+        session: RequestSession | None = environ.get(_SESSION) or environ.get(ENVIRON_SESSION)
+        if session is None:  # no session scope (the admission raised): the request's language
+            self.gate.listen(view)  # (ended by teardown_request)
         err = environ.pop(_ERROR, None)
         if err is None:  # not recorded (the signal muted): translate only
             from sessionmw.translation import translate
 
             err = translate(original, debug=self.gate.debug)
-        session: RequestSession | None = environ.get(_SESSION) or environ.get(ENVIRON_SESSION)
         via_header = session.via_header if session is not None else False
-        return _to_flask(self.gate.error_response(err, EnvironRequest(environ), via_header, session))
+        return _to_flask(self.gate.error_response(err, view, via_header, session))
 
     def template_context(self) -> dict[str, Any]:
         """The context processor: ``sessionmw_banner`` in every template."""
@@ -317,6 +322,7 @@ def _request_hooks(
     """The ``before_request``, ``after_request`` and ``teardown_request`` functions for ``gate``."""
     admit = gate.admit
     manager = gate.manager
+    languages = gate.languages
     # The request object itself, found once per hook: each attribute read through the ``request``
     # proxy looks the request up again (about 0.5 µs apiece).
     current_request: Callable[[], Request] = cast(Any, request)._get_current_object
@@ -327,7 +333,8 @@ def _request_hooks(
         if ENVIRON_SESSION in environ:
             return None  # a SessionMiddleware in front of the app did it already
         # The blueprint serves the endpoints; a store failure raises into Flask's error handling.
-        session, refusal = admit(EnvironRequest(environ), endpoints=False)
+        view = EnvironRequest(environ)
+        session, refusal = admit(view, endpoints=False)
         if session is None:  # an endpoint, the metrics or an excluded path: no session
             return None
         environ[ENVIRON_MANAGER] = manager
@@ -336,7 +343,8 @@ def _request_hooks(
         environ[ENVIRON_NOTICE] = session.notice
         environ[_SESSION] = session
         store_pending = None if session.stored else session.ensure_stored  # (RequestSession.store_pending)
-        environ[_SCOPE] = enter_scope(manager, session.id, store_pending)  # as session_scope() does
+        # As session_scope() does, with the request's language (chosen when words are written).
+        environ[_SCOPE] = enter_scope(manager, session.id, store_pending, languages, view)
         # A refusal: after_request adds the session's headers, as to any response of the request.
         return None if refusal is None else _to_flask(refusal)
 
@@ -371,8 +379,9 @@ def _request_hooks(
     def teardown_request(exc: BaseException | None) -> None:
         """Close the request's session scope; what sessionmw writes after it is English again."""
         environ = current_request().environ
-        # The request's language (the gate's admit) is over (languages.forget, inline), unless a
-        # SessionMiddleware in front admitted the request: it ends it after its own error page.
+        # The request's language asked outside its scope (the gate's listen: an endpoint, an
+        # excluded path, a refusal, an error before the scope) is over (languages.forget, inline),
+        # unless a SessionMiddleware in front admitted the request: it ends it after its own page.
         asked = _asked()
         if asked is not None and (_SESSION in environ or ENVIRON_SESSION not in environ):
             asked[1] = None

@@ -46,6 +46,7 @@ from sessionmw.integrations.http import (
 from sessionmw.integrations.options import Options, check_propagate_exceptions
 from sessionmw.integrations.pending_ids import PendingIds, Verdict
 from sessionmw.integrations.request_session import RequestSession
+from sessionmw.languages import Negotiator
 from sessionmw.languages import current as _current_language
 from sessionmw.texts import ASKED
 from sessionmw.translation import plain
@@ -69,6 +70,8 @@ _PENDING = Verdict.PENDING
 _GONE = Verdict.GONE
 _VARY_COOKIE = ("Vary", "Cookie")
 _ask = ASKED.set  # sessionmw.languages.ask, without the call layer
+#: The keys of a health report that hold words (:meth:`SessionGate._reworded`).
+_REPORT_WORDS = ("icon", "title", "message", "recovery", "context")
 H = TypeVar("H", str, bytes)
 
 
@@ -196,7 +199,11 @@ class SessionGate:
         self._prefix = options.prefix
         self._metrics_path = options.metrics_path
         self._excludes = bool(options.exclude)
-        self._languages = options.negotiator()
+        #: What chooses a request's language (the options' ``languages`` and ``language_selector``):
+        #: an adapter opens a request's session scope with it and the request
+        #: (:func:`sessionmw._context.enter_scope`), so that the words are in the request's language.
+        self.languages: Negotiator = options.negotiator()
+        self._languages = self.languages
         # What every routed path starts with (a superset: _route decides).
         metrics = () if options.metrics_path is None else (options.metrics_path,)
         self._routed = (options.prefix, *metrics, *options.exclude)
@@ -220,7 +227,11 @@ class SessionGate:
 
         Whatever sessionmw writes for the request from here on (a refusal, an error page, the
         banner, the health endpoint) is in the request's language, chosen only when words are
-        written (:func:`sessionmw.languages.ask`).
+        written: in the session's scope, which the adapter opens with the request and the gate's
+        :attr:`languages` (no context variable set for the language on a request's way), and
+        before or after it through :meth:`listen`, which the gate calls for what it answers
+        itself (an endpoint, an excluded path, a refusal; the adapter ends it with
+        :func:`sessionmw.languages.forget`).
 
         An unknown, malformed or forged id is never adopted: a new pending id is issued, stored
         only when the client sends it back (so clients that drop cookies store nothing). This is
@@ -233,9 +244,9 @@ class SessionGate:
         an expired one (its ``not_found`` report as the :attr:`RequestSession.refusal`); a page
         starts afresh.
         """
-        _ask([self._languages, request])  # self.listen(request), inline: on every request
         path = request.path
         if path.startswith(self._routed):  # (a superset of the routed paths: one C call per request)
+            self.listen(request)  # what the gate or the app writes for it (outside any session scope)
             routed = self._route(path, endpoints)
             if isinstance(routed, str):
                 return Admission(None, self.endpoint(request, routed))
@@ -256,11 +267,13 @@ class SessionGate:
         return placed
 
     def listen(self, request: RequestView) -> None:
-        """Make ``request`` the one whose language sessionmw writes in, in this context: whatever
-        it writes from here on (a refusal, an error page, a problem document, the banner) is in
-        the language the gate's options choose for it, chosen only when words are written
-        (:func:`sessionmw.languages.ask`). :meth:`admit`, :meth:`aadmit` and
-        :meth:`aadmit_websocket` call it first; an async adapter's context ends with its request."""
+        """Make ``request`` the one whose language sessionmw writes in, in this context, outside
+        (or before) its session scope: whatever it writes from here on (a refusal, an error page,
+        a problem document, the banner) is in the language the gate's options choose for it,
+        chosen only when words are written (:func:`sessionmw.languages.ask`; the adapter ends it
+        with :func:`sessionmw.languages.forget`). :meth:`admit` and :meth:`aadmit` call it for the
+        requests the gate answers or passes outside a session (an endpoint, an excluded path) and
+        for a refusal, :meth:`failed_admission` first, :meth:`aadmit_websocket` always."""
         _ask([self._languages, request])
 
     async def aadmit(self, request: RequestView, *, endpoints: bool = True) -> Admission:
@@ -274,9 +287,9 @@ class SessionGate:
 
         What sessionmw writes for the request is in its language, as with :meth:`admit`.
         """
-        self.listen(request)
         path = request.path
         if path.startswith(self._routed):
+            self.listen(request)
             routed = self._route(path, endpoints)
             if isinstance(routed, str):
                 return Admission(None, await self.aendpoint(request, routed))
@@ -333,18 +346,38 @@ class SessionGate:
                 return _admitted(Admission, (self._pending_session(sid, via_header), None))
             # Issued here, now gone (deleted, or lost in a restart): not the user's doing. A JSON
             # client is refused (not_found, like expired); a page starts afresh, silently.
-            return _Fresh(None, refusal, False) if verdict is _GONE else _NEW
+            if verdict is not _GONE:
+                return _NEW
+            return _Fresh(None, self._reworded(request, sid, None, refusal), False)
         if refusal is None:  # it may work
             if record.reason != STORE_UNAVAILABLE:
                 session = RequestSession(sid, manager, record, True, False, via_header)
                 return _admitted(Admission, (session, None))  # (no Python-level __new__: every request)
             # Fail-open with the store down: the id cannot be verified, so it is not adopted.
             return _UNVERIFIED
+        refusal = self._reworded(request, sid, record, refusal)
         if record.state.is_terminal:  # expired or ended: replaced, and the user is told once
             return _Fresh(refusal, refusal, False)
         # disconnected: kept (its page shows the banner), a JSON client is refused
         session = RequestSession(sid, manager, record, True, False, via_header, refusal=refusal)
         return Admission(session, self.refusal(session, request))
+
+    def _reworded(
+        self, request: RequestView, sid: str, record: SessionRecord | None, refusal: HealthReport | None
+    ) -> HealthReport | None:
+        """``refusal`` (the store's answer, made in English: no language is asked for on a
+        request's way) in ``request``'s language, which the gate's answers and the app speak
+        from here on (:meth:`listen`). Only on the refusal path, with no store operation: the
+        words are made again from ``record`` (the checks and dependencies stay as reported)."""
+        self.listen(request)
+        if refusal is None or self._languages.speaker(request) is None:  # English as it is
+            return refusal
+        manager = self.manager
+        again = HealthReport.build(sid, record, manager.clock(), manager.policy)
+        report = HealthReport(refusal)
+        for key in _REPORT_WORDS:
+            report[key] = again[key]
+        return report
 
     def _pending_session(self, sid: str, via_header: bool) -> RequestSession:
         """The session of a pending id that came back (the caller stores it)."""
@@ -414,7 +447,8 @@ class SessionGate:
     def failed_admission(self, request: RequestView, exc: Exception) -> PlainResponse:
         """The answer to a request that :meth:`admit` raised for (the store down with
         ``fail_closed``, or full): ``exc`` logged and translated; JSON for the endpoints' clients.
-        No store operation."""
+        No store operation. In the request's language (:meth:`listen`)."""
+        self.listen(request)
         return self.error_response(self.fail(None, exc), request, request.path.startswith(self._prefix))
 
     async def afailed_admission(self, request: RequestView, exc: Exception) -> PlainResponse:

@@ -67,6 +67,7 @@ from sessionmw.integrations.websocket import (
     WebsocketAdmission,
     admit_websocket,
 )
+from sessionmw.languages import forget
 
 if TYPE_CHECKING:
     from quart.typing import ResponseTypes
@@ -200,6 +201,9 @@ async def _record_exception(sender: Any, exception: BaseException | None = None,
     if scope is None:
         return
     session: RequestSession | None = scope.get(_SESSION) or scope.get(SCOPE_SESSION)
+    view = scope.get(_VIEW)
+    if session is None and view is not None:  # no session scope (the admission raised)
+        state.gate.listen(view)  # the request's language (ended by the teardown)
     scope[_ERROR] = await state.gate.afail(session, exception, log=False)
 
 
@@ -258,23 +262,24 @@ class _Hooks:
             view = ScopeRequest(scope)
         except _Unreadable as bad:  # headers too large to read: a 4xx, nothing stored
             return _to_quart(bad.answer)
+        scope[_VIEW] = view
         # The blueprint serves the endpoints; a store failure raises into Quart's error handling.
         session, refusal = await self.gate.aadmit(view, endpoints=False)
         if session is None:  # an endpoint, the metrics or an excluded path: no session
             return None
-        scope[_VIEW] = view
-        self._open(scope, session)
+        self._open(scope, session, view)
         # A refusal: after_request adds the session's headers, as to any response of the request.
         return None if refusal is None else _to_quart(refusal)
 
-    def _open(self, scope: MutableMapping[str, Any], session: RequestSession) -> None:
+    def _open(self, scope: MutableMapping[str, Any], session: RequestSession, view: ScopeRequest) -> None:
         manager = self.gate.manager
         scope[SCOPE_MANAGER] = manager
         scope[SCOPE_SESSION] = session
         scope[SCOPE_SESSION_ID] = session.id
         scope[SCOPE_NOTICE] = session.notice
         scope[_SESSION] = session
-        scope[_SCOPE] = enter_scope(manager, session.id, session.store_pending)  # as session_scope() does
+        # As session_scope() does, with the request's language (chosen when words are written).
+        scope[_SCOPE] = enter_scope(manager, session.id, session.store_pending, self.gate.languages, view)
 
     async def after_request(self, response: Response) -> Response:
         """Add the session's headers (the gate's decision: cookie, ``Vary``, ``Cache-Control``);
@@ -303,9 +308,8 @@ class _Hooks:
         if SCOPE_SESSION in scope:
             return None  # a SessionMiddleware in front of the app did it already
         try:
-            admission = await admit_websocket(
-                self.gate, ScopeRequest(scope), require_session=self.require_session
-            )
+            view = ScopeRequest(scope)
+            admission = await admit_websocket(self.gate, view, require_session=self.require_session)
         except _Unreadable:  # headers too large to read: refused, nothing stored
             admission = WebsocketAdmission(None, CLOSE_REQUEST_UNREADABLE)
         session, code = admission
@@ -315,7 +319,7 @@ class _Hooks:
             return Response(b"", status=403)  # not sent: the dispatch stops; after_websocket drops it
         if session is None:
             return None
-        self._open(scope, session)
+        self._open(scope, session, view)
         slot = scope.get(_MESSAGES)
         if isinstance(slot, _Messages):
             slot.activity = MessageActivity(self.gate.manager, session.id)
@@ -355,14 +359,16 @@ class _Hooks:
             return error  # abort(500), a trapped HTTP error or a websocket: Quart's own answer
         current = cast("Request", request._get_current_object())  # type: ignore[attr-defined]
         scope = _scope(current)
+        session: RequestSession | None = scope.get(_SESSION) or scope.get(SCOPE_SESSION)
+        view = scope.get(_VIEW) or ScopeRequest(scope)
+        if session is None:  # no session scope (the admission raised): the request's language
+            self.gate.listen(view)  # (ended by the teardown)
         err = scope.pop(_ERROR, None)
         if err is None:  # not recorded (the signal muted): translate only
             from sessionmw.translation import translate
 
             err = translate(original, debug=self.gate.debug)
-        session: RequestSession | None = scope.get(_SESSION) or scope.get(SCOPE_SESSION)
         via_header = session.via_header if session is not None else False
-        view = scope.get(_VIEW) or ScopeRequest(scope)
         return _to_quart(await self.gate.aerror_response(err, view, via_header, session))
 
     async def template_context(self) -> dict[str, Any]:
@@ -411,6 +417,10 @@ async def _read_body(current: Request, limit: int) -> bytes:
 
 
 def _close_scope(scope: MutableMapping[str, Any]) -> None:
+    # A language the gate asked for outside the scope (an endpoint, a refusal, an error before the
+    # scope) ends too, unless a SessionMiddleware in front admitted the request (it ends it).
+    if _SESSION in scope or SCOPE_SESSION not in scope:
+        forget()
     token = scope.pop(_SCOPE, None)
     if token is not None:
         try:  # noqa: SIM105 - on every request: cheaper than contextlib.suppress

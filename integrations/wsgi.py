@@ -98,7 +98,8 @@ class SessionMiddleware(GateMiddleware["WSGIApplication"]):
             return start_response(status, headers, exc_info)
 
         store_pending = None if session.stored else session.ensure_stored  # (RequestSession.store_pending)
-        token = enter_scope(gate.manager, session.id, store_pending)  # as session_scope() does
+        # As session_scope() does, with the request's language (chosen when words are written).
+        token = enter_scope(gate.manager, session.id, store_pending, gate.languages, request)
         try:
             result = self.app(environ, session_start_response)
         except Exception as exc:
@@ -128,7 +129,7 @@ class SessionMiddleware(GateMiddleware["WSGIApplication"]):
         file_wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
             return result  # let the server send the file its own way
-        return _Body(result, gate, session, started)
+        return _Body(result, gate, session, started, request)
 
     def _propagates(self, environ: WSGIEnvironment) -> bool:
         """True when the app's exception must be re-raised (after recording), not answered."""
@@ -192,23 +193,31 @@ class _Body:
     recorded on the session and logged, then propagates (the status line has already gone).
     """
 
-    __slots__ = ("_gate", "_result", "_session", "_started")
+    __slots__ = ("_gate", "_request", "_result", "_session", "_started")
 
     def __init__(
-        self, result: Iterable[bytes], gate: SessionGate, session: RequestSession, started: list[str]
+        self,
+        result: Iterable[bytes],
+        gate: SessionGate,
+        session: RequestSession,
+        started: list[str],
+        request: EnvironRequest,
     ) -> None:
         self._result = result
         self._gate = gate
         self._session = session
         self._started = started
+        self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
         manager, session_id = self._gate.manager, self._session.id
+        languages, request = self._gate.languages, self._request
         session = self._session
         store_pending = None if session.stored else session.ensure_stored  # (RequestSession.store_pending)
         iterator = iter(self._result)
         while True:
-            token = enter_scope(manager, session_id, store_pending)  # only while the app makes a chunk
+            # Only while the app makes a chunk (in the request's language, as the app's call).
+            token = enter_scope(manager, session_id, store_pending, languages, request)
             try:
                 chunk = next(iterator, _END)
             except Exception as exc:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from sessionmw.texts import follow_scopes
 
 if TYPE_CHECKING:
     from sessionmw._manager import SessionManager
@@ -36,6 +38,11 @@ class Scope(NamedTuple):
     #: For a session issued to the client but not stored yet (an adapter's pending session):
     #: stores it. ``@guarded`` calls it when the session is first used for work; None otherwise.
     store_pending: Callable[[], object] | None = None
+    #: What chooses the request's language (:class:`~sessionmw.languages.Negotiator`), for the
+    #: words sessionmw writes in the scope (:func:`sessionmw.texts.local`); None: English.
+    languages: Any = None
+    #: The request the scope serves (its view, which ``languages`` reads when words are written).
+    request: Any = None
 
 
 _current: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("sessionmw_scope", default=None)
@@ -64,14 +71,21 @@ def current_debug() -> bool:
 
 
 def enter_scope(
-    manager: SessionManager, session_id: str, store_pending: Callable[[], object] | None = None
+    manager: SessionManager,
+    session_id: str,
+    store_pending: Callable[[], object] | None = None,
+    languages: Any = None,
+    request: Any = None,
 ) -> contextvars.Token[Scope | None]:
     """Start serving ``session_id`` of ``manager`` until :func:`leave_scope` with the token returned.
 
     :func:`session_scope` as two calls, for adapters whose start and end of a request are two hooks.
     ``store_pending`` stores a session the adapter issued but has not stored yet (see :class:`Scope`).
+    ``languages`` and ``request``: what sessionmw writes in the scope is in the request's language,
+    chosen by ``languages`` only when words are written (the one context variable an adapter sets
+    per request is the scope's).
     """
-    return _set(_new_scope(Scope, (manager, session_id, store_pending)))
+    return _set(_new_scope(Scope, (manager, session_id, store_pending, languages, request)))
 
 
 #: End the scope :func:`enter_scope` started (with the token it returned): the previous scope is
@@ -79,6 +93,7 @@ def enter_scope(
 leave_scope: Final[Callable[[contextvars.Token[Scope | None]], None]] = _current.reset
 _set = _current.set
 _new_scope = tuple.__new__  # a Scope without its Python-level __new__ (on every request)
+follow_scopes(_current.get)  # the words read the request's language from the scope
 
 
 @contextlib.contextmanager

@@ -227,7 +227,7 @@ def _settle(
     scope: Scope, record: SessionRecord, error: UserFacingError | None, awaiting: bool
 ) -> Steps[None]:
     """Record the call's final outcome on the session (bookkeeping never breaks a call)."""
-    manager, session_id, _pending = scope
+    manager, session_id = scope[0], scope[1]
     # The session may have ended or disconnected meanwhile, or the store failed closed.
     with contextlib.suppress(*_QUIET):
         if error is not None:

@@ -5,11 +5,13 @@ catalogues (domain ``sessionmw``) under ``sessionmw/locale/<language>/LC_MESSAGE
 the standard library's :mod:`gettext` (no Babel at run time; see ``docs/languages.md`` for how
 they are made). German, French and Spanish ship with the package.
 
-- A request's language is chosen lazily: an adapter hands :func:`ask` the request and its
-  :class:`Negotiator` (one tuple per request, nothing parsed); only when sessionmw writes words
-  for that request does the negotiator pick a language, once per request, from the app's
-  ``language_selector`` or the ``Accept-Language`` header (:func:`negotiate`). A request that
-  shows no words costs nothing more, in any language.
+- A request's language is chosen lazily: an adapter opens the request's session scope with the
+  request and its :class:`Negotiator` (:func:`sessionmw._context.enter_scope`: no context
+  variable of its own, nothing parsed), and hands them to :func:`ask` for what it writes outside
+  that scope (a refusal, an endpoint); only when sessionmw writes words for that request does the
+  negotiator pick a language, once per request, from the app's ``language_selector`` or the
+  ``Accept-Language`` header (:func:`negotiate`). A request that shows no words costs nothing
+  more, in any language.
 - :class:`Language` holds one language's words, made once per catalogue entry and cached: a
   message in a non-English language costs one dictionary lookup more than in English.
 - :func:`use_catalogues` adds the app's own catalogue directory: its entries come before
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
 from sessionmw.texts import ASKED, Message, Plural
+from sessionmw.texts import asked as _asked_now
 
 __all__ = [
     "DOMAIN",
@@ -407,14 +410,16 @@ _asked = ASKED.get
 
 
 def ask(negotiator: Negotiator, request: RequestLike) -> None:
-    """Make ``request`` the one whose language sessionmw writes in, in this context (an adapter
-    calls it as a request starts; nothing is chosen until words are written)."""
+    """Make ``request`` the one whose language sessionmw writes in, in this context, before its
+    session scope's (an adapter calls it for what it writes outside the scope: a refusal, an
+    endpoint, a failed admission; nothing is chosen until words are written)."""
     _ask([negotiator, request])
 
 
 def forget() -> None:
-    """The request of this context is over: what sessionmw writes after it is English (an adapter
-    calls it as a request ends; it sets no context variable, so it costs a read)."""
+    """The request :func:`ask` named is over: what sessionmw writes after it is the scope's
+    language, else English (an adapter calls it as a request ends; it sets no context variable,
+    so it costs a read)."""
     asked = _asked()
     if asked is not None:
         asked[1] = None
@@ -423,12 +428,12 @@ def forget() -> None:
 def current() -> str:
     """The language sessionmw writes in now, as ``Content-Language`` names it: the current
     request's, else English."""
-    asked = ASKED.get()
-    if asked is None or asked[1] is None:
+    found = _asked_now()
+    if found is None:
         return SOURCE_LANGUAGE
-    negotiator = asked[0]
+    negotiator, request = found
     if isinstance(negotiator, Negotiator):
-        code = negotiator.code(asked[1])
+        code = negotiator.code(request)
     else:
         code = str(getattr(negotiator, "code", SOURCE_LANGUAGE))
     return code.replace("_", "-")  # a language tag (BCP 47): pt_BR is pt-BR

@@ -21,7 +21,7 @@ strings, unchanged); the other entries are named constants.
 
 The words are English; :func:`local` gives an entry in the language of the current request
 (:mod:`sessionmw.languages` holds the translations and chooses the language). Outside a request
-it returns the entry itself, so English costs one context-variable read.
+it returns the entry itself, at the cost of two context-variable reads.
 
 .. code-block:: python
 
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
@@ -65,9 +65,11 @@ __all__ = [
     "Message",
     "Plural",
     "Template",
+    "asked",
     "catalogue",
     "duration",
     "fill",
+    "follow_scopes",
     "local",
     "paused_countdown",
     "paused_message",
@@ -116,22 +118,58 @@ class Chooser(Protocol):
     def speaker(self, request: Any) -> Words | None: ...
 
 
-#: The language asked for in this context: ``[what chooses it, the request]``, set by an adapter
-#: as a request starts (:func:`sessionmw.languages.ask`); the request is None once it is over
-#: (:func:`sessionmw.languages.forget`: a list, so that ending it sets no context variable).
-#: None, or a request that is over: the catalogue's English.
+#: The language asked for explicitly in this context: ``[what chooses it, the request]``
+#: (:func:`sessionmw.languages.ask`, :func:`sessionmw.languages.speaking`; an adapter's answers
+#: made before or after the session's scope: a refusal, an endpoint, a failed admission); the
+#: request is None once it is over (:func:`sessionmw.languages.forget`: a list, so that ending it
+#: sets no context variable). Otherwise the session scope says (:func:`asked`).
 ASKED: ContextVar[list[Any] | None] = ContextVar("sessionmw_language_asked", default=None)
 _asked = ASKED.get
+
+
+def _no_scope() -> None:
+    return None
+
+
+#: The current session scope's getter (``sessionmw._context`` registers its context variable's
+#: ``get`` through :func:`follow_scopes`): a scope is a tuple whose items 3 and 4 are what chooses
+#: the request's language and the request (None, None for a scope opened without a request).
+_scope: Callable[[], Any] = _no_scope
+
+
+def follow_scopes(getter: Callable[[], Any]) -> None:
+    """Read the request's language from the session scope ``getter`` returns (called once, by
+    ``sessionmw._context``: the words sit below the scope, so the scope registers itself)."""
+    global _scope
+    _scope = getter
+
+
+def asked() -> tuple[Chooser, Any] | None:
+    """What chooses the current request's language and the request: the explicit choice
+    (:data:`ASKED`) first, else the session scope's (the adapters open it with the request: no
+    context variable set for the language on a request's way); None: the catalogue's English."""
+    explicit = _asked()
+    if explicit is not None and explicit[1] is not None:
+        return explicit[0], explicit[1]
+    scope = _scope()
+    if scope is None or scope[4] is None:
+        return None
+    return scope[3], scope[4]
 
 
 def local(entry: E) -> E:
     """``entry`` (a sentence, a :class:`Plural`, a :class:`Message`, a tuple of sentences) in the
     current request's language; the entry itself in English or outside a request."""
-    asked = _asked()
-    if asked is None or asked[1] is None:
-        return entry
-    chooser: Chooser = asked[0]
-    words = chooser.speaker(asked[1])
+    explicit = _asked()
+    if explicit is not None and explicit[1] is not None:
+        chooser: Chooser = explicit[0]
+        request = explicit[1]
+    else:
+        scope = _scope()
+        if scope is None or scope[4] is None:
+            return entry
+        chooser, request = scope[3], scope[4]
+    words = chooser.speaker(request)
     return entry if words is None else words.local(entry)
 
 

@@ -4,6 +4,7 @@ message order (support.asgi.MessageOrder)."""
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import html
 import json
@@ -45,7 +46,7 @@ from sessionmw.integrations.problem import problem_errors
 from sessionmw.languages import speaking
 from sessionmw.stores import MemoryStore
 from sessionmw.testing import FakeClock
-from sessionmw.texts import MESSAGES, local
+from sessionmw.texts import ASKED, BACK, MESSAGES, local
 
 SECRET = "test-secret"
 BACKENDS = ["asyncio", "trio"]
@@ -1357,6 +1358,25 @@ def test_an_asgi_refusal_and_the_health_endpoint_speak_the_browsers_language(bac
     german = http_scope("/", headers=[*french[:2], (b"accept-language", b"de")])
     offered = call(middleware, german, backend=backend)
     assert offered.header("content-language") == "en"
+
+
+def test_an_asgi_request_sets_no_context_variable_for_its_language(backend: str) -> None:
+    """The speed budget (issue 28): the request's language rides in its session scope, so the
+    request path sets no context variable of its own; the app's words still speak it."""
+
+    async def speaker(scope: Scope, receive: Receive, send: Send) -> None:
+        asked = ASKED.get()
+        text = f"{asked is not None and asked[1] is not None} {languages.current()} {local(BACK)}"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": text.encode()})
+
+    manager = SessionManager(store=MemoryStore())
+    middleware = SessionMiddleware(speaker, manager=manager, secret_key=SECRET)
+    sid = manager.create_session().session_id
+    headers = [(b"cookie", f"sessionmw={sid}".encode()), (b"accept-language", b"fr")]
+    said = contextvars.Context().run(call, middleware, http_scope("/", headers=headers), None, backend)
+    with speaking("fr"):
+        assert said.body.decode() == f"False fr {local(BACK)}"
 
 
 def test_a_websocket_is_served_in_the_browsers_language(backend: str) -> None:

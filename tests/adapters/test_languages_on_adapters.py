@@ -4,9 +4,11 @@ Flask extension's error pages, JSON refusals and health, the Flask banner, the D
 
 from __future__ import annotations
 
+import contextvars
 import json
+import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from flask import Flask, render_template_string
@@ -16,8 +18,9 @@ from sessionmw import SessionManager, translate
 from sessionmw._errors import ConfigurationError
 from sessionmw.integrations.flask import SessionMW
 from sessionmw.integrations.options import Options
-from sessionmw.integrations.wsgi import SessionMiddleware
+from sessionmw.integrations.wsgi import SessionMiddleware, banner_for
 from sessionmw.testing import FakeClock
+from sessionmw.texts import ASKED
 
 THRESHOLD = 2
 
@@ -122,6 +125,62 @@ def test_after_a_request_sessionmw_writes_english_again(sessions: SessionManager
     assert translate(TimeoutError()).title == "Request timed out"
 
 
+def _speaking_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Says what the language machinery holds while the app runs, and sessionmw's words there."""
+    asked = ASKED.get()
+    said = {
+        "asked": None if asked is None else repr(asked[1]),
+        "title": translate(TimeoutError()).title,
+        "banner": banner_for(environ),
+    }
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(said).encode()]
+
+
+def test_a_request_sets_no_context_variable_for_its_language(sessions: SessionManager) -> None:
+    """The speed budget (issue 28): a request's language rides in its session scope, so the
+    request path sets no context variable of its own; the app's words still speak it."""
+    client = Client(SessionMiddleware(_speaking_app, manager=sessions, secret_key="test"))
+    # A fresh context, as a server thread's: nothing left by other tests.
+    answer = contextvars.Context().run(client.get, "/", headers={"Accept-Language": "de"})
+    said = answer.get_json()
+    assert said["asked"] is None
+    assert said["title"] == "Zeitüberschreitung der Anfrage"
+
+
+def test_an_expired_sessions_notice_speaks_the_browsers_language(sessions: SessionManager) -> None:
+    """The notice is made by the store's answer before the scope opens: its words are made
+    again in the request's language (the refusal path only)."""
+    sid = sessions.create_session().session_id
+    cast(FakeClock, sessions.clock).advance(31 * 60)
+    client = Client(SessionMiddleware(_speaking_app, manager=sessions, secret_key="test"))
+    client.set_cookie("sessionmw", sid)
+    said = client.get("/", headers={"Accept-Language": "de", "Accept": "text/html"}).get_json()
+    assert "Sitzung abgelaufen" in said["banner"]
+    assert "Ihre Sitzung ist wegen Inaktivität abgelaufen" in said["banner"]
+    assert "Session expired" not in said["banner"]
+
+
+def test_a_refusals_language_does_not_outlive_its_request(sessions: SessionManager) -> None:
+    """A refusal asks for its language outside the scope; the next request in the same context
+    (a server thread's) speaks its own, and sessionmw writes English after it."""
+    sid = _disconnected(sessions)
+    client = _middleware(sessions)
+
+    def two_requests() -> tuple[Any, Any]:
+        refused = client.get(
+            "/", headers={"Accept": "application/json", "Accept-Language": "de", "X-Session-ID": sid}
+        )
+        page = client.get("/boom", headers={"Accept-Language": "fr"})
+        return refused, page
+
+    refused, page = contextvars.Context().run(two_requests)
+    assert refused.get_json()["title"] == "Sitzung getrennt"
+    assert page.headers["Content-Language"] == "fr"
+    assert "Délai de la demande dépassé" in page.get_data(as_text=True)
+    assert translate(TimeoutError()).title == "Request timed out"
+
+
 def test_a_language_without_a_catalogue_is_a_configuration_error(
     sessions: SessionManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,6 +217,19 @@ def test_the_flask_banner_speaks_the_browsers_language(sessions: SessionManager)
     page = client.get("/", headers={"Accept-Language": "de"}).get_data(as_text=True)
     assert "Sitzung getrennt" in page
     assert ">Neu verbinden</button>" in page
+
+
+def test_a_flask_request_sets_no_context_variable_for_its_language(sessions: SessionManager) -> None:
+    """The speed budget, on the Flask extension: the language rides in the session scope."""
+    app = _flask(sessions)
+
+    @app.get("/said")
+    def said() -> dict[str, Any]:
+        asked = ASKED.get()
+        return {"asked": asked is not None and asked[1] is not None, "title": translate(TimeoutError()).title}
+
+    answer = contextvars.Context().run(app.test_client().get, "/said", headers={"Accept-Language": "de"})
+    assert answer.get_json() == {"asked": False, "title": "Zeitüberschreitung der Anfrage"}
 
 
 def test_flask_config_keys_choose_the_languages(sessions: SessionManager) -> None:
@@ -199,6 +271,48 @@ def test_the_dash_banner_speaks_the_language_of_the_browser_that_loaded_the_page
     assert '"Neu verbinden"' in german and '"Schlie\\u00dfen"' in german
     assert "Der Server ist im Moment nicht erreichbar." in str(json.loads(german))
     assert '"Reconnecter"' in french and '"Reconnect"' not in french
+    assert '"Reconnect"' in english and '"Dismiss"' in english
+
+
+def test_two_page_loads_in_two_languages_at_once_each_get_their_own_labels(
+    sessions: SessionManager,
+) -> None:
+    """The app's own banner is one object of one layout, served to every page load: each load's
+    labels are its own (not written into the shared layout, where a concurrent load in another
+    language could swap them). Both loads have had their words written (the barrier, in a layout
+    hook after sessionmw's) before either is serialised."""
+    dash = pytest.importorskip("dash")
+    from sessionmw.integrations.dash import SessionMWDash
+    from sessionmw.integrations.dash_banner import status_banner
+
+    app = dash.Dash(__name__)
+    app.layout = dash.html.Div([status_banner(), dash.html.Div(id="out")])
+    SessionMWDash(app, manager=sessions)
+    both_spoken = threading.Barrier(2, timeout=60)
+
+    def after_sessionmws(layout: Any) -> Any:
+        both_spoken.wait()
+        return layout
+
+    dash.hooks.layout()(after_sessionmws)
+    pages: dict[str, str] = {}
+
+    def load(code: str) -> None:
+        answer = app.server.test_client().get("/_dash-layout", headers={"Accept-Language": code})
+        pages[code] = json.dumps(answer.get_json())
+
+    try:
+        threads = [threading.Thread(target=load, args=(code,)) for code in ("de", "fr")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        hooks = dash.hooks._ns.get("layout", [])
+        hooks[:] = [hook for hook in hooks if hook.func is not after_sessionmws]
+    assert '"Neu verbinden"' in pages["de"] and '"Reconnecter"' not in pages["de"]
+    assert '"Reconnecter"' in pages["fr"] and '"Neu verbinden"' not in pages["fr"]
+    english = json.dumps(app.server.test_client().get("/_dash-layout").get_json())
     assert '"Reconnect"' in english and '"Dismiss"' in english
 
 
