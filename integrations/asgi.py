@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from sessionmw._context import enter_scope, leave_scope
 from sessionmw._manager import SessionManager
+from sessionmw._states import SessionState
 from sessionmw.integrations.gate import GateMiddleware
 from sessionmw.integrations.http import (
     FORM_LIMIT,
@@ -40,6 +41,7 @@ from sessionmw.integrations.http import (
 )
 from sessionmw.integrations.request_session import RequestSession
 from sessionmw.languages import LanguageSelector, forget
+from sessionmw.signals import request_finished
 from sessionmw.texts import REQUEST_HEADERS_TOO_LARGE, REQUEST_UNREADABLE
 
 _log = logging.getLogger("sessionmw.asgi")
@@ -96,6 +98,8 @@ WEBSOCKET_RENEWAL_FLOOR = 1.0
 _APPLIED = "sessionmw.applied"  # scope key: the middleware that serves the request
 _START = "http.response.start"
 _COOKIE = b"cookie"
+_ERROR = SessionState.ERROR
+_REQUEST_FINISHED = request_finished
 
 
 class _Unreadable(ValueError):
@@ -118,7 +122,7 @@ class ScopeRequest:
         text, not pairs of bytes) or whose headers exceed :data:`MAX_HEADER_BYTES`.
     """
 
-    __slots__ = ("_body", "_headers", "cookies", "path", "scope")
+    __slots__ = ("_body", "_headers", "_lower", "cookies", "path", "scope")
 
     def __init__(self, scope: Scope, body: bytes = b"") -> None:
         #: The scope read.
@@ -132,12 +136,21 @@ class ScopeRequest:
         self.path = path[len(root) :] if root and path.startswith(root) else path
         size = 0
         cookies: list[bytes] = []
+        lower = True  # every name in lower case (as servers send them): header() compares as is
         try:
             for name, value in headers:
                 if type(name) is not bytes or type(value) is not bytes:
                     raise TypeError("not bytes")
                 size += len(name) + len(value)
-                if name == _COOKIE or name.lower() == _COOKIE:
+                if name == _COOKIE:
+                    cookies.append(value)
+                elif lower and not name.islower():
+                    lowered = name.lower()
+                    if lowered != name:
+                        lower = False
+                    if lowered == _COOKIE:
+                        cookies.append(value)
+                elif not lower and name.lower() == _COOKIE:
                     cookies.append(value)
         except (TypeError, ValueError) as exc:  # not pairs, or not bytes
             raise _Unreadable(f"the scope's headers are not pairs of bytes ({exc})", _unreadable()) from None
@@ -148,6 +161,7 @@ class ScopeRequest:
         #: The ``Cookie`` header (several joined with ``"; "``, as HTTP/2 may split it), ``""`` if none.
         self.cookies = (cookies[0] if len(cookies) == 1 else b"; ".join(cookies)).decode("latin-1")
         self._body = body
+        self._lower = lower
 
     @property
     def method(self) -> str:
@@ -182,6 +196,11 @@ class ScopeRequest:
     def header(self, name: str) -> str | None:
         """The first header ``name`` (lower case), as latin-1 text, or None if absent."""
         wanted = name.encode("latin-1")
+        if self._lower:  # (the common case: no name to lower)
+            for key, value in self._headers:
+                if key == wanted:
+                    return value.decode("latin-1")
+            return None
         for key, value in self._headers:
             if key == wanted or key.lower() == wanted:
                 return value.decode("latin-1")
@@ -299,14 +318,9 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
         scope[SCOPE_NOTICE] = session.notice
         if answer is not None:  # refused
             return await _answer(gate.with_session_headers(answer, session, request), scope, send)
-        await self._serve(scope, receive, send, request, session)
-
-    async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, request: ScopeRequest, session: RequestSession
-    ) -> None:
-        """Run the app in ``session``: its headers added at the start of its response, its
-        exception recorded, its success counted; a client that went away counts nothing."""
-        gate = self.gate
+        # Run the app in the session (here, not in a method of its own: one coroutine less on
+        # every request): its headers added at the start of its response, its exception recorded,
+        # its success counted; a client that went away counts nothing.
         status: list[int] = []  # the status the app started its response with
         gone: list[bool] = []  # the client disconnected (a receive said so, or a send failed)
 
@@ -319,8 +333,10 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
         async def session_send(message: Message) -> None:
             if message.get("type") == _START and not status:
                 status.append(int(message.get("status", 200)))
-                message = dict(message)
-                message["headers"] = gate.response_headers_raw(session, request, message.get("headers") or ())
+                message = {
+                    **message,
+                    "headers": gate.response_headers_raw(session, request, message.get("headers") or ()),
+                }
             try:
                 await send(message)
             except Exception:  # the server could not send it: the client is gone
@@ -344,8 +360,8 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
         finally:
             leave_scope(token)
             forget()  # a refused page's language (the gate's listen), if any, ends with it
-        if status and not gone:
-            await gate.afinish(session, status[0])
+        if status and not gone and (session.record.state is _ERROR or _REQUEST_FINISHED.receivers):
+            await gate.afinish(session, status[0])  # (the test first, as in afinish: most requests skip it)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Admit a websocket before it is accepted (or close it with a code saying why), then run

@@ -107,10 +107,11 @@ class _Form(NamedTuple, Generic[H]):
 _TEXT: _Form[str] = _Form(
     "vary", "cache-control", _VARY_COOKIE, ("Cache-Control", "private"), _same, _same, _same
 )
+_RAW_VARY_COOKIE = (b"vary", b"Cookie")
 _RAW: _Form[bytes] = _Form(
     b"vary",
     b"cache-control",
-    (b"vary", b"Cookie"),
+    _RAW_VARY_COOKIE,
     (b"cache-control", b"private"),
     _latin1,
     _to_latin1,
@@ -197,6 +198,7 @@ class SessionGate:
         self._cookie_prefix = options.cookie_name + "="
         self._header = options.header_name.lower()
         self._prefix = options.prefix
+        self._reconnect_path = options.prefix + "reconnect"
         self._metrics_path = options.metrics_path
         self._excludes = bool(options.exclude)
         #: What chooses a request's language (the options' ``languages`` and ``language_selector``):
@@ -442,7 +444,7 @@ class SessionGate:
         endpoint): an async adapter awaits that body (up to
         :data:`~sessionmw.integrations.http.FORM_LIMIT` bytes) before :meth:`aadmit`, and never
         reads any other."""
-        return request.method == "POST" and request.path == self._prefix + "reconnect"
+        return request.path == self._reconnect_path and request.method == "POST"  # (the path first: cheaper)
 
     def failed_admission(self, request: RequestView, exc: Exception) -> PlainResponse:
         """The answer to a request that :meth:`admit` raised for (the store down with
@@ -536,7 +538,22 @@ class SessionGate:
         """:meth:`response_headers` for headers as ASGI sends them (latin-1 bytes, names in lower
         case, as the spec asks): the app's headers are kept as they are (only a ``Vary`` or
         ``Cache-Control`` value that changes is decoded and encoded again)."""
-        return self._merged_headers(session, request, headers, _RAW)
+        if session.issue_cookie or session.via_header:
+            return self._merged_headers(session, request, headers, _RAW)
+        # Most responses: only Vary to cover Cookie (the same decision, written out for bytes).
+        merged = list(headers)
+        vary_at = -1
+        for index, (name, _) in enumerate(merged):
+            if name == b"vary" or name.lower() == b"vary":
+                vary_at = index  # (the last, as there)
+        if vary_at < 0:
+            merged.append(_RAW_VARY_COOKIE)
+        else:
+            name, value = merged[vary_at]
+            vary = vary_with_cookie(value.decode("latin-1"))
+            if vary is not None:
+                merged[vary_at] = (name, vary.encode("latin-1"))
+        return merged
 
     def _merged_headers(
         self, session: RequestSession, request: RequestView, headers: Iterable[tuple[H, H]], form: _Form[H]

@@ -337,13 +337,28 @@ class SessionManager:
     async def atouch_or_report(self, session_id: str) -> tuple[SessionRecord | None, HealthReport | None]:
         """:meth:`touch_or_report`, without blocking the event loop."""
         now = self.clock()
-        outcome = await self._aupdate(
-            session_id, _ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
-        )
+        view = self.async_store
+        # Every request's admission: answered at once where the store can (inline, or from its
+        # read cache, as in _aupdate), with no coroutine layer; else awaited.
+        outcome: Outcome | None = None
+        try:
+            if view.inline:
+                outcome = self.store.update(session_id, _ACTIVITY, now, self.policy)
+            elif view.answer_cached is not None:
+                outcome = view.answer_cached(session_id, _ACTIVITY, now, self.policy)
+        except (CorruptRecordError, StoreUnavailableError) as exc:
+            outcome = self._update_failed(session_id, "update_session_activity", exc, now)
+        else:
+            if outcome is None and not view.inline:
+                outcome = await self._aupdate(
+                    session_id, _ACTIVITY, None, "update_session_activity", raise_refused=False, now=now
+                )
+            elif outcome is not None and (outcome.changes or outcome.refused is not None):
+                self._updated(outcome, False)
         if self._admits(session_id, outcome):
             return outcome.record, None  # type: ignore[union-attr]  # (admitted: an outcome)
         record = None if outcome is None else outcome.record
-        return record, await self.async_store.call(self._report, session_id, record, now)
+        return record, await view.call(self._report, session_id, record, now)
 
     async def arecord_error(self, session_id: str, error: BaseException | str) -> SessionRecord | None:
         """:meth:`record_error`, without blocking the event loop."""
@@ -407,7 +422,7 @@ class SessionManager:
         try:
             if view.inline:  # the memory store: no coroutine layer
                 outcome = self.store.update(session_id, event, now, self.policy, error)
-            else:
+            else:  # (a read cache's answer comes without a thread hop or round trip: AsyncStore.update)
                 outcome = await view.update(session_id, event, now, self.policy, error)
         except (CorruptRecordError, StoreUnavailableError) as exc:
             return self._update_failed(session_id, operation, exc, now)

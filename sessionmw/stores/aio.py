@@ -14,7 +14,7 @@ which picks, once per store, how each call is made:
   :func:`anyio.to_thread.run_sync` (``pip install 'sessionmw[async]'``; without anyio, under
   asyncio, :func:`asyncio.to_thread`). Such a store may answer an ``update`` from its read cache
   on the loop first (:class:`CachedAnswers`: the SQLite store): only a miss or a write goes to the
-  thread.
+  thread. The Redis store's async operations answer from its read cache in the same way.
 
 A cancelled caller does not cancel a store operation under way in a thread: the operation is one
 atomic store update, and it completes (anyio's default), so what it changed is never half-known.
@@ -139,7 +139,12 @@ class AsyncStore:
             store.async_operations() if isinstance(store, AsyncNative) and not self.inline else None
         )
         threaded = not self.inline and self._native is None
-        self._answer = store.answer_cached if threaded and isinstance(store, CachedAnswers) else None
+        answers: object = self._native if self._native is not None else store if threaded else None
+        #: What ``update`` would return, from the store's read cache, at once (None: ask the store),
+        #: or None for a store without one (:class:`CachedAnswers`): called on the loop, never waits.
+        self.answer_cached: Callable[[str, Event | None, float, Policy], Outcome | None] | None = (
+            answers.answer_cached if isinstance(answers, CachedAnswers) else None
+        )
 
     def __repr__(self) -> str:
         way = "inline" if self.inline else ("native" if self._native else "thread")
@@ -162,7 +167,7 @@ class AsyncStore:
     ) -> Awaitable[Outcome | None]:
         """:meth:`SessionStore.update`, awaited (answered on the loop when the store's cache can:
         :class:`CachedAnswers`)."""
-        answer = self._answer
+        answer = self.answer_cached
         if answer is not None and error is None:
             outcome = answer(session_id, event, now, policy)
             if outcome is not None:

@@ -94,6 +94,14 @@ class AsyncRedisOperations:
         store._forget(record.session_id)
         store._created(record, await self._call(keys, args))
 
+    def answer_cached(
+        self, session_id: str, event: Event | None, now: float, policy: Policy
+    ) -> Outcome | None:
+        """What :meth:`update` would return from the read cache, at once (no round trip), or None:
+        the caller awaits :meth:`update` (:class:`~sessionmw.stores.aio.CachedAnswers`)."""
+        answer: Outcome | None = self._store._cached(session_id, event, now, policy)[0]
+        return answer
+
     async def update(
         self, session_id: str, event: Event | None, now: float, policy: Policy, error: str | None = None
     ) -> Outcome | None:

@@ -584,6 +584,10 @@ def test_the_scope_view_reads_what_the_gate_needs() -> None:
     assert (view.scheme, view.remote_address, view.cookies) == ("http", "127.0.0.1", "a=1; sessionmw=abc")
     assert view.header("accept") == "text/html" and view.header("referer") is None
     assert view.body(4) == b"next"
+    # Names as servers send them (lower case), or not: found either way, the first one first.
+    for names in ((b"x-session-id", b"x-session-id"), (b"X-Session-ID", b"x-session-id")):
+        headers = [(b"host", b"h"), (names[0], b"first"), (names[1], b"second")]
+        assert ScopeRequest(http_scope("/", headers=headers)).header("x-session-id") == "first"
     with pytest.raises(ValueError, match="headers"):
         ScopeRequest({"type": "http", "path": "/"})
 

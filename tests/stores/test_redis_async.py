@@ -62,9 +62,10 @@ async def test_async_redis_answers_from_the_read_cache_and_sees_other_processes_
         while not (await here.atouch(record.session_id) and store._listeners is not None):
             await anyio.sleep(0.01)
     await here.atouch(record.session_id)  # kept in the cache now
-    calls = record_threads(store.async_operations(), ("_call",))
+    calls = record_threads(store.async_operations(), ("_call", "update"))
     await here.atouch(record.session_id)
-    assert calls == []  # answered from the cache
+    assert (await here.atouch_or_report(record.session_id))[1] is None  # a request's admission
+    assert calls == []  # answered from the cache: no round trip, not even update's coroutine
     there.end_session(record.session_id)
     with anyio.fail_after(10):  # until the invalidation has arrived
         while (await here.atouch_or_report(record.session_id))[1] is None:
