@@ -3,8 +3,12 @@ async function (n, current, config) {
     // back): every callback's response already carries the session's health.
     const prefix = (config && config.prefix) || "/_sessionmw/";
     __HOOK__
-    // What is on screen (banner-render.js may have kept it over an older answer in the store).
-    if (window.__sessionmwShown) { current = window.__sessionmwShown.report; }
+    // What the page knows: the store's report, unless it is an older poll answer banner-render.js
+    // kept the banner over (then what is on screen). A report a response or the page wrote (no
+    // `asked` stamp) is the newest, even while Dash still holds the banner back from drawing it (a
+    // poll ran meanwhile): compared with the banner on screen, this poll's answer (the session's
+    // error state) would replace what the failure said ("Something went wrong").
+    if (window.__sessionmwShown && (!current || current.asked)) { current = window.__sessionmwShown.report; }
     if (current && current.sticky) { return window.dash_clientside.no_update; }
     if (current && current.statement && current.statement.status === "reconnected") {
         return window.dash_clientside.no_update;  // the confirmation stays its few seconds

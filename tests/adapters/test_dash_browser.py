@@ -346,6 +346,60 @@ def test_a_poll_started_before_a_failure_is_applied_does_not_replace_it(demo: De
     demo.shoot("banner-after-race")
 
 
+# The race behind a flake of the demo walk's bad-data step (test_walk_healthy_knobs_slow_and_bad_data),
+# forced: a health poll runs when the failed scan's response arrives, so Dash applies the scan's
+# report to the banner's store but holds the banner's rendering back; a second poll starts before
+# the banner is drawn. The second poll is asked after the failure (its answer is not stale): it must
+# compare the server's answer with the report in the store (the failure's, "Data not available"),
+# not with the banner still on screen (none), or it replaces the failure's words by the session's
+# own ("Something went wrong").
+_SECOND_POLL = """
+const ns = window.dash_clientside._dashprivate_clientside_funcs;
+const name = Object.keys(ns).find(function (key) { return String(ns[key]).indexOf("health?page=1") >= 0; });
+const poll = ns[name];
+window.__pollsAsked = 0;
+ns[name] = function () { window.__pollsAsked += 1; return poll.apply(this, arguments); };
+let release;
+const held = new Promise(function (resolve) { release = resolve; });
+window.__releaseHealth = release;
+window.__healthAnswered = 0;
+const inner = window.fetch;
+window.fetch = async function (input, init) {
+    const url = typeof input === "string" ? input : (input && input.url) || "";
+    if (url.indexOf("/_sessionmw/health") >= 0) {
+        const response = await inner(input, init);
+        await held;  // answered once the test has started the second poll
+        window.__healthAnswered += 1;
+        return response;
+    }
+    return inner(input, init);
+};
+"""
+_POLL_NOW = "window.dash_clientside.set_props('sessionmw-poll', {n_intervals: Date.now()});"
+
+
+@pytest.mark.parametrize("demo", [3600], indirect=True)  # no poll but the ones the test starts
+def test_a_poll_started_before_a_failure_is_drawn_keeps_its_words(demo: Demo) -> None:
+    """A failed scan whose report Dash holds back while a health poll runs, and a second poll that
+    starts before the banner is drawn: the banner says what failed ("Data not available")."""
+    duo = demo.duo
+    until(lambda: duo.driver.execute_script("return window.__sessionmwFetch === true;"), timeout=WAIT)
+    duo.driver.execute_script(_SECOND_POLL)
+    duo.driver.execute_script(_POLL_NOW)
+    until(lambda: duo.driver.execute_script("return window.__pollsAsked;") == 1, timeout=WAIT)
+    demo.backend.faults.bad_data = True
+    duo.find_element("#scan-run").click()
+    duo.wait_for_contains_text("#scan-output", "this scan failed", timeout=WAIT)  # applied
+    assert _errors(demo) == 1
+    assert demo.banner_text() == ""  # held back while the first poll runs
+    duo.driver.execute_script(_POLL_NOW)
+    until(lambda: duo.driver.execute_script("return window.__pollsAsked;") == 2, timeout=WAIT)
+    duo.driver.execute_script("window.__releaseHealth();")
+    until(lambda: duo.driver.execute_script("return window.__healthAnswered;") == 2, timeout=WAIT)
+    until(lambda: demo.banner_text() != "", timeout=WAIT, msg="the banner stayed hidden")
+    assert "Data not available" in demo.banner_text(), demo.banner_text()
+
+
 def test_marked_input_survives_refresh(demo: Demo) -> None:
     """A preserved input keeps what the user typed across a page refresh."""
     field = demo.duo.find_element("#scan-symbols")
