@@ -15,7 +15,10 @@ import pytest
 from dash import Input, Output, dcc, html
 from support.dash import (
     BANNER_CALLBACK_IDS,
+    BOOTSTRAP_CSS,
+    THRESHOLD,
     callback_ids,
+    component,
     layout_ids,
     missing_ids,
     page_stub,
@@ -42,7 +45,6 @@ from sessionmw.integrations.flask import SessionMW
 from sessionmw.testing import FakeClock
 from sessionmw.translation import translate
 
-THRESHOLD = 3
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 #: The Dash app behind each server a test client talks to.
 _DASH_APPS: weakref.WeakKeyDictionary[Any, dash.Dash] = weakref.WeakKeyDictionary()
@@ -69,16 +71,6 @@ def _backend(request: pytest.FixtureRequest) -> Iterator[str]:
 def _demo_module() -> ModuleType:
     """The demo app's module, loaded from examples/."""
     return load_demo()
-
-
-@pytest.fixture(name="sessions")
-def _sessions(clock: FakeClock) -> Iterator[SessionManager]:
-    """A manager with a small error threshold and a 5-second health interval."""
-    manager = SessionManager(
-        store="memory://", clock=clock, max_error_threshold=THRESHOLD, health_check_interval_seconds=5
-    )
-    yield manager
-    manager.close()
 
 
 def _open(app: dash.Dash) -> BackendClient:
@@ -114,14 +106,6 @@ def _fire(
 
 
 # -- layout -------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
 
 
 def test_preserve_keeps_a_value_in_local_storage() -> None:
@@ -198,32 +182,6 @@ def test_layout_without_a_banner_gets_one(backend: str, sessions: SessionManager
 
 # -- the banner's theme -----------------------------------------------------------------------
 
-#: A Bootstrap stylesheet as apps name it (dash_bootstrap_components.themes.BOOTSTRAP's URL).
-BOOTSTRAP_CSS = "https://cdn.jsdelivr.net/npm/bootstrap@5.3.6/dist/css/bootstrap.min.css"
-
-
-def _component(layout: Any, component_id: str) -> dict[str, Any]:
-    """The served (JSON) component with ``component_id``."""
-    stack = [layout]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            props = node.get("props", {})
-            if props.get("id") == component_id:
-                return node
-            stack.append(props.get("children"))
-    raise AssertionError(f"no component {component_id!r} in the layout")
-
-
-
-
-
-
-
-
-
 
 @pytest.mark.parametrize(
     ("stylesheets", "theme", "installed", "expected"),
@@ -253,10 +211,10 @@ def test_theme_follows_the_app(
     state = dash_state(app)
     assert state is not None and state.theme == expected
     layout = _open(app).get("/_dash-layout").get_json()
-    assert _component(layout, "sessionmw-config")["props"]["data"]["theme"] == expected
-    assert _component(layout, "sessionmw-config")["props"]["data"]["prefix"] == "/_sessionmw/"
-    assert _component(layout, POLL_ID)["props"]["interval"] == 5000
-    classes = _component(layout, ALERT_ID)["props"]["className"].split()
+    assert component(layout, "sessionmw-config")["props"]["data"]["theme"] == expected
+    assert component(layout, "sessionmw-config")["props"]["data"]["prefix"] == "/_sessionmw/"
+    assert component(layout, POLL_ID)["props"]["interval"] == 5000
+    classes = component(layout, ALERT_ID)["props"]["className"].split()
     assert ("alert-danger" in classes) is (expected == "bootstrap")
 
 
@@ -446,8 +404,6 @@ def test_callback_of_an_expired_or_lost_session_is_refused_until_a_refresh(
     assert status == 200 and body["response"]["out"]["children"] == "done 3"
     record = sessions.get_session(fresh)
     assert record is not None and record.error_count == 0
-
-
 
 
 def test_error_recorded_by_guarded_code_is_not_counted_twice(backend: str, sessions: SessionManager) -> None:
@@ -758,29 +714,7 @@ def test_demo_command_rejects_an_unknown_backend(capsys: pytest.CaptureFixture[s
     assert "tornado" in capsys.readouterr().err
 
 
-
-
-
-
 # -- the simulated backend ----------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -825,7 +759,6 @@ def _pages_app() -> dash.Dash:
     register_page("other", path="/other", layout=html.Div([html.P("other", id="other")]))
     app.layout = html.Div([html.H1("Site"), dash.page_container])
     return app
-
 
 
 # -- the layout kinds (moved here from the host tests) ------------------------------------------

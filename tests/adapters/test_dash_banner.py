@@ -9,7 +9,7 @@ from typing import Any
 
 import dash
 import pytest
-from support.dash import plain_json, texts_of
+from support.dash import BOOTSTRAP_CSS, component, plain_json, texts_of
 
 from sessionmw.integrations.dash import SessionMWDash
 from sessionmw.integrations.dash_banner import (
@@ -63,43 +63,24 @@ def test_error_alert_shows_detail_only_in_debug() -> None:
     assert "secret internals" not in texts_of(error_alert(quiet))
 
 
-#: A Bootstrap stylesheet as apps name it (dash_bootstrap_components.themes.BOOTSTRAP's URL).
-BOOTSTRAP_CSS = "https://cdn.jsdelivr.net/npm/bootstrap@5.3.6/dist/css/bootstrap.min.css"
-
-
-def _component(layout: Any, component_id: str) -> dict[str, Any]:
-    """The served (JSON) component with ``component_id``."""
-    stack = [layout]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            props = node.get("props", {})
-            if props.get("id") == component_id:
-                return node
-            stack.append(props.get("children"))
-    raise AssertionError(f"no component {component_id!r} in the layout")
-
-
 def test_bootstrap_banner_uses_dash_bootstrap_components() -> None:
     """theme="bootstrap": a dash-bootstrap-components Reconnect button and Bootstrap alert classes."""
     import dash_bootstrap_components as dbc
 
     root = plain_json(status_banner(theme="bootstrap"))
-    assert _component(root, RECONNECT_ID)["namespace"] == "dash_bootstrap_components"
-    alert = _component(root, ALERT_ID)["props"]
+    assert component(root, RECONNECT_ID)["namespace"] == "dash_bootstrap_components"
+    alert = component(root, ALERT_ID)["props"]
     assert alert["className"] == "sessionmw-alert alert alert-danger"
     assert "btn-close" in json.dumps(alert["children"])
-    assert _component(root, "sessionmw-config")["props"]["data"]["theme"] == "bootstrap"
+    assert component(root, "sessionmw-config")["props"]["data"]["theme"] == "bootstrap"
     assert dbc.themes.BOOTSTRAP == BOOTSTRAP_CSS  # the URL the theme tests stand for
 
 
 def test_plain_banner_needs_no_framework() -> None:
     """The default banner is plain Dash HTML with inline styles."""
     root = plain_json(status_banner())
-    assert _component(root, RECONNECT_ID)["namespace"] == "dash_html_components"
-    assert "alert" not in _component(root, ALERT_ID)["props"]["className"].split()
+    assert component(root, RECONNECT_ID)["namespace"] == "dash_html_components"
+    assert "alert" not in component(root, ALERT_ID)["props"]["className"].split()
 
 
 def test_unknown_theme_is_refused() -> None:
@@ -122,9 +103,3 @@ def test_unknown_theme_is_refused() -> None:
 def test_uses_bootstrap_css_reads_the_apps_stylesheets(stylesheets: list[Any] | None, expected: bool) -> None:
     """A stylesheet URL naming bootstrap or bootswatch (string or dict) counts as Bootstrap."""
     assert uses_bootstrap_css(dash.Dash(__name__, external_stylesheets=stylesheets)) is expected
-
-
-
-
-
-

@@ -48,6 +48,25 @@ def layout_ids(node: Any) -> set[str]:
     return found
 
 
+#: A Bootstrap stylesheet as apps name it (dash_bootstrap_components.themes.BOOTSTRAP's URL).
+BOOTSTRAP_CSS = "https://cdn.jsdelivr.net/npm/bootstrap@5.3.6/dist/css/bootstrap.min.css"
+
+
+def component(layout: Any, component_id: str) -> dict[str, Any]:
+    """The served (JSON) component with ``component_id``."""
+    stack = [layout]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            props = node.get("props", {})
+            if props.get("id") == component_id:
+                return node
+            stack.append(props.get("children"))
+    raise AssertionError(f"no component {component_id!r} in the layout")
+
+
 def checked_layout(client: FlaskClient, prefix: str = "/") -> Any:
     """The layout Dash's renderer checks callbacks against: the validation layout sent with the
     page when there is one, else the served layout (as dash-renderer does)."""
