@@ -3,14 +3,17 @@ build, and every difference the script accepts is listed, with its reason, in th
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import importlib.util
 import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -173,3 +176,96 @@ def test_the_output_says_no_failed_before_the_verdict(
     out = capsys.readouterr().out
     assert not re.search(r"\d+ (failed|passed)", out), out
     assert "== host middleware: OK: no new failure; 1 tests behave differently" in out, out
+
+
+def test_quarts_tests_come_from_a_pinned_archive_of_the_quart_they_run_against() -> None:
+    """CI reaches PyPI and Debian's archive only, and Quart's sdists carry no tests: its suite comes from
+    Debian's copy of the upstream release, pinned by URL and SHA256, and runs against that release."""
+    (quart,) = [suite for suite in host_suites().SUITES if suite.name == "quart"]
+    archive = quart.archive
+    assert archive is not None
+    assert archive.url.startswith("http://deb.debian.org/debian/pool/main/q/quart/")
+    assert archive.url.endswith(f"/quart_{archive.version}.orig.tar.xz")
+    assert re.fullmatch(r"[0-9a-f]{64}", archive.sha256)
+    assert {"pytest-asyncio", "python-dotenv"} <= set(archive.needs)
+    page = ASGI_PAGE.read_text(encoding="utf-8")
+    assert archive.url in page and archive.sha256 in page and f"Quart {archive.version}" in page
+
+
+def _archive(tmp_path: Path) -> tuple[Path, str]:
+    """A tar.xz of ``host-1.0/tests/test_x.py``, and its SHA256."""
+    tree = tmp_path / "tree" / "host-1.0" / "tests"
+    tree.mkdir(parents=True)
+    (tree / "test_x.py").write_text("def test_x():\n    pass\n", encoding="utf-8")
+    path = tmp_path / "host_1.0.orig.tar.xz"
+    with tarfile.open(path, "w:xz") as tar:
+        tar.add(tmp_path / "tree" / "host-1.0", arcname="host-1.0")
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _suite(script: ModuleType, url: str, sha256: str) -> Any:
+    archive = script.Archive(url, sha256, "1.0", needs=("pytest",))
+    return script.Suite("host", "Host", "plugin", {}, {}, archive=archive)
+
+
+def test_an_archive_is_downloaded_checked_and_unpacked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = host_suites()
+    monkeypatch.setattr(script, "CACHE", tmp_path / "cache")
+    path, digest = _archive(tmp_path)
+    suite = _suite(script, path.as_uri(), digest)
+    source = script.archive_tests(suite, suite.archive)
+    assert source == tmp_path / "cache" / "host-1.0"
+    assert (source / "tests" / "test_x.py").is_file()
+    path.unlink()  # the cached tree serves from now on
+    assert script.archive_tests(suite, suite.archive) == source
+
+
+def test_an_archive_that_fails_its_checksum_stops_the_run_and_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = host_suites()
+    monkeypatch.setattr(script, "CACHE", tmp_path / "cache")
+    path, _ = _archive(tmp_path)
+    suite = _suite(script, path.as_uri(), "0" * 64)
+    with pytest.raises(SystemExit, match="not the pinned 0000"):
+        script.archive_tests(suite, suite.archive)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == []
+
+
+def test_an_archive_that_cannot_be_downloaded_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = host_suites()
+    monkeypatch.setattr(script, "CACHE", tmp_path / "cache")
+    suite = _suite(script, (tmp_path / "absent.tar.xz").as_uri(), "0" * 64)
+    with pytest.raises(SystemExit, match="could not download"):
+        script.archive_tests(suite, suite.archive)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == []
+
+
+def test_the_suites_own_venv_takes_its_tests_pins_and_is_reused_while_they_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = host_suites()
+    monkeypatch.setattr(script, "CACHE", tmp_path / "cache")
+    source = tmp_path / "host-1.0"
+    (source / "requirements").mkdir(parents=True)
+    (source / "requirements" / "tests.txt").write_text(
+        "# via uv\npytest==8.3.3\n    # via -r tests.in\npytest-asyncio==0.24.0\n", encoding="utf-8"
+    )
+    assert script.pins(source) == {"pytest": "8.3.3", "pytest-asyncio": "0.24.0"}
+    venv = tmp_path / "cache" / "host-1.0-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    wanted = ["host==1.0", "pytest==8.3.3", "pytest-asyncio==0.24.0", "hypothesis"]
+    stamp = "\n".join([*wanted, script.sha256(ROOT / "pyproject.toml")])
+    (venv / "sessionmw-host-suite.txt").write_text(stamp, encoding="utf-8")
+
+    def no_install(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"installed again: {args}")
+
+    monkeypatch.setattr(script.subprocess, "run", no_install)
+    needs = ("pytest", "pytest-asyncio", "hypothesis")
+    assert script.own_venv(_suite(script, "", ""), "1.0", needs, source) == str(venv / "bin" / "python")
