@@ -122,7 +122,7 @@ class ScopeRequest:
         text, not pairs of bytes) or whose headers exceed :data:`MAX_HEADER_BYTES`.
     """
 
-    __slots__ = ("_body", "_headers", "_lower", "cookies", "path", "scope")
+    __slots__ = ("_body", "_headers", "cookies", "path", "scope")
 
     def __init__(self, scope: Scope, body: bytes = b"") -> None:
         #: The scope read.
@@ -136,21 +136,12 @@ class ScopeRequest:
         self.path = path[len(root) :] if root and path.startswith(root) else path
         size = 0
         cookies: list[bytes] = []
-        lower = True  # every name in lower case (as servers send them): header() compares as is
         try:
-            for name, value in headers:
+            for name, value in headers:  # (every request, every header: the cheapest tests first)
                 if type(name) is not bytes or type(value) is not bytes:
                     raise TypeError("not bytes")
                 size += len(name) + len(value)
-                if name == _COOKIE:
-                    cookies.append(value)
-                elif lower and not name.islower():
-                    lowered = name.lower()
-                    if lowered != name:
-                        lower = False
-                    if lowered == _COOKIE:
-                        cookies.append(value)
-                elif not lower and name.lower() == _COOKIE:
+                if len(name) == 6 and (name == _COOKIE or name.lower() == _COOKIE):
                     cookies.append(value)
         except (TypeError, ValueError) as exc:  # not pairs, or not bytes
             raise _Unreadable(f"the scope's headers are not pairs of bytes ({exc})", _unreadable()) from None
@@ -161,7 +152,6 @@ class ScopeRequest:
         #: The ``Cookie`` header (several joined with ``"; "``, as HTTP/2 may split it), ``""`` if none.
         self.cookies = (cookies[0] if len(cookies) == 1 else b"; ".join(cookies)).decode("latin-1")
         self._body = body
-        self._lower = lower
 
     @property
     def method(self) -> str:
@@ -196,13 +186,9 @@ class ScopeRequest:
     def header(self, name: str) -> str | None:
         """The first header ``name`` (lower case), as latin-1 text, or None if absent."""
         wanted = name.encode("latin-1")
-        if self._lower:  # (the common case: no name to lower)
-            for key, value in self._headers:
-                if key == wanted:
-                    return value.decode("latin-1")
-            return None
-        for key, value in self._headers:
-            if key == wanted or key.lower() == wanted:
+        length = len(wanted)
+        for key, value in self._headers:  # (names as servers send them, in lower case: no call)
+            if len(key) == length and (key == wanted or key.lower() == wanted):
                 return value.decode("latin-1")
         return None
 
@@ -299,19 +285,22 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
             request = ScopeRequest(scope)
         except _Unreadable as bad:  # nothing stored, nothing raised into the server
             return await _answer(bad.answer, scope, send)
-        if gate.reads_body(request):  # the gate's own form post: nobody else reads it
-            request = ScopeRequest(scope, await _read_body(receive, FORM_LIMIT))
-        try:
-            session, answer = await gate.aadmit(request)
-        except Exception as exc:  # e.g. the store is full, or down with fail_closed
-            return await _answer(await gate.afailed_admission(request, exc), scope, send)
-        if session is None:
-            if answer is None:  # an excluded path
-                try:
-                    return await self.app(scope, receive, send)
-                finally:  # the request's language, asked for outside a session scope, ends
-                    forget()
-            return await _answer(answer, scope, send)
+        session = gate.admit_now(request)  # most requests: a known session, answered at once
+        answer = None
+        if session is None:  # anything else: the gate's whole admission, awaited
+            if gate.reads_body(request):  # the gate's own form post: nobody else reads it
+                request = ScopeRequest(scope, await _read_body(receive, FORM_LIMIT))
+            try:
+                session, answer = await gate.aadmit(request)
+            except Exception as exc:  # e.g. the store is full, or down with fail_closed
+                return await _answer(await gate.afailed_admission(request, exc), scope, send)
+            if session is None:
+                if answer is None:  # an excluded path
+                    try:
+                        return await self.app(scope, receive, send)
+                    finally:  # the request's language, asked for outside a session scope, ends
+                        forget()
+                return await _answer(answer, scope, send)
         scope[SCOPE_MANAGER] = gate.manager
         scope[SCOPE_SESSION] = session
         scope[SCOPE_SESSION_ID] = session.id

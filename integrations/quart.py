@@ -263,8 +263,11 @@ class _Hooks:
         except _Unreadable as bad:  # headers too large to read: a 4xx, nothing stored
             return _to_quart(bad.answer)
         scope[_VIEW] = view
-        # The blueprint serves the endpoints; a store failure raises into Quart's error handling.
-        session, refusal = await self.gate.aadmit(view, endpoints=False)
+        # Most requests: a known session, answered at once. Else the whole admission, awaited:
+        # the blueprint serves the endpoints; a store failure raises into Quart's error handling.
+        session, refusal = self.gate.admit_now(view), None
+        if session is None:
+            session, refusal = await self.gate.aadmit(view, endpoints=False)
         if session is None:  # an endpoint, the metrics or an excluded path: no session
             return None
         self._open(scope, session, view)

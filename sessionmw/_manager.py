@@ -334,6 +334,32 @@ class SessionManager:
         outcome = await self._aupdate(session_id, _ACTIVITY, None, "update_session_activity")
         return self._touched(session_id, outcome)
 
+    def touch_now(self, session_id: str) -> SessionRecord | None:
+        """:meth:`atouch_or_report` for the common request, answered at once: the session's record
+        (its activity signalled) when the store can tell at once that the session may work and
+        its activity writes nothing (a known session within its renewal window: the memory
+        store's records, a read cache's copy); else None, with nothing done and nothing
+        signalled: then ask :meth:`atouch_or_report`. Never waits: an async adapter calls it on
+        the loop, before any coroutine of its own."""
+        view = self._async_store
+        if view is None or view.store is not self.store:
+            view = self.async_store  # (made, or made anew for a replaced store)
+        answer = view.answer_cached
+        if answer is None:
+            return None
+        try:
+            outcome = answer(session_id, _ACTIVITY, self.clock(), self.policy)
+        except (CorruptRecordError, StoreUnavailableError):  # atouch_or_report asks again and answers it
+            return None
+        if outcome is None:
+            return None
+        record = outcome.record
+        if record.state not in WORKING_STATES or record.reason == STORE_UNAVAILABLE:
+            return None  # (a cached answer writes nothing, so neither is expected: left to the full path)
+        if _ACTIVITY_SIGNAL.receivers:
+            signals.send(_ACTIVITY_SIGNAL, self, session_id=session_id)
+        return record
+
     async def atouch_or_report(self, session_id: str) -> tuple[SessionRecord | None, HealthReport | None]:
         """:meth:`touch_or_report`, without blocking the event loop."""
         now = self.clock()

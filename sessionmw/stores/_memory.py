@@ -6,7 +6,7 @@ import heapq
 import logging
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sessionmw._errors import SessionExistsError, SessionLimitError
 from sessionmw._forks import reset_after_fork
@@ -47,6 +47,13 @@ class MemoryStore:
     #: Its calls never wait (a lock held for microseconds, no I/O): async callers make them inline
     #: (see :mod:`sessionmw.stores.aio`).
     blocks = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass with an update of its own is asked through it: answering from the records
+        # at once (answer_cached) would pass it by.
+        if "update" in cls.__dict__ and "answer_cached" not in cls.__dict__:
+            cls.answer_cached = None  # type: ignore[assignment, method-assign]
 
     def __init__(self, *, max_sessions: int | None = None) -> None:
         self.max_sessions = max_sessions
@@ -128,6 +135,18 @@ class MemoryStore:
             if changes and was_live and record.state in _TERMINAL:
                 self._live -= 1
             return Outcome(record, changes, refused)
+
+    def answer_cached(
+        self, session_id: str, event: Event | None, now: float, policy: Policy
+    ) -> Outcome | None:
+        """What :meth:`update` would return when it writes nothing (a look, or activity within the
+        renewal window: :func:`~sessionmw._transitions.writes_nothing`), at once and with nothing
+        done; else None (:class:`~sessionmw.stores.aio.CachedAnswers`: an async caller's way to
+        answer most requests without a call of the store's own)."""
+        record = self._records.get(session_id)
+        if record is None or self._forked or not writes_nothing(record, event, now, policy):
+            return None
+        return _unchanged(Outcome, (record, (), None))
 
     def get(self, session_id: str) -> SessionRecord | None:
         with self._lock:

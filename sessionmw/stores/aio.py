@@ -75,14 +75,17 @@ class AsyncNative(Protocol):
 
 @runtime_checkable
 class CachedAnswers(Protocol):
-    """A store whose calls may wait but which can answer some ``update`` calls at once, from a
-    read cache (the SQLite store)."""
+    """A store (or a store's async operations) that can answer some ``update`` calls at once,
+    with nothing done: from a read cache (the SQLite and Redis stores) or from its own records
+    (the memory store)."""
 
     def answer_cached(
         self, session_id: str, event: Event | None, now: float, policy: Policy
     ) -> Outcome | None:
-        """What ``update(session_id, event, now, policy)`` would return, from the cache, or None
-        (then ``update`` is called in a worker thread). Never waits: it is called on the loop."""
+        """What ``update(session_id, event, now, policy)`` would return, if it writes nothing and
+        can be told at once, else None (then ``update`` is called: awaited, in a worker thread or
+        inline). Never waits and changes nothing: it is called on the loop, and a None leaves the
+        call to ``update`` as if it had not been asked."""
         ...
 
 
@@ -138,10 +141,10 @@ class AsyncStore:
         self._native: AsyncOperations | None = (
             store.async_operations() if isinstance(store, AsyncNative) and not self.inline else None
         )
-        threaded = not self.inline and self._native is None
-        answers: object = self._native if self._native is not None else store if threaded else None
-        #: What ``update`` would return, from the store's read cache, at once (None: ask the store),
-        #: or None for a store without one (:class:`CachedAnswers`): called on the loop, never waits.
+        answers: object = self._native if self._native is not None else store
+        #: What ``update`` would return when it writes nothing, at once, with nothing done (None:
+        #: ask the store): the memory store's own records, a read cache (:class:`CachedAnswers`);
+        #: None for a store without either. Called on the loop, never waits.
         self.answer_cached: Callable[[str, Event | None, float, Policy], Outcome | None] | None = (
             answers.answer_cached if isinstance(answers, CachedAnswers) else None
         )

@@ -20,6 +20,8 @@ from sessionmw.stores._base import Outcome
 
 __all__ = ["CACHE_LIMIT", "RecordCache"]
 
+_unchanged = tuple.__new__  # an Outcome without its Python-level __new__ (on most requests)
+
 #: The most records a cache keeps; past it, the oldest copy goes.
 CACHE_LIMIT = 10_000
 
@@ -28,7 +30,9 @@ class RecordCache:
     """Copies of records by session id, at most ``limit`` of them. Not locked: the store's lock
     (or the single thread that fills it) guards its changes. :meth:`answer` may run in another
     thread meanwhile (the SQLite store's answers on the event loop): a copy is never changed once
-    kept, each lookup is one dict read, and the answer is a copy of its own."""
+    kept, and each lookup is one dict read. An answer hands out the kept copy itself, as the memory
+    store hands out its records: a record a store hands out is the caller's to read, never to
+    change (:class:`~sessionmw._session.SessionRecord`)."""
 
     __slots__ = ("_records", "limit")
 
@@ -51,7 +55,7 @@ class RecordCache:
             return None
         if record.state.is_terminal and now - record.state_changed_at >= policy.retention:
             return None  # the store may have dropped it by now (a Redis TTL tells nobody)
-        return Outcome(record.copy(), ())
+        return _unchanged(Outcome, (record, (), None))  # (no copy: see the class)
 
     def put(self, record: SessionRecord, now: float) -> None:
         """Keep a copy of ``record``, as the store holds it at ``now`` (the sessions' clock)."""

@@ -16,7 +16,7 @@ from support.adapters import SECRET_DETAIL, established, session_cookie
 from support.fakes import SESSION_KINDS, CountedStore
 from werkzeug.test import Client
 
-from sessionmw import SessionManager
+from sessionmw import SessionManager, signals
 from sessionmw.integrations.gate import Admission, SessionGate, vary_with_cookie
 from sessionmw.integrations.http import PlainResponse
 from sessionmw.integrations.options import Options
@@ -568,3 +568,64 @@ def test_reads_body_names_only_the_reconnect_form_post(gate: SessionGate) -> Non
     assert not gate.reads_body(Request(method="GET", path="/_sessionmw/reconnect"))
     assert not gate.reads_body(Request(method="POST", path="/_sessionmw/health"))
     assert not gate.reads_body(Request(method="POST", path="/upload"))
+
+
+# -- admit_now: aadmit's admission at once, or nothing done -------------------------------------
+
+#: The requests admit_now answers: a session that may work, within its renewal window.
+ANSWERED_AT_ONCE = {"healthy, page", "healthy, API", "error, page", "error, API"}
+
+NOW_CASES: dict[str, Setup] = {
+    **ADMISSIONS,
+    **ENDPOINTS,
+    "healthy, several cookies": lambda gate, clock: Request(
+        cookies=f"theme=dark; sessionmw={SESSION_KINDS['healthy'](gate.manager, clock)}"
+    ),
+    "healthy, quoted cookie": lambda gate, clock: Request(
+        cookies=f'sessionmw="{SESSION_KINDS["healthy"](gate.manager, clock)}"'
+    ),
+    "healthy, header with spaces": lambda gate, clock: Request(
+        headers=(("x-session-id", f" {SESSION_KINDS['healthy'](gate.manager, clock)} "),)
+    ),
+    "healthy, past the renewal window": lambda gate, clock: _later(gate, clock),
+}
+ANSWERED_AT_ONCE.add("healthy, header with spaces")
+
+
+def _later(gate: SessionGate, clock: FakeClock) -> Request:
+    sid = SESSION_KINDS["healthy"](gate.manager, clock)
+    clock.advance(gate.manager.policy.activity_resolution)  # its activity is a write now
+    return Request(cookies=f"sessionmw={sid}")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", list(NOW_CASES))
+async def test_admit_now_admits_as_aadmit_or_does_nothing(case: str, clock: FakeClock) -> None:
+    """``admit_now`` answers a known session within its renewal window that may work, with the
+    session ``aadmit`` gives (its activity signalled once); any other request gets None, with
+    nothing written and nothing signalled, and is left to ``aadmit``."""
+    store = MemoryStore()
+    options = Options.build(secret_key="test-secret", exclude=["/static/"])
+    gate = SessionGate(SessionManager(store=store, clock=clock), options)
+    request = NOW_CASES[case](gate, clock)
+    kept = dict(store._records)  # copy-on-write: a write would replace a record object
+    active: list[str] = []
+
+    def seen(sender: object, session_id: str) -> None:
+        active.append(session_id)
+
+    signals.activity.connect(seen)
+    try:
+        session = gate.admit_now(request)
+    finally:
+        signals.activity.disconnect(seen)
+    assert (session is not None) == (case in ANSWERED_AT_ONCE)
+    if session is None:
+        assert active == [] and store._records.keys() == kept.keys()
+        assert all(store._records[sid] is record for sid, record in kept.items())
+        return
+    assert active == [session.id] and store._records == kept
+    admission = await gate.aadmit(request)
+    assert admission.answer is None and admission.session is not None
+    assert _seen_admission(Admission(session, None), request) == _seen_admission(admission, request)
+    assert session.record == admission.session.record and session.id == admission.session.id

@@ -273,10 +273,14 @@ async def test_a_sqlite_cache_hit_is_answered_on_the_loop(anyio_backend: str, tm
     calls = record_threads(manager.store, STORE_METHODS)
     first, _ = await manager.atouch_or_report(sid)  # the cache is filled (in a thread)
     assert [name for name, _thread in calls] == ["update"]
+    answers = []
     for _ in range(3):
         record, refusal = await manager.atouch_or_report(sid)
         assert refusal is None and record is not None and record.session_id == sid
-        assert record == first and record is not first  # a copy, the caller's to change
+        answers.append(record)
+    assert all(record == first for record in answers)
+    # The cache's own copy each time (never changed once kept; a record handed out is to read).
+    assert answers[0] is answers[1] is answers[2]
     assert len(calls) == 1, calls
     await manager.aclose()
 
@@ -335,3 +339,70 @@ async def test_a_sqlite_cache_hit_waits_for_neither_the_store_nor_the_file(
         holder.close()
     assert answered_while_held and refusal is None and record is not None
     await manager.aclose()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_touch_now_answers_at_once_what_atouch_or_report_would(
+    anyio_backend: str, kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A session within its renewal window is answered at once (its record, its activity
+    signalled), with no store call of the store's own; past the window, or for a session that
+    may not work, None, with nothing written and nothing signalled."""
+    from sessionmw import signals
+
+    clock = FakeClock()
+    manager = SessionManager(store=_url(kind, request, tmp_path, "now"), clock=clock)
+    sid = (await manager.acreate_session()).session_id
+    first, _ = await manager.atouch_or_report(sid)  # (SQLite: the read cache is filled)
+    calls = record_threads(manager.store, STORE_METHODS)
+    active: list[str] = []
+
+    def seen(sender: object, session_id: str) -> None:
+        active.append(session_id)
+
+    signals.activity.connect(seen)
+    try:
+        assert manager.touch_now(sid) == first
+        assert active == [sid] and calls == []
+        assert manager.touch_now("no-such-session") is None
+        clock.advance(manager.policy.activity_resolution)  # its activity is a write now
+        assert manager.touch_now(sid) is None
+        assert active == [sid] and calls == []
+        assert manager.get_session(sid) == first  # nothing written
+        record, refusal = await manager.atouch_or_report(sid)  # the write, awaited
+        assert refusal is None and record is not None and record.last_activity == clock()
+        for _ in range(manager.policy.error_threshold):
+            manager.record_error(sid, ConnectionError("down"))
+        assert manager.touch_now(sid) is None  # disconnected: the full path refuses it
+    finally:
+        signals.activity.disconnect(seen)
+    await manager.aclose()
+
+
+async def test_touch_now_leaves_a_store_without_answers_at_once_to_atouch_or_report(
+    anyio_backend: str,
+) -> None:
+    """A store of one's own (no ``answer_cached``), and a memory store whose ``update`` a subclass
+    replaced, are asked through their ``update``: ``touch_now`` says None, without calling them."""
+    from support.fakes import CountedStore
+
+    from sessionmw.stores._memory import MemoryStore
+
+    class Instrumented(MemoryStore):
+        updates = 0
+
+        def update(self, *args: Any, **kwargs: Any) -> Any:
+            Instrumented.updates += 1
+            return super().update(*args, **kwargs)
+
+    class Renamed(MemoryStore):  # no update of its own: answered at once
+        pass
+
+    for store, at_once in ((CountedStore(MemoryStore()), False), (Instrumented(), False), (Renamed(), True)):
+        manager = SessionManager(store=store, clock=FakeClock())
+        sid = manager.create_session().session_id
+        answered = manager.touch_now(sid)
+        assert (answered is not None) == at_once, store
+        record, _ = await manager.atouch_or_report(sid)
+        assert record is not None and record.session_id == sid
+    assert Instrumented.updates == 1  # the awaited call went through its update
