@@ -36,7 +36,12 @@ throughput ratio; it does not depend on how much of the cores the others take.
   id's shape, look it up in a dict, put it in the scope, add ``Vary: Cookie``); ``floor: 1 Redis
   PING`` is that layer doing one ``redis.asyncio`` PING per request: the least any store with one
   round trip per request adds; ``floor: 1 worker-thread hop`` is that layer calling nothing in
-  anyio's worker threads once per request: the least a store that runs in a thread (SQLite) adds.
+  anyio's worker threads once per request: the least a store that runs in a thread (SQLite) adds;
+``floor: 1 SQLite PRAGMA data_version`` is that layer asking a SQLite file's ``data_version`` once
+per request, on a connection of its own (each worker has one): what the SQLite store's read cache
+asks on every hit so that another process's commit is seen at once; ``floor: 1 poll(0) of a Redis
+connection`` is that layer polling, without waiting, a connection subscribed to a channel nobody
+publishes on: what the Redis store's read cache asks on every hit for invalidations.
 
 **Loop health** (``--no-stall`` skips it). One uvicorn worker (so the excluded path and the
 session path are served by the same event loop), sessionmw on the bench's Redis with
@@ -79,6 +84,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -112,6 +118,8 @@ VARIANTS = {
     "floor: cookie + lookup + scope + Vary": "floor-cookie",
     "floor: 1 Redis PING (redis.asyncio)": "floor-ping",
     "floor: 1 worker-thread hop (anyio)": "floor-thread",
+    "floor: 1 SQLite PRAGMA data_version": "floor-pragma",
+    "floor: 1 poll(0) of a Redis connection": "floor-poll",
 }
 #: The targets of issue 24, by variant: the least ratio to bare.
 TARGETS = {"memory": 0.9, "sqlite": 0.85, "redis": 0.85}
@@ -188,9 +196,19 @@ class CookieFloor:
     ``Vary: Cookie`` to the response; with ``ping_url``, one ``redis.asyncio`` PING per request;
     with ``thread``, one call of nothing in anyio's worker threads (what a store in a thread adds)."""
 
-    def __init__(self, app: ASGIApp, ping_url: str | None = None, thread: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        ping_url: str | None = None,
+        thread: bool = False,
+        pragma_path: str | None = None,
+        poll_url: str | None = None,
+    ) -> None:
         self.app = app
         self.thread = thread
+        self.pragma_path = pragma_path
+        self.poll_url = poll_url
+        self.probe: Any = None  # the SQLite connection or the poll object, made at the first request
         self.sessions = {COOKIE_LIKE: object()}
         self.id_shape = re.compile(r"[A-Za-z0-9._:~-]{1,128}").fullmatch
         self.ping_url = ping_url
@@ -218,6 +236,14 @@ class CookieFloor:
             from anyio import to_thread
 
             await to_thread.run_sync(int)
+        if self.pragma_path is not None:  # what the SQLite store's read cache asks on every hit
+            if self.probe is None:
+                self.probe = sqlite3.connect(self.pragma_path, timeout=0, isolation_level=None).cursor()
+            self.probe.execute("PRAGMA data_version").fetchone()
+        if self.poll_url is not None:  # what the Redis store's read cache asks on every hit
+            if self.probe is None:
+                self.probe = subscribed_poll(self.poll_url)
+            self.probe.poll(0)
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -225,6 +251,21 @@ class CookieFloor:
             await send(message)
 
         await self.app(scope, receive, wrapped)
+
+
+def subscribed_poll(redis_url: str) -> Any:
+    """A ``select.poll`` on a connection subscribed to the invalidation channel of a Redis store,
+    as the store's read cache keeps one (nothing is published on it here: each poll finds nothing)."""
+    import select
+
+    from redis import Redis
+
+    pubsub = Redis.from_url(redis_url).pubsub()
+    pubsub.subscribe("bench:floor:invalidations")
+    pubsub.get_message(timeout=1.0)  # the subscription's confirmation
+    poll = select.poll()
+    poll.register(pubsub.connection._sock, select.POLLIN)  # type: ignore[union-attr]
+    return poll
 
 
 class SharedIncarnation:
@@ -320,6 +361,12 @@ def build(variant: str, env: MutableMapping[str, str]) -> Any:
         return CookieFloor(hello_app(), ping_url=env["BENCH_REDIS_URL"])
     if variant == "floor-thread":
         return CookieFloor(hello_app(), thread=True)
+    if variant == "floor-pragma":
+        sqlite_path = env["BENCH_SQLITE_URL"].removeprefix("sqlite:///")
+        sqlite3.connect(sqlite_path).execute("PRAGMA journal_mode=WAL").close()  # as the store's file
+        return CookieFloor(hello_app(), pragma_path=sqlite_path)
+    if variant == "floor-poll":
+        return CookieFloor(hello_app(), poll_url=env["BENCH_REDIS_URL"])
     if variant in ("stall-bare", "stall-sessionmw"):
         return stall_app(with_sessionmw=variant == "stall-sessionmw")
     raise SystemExit(f"unknown BENCH_VARIANT {variant!r}")
