@@ -285,7 +285,10 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
             request = ScopeRequest(scope)
         except _Unreadable as bad:  # nothing stored, nothing raised into the server
             return await _answer(bad.answer, scope, send)
-        session = gate.admit_now(request)  # most requests: a known session, answered at once
+        try:
+            session = gate.admit_now(request)  # most requests: a known session, answered at once
+        except Exception as exc:  # a store's answer at once that failed: as any admission's failure
+            return await _answer(await gate.afailed_admission(request, exc), scope, send)
         answer = None
         if session is None:  # anything else: the gate's whole admission, awaited
             if gate.reads_body(request):  # the gate's own form post: nobody else reads it

@@ -275,9 +275,9 @@ class SessionGate:
         window that may work: :meth:`~sessionmw.SessionManager.touch_now`); the session served.
         None for any other request, with nothing done: then await :meth:`aadmit`.
 
-        The id is not checked for its shape: only an id the store holds is answered, and every
-        stored id was checked when the session was created. An async adapter calls this first,
-        so that most requests cost no coroutine of the gate's or the manager's.
+        An id of the wrong shape is left to :meth:`aadmit` (which never adopts it), even one a
+        store holds. An async adapter calls this first, so that most requests cost no coroutine
+        of the gate's or the manager's.
         """
         if request.path.startswith(self._routed):
             return None
@@ -289,6 +289,8 @@ class SessionGate:
             if not cookies.startswith(self._cookie_prefix) or ";" in cookies:
                 return None  # no cookie, or several: the full path reads them
             sid, via_header = cookies[len(self._cookie_prefix) :], False
+        if not _is_id(sid):  # (a store may hold an id that was never checked: written by other code)
+            return None
         manager = self.manager
         record = manager.touch_now(sid)
         if record is None:

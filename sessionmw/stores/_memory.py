@@ -6,7 +6,7 @@ import heapq
 import logging
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sessionmw._errors import SessionExistsError, SessionLimitError
 from sessionmw._forks import reset_after_fork
@@ -47,13 +47,6 @@ class MemoryStore:
     #: Its calls never wait (a lock held for microseconds, no I/O): async callers make them inline
     #: (see :mod:`sessionmw.stores.aio`).
     blocks = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # A subclass with an update of its own is asked through it: answering from the records
-        # at once (answer_cached) would pass it by.
-        if "update" in cls.__dict__ and "answer_cached" not in cls.__dict__:
-            cls.answer_cached = None  # type: ignore[assignment, method-assign]
 
     def __init__(self, *, max_sessions: int | None = None) -> None:
         self.max_sessions = max_sessions
@@ -125,8 +118,9 @@ class MemoryStore:
                 return Outcome(record, ())
             if event is _ACTIVITY and is_routine_activity(record, now, policy):
                 # what elapse() and apply() would do, without the detour
-                record = self._records[session_id] = record.copy()
+                record = record.copy()  # changed before it is kept: a lock-free look never sees it half made
                 record.last_activity = now
+                self._records[session_id] = record
                 return Outcome(record, ())
             record = record.copy()
             was_live = record.state not in _TERMINAL
@@ -182,8 +176,9 @@ class MemoryStore:
                 if deadline > now:  # saw activity (or was replaced) since the entry was pushed
                     heapq.heappush(heap, (deadline, session_id))
                     continue
-                record = self._records[session_id] = record.copy()  # copy-on-write (see update)
+                record = record.copy()  # copy-on-write (see update): changed, then kept
                 changes, _ = step(record, None, now, policy)
+                self._records[session_id] = record
                 if record.state.is_terminal:
                     self._live -= 1
                     expired.extend(changes)

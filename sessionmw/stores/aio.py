@@ -35,6 +35,7 @@ __all__ = [
     "AsyncOperations",
     "AsyncStore",
     "CachedAnswers",
+    "answers_for_its_update",
     "async_store",
     "blocks",
     "off_loop",
@@ -87,6 +88,19 @@ class CachedAnswers(Protocol):
         inline). Never waits and changes nothing: it is called on the loop, and a None leaves the
         call to ``update`` as if it had not been asked."""
         ...
+
+
+def answers_for_its_update(answers: object) -> bool:
+    """True if ``answers``' ``answer_cached`` speaks for the ``update`` it is called beside: one
+    class defines both, and no subclass, mixin or the object itself replaced ``update`` since. A
+    store whose ``update`` was replaced (to check, count or fail something) is asked through it:
+    an answer at once would pass it by."""
+    if "update" in getattr(answers, "__dict__", {}):  # replaced on the object itself
+        return False
+    owners = {}
+    for name in ("update", "answer_cached"):
+        owners[name] = next((cls for cls in type(answers).__mro__ if name in cls.__dict__), None)
+    return owners["update"] is not None and owners["update"] is owners["answer_cached"]
 
 
 def blocks(store: object) -> bool:
@@ -146,7 +160,9 @@ class AsyncStore:
         #: ask the store): the memory store's own records, a read cache (:class:`CachedAnswers`);
         #: None for a store without either. Called on the loop, never waits.
         self.answer_cached: Callable[[str, Event | None, float, Policy], Outcome | None] | None = (
-            answers.answer_cached if isinstance(answers, CachedAnswers) else None
+            answers.answer_cached
+            if isinstance(answers, CachedAnswers) and answers_for_its_update(answers)
+            else None
         )
 
     def __repr__(self) -> str:

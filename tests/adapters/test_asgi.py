@@ -300,6 +300,26 @@ def test_the_store_down_fail_closed_answers_503(served: Served) -> None:
     assert result.code == 503 and b"10.0.0.7" not in result.body
 
 
+def test_a_failed_answer_at_once_is_answered_as_any_failed_admission() -> None:
+    """A store whose answer at once (``answer_cached``, asked before any await) raises: the
+    request gets the gate's friendly answer, as for any admission that fails, never the text."""
+
+    class Broken(MemoryStore):
+        def update(self, *args: Any, **kwargs: Any) -> Any:
+            return super().update(*args, **kwargs)
+
+        def answer_cached(self, *args: object) -> None:  # (beside its update: asked first)
+            raise RuntimeError("the cache's lock is gone at 10.0.0.7")
+
+    manager = SessionManager(store=Broken(), clock=FakeClock())
+    sid = manager.create_session().session_id
+    app = SessionMiddleware(hello, manager=manager, secret_key="test-secret")
+    headers = [(b"x-session-id", sid.encode()), (b"accept", b"application/json")]
+    result = call(app, http_scope(headers=headers))
+    assert result.code == 500 and b"10.0.0.7" not in result.body
+    assert result.json()["status"] != "healthy"
+
+
 def test_the_same_store_operations_for_each_request(served: Served) -> None:
     """Both adapters cost the same store operations per request (they share the gate)."""
     first = served()

@@ -17,6 +17,7 @@ from support.fakes import SESSION_KINDS, CountedStore
 from werkzeug.test import Client
 
 from sessionmw import SessionManager, signals
+from sessionmw._session import SessionRecord
 from sessionmw.integrations.gate import Admission, SessionGate, vary_with_cookie
 from sessionmw.integrations.http import PlainResponse
 from sessionmw.integrations.options import Options
@@ -588,8 +589,16 @@ NOW_CASES: dict[str, Setup] = {
         headers=(("x-session-id", f" {SESSION_KINDS['healthy'](gate.manager, clock)} "),)
     ),
     "healthy, past the renewal window": lambda gate, clock: _later(gate, clock),
+    "a stored id of the wrong shape": lambda gate, clock: _stored_badly(gate, clock),
 }
 ANSWERED_AT_ONCE.add("healthy, header with spaces")
+
+
+def _stored_badly(gate: SessionGate, clock: FakeClock) -> Request:
+    """An id the gate would never accept, held by the store all the same (written by other code)."""
+    manager = gate.manager
+    manager.store.create(SessionRecord.new("bad id", clock()), clock(), manager.policy)
+    return Request(headers=(("x-session-id", "bad id"),))
 
 
 def _later(gate: SessionGate, clock: FakeClock) -> Request:

@@ -382,8 +382,9 @@ async def test_touch_now_answers_at_once_what_atouch_or_report_would(
 async def test_touch_now_leaves_a_store_without_answers_at_once_to_atouch_or_report(
     anyio_backend: str,
 ) -> None:
-    """A store of one's own (no ``answer_cached``), and a memory store whose ``update`` a subclass
-    replaced, are asked through their ``update``: ``touch_now`` says None, without calling them."""
+    """A store of one's own (no ``answer_cached``), and a memory store whose ``update`` a subclass,
+    a mixin or the object itself replaced, are asked through their ``update``: ``touch_now`` says
+    None, without calling them."""
     from support.fakes import CountedStore
 
     from sessionmw.stores._memory import MemoryStore
@@ -395,14 +396,37 @@ async def test_touch_now_leaves_a_store_without_answers_at_once_to_atouch_or_rep
             Instrumented.updates += 1
             return super().update(*args, **kwargs)
 
+    class Audit:
+        def update(self, *args: Any, **kwargs: Any) -> Any:
+            Instrumented.updates += 1
+            return super().update(*args, **kwargs)  # type: ignore[misc]
+
+    class Audited(Audit, MemoryStore):  # update from a mixin
+        pass
+
     class Renamed(MemoryStore):  # no update of its own: answered at once
         pass
 
-    for store, at_once in ((CountedStore(MemoryStore()), False), (Instrumented(), False), (Renamed(), True)):
+    patched = MemoryStore()
+    plain_update = patched.update
+
+    def counted_update(*args: Any, **kwargs: Any) -> Any:
+        Instrumented.updates += 1
+        return plain_update(*args, **kwargs)
+
+    patched.update = counted_update  # type: ignore[method-assign]  # on the object itself
+    stores = (
+        (CountedStore(MemoryStore()), False),
+        (Instrumented(), False),
+        (Audited(), False),
+        (patched, False),
+        (Renamed(), True),
+    )
+    for store, at_once in stores:
         manager = SessionManager(store=store, clock=FakeClock())
         sid = manager.create_session().session_id
         answered = manager.touch_now(sid)
         assert (answered is not None) == at_once, store
         record, _ = await manager.atouch_or_report(sid)
         assert record is not None and record.session_id == sid
-    assert Instrumented.updates == 1  # the awaited call went through its update
+    assert Instrumented.updates == 3  # each awaited call went through the replaced update
